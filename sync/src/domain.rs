@@ -1,0 +1,584 @@
+//! Domain records of the store: catalog items, sales with priced lines, tenders, stock
+//! deltas, outbox entries and audit records. These are what the store keeps on disk; they
+//! are not the local API's wire types (those live in `edge-api`).
+//!
+//! Rules held here:
+//! - money is integer minor units with a currency ([`crate::money`]);
+//! - tax is computed per line, for inclusive or exclusive pricing, rounded half away from
+//!   zero once per line;
+//! - weighed items are priced per kilogram and sold by the gram;
+//! - lot-tracked items carry a lot number and an expiry date and are refused once expired;
+//! - ids are UUID v7, made here at the edge ([`new_id`]) and stored before any remote sees them;
+//! - timestamps are UTC; the business date is the calendar date in the store's time zone,
+//!   shifted by the store's business-day start (a sale at 01:30 belongs to the previous
+//!   business day when the day starts at 04:00).
+
+use crate::money::{Currency, Money, div_round_half_away};
+use jiff::Timestamp;
+use jiff::civil::{Date, Time};
+use jiff::tz::TimeZone;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A new UUID v7: time-ordered, made at the edge.
+pub fn new_id() -> Uuid {
+    Uuid::now_v7()
+}
+
+/// The UTC instant a UUID v7 was made, if it is one.
+pub fn id_time(id: &Uuid) -> Option<Timestamp> {
+    let (secs, nanos) = id.get_timestamp()?.to_unix();
+    Timestamp::new(i64::try_from(secs).ok()?, i32::try_from(nanos).ok()?).ok()
+}
+
+/// How an item is sold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ItemKind {
+    /// Sold by the piece; `price_minor` is per piece.
+    Unit,
+    /// Sold by weight; `price_minor` is per kilogram, quantities are grams.
+    Weight,
+    /// Sold by the piece, each from a lot with an expiry date.
+    Lot,
+}
+
+/// Whether catalog prices include tax.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaxMode {
+    /// Shelf price includes tax (EU retail).
+    Inclusive,
+    /// Tax is added on top (US retail).
+    Exclusive,
+}
+
+/// A catalog item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Item {
+    pub sku: String,
+    pub name: String,
+    /// Per piece, or per kilogram for [`ItemKind::Weight`].
+    pub price_minor: i64,
+    pub currency: Currency,
+    /// Tax rate in basis points: 1900 = 19 %.
+    pub tax_rate_bp: u32,
+    pub kind: ItemKind,
+    #[serde(default)]
+    pub barcodes: Vec<String>,
+    #[serde(default)]
+    pub category: String,
+    #[serde(default)]
+    pub age_restricted: bool,
+}
+
+/// How much of an item a line sells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Quantity {
+    Units(u32),
+    Grams(u32),
+}
+
+impl Quantity {
+    /// The stock movement this quantity causes when sold (negative).
+    pub fn sold_delta(&self) -> i64 {
+        match *self {
+            Quantity::Units(n) | Quantity::Grams(n) => -i64::from(n),
+        }
+    }
+}
+
+/// A lot of a lot-tracked item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lot {
+    pub number: String,
+    pub expiry: Date,
+}
+
+/// One priced line of a sale.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaleLine {
+    pub line_no: u32,
+    pub sku: String,
+    pub name: String,
+    pub kind: ItemKind,
+    pub quantity: Quantity,
+    /// Per piece, or per kilogram for weighed items, as the catalog had it.
+    pub unit_price_minor: i64,
+    pub tax_rate_bp: u32,
+    pub net_minor: i64,
+    pub tax_minor: i64,
+    pub gross_minor: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lot: Option<Lot>,
+}
+
+/// Why a line could not be priced. The caller names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LineError {
+    #[error("quantity must be at least 1")]
+    ZeroQuantity,
+    #[error("quantity {0} is above the limit of {1}")]
+    QuantityTooLarge(u64, u32),
+    #[error("item {0} is sold by weight: give weight_g, not a count")]
+    WeightRequired(String),
+    #[error("item {0} is not sold by weight")]
+    NotByWeight(String),
+    #[error("item {0} is lot-tracked: give its lot number and expiry")]
+    LotRequired(String),
+    #[error("lot {lot} of item {sku} expired on {expiry}")]
+    LotExpired { sku: String, lot: String, expiry: Date },
+    #[error("item {sku} is priced in {item}, the store sells in {store}")]
+    CurrencyMismatch { sku: String, item: Currency, store: Currency },
+    #[error("line amount overflows")]
+    Overflow,
+}
+
+/// Largest count on one line; larger is surely a typo.
+pub const MAX_UNITS_PER_LINE: u32 = 9_999;
+/// Largest weight on one line (grams): 1 t.
+pub const MAX_GRAMS_PER_LINE: u32 = 1_000_000;
+
+/// What the till asks for on one line, before pricing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineRequest {
+    Units(u64),
+    Grams(u64),
+}
+
+/// Prices one line: quantity × price, then tax per line in the store's tax mode.
+pub fn price_line(
+    line_no: u32,
+    item: &Item,
+    req: &LineRequest,
+    lot: Option<Lot>,
+    mode: TaxMode,
+    store_currency: Currency,
+    business_date: Date,
+) -> Result<SaleLine, LineError> {
+    if item.currency != store_currency {
+        return Err(LineError::CurrencyMismatch { sku: item.sku.clone(), item: item.currency, store: store_currency });
+    }
+    let quantity = match (item.kind, req) {
+        (ItemKind::Weight, LineRequest::Grams(g)) => Quantity::Grams(bounded(*g, MAX_GRAMS_PER_LINE)?),
+        (ItemKind::Weight, LineRequest::Units(_)) => {
+            return Err(LineError::WeightRequired(item.sku.clone()));
+        }
+        (_, LineRequest::Grams(_)) => return Err(LineError::NotByWeight(item.sku.clone())),
+        (_, LineRequest::Units(n)) => Quantity::Units(bounded(*n, MAX_UNITS_PER_LINE)?),
+    };
+    let lot = match (item.kind, lot) {
+        (ItemKind::Lot, None) => return Err(LineError::LotRequired(item.sku.clone())),
+        (ItemKind::Lot, Some(l)) if l.expiry < business_date => {
+            return Err(LineError::LotExpired { sku: item.sku.clone(), lot: l.number, expiry: l.expiry });
+        }
+        (ItemKind::Lot, Some(l)) => Some(l),
+        // A lot given for an item that is not lot-tracked is kept for the record.
+        (_, l) => l,
+    };
+    let amount = match quantity {
+        Quantity::Units(n) => item.price_minor.checked_mul(i64::from(n)).ok_or(LineError::Overflow)?,
+        Quantity::Grams(g) => {
+            div_round_half_away(i128::from(item.price_minor) * i128::from(g), 1000).ok_or(LineError::Overflow)?
+        }
+    };
+    let (net, tax, gross) = split_tax(amount, item.tax_rate_bp, mode).ok_or(LineError::Overflow)?;
+    Ok(SaleLine {
+        line_no,
+        sku: item.sku.clone(),
+        name: item.name.clone(),
+        kind: item.kind,
+        quantity,
+        unit_price_minor: item.price_minor,
+        tax_rate_bp: item.tax_rate_bp,
+        net_minor: net,
+        tax_minor: tax,
+        gross_minor: gross,
+        lot,
+    })
+}
+
+fn bounded(n: u64, max: u32) -> Result<u32, LineError> {
+    if n == 0 {
+        return Err(LineError::ZeroQuantity);
+    }
+    match u32::try_from(n) {
+        Ok(v) if v <= max => Ok(v),
+        _ => Err(LineError::QuantityTooLarge(n, max)),
+    }
+}
+
+/// Splits a line amount into (net, tax, gross).
+/// Inclusive: `amount` is gross; net = gross × 10000 / (10000 + rate), rounded; tax = gross − net.
+/// Exclusive: `amount` is net; tax = net × rate / 10000, rounded; gross = net + tax.
+pub fn split_tax(amount: i64, rate_bp: u32, mode: TaxMode) -> Option<(i64, i64, i64)> {
+    let rate = i128::from(rate_bp);
+    match mode {
+        TaxMode::Inclusive => {
+            let net = div_round_half_away(i128::from(amount) * 10_000, 10_000 + rate)?;
+            Some((net, amount.checked_sub(net)?, amount))
+        }
+        TaxMode::Exclusive => {
+            let tax = div_round_half_away(i128::from(amount) * rate, 10_000)?;
+            Some((amount, tax, amount.checked_add(tax)?))
+        }
+    }
+}
+
+/// A tender on a sale.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Tender {
+    Cash { amount_minor: i64 },
+}
+
+impl Tender {
+    pub fn amount_minor(&self) -> i64 {
+        match self {
+            Tender::Cash { amount_minor } => *amount_minor,
+        }
+    }
+}
+
+/// Where a sale stands. Only completed sales are stored by this version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SaleStatus {
+    Completed,
+}
+
+/// A completed sale as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sale {
+    pub id: Uuid,
+    pub status: SaleStatus,
+    /// UTC.
+    pub created_at: Timestamp,
+    /// In the store's time zone.
+    pub business_date: Date,
+    pub store_id: String,
+    pub currency: Currency,
+    pub tax_mode: TaxMode,
+    pub lines: Vec<SaleLine>,
+    pub tenders: Vec<Tender>,
+    pub net_minor: i64,
+    pub tax_minor: i64,
+    pub total_minor: i64,
+    pub tendered_minor: i64,
+    pub change_minor: i64,
+    /// The local API request that made it.
+    pub request_id: String,
+    /// The role of the token that made it.
+    pub actor: String,
+}
+
+impl Sale {
+    pub fn total(&self) -> Money {
+        Money::new(self.total_minor, self.currency)
+    }
+}
+
+/// Why tenders do not settle a sale.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TenderError {
+    #[error("tender amount must be positive")]
+    NotPositive,
+    #[error("tendered {tendered} is short of the total {total}")]
+    Short { tendered: Money, total: Money },
+    #[error("amounts overflow")]
+    Overflow,
+}
+
+/// Sums lines and tenders; returns (net, tax, total, tendered, change).
+/// Change is given in cash only: the cash tendered must cover what the change comes out of.
+pub fn settle(
+    lines: &[SaleLine],
+    tenders: &[Tender],
+    currency: Currency,
+) -> Result<(i64, i64, i64, i64, i64), TenderError> {
+    let mut net = 0i64;
+    let mut tax = 0i64;
+    let mut total = 0i64;
+    for l in lines {
+        net = net.checked_add(l.net_minor).ok_or(TenderError::Overflow)?;
+        tax = tax.checked_add(l.tax_minor).ok_or(TenderError::Overflow)?;
+        total = total.checked_add(l.gross_minor).ok_or(TenderError::Overflow)?;
+    }
+    let mut tendered = 0i64;
+    for t in tenders {
+        if t.amount_minor() <= 0 {
+            return Err(TenderError::NotPositive);
+        }
+        tendered = tendered.checked_add(t.amount_minor()).ok_or(TenderError::Overflow)?;
+    }
+    if tendered < total {
+        return Err(TenderError::Short {
+            tendered: Money::new(tendered, currency),
+            total: Money::new(total, currency),
+        });
+    }
+    Ok((net, tax, total, tendered, tendered - total))
+}
+
+/// The business date of `at` in the store's zone, for a business day starting at `day_start`.
+pub fn business_date(at: Timestamp, tz: &TimeZone, day_start: Time) -> Date {
+    let local = at.to_zoned(tz.clone()).datetime();
+    if local.time() < day_start { local.date().yesterday().unwrap_or(local.date()) } else { local.date() }
+}
+
+/// A local stock movement not yet reflected by the stock source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockDelta {
+    pub sku: String,
+    pub sale_id: Uuid,
+    pub line_no: u32,
+    /// Units or grams; negative for a sale.
+    pub delta: i64,
+    pub at: Timestamp,
+}
+
+/// Stock of one item: the last level the stock source reported, and local movements since.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockLevel {
+    /// Last level from the stock source (units or grams), if any was ever pulled.
+    pub remote_level: Option<i64>,
+    /// When the stock source said so (its own clock).
+    pub remote_at: Option<Timestamp>,
+    /// Sum of local deltas not yet reflected remotely.
+    pub unreflected: i64,
+}
+
+impl StockLevel {
+    /// What can be shown for selling: last remote level plus local unreflected movements.
+    pub fn available(&self) -> Option<i64> {
+        self.remote_level.map(|l| l.saturating_add(self.unreflected))
+    }
+}
+
+/// Where an outbox entry stands. Every transition is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum OutboxState {
+    Pending,
+    InFlight { attempt: u32 },
+    Confirmed { remote_id: String },
+    Unknown,
+    Rejected { reason: String },
+    Dead { reason: String },
+}
+
+impl OutboxState {
+    pub fn name(&self) -> &'static str {
+        match self {
+            OutboxState::Pending => "pending",
+            OutboxState::InFlight { .. } => "in_flight",
+            OutboxState::Confirmed { .. } => "confirmed",
+            OutboxState::Unknown => "unknown",
+            OutboxState::Rejected { .. } => "rejected",
+            OutboxState::Dead { .. } => "dead",
+        }
+    }
+}
+
+/// What an outbox entry carries to its remote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordKind {
+    Sale,
+}
+
+/// One record to deliver to one remote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub id: Uuid,
+    pub remote: String,
+    pub kind: RecordKind,
+    pub record_id: Uuid,
+    #[serde(flatten)]
+    pub state: OutboxState,
+    pub attempts: u32,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub request_id: String,
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub id: Uuid,
+    pub at: Timestamp,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub request_id: String,
+    #[serde(default)]
+    pub detail: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(kind: ItemKind, price: i64, rate: u32) -> Item {
+        Item {
+            sku: "S1".into(),
+            name: "Thing".into(),
+            price_minor: price,
+            currency: Currency::EUR,
+            tax_rate_bp: rate,
+            kind,
+            barcodes: vec![],
+            category: String::new(),
+            age_restricted: false,
+        }
+    }
+
+    fn date(s: &str) -> Date {
+        s.parse().expect("date")
+    }
+
+    #[test]
+    fn inclusive_tax_is_taken_out_of_the_shelf_price() {
+        // 2 × 1.19 EUR at 19 % inclusive: gross 2.38, net 2.00, tax 0.38.
+        let l = price_line(
+            1,
+            &item(ItemKind::Unit, 119, 1900),
+            &LineRequest::Units(2),
+            None,
+            TaxMode::Inclusive,
+            Currency::EUR,
+            date("2026-01-01"),
+        )
+        .expect("line");
+        assert_eq!((l.net_minor, l.tax_minor, l.gross_minor), (200, 38, 238));
+    }
+
+    #[test]
+    fn exclusive_tax_is_added_and_rounded_half_away_per_line() {
+        // 0.99 at 8.25 %: tax 8.1675 → 8.
+        assert_eq!(split_tax(99, 825, TaxMode::Exclusive), Some((99, 8, 107)));
+        // 2.00 at 7.25 %: 14.5 → 15 (half away from zero).
+        assert_eq!(split_tax(200, 725, TaxMode::Exclusive), Some((200, 15, 215)));
+        // refunds (negative amounts) round symmetrically
+        assert_eq!(split_tax(-200, 725, TaxMode::Exclusive), Some((-200, -15, -215)));
+        assert_eq!(split_tax(1000, 0, TaxMode::Inclusive), Some((1000, 0, 1000)));
+    }
+
+    #[test]
+    fn weighed_items_are_priced_per_kilogram_by_the_gram() {
+        // 350 g at 12.99 / kg = 4.5465 → 4.55
+        let l = price_line(
+            1,
+            &item(ItemKind::Weight, 1299, 700),
+            &LineRequest::Grams(350),
+            None,
+            TaxMode::Inclusive,
+            Currency::EUR,
+            date("2026-01-01"),
+        )
+        .expect("line");
+        assert_eq!(l.gross_minor, 455);
+        assert_eq!(l.quantity, Quantity::Grams(350));
+        let e = price_line(
+            1,
+            &item(ItemKind::Weight, 1299, 700),
+            &LineRequest::Units(1),
+            None,
+            TaxMode::Inclusive,
+            Currency::EUR,
+            date("2026-01-01"),
+        );
+        assert_eq!(e, Err(LineError::WeightRequired("S1".into())));
+        let e = price_line(
+            1,
+            &item(ItemKind::Unit, 1299, 700),
+            &LineRequest::Grams(5),
+            None,
+            TaxMode::Inclusive,
+            Currency::EUR,
+            date("2026-01-01"),
+        );
+        assert_eq!(e, Err(LineError::NotByWeight("S1".into())));
+    }
+
+    #[test]
+    fn lot_items_need_a_lot_that_has_not_expired() {
+        let it = item(ItemKind::Lot, 500, 700);
+        let today = date("2026-03-10");
+        let need = price_line(1, &it, &LineRequest::Units(1), None, TaxMode::Inclusive, Currency::EUR, today);
+        assert_eq!(need, Err(LineError::LotRequired("S1".into())));
+        let old = Lot { number: "L1".into(), expiry: date("2026-03-09") };
+        assert!(matches!(
+            price_line(1, &it, &LineRequest::Units(1), Some(old), TaxMode::Inclusive, Currency::EUR, today),
+            Err(LineError::LotExpired { .. })
+        ));
+        let ok = Lot { number: "L2".into(), expiry: today };
+        let l = price_line(1, &it, &LineRequest::Units(1), Some(ok.clone()), TaxMode::Inclusive, Currency::EUR, today)
+            .expect("line");
+        assert_eq!(l.lot, Some(ok));
+    }
+
+    #[test]
+    fn quantities_are_bounded() {
+        let it = item(ItemKind::Unit, 100, 0);
+        let d = date("2026-01-01");
+        assert_eq!(
+            price_line(1, &it, &LineRequest::Units(0), None, TaxMode::Inclusive, Currency::EUR, d),
+            Err(LineError::ZeroQuantity)
+        );
+        assert!(matches!(
+            price_line(1, &it, &LineRequest::Units(10_000), None, TaxMode::Inclusive, Currency::EUR, d),
+            Err(LineError::QuantityTooLarge(..))
+        ));
+        let huge = Item { price_minor: i64::MAX, ..it };
+        assert_eq!(
+            price_line(1, &huge, &LineRequest::Units(2), None, TaxMode::Inclusive, Currency::EUR, d),
+            Err(LineError::Overflow)
+        );
+    }
+
+    #[test]
+    fn short_tender_is_refused_and_change_computed() {
+        let l = price_line(
+            1,
+            &item(ItemKind::Unit, 250, 1900),
+            &LineRequest::Units(2),
+            None,
+            TaxMode::Inclusive,
+            Currency::EUR,
+            date("2026-01-01"),
+        )
+        .expect("line");
+        let lines = vec![l];
+        assert!(matches!(
+            settle(&lines, &[Tender::Cash { amount_minor: 499 }], Currency::EUR),
+            Err(TenderError::Short { .. })
+        ));
+        assert_eq!(settle(&lines, &[Tender::Cash { amount_minor: 0 }], Currency::EUR), Err(TenderError::NotPositive));
+        let (_, _, total, tendered, change) =
+            settle(&lines, &[Tender::Cash { amount_minor: 1000 }], Currency::EUR).expect("ok");
+        assert_eq!((total, tendered, change), (500, 1000, 500));
+    }
+
+    #[test]
+    fn business_date_is_local_and_honours_the_day_start() {
+        let tz = TimeZone::get("Europe/Berlin").expect("tz");
+        // 23:30 UTC on 31 Dec = 00:30 on 1 Jan in Berlin.
+        let at: Timestamp = "2025-12-31T23:30:00Z".parse().expect("ts");
+        assert_eq!(business_date(at, &tz, Time::midnight()), date("2026-01-01"));
+        // With a 04:00 day start, 00:30 still belongs to 31 Dec.
+        assert_eq!(business_date(at, &tz, Time::constant(4, 0, 0, 0)), date("2025-12-31"));
+        let ny = TimeZone::get("America/New_York").expect("tz");
+        assert_eq!(business_date(at, &ny, Time::midnight()), date("2025-12-31"));
+    }
+
+    #[test]
+    fn ids_are_v7_and_carry_their_time() {
+        let a = new_id();
+        let b = new_id();
+        assert_eq!(a.get_version_num(), 7);
+        assert!(a < b);
+        assert!(id_time(&a).is_some());
+    }
+}

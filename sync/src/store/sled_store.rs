@@ -1,0 +1,844 @@
+//! The sled implementation of [`Store`]. The only module of the workspace that opens sled.
+//! Layout, atomicity and the durability argument are in the parent module's doc.
+
+use super::durability::GroupCommit;
+use super::{
+    CatalogEntry, CommitOutcome, FORMAT_VERSION, FatalHook, IdemRecord, OutboxCounts, OutboxQuery, Result, SaleCommit,
+    Store, StoreConfig, StoreError, StoreStats,
+};
+use crate::domain::{
+    AuditRecord, Item, OutboxEntry, OutboxState, RecordKind, Sale, StockDelta, StockLevel, id_time, new_id,
+};
+use jiff::Timestamp;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::{Transactional, Tree};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use uuid::Uuid;
+
+const META_FORMAT: &str = "format_version";
+const META_ITEM_COUNT: &str = "catalog.item_count";
+/// Items per transaction when importing a catalog.
+const IMPORT_CHUNK: usize = 2_000;
+
+#[derive(Debug, Default, Clone)]
+struct RemoteIndex {
+    counts: OutboxCounts,
+    /// Entries not yet settled (pending, in flight, unknown), by id (= creation order).
+    waiting: BTreeSet<Uuid>,
+}
+
+impl RemoteIndex {
+    fn add(&mut self, id: Uuid, state: &OutboxState) {
+        let c = &mut self.counts;
+        match state {
+            OutboxState::Pending => c.pending += 1,
+            OutboxState::InFlight { .. } => c.in_flight += 1,
+            OutboxState::Unknown => c.unknown += 1,
+            OutboxState::Confirmed { .. } => c.confirmed += 1,
+            OutboxState::Rejected { .. } => c.rejected += 1,
+            OutboxState::Dead { .. } => c.dead += 1,
+        }
+        if matches!(state, OutboxState::Pending | OutboxState::InFlight { .. } | OutboxState::Unknown) {
+            self.waiting.insert(id);
+        }
+    }
+
+    fn remove(&mut self, id: Uuid, state: &OutboxState) {
+        let c = &mut self.counts;
+        let slot = match state {
+            OutboxState::Pending => &mut c.pending,
+            OutboxState::InFlight { .. } => &mut c.in_flight,
+            OutboxState::Unknown => &mut c.unknown,
+            OutboxState::Confirmed { .. } => &mut c.confirmed,
+            OutboxState::Rejected { .. } => &mut c.rejected,
+            OutboxState::Dead { .. } => &mut c.dead,
+        };
+        *slot = slot.saturating_sub(1);
+        self.waiting.remove(&id);
+    }
+}
+
+/// The sled-backed store.
+pub struct SledStore {
+    path: PathBuf,
+    db: sled::Db,
+    meta: Tree,
+    items: Tree,
+    barcodes: Tree,
+    sales: Tree,
+    idem: Tree,
+    outbox: Tree,
+    outbox_by_record: Tree,
+    stock: Tree,
+    deltas: Tree,
+    audit: Tree,
+    db_file: File,
+    group: GroupCommit,
+    on_fatal: Option<FatalHook>,
+    fatal_called: AtomicBool,
+    files_seen: Mutex<BTreeSet<String>>,
+    index: Mutex<BTreeMap<String, RemoteIndex>>,
+    item_count: AtomicU64,
+    sale_count: AtomicU64,
+    format_version: u32,
+}
+
+fn io(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Io(e.to_string())
+}
+
+fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(v).map_err(|e| StoreError::Invalid(format!("cannot encode record: {e}")))
+}
+
+fn from_json<T: DeserializeOwned>(what: impl FnOnce() -> String, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { what: what(), detail: e.to_string() })
+}
+
+fn outbox_key(remote: &str, id: &Uuid) -> Vec<u8> {
+    let mut k = Vec::with_capacity(remote.len() + 17);
+    k.extend_from_slice(remote.as_bytes());
+    k.push(0);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+fn by_record_key(record: &Uuid, remote: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(remote.len() + 16);
+    k.extend_from_slice(record.as_bytes());
+    k.extend_from_slice(remote.as_bytes());
+    k
+}
+
+fn delta_key(sku: &str, sale: &Uuid, line_no: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(sku.len() + 21);
+    k.extend_from_slice(sku.as_bytes());
+    k.push(0);
+    k.extend_from_slice(sale.as_bytes());
+    k.extend_from_slice(&line_no.to_be_bytes());
+    k
+}
+
+fn uuid_of(bytes: &[u8]) -> Option<Uuid> {
+    Uuid::from_slice(bytes).ok()
+}
+
+fn fsync_dir(path: &Path) -> std::io::Result<()> {
+    File::open(path)?.sync_all()
+}
+
+/// Aborts a transaction with a message (a record inside it was unreadable).
+type TxAbort = ConflictableTransactionError<String>;
+
+fn tx_json<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> std::result::Result<T, TxAbort> {
+    serde_json::from_slice(bytes).map_err(|e| ConflictableTransactionError::Abort(format!("{what}: {e}")))
+}
+
+fn tx_err(e: TransactionError<String>) -> StoreError {
+    match e {
+        TransactionError::Abort(m) => StoreError::Corrupt { what: "record".into(), detail: m },
+        TransactionError::Storage(e) => io(e),
+    }
+}
+
+fn tx_enc<T: Serialize>(v: &T) -> std::result::Result<Vec<u8>, TxAbort> {
+    serde_json::to_vec(v).map_err(|e| ConflictableTransactionError::Abort(format!("encode: {e}")))
+}
+
+impl SledStore {
+    /// Opens (or creates, in an empty or missing directory) a store. Never repairs, replaces
+    /// or deletes anything it cannot read: see the module doc of [`super`].
+    pub fn open(cfg: StoreConfig) -> Result<SledStore> {
+        let path = cfg.path.clone();
+        let fresh_dir = Self::check_dir(&path)?;
+        let db = sled::Config::new()
+            .path(&path)
+            .cache_capacity(cfg.cache_capacity_bytes)
+            .open()
+            .map_err(|e| classify_open_error(&path, e))?;
+        let tree =
+            |name: &str| db.open_tree(name).map_err(|e| StoreError::Open { path: path.clone(), detail: e.to_string() });
+        let meta = tree("meta")?;
+        let items = tree("items")?;
+        let barcodes = tree("barcodes")?;
+        let sales = tree("sales")?;
+        let idem = tree("idempotency")?;
+        let outbox = tree("outbox")?;
+        let outbox_by_record = tree("outbox_by_record")?;
+        let stock = tree("stock")?;
+        let deltas = tree("stock_deltas")?;
+        let audit = tree("audit")?;
+
+        let found = match meta.get(META_FORMAT).map_err(io)? {
+            Some(v) => {
+                let b: [u8; 4] = v.as_ref().try_into().map_err(|_| StoreError::NotAStore {
+                    path: path.clone(),
+                    why: "its format version record is damaged".into(),
+                })?;
+                Some(u32::from_be_bytes(b))
+            }
+            None => None,
+        };
+        let data_trees = [&items, &barcodes, &sales, &idem, &outbox, &stock, &deltas, &audit];
+        let format_version = match found {
+            Some(v) if v > FORMAT_VERSION => {
+                return Err(StoreError::NewerFormat { path, found: v, supported: FORMAT_VERSION });
+            }
+            Some(v) => v, // older formats would be migrated here; 1 is the first.
+            None if data_trees.iter().all(|t| t.is_empty()) => {
+                meta.insert(META_FORMAT, &FORMAT_VERSION.to_be_bytes()).map_err(io)?;
+                FORMAT_VERSION
+            }
+            None => {
+                return Err(StoreError::NotAStore { path, why: "it holds data but no format version".into() });
+            }
+        };
+        db.flush().map_err(io)?;
+        let db_file = File::open(path.join("db")).map_err(|e| StoreError::Open {
+            path: path.clone(),
+            detail: format!("cannot open its db file for syncing: {e}"),
+        })?;
+        db_file.sync_data().map_err(io)?;
+        fsync_dir(&path).map_err(io)?;
+        if fresh_dir && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fsync_dir(parent).map_err(io)?;
+        }
+        let item_count = match meta.get(META_ITEM_COUNT).map_err(io)? {
+            Some(v) => u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])),
+            None => 0,
+        };
+        let store = SledStore {
+            path,
+            meta,
+            items,
+            barcodes,
+            sales,
+            idem,
+            outbox,
+            outbox_by_record,
+            stock,
+            deltas,
+            audit,
+            db_file,
+            group: GroupCommit::new(),
+            on_fatal: cfg.on_fatal,
+            fatal_called: AtomicBool::new(false),
+            files_seen: Mutex::new(BTreeSet::new()),
+            index: Mutex::new(BTreeMap::new()),
+            item_count: AtomicU64::new(item_count),
+            sale_count: AtomicU64::new(0),
+            format_version,
+            db,
+        };
+        store.rebuild_index()?;
+        store.sale_count.store(store.sales.len() as u64, Ordering::Relaxed);
+        let names = store.list_files().map_err(io)?;
+        *store.files_seen.lock().unwrap_or_else(|p| p.into_inner()) = names;
+        Ok(store)
+    }
+
+    /// Refuses a path that exists but is not (or not yet) a store; creates a missing one.
+    /// Returns whether the directory was created now.
+    fn check_dir(path: &Path) -> Result<bool> {
+        match std::fs::metadata(path) {
+            Ok(m) if !m.is_dir() => {
+                Err(StoreError::NotAStore { path: path.into(), why: "it is not a directory".into() })
+            }
+            Ok(_) => {
+                let mut entries = std::fs::read_dir(path)
+                    .map_err(|e| StoreError::Open { path: path.into(), detail: e.to_string() })?;
+                let empty = entries.next().is_none();
+                if !empty && !path.join("db").exists() {
+                    return Err(StoreError::NotAStore {
+                        path: path.into(),
+                        why: "the directory holds other files and no sled `db` file".into(),
+                    });
+                }
+                Ok(false)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(path)
+                    .map_err(|e| StoreError::Open { path: path.into(), detail: e.to_string() })?;
+                Ok(true)
+            }
+            Err(e) => Err(StoreError::Open { path: path.into(), detail: e.to_string() }),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock_index(&self) -> MutexGuard<'_, BTreeMap<String, RemoteIndex>> {
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn rebuild_index(&self) -> Result<()> {
+        #[derive(serde::Deserialize)]
+        struct StateOnly {
+            #[serde(flatten)]
+            state: OutboxState,
+        }
+        let mut idx: BTreeMap<String, RemoteIndex> = BTreeMap::new();
+        for kv in self.outbox.iter() {
+            let (k, v) = kv.map_err(io)?;
+            let split = k.iter().position(|b| *b == 0).unwrap_or(k.len());
+            let remote = String::from_utf8_lossy(&k[..split]).into_owned();
+            let id = uuid_of(k.get(split + 1..).unwrap_or_default()).ok_or_else(|| StoreError::Corrupt {
+                what: format!("outbox key of {remote}"),
+                detail: "bad id".into(),
+            })?;
+            let s: StateOnly = from_json(|| format!("outbox entry {id}"), &v)?;
+            idx.entry(remote).or_default().add(id, &s.state);
+        }
+        *self.lock_index() = idx;
+        Ok(())
+    }
+
+    /// Names of the files in the store directory and in `blobs/`.
+    fn list_files(&self) -> std::io::Result<BTreeSet<String>> {
+        let mut names = BTreeSet::new();
+        for e in std::fs::read_dir(&self.path)? {
+            names.insert(e?.file_name().to_string_lossy().into_owned());
+        }
+        let blobs = self.path.join("blobs");
+        if blobs.is_dir() {
+            for e in std::fs::read_dir(&blobs)? {
+                names.insert(format!("blobs/{}", e?.file_name().to_string_lossy()));
+            }
+        }
+        Ok(names)
+    }
+
+    /// flush + fdatasync + (when files came or went) fsync of new files and directories.
+    fn sync_now(&self) -> std::io::Result<()> {
+        self.db.flush().map_err(std::io::Error::other)?;
+        self.db_file.sync_data()?;
+        let now = self.list_files()?;
+        let mut seen = self.files_seen.lock().unwrap_or_else(|p| p.into_inner());
+        if *seen != now {
+            for name in now.difference(&seen) {
+                if name.starts_with("blobs/") {
+                    match File::open(self.path.join(name)) {
+                        Ok(f) => f.sync_all()?,
+                        // sled may have collected it meanwhile.
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            let blobs = self.path.join("blobs");
+            if blobs.is_dir() {
+                fsync_dir(&blobs)?;
+            }
+            fsync_dir(&self.path)?;
+            *seen = now;
+        }
+        Ok(())
+    }
+
+    fn fatal(&self, msg: &str) {
+        if !self.fatal_called.swap(true, Ordering::SeqCst) {
+            tracing::error!(error = msg, "store sync failed: no further commits are accepted");
+            if let Some(h) = &self.on_fatal {
+                h(msg);
+            }
+        }
+    }
+
+    fn get_json<T: DeserializeOwned>(
+        &self,
+        tree: &Tree,
+        key: &[u8],
+        what: impl FnOnce() -> String,
+    ) -> Result<Option<T>> {
+        match tree.get(key).map_err(io)? {
+            Some(v) => Ok(Some(from_json(what, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn item_matches(item: &Item, q: &str) -> bool {
+        item.sku.eq_ignore_ascii_case(q) || item.barcodes.iter().any(|b| b == q) || item.name.to_lowercase().contains(q)
+    }
+
+    fn store_item_count(&self, n: u64) -> Result<()> {
+        self.item_count.store(n, Ordering::Relaxed);
+        self.meta.insert(META_ITEM_COUNT, &n.to_be_bytes()).map_err(io)?;
+        Ok(())
+    }
+}
+
+fn classify_open_error(path: &Path, e: sled::Error) -> StoreError {
+    let detail = e.to_string();
+    let locked =
+        matches!(&e, sled::Error::Io(ioe) if ioe.kind() == std::io::ErrorKind::WouldBlock) || detail.contains("lock");
+    if locked {
+        StoreError::Locked { path: path.into(), detail }
+    } else {
+        StoreError::Open { path: path.into(), detail }
+    }
+}
+
+fn validate_item(item: &Item) -> Result<()> {
+    let bad = |why: String| Err(StoreError::Invalid(format!("item {:?}: {why}", item.sku)));
+    if item.sku.is_empty() || item.sku.len() > 64 || item.sku.contains('\0') {
+        return bad("sku must be 1 to 64 bytes without NUL".into());
+    }
+    if item.name.len() > 256 {
+        return bad("name is longer than 256 bytes".into());
+    }
+    if item.barcodes.len() > 16 || item.barcodes.iter().any(|b| b.is_empty() || b.len() > 64) {
+        return bad("at most 16 barcodes of 1 to 64 bytes".into());
+    }
+    if item.price_minor < 0 {
+        return bad("price must not be negative".into());
+    }
+    Ok(())
+}
+
+impl Store for SledStore {
+    fn put_items(&self, items: &[Item]) -> Result<()> {
+        for it in items {
+            validate_item(it)?;
+        }
+        let mut added = 0u64;
+        for chunk in items.chunks(IMPORT_CHUNK) {
+            let encoded: Vec<Vec<u8>> = chunk.iter().map(to_json).collect::<Result<_>>()?;
+            let new_in_chunk = (&self.items, &self.barcodes)
+                .transaction(|(items_t, barcodes_t)| {
+                    let mut new = 0u64;
+                    for (it, enc) in chunk.iter().zip(&encoded) {
+                        if let Some(old) = items_t.insert(it.sku.as_bytes(), enc.as_slice())? {
+                            let old: Item = tx_json("item", &old)?;
+                            for b in old.barcodes.iter().filter(|b| !it.barcodes.contains(b)) {
+                                if barcodes_t.get(b.as_bytes())?.as_deref() == Some(it.sku.as_bytes()) {
+                                    barcodes_t.remove(b.as_bytes())?;
+                                }
+                            }
+                        } else {
+                            new += 1;
+                        }
+                        for b in &it.barcodes {
+                            barcodes_t.insert(b.as_bytes(), it.sku.as_bytes())?;
+                        }
+                    }
+                    Ok(new)
+                })
+                .map_err(tx_err)?;
+            added += new_in_chunk;
+        }
+        self.store_item_count(self.item_count.load(Ordering::Relaxed) + added)
+    }
+
+    fn item(&self, sku: &str) -> Result<Option<Item>> {
+        self.get_json(&self.items, sku.as_bytes(), || format!("item {sku}"))
+    }
+
+    fn item_by_barcode(&self, code: &str) -> Result<Option<Item>> {
+        match self.barcodes.get(code.as_bytes()).map_err(io)? {
+            Some(sku) => self.get_json(&self.items, &sku, || format!("item of barcode {code}")),
+            None => Ok(None),
+        }
+    }
+
+    fn items_page(
+        &self,
+        q: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+        scan_limit: usize,
+    ) -> Result<(Vec<CatalogEntry>, Option<String>)> {
+        let q = q.map(str::trim).filter(|q| !q.is_empty()).map(str::to_lowercase);
+        let mut out = Vec::new();
+        if let (Some(q), None) = (&q, after) {
+            // An exact barcode or SKU answers at once, without a scan.
+            let exact = match self.item_by_barcode(q)? {
+                Some(i) => Some(i),
+                None => self.item(&q.to_uppercase())?,
+            };
+            if let Some(item) = exact {
+                let stock = self.stock(&item.sku)?;
+                out.push(CatalogEntry { item, stock });
+                return Ok((out, None));
+            }
+        }
+        let start = match after {
+            Some(a) => Bound::Excluded(a.as_bytes().to_vec()),
+            None => Bound::Unbounded,
+        };
+        let mut scanned = 0usize;
+        let mut last_key: Option<String> = None;
+        for kv in self.items.range::<Vec<u8>, _>((start, Bound::Unbounded)) {
+            let (k, v) = kv.map_err(io)?;
+            let key = String::from_utf8_lossy(&k).into_owned();
+            if out.len() == limit || scanned == scan_limit {
+                // There is more: continue after the last item examined.
+                return Ok((out, last_key));
+            }
+            scanned += 1;
+            let item: Item = from_json(|| format!("item {key}"), &v)?;
+            last_key = Some(key);
+            if q.as_deref().is_none_or(|q| Self::item_matches(&item, q)) {
+                let stock = self.stock(&item.sku)?;
+                out.push(CatalogEntry { item, stock });
+            }
+        }
+        Ok((out, None))
+    }
+
+    fn item_count(&self) -> u64 {
+        self.item_count.load(Ordering::Relaxed)
+    }
+
+    fn stock(&self, sku: &str) -> Result<StockLevel> {
+        Ok(self.get_json(&self.stock, sku.as_bytes(), || format!("stock of {sku}"))?.unwrap_or_default())
+    }
+
+    fn set_remote_stock(&self, levels: &[(String, i64, Timestamp)]) -> Result<()> {
+        for chunk in levels.chunks(IMPORT_CHUNK) {
+            self.stock
+                .transaction(|t| {
+                    for (sku, level, at) in chunk {
+                        let mut cur: StockLevel = match t.get(sku.as_bytes())? {
+                            Some(v) => tx_json("stock", &v)?,
+                            None => StockLevel::default(),
+                        };
+                        cur.remote_level = Some(*level);
+                        cur.remote_at = Some(*at);
+                        t.insert(sku.as_bytes(), tx_enc(&cur)?)?;
+                    }
+                    Ok(())
+                })
+                .map_err(tx_err)?;
+        }
+        Ok(())
+    }
+
+    fn commit_sale(&self, c: SaleCommit) -> Result<CommitOutcome> {
+        if let Some(e) = self.group.failure() {
+            return Err(StoreError::Fatal(e));
+        }
+        let sale = &c.sale;
+        let now = sale.created_at;
+        let sale_json = to_json(sale)?;
+        let mut idem_keys = vec![format!("sale:{}", sale.id)];
+        if let Some(k) = &c.idempotency_key {
+            idem_keys.push(format!("key:{k}"));
+        }
+        let idem_json = to_json(&IdemRecord { sale_id: sale.id, fingerprint: c.fingerprint.clone() })?;
+        // Ids are made once, before the transaction, so a retried transaction reuses them.
+        let mut remotes = c.remotes.clone();
+        remotes.sort();
+        remotes.dedup();
+        let entries: Vec<OutboxEntry> = remotes
+            .iter()
+            .map(|r| OutboxEntry {
+                id: new_id(),
+                remote: r.clone(),
+                kind: RecordKind::Sale,
+                record_id: sale.id,
+                state: OutboxState::Pending,
+                attempts: 0,
+                created_at: now,
+                updated_at: now,
+                request_id: sale.request_id.clone(),
+            })
+            .collect();
+        let entries_json: Vec<Vec<u8>> = entries.iter().map(to_json).collect::<Result<_>>()?;
+        let deltas: Vec<(Vec<u8>, Vec<u8>)> = sale
+            .lines
+            .iter()
+            .map(|l| {
+                let d = StockDelta {
+                    sku: l.sku.clone(),
+                    sale_id: sale.id,
+                    line_no: l.line_no,
+                    delta: l.quantity.sold_delta(),
+                    at: now,
+                };
+                Ok((delta_key(&l.sku, &sale.id, l.line_no), to_json(&d)?))
+            })
+            .collect::<Result<_>>()?;
+        let mut per_sku: BTreeMap<&str, i64> = BTreeMap::new();
+        for l in &sale.lines {
+            *per_sku.entry(l.sku.as_str()).or_default() += l.quantity.sold_delta();
+        }
+        let audit = AuditRecord {
+            id: new_id(),
+            at: now,
+            actor: sale.actor.clone(),
+            action: "sale.completed".into(),
+            subject: sale.id.to_string(),
+            request_id: sale.request_id.clone(),
+            detail: format!("total {} in {} lines", sale.total(), sale.lines.len()),
+        };
+        let audit_json = to_json(&audit)?;
+
+        enum TxOut {
+            New,
+            Seen(IdemRecord),
+        }
+        let trees =
+            (&self.sales, &self.idem, &self.outbox, &self.outbox_by_record, &self.stock, &self.deltas, &self.audit);
+        let out = trees
+            .transaction(
+                |(sales, idem, outbox, by_rec, stock, deltas_t, audit_t): &(
+                    TransactionalTree,
+                    TransactionalTree,
+                    TransactionalTree,
+                    TransactionalTree,
+                    TransactionalTree,
+                    TransactionalTree,
+                    TransactionalTree,
+                )| {
+                    for k in &idem_keys {
+                        if let Some(v) = idem.get(k.as_bytes())? {
+                            return Ok(TxOut::Seen(tx_json("idempotency record", &v)?));
+                        }
+                    }
+                    sales.insert(sale.id.as_bytes(), sale_json.as_slice())?;
+                    for k in &idem_keys {
+                        idem.insert(k.as_bytes(), idem_json.as_slice())?;
+                    }
+                    for (e, j) in entries.iter().zip(&entries_json) {
+                        outbox.insert(outbox_key(&e.remote, &e.id), j.as_slice())?;
+                        by_rec.insert(by_record_key(&sale.id, &e.remote), e.id.as_bytes())?;
+                    }
+                    for (k, v) in &deltas {
+                        deltas_t.insert(k.as_slice(), v.as_slice())?;
+                    }
+                    for (sku, d) in &per_sku {
+                        let mut cur: StockLevel = match stock.get(sku.as_bytes())? {
+                            Some(v) => tx_json("stock", &v)?,
+                            None => StockLevel::default(),
+                        };
+                        cur.unreflected = cur.unreflected.saturating_add(*d);
+                        stock.insert(sku.as_bytes(), tx_enc(&cur)?)?;
+                    }
+                    audit_t.insert(audit.id.as_bytes(), audit_json.as_slice())?;
+                    Ok(TxOut::New)
+                },
+            )
+            .map_err(tx_err)?;
+
+        match out {
+            TxOut::New => {
+                {
+                    let mut idx = self.lock_index();
+                    for e in &entries {
+                        idx.entry(e.remote.clone()).or_default().add(e.id, &e.state);
+                    }
+                }
+                self.sale_count.fetch_add(1, Ordering::Relaxed);
+                self.sync()?;
+                Ok(CommitOutcome::Created(c.sale))
+            }
+            TxOut::Seen(rec) => {
+                if rec.fingerprint != c.fingerprint {
+                    let what = if c.idempotency_key.is_some() && rec.sale_id != sale.id {
+                        "this Idempotency-Key was used for a different sale".to_string()
+                    } else {
+                        "a sale with this id or Idempotency-Key exists with different content".to_string()
+                    };
+                    return Ok(CommitOutcome::Conflict { sale_id: rec.sale_id, what });
+                }
+                let stored = self.sale(&rec.sale_id)?.ok_or_else(|| StoreError::Corrupt {
+                    what: format!("sale {}", rec.sale_id),
+                    detail: "its idempotency record exists but the sale does not".into(),
+                })?;
+                // The first request may still be waiting for its sync: never acknowledge a
+                // replay before the sale is durable.
+                self.sync()?;
+                Ok(CommitOutcome::Replayed(stored))
+            }
+        }
+    }
+
+    fn sale(&self, id: &Uuid) -> Result<Option<Sale>> {
+        self.get_json(&self.sales, id.as_bytes(), || format!("sale {id}"))
+    }
+
+    fn sales_page(&self, after: Option<&Uuid>, limit: usize) -> Result<Vec<Sale>> {
+        let start = match after {
+            Some(a) => Bound::Excluded(a.as_bytes().to_vec()),
+            None => Bound::Unbounded,
+        };
+        let mut out = Vec::new();
+        for kv in self.sales.range::<Vec<u8>, _>((start, Bound::Unbounded)).take(limit) {
+            let (k, v) = kv.map_err(io)?;
+            out.push(from_json(|| format!("sale {:?}", uuid_of(&k)), &v)?);
+        }
+        Ok(out)
+    }
+
+    fn stock_deltas_of_sale(&self, sale: &Sale) -> Result<Vec<StockDelta>> {
+        let mut out = Vec::new();
+        for l in &sale.lines {
+            let k = delta_key(&l.sku, &sale.id, l.line_no);
+            if let Some(d) =
+                self.get_json(&self.deltas, &k, || format!("stock delta of sale {} line {}", sale.id, l.line_no))?
+            {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
+    fn outbox_entry(&self, id: &Uuid) -> Result<Option<OutboxEntry>> {
+        let remotes: Vec<String> = self.lock_index().keys().cloned().collect();
+        for r in remotes {
+            if let Some(e) = self.get_json(&self.outbox, &outbox_key(&r, id), || format!("outbox entry {id}"))? {
+                return Ok(Some(e));
+            }
+        }
+        Ok(None)
+    }
+
+    fn outbox_page(&self, q: &OutboxQuery) -> Result<Vec<OutboxEntry>> {
+        let lower = match (&q.after, &q.remote) {
+            (Some((r, id)), _) => Bound::Excluded(outbox_key(r, id)),
+            (None, Some(r)) => Bound::Included(outbox_key(r, &Uuid::nil())),
+            (None, None) => Bound::Unbounded,
+        };
+        let mut out = Vec::new();
+        for kv in self.outbox.range::<Vec<u8>, _>((lower, Bound::Unbounded)) {
+            if out.len() >= q.limit {
+                break;
+            }
+            let (k, v) = kv.map_err(io)?;
+            if let Some(r) = &q.remote {
+                let prefix_ok = k.len() > r.len() && k.starts_with(r.as_bytes()) && k[r.len()] == 0;
+                if !prefix_ok {
+                    break;
+                }
+            }
+            let e: OutboxEntry = from_json(|| "outbox entry".to_string(), &v)?;
+            if q.state.as_deref().is_none_or(|s| s == e.state.name()) {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+
+    fn outbox_entries_of(&self, record_id: &Uuid) -> Result<Vec<OutboxEntry>> {
+        let mut out = Vec::new();
+        for kv in self.outbox_by_record.scan_prefix(record_id.as_bytes()) {
+            let (k, v) = kv.map_err(io)?;
+            let remote = String::from_utf8_lossy(&k[16..]).into_owned();
+            let id = uuid_of(&v)
+                .ok_or_else(|| StoreError::Corrupt { what: "outbox index".into(), detail: "bad id".into() })?;
+            if let Some(e) = self.get_json(&self.outbox, &outbox_key(&remote, &id), || format!("outbox entry {id}"))? {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+
+    fn outbox_counts(&self) -> BTreeMap<String, OutboxCounts> {
+        self.lock_index()
+            .iter()
+            .map(|(r, i)| {
+                let mut c = i.counts.clone();
+                c.oldest_waiting = i.waiting.first().and_then(id_time);
+                (r.clone(), c)
+            })
+            .collect()
+    }
+
+    fn transition_outbox(
+        &self,
+        remote: &str,
+        id: &Uuid,
+        expected: &OutboxState,
+        next: OutboxState,
+        at: Timestamp,
+    ) -> Result<OutboxEntry> {
+        let key = outbox_key(remote, id);
+        let res = self
+            .outbox
+            .transaction(|t| {
+                let Some(v) = t.get(&key)? else {
+                    return Ok(Err(format!("outbox entry {id} of {remote} does not exist")));
+                };
+                let mut e: OutboxEntry = tx_json("outbox entry", &v)?;
+                if &e.state != expected {
+                    return Ok(Err(format!("outbox entry {id} is {} not {}", e.state.name(), expected.name())));
+                }
+                if let OutboxState::InFlight { attempt } = &next {
+                    e.attempts = e.attempts.max(*attempt);
+                }
+                e.state = next.clone();
+                e.updated_at = at;
+                t.insert(key.as_slice(), tx_enc(&e)?)?;
+                Ok(Ok(e))
+            })
+            .map_err(tx_err)?;
+        let e = res.map_err(StoreError::Invalid)?;
+        let mut idx = self.lock_index();
+        let ri = idx.entry(remote.to_string()).or_default();
+        ri.remove(*id, expected);
+        ri.add(*id, &e.state);
+        Ok(e)
+    }
+
+    fn append_audit(&self, rec: &AuditRecord) -> Result<()> {
+        self.audit.insert(rec.id.as_bytes(), to_json(rec)?).map_err(io)?;
+        Ok(())
+    }
+
+    fn audit_page(&self, after: Option<&Uuid>, limit: usize) -> Result<Vec<AuditRecord>> {
+        let start = match after {
+            Some(a) => Bound::Excluded(a.as_bytes().to_vec()),
+            None => Bound::Unbounded,
+        };
+        let mut out = Vec::new();
+        for kv in self.audit.range::<Vec<u8>, _>((start, Bound::Unbounded)).take(limit) {
+            let (_, v) = kv.map_err(io)?;
+            out.push(from_json(|| "audit record".to_string(), &v)?);
+        }
+        Ok(out)
+    }
+
+    fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.meta.get(key.as_bytes()).map_err(io)?.map(|v| v.to_vec()))
+    }
+
+    fn meta_set(&self, key: &str, value: &[u8]) -> Result<()> {
+        if key == META_FORMAT {
+            return Err(StoreError::Invalid("the format version is not set through meta_set".into()));
+        }
+        self.meta.insert(key.as_bytes(), value).map_err(io)?;
+        Ok(())
+    }
+
+    fn format_version(&self) -> u32 {
+        self.format_version
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.group.wait_durable(|| self.sync_now()).map_err(|e| {
+            self.fatal(&e);
+            StoreError::Fatal(e)
+        })
+    }
+
+    fn stats(&self) -> StoreStats {
+        let g = self.group.stats();
+        StoreStats {
+            items: self.item_count(),
+            sales: self.sale_count.load(Ordering::Relaxed),
+            syncs: g.syncs,
+            commits_synced: g.tickets_synced,
+            last_sync_micros: u64::try_from(g.last_sync.as_micros()).unwrap_or(u64::MAX),
+            size_on_disk_bytes: self.db.size_on_disk().unwrap_or(0),
+        }
+    }
+}
