@@ -1,0 +1,240 @@
+//! The sled store on a real disk: commits, idempotency, reopening, refusals.
+
+mod common;
+
+use common::{REMOTES, commit_of, make_sale, open, seed};
+use edge_sync::demo::{demo_ean, demo_item};
+use edge_sync::domain::{OutboxState, Quantity};
+use edge_sync::store::{CommitOutcome, FORMAT_VERSION, OutboxQuery, SledStore, Store, StoreConfig, StoreError};
+use jiff::Timestamp;
+
+#[test]
+fn a_committed_sale_is_stored_with_outbox_entries_deltas_and_stock() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = open(dir.path());
+    seed(&store, 40);
+    let sale = make_sale(&store, 0, 3);
+    let out = store.commit_sale(commit_of(sale.clone(), Some("k1"), "fp1")).expect("commit");
+    assert_eq!(out, CommitOutcome::Created(sale.clone()));
+    assert_eq!(store.sale(&sale.id).expect("get"), Some(sale.clone()));
+
+    let entries = store.outbox_entries_of(&sale.id).expect("entries");
+    let mut remotes: Vec<_> = entries.iter().map(|e| e.remote.as_str()).collect();
+    remotes.sort();
+    assert_eq!(remotes, REMOTES);
+    assert!(entries.iter().all(|e| e.state == OutboxState::Pending && e.record_id == sale.id));
+
+    let deltas = store.stock_deltas_of_sale(&sale).expect("deltas");
+    assert_eq!(deltas.len(), sale.lines.len());
+    for (d, l) in deltas.iter().zip(&sale.lines) {
+        let Quantity::Units(n) = l.quantity else { panic!("unit line") };
+        assert_eq!(d.delta, -i64::from(n));
+        assert_eq!(store.stock(&l.sku).expect("stock").unreflected, d.delta);
+    }
+    let counts = store.outbox_counts();
+    assert_eq!(counts["cloud"].pending, 1);
+    assert!(counts["cloud"].oldest_waiting.is_some());
+    assert!(store.stats().syncs >= 1);
+}
+
+#[test]
+fn a_repeated_key_returns_the_first_sale_and_never_stores_a_second() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = open(dir.path());
+    seed(&store, 40);
+    let first = make_sale(&store, 0, 2);
+    store.commit_sale(commit_of(first.clone(), Some("key-A"), "fp")).expect("commit");
+    // A retry makes a new sale object (new id) with the same request: the key wins.
+    let retry = make_sale(&store, 0, 2);
+    let out = store.commit_sale(commit_of(retry, Some("key-A"), "fp")).expect("replay");
+    assert_eq!(out, CommitOutcome::Replayed(first.clone()));
+    // Same key, other content: a conflict, nothing stored.
+    let other = make_sale(&store, 5, 1);
+    let out = store.commit_sale(commit_of(other.clone(), Some("key-A"), "other-fp")).expect("conflict");
+    assert!(matches!(out, CommitOutcome::Conflict { sale_id, .. } if sale_id == first.id));
+    assert_eq!(store.sale(&other.id).expect("get"), None);
+    // A repeated sale id without a key is a replay too.
+    let out = store.commit_sale(commit_of(first.clone(), None, "fp")).expect("replay by id");
+    assert_eq!(out, CommitOutcome::Replayed(first.clone()));
+    assert_eq!(store.sales_page(None, 100).expect("page").len(), 1);
+    assert_eq!(store.outbox_counts()["netsuite"].pending, 1);
+}
+
+#[test]
+fn sales_outbox_and_counts_survive_reopening() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let ids: Vec<_> = {
+        let store = open(dir.path());
+        seed(&store, 40);
+        (0..5)
+            .map(|i| {
+                let s = make_sale(&store, i, 2);
+                store.commit_sale(commit_of(s.clone(), Some(&format!("k{i}")), "fp")).expect("commit");
+                s.id
+            })
+            .collect()
+    };
+    let store = open(dir.path());
+    for id in &ids {
+        assert!(store.sale(id).expect("get").is_some());
+        assert_eq!(store.outbox_entries_of(id).expect("entries").len(), 3);
+    }
+    assert_eq!(store.outbox_counts()["lightspeed"].pending, 5);
+    assert_eq!(store.stats().sales, 5);
+    assert_eq!(store.item_count(), 40);
+    assert_eq!(store.format_version(), FORMAT_VERSION);
+}
+
+#[test]
+fn outbox_transitions_are_guarded_and_counted() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = open(dir.path());
+    seed(&store, 40);
+    let s = make_sale(&store, 1, 1);
+    store.commit_sale(commit_of(s.clone(), None, "fp")).expect("commit");
+    let e = store
+        .outbox_page(&OutboxQuery { remote: Some("cloud".into()), limit: 10, ..Default::default() })
+        .expect("page")
+        .remove(0);
+    let now = Timestamp::now();
+    let moved = store
+        .transition_outbox("cloud", &e.id, &OutboxState::Pending, OutboxState::InFlight { attempt: 1 }, now)
+        .expect("move");
+    assert_eq!(moved.attempts, 1);
+    // A stale expectation is refused: no lost update.
+    let stale = store.transition_outbox("cloud", &e.id, &OutboxState::Pending, OutboxState::Unknown, now);
+    assert!(matches!(stale, Err(StoreError::Invalid(_))));
+    store
+        .transition_outbox(
+            "cloud",
+            &e.id,
+            &OutboxState::InFlight { attempt: 1 },
+            OutboxState::Confirmed { remote_id: "r-1".into() },
+            now,
+        )
+        .expect("confirm");
+    let c = &store.outbox_counts()["cloud"];
+    assert_eq!((c.pending, c.in_flight, c.confirmed), (0, 0, 1));
+    assert_eq!(c.oldest_waiting, None);
+    let only_pending = store
+        .outbox_page(&OutboxQuery { state: Some("pending".into()), limit: 10, ..Default::default() })
+        .expect("page");
+    assert_eq!(only_pending.len(), 2);
+}
+
+#[test]
+fn catalog_lookups_by_barcode_sku_and_name_with_bounded_scans() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = open(dir.path());
+    seed(&store, 300);
+    let it = demo_item(17);
+    assert_eq!(store.item_by_barcode(&demo_ean(17)).expect("get"), Some(it.clone()));
+    assert_eq!(store.item_by_barcode("0000000000000").expect("get"), None);
+    let (page, next) = store.items_page(Some(&demo_ean(17)), None, 10, 1000).expect("page");
+    assert_eq!(page.len(), 1);
+    assert_eq!(next, None);
+    // Paging through everything yields every item once, in SKU order.
+    let mut seen = vec![];
+    let mut after: Option<String> = None;
+    loop {
+        let (page, next) = store.items_page(None, after.as_deref(), 64, 10_000).expect("page");
+        seen.extend(page.into_iter().map(|e| e.item.sku));
+        match next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 300);
+    assert!(seen.windows(2).all(|w| w[0] < w[1]));
+    // A name search that scans at most 50 items per call still finds all matches via cursors.
+    let word = it.name.split(' ').nth(1).expect("noun").to_lowercase();
+    let expected = (0..300).filter(|i| demo_item(*i).name.to_lowercase().contains(&word)).count();
+    let (mut found, mut after) = (0, None::<String>);
+    loop {
+        let (page, next) = store.items_page(Some(&word), after.as_deref(), 1000, 50).expect("page");
+        found += page.len();
+        match next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(found, expected);
+}
+
+#[test]
+fn replacing_an_item_moves_its_barcodes() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = open(dir.path());
+    let mut it = demo_item(3);
+    store.put_items(std::slice::from_ref(&it)).expect("put");
+    it.barcodes = vec!["4006381333931".into()];
+    store.put_items(std::slice::from_ref(&it)).expect("put");
+    assert_eq!(store.item_by_barcode(&demo_ean(3)).expect("get"), None);
+    assert_eq!(store.item_by_barcode("4006381333931").expect("get").map(|i| i.sku), Some(it.sku));
+    assert_eq!(store.item_count(), 1);
+}
+
+#[test]
+fn a_store_from_a_newer_version_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().expect("tmp");
+    {
+        let _s = open(dir.path());
+    }
+    // Write a future format version with sled directly, as a newer edged would.
+    {
+        let db = sled::open(dir.path()).expect("sled");
+        db.open_tree("meta").expect("meta").insert("format_version", &(FORMAT_VERSION + 1).to_be_bytes()).expect("ins");
+        db.flush().expect("flush");
+    }
+    let err = SledStore::open(StoreConfig::new(dir.path())).err().expect("must refuse");
+    let msg = err.to_string();
+    assert!(matches!(err, StoreError::NewerFormat { found, .. } if found == FORMAT_VERSION + 1), "{msg}");
+    assert!(msg.contains("newer") && msg.contains("untouched"), "{msg}");
+    let db = sled::open(dir.path()).expect("sled");
+    let v = db.open_tree("meta").expect("meta").get("format_version").expect("get").expect("present");
+    assert_eq!(v.as_ref(), &(FORMAT_VERSION + 1).to_be_bytes());
+}
+
+#[test]
+fn a_directory_that_is_not_a_store_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::write(dir.path().join("notes.txt"), "keep me").expect("write");
+    let err = SledStore::open(StoreConfig::new(dir.path())).err().expect("must refuse");
+    assert!(matches!(err, StoreError::NotAStore { .. }), "{err}");
+    let names: Vec<_> = std::fs::read_dir(dir.path()).expect("ls").map(|e| e.expect("e").file_name()).collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("notes.txt")]);
+
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").expect("write");
+    let err = SledStore::open(StoreConfig::new(&file)).err().expect("must refuse");
+    assert!(err.to_string().contains("not a directory"), "{err}");
+}
+
+#[test]
+fn a_store_in_use_is_reported_as_locked() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let _first = open(dir.path());
+    // sled locks per process with an flock-style lock; a second open in the same process
+    // may or may not be refused, so ask a child process (the real case: two daemons).
+    let out = std::process::Command::new("flock")
+        .args(["--nonblock", "--exclusive"])
+        .arg(dir.path().join("db"))
+        .arg("true")
+        .output()
+        .expect("flock(1) from util-linux");
+    assert!(!out.status.success(), "the db file must be locked while the store is open");
+}
+
+#[test]
+fn invalid_items_are_refused_with_the_reason() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = open(dir.path());
+    let mut it = demo_item(1);
+    it.sku = String::new();
+    let e = store.put_items(&[it]).expect_err("refused");
+    assert!(e.to_string().contains("sku"), "{e}");
+    let mut it = demo_item(1);
+    it.price_minor = -1;
+    assert!(store.put_items(&[it]).is_err());
+    assert_eq!(store.item_count(), 0);
+}
