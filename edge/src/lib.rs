@@ -1,1 +1,18 @@
+//! edge: the store edge daemon (`edged`) and the field tech's CLI (`edgectl`).
+//!
+//! - [`config`]: the TOML configuration, checked whole with every problem named by key;
+//! - [`tokens`]: role tokens (`tokens.json`);
+//! - [`sale`]: a sale request → a priced, settled domain sale, or a refusal naming the field;
+//! - [`app`]: shared state; [`http`]: the local API v1; [`metrics`]: `/metrics`;
+//! - [`daemon`]: serving and graceful shutdown; [`demo`]: `edged demo`;
+//! - [`client`]: the HTTP client edgectl (and tests, and benches) use.
 
+pub mod app;
+pub mod client;
+pub mod config;
+pub mod daemon;
+pub mod demo;
+pub mod http;
+pub mod metrics;
+pub mod sale;
+pub mod tokens;

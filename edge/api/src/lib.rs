@@ -1,1 +1,294 @@
+//! Wire types of the edge daemon's local API v1.
+//!
+//! These are what crosses the loopback socket between edged and its clients (the kiosk
+//! screens, edgectl, scripts). They are deliberately separate from the domain records in
+//! `edge-sync`: the API may rename or reshape a field without touching what is on disk, and
+//! the other way round. Every type derives an OpenAPI schema (`utoipa`), served at
+//! `GET /v1/openapi.json`.
+//!
+//! Money is always integer minor units plus an ISO 4217 currency; times are RFC 3339 UTC;
+//! business dates are `YYYY-MM-DD` in the store's time zone.
 
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// An error, as `application/problem+json` (RFC 9457).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Problem {
+    /// A URI reference naming the kind of problem, e.g. `/problems/unknown-sku`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// The request field at fault, e.g. `lines[0].sku`, or a header name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The id of the request (also in the `x-request-id` header and the daemon's logs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// `GET /v1/health`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// `ok` or `degraded`.
+    pub status: String,
+    pub version: String,
+    pub store_id: String,
+    pub uptime_s: u64,
+    /// Today's business date in the store's time zone.
+    pub business_date: String,
+    /// Whether new sales are accepted (false while shutting down).
+    pub accepting_sales: bool,
+    /// Why the status is `degraded`, one line per reason.
+    #[serde(default)]
+    pub reasons: Vec<String>,
+    pub store: StoreHealth,
+}
+
+/// The store part of [`Health`].
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StoreHealth {
+    pub format_version: u32,
+    pub items: u64,
+    pub sales: u64,
+    pub size_on_disk_bytes: u64,
+    /// Flush + fdatasync rounds so far, and the commits they covered.
+    pub syncs: u64,
+    pub commits_synced: u64,
+}
+
+/// A catalog item with its stock.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CatalogItem {
+    pub sku: String,
+    pub name: String,
+    /// Per piece, or per kilogram when `kind` is `weight`.
+    pub price_minor: i64,
+    pub currency: String,
+    /// `unit`, `weight` (sold by the gram) or `lot` (needs lot number and expiry).
+    pub kind: String,
+    pub tax_rate_bp: u32,
+    pub barcodes: Vec<String>,
+    pub category: String,
+    pub age_restricted: bool,
+    /// Available for selling (units, or grams for weighed items): last level from the stock
+    /// source minus local sales not yet reflected there. Null when no level was ever pulled.
+    pub stock: Option<i64>,
+    /// When the stock source last reported this item's level (its clock, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stock_at: Option<String>,
+}
+
+/// `GET /v1/catalog/items`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ItemsPage {
+    pub items: Vec<CatalogItem>,
+    /// Pass as `cursor` to continue; null at the end.
+    pub next_cursor: Option<String>,
+}
+
+/// One line of `POST /v1/sales`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SaleLineIn {
+    pub sku: String,
+    /// Pieces (unit and lot items). Defaults to 1 when neither `qty` nor `weight_g` is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qty: Option<i64>,
+    /// Grams, for items sold by weight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_g: Option<i64>,
+    /// Lot number, for lot-tracked items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lot: Option<String>,
+    /// Expiry of the lot, `YYYY-MM-DD`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry: Option<String>,
+}
+
+/// One tender of `POST /v1/sales`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenderIn {
+    /// `cash` or `card`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Required for cash. For card, absent means "the remainder".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_minor: Option<i64>,
+}
+
+/// `POST /v1/sales`: a whole sale in one call.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SaleIn {
+    /// Optional client-made UUID; repeating it returns the first result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<Uuid>,
+    pub lines: Vec<SaleLineIn>,
+    pub tenders: Vec<TenderIn>,
+}
+
+/// A priced line of a sale.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SaleLineOut {
+    pub line_no: u32,
+    pub sku: String,
+    pub name: String,
+    pub kind: String,
+    /// Pieces, for unit and lot items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qty: Option<u32>,
+    /// Grams, for weighed items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_g: Option<u32>,
+    pub unit_price_minor: i64,
+    pub tax_rate_bp: u32,
+    pub net_minor: i64,
+    pub tax_minor: i64,
+    pub gross_minor: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lot: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry: Option<String>,
+}
+
+/// A tender as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TenderOut {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub amount_minor: i64,
+}
+
+/// A sale (`201` of `POST /v1/sales`, `GET /v1/sales/{id}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SaleOut {
+    pub id: Uuid,
+    /// `completed`.
+    pub status: String,
+    pub total_minor: i64,
+    pub net_minor: i64,
+    pub tax_minor: i64,
+    pub currency: String,
+    pub business_date: String,
+    pub created_at: String,
+    pub lines: Vec<SaleLineOut>,
+    pub tenders: Vec<TenderOut>,
+    pub tendered_minor: i64,
+    pub change_minor: i64,
+}
+
+/// `GET /v1/sales`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SalesPage {
+    pub sales: Vec<SaleOut>,
+    pub next_cursor: Option<String>,
+}
+
+/// Delivery state of the records bound for one remote.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RemoteStatus {
+    /// `cloud`, `lightspeed` or `netsuite`.
+    pub name: String,
+    /// `off`, `shadow` or `live`.
+    pub mode: String,
+    /// `connected`, `degraded`, `down`, or `idle` while no sync engine delivers.
+    pub state: String,
+    pub pending: u64,
+    pub in_flight: u64,
+    pub unknown: u64,
+    pub confirmed: u64,
+    pub rejected: u64,
+    pub dead: u64,
+    /// Age of the oldest record not yet delivered, seconds.
+    pub oldest_pending_age_s: Option<u64>,
+    /// `ok`, `warning` (≥ 5 min) or `critical` (≥ 15 min).
+    pub lag: String,
+    pub last_success_at: Option<String>,
+    pub errors_last_hour: u64,
+    pub rate_limit: Option<String>,
+}
+
+/// `GET /v1/sync`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SyncStatus {
+    pub remotes: Vec<RemoteStatus>,
+}
+
+/// One outbox entry: one record bound for one remote.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OutboxEntryOut {
+    pub id: Uuid,
+    pub remote: String,
+    /// `sale`.
+    pub kind: String,
+    pub record_id: Uuid,
+    /// `pending`, `in_flight`, `confirmed`, `unknown`, `rejected` or `dead`.
+    pub state: String,
+    /// Remote id (confirmed) or reason (rejected, dead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    pub attempts: u32,
+    pub created_at: String,
+    pub updated_at: String,
+    pub request_id: String,
+}
+
+/// `GET /v1/outbox`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OutboxPage {
+    pub entries: Vec<OutboxEntryOut>,
+    pub next_cursor: Option<String>,
+}
+
+/// A device the daemon drives.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeviceOut {
+    pub id: String,
+    pub kind: String,
+    pub state: String,
+    pub health: String,
+}
+
+/// `GET /v1/devices`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DevicesList {
+    pub devices: Vec<DeviceOut>,
+}
+
+/// A message on `GET /v1/events` (WebSocket, JSON text frames).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type")]
+pub enum Event {
+    /// A sale was committed durably.
+    #[serde(rename = "sale.completed")]
+    SaleCompleted { at: String, sale_id: Uuid, total_minor: i64, currency: String, business_date: String },
+    /// Delivery state per remote (sent on connect and when it changes).
+    #[serde(rename = "sync.status")]
+    SyncStatus { at: String, remotes: Vec<RemoteStatus> },
+    /// This client was too slow and missed `missed` events; re-read state over HTTP.
+    #[serde(rename = "events.lagged")]
+    Lagged { missed: u64 },
+    /// The daemon is stopping; reconnect later.
+    #[serde(rename = "daemon.stopping")]
+    Stopping { at: String },
+}
+
+/// `DIR/api.json`, written by the daemon when its API is ready.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApiFile {
+    pub url: String,
+}
+
+/// `DIR/tokens.json`: one bearer token per role.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TokensFile {
+    pub cashier: String,
+    pub manager: String,
+    pub tech: String,
+    pub kiosk: String,
+}

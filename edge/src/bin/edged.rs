@@ -1,1 +1,141 @@
-fn main() {}
+//! edged: the store edge daemon. See `edged --help`.
+
+use clap::{Parser, Subcommand};
+use edge::config;
+use edge::daemon;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "edged", version, about = "The store edge daemon: sales, devices, offline queue, sync")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the daemon with a configuration file.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Check a configuration file: exit 0, or exit 2 with one line per problem naming the key.
+    CheckConfig { file: PathBuf },
+    /// The whole product on one machine: daemon, simulated devices, fake remotes.
+    Demo {
+        /// Data directory (default: a fresh temporary one). Reuse it to carry on after a restart.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// API address.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+        /// Use remotes already running at the URLs in FILE (as written by `edge-lab fakes`).
+        #[arg(long)]
+        fakes: Option<PathBuf>,
+        /// Items in the deterministic demo catalog.
+        #[arg(long, default_value_t = 2000)]
+        catalog_size: u64,
+        /// Do not start the kiosk UI.
+        #[arg(long)]
+        no_ui: bool,
+        /// A real or external device in place of a simulator: KIND=URI (repeatable).
+        #[arg(long = "device", value_name = "KIND=URI")]
+        devices: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::CheckConfig { file } => match config::load(&file) {
+            Ok(_) => {
+                println!("{}: ok", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(problems) => {
+                for p in problems {
+                    println!("{p}");
+                }
+                ExitCode::from(2)
+            }
+        },
+        Cmd::Run { config: path } => {
+            let cfg = match config::load(&path) {
+                Ok(c) => c,
+                Err(problems) => {
+                    for p in problems {
+                        eprintln!("edged: config {}: {p}", path.display());
+                    }
+                    return ExitCode::from(2);
+                }
+            };
+            daemon::init_logging(cfg.log_format, &cfg.log_level);
+            let dir = cfg.data_dir.clone();
+            if let Err(e) = std::fs::create_dir_all(&dir) {
+                eprintln!("edged: cannot make data dir {}: {e}", dir.display());
+                return ExitCode::from(daemon::EXIT_START as u8);
+            }
+            start(cfg, dir, None)
+        }
+        Cmd::Demo { data_dir, listen, fakes, catalog_size, no_ui, devices } => {
+            daemon::init_logging(config::LogFormat::Text, "info");
+            for d in &devices {
+                match edge::demo::parse_device(d) {
+                    Ok((kind, uri)) => {
+                        tracing::warn!(%kind, %uri, "device accepted, but this build has no device drivers yet; it is not driven")
+                    }
+                    Err(e) => {
+                        eprintln!("edged demo: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            let (cfg, dir) = match edge::demo::prepare(data_dir, &listen, fakes.as_deref()) {
+                Ok(x) => x,
+                Err(e) => {
+                    eprintln!("edged demo: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            eprintln!("edged demo: data dir {}", dir.display());
+            if !no_ui {
+                tracing::info!("this build has no kiosk UI yet; use the API or edgectl --data-dir {}", dir.display());
+            }
+            if fakes.is_none() {
+                tracing::info!("no --fakes: sales wait in the outbox (this build has no sync engine yet)");
+            }
+            start(cfg, dir, Some(catalog_size))
+        }
+    }
+}
+
+fn start(cfg: config::Config, dir: PathBuf, demo_catalog: Option<u64>) -> ExitCode {
+    let store = match daemon::open_store(&cfg) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("edged: {e}");
+            return ExitCode::from(daemon::EXIT_START as u8);
+        }
+    };
+    if let Some(size) = demo_catalog
+        && let Err(e) = edge::demo::seed_catalog(store.as_ref(), size)
+    {
+        eprintln!("edged demo: cannot seed the catalog: {e}");
+        return ExitCode::from(daemon::EXIT_START as u8);
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("edged: cannot start the runtime: {e}");
+            return ExitCode::from(daemon::EXIT_START as u8);
+        }
+    };
+    match rt.block_on(daemon::run(cfg, store, &dir)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("edged: {e}");
+            ExitCode::from(daemon::EXIT_START as u8)
+        }
+    }
+}

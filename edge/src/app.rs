@@ -1,0 +1,140 @@
+//! The daemon's shared state: configuration, store, tokens, event bus, metrics, and the
+//! gate that lets shutdown wait for commits in progress.
+
+use crate::config::{Config, Mode};
+use crate::metrics::Metrics;
+use crate::tokens::Tokens;
+use edge_api::{Event, Health, RemoteStatus, StoreHealth};
+use edge_sync::domain::business_date;
+use edge_sync::store::Store;
+use jiff::Timestamp;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
+use tokio::sync::{OwnedRwLockReadGuard, RwLock, broadcast, watch};
+
+/// Events buffered per slow client before it is told it lagged.
+pub const EVENT_BUFFER: usize = 1024;
+/// Lag of the oldest undelivered record that warns, and that is critical (seconds).
+pub const LAG_WARNING_S: u64 = 5 * 60;
+pub const LAG_CRITICAL_S: u64 = 15 * 60;
+
+pub struct App {
+    pub cfg: Config,
+    pub store: Arc<dyn Store>,
+    pub tokens: Tokens,
+    pub events: broadcast::Sender<Event>,
+    pub metrics: Metrics,
+    pub ws_clients: AtomicUsize,
+    /// Flips to true when shutdown starts; event streams say goodbye.
+    pub stopping: watch::Sender<bool>,
+    accepting: AtomicBool,
+    gate: Arc<RwLock<()>>,
+    started: Instant,
+}
+
+impl App {
+    pub fn new(cfg: Config, store: Arc<dyn Store>, tokens: Tokens) -> App {
+        App {
+            cfg,
+            store,
+            tokens,
+            events: broadcast::channel(EVENT_BUFFER).0,
+            metrics: Metrics::new(),
+            ws_clients: AtomicUsize::new(0),
+            stopping: watch::channel(false).0,
+            accepting: AtomicBool::new(true),
+            gate: Arc::new(RwLock::new(())),
+            started: Instant::now(),
+        }
+    }
+
+    /// A permit to commit, or None once shutdown has begun.
+    pub fn commit_gate(&self) -> Option<OwnedRwLockReadGuard<()>> {
+        if !self.accepting.load(Ordering::SeqCst) {
+            return None;
+        }
+        self.gate.clone().try_read_owned().ok()
+    }
+
+    /// Stops taking sales and waits until every commit in progress has returned.
+    pub async fn drain(&self) {
+        self.accepting.store(false, Ordering::SeqCst);
+        let _ = self.stopping.send(true);
+        let _all = self.gate.write().await;
+    }
+
+    pub fn accepting(&self) -> bool {
+        self.accepting.load(Ordering::SeqCst)
+    }
+
+    pub fn health(&self) -> Health {
+        let now = Timestamp::now();
+        let st = self.store.stats();
+        let mut reasons = vec![];
+        if !self.accepting() {
+            reasons.push("shutting down: no new sales".to_string());
+        }
+        for r in self.remote_statuses(now) {
+            if r.lag == "critical" {
+                reasons.push(format!(
+                    "{}: oldest undelivered record is {} s old",
+                    r.name,
+                    r.oldest_pending_age_s.unwrap_or(0)
+                ));
+            }
+        }
+        Health {
+            status: if reasons.is_empty() { "ok" } else { "degraded" }.into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            store_id: self.cfg.store_id.clone(),
+            uptime_s: self.started.elapsed().as_secs(),
+            business_date: business_date(now, &self.cfg.timezone, self.cfg.business_day_start).to_string(),
+            accepting_sales: self.accepting(),
+            reasons,
+            store: StoreHealth {
+                format_version: self.store.format_version(),
+                items: st.items,
+                sales: st.sales,
+                size_on_disk_bytes: st.size_on_disk_bytes,
+                syncs: st.syncs,
+                commits_synced: st.commits_synced,
+            },
+        }
+    }
+
+    /// Delivery state per remote. With no sync engine in this build, a remote that is not
+    /// `off` is `idle`: its records wait durably in the outbox.
+    pub fn remote_statuses(&self, now: Timestamp) -> Vec<RemoteStatus> {
+        let counts = self.store.outbox_counts();
+        self.cfg
+            .remotes
+            .iter()
+            .map(|(name, rc)| {
+                let c = counts.get(name).cloned().unwrap_or_default();
+                let age = c.oldest_waiting.map(|t| (now - t).get_seconds().max(0) as u64);
+                let lag = match age {
+                    Some(a) if a >= LAG_CRITICAL_S => "critical",
+                    Some(a) if a >= LAG_WARNING_S => "warning",
+                    _ => "ok",
+                };
+                RemoteStatus {
+                    name: name.clone(),
+                    mode: rc.mode.as_str().into(),
+                    state: if rc.mode == Mode::Off { "off" } else { "idle" }.into(),
+                    pending: c.pending,
+                    in_flight: c.in_flight,
+                    unknown: c.unknown,
+                    confirmed: c.confirmed,
+                    rejected: c.rejected,
+                    dead: c.dead,
+                    oldest_pending_age_s: age,
+                    lag: lag.into(),
+                    last_success_at: None,
+                    errors_last_hour: 0,
+                    rate_limit: None,
+                }
+            })
+            .collect()
+    }
+}

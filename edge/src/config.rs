@@ -1,0 +1,470 @@
+//! edged's configuration: a TOML file, checked as a whole so that every problem is reported
+//! at once, each named by its key (`store.timezone: "Europe/Berln" is not a known time zone`).
+//!
+//! Secrets never live here: role tokens are in a separate 0600 file (`api.tokens_file`).
+
+use edge_sync::domain::TaxMode;
+use edge_sync::money::Currency;
+use jiff::civil::Time;
+use jiff::tz::TimeZone;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The remotes a store can deliver to.
+pub const REMOTE_NAMES: [&str; 3] = ["cloud", "lightspeed", "netsuite"];
+
+/// How a connector runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Off,
+    Shadow,
+    Live,
+}
+
+impl Mode {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Mode::Off => "off",
+            Mode::Shadow => "shadow",
+            Mode::Live => "live",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RemoteConfig {
+    pub mode: Mode,
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub store_id: String,
+    pub store_name: String,
+    pub timezone: TimeZone,
+    pub timezone_name: String,
+    pub currency: Currency,
+    pub tax_mode: TaxMode,
+    pub business_day_start: Time,
+    pub data_dir: PathBuf,
+    pub cache_mb: u64,
+    pub listen: SocketAddr,
+    pub allow_remote: bool,
+    pub max_body_bytes: usize,
+    pub max_lines_per_sale: usize,
+    pub max_ws_clients: usize,
+    pub tokens_file: PathBuf,
+    pub remotes: BTreeMap<String, RemoteConfig>,
+    pub log_format: LogFormat,
+    pub log_level: String,
+}
+
+impl Config {
+    /// Remotes that get an outbox entry for each sale (mode shadow or live).
+    pub fn sale_remotes(&self) -> Vec<String> {
+        self.remotes.iter().filter(|(_, r)| r.mode != Mode::Off).map(|(n, _)| n.clone()).collect()
+    }
+}
+
+/// One problem found in a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub key: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Walks a TOML table, taking typed values by key and remembering every problem.
+struct Checker<'a> {
+    problems: Vec<ConfigProblem>,
+    root: &'a toml::Table,
+    used: Vec<String>,
+}
+
+impl<'a> Checker<'a> {
+    fn problem(&mut self, key: &str, message: impl Into<String>) {
+        self.problems.push(ConfigProblem { key: key.to_string(), message: message.into() });
+    }
+
+    fn lookup(&mut self, key: &str) -> Option<&'a toml::Value> {
+        self.used.push(key.to_string());
+        let mut parts = key.split('.');
+        let first = parts.next()?;
+        let mut v = self.root.get(first)?;
+        for p in parts {
+            v = v.as_table()?.get(p)?;
+        }
+        Some(v)
+    }
+
+    fn string(&mut self, key: &str, default: Option<&str>) -> Option<String> {
+        match self.lookup(key) {
+            Some(toml::Value::String(s)) => Some(s.clone()),
+            Some(other) => {
+                self.problem(key, format!("must be a string, found {}", other.type_str()));
+                None
+            }
+            None => match default {
+                Some(d) => Some(d.to_string()),
+                None => {
+                    self.problem(key, "is required");
+                    None
+                }
+            },
+        }
+    }
+
+    fn integer(&mut self, key: &str, default: i64, min: i64, max: i64) -> i64 {
+        match self.lookup(key) {
+            Some(toml::Value::Integer(n)) if (min..=max).contains(n) => *n,
+            Some(toml::Value::Integer(n)) => {
+                self.problem(key, format!("{n} is out of range {min}..={max}"));
+                default
+            }
+            Some(other) => {
+                self.problem(key, format!("must be an integer, found {}", other.type_str()));
+                default
+            }
+            None => default,
+        }
+    }
+
+    fn boolean(&mut self, key: &str, default: bool) -> bool {
+        match self.lookup(key) {
+            Some(toml::Value::Boolean(b)) => *b,
+            Some(other) => {
+                self.problem(key, format!("must be true or false, found {}", other.type_str()));
+                default
+            }
+            None => default,
+        }
+    }
+
+    /// Reports keys that nothing reads (typos).
+    fn unknown_keys(&mut self) {
+        fn walk(prefix: &str, t: &toml::Table, out: &mut Vec<String>) {
+            for (k, v) in t {
+                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                match v {
+                    toml::Value::Table(sub) => walk(&key, sub, out),
+                    _ => out.push(key),
+                }
+            }
+        }
+        let mut all = vec![];
+        walk("", self.root, &mut all);
+        for k in all {
+            let known = self.used.iter().any(|u| u == &k);
+            let under_reported = self.problems.iter().any(|p| k.starts_with(&format!("{}.", p.key)));
+            if !known && !under_reported {
+                self.problem(&k, "is not a known setting");
+            }
+        }
+    }
+}
+
+fn parse_time(s: &str) -> Option<Time> {
+    let (h, m) = s.split_once(':')?;
+    let (h, m): (i8, i8) = (h.parse().ok()?, m.parse().ok()?);
+    Time::new(h, m, 0, 0).ok()
+}
+
+/// Parses and checks a configuration; `base` resolves relative paths (the file's folder).
+pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
+    let root: toml::Table = match text.parse() {
+        Ok(t) => t,
+        Err(e) => {
+            let at = e.span().map(|s| line_of(text, s.start)).map(|l| format!("line {l}")).unwrap_or_default();
+            return Err(vec![ConfigProblem {
+                key: if at.is_empty() { "(file)".into() } else { at },
+                message: format!("not valid TOML: {}", e.message()),
+            }]);
+        }
+    };
+    let mut c = Checker { problems: vec![], root: &root, used: vec![] };
+
+    let store_id = c.string("store.id", None).unwrap_or_default();
+    if !store_id.is_empty()
+        && (store_id.len() > 64 || !store_id.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch)))
+    {
+        c.problem("store.id", "must be 1 to 64 characters of letters, digits, '-', '_' or '.'");
+    }
+    let store_name = c.string("store.name", Some("")).unwrap_or_default();
+    let timezone_name = c.string("store.timezone", None).unwrap_or_default();
+    let timezone = if timezone_name.is_empty() {
+        None
+    } else {
+        match TimeZone::get(&timezone_name) {
+            Ok(tz) => Some(tz),
+            Err(_) => {
+                c.problem(
+                    "store.timezone",
+                    format!("{timezone_name:?} is not a known IANA time zone (e.g. Europe/Berlin)"),
+                );
+                None
+            }
+        }
+    };
+    let currency = match c.string("store.currency", None) {
+        Some(s) => match Currency::parse(&s) {
+            Ok(cur) => Some(cur),
+            Err(e) => {
+                c.problem("store.currency", e.to_string());
+                None
+            }
+        },
+        None => None,
+    };
+    let tax_mode = match c.string("store.tax_mode", Some("inclusive")).as_deref() {
+        Some("inclusive") => TaxMode::Inclusive,
+        Some("exclusive") => TaxMode::Exclusive,
+        Some(other) => {
+            c.problem("store.tax_mode", format!("{other:?} must be \"inclusive\" or \"exclusive\""));
+            TaxMode::Inclusive
+        }
+        None => TaxMode::Inclusive,
+    };
+    let day_start_s = c.string("store.business_day_start", Some("00:00")).unwrap_or_default();
+    let business_day_start = parse_time(&day_start_s).unwrap_or_else(|| {
+        c.problem("store.business_day_start", format!("{day_start_s:?} must be HH:MM, e.g. 04:00"));
+        Time::midnight()
+    });
+
+    let data_dir = c.string("data.dir", None).map(|d| base.join(d)).unwrap_or_default();
+    let cache_mb = c.integer("data.cache_mb", 64, 8, 4096) as u64;
+
+    let listen_s = c.string("api.listen", Some("127.0.0.1:7420")).unwrap_or_default();
+    let allow_remote = c.boolean("api.allow_remote", false);
+    let listen = match listen_s.parse::<SocketAddr>() {
+        Ok(a) => {
+            if !a.ip().is_loopback() && !allow_remote {
+                c.problem(
+                    "api.listen",
+                    format!("{a} is not a loopback address; set api.allow_remote = true to expose the API beyond this machine"),
+                );
+            }
+            Some(a)
+        }
+        Err(_) => {
+            c.problem("api.listen", format!("{listen_s:?} is not an address:port, e.g. 127.0.0.1:7420"));
+            None
+        }
+    };
+    let max_body_bytes = c.integer("api.max_body_kb", 64, 1, 1024) as usize * 1024;
+    let max_lines_per_sale = c.integer("api.max_lines_per_sale", 200, 1, 1000) as usize;
+    let max_ws_clients = c.integer("api.max_ws_clients", 32, 1, 1024) as usize;
+    let tokens_file = match c.string("api.tokens_file", Some("")) {
+        Some(s) if !s.is_empty() => base.join(s),
+        _ => data_dir.join("tokens.json"),
+    };
+
+    let mut remotes = BTreeMap::new();
+    if let Some(toml::Value::Table(t)) = root.get("remotes") {
+        for name in t.keys() {
+            if !REMOTE_NAMES.contains(&name.as_str()) {
+                c.problem(&format!("remotes.{name}"), format!("unknown remote; known: {}", REMOTE_NAMES.join(", ")));
+            }
+        }
+    } else if root.get("remotes").is_some() {
+        c.problem("remotes", "must be a table");
+    }
+    for name in REMOTE_NAMES {
+        let mode_key = format!("remotes.{name}.mode");
+        let mode = match c.string(&mode_key, Some("off")).as_deref() {
+            Some("off") | None => Mode::Off,
+            Some("shadow") => Mode::Shadow,
+            Some("live") => Mode::Live,
+            Some(other) => {
+                c.problem(&mode_key, format!("{other:?} must be \"off\", \"shadow\" or \"live\""));
+                Mode::Off
+            }
+        };
+        let url_key = format!("remotes.{name}.url");
+        let url = c.string(&url_key, Some("")).filter(|u| !u.is_empty());
+        if let Some(u) = &url
+            && !(u.starts_with("https://") || u.starts_with("http://"))
+        {
+            c.problem(&url_key, format!("{u:?} must be an http:// or https:// URL"));
+        }
+        remotes.insert(name.to_string(), RemoteConfig { mode, url });
+    }
+
+    let log_format = match c.string("log.format", Some("text")).as_deref() {
+        Some("json") => LogFormat::Json,
+        Some("text") | None => LogFormat::Text,
+        Some(other) => {
+            c.problem("log.format", format!("{other:?} must be \"text\" or \"json\""));
+            LogFormat::Text
+        }
+    };
+    let log_level = c.string("log.level", Some("info")).unwrap_or_default();
+    if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
+        c.problem("log.level", format!("{log_level:?} is not a log filter (e.g. info, or edge=debug,info)"));
+    }
+    c.unknown_keys();
+
+    match (c.problems.is_empty(), timezone, currency, listen) {
+        (true, Some(timezone), Some(currency), Some(listen)) => Ok(Config {
+            store_id,
+            store_name,
+            timezone,
+            timezone_name,
+            currency,
+            tax_mode,
+            business_day_start,
+            data_dir,
+            cache_mb,
+            listen,
+            allow_remote,
+            max_body_bytes,
+            max_lines_per_sale,
+            max_ws_clients,
+            tokens_file,
+            remotes,
+            log_format,
+            log_level,
+        }),
+        _ => Err(c.problems),
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].bytes().filter(|b| *b == b'\n').count() + 1
+}
+
+/// Reads and checks a configuration file.
+pub fn load(path: &Path) -> Result<Config, Vec<ConfigProblem>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![ConfigProblem { key: "(file)".into(), message: format!("cannot read {}: {e}", path.display()) }]
+    })?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    parse(&text, &base)
+}
+
+/// The configuration `edged demo` runs with, written to `DIR/config.toml`.
+pub fn demo_toml(data_dir: &Path, listen: &str) -> String {
+    format!(
+        r#"# Written by `edged demo`. `edged run --config` this file to run the same store.
+[store]
+id = "store-001"
+name = "Demo Store"
+timezone = "Europe/Berlin"
+currency = "EUR"
+tax_mode = "inclusive"
+business_day_start = "00:00"
+
+[data]
+dir = {dir:?}
+cache_mb = 64
+
+[api]
+listen = {listen:?}
+
+[remotes.cloud]
+mode = "live"
+
+[remotes.lightspeed]
+mode = "live"
+
+[remotes.netsuite]
+mode = "live"
+"#,
+        dir = data_dir.display().to_string(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[store]
+id = "store-001"
+timezone = "Europe/Berlin"
+currency = "EUR"
+[data]
+dir = "/var/lib/edged"
+[remotes.cloud]
+mode = "live"
+url = "https://cloud.example"
+"#;
+
+    #[test]
+    fn a_good_config_parses_with_defaults() {
+        let c = parse(GOOD, Path::new("/etc/edged")).expect("valid");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:7420");
+        assert_eq!(c.sale_remotes(), vec!["cloud".to_string()]);
+        assert_eq!(c.tokens_file, PathBuf::from("/var/lib/edged/tokens.json"));
+        assert_eq!(c.max_body_bytes, 64 * 1024);
+    }
+
+    #[test]
+    fn every_problem_is_named_by_its_key() {
+        let bad = r#"
+[store]
+id = "store 001"
+timezone = "Europe/Berln"
+currency = "euro"
+tax_mode = "sometimes"
+business_day_start = "25:00"
+[data]
+dir = 7
+cache_mb = 1
+[api]
+listen = "0.0.0.0:80"
+max_body_kb = "big"
+[remotes.cloud]
+mode = "on"
+url = "ftp://x"
+[remotes.square]
+mode = "live"
+[log]
+levle = "debug"
+"#;
+        let problems = parse(bad, Path::new("/")).expect_err("invalid");
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        for k in [
+            "store.id",
+            "store.timezone",
+            "store.currency",
+            "store.tax_mode",
+            "store.business_day_start",
+            "data.dir",
+            "data.cache_mb",
+            "api.listen",
+            "api.max_body_kb",
+            "remotes.cloud.mode",
+            "remotes.cloud.url",
+            "remotes.square",
+            "log.levle",
+        ] {
+            assert!(keys.contains(&k), "{k} not reported in {problems:?}");
+        }
+    }
+
+    #[test]
+    fn broken_toml_names_the_line() {
+        let p = parse("[store]\nid = \"x\nzone", Path::new("/")).expect_err("invalid");
+        assert_eq!(p.len(), 1);
+        assert!(p[0].key.starts_with("line "), "{:?}", p[0]);
+    }
+
+    #[test]
+    fn the_demo_config_is_valid() {
+        let c = parse(&demo_toml(Path::new("/tmp/d"), "127.0.0.1:0"), Path::new("/")).expect("valid");
+        assert_eq!(c.sale_remotes().len(), 3);
+    }
+}

@@ -1,0 +1,122 @@
+//! Running the daemon: logging, opening the store, serving the API until a signal, and
+//! shutting down in the mini-redis manner — stop taking sales, let commits in progress
+//! finish, let answered requests drain, sync the store, exit 0.
+
+use crate::app::App;
+use crate::config::{Config, LogFormat};
+use crate::tokens::{Tokens, write_public};
+use edge_api::ApiFile;
+use edge_sync::store::{SledStore, Store, StoreConfig};
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Exit code when the store could not be made durable (systemd restarts us).
+pub const EXIT_STORE_FATAL: i32 = 70;
+/// Exit code for a start-up failure (bad store, port in use …).
+pub const EXIT_START: i32 = 1;
+/// Longest wait for open requests once shutdown began.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Logs to stderr, as text or JSON lines. `RUST_LOG` overrides the configured level.
+pub fn init_logging(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Opens the store; a failed sync later exits the process with [`EXIT_STORE_FATAL`].
+pub fn open_store(cfg: &Config) -> Result<Arc<dyn Store>, String> {
+    let mut sc = StoreConfig::new(cfg.data_dir.join("store"));
+    sc.cache_capacity_bytes = cfg.cache_mb * 1024 * 1024;
+    sc.on_fatal = Some(Arc::new(|msg: &str| {
+        eprintln!("edged: FATAL: {msg}; exiting so that recovery starts from what is on disk");
+        std::process::exit(EXIT_STORE_FATAL);
+    }));
+    let store = SledStore::open(sc).map_err(|e| e.to_string())?;
+    Ok(Arc::new(store))
+}
+
+/// Resolves when SIGTERM or SIGINT arrives.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut t), Ok(mut i)) => {
+            tokio::select! {
+                _ = t.recv() => tracing::info!("SIGTERM: shutting down"),
+                _ = i.recv() => tracing::info!("SIGINT: shutting down"),
+            }
+        }
+        _ => {
+            tracing::warn!("cannot install signal handlers; stop with SIGKILL");
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then drains and syncs.
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = crate::http::router(app.clone());
+    let app_for_signal = app.clone();
+    let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
+    let graceful = async move {
+        shutdown.await;
+        // No new sales from here on; commits in progress finish and are answered.
+        app_for_signal.drain().await;
+        let _ = drained_tx.send(());
+    };
+    let server = axum::serve(listener, router).with_graceful_shutdown(graceful);
+    let server = tokio::spawn(async move { server.await });
+    // Once draining started, give open connections a bounded time to finish.
+    let res = match drained_rx.await {
+        Ok(()) => match tokio::time::timeout(DRAIN_TIMEOUT, server).await {
+            Ok(joined) => joined.map_err(std::io::Error::other)?,
+            Err(_) => {
+                tracing::warn!("open connections did not finish within {DRAIN_TIMEOUT:?}; closing them");
+                Ok(())
+            }
+        },
+        // The server ended on its own (listener error).
+        Err(_) => Err(std::io::Error::other("API server stopped unexpectedly")),
+    };
+    let store = app.store.clone();
+    tokio::task::spawn_blocking(move || store.sync())
+        .await
+        .map_err(std::io::Error::other)?
+        .map_err(std::io::Error::other)?;
+    tracing::info!("store synced; bye");
+    res
+}
+
+/// Binds, announces readiness (stdout `READY url`, `DIR/api.json`) and serves until a signal.
+pub async fn run(cfg: Config, store: Arc<dyn Store>, announce_dir: &Path) -> Result<(), String> {
+    let tokens = Tokens::load_or_create(&cfg.tokens_file)?;
+    let listener = TcpListener::bind(cfg.listen).await.map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let url = format!("http://{addr}");
+    let app = Arc::new(App::new(cfg, store, tokens));
+    let api = serde_json::to_vec(&ApiFile { url: url.clone() }).map_err(|e| e.to_string())?;
+    write_public(&announce_dir.join("api.json"), &api).map_err(|e| format!("cannot write api.json: {e}"))?;
+    tracing::info!(%url, store = %app.cfg.store_id, "API ready");
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "READY {url}");
+        let _ = out.flush();
+    }
+    serve(app, listener, shutdown_signal()).await.map_err(|e| e.to_string())
+}

@@ -1,0 +1,110 @@
+//! `edged demo`: the whole product on one machine. Makes (or reuses) a data directory,
+//! writes a demo configuration, seeds the deterministic demo catalog once, and runs the
+//! daemon on it. Restarted on the same directory (also after SIGKILL) it carries on with the
+//! same store, catalog and tokens.
+
+use crate::config::{self, Config};
+use edge_sync::demo::{demo_item, demo_stock};
+use edge_sync::store::Store;
+use jiff::Timestamp;
+use std::path::{Path, PathBuf};
+
+const META_DEMO_SIZE: &str = "demo.catalog_size";
+const SEED_CHUNK: u64 = 10_000;
+
+/// Device kinds a demo can take from `--device KIND=URI`.
+pub const DEVICE_KINDS: [&str; 6] = ["terminal", "printer", "scanner", "scale", "display", "drawer"];
+
+/// Checks one `--device KIND=URI` argument.
+pub fn parse_device(arg: &str) -> Result<(String, String), String> {
+    let (kind, uri) = arg.split_once('=').ok_or_else(|| format!("--device {arg:?}: expected KIND=URI"))?;
+    if !DEVICE_KINDS.contains(&kind) {
+        return Err(format!("--device {arg:?}: unknown kind {kind:?}; one of {}", DEVICE_KINDS.join(", ")));
+    }
+    let ok = ["tcp://", "serial://", "usb://"].iter().any(|s| uri.starts_with(s) && uri.len() > s.len());
+    if !ok {
+        return Err(format!("--device {arg:?}: URI must be tcp://HOST:PORT, serial:///dev/… or usb://VID:PID"));
+    }
+    Ok((kind.to_string(), uri.to_string()))
+}
+
+/// The remotes named by an `edge-lab fakes` file (`{"cloud": url, "lightspeed": url, "netsuite": url}`).
+pub fn read_fakes(path: &Path) -> Result<Vec<(String, String)>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("--fakes {}: {e}", path.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("--fakes {}: not JSON: {e}", path.display()))?;
+    let mut out = vec![];
+    for name in config::REMOTE_NAMES {
+        let url = v
+            .get(name)
+            .and_then(|u| u.as_str())
+            .ok_or_else(|| format!("--fakes {}: no URL for {name:?}", path.display()))?;
+        if !url.starts_with("http://") && !url.starts_with("https://") {
+            return Err(format!("--fakes {}: {name}: {url:?} is not an http URL", path.display()));
+        }
+        out.push((name.to_string(), url.to_string()));
+    }
+    Ok(out)
+}
+
+/// Makes the data directory (a fresh temporary one unless given) and the demo config.
+pub fn prepare(data_dir: Option<PathBuf>, listen: &str, fakes: Option<&Path>) -> Result<(Config, PathBuf), String> {
+    let dir = match data_dir {
+        Some(d) => {
+            std::fs::create_dir_all(&d).map_err(|e| format!("cannot make data dir {}: {e}", d.display()))?;
+            d
+        }
+        None => tempfile::Builder::new()
+            .prefix("edged-demo-")
+            .tempdir()
+            .map_err(|e| format!("cannot make a temporary data dir: {e}"))?
+            .keep(),
+    };
+    let dir = std::fs::canonicalize(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let text = config::demo_toml(&dir, listen);
+    crate::tokens::write_public(&dir.join("config.toml"), text.as_bytes())
+        .map_err(|e| format!("cannot write {}/config.toml: {e}", dir.display()))?;
+    let mut cfg = config::parse(&text, &dir).map_err(|p| {
+        let lines: Vec<String> = p.iter().map(ToString::to_string).collect();
+        format!("demo config is invalid: {}", lines.join("; "))
+    })?;
+    if let Some(f) = fakes {
+        for (name, url) in read_fakes(f)? {
+            if let Some(r) = cfg.remotes.get_mut(&name) {
+                r.url = Some(url);
+            }
+        }
+    }
+    Ok((cfg, dir))
+}
+
+/// Seeds the demo catalog up to `size` items (once; a restart finds it there).
+pub fn seed_catalog(store: &dyn Store, size: u64) -> Result<(), String> {
+    let have = match store.meta_get(META_DEMO_SIZE).map_err(|e| e.to_string())? {
+        Some(v) => {
+            u64::from_be_bytes(v.as_slice().try_into().map_err(|_| "demo catalog size record is damaged".to_string())?)
+        }
+        None => 0,
+    };
+    if have >= size {
+        if have > size {
+            tracing::warn!(have, asked = size, "demo catalog is larger than --catalog-size; keeping the larger one");
+        }
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    let now = Timestamp::now();
+    let mut i = have;
+    while i < size {
+        let end = (i + SEED_CHUNK).min(size);
+        let items: Vec<_> = (i..end).map(demo_item).collect();
+        store.put_items(&items).map_err(|e| e.to_string())?;
+        let levels: Vec<_> = (i..end).map(|j| (demo_item(j).sku, demo_stock(j), now)).collect();
+        store.set_remote_stock(&levels).map_err(|e| e.to_string())?;
+        i = end;
+    }
+    store.meta_set(META_DEMO_SIZE, &size.to_be_bytes()).map_err(|e| e.to_string())?;
+    store.sync().map_err(|e| e.to_string())?;
+    tracing::info!(items = size - have, ms = started.elapsed().as_millis() as u64, "demo catalog seeded");
+    Ok(())
+}

@@ -1,0 +1,789 @@
+//! The local API v1 (axum): routes, auth by role token, problem+json errors, request ids,
+//! body limits, the event stream and the OpenAPI document.
+//!
+//! Every request gets an id (the client's `x-request-id` if it is sane, else a new UUID v7),
+//! echoed in the `x-request-id` header, carried in the log span, in every problem body and
+//! into the sale and its outbox entries.
+
+use crate::app::App;
+use crate::sale::{Refusal, build_sale, fingerprint, kind_str, sale_out};
+use crate::tokens::Role;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use edge_api::*;
+use edge_sync::domain::{OutboxEntry, OutboxState, RecordKind, new_id};
+use edge_sync::store::{CommitOutcome, OutboxQuery, SaleCommit};
+use jiff::Timestamp;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use utoipa::OpenApi;
+use uuid::Uuid;
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// An error answer: `application/problem+json`.
+#[derive(Debug)]
+pub struct ApiError(pub Problem);
+
+impl ApiError {
+    pub fn new(status: StatusCode, slug: &str, title: &str, detail: impl Into<String>) -> ApiError {
+        ApiError(Problem {
+            kind: format!("/problems/{slug}"),
+            title: title.to_string(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            field: None,
+            request_id: None,
+        })
+    }
+
+    pub fn field(mut self, f: impl Into<String>) -> ApiError {
+        self.0.field = Some(f.into());
+        self
+    }
+
+    fn internal(e: impl std::fmt::Display) -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store-unavailable", "Store unavailable", e.to_string())
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> ApiError {
+        let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+        let e = ApiError::new(status, r.slug, r.title, r.detail);
+        match r.field {
+            Some(f) => e.field(f),
+            None => e,
+        }
+    }
+}
+
+impl From<edge_sync::store::StoreError> for ApiError {
+    fn from(e: edge_sync::store::StoreError) -> ApiError {
+        ApiError::internal(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut p = self.0;
+        if p.request_id.is_none() {
+            p.request_id = current_request_id();
+        }
+        let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&p).unwrap_or_default();
+        (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"))], body).into_response()
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// The caller's role, from `Authorization: Bearer <token>` (or `?access_token=` on the
+/// event stream, which browsers cannot give headers).
+pub struct Auth(pub Role);
+
+impl Auth {
+    fn require(&self, roles: &[Role]) -> ApiResult<()> {
+        if roles.contains(&self.0) {
+            Ok(())
+        } else {
+            let names: Vec<&str> = roles.iter().map(Role::as_str).collect();
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Wrong role",
+                format!("the {} token may not do this; allowed: {}", self.0.as_str(), names.join(", ")),
+            ))
+        }
+    }
+}
+
+impl FromRequestParts<Arc<App>> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> ApiResult<Auth> {
+        let from_header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .map(str::to_string);
+        let from_query = || {
+            parts
+                .uri
+                .query()
+                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("access_token=").map(str::to_string)))
+        };
+        let token = match from_header {
+            Some(t) => Some(t),
+            None if parts.uri.path() == "/v1/events" => from_query(),
+            None => None,
+        };
+        let Some(token) = token else {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Token missing",
+                "send Authorization: Bearer <token> (tokens.json holds one per role)",
+            )
+            .field("Authorization"));
+        };
+        match app.tokens.role_of(&token) {
+            Some(r) => Ok(Auth(r)),
+            None => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Token unknown",
+                "the bearer token is not valid",
+            )
+            .field("Authorization")),
+        }
+    }
+}
+
+/// A JSON body: 413 past the size limit, 415 for another content type, 400 for broken JSON,
+/// 422 naming the field for a body of the wrong shape.
+pub struct ApiJson<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned> FromRequest<Arc<App>> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, app: &Arc<App>) -> ApiResult<ApiJson<T>> {
+        if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
+            let ok = ct.to_str().map(|s| s.starts_with("application/json") || s.ends_with("+json")).unwrap_or(false);
+            if !ok {
+                return Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported-media-type",
+                    "JSON expected",
+                    format!("Content-Type {ct:?} is not application/json"),
+                )
+                .field("Content-Type"));
+            }
+        }
+        let limit = app.cfg.max_body_bytes;
+        let bytes = Bytes::from_request(req, app).await.map_err(|e: BytesRejection| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body-too-large",
+                    "Body too large",
+                    format!("the request body is larger than {limit} bytes"),
+                )
+            } else {
+                ApiError::new(StatusCode::BAD_REQUEST, "bad-body", "Body unreadable", e.body_text())
+            }
+        })?;
+        let de = &mut serde_json::Deserializer::from_slice(&bytes);
+        match serde_path_to_error::deserialize(de) {
+            Ok(v) => Ok(ApiJson(v)),
+            Err(e) => {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                if inner.is_data() {
+                    let field = if path == "." { "(body)".to_string() } else { path };
+                    Err(ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "bad-field",
+                        "Invalid field",
+                        inner.to_string(),
+                    )
+                    .field(field))
+                } else {
+                    Err(ApiError::new(StatusCode::BAD_REQUEST, "malformed-json", "Malformed JSON", inner.to_string()))
+                }
+            }
+        }
+    }
+}
+
+/// Query string parsing with a problem+json refusal.
+fn query<T: serde::de::DeserializeOwned>(parts_uri: &axum::http::Uri) -> ApiResult<T> {
+    Query::<T>::try_from_uri(parts_uri).map(|q| q.0).map_err(|e| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad-query", "Invalid query", e.body_text()).field("(query)")
+    })
+}
+
+fn sane_request_id(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    let ok = !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+    ok.then(|| s.to_string())
+}
+
+/// Request id, log span, metrics.
+async fn request_context(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let rid = req.headers().get("x-request-id").and_then(sane_request_id).unwrap_or_else(|| new_id().to_string());
+    let route =
+        req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let method = req.method().clone();
+    let started = Instant::now();
+    let span = tracing::info_span!("request", request_id = %rid, %method, route = %route);
+    let mut resp = {
+        let _e = span.enter();
+        tracing::debug!(path = %req.uri().path(), "request");
+        drop(_e);
+        REQUEST_ID.scope(rid.clone(), next.run(req)).await
+    };
+    let status = resp.status();
+    if let Ok(v) = HeaderValue::from_str(&rid) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    let took = started.elapsed();
+    app.metrics
+        .http_requests
+        .get_or_create(&crate::metrics::HttpLabels {
+            method: method.to_string(),
+            route: route.clone(),
+            status: status.as_u16(),
+        })
+        .inc();
+    app.metrics
+        .http_duration
+        .get_or_create(&crate::metrics::RouteLabel { route: route.clone() })
+        .observe(took.as_secs_f64());
+    let _e = span.enter();
+    if status.is_server_error() {
+        tracing::warn!(status = status.as_u16(), micros = took.as_micros() as u64, "answered");
+    } else {
+        tracing::debug!(status = status.as_u16(), micros = took.as_micros() as u64, "answered");
+    }
+    resp
+}
+
+/// Builds the router over the shared state.
+pub fn router(app: Arc<App>) -> Router {
+    let body_limit = app.cfg.max_body_bytes;
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/openapi.json", get(openapi))
+        .route("/v1/catalog/items", get(catalog_items))
+        .route("/v1/catalog/barcode/{code}", get(catalog_barcode))
+        .route("/v1/sales", get(list_sales).post(post_sale))
+        .route("/v1/sales/{id}", get(get_sale))
+        .route("/v1/sync", get(sync_status))
+        .route("/v1/outbox", get(list_outbox))
+        .route("/v1/outbox/{id}", get(get_outbox))
+        .route("/v1/devices", get(devices))
+        .route("/v1/events", get(events))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(app.clone(), request_context))
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .with_state(app)
+}
+
+async fn not_found(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        "No such path",
+        format!("{} is not a path of the API v1", req.uri().path()),
+    )
+}
+
+async fn method_not_allowed(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        format!("{} is not allowed on {}", req.method(), req.uri().path()),
+    )
+}
+
+#[utoipa::path(get, path = "/v1/health", tag = "daemon", responses((status = 200, body = Health)))]
+async fn health(State(app): State<Arc<App>>) -> Json<Health> {
+    Json(app.health())
+}
+
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "daemon", responses((status = 200, description = "This document")))]
+async fn openapi() -> Response {
+    let doc = ApiDoc::openapi();
+    match doc.to_json() {
+        Ok(s) => ([(header::CONTENT_TYPE, "application/json")], s).into_response(),
+        Err(e) => ApiError::internal(e).into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct ItemsQuery {
+    /// SKU, barcode, or part of the name.
+    q: Option<String>,
+    /// 1 to 500, default 50.
+    limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// Most items a search examines per call; the cursor continues it.
+const SEARCH_SCAN_LIMIT: usize = 20_000;
+
+#[utoipa::path(get, path = "/v1/catalog/items", tag = "catalog", params(ItemsQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = ItemsPage), (status = 401, body = Problem), (status = 422, body = Problem)))]
+async fn catalog_items(State(app): State<Arc<App>>, _auth: Auth, uri: axum::http::Uri) -> ApiResult<Json<ItemsPage>> {
+    let q: ItemsQuery = query(&uri)?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad-query",
+            "Bad limit",
+            format!("limit {limit} must be 1 to 500"),
+        )
+        .field("limit"));
+    }
+    if q.q.as_ref().is_some_and(|s| s.len() > 100) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad-query",
+            "Query too long",
+            "q is at most 100 characters",
+        )
+        .field("q"));
+    }
+    let store = app.store.clone();
+    let (entries, next) = tokio::task::spawn_blocking(move || {
+        store.items_page(q.q.as_deref(), q.cursor.as_deref(), limit, SEARCH_SCAN_LIMIT)
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    Ok(Json(ItemsPage {
+        items: entries.into_iter().map(|e| catalog_item(e.item, &e.stock)).collect(),
+        next_cursor: next,
+    }))
+}
+
+fn catalog_item(it: edge_sync::domain::Item, stock: &edge_sync::domain::StockLevel) -> CatalogItem {
+    CatalogItem {
+        sku: it.sku,
+        name: it.name,
+        price_minor: it.price_minor,
+        currency: it.currency.to_string(),
+        kind: kind_str(it.kind).into(),
+        tax_rate_bp: it.tax_rate_bp,
+        barcodes: it.barcodes,
+        category: it.category,
+        age_restricted: it.age_restricted,
+        stock: stock.available(),
+        stock_at: stock.remote_at.map(|t| t.to_string()),
+    }
+}
+
+#[utoipa::path(get, path = "/v1/catalog/barcode/{code}", tag = "catalog",
+    params(("code" = String, Path, description = "EAN / UPC / any barcode of the item")),
+    security(("bearer" = [])),
+    responses((status = 200, body = CatalogItem), (status = 404, body = Problem)))]
+async fn catalog_barcode(
+    State(app): State<Arc<App>>,
+    _auth: Auth,
+    Path(code): Path<String>,
+) -> ApiResult<Json<CatalogItem>> {
+    if code.is_empty() || code.len() > 64 {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad-barcode",
+            "Bad barcode",
+            "a barcode is 1 to 64 characters",
+        )
+        .field("code"));
+    }
+    let item = app.store.item_by_barcode(&code)?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown-barcode",
+            "Unknown barcode",
+            format!("no item has barcode {code:?}"),
+        )
+        .field("code")
+    })?;
+    let stock = app.store.stock(&item.sku)?;
+    Ok(Json(catalog_item(item, &stock)))
+}
+
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
+    let s = v.to_str().ok().filter(|s| !s.is_empty() && s.len() <= 255 && s.bytes().all(|b| (0x21..0x7f).contains(&b)));
+    match s {
+        Some(s) => Ok(Some(s.to_string())),
+        None => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad-idempotency-key",
+            "Bad Idempotency-Key",
+            "an Idempotency-Key is 1 to 255 visible ASCII characters",
+        )
+        .field("Idempotency-Key")),
+    }
+}
+
+#[utoipa::path(post, path = "/v1/sales", tag = "sales", request_body = SaleIn,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Repeat to get the first result back")),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, body = SaleOut, description = "Completed and durable (flushed and fdatasync'd)"),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem),
+        (status = 413, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
+async fn post_sale(
+    State(app): State<Arc<App>>,
+    auth: Auth,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<SaleIn>,
+) -> ApiResult<Response> {
+    auth.require(&[Role::Cashier, Role::Kiosk])?;
+    let key = idempotency_key(&headers)?;
+    let rid = current_request_id().unwrap_or_else(|| new_id().to_string());
+    // Holding the gate keeps shutdown from finishing under a commit.
+    let Some(gate) = app.commit_gate() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting-down",
+            "Daemon stopping",
+            "edged is shutting down and takes no new sales; retry with the same Idempotency-Key when it is back",
+        ));
+    };
+    let app2 = app.clone();
+    let role = auth.0;
+    let started = Instant::now();
+    let joined = tokio::task::spawn_blocking(move || {
+        let _gate = gate;
+        let fp = fingerprint(&req);
+        let sale = build_sale(&req, app2.store.as_ref(), &app2.cfg, Timestamp::now(), &rid, role.as_str())?;
+        let commit = SaleCommit { sale, idempotency_key: key, fingerprint: fp, remotes: app2.cfg.sale_remotes() };
+        Ok::<_, Refusal>(app2.store.commit_sale(commit)?)
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    let outcome = match joined {
+        Ok(o) => o,
+        Err(r) => {
+            app.metrics.sales_refused.get_or_create(&crate::metrics::ReasonLabel { reason: r.slug.to_string() }).inc();
+            return Err(r.into());
+        }
+    };
+    match outcome {
+        CommitOutcome::Created(sale) => {
+            app.metrics.sales_committed.inc();
+            app.metrics.commit_duration.observe(started.elapsed().as_secs_f64());
+            tracing::info!(sale_id = %sale.id, total = %sale.total(), lines = sale.lines.len(), "sale committed");
+            let _ = app.events.send(Event::SaleCompleted {
+                at: Timestamp::now().to_string(),
+                sale_id: sale.id,
+                total_minor: sale.total_minor,
+                currency: sale.currency.to_string(),
+                business_date: sale.business_date.to_string(),
+            });
+            Ok(sale_created(&sale, false))
+        }
+        CommitOutcome::Replayed(sale) => {
+            tracing::info!(sale_id = %sale.id, "sale replayed for a repeated key or id");
+            Ok(sale_created(&sale, true))
+        }
+        CommitOutcome::Conflict { sale_id, what } => {
+            app.metrics.sales_refused.get_or_create(&crate::metrics::ReasonLabel { reason: "conflict".into() }).inc();
+            let field = if headers.contains_key("idempotency-key") { "Idempotency-Key" } else { "id" };
+            Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "idempotency-conflict",
+                "Different request for the same key",
+                format!("{what} (sale {sale_id})"),
+            )
+            .field(field))
+        }
+    }
+}
+
+fn sale_created(sale: &edge_sync::domain::Sale, replayed: bool) -> Response {
+    let mut resp = (StatusCode::CREATED, Json(sale_out(sale))).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/v1/sales/{}", sale.id)) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    if replayed {
+        resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    resp
+}
+
+fn parse_uuid(s: &str, field: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(s).map_err(|_| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad-id", "Bad id", format!("{s:?} is not a UUID")).field(field)
+    })
+}
+
+#[utoipa::path(get, path = "/v1/sales/{id}", tag = "sales", params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, body = SaleOut), (status = 404, body = Problem), (status = 403, body = Problem)))]
+async fn get_sale(State(app): State<Arc<App>>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<SaleOut>> {
+    auth.require(&[Role::Cashier, Role::Manager, Role::Tech])?;
+    let id = parse_uuid(&id, "id")?;
+    let sale = app.store.sale(&id)?.ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, "unknown-sale", "Unknown sale", format!("no sale {id}")).field("id")
+    })?;
+    Ok(Json(sale_out(&sale)))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct PageQuery {
+    /// 1 to 500, default 100.
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+fn page_limit(l: Option<usize>) -> ApiResult<usize> {
+    let limit = l.unwrap_or(100);
+    if (1..=500).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad-query",
+            "Bad limit",
+            format!("limit {limit} must be 1 to 500"),
+        )
+        .field("limit"))
+    }
+}
+
+#[utoipa::path(get, path = "/v1/sales", tag = "sales", params(PageQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = SalesPage), (status = 403, body = Problem)))]
+async fn list_sales(State(app): State<Arc<App>>, auth: Auth, uri: axum::http::Uri) -> ApiResult<Json<SalesPage>> {
+    auth.require(&[Role::Manager, Role::Tech])?;
+    let q: PageQuery = query(&uri)?;
+    let limit = page_limit(q.limit)?;
+    let after = q.cursor.as_deref().map(|c| parse_uuid(c, "cursor")).transpose()?;
+    let store = app.store.clone();
+    let sales = tokio::task::spawn_blocking(move || store.sales_page(after.as_ref(), limit))
+        .await
+        .map_err(ApiError::internal)??;
+    let next = if sales.len() == limit { sales.last().map(|s| s.id.to_string()) } else { None };
+    Ok(Json(SalesPage { sales: sales.iter().map(sale_out).collect(), next_cursor: next }))
+}
+
+#[utoipa::path(get, path = "/v1/sync", tag = "sync", security(("bearer" = [])),
+    responses((status = 200, body = SyncStatus)))]
+async fn sync_status(State(app): State<Arc<App>>, _auth: Auth) -> Json<SyncStatus> {
+    Json(SyncStatus { remotes: app.remote_statuses(Timestamp::now()) })
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct OutboxParams {
+    /// `cloud`, `lightspeed` or `netsuite`.
+    remote: Option<String>,
+    /// `pending`, `in_flight`, `confirmed`, `unknown`, `rejected` or `dead`.
+    state: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+const STATE_NAMES: [&str; 6] = ["pending", "in_flight", "confirmed", "unknown", "rejected", "dead"];
+
+fn outbox_out(e: OutboxEntry) -> OutboxEntryOut {
+    let detail = match &e.state {
+        OutboxState::Confirmed { remote_id } => Some(remote_id.clone()),
+        OutboxState::Rejected { reason } | OutboxState::Dead { reason } => Some(reason.clone()),
+        _ => None,
+    };
+    OutboxEntryOut {
+        id: e.id,
+        remote: e.remote,
+        kind: match e.kind {
+            RecordKind::Sale => "sale".into(),
+        },
+        record_id: e.record_id,
+        state: e.state.name().into(),
+        detail,
+        attempts: e.attempts,
+        created_at: e.created_at.to_string(),
+        updated_at: e.updated_at.to_string(),
+        request_id: e.request_id,
+    }
+}
+
+#[utoipa::path(get, path = "/v1/outbox", tag = "sync", params(OutboxParams),
+    security(("bearer" = [])),
+    responses((status = 200, body = OutboxPage), (status = 403, body = Problem), (status = 422, body = Problem)))]
+async fn list_outbox(State(app): State<Arc<App>>, auth: Auth, uri: axum::http::Uri) -> ApiResult<Json<OutboxPage>> {
+    auth.require(&[Role::Manager, Role::Tech])?;
+    let q: OutboxParams = query(&uri)?;
+    let limit = page_limit(q.limit)?;
+    if let Some(s) = &q.state
+        && !STATE_NAMES.contains(&s.as_str())
+    {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad-query",
+            "Unknown state",
+            format!("{s:?} is not a state; one of {}", STATE_NAMES.join(", ")),
+        )
+        .field("state"));
+    }
+    if let Some(r) = &q.remote
+        && !crate::config::REMOTE_NAMES.contains(&r.as_str())
+    {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad-query",
+            "Unknown remote",
+            format!("{r:?} is not a remote"),
+        )
+        .field("remote"));
+    }
+    // The cursor is `remote/entry-id`.
+    let after = match &q.cursor {
+        Some(c) => {
+            let (r, id) = c.split_once('/').ok_or_else(|| {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad-query", "Bad cursor", "use next_cursor as given")
+                    .field("cursor")
+            })?;
+            Some((r.to_string(), parse_uuid(id, "cursor")?))
+        }
+        None => None,
+    };
+    let store = app.store.clone();
+    let oq = OutboxQuery { remote: q.remote, state: q.state, after, limit };
+    let entries = tokio::task::spawn_blocking(move || store.outbox_page(&oq)).await.map_err(ApiError::internal)??;
+    let next = if entries.len() == limit { entries.last().map(|e| format!("{}/{}", e.remote, e.id)) } else { None };
+    Ok(Json(OutboxPage { entries: entries.into_iter().map(outbox_out).collect(), next_cursor: next }))
+}
+
+#[utoipa::path(get, path = "/v1/outbox/{id}", tag = "sync", params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, body = OutboxEntryOut), (status = 404, body = Problem)))]
+async fn get_outbox(
+    State(app): State<Arc<App>>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<OutboxEntryOut>> {
+    auth.require(&[Role::Manager, Role::Tech])?;
+    let id = parse_uuid(&id, "id")?;
+    let e = app.store.outbox_entry(&id)?.ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, "unknown-entry", "Unknown outbox entry", format!("no outbox entry {id}"))
+            .field("id")
+    })?;
+    Ok(Json(outbox_out(e)))
+}
+
+#[utoipa::path(get, path = "/v1/devices", tag = "devices", security(("bearer" = [])),
+    responses((status = 200, body = DevicesList, description = "Devices driven by this daemon (none until drivers are configured)")))]
+async fn devices(_auth: Auth) -> Json<DevicesList> {
+    Json(DevicesList { devices: vec![] })
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "daemon", responses((status = 200, description = "OpenMetrics text")))]
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let body = app.metrics.render(app.store.as_ref(), Timestamp::now());
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response()
+}
+
+#[utoipa::path(get, path = "/v1/events", tag = "events", security(("bearer" = [])),
+    responses((status = 101, description = "WebSocket of JSON events", body = Event), (status = 503, body = Problem)))]
+async fn events(
+    State(app): State<Arc<App>>,
+    _auth: Auth,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> ApiResult<Response> {
+    let ws = ws.map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, "websocket-required", "WebSocket required", e.body_text())
+    })?;
+    let max = app.cfg.max_ws_clients;
+    if app.ws_clients.fetch_add(1, Ordering::SeqCst) >= max {
+        app.ws_clients.fetch_sub(1, Ordering::SeqCst);
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too-many-clients",
+            "Too many event clients",
+            format!("at most {max} event streams at once (api.max_ws_clients)"),
+        ));
+    }
+    app.metrics.ws_clients.inc();
+    Ok(ws.max_message_size(4096).on_upgrade(move |socket| async move {
+        ws_session(app.clone(), socket).await;
+        app.ws_clients.fetch_sub(1, Ordering::SeqCst);
+        app.metrics.ws_clients.dec();
+    }))
+}
+
+async fn ws_send(socket: &mut WebSocket, ev: &Event) -> bool {
+    match serde_json::to_string(ev) {
+        Ok(s) => socket.send(Message::Text(s.into())).await.is_ok(),
+        Err(_) => true,
+    }
+}
+
+async fn ws_session(app: Arc<App>, mut socket: WebSocket) {
+    let mut rx = app.events.subscribe();
+    let mut stopping = app.stopping.subscribe();
+    let hello = Event::SyncStatus { at: Timestamp::now().to_string(), remotes: app.remote_statuses(Timestamp::now()) };
+    if !ws_send(&mut socket, &hello).await {
+        return;
+    }
+    let mut ping = tokio::time::interval(Duration::from_secs(20));
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            ev = rx.recv() => match ev {
+                Ok(ev) => if !ws_send(&mut socket, &ev).await { return },
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    if !ws_send(&mut socket, &Event::Lagged { missed: n }).await { return }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+            msg = socket.recv() => match msg {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {} // clients have nothing to say on this stream
+            },
+            _ = ping.tick() => {
+                if socket.send(Message::Ping(Bytes::new())).await.is_err() { return }
+            }
+            _ = stopping.changed() => {
+                let _ = ws_send(&mut socket, &Event::Stopping { at: Timestamp::now().to_string() }).await;
+                let _ = socket.send(Message::Close(None)).await;
+                return;
+            }
+        }
+    }
+}
+
+struct SecurityAddon;
+
+impl utoipa::Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        if let Some(c) = openapi.components.as_mut() {
+            c.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
+    }
+}
+
+/// The OpenAPI document of the local API v1.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "edged local API", version = "1", description = "The store edge daemon's loopback API. Errors are application/problem+json."),
+    paths(health, openapi, catalog_items, catalog_barcode, post_sale, get_sale, list_sales, sync_status, list_outbox, get_outbox, devices, events, metrics),
+    components(schemas(Problem, Health, StoreHealth, CatalogItem, ItemsPage, SaleIn, SaleLineIn, TenderIn, SaleOut, SaleLineOut, TenderOut,
+        SalesPage, SyncStatus, RemoteStatus, OutboxEntryOut, OutboxPage, DevicesList, DeviceOut, Event)),
+    modifiers(&SecurityAddon)
+)]
+pub struct ApiDoc;

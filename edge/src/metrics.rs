@@ -1,0 +1,184 @@
+//! Prometheus metrics of edged (`GET /metrics`, OpenMetrics text). Names and labels:
+//!
+//! | metric | type | labels | meaning |
+//! |---|---|---|---|
+//! | `edged_http_requests_total` | counter | `method`, `route`, `status` | API requests answered |
+//! | `edged_http_request_duration_seconds` | histogram | `route` | time to answer |
+//! | `edged_sales_committed_total` | counter | | sales made durable |
+//! | `edged_sales_refused_total` | counter | `reason` | sales refused (nothing stored) |
+//! | `edged_sale_commit_duration_seconds` | histogram | | commit incl. flush + fdatasync |
+//! | `edged_store_syncs_total` | counter | | flush + fdatasync rounds |
+//! | `edged_store_commits_synced_total` | counter | | commits covered by those rounds |
+//! | `edged_store_last_sync_seconds` | gauge | | duration of the last round |
+//! | `edged_store_size_bytes` | gauge | | sled's size on disk |
+//! | `edged_catalog_items` | gauge | | items in the catalog |
+//! | `edged_outbox_entries` | gauge | `remote`, `state` | outbox entries by state |
+//! | `edged_outbox_oldest_waiting_seconds` | gauge | `remote` | age of the oldest undelivered entry |
+//! | `edged_ws_clients` | gauge | | open `/v1/events` connections |
+//! | `edged_uptime_seconds` | gauge | | since start |
+
+use edge_sync::store::Store;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub method: String,
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutboxLabels {
+    pub remote: String,
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RemoteLabel {
+    pub remote: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 50 µs … ~1.6 s
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: Family<HttpLabels, Counter>,
+    pub http_duration: Family<RouteLabel, Histogram>,
+    pub sales_committed: Counter,
+    pub sales_refused: Family<ReasonLabel, Counter>,
+    pub commit_duration: Histogram,
+    store_syncs: Counter,
+    store_commits_synced: Counter,
+    store_last_sync: Gauge<f64, AtomicU64>,
+    store_size: Gauge,
+    catalog_items: Gauge,
+    outbox: Family<OutboxLabels, Gauge>,
+    outbox_oldest: Family<RemoteLabel, Gauge>,
+    pub ws_clients: Gauge,
+    uptime: Gauge,
+    started: Instant,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("edged");
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register("http_requests", "API requests answered", http_requests.clone());
+        let http_duration = Family::<RouteLabel, Histogram>::new_with_constructor(latency_histogram);
+        registry.register("http_request_duration_seconds", "Time to answer an API request", http_duration.clone());
+        let sales_committed = Counter::default();
+        registry.register("sales_committed", "Sales made durable", sales_committed.clone());
+        let sales_refused = Family::<ReasonLabel, Counter>::default();
+        registry.register("sales_refused", "Sales refused, nothing stored", sales_refused.clone());
+        let commit_duration = latency_histogram();
+        registry.register(
+            "sale_commit_duration_seconds",
+            "Sale commit incl. flush and fdatasync",
+            commit_duration.clone(),
+        );
+        let store_syncs = Counter::default();
+        registry.register("store_syncs", "Flush + fdatasync rounds", store_syncs.clone());
+        let store_commits_synced = Counter::default();
+        registry.register("store_commits_synced", "Commits covered by sync rounds", store_commits_synced.clone());
+        let store_last_sync = Gauge::<f64, AtomicU64>::default();
+        registry.register("store_last_sync_seconds", "Duration of the last sync round", store_last_sync.clone());
+        let store_size = Gauge::default();
+        registry.register("store_size_bytes", "Store size on disk", store_size.clone());
+        let catalog_items = Gauge::default();
+        registry.register("catalog_items", "Items in the catalog", catalog_items.clone());
+        let outbox = Family::<OutboxLabels, Gauge>::default();
+        registry.register("outbox_entries", "Outbox entries by remote and state", outbox.clone());
+        let outbox_oldest = Family::<RemoteLabel, Gauge>::default();
+        registry.register(
+            "outbox_oldest_waiting_seconds",
+            "Age of the oldest undelivered entry",
+            outbox_oldest.clone(),
+        );
+        let ws_clients = Gauge::default();
+        registry.register("ws_clients", "Open event streams", ws_clients.clone());
+        let uptime = Gauge::default();
+        registry.register("uptime_seconds", "Seconds since start", uptime.clone());
+        Metrics {
+            registry,
+            http_requests,
+            http_duration,
+            sales_committed,
+            sales_refused,
+            commit_duration,
+            store_syncs,
+            store_commits_synced,
+            store_last_sync,
+            store_size,
+            catalog_items,
+            outbox,
+            outbox_oldest,
+            ws_clients,
+            uptime,
+            started: Instant::now(),
+        }
+    }
+
+    /// Reads the store's figures and renders everything.
+    pub fn render(&self, store: &dyn Store, now: jiff::Timestamp) -> String {
+        let st = store.stats();
+        // Counters only move forward: add what happened since the last scrape.
+        let add = |c: &Counter, total: u64| {
+            let cur = c.get();
+            if total > cur {
+                c.inc_by(total - cur);
+            }
+        };
+        add(&self.store_syncs, st.syncs);
+        add(&self.store_commits_synced, st.commits_synced);
+        self.store_last_sync.set(st.last_sync_micros as f64 / 1e6);
+        self.store_size.set(i64::try_from(st.size_on_disk_bytes).unwrap_or(i64::MAX));
+        self.catalog_items.set(i64::try_from(st.items).unwrap_or(i64::MAX));
+        for (remote, c) in store.outbox_counts() {
+            for (state, n) in [
+                ("pending", c.pending),
+                ("in_flight", c.in_flight),
+                ("unknown", c.unknown),
+                ("confirmed", c.confirmed),
+                ("rejected", c.rejected),
+                ("dead", c.dead),
+            ] {
+                self.outbox
+                    .get_or_create(&OutboxLabels { remote: remote.clone(), state: state.into() })
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+            let age = c.oldest_waiting.map(|t| (now - t).get_seconds().max(0)).unwrap_or(0);
+            self.outbox_oldest.get_or_create(&RemoteLabel { remote }).set(age);
+        }
+        self.uptime.set(i64::try_from(self.started.elapsed().as_secs()).unwrap_or(i64::MAX));
+        let mut out = String::new();
+        // Encoding into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,337 @@
+//! The sale workflow's first step: turning a `POST /v1/sales` body into a priced, settled
+//! domain [`Sale`], or a refusal that names the field at fault. Nothing here writes: a
+//! refused sale leaves no trace in the store.
+
+use crate::config::Config;
+use edge_api::{SaleIn, SaleLineOut, SaleOut, TenderOut};
+use edge_sync::domain::{
+    ItemKind, LineError, LineRequest, Lot, Quantity, Sale, SaleStatus, Tender, TenderError, business_date, new_id,
+    price_line, settle,
+};
+use edge_sync::store::{Store, StoreError};
+use jiff::Timestamp;
+use sha2::{Digest, Sha256};
+
+/// Most tenders on one sale.
+pub const MAX_TENDERS: usize = 20;
+
+/// A refused sale: HTTP status, problem slug, title, detail and the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    pub slug: &'static str,
+    pub title: &'static str,
+    pub detail: String,
+    pub field: Option<String>,
+}
+
+impl Refusal {
+    fn unprocessable(slug: &'static str, title: &'static str, field: String, detail: impl Into<String>) -> Refusal {
+        Refusal { status: 422, slug, title, detail: detail.into(), field: Some(field) }
+    }
+}
+
+impl From<StoreError> for Refusal {
+    fn from(e: StoreError) -> Refusal {
+        Refusal {
+            status: 503,
+            slug: "store-unavailable",
+            title: "Store unavailable",
+            detail: e.to_string(),
+            field: None,
+        }
+    }
+}
+
+/// Digest of a sale request: a replay with other content is told apart from a true retry.
+pub fn fingerprint(req: &SaleIn) -> String {
+    let bytes = serde_json::to_vec(req).unwrap_or_default();
+    Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Prices and settles a sale request against the catalog. `now` is UTC.
+pub fn build_sale(
+    req: &SaleIn,
+    store: &dyn Store,
+    cfg: &Config,
+    now: Timestamp,
+    request_id: &str,
+    actor: &str,
+) -> Result<Sale, Refusal> {
+    let bd = business_date(now, &cfg.timezone, cfg.business_day_start);
+    if req.lines.is_empty() {
+        return Err(Refusal::unprocessable("no-lines", "Empty sale", "lines".into(), "a sale needs at least one line"));
+    }
+    if req.lines.len() > cfg.max_lines_per_sale {
+        return Err(Refusal::unprocessable(
+            "too-many-lines",
+            "Too many lines",
+            "lines".into(),
+            format!("{} lines; at most {} per sale", req.lines.len(), cfg.max_lines_per_sale),
+        ));
+    }
+    if req.tenders.is_empty() {
+        return Err(Refusal::unprocessable(
+            "no-tenders",
+            "No tender",
+            "tenders".into(),
+            "a sale needs at least one tender",
+        ));
+    }
+    if req.tenders.len() > MAX_TENDERS {
+        return Err(Refusal::unprocessable(
+            "too-many-tenders",
+            "Too many tenders",
+            "tenders".into(),
+            format!("{} tenders; at most {MAX_TENDERS}", req.tenders.len()),
+        ));
+    }
+    if req.id.is_some_and(|id| id.is_nil()) {
+        return Err(Refusal::unprocessable("bad-id", "Bad sale id", "id".into(), "the nil UUID is not a sale id"));
+    }
+
+    let mut lines = Vec::with_capacity(req.lines.len());
+    for (i, l) in req.lines.iter().enumerate() {
+        let f = |name: &str| format!("lines[{i}].{name}");
+        if l.sku.is_empty() || l.sku.len() > 64 {
+            return Err(Refusal::unprocessable("bad-sku", "Bad SKU", f("sku"), "a SKU is 1 to 64 characters"));
+        }
+        let item = match store.item(&l.sku)? {
+            Some(it) => it,
+            None => store.item_by_barcode(&l.sku)?.ok_or_else(|| {
+                Refusal::unprocessable(
+                    "unknown-sku",
+                    "Unknown SKU",
+                    f("sku"),
+                    format!("no item with SKU or barcode {:?}", l.sku),
+                )
+            })?,
+        };
+        let req_qty = match (item.kind, l.qty, l.weight_g) {
+            (ItemKind::Weight, None | Some(1), Some(g)) if g > 0 => LineRequest::Grams(g as u64),
+            (ItemKind::Weight, _, Some(g)) if g <= 0 => {
+                return Err(Refusal::unprocessable(
+                    "bad-quantity",
+                    "Bad weight",
+                    f("weight_g"),
+                    format!("weight {g} g must be positive"),
+                ));
+            }
+            (ItemKind::Weight, Some(_), Some(_)) => {
+                return Err(Refusal::unprocessable(
+                    "bad-quantity",
+                    "Bad quantity",
+                    f("qty"),
+                    "give weight_g alone for a weighed item",
+                ));
+            }
+            (ItemKind::Weight, _, None) => {
+                return Err(Refusal::unprocessable(
+                    "weight-required",
+                    "Weight required",
+                    f("weight_g"),
+                    format!("{} ({}) is sold by weight: give weight_g", item.name, item.sku),
+                ));
+            }
+            (_, _, Some(_)) => {
+                return Err(Refusal::unprocessable(
+                    "bad-quantity",
+                    "Not sold by weight",
+                    f("weight_g"),
+                    format!("{} ({}) is not sold by weight: give qty", item.name, item.sku),
+                ));
+            }
+            (_, None, None) => LineRequest::Units(1),
+            (_, Some(q), None) if q > 0 => LineRequest::Units(q as u64),
+            (_, Some(q), None) => {
+                return Err(Refusal::unprocessable(
+                    "bad-quantity",
+                    "Bad quantity",
+                    f("qty"),
+                    format!("quantity {q} must be at least 1"),
+                ));
+            }
+        };
+        let lot = match (&l.lot, &l.expiry) {
+            (None, None) => None,
+            (Some(n), Some(e)) => {
+                if n.is_empty() || n.len() > 20 {
+                    return Err(Refusal::unprocessable(
+                        "bad-lot",
+                        "Bad lot",
+                        f("lot"),
+                        "a lot number is 1 to 20 characters (GS1 AI 10)",
+                    ));
+                }
+                let expiry = e.parse().map_err(|_| {
+                    Refusal::unprocessable(
+                        "bad-lot",
+                        "Bad expiry",
+                        f("expiry"),
+                        format!("{e:?} is not a date YYYY-MM-DD"),
+                    )
+                })?;
+                Some(Lot { number: n.clone(), expiry })
+            }
+            (Some(_), None) => {
+                return Err(Refusal::unprocessable(
+                    "bad-lot",
+                    "Expiry missing",
+                    f("expiry"),
+                    "a lot needs its expiry date",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(Refusal::unprocessable(
+                    "bad-lot",
+                    "Lot missing",
+                    f("lot"),
+                    "an expiry needs its lot number",
+                ));
+            }
+        };
+        let line = price_line(i as u32 + 1, &item, &req_qty, lot, cfg.tax_mode, cfg.currency, bd).map_err(|e| {
+            let field = match &e {
+                LineError::ZeroQuantity | LineError::QuantityTooLarge(..) => match req_qty {
+                    LineRequest::Grams(_) => f("weight_g"),
+                    LineRequest::Units(_) => f("qty"),
+                },
+                LineError::WeightRequired(_) | LineError::NotByWeight(_) => f("weight_g"),
+                LineError::LotRequired(_) => f("lot"),
+                LineError::LotExpired { .. } => f("expiry"),
+                LineError::CurrencyMismatch { .. } | LineError::Overflow => f("sku"),
+            };
+            let (slug, title) = match e {
+                LineError::LotRequired(_) | LineError::LotExpired { .. } => ("bad-lot", "Lot refused"),
+                LineError::CurrencyMismatch { .. } | LineError::Overflow => ("bad-line", "Line refused"),
+                _ => ("bad-quantity", "Bad quantity"),
+            };
+            Refusal::unprocessable(slug, title, field, e.to_string())
+        })?;
+        lines.push(line);
+    }
+
+    let mut tenders = Vec::with_capacity(req.tenders.len());
+    for (i, t) in req.tenders.iter().enumerate() {
+        match t.kind.as_str() {
+            "cash" => match t.amount_minor {
+                Some(a) if a > 0 => tenders.push(Tender::Cash { amount_minor: a }),
+                Some(a) => {
+                    return Err(Refusal::unprocessable(
+                        "bad-tender",
+                        "Bad tender",
+                        format!("tenders[{i}].amount_minor"),
+                        format!("cash amount {a} must be positive"),
+                    ));
+                }
+                None => {
+                    return Err(Refusal::unprocessable(
+                        "bad-tender",
+                        "Bad tender",
+                        format!("tenders[{i}].amount_minor"),
+                        "a cash tender needs amount_minor",
+                    ));
+                }
+            },
+            "card" => {
+                return Err(Refusal::unprocessable(
+                    "no-terminal",
+                    "No payment terminal",
+                    format!("tenders[{i}].type"),
+                    "no card terminal is configured on this daemon; take cash or configure a terminal",
+                ));
+            }
+            other => {
+                return Err(Refusal::unprocessable(
+                    "bad-tender",
+                    "Unknown tender type",
+                    format!("tenders[{i}].type"),
+                    format!("{other:?} is not a tender type; use \"cash\" or \"card\""),
+                ));
+            }
+        }
+    }
+    let (net, tax, total, tendered, change) = settle(&lines, &tenders, cfg.currency).map_err(|e| match e {
+        TenderError::Short { .. } => {
+            Refusal::unprocessable("short-tender", "Short tender", "tenders".into(), e.to_string())
+        }
+        TenderError::NotPositive => Refusal::unprocessable("bad-tender", "Bad tender", "tenders".into(), e.to_string()),
+        TenderError::Overflow => {
+            Refusal::unprocessable("bad-tender", "Amounts overflow", "tenders".into(), e.to_string())
+        }
+    })?;
+    Ok(Sale {
+        id: req.id.unwrap_or_else(new_id),
+        status: SaleStatus::Completed,
+        created_at: now,
+        business_date: bd,
+        store_id: cfg.store_id.clone(),
+        currency: cfg.currency,
+        tax_mode: cfg.tax_mode,
+        lines,
+        tenders,
+        net_minor: net,
+        tax_minor: tax,
+        total_minor: total,
+        tendered_minor: tendered,
+        change_minor: change,
+        request_id: request_id.to_string(),
+        actor: actor.to_string(),
+    })
+}
+
+/// The wire form of a stored sale.
+pub fn sale_out(s: &Sale) -> SaleOut {
+    SaleOut {
+        id: s.id,
+        status: "completed".into(),
+        total_minor: s.total_minor,
+        net_minor: s.net_minor,
+        tax_minor: s.tax_minor,
+        currency: s.currency.to_string(),
+        business_date: s.business_date.to_string(),
+        created_at: s.created_at.to_string(),
+        lines: s
+            .lines
+            .iter()
+            .map(|l| SaleLineOut {
+                line_no: l.line_no,
+                sku: l.sku.clone(),
+                name: l.name.clone(),
+                kind: kind_str(l.kind).into(),
+                qty: match l.quantity {
+                    Quantity::Units(n) => Some(n),
+                    Quantity::Grams(_) => None,
+                },
+                weight_g: match l.quantity {
+                    Quantity::Grams(g) => Some(g),
+                    Quantity::Units(_) => None,
+                },
+                unit_price_minor: l.unit_price_minor,
+                tax_rate_bp: l.tax_rate_bp,
+                net_minor: l.net_minor,
+                tax_minor: l.tax_minor,
+                gross_minor: l.gross_minor,
+                lot: l.lot.as_ref().map(|x| x.number.clone()),
+                expiry: l.lot.as_ref().map(|x| x.expiry.to_string()),
+            })
+            .collect(),
+        tenders: s
+            .tenders
+            .iter()
+            .map(|t| match t {
+                Tender::Cash { amount_minor } => TenderOut { kind: "cash".into(), amount_minor: *amount_minor },
+            })
+            .collect(),
+        tendered_minor: s.tendered_minor,
+        change_minor: s.change_minor,
+    }
+}
+
+pub fn kind_str(k: ItemKind) -> &'static str {
+    match k {
+        ItemKind::Unit => "unit",
+        ItemKind::Weight => "weight",
+        ItemKind::Lot => "lot",
+    }
+}
