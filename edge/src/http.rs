@@ -590,6 +590,8 @@ struct OutboxParams {
     remote: Option<String>,
     /// `pending`, `in_flight`, `confirmed`, `unknown`, `rejected` or `dead`.
     state: Option<String>,
+    /// Only the entries of this record (a sale id); no paging.
+    record: Option<String>,
     limit: Option<usize>,
     cursor: Option<String>,
 }
@@ -625,6 +627,11 @@ async fn list_outbox(State(app): State<Arc<App>>, auth: Auth, uri: axum::http::U
     auth.require(&[Role::Manager, Role::Tech])?;
     let q: OutboxParams = query(&uri)?;
     let limit = page_limit(q.limit)?;
+    if let Some(r) = &q.record {
+        let id = parse_uuid(r, "record")?;
+        let entries = app.store.outbox_entries_of(&id)?;
+        return Ok(Json(OutboxPage { entries: entries.into_iter().map(outbox_out).collect(), next_cursor: None }));
+    }
     if let Some(s) = &q.state
         && !STATE_NAMES.contains(&s.as_str())
     {

@@ -1,1 +1,323 @@
-fn main() {}
+//! edgectl: the field tech's CLI. Tables for people, `--json` for scripts.
+//! Exit codes: 0 done, 1 the daemon could not be asked or said no, 2 bad usage or config.
+
+use clap::{Parser, Subcommand};
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use edge::client::{Client, ClientError};
+use edge::tokens::Role;
+use edge_api::{Health, OutboxEntryOut, OutboxPage, SaleOut, SalesPage, SyncStatus};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "edgectl", version, about = "Field tech's CLI for the store edge daemon")]
+struct Cli {
+    /// The daemon's data directory (reads api.json and tokens.json). Default: /var/lib/edged.
+    #[arg(long, global = true, env = "EDGECTL_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// API URL, e.g. http://127.0.0.1:7420 (with --token).
+    #[arg(long, global = true, env = "EDGECTL_API")]
+    api: Option<String>,
+    /// Bearer token (with --api).
+    #[arg(long, global = true, env = "EDGECTL_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Daemon health and the delivery state per remote.
+    Status,
+    /// The outbox: records waiting for (or delivered to) each remote.
+    Queue {
+        #[command(subcommand)]
+        cmd: QueueCmd,
+    },
+    /// Sales.
+    Sales {
+        #[command(subcommand)]
+        cmd: SalesCmd,
+    },
+    /// Configuration files.
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum QueueCmd {
+    /// List outbox entries.
+    Ls {
+        /// cloud, lightspeed or netsuite.
+        #[arg(long)]
+        remote: Option<String>,
+        /// pending, in_flight, confirmed, unknown, rejected or dead.
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// One outbox entry.
+    Show { id: String },
+}
+
+#[derive(Subcommand)]
+enum SalesCmd {
+    /// One sale with its lines, tenders and outbox entries.
+    Show { id: String },
+    /// The oldest sales first.
+    Ls {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        after: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Check a configuration file (as `edged check-config`).
+    Check { file: PathBuf },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            if cli.json {
+                println!("{}", serde_json::json!({"error": e.to_string()}));
+            } else {
+                eprintln!("edgectl: {e}");
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn client(cli: &Cli) -> Result<Client, ClientError> {
+    match (&cli.api, &cli.token, &cli.data_dir) {
+        (Some(api), Some(token), _) => Client::new(api, token),
+        (Some(_), None, _) => Err(ClientError::Other("--api needs --token (or EDGECTL_TOKEN)".into())),
+        (None, _, Some(dir)) => Client::from_data_dir(dir, Role::Tech),
+        (None, _, None) => Client::from_data_dir(std::path::Path::new("/var/lib/edged"), Role::Tech),
+    }
+}
+
+fn print_json<T: Serialize>(v: &T) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header(header.to_vec());
+    t
+}
+
+fn money(minor: i64, currency: &str) -> String {
+    match edge_sync::Currency::parse(currency) {
+        Ok(c) => edge_sync::Money::new(minor, c).to_string(),
+        Err(_) => format!("{minor} (minor units of {currency:?})"),
+    }
+}
+
+fn run(cli: &Cli) -> Result<ExitCode, ClientError> {
+    match &cli.cmd {
+        Cmd::Config { cmd: ConfigCmd::Check { file } } => {
+            let res = edge::config::load(file);
+            if cli.json {
+                let problems: Vec<_> = match &res {
+                    Ok(_) => vec![],
+                    Err(ps) => ps.iter().map(|p| serde_json::json!({"key": p.key, "message": p.message})).collect(),
+                };
+                print_json(&serde_json::json!({"file": file, "ok": res.is_ok(), "problems": problems}));
+            } else {
+                match &res {
+                    Ok(_) => println!("{}: ok", file.display()),
+                    Err(ps) => ps.iter().for_each(|p| println!("{p}")),
+                }
+            }
+            Ok(if res.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+        }
+        Cmd::Status => {
+            let c = client(cli)?;
+            let health: Health = c.get("/v1/health")?;
+            let sync: SyncStatus = c.get("/v1/sync")?;
+            if cli.json {
+                print_json(&serde_json::json!({"api": c.base, "health": health, "sync": sync}));
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("edged {} at {} — {}", health.version, c.base, health.status.to_uppercase());
+            println!(
+                "store {} · business date {} · up {} s · accepting sales: {}",
+                health.store_id,
+                health.business_date,
+                health.uptime_s,
+                if health.accepting_sales { "yes" } else { "no" }
+            );
+            println!(
+                "store: format {} · {} items · {} sales · {:.1} MiB on disk · {} syncs for {} commits",
+                health.store.format_version,
+                health.store.items,
+                health.store.sales,
+                health.store.size_on_disk_bytes as f64 / 1048576.0,
+                health.store.syncs,
+                health.store.commits_synced
+            );
+            for r in &health.reasons {
+                println!("! {r}");
+            }
+            let mut t = table(&["remote", "mode", "state", "pending", "in flight", "unknown", "confirmed", "dead", "oldest", "lag"]);
+            for r in &sync.remotes {
+                t.add_row(vec![
+                    r.name.clone(),
+                    r.mode.clone(),
+                    r.state.clone(),
+                    r.pending.to_string(),
+                    r.in_flight.to_string(),
+                    r.unknown.to_string(),
+                    r.confirmed.to_string(),
+                    r.dead.to_string(),
+                    r.oldest_pending_age_s.map(|s| format!("{s} s")).unwrap_or_else(|| "-".into()),
+                    r.lag.clone(),
+                ]);
+            }
+            println!("{t}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Queue { cmd: QueueCmd::Ls { remote, state, limit } } => {
+            let c = client(cli)?;
+            let mut path = format!("/v1/outbox?limit={}", (*limit).clamp(1, 500));
+            if let Some(r) = remote {
+                path.push_str(&format!("&remote={r}"));
+            }
+            if let Some(s) = state {
+                path.push_str(&format!("&state={s}"));
+            }
+            let page: OutboxPage = c.get(&path)?;
+            if cli.json {
+                print_json(&page);
+                return Ok(ExitCode::SUCCESS);
+            }
+            print_entries(&page.entries);
+            if page.next_cursor.is_some() {
+                println!("(more entries; raise --limit or filter by --remote / --state)");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Queue { cmd: QueueCmd::Show { id } } => {
+            let c = client(cli)?;
+            let e: OutboxEntryOut = c.get(&format!("/v1/outbox/{id}"))?;
+            if cli.json {
+                print_json(&e);
+            } else {
+                let mut t = table(&["field", "value"]);
+                for (k, v) in [
+                    ("id", e.id.to_string()),
+                    ("remote", e.remote.clone()),
+                    ("record", format!("{} {}", e.kind, e.record_id)),
+                    ("state", e.state.clone()),
+                    ("detail", e.detail.clone().unwrap_or_default()),
+                    ("attempts", e.attempts.to_string()),
+                    ("created", e.created_at.clone()),
+                    ("updated", e.updated_at.clone()),
+                    ("request", e.request_id.clone()),
+                ] {
+                    t.add_row(vec![k.to_string(), v]);
+                }
+                println!("{t}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Sales { cmd: SalesCmd::Show { id } } => {
+            let c = client(cli)?;
+            let s: SaleOut = c.get(&format!("/v1/sales/{id}"))?;
+            let mine = c.get::<OutboxPage>(&format!("/v1/outbox?record={}", s.id))?.entries;
+            if cli.json {
+                print_json(&serde_json::json!({"sale": s, "outbox": mine}));
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("sale {} · {} · business date {} · created {}", s.id, s.status, s.business_date, s.created_at);
+            let mut t = table(&["#", "sku", "name", "qty", "unit price", "tax %", "gross"]);
+            for l in &s.lines {
+                let qty = match (l.qty, l.weight_g) {
+                    (_, Some(g)) => format!("{g} g"),
+                    (Some(q), None) => q.to_string(),
+                    (None, None) => "-".into(),
+                };
+                t.add_row(vec![
+                    l.line_no.to_string(),
+                    l.sku.clone(),
+                    l.name.clone(),
+                    qty,
+                    money(l.unit_price_minor, &s.currency),
+                    format!("{:.2}", l.tax_rate_bp as f64 / 100.0),
+                    money(l.gross_minor, &s.currency),
+                ]);
+            }
+            println!("{t}");
+            println!(
+                "total {} (net {}, tax {}) · tendered {} · change {}",
+                money(s.total_minor, &s.currency),
+                money(s.net_minor, &s.currency),
+                money(s.tax_minor, &s.currency),
+                money(s.tendered_minor, &s.currency),
+                money(s.change_minor, &s.currency)
+            );
+            if !mine.is_empty() {
+                print_entries(&mine);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Sales { cmd: SalesCmd::Ls { limit, after } } => {
+            let c = client(cli)?;
+            let mut path = format!("/v1/sales?limit={}", (*limit).clamp(1, 500));
+            if let Some(a) = after {
+                path.push_str(&format!("&cursor={a}"));
+            }
+            let page: SalesPage = c.get(&path)?;
+            if cli.json {
+                print_json(&page);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut t = table(&["id", "business date", "created", "lines", "total"]);
+            for s in &page.sales {
+                t.add_row(vec![
+                    s.id.to_string(),
+                    s.business_date.clone(),
+                    s.created_at.clone(),
+                    s.lines.len().to_string(),
+                    money(s.total_minor, &s.currency),
+                ]);
+            }
+            println!("{t}");
+            if let Some(n) = page.next_cursor {
+                println!("(more: --after {n})");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_entries(entries: &[OutboxEntryOut]) {
+    let mut t = table(&["entry", "remote", "record", "state", "attempts", "created", "detail"]);
+    for e in entries {
+        t.add_row(vec![
+            e.id.to_string(),
+            e.remote.clone(),
+            format!("{} {}", e.kind, e.record_id),
+            e.state.clone(),
+            e.attempts.to_string(),
+            e.created_at.clone(),
+            e.detail.clone().unwrap_or_default(),
+        ]);
+    }
+    println!("{t}");
+}
