@@ -174,7 +174,18 @@ fn run(cli: &Cli) -> Result<ExitCode, ClientError> {
             for r in &health.reasons {
                 println!("! {r}");
             }
-            let mut t = table(&["remote", "mode", "state", "pending", "in flight", "unknown", "confirmed", "dead", "oldest", "lag"]);
+            let mut t = table(&[
+                "remote",
+                "mode",
+                "state",
+                "pending",
+                "in flight",
+                "unknown",
+                "confirmed",
+                "dead",
+                "oldest",
+                "lag",
+            ]);
             for r in &sync.remotes {
                 t.add_row(vec![
                     r.name.clone(),
