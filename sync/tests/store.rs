@@ -174,6 +174,22 @@ fn replacing_an_item_moves_its_barcodes() {
     assert_eq!(store.item_count(), 1);
 }
 
+/// sled directly; its background threads release the file lock a moment after the last
+/// handle is dropped, so a reopen right after may briefly find it locked.
+fn open_raw(path: &std::path::Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(e) if std::time::Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("sled open: {e}"),
+        }
+    }
+}
+
 #[test]
 fn a_store_from_a_newer_version_is_refused_and_left_untouched() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -182,15 +198,15 @@ fn a_store_from_a_newer_version_is_refused_and_left_untouched() {
     }
     // Write a future format version with sled directly, as a newer edged would.
     {
-        let db = sled::open(dir.path()).expect("sled");
+        let db = open_raw(dir.path());
         db.open_tree("meta").expect("meta").insert("format_version", &(FORMAT_VERSION + 1).to_be_bytes()).expect("ins");
         db.flush().expect("flush");
     }
-    let err = SledStore::open(StoreConfig::new(dir.path())).err().expect("must refuse");
+    let err = common::open_cfg(StoreConfig::new(dir.path())).err().expect("must refuse");
     let msg = err.to_string();
     assert!(matches!(err, StoreError::NewerFormat { found, .. } if found == FORMAT_VERSION + 1), "{msg}");
     assert!(msg.contains("newer") && msg.contains("untouched"), "{msg}");
-    let db = sled::open(dir.path()).expect("sled");
+    let db = open_raw(dir.path());
     let v = db.open_tree("meta").expect("meta").get("format_version").expect("get").expect("present");
     assert_eq!(v.as_ref(), &(FORMAT_VERSION + 1).to_be_bytes());
 }

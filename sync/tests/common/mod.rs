@@ -4,7 +4,7 @@
 use edge_sync::demo::demo_item;
 use edge_sync::domain::{LineRequest, Sale, SaleStatus, TaxMode, Tender, business_date, new_id, price_line, settle};
 use edge_sync::money::Currency;
-use edge_sync::store::{SaleCommit, SledStore, Store, StoreConfig};
+use edge_sync::store::{SaleCommit, SledStore, Store, StoreConfig, StoreError};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use std::path::Path;
@@ -14,7 +14,21 @@ pub const REMOTES: [&str; 3] = ["cloud", "lightspeed", "netsuite"];
 pub fn open(dir: &Path) -> SledStore {
     let mut cfg = StoreConfig::new(dir);
     cfg.cache_capacity_bytes = 8 * 1024 * 1024;
-    SledStore::open(cfg).expect("open store")
+    open_cfg(cfg).expect("open store")
+}
+
+/// Opens a store; sled's background threads release the file lock a moment after the last
+/// handle in this process is dropped, so a reopen in the same process waits for it.
+pub fn open_cfg(cfg: StoreConfig) -> Result<SledStore, StoreError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match SledStore::open(cfg.clone()) {
+            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Seeds `n` demo items of unit kind (skipping weight and lot items for simple sales).
