@@ -38,18 +38,18 @@ fn current_request_id() -> Option<String> {
 
 /// An error answer: `application/problem+json`.
 #[derive(Debug)]
-pub struct ApiError(pub Problem);
+pub struct ApiError(pub Box<Problem>);
 
 impl ApiError {
     pub fn new(status: StatusCode, slug: &str, title: &str, detail: impl Into<String>) -> ApiError {
-        ApiError(Problem {
+        ApiError(Box::new(Problem {
             kind: format!("/problems/{slug}"),
             title: title.to_string(),
             status: status.as_u16(),
             detail: detail.into(),
             field: None,
             request_id: None,
-        })
+        }))
     }
 
     pub fn field(mut self, f: impl Into<String>) -> ApiError {

@@ -474,16 +474,14 @@ impl Store for SledStore {
             Some(a) => Bound::Excluded(a.as_bytes().to_vec()),
             None => Bound::Unbounded,
         };
-        let mut scanned = 0usize;
         let mut last_key: Option<String> = None;
-        for kv in self.items.range::<Vec<u8>, _>((start, Bound::Unbounded)) {
+        for (scanned, kv) in self.items.range::<Vec<u8>, _>((start, Bound::Unbounded)).enumerate() {
             let (k, v) = kv.map_err(io)?;
             let key = String::from_utf8_lossy(&k).into_owned();
             if out.len() == limit || scanned == scan_limit {
                 // There is more: continue after the last item examined.
                 return Ok((out, last_key));
             }
-            scanned += 1;
             let item: Item = from_json(|| format!("item {key}"), &v)?;
             last_key = Some(key);
             if q.as_deref().is_none_or(|q| Self::item_matches(&item, q)) {
