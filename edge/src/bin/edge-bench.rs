@@ -1,1 +1,419 @@
-fn main() {}
+//! edge-bench: benchmarks of the durable core that print figures (never assert).
+//!
+//! `edge-bench commit|concurrency|catalog|all [--dir DIR] [--items N] [--idle-secs S]`
+//! Run it from a release build (`scripts/bench`); it starts the `edged` found next to it.
+
+use clap::{Parser, ValueEnum};
+use edge_api::{SaleOut, TokensFile};
+use edge_sync::demo::{demo_ean, demo_item};
+use edge_sync::domain::ItemKind;
+use edge_sync::store::{SaleCommit, SledStore, Store, StoreConfig};
+use serde_json::json;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Which {
+    Commit,
+    Concurrency,
+    Catalog,
+    All,
+}
+
+#[derive(Parser)]
+#[command(name = "edge-bench", about = "Benchmarks of the edge daemon's durable core")]
+struct Args {
+    #[arg(value_enum, default_value = "all")]
+    which: Which,
+    /// Where data dirs go (the disk under test). Default: a temporary dir.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Catalog size for the catalog benchmark.
+    #[arg(long, default_value_t = 1_000_000)]
+    items: u64,
+    /// Seconds to watch idle CPU.
+    #[arg(long, default_value_t = 60)]
+    idle_secs: u64,
+    /// Sales per latency measurement.
+    #[arg(long, default_value_t = 2000)]
+    sales: usize,
+    /// Seconds per throughput measurement.
+    #[arg(long, default_value_t = 5)]
+    secs: u64,
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
+}
+
+struct Edged {
+    child: Child,
+    url: String,
+    tokens: TokensFile,
+    ready_after: Duration,
+}
+
+impl Edged {
+    fn start(dir: &Path, catalog: u64) -> Edged {
+        let exe = std::env::current_exe().expect("exe").with_file_name("edged");
+        let started = Instant::now();
+        let mut child = Command::new(&exe)
+            .args(["demo", "--no-ui", "--listen", "127.0.0.1:0", "--catalog-size", &catalog.to_string(), "--data-dir"])
+            .arg(dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", exe.display()));
+        let out = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut url = String::new();
+        for line in out.lines() {
+            let line = line.expect("stdout");
+            if let Some(u) = line.strip_prefix("READY ") {
+                url = u.to_string();
+                break;
+            }
+        }
+        assert!(!url.is_empty(), "edged exited before READY");
+        let ready_after = started.elapsed();
+        let tokens: TokensFile =
+            serde_json::from_slice(&std::fs::read(dir.join("tokens.json")).expect("tokens")).expect("tokens json");
+        Edged { child, url, tokens, ready_after }
+    }
+
+    fn stop(mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+    }
+
+    /// (utime + stime) in clock ticks, and resident set in KiB.
+    fn cpu_and_rss(&self) -> (u64, u64) {
+        let pid = self.child.id();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let after = stat.rsplit(')').next().unwrap_or("");
+        let f: Vec<&str> = after.split_whitespace().collect();
+        let ticks = f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+            + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let rss = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+            .unwrap_or(0);
+        (ticks, rss)
+    }
+}
+
+fn sale_body(i: usize) -> serde_json::Value {
+    let sku = demo_item((i % 40) as u64 * 3 % 200).sku;
+    let item = demo_item((i % 40) as u64 * 3 % 200);
+    let line = if item.kind == ItemKind::Weight {
+        json!({"sku": sku, "weight_g": 250})
+    } else if item.kind == ItemKind::Lot {
+        json!({"sku": "SKU-0000001", "qty": 1})
+    } else {
+        json!({"sku": sku, "qty": 1 + i % 3})
+    };
+    json!({"lines": [line, {"sku": "SKU-0000002", "qty": 1}], "tenders": [{"type": "cash", "amount_minor": 10_000_000}]})
+}
+
+fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().expect("client")
+}
+
+fn post_sale(c: &reqwest::blocking::Client, e: &Edged, i: usize) -> Duration {
+    let t = Instant::now();
+    let r =
+        c.post(format!("{}/v1/sales", e.url)).bearer_auth(&e.tokens.cashier).json(&sale_body(i)).send().expect("post");
+    assert_eq!(r.status().as_u16(), 201, "sale refused: {:?}", r.text());
+    let _: SaleOut = r.json().expect("sale");
+    t.elapsed()
+}
+
+/// pwrite 4 KiB at offset 0 + fdatasync, n times.
+fn raw_fdatasync(dir: &Path, n: usize) -> Vec<Duration> {
+    let path = dir.join("fsync-probe.bin");
+    let f = std::fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path).expect("probe");
+    let buf = vec![0x5au8; 4096];
+    let mut v = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut b = buf.clone();
+        b[0] = i as u8;
+        let t = Instant::now();
+        f.write_all_at(&b, 0).expect("write");
+        f.sync_data().expect("fdatasync");
+        v.push(t.elapsed());
+    }
+    let _ = std::fs::remove_file(path);
+    v.sort();
+    v
+}
+
+fn bench_commit(base: &Path, args: &Args) {
+    println!("== sale commit latency through the API vs raw fdatasync (same data dir) ==");
+    let dir = base.join("commit");
+    let e = Edged::start(&dir, 200);
+    let c = http();
+    for i in 0..100 {
+        post_sale(&c, &e, i); // warm-up
+    }
+    let mut raw = raw_fdatasync(&dir, args.sales / 2);
+    let mut lat: Vec<Duration> = (0..args.sales).map(|i| post_sale(&c, &e, 1000 + i)).collect();
+    raw.extend(raw_fdatasync(&dir, args.sales / 2));
+    raw.sort();
+    lat.sort();
+    println!("raw 4 KiB pwrite+fdatasync: median {} p99 {} (n={})", ms(pct(&raw, 0.5)), ms(pct(&raw, 0.99)), raw.len());
+    println!("sale commit via API:        median {} p99 {} (n={})", ms(pct(&lat, 0.5)), ms(pct(&lat, 0.99)), lat.len());
+    let r50 = pct(&lat, 0.5).as_secs_f64() / pct(&raw, 0.5).as_secs_f64().max(1e-9);
+    let r99 = pct(&lat, 0.99).as_secs_f64() / pct(&raw, 0.99).as_secs_f64().max(1e-9);
+    println!("ratio commit/raw: median {r50:.2}  p99 {r99:.2}  (target <= 1.5)");
+    e.stop();
+}
+
+fn throughput_api(e: &Edged, writers: usize, secs: u64) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let done: usize = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..writers)
+            .map(|w| {
+                s.spawn(move || {
+                    let c = http();
+                    let mut n = 0;
+                    while Instant::now() < deadline {
+                        post_sale(&c, e, w * 1_000_000 + n);
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().expect("writer")).sum()
+    });
+    done as f64 / secs as f64
+}
+
+fn throughput_store(store: &Arc<SledStore>, writers: usize, secs: u64) -> f64 {
+    let cfg =
+        edge::config::parse(&edge::config::demo_toml(Path::new("/tmp"), "127.0.0.1:0"), Path::new("/")).expect("cfg");
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let done: usize = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..writers)
+            .map(|w| {
+                let store = store.clone();
+                let cfg = cfg.clone();
+                s.spawn(move || {
+                    let mut n = 0;
+                    while Instant::now() < deadline {
+                        let req: edge_api::SaleIn = serde_json::from_value(sale_body(w * 1_000_000 + n)).expect("req");
+                        let sale = edge::sale::build_sale(
+                            &req,
+                            store.as_ref(),
+                            &cfg,
+                            jiff::Timestamp::now(),
+                            "bench",
+                            "cashier",
+                        )
+                        .expect("sale");
+                        let commit = SaleCommit {
+                            sale,
+                            idempotency_key: None,
+                            fingerprint: String::new(),
+                            remotes: cfg.sale_remotes(),
+                        };
+                        store.commit_sale(commit).expect("commit");
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().expect("writer")).sum()
+    });
+    done as f64 / secs as f64
+}
+
+fn bench_concurrency(base: &Path, args: &Args) {
+    println!("== 16 concurrent writers vs 1 (group commit) ==");
+    let dir = base.join("concurrency");
+    let e = Edged::start(&dir, 200);
+    let one = throughput_api(&e, 1, args.secs);
+    let sixteen = throughput_api(&e, 16, args.secs);
+    println!(
+        "API:   1 writer {one:.0} sales/s   16 writers {sixteen:.0} sales/s   ratio {:.1} (target >= 10)",
+        sixteen / one.max(1e-9)
+    );
+    e.stop();
+    // The same in-process, without HTTP: the store's own group commit.
+    let sdir = base.join("concurrency-store");
+    let mut sc = StoreConfig::new(sdir.join("store"));
+    sc.cache_capacity_bytes = 64 << 20;
+    let store = Arc::new(SledStore::open(sc).expect("store"));
+    edge::demo::seed_catalog(store.as_ref(), 200).expect("seed");
+    let one = throughput_store(&store, 1, args.secs);
+    let sixteen = throughput_store(&store, 16, args.secs);
+    let st = store.stats();
+    println!(
+        "store: 1 writer {one:.0} sales/s   16 writers {sixteen:.0} sales/s   ratio {:.1}   ({} syncs for {} commits)",
+        sixteen / one.max(1e-9),
+        st.syncs,
+        st.commits_synced
+    );
+}
+
+fn bench_catalog(base: &Path, args: &Args) {
+    let n = args.items;
+    println!("== catalog of {n} items ==");
+    let dir = base.join("catalog");
+    // Import through the daemon: `edged demo --catalog-size N` seeds before it is ready.
+    let e = Edged::start(&dir, n);
+    println!("import of {n} items (daemon start to READY): {:.1} s (target <= 60 s)", e.ready_after.as_secs_f64());
+    let c = http();
+    for i in 0..2000u64 {
+        let code = demo_ean((i * 7919) % n);
+        let r = c.get(format!("{}/v1/catalog/barcode/{code}", e.url)).bearer_auth(&e.tokens.kiosk).send().expect("get");
+        assert!(r.status().is_success());
+    }
+    let (_, rss) = e.cpu_and_rss();
+    println!("daemon RSS after import and 2,000 lookups: {:.1} MB (target <= 150 MB)", rss as f64 / 1024.0);
+    let (t0, _) = e.cpu_and_rss();
+    let wall = Instant::now();
+    std::thread::sleep(Duration::from_secs(args.idle_secs));
+    let (t1, _) = e.cpu_and_rss();
+    let tick = 100.0; // USER_HZ on Linux
+    let cpu_s = (t1 - t0) as f64 / tick;
+    println!(
+        "idle CPU over {} s: {:.2} s of CPU = {:.3} % of one core (target ~0)",
+        args.idle_secs,
+        cpu_s,
+        100.0 * cpu_s / wall.elapsed().as_secs_f64()
+    );
+    e.stop();
+
+    // In-process lookups on the same store.
+    let mut sc = StoreConfig::new(dir.join("store"));
+    sc.cache_capacity_bytes = 64 << 20;
+    let store = open_retrying(sc);
+    let mut lat = Vec::with_capacity(100_000);
+    let mut x: u64 = 0x9E37_79B9;
+    for _ in 0..100_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let code = demo_ean(x % n);
+        let t = Instant::now();
+        let it = store.item_by_barcode(&code).expect("lookup");
+        lat.push(t.elapsed());
+        assert!(it.is_some());
+    }
+    lat.sort();
+    println!(
+        "barcode lookup in-process: median {:.1} µs p99 {:.1} µs (target p99 <= 50 µs)",
+        pct(&lat, 0.5).as_secs_f64() * 1e6,
+        pct(&lat, 0.99).as_secs_f64() * 1e6
+    );
+
+    // Start-to-ready with 100,000 pending outbox entries.
+    let odir = base.join("outbox");
+    let mut sc = StoreConfig::new(odir.join("store"));
+    sc.cache_capacity_bytes = 64 << 20;
+    let cfg = edge::config::parse(&edge::config::demo_toml(&odir, "127.0.0.1:0"), Path::new("/")).expect("cfg");
+    let sales_needed = 100_000usize.div_ceil(cfg.sale_remotes().len());
+    {
+        let store = Arc::new(open_retrying(sc.clone()));
+        edge::demo::seed_catalog(store.as_ref(), 2000).expect("seed");
+        let t = Instant::now();
+        std::thread::scope(|s| {
+            for w in 0..16 {
+                let store = store.clone();
+                let cfg = cfg.clone();
+                s.spawn(move || {
+                    for i in (w..sales_needed).step_by(16) {
+                        let req: edge_api::SaleIn = serde_json::from_value(sale_body(i)).expect("req");
+                        let sale = edge::sale::build_sale(
+                            &req,
+                            store.as_ref(),
+                            &cfg,
+                            jiff::Timestamp::now(),
+                            "bench",
+                            "cashier",
+                        )
+                        .expect("sale");
+                        store
+                            .commit_sale(SaleCommit {
+                                sale,
+                                idempotency_key: None,
+                                fingerprint: String::new(),
+                                remotes: cfg.sale_remotes(),
+                            })
+                            .expect("commit");
+                    }
+                });
+            }
+        });
+        let pending: u64 = store.outbox_counts().values().map(|c| c.pending).sum();
+        println!(
+            "queued {pending} pending outbox entries ({sales_needed} sales) in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let e = Edged::start(&odir, 2000);
+    println!(
+        "start to READY with 100,000 pending outbox entries: {:.3} s (target <= 2 s)",
+        e.ready_after.as_secs_f64()
+    );
+    e.stop();
+}
+
+fn open_retrying(sc: StoreConfig) -> SledStore {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match SledStore::open(sc.clone()) {
+            Ok(s) => return s,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    let tmp;
+    let base = match &args.dir {
+        Some(d) => d.clone(),
+        None => {
+            tmp = tempfile::tempdir().expect("tmp");
+            tmp.path().to_path_buf()
+        }
+    };
+    println!(
+        "edge-bench: data under {} ({} cores)",
+        base.display(),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
+    let _ = std::io::stdout().flush();
+    let all = args.which == Which::All;
+    if all || args.which == Which::Commit {
+        bench_commit(&base, &args);
+    }
+    if all || args.which == Which::Concurrency {
+        bench_concurrency(&base, &args);
+    }
+    if all || args.which == Which::Catalog {
+        bench_catalog(&base, &args);
+    }
+}
