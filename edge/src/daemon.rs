@@ -79,6 +79,10 @@ pub async fn serve(
         app_for_signal.drain().await;
         let _ = drained_tx.send(());
     };
+    // Answers are small and latency matters: no Nagle delay.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = axum::serve(listener, router).with_graceful_shutdown(graceful);
     let server = tokio::spawn(async move { server.await });
     // Once draining started, give open connections a bounded time to finish.
