@@ -8,8 +8,11 @@
 //! - every commit that returned is there, identical, with its outbox entries;
 //! - a commit killed mid-way is either wholly there (sale + 3 outbox entries) or wholly
 //!   absent, and a retry of its key never makes a second sale;
-//! - an unsynced write may be lost, but a sync (or a commit, which syncs) makes every earlier
-//!   write durable; what is read back is a value that was written, never a torn one.
+//! - an unsynced write may be lost, but a sync makes every earlier write durable; what is
+//!   read back is a value that was written, never a torn one.
+//!
+//! Commits are durable through the commit journal and re-applied from it on open, so this
+//! also exercises journal replay after every kill.
 //!
 //! A kill drops whatever sled had not yet written to the file (its in-memory buffers).
 //! Power loss (dropping what the OS had not synced) is argued in the store's module doc.
@@ -293,7 +296,8 @@ proptest! {
                     }
                     model.unsure.remove(&key);
                     model.acked.insert(key, sale);
-                    model.synced();
+                    // A commit is durable through the journal; it does not make other,
+                    // unsynced writes (meta, transitions) durable.
                     if matches!(op, Op::CommitAckedThenKill { .. }) {
                         child.kill();
                         child = ChildStore::start(dir.path());

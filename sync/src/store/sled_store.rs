@@ -1,7 +1,7 @@
 //! The sled implementation of [`Store`]. The only module of the workspace that opens sled.
 //! Layout, atomicity and the durability argument are in the parent module's doc.
 
-use super::durability::GroupCommit;
+use super::journal::{CHECKPOINT_EVERY, Journal};
 use super::{
     CatalogEntry, CommitOutcome, FORMAT_VERSION, FatalHook, IdemRecord, OutboxCounts, OutboxQuery, Result, SaleCommit,
     Store, StoreConfig, StoreError, StoreStats,
@@ -80,7 +80,12 @@ pub struct SledStore {
     deltas: Tree,
     audit: Tree,
     db_file: File,
-    group: GroupCommit,
+    journal: Journal,
+    /// Held across a commit's sled transaction and its journal append: journal order is
+    /// commit order, so a replay decides every key exactly as the live commit did.
+    commit_lock: Mutex<()>,
+    /// One checkpoint (sled flush + fdatasync) at a time.
+    checkpoint_lock: Mutex<CheckpointStats>,
     on_fatal: Option<FatalHook>,
     fatal_called: AtomicBool,
     files_seen: Mutex<BTreeSet<String>>,
@@ -100,6 +105,28 @@ fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>> {
 
 fn from_json<T: DeserializeOwned>(what: impl FnOnce() -> String, bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { what: what(), detail: e.to_string() })
+}
+
+/// What the journal keeps of a commit: everything needed to apply it again, ids included.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct CommitRecord {
+    sale: Sale,
+    idempotency_key: Option<String>,
+    fingerprint: String,
+    entries: Vec<OutboxEntry>,
+    audit: AuditRecord,
+}
+
+/// What applying a commit to sled found.
+enum TxOut {
+    New,
+    Seen(IdemRecord),
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct CheckpointStats {
+    count: u64,
+    last_micros: u64,
 }
 
 fn outbox_key(remote: &str, id: &Uuid) -> Vec<u8> {
@@ -210,6 +237,13 @@ impl SledStore {
         if fresh_dir && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             fsync_dir(parent).map_err(io)?;
         }
+        let (journal, recovered) = Journal::open(&path.join("journal")).map_err(|e| StoreError::Open {
+            path: path.clone(),
+            detail: format!("its commit journal cannot be read: {e}"),
+        })?;
+        for note in &recovered.notes {
+            tracing::warn!(note = %note, "commit journal");
+        }
         let item_count = match meta.get(META_ITEM_COUNT).map_err(io)? {
             Some(v) => u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])),
             None => 0,
@@ -227,7 +261,9 @@ impl SledStore {
             deltas,
             audit,
             db_file,
-            group: GroupCommit::new(),
+            journal,
+            commit_lock: Mutex::new(()),
+            checkpoint_lock: Mutex::new(CheckpointStats::default()),
             on_fatal: cfg.on_fatal,
             fatal_called: AtomicBool::new(false),
             files_seen: Mutex::new(BTreeSet::new()),
@@ -237,11 +273,139 @@ impl SledStore {
             format_version,
             db,
         };
+        store.replay(recovered.records)?;
         store.rebuild_index()?;
         store.sale_count.store(store.sales.len() as u64, Ordering::Relaxed);
         let names = store.list_files().map_err(io)?;
         *store.files_seen.lock().unwrap_or_else(|p| p.into_inner()) = names;
         Ok(store)
+    }
+
+    /// Applies journal records that sled may not have (those above the checkpoint), then
+    /// checkpoints so the journal starts short.
+    fn replay(&self, records: Vec<(u64, Vec<u8>)>) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let (mut applied, mut present) = (0u64, 0u64);
+        for (seq, payload) in &records {
+            let rec: CommitRecord = serde_json::from_slice(payload).map_err(|e| StoreError::Open {
+                path: self.path.clone(),
+                detail: format!("commit journal record {seq} is unreadable ({e}); was it written by a newer edged?"),
+            })?;
+            match self.apply_commit(&rec)? {
+                TxOut::New => applied += 1,
+                TxOut::Seen(_) => present += 1,
+            }
+        }
+        tracing::info!(applied, already_present = present, "commit journal replayed");
+        let last = records.last().map(|r| r.0).unwrap_or(0);
+        self.checkpoint_upto(last.max(self.journal.last_seq()))
+    }
+
+    /// sled flush + fdatasync, then the journal forgets what that covered.
+    fn checkpoint_upto(&self, seq: u64) -> Result<()> {
+        let mut st = self.checkpoint_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let started = std::time::Instant::now();
+        let res = self.sync_now().and_then(|()| self.journal.set_checkpoint(seq));
+        if let Err(e) = res {
+            let msg = format!("store checkpoint failed: {e}");
+            self.fatal(&msg);
+            return Err(StoreError::Fatal(msg));
+        }
+        st.count += 1;
+        st.last_micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        Ok(())
+    }
+
+    /// Everything applied to sled so far becomes durable in sled itself.
+    fn checkpoint(&self) -> Result<()> {
+        // Every record up to `last_seq` was applied to sled before it was appended.
+        let seq = self.journal.last_seq();
+        self.checkpoint_upto(seq)
+    }
+
+    /// Waits for the journal to hold every earlier commit durably.
+    fn journal_sync(&self) -> Result<()> {
+        self.journal.sync().map_err(|e| {
+            self.fatal(&e);
+            StoreError::Fatal(e)
+        })
+    }
+
+    /// The sled side of a commit: one transaction, or nothing if the sale (by id or key) is
+    /// already there.
+    fn apply_commit(&self, rec: &CommitRecord) -> Result<TxOut> {
+        let sale = &rec.sale;
+        let now = sale.created_at;
+        let sale_json = to_json(sale)?;
+        let mut idem_keys = vec![format!("sale:{}", sale.id)];
+        if let Some(k) = &rec.idempotency_key {
+            idem_keys.push(format!("key:{k}"));
+        }
+        let idem_json = to_json(&IdemRecord { sale_id: sale.id, fingerprint: rec.fingerprint.clone() })?;
+        let entries_json: Vec<Vec<u8>> = rec.entries.iter().map(to_json).collect::<Result<_>>()?;
+        let deltas: Vec<(Vec<u8>, Vec<u8>)> = sale
+            .lines
+            .iter()
+            .map(|l| {
+                let d = StockDelta {
+                    sku: l.sku.clone(),
+                    sale_id: sale.id,
+                    line_no: l.line_no,
+                    delta: l.quantity.sold_delta(),
+                    at: now,
+                };
+                Ok((delta_key(&l.sku, &sale.id, l.line_no), to_json(&d)?))
+            })
+            .collect::<Result<_>>()?;
+        let mut per_sku: BTreeMap<&str, i64> = BTreeMap::new();
+        for l in &sale.lines {
+            *per_sku.entry(l.sku.as_str()).or_default() += l.quantity.sold_delta();
+        }
+        let audit_json = to_json(&rec.audit)?;
+        let trees =
+            (&self.sales, &self.idem, &self.outbox, &self.outbox_by_record, &self.stock, &self.deltas, &self.audit);
+        trees
+            .transaction(
+                |(sales, idem, outbox, by_rec, stock, deltas_t, audit_t): &(
+                    TransactionalTree,
+                    TransactionalTree,
+                    TransactionalTree,
+                    TransactionalTree,
+                    TransactionalTree,
+                    TransactionalTree,
+                    TransactionalTree,
+                )| {
+                    for k in &idem_keys {
+                        if let Some(v) = idem.get(k.as_bytes())? {
+                            return Ok(TxOut::Seen(tx_json("idempotency record", &v)?));
+                        }
+                    }
+                    sales.insert(sale.id.as_bytes(), sale_json.as_slice())?;
+                    for k in &idem_keys {
+                        idem.insert(k.as_bytes(), idem_json.as_slice())?;
+                    }
+                    for (e, j) in rec.entries.iter().zip(&entries_json) {
+                        outbox.insert(outbox_key(&e.remote, &e.id), j.as_slice())?;
+                        by_rec.insert(by_record_key(&sale.id, &e.remote), e.id.as_bytes())?;
+                    }
+                    for (k, v) in &deltas {
+                        deltas_t.insert(k.as_slice(), v.as_slice())?;
+                    }
+                    for (sku, d) in &per_sku {
+                        let mut cur: StockLevel = match stock.get(sku.as_bytes())? {
+                            Some(v) => tx_json("stock", &v)?,
+                            None => StockLevel::default(),
+                        };
+                        cur.unreflected = cur.unreflected.saturating_add(*d);
+                        stock.insert(sku.as_bytes(), tx_enc(&cur)?)?;
+                    }
+                    audit_t.insert(rec.audit.id.as_bytes(), audit_json.as_slice())?;
+                    Ok(TxOut::New)
+                },
+            )
+            .map_err(tx_err)
     }
 
     /// Refuses a path that exists but is not (or not yet) a store; creates a missing one.
@@ -521,19 +685,13 @@ impl Store for SledStore {
     }
 
     fn commit_sale(&self, c: SaleCommit) -> Result<CommitOutcome> {
-        if let Some(e) = self.group.failure() {
+        if let Some(e) = self.journal.failure() {
             return Err(StoreError::Fatal(e));
         }
-        let sale = &c.sale;
+        let sale = c.sale;
         let now = sale.created_at;
-        let sale_json = to_json(sale)?;
-        let mut idem_keys = vec![format!("sale:{}", sale.id)];
-        if let Some(k) = &c.idempotency_key {
-            idem_keys.push(format!("key:{k}"));
-        }
-        let idem_json = to_json(&IdemRecord { sale_id: sale.id, fingerprint: c.fingerprint.clone() })?;
-        // Ids are made once, before the transaction, so a retried transaction reuses them.
-        let mut remotes = c.remotes.clone();
+        // Ids are made once, here, and travel in the journal record: a replay reuses them.
+        let mut remotes = c.remotes;
         remotes.sort();
         remotes.dedup();
         let entries: Vec<OutboxEntry> = remotes
@@ -550,25 +708,6 @@ impl Store for SledStore {
                 request_id: sale.request_id.clone(),
             })
             .collect();
-        let entries_json: Vec<Vec<u8>> = entries.iter().map(to_json).collect::<Result<_>>()?;
-        let deltas: Vec<(Vec<u8>, Vec<u8>)> = sale
-            .lines
-            .iter()
-            .map(|l| {
-                let d = StockDelta {
-                    sku: l.sku.clone(),
-                    sale_id: sale.id,
-                    line_no: l.line_no,
-                    delta: l.quantity.sold_delta(),
-                    at: now,
-                };
-                Ok((delta_key(&l.sku, &sale.id, l.line_no), to_json(&d)?))
-            })
-            .collect::<Result<_>>()?;
-        let mut per_sku: BTreeMap<&str, i64> = BTreeMap::new();
-        for l in &sale.lines {
-            *per_sku.entry(l.sku.as_str()).or_default() += l.quantity.sold_delta();
-        }
         let audit = AuditRecord {
             id: new_id(),
             at: now,
@@ -578,83 +717,71 @@ impl Store for SledStore {
             request_id: sale.request_id.clone(),
             detail: format!("total {} in {} lines", sale.total(), sale.lines.len()),
         };
-        let audit_json = to_json(&audit)?;
+        let rec = CommitRecord { sale, idempotency_key: c.idempotency_key, fingerprint: c.fingerprint, entries, audit };
+        let payload = to_json(&rec)?;
 
-        enum TxOut {
-            New,
-            Seen(IdemRecord),
-        }
-        let trees =
-            (&self.sales, &self.idem, &self.outbox, &self.outbox_by_record, &self.stock, &self.deltas, &self.audit);
-        let out = trees
-            .transaction(
-                |(sales, idem, outbox, by_rec, stock, deltas_t, audit_t): &(
-                    TransactionalTree,
-                    TransactionalTree,
-                    TransactionalTree,
-                    TransactionalTree,
-                    TransactionalTree,
-                    TransactionalTree,
-                    TransactionalTree,
-                )| {
-                    for k in &idem_keys {
-                        if let Some(v) = idem.get(k.as_bytes())? {
-                            return Ok(TxOut::Seen(tx_json("idempotency record", &v)?));
+        let (out, rotated) = {
+            let _order = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
+            let applied = match self.apply_commit(&rec) {
+                Ok(a) => a,
+                // sled failed to write (its background flush hit a full disk or a dying
+                // drive): as fatal as a failed sync.
+                Err(StoreError::Io(e)) => {
+                    let msg = format!("store write failed: {e}");
+                    self.fatal(&msg);
+                    return Err(StoreError::Fatal(msg));
+                }
+                Err(e) => return Err(e),
+            };
+            match applied {
+                TxOut::New => {
+                    let appended = self.journal.append(&payload);
+                    let rotated = match appended {
+                        Ok((_, rotated)) => rotated,
+                        Err(e) => {
+                            // sled has it in memory, the journal does not: nothing may be
+                            // acknowledged from here on.
+                            let msg = format!("commit journal append failed: {e}");
+                            self.fatal(&msg);
+                            return Err(StoreError::Fatal(msg));
                         }
+                    };
+                    let mut idx = self.lock_index();
+                    for e in &rec.entries {
+                        idx.entry(e.remote.clone()).or_default().add(e.id, &e.state);
                     }
-                    sales.insert(sale.id.as_bytes(), sale_json.as_slice())?;
-                    for k in &idem_keys {
-                        idem.insert(k.as_bytes(), idem_json.as_slice())?;
-                    }
-                    for (e, j) in entries.iter().zip(&entries_json) {
-                        outbox.insert(outbox_key(&e.remote, &e.id), j.as_slice())?;
-                        by_rec.insert(by_record_key(&sale.id, &e.remote), e.id.as_bytes())?;
-                    }
-                    for (k, v) in &deltas {
-                        deltas_t.insert(k.as_slice(), v.as_slice())?;
-                    }
-                    for (sku, d) in &per_sku {
-                        let mut cur: StockLevel = match stock.get(sku.as_bytes())? {
-                            Some(v) => tx_json("stock", &v)?,
-                            None => StockLevel::default(),
-                        };
-                        cur.unreflected = cur.unreflected.saturating_add(*d);
-                        stock.insert(sku.as_bytes(), tx_enc(&cur)?)?;
-                    }
-                    audit_t.insert(audit.id.as_bytes(), audit_json.as_slice())?;
-                    Ok(TxOut::New)
-                },
-            )
-            .map_err(tx_err)?;
+                    self.sale_count.fetch_add(1, Ordering::Relaxed);
+                    (TxOut::New, rotated)
+                }
+                seen => (seen, false),
+            }
+        };
 
         match out {
             TxOut::New => {
-                {
-                    let mut idx = self.lock_index();
-                    for e in &entries {
-                        idx.entry(e.remote.clone()).or_default().add(e.id, &e.state);
-                    }
+                self.journal_sync()?;
+                if rotated || self.journal.records_since_checkpoint() >= CHECKPOINT_EVERY {
+                    self.checkpoint()?;
                 }
-                self.sale_count.fetch_add(1, Ordering::Relaxed);
-                self.sync()?;
-                Ok(CommitOutcome::Created(c.sale))
+                Ok(CommitOutcome::Created(rec.sale))
             }
-            TxOut::Seen(rec) => {
-                if rec.fingerprint != c.fingerprint {
-                    let what = if c.idempotency_key.is_some() && rec.sale_id != sale.id {
+            TxOut::Seen(found) => {
+                if found.fingerprint != rec.fingerprint {
+                    let what = if rec.idempotency_key.is_some() && found.sale_id != rec.sale.id {
                         "this Idempotency-Key was used for a different sale".to_string()
                     } else {
                         "a sale with this id or Idempotency-Key exists with different content".to_string()
                     };
-                    return Ok(CommitOutcome::Conflict { sale_id: rec.sale_id, what });
+                    return Ok(CommitOutcome::Conflict { sale_id: found.sale_id, what });
                 }
-                let stored = self.sale(&rec.sale_id)?.ok_or_else(|| StoreError::Corrupt {
-                    what: format!("sale {}", rec.sale_id),
+                let stored = self.sale(&found.sale_id)?.ok_or_else(|| StoreError::Corrupt {
+                    what: format!("sale {}", found.sale_id),
                     detail: "its idempotency record exists but the sale does not".into(),
                 })?;
                 // The first request may still be waiting for its sync: never acknowledge a
-                // replay before the sale is durable.
-                self.sync()?;
+                // replay before the sale is durable. Its record was appended before the
+                // commit lock let this request see the sale.
+                self.journal_sync()?;
                 Ok(CommitOutcome::Replayed(stored))
             }
         }
@@ -822,15 +949,18 @@ impl Store for SledStore {
     }
 
     fn sync(&self) -> Result<()> {
-        self.group.wait_durable(|| self.sync_now()).map_err(|e| {
-            self.fatal(&e);
-            StoreError::Fatal(e)
-        })
+        if let Some(e) = self.journal.failure() {
+            return Err(StoreError::Fatal(e));
+        }
+        self.checkpoint()
     }
 
     fn stats(&self) -> StoreStats {
-        let g = self.group.stats();
+        let g = self.journal.stats();
+        let ck = *self.checkpoint_lock.lock().unwrap_or_else(|p| p.into_inner());
         StoreStats {
+            checkpoints: ck.count,
+            last_checkpoint_micros: ck.last_micros,
             items: self.item_count(),
             sales: self.sale_count.load(Ordering::Relaxed),
             syncs: g.syncs,
