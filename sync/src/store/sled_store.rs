@@ -188,6 +188,9 @@ impl SledStore {
         let db = sled::Config::new()
             .path(&path)
             .cache_capacity(cfg.cache_capacity_bytes)
+            // No timer flushes: commits are durable through the journal and the store
+            // checkpoints sled itself; an idle daemon should not wake up twice a second.
+            .flush_every_ms(None)
             .open()
             .map_err(|e| classify_open_error(&path, e))?;
         let tree =
