@@ -99,6 +99,7 @@ impl App {
                 size_on_disk_bytes: st.size_on_disk_bytes,
                 syncs: st.syncs,
                 commits_synced: st.commits_synced,
+                checkpoints: st.checkpoints,
             },
         }
     }

@@ -244,7 +244,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
     });
 
     let data_dir = c.string("data.dir", None).map(|d| base.join(d)).unwrap_or_default();
-    let cache_mb = c.integer("data.cache_mb", 64, 8, 4096) as u64;
+    let cache_mb = c.integer("data.cache_mb", 16, 4, 4096) as u64;
 
     let listen_s = c.string("api.listen", Some("127.0.0.1:7420")).unwrap_or_default();
     let allow_remote = c.boolean("api.allow_remote", false);
@@ -368,7 +368,7 @@ business_day_start = "00:00"
 
 [data]
 dir = {dir:?}
-cache_mb = 64
+cache_mb = 16
 
 [api]
 listen = {listen:?}

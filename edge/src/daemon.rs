@@ -124,3 +124,15 @@ pub async fn run(cfg: Config, store: Arc<dyn Store>, announce_dir: &Path) -> Res
     }
     serve(app, listener, shutdown_signal()).await.map_err(|e| e.to_string())
 }
+
+/// Hands memory freed by a bulk job (a catalog import) back to the OS. glibc keeps freed
+/// heap in its arenas; after importing a large catalog that is tens of MB the daemon would
+/// otherwise hold for nothing (kiosk boxes have little memory).
+#[allow(unsafe_code)]
+pub fn release_free_memory() {
+    // SAFETY: malloc_trim only walks the allocator's own free lists; it takes no pointers
+    // from us and is safe to call at any time from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

@@ -105,6 +105,7 @@ pub fn seed_catalog(store: &dyn Store, size: u64) -> Result<(), String> {
     }
     store.meta_set(META_DEMO_SIZE, &size.to_be_bytes()).map_err(|e| e.to_string())?;
     store.sync().map_err(|e| e.to_string())?;
+    crate::daemon::release_free_memory();
     tracing::info!(items = size - have, ms = started.elapsed().as_millis() as u64, "demo catalog seeded");
     Ok(())
 }

@@ -7,9 +7,11 @@
 //! | `edged_sales_committed_total` | counter | | sales made durable |
 //! | `edged_sales_refused_total` | counter | `reason` | sales refused (nothing stored) |
 //! | `edged_sale_commit_duration_seconds` | histogram | | commit incl. flush + fdatasync |
-//! | `edged_store_syncs_total` | counter | | flush + fdatasync rounds |
+//! | `edged_store_syncs_total` | counter | | commit journal fdatasync rounds (group commits) |
 //! | `edged_store_commits_synced_total` | counter | | commits covered by those rounds |
 //! | `edged_store_last_sync_seconds` | gauge | | duration of the last round |
+//! | `edged_store_checkpoints_total` | counter | | sled flush + fdatasync checkpoints |
+//! | `edged_store_last_checkpoint_seconds` | gauge | | duration of the last checkpoint |
 //! | `edged_store_size_bytes` | gauge | | sled's size on disk |
 //! | `edged_catalog_items` | gauge | | items in the catalog |
 //! | `edged_outbox_entries` | gauge | `remote`, `state` | outbox entries by state |
@@ -70,6 +72,8 @@ pub struct Metrics {
     store_syncs: Counter,
     store_commits_synced: Counter,
     store_last_sync: Gauge<f64, AtomicU64>,
+    store_checkpoints: Counter,
+    store_last_checkpoint: Gauge<f64, AtomicU64>,
     store_size: Gauge,
     catalog_items: Gauge,
     outbox: Family<OutboxLabels, Gauge>,
@@ -103,11 +107,19 @@ impl Metrics {
             commit_duration.clone(),
         );
         let store_syncs = Counter::default();
-        registry.register("store_syncs", "Flush + fdatasync rounds", store_syncs.clone());
+        registry.register("store_syncs", "Commit journal fdatasync rounds", store_syncs.clone());
         let store_commits_synced = Counter::default();
         registry.register("store_commits_synced", "Commits covered by sync rounds", store_commits_synced.clone());
         let store_last_sync = Gauge::<f64, AtomicU64>::default();
         registry.register("store_last_sync_seconds", "Duration of the last sync round", store_last_sync.clone());
+        let store_checkpoints = Counter::default();
+        registry.register("store_checkpoints", "sled flush + fdatasync checkpoints", store_checkpoints.clone());
+        let store_last_checkpoint = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "store_last_checkpoint_seconds",
+            "Duration of the last checkpoint",
+            store_last_checkpoint.clone(),
+        );
         let store_size = Gauge::default();
         registry.register("store_size_bytes", "Store size on disk", store_size.clone());
         let catalog_items = Gauge::default();
@@ -134,6 +146,8 @@ impl Metrics {
             store_syncs,
             store_commits_synced,
             store_last_sync,
+            store_checkpoints,
+            store_last_checkpoint,
             store_size,
             catalog_items,
             outbox,
@@ -157,6 +171,8 @@ impl Metrics {
         add(&self.store_syncs, st.syncs);
         add(&self.store_commits_synced, st.commits_synced);
         self.store_last_sync.set(st.last_sync_micros as f64 / 1e6);
+        add(&self.store_checkpoints, st.checkpoints);
+        self.store_last_checkpoint.set(st.last_checkpoint_micros as f64 / 1e6);
         self.store_size.set(i64::try_from(st.size_on_disk_bytes).unwrap_or(i64::MAX));
         self.catalog_items.set(i64::try_from(st.items).unwrap_or(i64::MAX));
         for (remote, c) in store.outbox_counts() {

@@ -55,9 +55,12 @@ pub struct StoreHealth {
     pub items: u64,
     pub sales: u64,
     pub size_on_disk_bytes: u64,
-    /// Flush + fdatasync rounds so far, and the commits they covered.
+    /// Commit journal fdatasync rounds so far, and the commits they covered.
     pub syncs: u64,
     pub commits_synced: u64,
+    /// sled flush + fdatasync checkpoints so far.
+    #[serde(default)]
+    pub checkpoints: u64,
 }
 
 /// A catalog item with its stock.

@@ -21,6 +21,8 @@ enum Which {
     Commit,
     Concurrency,
     Catalog,
+    /// Barcode lookups only, on a catalog imported before (`--dir` of an earlier run).
+    Lookup,
     All,
 }
 
@@ -41,6 +43,9 @@ struct Args {
     /// Sales per latency measurement.
     #[arg(long, default_value_t = 2000)]
     sales: usize,
+    /// sled page cache (MiB) for the in-process lookup benchmark.
+    #[arg(long, default_value_t = 16)]
+    cache_mb: u64,
     /// Seconds per throughput measurement.
     #[arg(long, default_value_t = 5)]
     secs: u64,
@@ -376,6 +381,28 @@ fn bench_catalog(base: &Path, args: &Args) {
     e.stop();
 }
 
+/// 100,000 random barcode lookups in-process; prints median and p99.
+fn lookups(store: &SledStore, n: u64, label: &str) {
+    let mut lat = Vec::with_capacity(100_000);
+    let mut x: u64 = 0x9E37_79B9 ^ lat.capacity() as u64 ^ label.len() as u64;
+    for _ in 0..100_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let code = demo_ean(x % n);
+        let t = Instant::now();
+        let it = store.item_by_barcode(&code).expect("lookup");
+        lat.push(t.elapsed());
+        assert!(it.is_some());
+    }
+    lat.sort();
+    println!(
+        "barcode lookup in-process ({label}): median {:.1} µs p99 {:.1} µs (target p99 <= 50 µs)",
+        pct(&lat, 0.5).as_secs_f64() * 1e6,
+        pct(&lat, 0.99).as_secs_f64() * 1e6
+    );
+}
+
 fn open_retrying(sc: StoreConfig) -> SledStore {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -415,5 +442,16 @@ fn main() {
     }
     if all || args.which == Which::Catalog {
         bench_catalog(&base, &args);
+    }
+    if args.which == Which::Lookup {
+        let mut sc = StoreConfig::new(base.join("catalog").join("store"));
+        sc.cache_capacity_bytes = args.cache_mb << 20;
+        let store = open_retrying(sc);
+        println!("cache {} MiB", args.cache_mb);
+        lookups(&store, args.items, "cold");
+        lookups(&store, args.items, "warm");
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let rss = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap_or("").to_string();
+        println!("this process after lookups: {rss}");
     }
 }

@@ -142,7 +142,7 @@ pub struct StoreConfig {
 
 impl StoreConfig {
     pub fn new(path: impl Into<PathBuf>) -> StoreConfig {
-        StoreConfig { path: path.into(), cache_capacity_bytes: 64 * 1024 * 1024, on_fatal: None }
+        StoreConfig { path: path.into(), cache_capacity_bytes: 16 * 1024 * 1024, on_fatal: None }
     }
 }
 
