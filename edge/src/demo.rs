@@ -5,12 +5,11 @@
 
 use crate::config::{self, Config};
 use edge_sync::demo::{demo_item, demo_stock};
-use edge_sync::store::Store;
+use edge_sync::store::{SnapshotRecord, Store};
 use jiff::Timestamp;
 use std::path::{Path, PathBuf};
 
 const META_DEMO_SIZE: &str = "demo.catalog_size";
-const SEED_CHUNK: u64 = 10_000;
 
 /// Device kinds a demo can take from `--device KIND=URI`.
 pub const DEVICE_KINDS: [&str; 6] = ["terminal", "printer", "scanner", "scale", "display", "drawer"];
@@ -94,18 +93,15 @@ pub fn seed_catalog(store: &dyn Store, size: u64) -> Result<(), String> {
     }
     let started = std::time::Instant::now();
     let now = Timestamp::now();
-    let mut i = have;
-    while i < size {
-        let end = (i + SEED_CHUNK).min(size);
-        let items: Vec<_> = (i..end).map(demo_item).collect();
-        store.put_items(&items).map_err(|e| e.to_string())?;
-        let levels: Vec<_> = (i..end).map(|j| (demo_item(j).sku, demo_stock(j), now)).collect();
-        store.set_remote_stock(&levels).map_err(|e| e.to_string())?;
-        i = end;
-    }
+    // The whole demo catalog is one snapshot, as a full pull from the catalog source would be.
+    let records: Vec<SnapshotRecord> = (0..size)
+        .map(|i| SnapshotRecord { item: demo_item(i), stock_level: Some(demo_stock(i)), stock_at: Some(now) })
+        .collect();
+    store.import_catalog(&records).map_err(|e| e.to_string())?;
+    drop(records);
     store.meta_set(META_DEMO_SIZE, &size.to_be_bytes()).map_err(|e| e.to_string())?;
     store.sync().map_err(|e| e.to_string())?;
     crate::daemon::release_free_memory();
-    tracing::info!(items = size - have, ms = started.elapsed().as_millis() as u64, "demo catalog seeded");
+    tracing::info!(items = size, ms = started.elapsed().as_millis() as u64, "demo catalog seeded");
     Ok(())
 }

@@ -271,3 +271,78 @@ fn a_value_over_the_blob_threshold_is_synced_and_reads_back_after_reopen() {
     let store = open(dir.path());
     assert_eq!(store.meta_get("big").expect("get"), Some(big));
 }
+
+fn snapshot_of(n: u64) -> Vec<edge_sync::store::SnapshotRecord> {
+    (0..n)
+        .map(|i| edge_sync::store::SnapshotRecord {
+            item: demo_item(i),
+            stock_level: Some(100 + i as i64),
+            stock_at: Some(Timestamp::now()),
+        })
+        .collect()
+}
+
+#[test]
+fn an_imported_catalog_answers_lookups_pages_and_stock_and_survives_reopen() {
+    let dir = tempfile::tempdir().expect("tmp");
+    {
+        let store = open(dir.path());
+        assert_eq!(store.import_catalog(&snapshot_of(300)).expect("import"), 300);
+        assert_eq!(store.item_count(), 300);
+        assert_eq!(store.item_by_barcode(&demo_ean(17)).expect("get"), Some(demo_item(17)));
+        assert_eq!(store.item(&demo_item(5).sku).expect("get"), Some(demo_item(5)));
+        assert_eq!(store.stock(&demo_item(5).sku).expect("stock").available(), Some(105));
+    }
+    let store = open(dir.path());
+    assert_eq!(store.item_count(), 300);
+    assert_eq!(store.item_by_barcode(&demo_ean(299)).expect("get"), Some(demo_item(299)));
+    let (mut seen, mut after) = (vec![], None::<String>);
+    loop {
+        let (page, next) = store.items_page(None, after.as_deref(), 70, 10_000).expect("page");
+        seen.extend(page.into_iter().map(|e| (e.item.sku, e.stock.available())));
+        match next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 300);
+    assert!(seen.windows(2).all(|w| w[0].0 < w[1].0));
+    assert!(seen.iter().all(|(_, s)| s.is_some()));
+}
+
+#[test]
+fn items_put_after_an_import_overlay_the_snapshot() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = open(dir.path());
+    store.import_catalog(&snapshot_of(50)).expect("import");
+    // A changed item: new price and a new barcode in place of the old one.
+    let mut changed = demo_item(3);
+    changed.price_minor += 100;
+    changed.barcodes = vec!["4006381333931".into()];
+    // A new item beyond the snapshot.
+    let new_item = demo_item(50);
+    store.put_items(&[changed.clone(), new_item.clone()]).expect("put");
+    assert_eq!(store.item_count(), 51, "a changed item is not a new one");
+    assert_eq!(store.item(&changed.sku).expect("get"), Some(changed.clone()));
+    assert_eq!(store.item_by_barcode("4006381333931").expect("get"), Some(changed.clone()));
+    assert_eq!(store.item_by_barcode(&demo_ean(3)).expect("get"), None, "the old barcode left with the change");
+    // Pages show the overlay version once, in order, with the snapshot's stock level.
+    let (page, _) = store.items_page(None, None, 100, 10_000).expect("page");
+    assert_eq!(page.len(), 51);
+    let e = page.iter().find(|e| e.item.sku == changed.sku).expect("listed");
+    assert_eq!((e.item.price_minor, e.stock.available()), (changed.price_minor, Some(103)));
+    assert!(page.windows(2).all(|w| w[0].item.sku < w[1].item.sku));
+    // A sale moves stock below the snapshot level.
+    let sale = make_sale(&store, 0, 1);
+    let sku = sale.lines[0].sku.clone();
+    let before = store.stock(&sku).expect("stock").available().expect("level");
+    store.commit_sale(commit_of(sale.clone(), None, "fp")).expect("commit");
+    let Quantity::Units(n) = sale.lines[0].quantity else { panic!("unit line") };
+    assert_eq!(store.stock(&sku).expect("stock").available(), Some(before - i64::from(n)));
+    // A new import supersedes the overlay items but keeps local movements.
+    store.import_catalog(&snapshot_of(50)).expect("import again");
+    assert_eq!(store.item(&changed.sku).expect("get"), Some(demo_item(3)));
+    assert_eq!(store.item(&new_item.sku).expect("get"), None);
+    assert_eq!(store.item_count(), 50);
+    assert_eq!(store.stock(&sku).expect("stock").available(), Some(before - i64::from(n)));
+}

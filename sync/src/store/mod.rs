@@ -14,7 +14,10 @@
 //! | `stock_deltas` | SKU, `0x00`, sale id, line no (4 bytes BE) | [`StockDelta`] (JSON) |
 //! | `audit` | record id (16 bytes, UUID v7) | [`AuditRecord`] (JSON) |
 //!
-//! Beside the trees, `journal/` holds the commit journal ([`journal`]).
+//! Beside the trees, `journal/` holds the commit journal ([`journal`]) and `catalog/` the
+//! catalog snapshot ([`catalog`]): the last full catalog as read-only files. The `items`,
+//! `barcodes` and `stock` trees are the overlay on it (items changed one by one, local stock
+//! movements, levels pulled since); a lookup asks the overlay first.
 //!
 //! Records are JSON so that a field tech (and `edgectl doctor`) can read them and so that
 //! later versions can add fields; the format version in `meta` covers the layout.
@@ -85,6 +88,7 @@
 //! Everything sled-specific stays in [`sled_store`]; the rest of the workspace sees only the
 //! trait, so the engine can be swapped if crash or power-loss evidence ever demands it.
 
+pub mod catalog;
 pub mod durability;
 pub mod journal;
 pub mod sled_store;
@@ -97,6 +101,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use uuid::Uuid;
 
+pub use catalog::SnapshotRecord;
 pub use sled_store::SledStore;
 
 /// The on-disk layout version this build writes. Older ones are migrated on open; newer
@@ -228,6 +233,10 @@ pub struct StoreStats {
 /// [`Store::sync`]).
 pub trait Store: Send + Sync {
     // --- catalog ---
+    /// Replaces the whole catalog (items with their stock levels, as a full import or pull
+    /// delivers it) by a new snapshot, durably; items put one by one before are superseded,
+    /// local stock movements stay. Returns the number of items.
+    fn import_catalog(&self, records: &[SnapshotRecord]) -> Result<u64>;
     /// Inserts or replaces items (and their barcodes). Durable at the next [`Store::sync`].
     fn put_items(&self, items: &[Item]) -> Result<()>;
     fn item(&self, sku: &str) -> Result<Option<Item>>;

@@ -1,6 +1,7 @@
 //! The sled implementation of [`Store`]. The only module of the workspace that opens sled.
 //! Layout, atomicity and the durability argument are in the parent module's doc.
 
+use super::catalog::{Snapshot, SnapshotRecord};
 use super::journal::{CHECKPOINT_EVERY, Journal};
 use super::{
     CatalogEntry, CommitOutcome, FORMAT_VERSION, FatalHook, IdemRecord, OutboxCounts, OutboxQuery, Result, SaleCommit,
@@ -24,6 +25,7 @@ use uuid::Uuid;
 
 const META_FORMAT: &str = "format_version";
 const META_ITEM_COUNT: &str = "catalog.item_count";
+const META_SNAPSHOT: &str = "catalog.snapshot_generation";
 /// Items per transaction when importing a catalog.
 const IMPORT_CHUNK: usize = 2_000;
 
@@ -81,6 +83,9 @@ pub struct SledStore {
     audit: Tree,
     db_file: File,
     journal: Journal,
+    /// The last full catalog (read-only files); the items, barcodes and stock trees overlay it.
+    snapshot: std::sync::RwLock<Option<Snapshot>>,
+    catalog_dir: PathBuf,
     /// Held across a commit's sled transaction and its journal append: journal order is
     /// commit order, so a replay decides every key exactly as the live commit did.
     commit_lock: Mutex<()>,
@@ -247,6 +252,23 @@ impl SledStore {
         for note in &recovered.notes {
             tracing::warn!(note = %note, "commit journal");
         }
+        let catalog_dir = path.join("catalog");
+        let generation = match meta.get(META_SNAPSHOT).map_err(io)? {
+            Some(v) => Some(u64::from_be_bytes(v.as_ref().try_into().map_err(|_| StoreError::NotAStore {
+                path: path.clone(),
+                why: "its catalog snapshot record is damaged".into(),
+            })?)),
+            None => None,
+        };
+        // Files of a generation that never took effect (a crash mid-import) go.
+        Snapshot::remove_others(&catalog_dir, generation).map_err(io)?;
+        let snapshot = match generation {
+            Some(g) => Some(Snapshot::open(&catalog_dir, g).map_err(|e| StoreError::Open {
+                path: path.clone(),
+                detail: format!("its catalog snapshot {g} cannot be read: {e}"),
+            })?),
+            None => None,
+        };
         let item_count = match meta.get(META_ITEM_COUNT).map_err(io)? {
             Some(v) => u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])),
             None => 0,
@@ -265,6 +287,8 @@ impl SledStore {
             audit,
             db_file,
             journal,
+            snapshot: std::sync::RwLock::new(snapshot),
+            catalog_dir,
             commit_lock: Mutex::new(()),
             checkpoint_lock: Mutex::new(CheckpointStats::default()),
             on_fatal: cfg.on_fatal,
@@ -409,6 +433,34 @@ impl SledStore {
                 },
             )
             .map_err(tx_err)
+    }
+
+    fn snap(&self) -> std::sync::RwLockReadGuard<'_, Option<Snapshot>> {
+        self.snapshot.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn snap_by_sku(&self, sku: &str) -> Result<Option<SnapshotRecord>> {
+        match self.snap().as_ref() {
+            Some(s) => s.by_sku(sku).map_err(|e| StoreError::Corrupt {
+                what: format!("catalog snapshot item {sku}"),
+                detail: e.to_string(),
+            }),
+            None => Ok(None),
+        }
+    }
+
+    /// Overlay stock of a SKU, with the snapshot record's level where the overlay has none.
+    /// Takes no lock: the caller looked the record up.
+    fn stock_from(&self, sku: &str, snap: Option<&SnapshotRecord>) -> Result<StockLevel> {
+        let mut st: StockLevel =
+            self.get_json(&self.stock, sku.as_bytes(), || format!("stock of {sku}"))?.unwrap_or_default();
+        if st.remote_level.is_none()
+            && let Some(r) = snap
+        {
+            st.remote_level = r.stock_level;
+            st.remote_at = r.stock_at;
+        }
+        Ok(st)
     }
 
     /// Refuses a path that exists but is not (or not yet) a store; creates a missing one.
@@ -572,6 +624,37 @@ fn validate_item(item: &Item) -> Result<()> {
 }
 
 impl Store for SledStore {
+    fn import_catalog(&self, records: &[SnapshotRecord]) -> Result<u64> {
+        for r in records {
+            validate_item(&r.item)?;
+        }
+        // Lookups wait while the catalog switches over.
+        let mut guard = self.snapshot.write().unwrap_or_else(|p| p.into_inner());
+        let generation = guard.as_ref().map(|s| s.generation + 1).unwrap_or(1);
+        let n = Snapshot::build(&self.catalog_dir, generation, records).map_err(io)?;
+        let fresh = Snapshot::open(&self.catalog_dir, generation).map_err(io)?;
+        // The new snapshot supersedes items put one by one, and the levels pulled before.
+        self.items.clear().map_err(io)?;
+        self.barcodes.clear().map_err(io)?;
+        for kv in self.stock.iter() {
+            let (k, v) = kv.map_err(io)?;
+            let mut st: StockLevel = from_json(|| "stock".to_string(), &v)?;
+            if st.remote_level.is_some() && fresh.contains_sku(&String::from_utf8_lossy(&k)) {
+                st.remote_level = None;
+                st.remote_at = None;
+                self.stock.insert(k, to_json(&st)?).map_err(io)?;
+            }
+        }
+        self.meta.insert(META_SNAPSHOT, &generation.to_be_bytes()).map_err(io)?;
+        self.store_item_count(n)?;
+        *guard = Some(fresh);
+        drop(guard);
+        // Durable before the old generation goes.
+        self.checkpoint()?;
+        Snapshot::remove_others(&self.catalog_dir, Some(generation)).map_err(io)?;
+        Ok(n)
+    }
+
     fn put_items(&self, items: &[Item]) -> Result<()> {
         for it in items {
             validate_item(it)?;
@@ -579,6 +662,10 @@ impl Store for SledStore {
         let mut added = 0u64;
         for chunk in items.chunks(IMPORT_CHUNK) {
             let encoded: Vec<Vec<u8>> = chunk.iter().map(to_json).collect::<Result<_>>()?;
+            let snapshot_skus: std::collections::BTreeSet<&str> = match self.snap().as_ref() {
+                Some(s) => chunk.iter().filter(|it| s.contains_sku(&it.sku)).map(|it| it.sku.as_str()).collect(),
+                None => Default::default(),
+            };
             let new_in_chunk = (&self.items, &self.barcodes)
                 .transaction(|(items_t, barcodes_t)| {
                     let mut new = 0u64;
@@ -590,7 +677,7 @@ impl Store for SledStore {
                                     barcodes_t.remove(b.as_bytes())?;
                                 }
                             }
-                        } else {
+                        } else if !snapshot_skus.contains(it.sku.as_str()) {
                             new += 1;
                         }
                         for b in &it.barcodes {
@@ -606,13 +693,30 @@ impl Store for SledStore {
     }
 
     fn item(&self, sku: &str) -> Result<Option<Item>> {
-        self.get_json(&self.items, sku.as_bytes(), || format!("item {sku}"))
+        match self.get_json(&self.items, sku.as_bytes(), || format!("item {sku}"))? {
+            Some(it) => Ok(Some(it)),
+            None => Ok(self.snap_by_sku(sku)?.map(|r| r.item)),
+        }
     }
 
     fn item_by_barcode(&self, code: &str) -> Result<Option<Item>> {
-        match self.barcodes.get(code.as_bytes()).map_err(io)? {
-            Some(sku) => self.get_json(&self.items, &sku, || format!("item of barcode {code}")),
-            None => Ok(None),
+        if let Some(sku) = self.barcodes.get(code.as_bytes()).map_err(io)? {
+            let sku = String::from_utf8_lossy(&sku).into_owned();
+            return self.item(&sku);
+        }
+        let rec = match self.snap().as_ref() {
+            Some(s) => s.by_code(code).map_err(|e| StoreError::Corrupt {
+                what: format!("catalog snapshot barcode {code}"),
+                detail: e.to_string(),
+            })?,
+            None => None,
+        };
+        let Some(rec) = rec else { return Ok(None) };
+        // An item changed since the snapshot may have dropped this barcode.
+        match self.get_json::<Item>(&self.items, rec.item.sku.as_bytes(), || format!("item {}", rec.item.sku))? {
+            Some(newer) if newer.barcodes.iter().any(|b| b == code) => Ok(Some(newer)),
+            Some(_) => Ok(None),
+            None => Ok(Some(rec.item)),
         }
     }
 
@@ -641,18 +745,65 @@ impl Store for SledStore {
             Some(a) => Bound::Excluded(a.as_bytes().to_vec()),
             None => Bound::Unbounded,
         };
+        // Merge the overlay (sled) and the snapshot, both in SKU order; the overlay wins.
+        let snap_guard = self.snap();
+        let snap = snap_guard.as_ref();
+        let mut overlay = self.items.range::<Vec<u8>, _>((start, Bound::Unbounded)).peekable();
+        let mut from_snap: std::collections::VecDeque<(String, u64)> = Default::default();
+        let mut snap_after: Option<String> = after.map(str::to_string);
+        let mut snap_done = snap.is_none();
         let mut last_key: Option<String> = None;
-        for (scanned, kv) in self.items.range::<Vec<u8>, _>((start, Bound::Unbounded)).enumerate() {
-            let (k, v) = kv.map_err(io)?;
-            let key = String::from_utf8_lossy(&k).into_owned();
+        let mut scanned = 0usize;
+        loop {
+            if from_snap.is_empty() && !snap_done {
+                let batch = snap.map(|s| s.skus_after(snap_after.as_deref(), 256)).unwrap_or_default();
+                snap_done = batch.len() < 256;
+                snap_after = batch.last().map(|b| b.0.clone()).or(snap_after);
+                from_snap.extend(batch);
+            }
+            let ov_key: Option<Vec<u8>> = match overlay.peek() {
+                Some(Ok((k, _))) => Some(k.to_vec()),
+                Some(Err(e)) => return Err(io(e)),
+                None => None,
+            };
+            let sn_key = from_snap.front().map(|(k, _)| k.as_bytes().to_vec());
+            let take_overlay = match (&ov_key, &sn_key) {
+                (None, None) => break,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some(o), Some(n)) => o <= n,
+            };
             if out.len() == limit || scanned == scan_limit {
                 // There is more: continue after the last item examined.
                 return Ok((out, last_key));
             }
-            let item: Item = from_json(|| format!("item {key}"), &v)?;
-            last_key = Some(key);
+            scanned += 1;
+            let (item, snap_rec) = if take_overlay {
+                if ov_key == sn_key {
+                    from_snap.pop_front();
+                }
+                let Some(Ok((k, v))) = overlay.next() else { break };
+                let item: Item = from_json(|| format!("item {}", String::from_utf8_lossy(&k)), &v)?;
+                let rec = match snap {
+                    Some(s) => s.by_sku(&item.sku).map_err(|e| StoreError::Corrupt {
+                        what: format!("catalog snapshot item {}", item.sku),
+                        detail: e.to_string(),
+                    })?,
+                    None => None,
+                };
+                (item, rec)
+            } else {
+                let Some((k, loc)) = from_snap.pop_front() else { break };
+                let rec = snap.map(|s| s.at(loc)).transpose().map_err(|e| StoreError::Corrupt {
+                    what: format!("catalog snapshot item {k}"),
+                    detail: e.to_string(),
+                })?;
+                let Some(rec) = rec else { break };
+                (rec.item.clone(), Some(rec))
+            };
+            last_key = Some(item.sku.clone());
             if q.as_deref().is_none_or(|q| Self::item_matches(&item, q)) {
-                let stock = self.stock(&item.sku)?;
+                let stock = self.stock_from(&item.sku, snap_rec.as_ref())?;
                 out.push(CatalogEntry { item, stock });
             }
         }
@@ -664,7 +815,8 @@ impl Store for SledStore {
     }
 
     fn stock(&self, sku: &str) -> Result<StockLevel> {
-        Ok(self.get_json(&self.stock, sku.as_bytes(), || format!("stock of {sku}"))?.unwrap_or_default())
+        let rec = self.snap_by_sku(sku)?;
+        self.stock_from(sku, rec.as_ref())
     }
 
     fn set_remote_stock(&self, levels: &[(String, i64, Timestamp)]) -> Result<()> {
