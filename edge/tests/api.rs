@@ -502,3 +502,49 @@ fn a_store_from_a_newer_version_stops_the_daemon_with_a_clear_message() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("newer") && err.contains("format 99"), "{err}");
 }
+
+#[test]
+fn edged_run_serves_from_a_config_file_and_stops_on_sigterm() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let cfg = dir.path().join("edged.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[store]\nid = \"s-9\"\ntimezone = \"America/New_York\"\ncurrency = \"USD\"\ntax_mode = \"exclusive\"\n\
+             [data]\ndir = {:?}\n[api]\nlisten = \"127.0.0.1:0\"\n[remotes.cloud]\nmode = \"shadow\"\n",
+            data.display().to_string()
+        ),
+    )
+    .expect("write config");
+    let mut child = std::process::Command::new(EDGED)
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read");
+    let url = line.trim().strip_prefix("READY ").expect("READY line").to_string();
+    let health: Value = reqwest::blocking::get(format!("{url}/v1/health")).expect("get").json().expect("json");
+    assert_eq!(health["store_id"], "s-9");
+    assert!(data.join("api.json").exists() && data.join("tokens.json").exists() && data.join("store").is_dir());
+    let tokens: edge_api::TokensFile =
+        serde_json::from_slice(&std::fs::read(data.join("tokens.json")).expect("tokens")).expect("json");
+    let sync: SyncStatus = reqwest::blocking::Client::new()
+        .get(format!("{url}/v1/sync"))
+        .bearer_auth(&tokens.tech)
+        .send()
+        .expect("get")
+        .json()
+        .expect("json");
+    let modes: Vec<(String, String)> = sync.remotes.iter().map(|r| (r.name.clone(), r.mode.clone())).collect();
+    assert_eq!(
+        modes,
+        vec![("cloud".into(), "shadow".into()), ("lightspeed".into(), "off".into()), ("netsuite".into(), "off".into())]
+    );
+    std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert_eq!(child.wait().expect("wait").code(), Some(0));
+}
