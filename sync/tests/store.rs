@@ -346,3 +346,14 @@ fn items_put_after_an_import_overlay_the_snapshot() {
     assert_eq!(store.item_count(), 50);
     assert_eq!(store.stock(&sku).expect("stock").available(), Some(before - i64::from(n)));
 }
+
+#[test]
+fn a_store_whose_creation_was_cut_off_is_carried_on() {
+    // sled creates blobs/, then conf, then db: a kill in between leaves only those.
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::create_dir(dir.path().join("blobs")).expect("blobs");
+    std::fs::write(dir.path().join("conf"), "segment_size: 52").expect("torn conf");
+    let store = open(dir.path());
+    seed(&store, 40);
+    assert_eq!(store.item_count(), 40);
+}

@@ -471,14 +471,33 @@ impl SledStore {
                 Err(StoreError::NotAStore { path: path.into(), why: "it is not a directory".into() })
             }
             Ok(_) => {
-                let mut entries = std::fs::read_dir(path)
-                    .map_err(|e| StoreError::Open { path: path.into(), detail: e.to_string() })?;
-                let empty = entries.next().is_none();
-                if !empty && !path.join("db").exists() {
-                    return Err(StoreError::NotAStore {
-                        path: path.into(),
-                        why: "the directory holds other files and no sled `db` file".into(),
-                    });
+                if path.join("db").exists() {
+                    return Ok(false);
+                }
+                // No `db`: either a directory that is not ours, or a store whose creation was
+                // cut off (sled makes `blobs/`, then `conf`, then `db`). Only the latter, with
+                // nothing but those names and no journal or catalog data, is carried on.
+                let open_err = |e: std::io::Error| StoreError::Open { path: path.into(), detail: e.to_string() };
+                let mut stray_conf = false;
+                for e in std::fs::read_dir(path).map_err(open_err)? {
+                    let name = e.map_err(open_err)?.file_name().to_string_lossy().into_owned();
+                    let has_files =
+                        |sub: &str| std::fs::read_dir(path.join(sub)).map(|mut d| d.next().is_some()).unwrap_or(true);
+                    match name.as_str() {
+                        "blobs" if !has_files("blobs") => {}
+                        "journal" | "catalog" if !has_files(&name) => {}
+                        "conf" => stray_conf = true,
+                        _ => {
+                            return Err(StoreError::NotAStore {
+                                path: path.into(),
+                                why: format!("it holds {name:?} and no sled `db` file"),
+                            });
+                        }
+                    }
+                }
+                if stray_conf {
+                    // Written just before `db` by an interrupted creation; it may be torn.
+                    std::fs::remove_file(path.join("conf")).map_err(open_err)?;
                 }
                 Ok(false)
             }
