@@ -179,7 +179,28 @@ fn bench_commit(base: &Path, args: &Args) {
     raw.extend(raw_fdatasync(&dir, args.sales / 2));
     raw.sort();
     lat.sort();
+    // The same request path without a write: the sale is priced and refused for a short
+    // tender (422). This is the floor that HTTP, JSON, auth and pricing put under a commit.
+    let mut floor: Vec<Duration> = (0..args.sales.min(1000))
+        .map(|i| {
+            let mut body = sale_body(i);
+            body["tenders"] = json!([{"type": "cash", "amount_minor": 1}]);
+            let t = Instant::now();
+            let r =
+                c.post(format!("{}/v1/sales", e.url)).bearer_auth(&e.tokens.cashier).json(&body).send().expect("post");
+            assert_eq!(r.status().as_u16(), 422);
+            let _ = r.bytes();
+            t.elapsed()
+        })
+        .collect();
+    floor.sort();
     println!("raw 4 KiB pwrite+fdatasync: median {} p99 {} (n={})", ms(pct(&raw, 0.5)), ms(pct(&raw, 0.99)), raw.len());
+    println!(
+        "same request refused (no write): median {} p99 {} (n={}) — the path's floor",
+        ms(pct(&floor, 0.5)),
+        ms(pct(&floor, 0.99)),
+        floor.len()
+    );
     println!("sale commit via API:        median {} p99 {} (n={})", ms(pct(&lat, 0.5)), ms(pct(&lat, 0.99)), lat.len());
     let r50 = pct(&lat, 0.5).as_secs_f64() / pct(&raw, 0.5).as_secs_f64().max(1e-9);
     let r99 = pct(&lat, 0.99).as_secs_f64() / pct(&raw, 0.99).as_secs_f64().max(1e-9);
