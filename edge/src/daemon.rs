@@ -45,21 +45,24 @@ pub fn open_store(cfg: &Config) -> Result<Arc<dyn Store>, String> {
     Ok(Arc::new(store))
 }
 
-/// Resolves when SIGTERM or SIGINT arrives.
-pub async fn shutdown_signal() {
+/// Installs the SIGTERM and SIGINT handlers now (so a signal that arrives right after READY
+/// is not lost) and returns a future that resolves when one arrives.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());
-    match (term, int) {
-        (Ok(mut t), Ok(mut i)) => {
-            tokio::select! {
-                _ = t.recv() => tracing::info!("SIGTERM: shutting down"),
-                _ = i.recv() => tracing::info!("SIGINT: shutting down"),
+    async move {
+        match (term, int) {
+            (Ok(mut t), Ok(mut i)) => {
+                tokio::select! {
+                    _ = t.recv() => tracing::info!("SIGTERM: shutting down"),
+                    _ = i.recv() => tracing::info!("SIGINT: shutting down"),
+                }
             }
-        }
-        _ => {
-            tracing::warn!("cannot install signal handlers; stop with SIGKILL");
-            std::future::pending::<()>().await;
+            _ => {
+                tracing::warn!("cannot install signal handlers; stop with SIGKILL");
+                std::future::pending::<()>().await;
+            }
         }
     }
 }
@@ -108,6 +111,7 @@ pub async fn serve(
 
 /// Binds, announces readiness (stdout `READY url`, `DIR/api.json`) and serves until a signal.
 pub async fn run(cfg: Config, store: Arc<dyn Store>, announce_dir: &Path) -> Result<(), String> {
+    let shutdown = shutdown_signal();
     let tokens = Tokens::load_or_create(&cfg.tokens_file)?;
     let listener = TcpListener::bind(cfg.listen).await.map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -122,7 +126,7 @@ pub async fn run(cfg: Config, store: Arc<dyn Store>, announce_dir: &Path) -> Res
         let _ = writeln!(out, "READY {url}");
         let _ = out.flush();
     }
-    serve(app, listener, shutdown_signal()).await.map_err(|e| e.to_string())
+    serve(app, listener, shutdown).await.map_err(|e| e.to_string())
 }
 
 /// Hands memory freed by a bulk job (a catalog import) back to the OS. glibc keeps freed

@@ -9,7 +9,6 @@ use crate::app::App;
 use crate::sale::{Refusal, build_sale, fingerprint, kind_str, sale_out};
 use crate::tokens::Role;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
@@ -178,18 +177,7 @@ impl<T: serde::de::DeserializeOwned> FromRequest<Arc<App>> for ApiJson<T> {
             }
         }
         let limit = app.cfg.max_body_bytes;
-        let bytes = Bytes::from_request(req, app).await.map_err(|e: BytesRejection| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body-too-large",
-                    "Body too large",
-                    format!("the request body is larger than {limit} bytes"),
-                )
-            } else {
-                ApiError::new(StatusCode::BAD_REQUEST, "bad-body", "Body unreadable", e.body_text())
-            }
-        })?;
+        let bytes = read_body(req, limit).await?;
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
         match serde_path_to_error::deserialize(de) {
             Ok(v) => Ok(ApiJson(v)),
@@ -211,6 +199,46 @@ impl<T: serde::de::DeserializeOwned> FromRequest<Arc<App>> for ApiJson<T> {
             }
         }
     }
+}
+
+/// Bytes past the limit that are still read (and dropped) before answering 413, so that a
+/// client still writing its body reads the answer instead of a broken connection.
+const DRAIN_BEYOND_LIMIT: usize = 8 * 1024 * 1024;
+
+/// Reads a request body of at most `limit` bytes; a longer one is a 413 problem.
+async fn read_body(req: Request, limit: usize) -> ApiResult<Vec<u8>> {
+    use futures_util::StreamExt;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "Body too large",
+            format!("the request body is larger than {limit} bytes"),
+        )
+    };
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit + DRAIN_BEYOND_LIMIT) {
+        return Err(too_large());
+    }
+    let mut stream = req.into_body().into_data_stream();
+    let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(limit));
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad-body", "Body unreadable", e.to_string()))?;
+        seen += chunk.len();
+        if seen > limit + DRAIN_BEYOND_LIMIT {
+            return Err(too_large());
+        }
+        if seen <= limit {
+            buf.extend_from_slice(&chunk);
+        }
+    }
+    if seen > limit {
+        return Err(too_large());
+    }
+    Ok(buf)
 }
 
 /// Query string parsing with a problem+json refusal.
