@@ -241,23 +241,7 @@ fn throughput_store(store: &Arc<SledStore>, writers: usize, secs: u64) -> f64 {
                 s.spawn(move || {
                     let mut n = 0;
                     while Instant::now() < deadline {
-                        let req: edge_api::SaleIn = serde_json::from_value(sale_body(w * 1_000_000 + n)).expect("req");
-                        let sale = edge::sale::build_sale(
-                            &req,
-                            store.as_ref(),
-                            &cfg,
-                            jiff::Timestamp::now(),
-                            "bench",
-                            "cashier",
-                        )
-                        .expect("sale");
-                        let commit = SaleCommit {
-                            sale,
-                            idempotency_key: None,
-                            fingerprint: String::new(),
-                            remotes: cfg.sale_remotes(),
-                        };
-                        store.commit_sale(commit).expect("commit");
+                        commit_one(&store, &cfg, w * 1_000_000 + n);
                         n += 1;
                     }
                     n
@@ -267,6 +251,14 @@ fn throughput_store(store: &Arc<SledStore>, writers: usize, secs: u64) -> f64 {
         hs.into_iter().map(|h| h.join().expect("writer")).sum()
     });
     done as f64 / secs as f64
+}
+
+/// Prices and commits demo sale `i` in-process (no HTTP).
+fn commit_one(store: &SledStore, cfg: &edge::config::Config, i: usize) {
+    let req: edge_api::SaleIn = serde_json::from_value(sale_body(i)).expect("req");
+    let sale = edge::sale::build_sale(&req, store, cfg, jiff::Timestamp::now(), "bench", "cashier").expect("sale");
+    let commit = SaleCommit { sale, idempotency_key: None, fingerprint: String::new(), remotes: cfg.sale_remotes() };
+    store.commit_sale(commit).expect("commit");
 }
 
 fn bench_concurrency(base: &Path, args: &Args) {
@@ -350,24 +342,7 @@ fn bench_catalog(base: &Path, args: &Args) {
                 let cfg = cfg.clone();
                 s.spawn(move || {
                     for i in (w..sales_needed).step_by(16) {
-                        let req: edge_api::SaleIn = serde_json::from_value(sale_body(i)).expect("req");
-                        let sale = edge::sale::build_sale(
-                            &req,
-                            store.as_ref(),
-                            &cfg,
-                            jiff::Timestamp::now(),
-                            "bench",
-                            "cashier",
-                        )
-                        .expect("sale");
-                        store
-                            .commit_sale(SaleCommit {
-                                sale,
-                                idempotency_key: None,
-                                fingerprint: String::new(),
-                                remotes: cfg.sale_remotes(),
-                            })
-                            .expect("commit");
+                        commit_one(&store, &cfg, i);
                     }
                 });
             }
