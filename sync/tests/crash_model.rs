@@ -270,6 +270,10 @@ proptest! {
     #![proptest_config(ProptestConfig {
         cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24),
         max_shrink_iters: 64,
+        // Failing cases are kept beside this file (commit them as regression seeds).
+        failure_persistence: Some(Box::new(proptest::test_runner::FileFailurePersistence::Direct(
+            "tests/crash_model.proptest-regressions",
+        ))),
         ..ProptestConfig::default()
     })]
 
