@@ -1,10 +1,13 @@
 //! edge-sync: the domain records of the store edge daemon, the durable store with its
-//! outbox, and (with later issues) the sync engine and its connectors. Only this crate talks
+//! outbox, the sync engine and its connectors (each with its fake). Only this crate talks
 //! to remote services and only its `store` module opens sled.
 
+pub mod cloud;
 pub mod demo;
 pub mod domain;
+pub mod engine;
 pub mod money;
 pub mod store;
+pub mod wire;
 
 pub use money::{Currency, Money};

@@ -206,6 +206,15 @@ pub struct OutboxQuery {
     pub limit: usize,
 }
 
+/// One guarded state move of an outbox entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxMove {
+    pub remote: String,
+    pub id: Uuid,
+    pub expected: OutboxState,
+    pub next: OutboxState,
+}
+
 /// Catalog item with its stock.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CatalogEntry {
@@ -281,6 +290,13 @@ pub trait Store: Send + Sync {
         next: OutboxState,
         at: Timestamp,
     ) -> Result<OutboxEntry>;
+
+    /// Several moves in one atomic write (durable at the next sync). Each move gets its own
+    /// result: an entry that is not in the expected state is left as it is.
+    fn transition_outbox_many(&self, moves: &[OutboxMove], at: Timestamp) -> Result<Vec<Result<OutboxEntry, String>>>;
+    /// Entries of `remote` still to be delivered (pending, in flight, unknown) in creation
+    /// order after `after`; served from the in-memory index.
+    fn outbox_waiting(&self, remote: &str, after: Option<&Uuid>, limit: usize) -> Result<Vec<OutboxEntry>>;
 
     // --- audit and meta ---
     fn append_audit(&self, rec: &AuditRecord) -> Result<()>;

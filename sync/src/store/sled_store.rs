@@ -4,8 +4,8 @@
 use super::catalog::{Snapshot, SnapshotRecord};
 use super::journal::{CHECKPOINT_EVERY, Journal};
 use super::{
-    CatalogEntry, CommitOutcome, FORMAT_VERSION, FatalHook, IdemRecord, OutboxCounts, OutboxQuery, Result, SaleCommit,
-    Store, StoreConfig, StoreError, StoreStats,
+    CatalogEntry, CommitOutcome, FORMAT_VERSION, FatalHook, IdemRecord, OutboxCounts, OutboxMove, OutboxQuery, Result,
+    SaleCommit, Store, StoreConfig, StoreError, StoreStats,
 };
 use crate::domain::{
     AuditRecord, Item, OutboxEntry, OutboxState, RecordKind, Sale, StockDelta, StockLevel, id_time, new_id,
@@ -1060,32 +1060,69 @@ impl Store for SledStore {
         next: OutboxState,
         at: Timestamp,
     ) -> Result<OutboxEntry> {
-        let key = outbox_key(remote, id);
+        let m = OutboxMove { remote: remote.to_string(), id: *id, expected: expected.clone(), next };
+        let mut res = self.transition_outbox_many(std::slice::from_ref(&m), at)?;
+        res.pop().unwrap_or_else(|| Err("no result".into())).map_err(StoreError::Invalid)
+    }
+
+    fn transition_outbox_many(&self, moves: &[OutboxMove], at: Timestamp) -> Result<Vec<Result<OutboxEntry, String>>> {
+        if moves.is_empty() {
+            return Ok(Vec::new());
+        }
         let res = self
             .outbox
             .transaction(|t| {
-                let Some(v) = t.get(&key)? else {
-                    return Ok(Err(format!("outbox entry {id} of {remote} does not exist")));
-                };
-                let mut e: OutboxEntry = tx_json("outbox entry", &v)?;
-                if &e.state != expected {
-                    return Ok(Err(format!("outbox entry {id} is {} not {}", e.state.name(), expected.name())));
+                let mut out = Vec::with_capacity(moves.len());
+                for m in moves {
+                    let key = outbox_key(&m.remote, &m.id);
+                    let Some(v) = t.get(&key)? else {
+                        out.push(Err(format!("outbox entry {} of {} does not exist", m.id, m.remote)));
+                        continue;
+                    };
+                    let mut e: OutboxEntry = tx_json("outbox entry", &v)?;
+                    if e.state != m.expected {
+                        out.push(Err(format!("outbox entry {} is {} not {}", m.id, e.state.name(), m.expected.name())));
+                        continue;
+                    }
+                    if let OutboxState::InFlight { attempt } = &m.next {
+                        e.attempts = e.attempts.max(*attempt);
+                    }
+                    e.state = m.next.clone();
+                    e.updated_at = at;
+                    t.insert(key.as_slice(), tx_enc(&e)?)?;
+                    out.push(Ok(e));
                 }
-                if let OutboxState::InFlight { attempt } = &next {
-                    e.attempts = e.attempts.max(*attempt);
-                }
-                e.state = next.clone();
-                e.updated_at = at;
-                t.insert(key.as_slice(), tx_enc(&e)?)?;
-                Ok(Ok(e))
+                Ok(out)
             })
             .map_err(tx_err)?;
-        let e = res.map_err(StoreError::Invalid)?;
         let mut idx = self.lock_index();
-        let ri = idx.entry(remote.to_string()).or_default();
-        ri.remove(*id, expected);
-        ri.add(*id, &e.state);
-        Ok(e)
+        for (m, r) in moves.iter().zip(&res) {
+            if let Ok(e) = r {
+                let ri = idx.entry(m.remote.clone()).or_default();
+                ri.remove(m.id, &m.expected);
+                ri.add(m.id, &e.state);
+            }
+        }
+        Ok(res)
+    }
+
+    fn outbox_waiting(&self, remote: &str, after: Option<&Uuid>, limit: usize) -> Result<Vec<OutboxEntry>> {
+        let ids: Vec<Uuid> = {
+            let idx = self.lock_index();
+            let Some(ri) = idx.get(remote) else { return Ok(Vec::new()) };
+            let lower = match after {
+                Some(a) => Bound::Excluded(*a),
+                None => Bound::Unbounded,
+            };
+            ri.waiting.range((lower, Bound::Unbounded)).take(limit).copied().collect()
+        };
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(e) = self.get_json(&self.outbox, &outbox_key(remote, &id), || format!("outbox entry {id}"))? {
+                out.push(e);
+            }
+        }
+        Ok(out)
     }
 
     fn append_audit(&self, rec: &AuditRecord) -> Result<()> {

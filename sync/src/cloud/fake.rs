@@ -1,0 +1,423 @@
+//! The fake cloud: the remote side of the cloud contract as a state machine without I/O.
+//!
+//! `edge-lab fakes` serves it over HTTP; the simulation (`engine::sim`) calls it directly.
+//! It enforces what the real cloud promises and demands — signatures, per-event idempotency,
+//! the token bucket, body and batch limits, validation with the field named — and it keeps
+//! everything it received for inspection (`GET /_fake/records`). Faults are set with
+//! `POST /_fake/faults` and healed with `DELETE /_fake/faults`.
+
+use super::{
+    BatchResult, EventBatch, EventError, EventResult, MAX_BODY_BYTES, MAX_EVENTS, MAX_SKEW_S, events_path, verify,
+};
+use crate::engine::Jitter;
+use crate::wire::{HttpRequest, HttpResponse, Method};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+use uuid::Uuid;
+
+/// Faults, as `POST /_fake/faults` takes them (every field optional; absent = unchanged).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Faults {
+    /// Connections are refused / dropped.
+    #[serde(default)]
+    pub down: bool,
+    /// Added to every answer.
+    #[serde(default)]
+    pub latency_ms: u64,
+    /// Share of requests answered with `error_status` before anything is kept.
+    #[serde(default)]
+    pub error_rate: f64,
+    #[serde(default = "default_error_status")]
+    pub error_status: u16,
+    /// Share of event batches kept and then answered by a dropped connection.
+    #[serde(default)]
+    pub lose_reply_after_commit_rate: f64,
+    /// Every request is answered 429.
+    #[serde(default)]
+    pub rate_limit_storm: bool,
+    /// Every signature is refused (expired or revoked credentials).
+    #[serde(default)]
+    pub credentials_expired: bool,
+    /// Share of events answered `retry` (kept nothing) in an otherwise fine batch.
+    #[serde(default)]
+    pub event_retry_rate: f64,
+    /// Sale ids whose events are refused as invalid.
+    #[serde(default)]
+    pub reject_records: BTreeSet<Uuid>,
+}
+
+fn default_error_status() -> u16 {
+    503
+}
+
+impl Faults {
+    pub fn healed() -> Faults {
+        Faults { error_status: 503, ..Faults::default() }
+    }
+}
+
+/// Limits of the fake (defaults: what the contract promises).
+#[derive(Debug, Clone)]
+pub struct FakeConfig {
+    pub store_id: String,
+    pub secret: Vec<u8>,
+    /// Token bucket in events.
+    pub bucket_capacity: f64,
+    pub refill_per_s: f64,
+}
+
+impl FakeConfig {
+    pub fn new(store_id: &str, secret: &[u8]) -> FakeConfig {
+        FakeConfig { store_id: store_id.into(), secret: secret.into(), bucket_capacity: 1000.0, refill_per_s: 200.0 }
+    }
+}
+
+/// One kept event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptEvent {
+    pub id: Uuid,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub record_id: Uuid,
+    pub remote_id: String,
+    pub received_at: Timestamp,
+    pub total_minor: i64,
+    /// How many times this id was posted and answered.
+    pub deliveries: u32,
+    #[serde(skip)]
+    digest: [u8; 32],
+}
+
+/// Counters of the fake.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FakeStats {
+    pub requests: u64,
+    pub throttled: u64,
+    pub unauthorized: u64,
+    pub bad_requests: u64,
+    pub injected_errors: u64,
+    pub lost_replies: u64,
+    pub refused_connections: u64,
+}
+
+/// What the transport should do with a request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Disposition {
+    Reply(HttpResponse),
+    /// The request was acted on; drop the connection instead of answering.
+    LoseReply,
+    /// Refuse / drop the connection; nothing was acted on.
+    Refuse,
+}
+
+/// The fake cloud's state.
+pub struct FakeCloud {
+    cfg: FakeConfig,
+    faults: Faults,
+    events: BTreeMap<Uuid, KeptEvent>,
+    tokens: f64,
+    tokens_at: Option<Timestamp>,
+    next_remote: u64,
+    rng: Jitter,
+    stats: FakeStats,
+}
+
+fn problem(status: u16, title: &str, detail: &str) -> HttpResponse {
+    let mut r =
+        HttpResponse::json(status, &json!({"type": "about:blank", "title": title, "status": status, "detail": detail}));
+    r.headers[0].1 = "application/problem+json".into();
+    r
+}
+
+impl FakeCloud {
+    pub fn new(cfg: FakeConfig, seed: u64) -> FakeCloud {
+        let tokens = cfg.bucket_capacity;
+        FakeCloud {
+            cfg,
+            faults: Faults::healed(),
+            events: BTreeMap::new(),
+            tokens,
+            tokens_at: None,
+            next_remote: 1,
+            rng: Jitter::new(seed),
+            stats: FakeStats::default(),
+        }
+    }
+
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    pub fn set_faults(&mut self, f: Faults) {
+        self.faults = f;
+    }
+
+    pub fn set_rate(&mut self, capacity: f64, refill_per_s: f64) {
+        self.cfg.bucket_capacity = capacity;
+        self.cfg.refill_per_s = refill_per_s;
+        self.tokens = self.tokens.min(capacity);
+    }
+
+    pub fn events(&self) -> &BTreeMap<Uuid, KeptEvent> {
+        &self.events
+    }
+
+    pub fn stats(&self) -> &FakeStats {
+        &self.stats
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && (self.rng.next_u64() as f64 / u64::MAX as f64) < p
+    }
+
+    fn refill(&mut self, now: Timestamp) {
+        if let Some(at) = self.tokens_at {
+            let dt = (now.as_millisecond() - at.as_millisecond()).max(0) as f64 / 1000.0;
+            self.tokens = (self.tokens + dt * self.cfg.refill_per_s).min(self.cfg.bucket_capacity);
+        }
+        self.tokens_at = Some(now);
+    }
+
+    fn rate_headers(&self, r: &mut HttpResponse) {
+        r.headers.push(("x-ratelimit-capacity".into(), format!("{}", self.cfg.bucket_capacity.floor())));
+        r.headers.push(("x-ratelimit-remaining".into(), format!("{}", self.tokens.floor().max(0.0))));
+        r.headers.push(("x-ratelimit-refill-per-second".into(), format!("{}", self.cfg.refill_per_s)));
+    }
+
+    /// Handles one request at `now` (the fake's clock).
+    pub fn handle(&mut self, now: Timestamp, req: &HttpRequest) -> Disposition {
+        let path = req.path.split('?').next().unwrap_or("");
+        match (req.method, path) {
+            (Method::Get, "/_fake/records") => {
+                let events: Vec<&KeptEvent> = self.events.values().collect();
+                return Disposition::Reply(HttpResponse::json(
+                    200,
+                    &json!({"events": events, "stats": self.stats, "faults": self.faults}),
+                ));
+            }
+            (Method::Get, "/_fake/faults") => {
+                return Disposition::Reply(HttpResponse::json(200, &json!(self.faults)));
+            }
+            (Method::Post, "/_fake/faults") => {
+                return Disposition::Reply(match self.merge_faults(&req.body) {
+                    Ok(()) => HttpResponse::json(200, &json!(self.faults)),
+                    Err(e) => problem(400, "bad faults", &e),
+                });
+            }
+            (Method::Delete, "/_fake/faults") => {
+                self.faults = Faults::healed();
+                return Disposition::Reply(HttpResponse::json(200, &json!(self.faults)));
+            }
+            _ => {}
+        }
+        self.stats.requests += 1;
+        if self.faults.down {
+            self.stats.refused_connections += 1;
+            return Disposition::Refuse;
+        }
+        if self.faults.rate_limit_storm {
+            self.stats.throttled += 1;
+            let mut r = problem(429, "rate limited", "rate limit storm");
+            r.headers.push(("retry-after".into(), "1".into()));
+            return Disposition::Reply(r);
+        }
+        let p = self.faults.error_rate;
+        if self.chance(p) {
+            self.stats.injected_errors += 1;
+            let st = self.faults.error_status;
+            return Disposition::Reply(problem(st, "injected error", "the fake was told to fail this request"));
+        }
+        if req.method == Method::Post && path == events_path(&self.cfg.store_id) {
+            return self.ingest(now, req);
+        }
+        if path.starts_with("/v1/stores/") && path.ends_with("/events") {
+            return Disposition::Reply(problem(404, "unknown store", &format!("no store at {path}")));
+        }
+        Disposition::Reply(problem(
+            404,
+            "not found",
+            &format!("{} {path} is not part of the cloud contract", req.method),
+        ))
+    }
+
+    fn merge_faults(&mut self, body: &[u8]) -> Result<(), String> {
+        let mut cur = serde_json::to_value(&self.faults).map_err(|e| e.to_string())?;
+        let patch: serde_json::Value = serde_json::from_slice(body).map_err(|e| format!("faults body: {e}"))?;
+        let (Some(c), Some(p)) = (cur.as_object_mut(), patch.as_object()) else {
+            return Err("faults body must be a JSON object".into());
+        };
+        for (k, v) in p {
+            c.insert(k.clone(), v.clone());
+        }
+        let f: Faults = serde_json::from_value(cur).map_err(|e| format!("faults body: {e}"))?;
+        for (name, r) in [
+            ("error_rate", f.error_rate),
+            ("lose_reply_after_commit_rate", f.lose_reply_after_commit_rate),
+            ("event_retry_rate", f.event_retry_rate),
+        ] {
+            if !(0.0..=1.0).contains(&r) {
+                return Err(format!("{name} must be between 0 and 1"));
+            }
+        }
+        if !(100..=599).contains(&f.error_status) {
+            return Err("error_status must be an HTTP status".into());
+        }
+        self.faults = f;
+        Ok(())
+    }
+
+    fn ingest(&mut self, now: Timestamp, req: &HttpRequest) -> Disposition {
+        let unauthorized = |s: &mut Self, why: &str| {
+            s.stats.unauthorized += 1;
+            Disposition::Reply(problem(401, "unauthorized", why))
+        };
+        if self.faults.credentials_expired {
+            return unauthorized(self, "the store's credentials have expired");
+        }
+        if req.header("x-edge-store") != Some(self.cfg.store_id.as_str()) {
+            return unauthorized(self, "X-Edge-Store is missing or names another store");
+        }
+        let Some(ts) = req.header("x-edge-timestamp").and_then(|t| t.parse::<i64>().ok()) else {
+            return unauthorized(self, "X-Edge-Timestamp is missing or not a number");
+        };
+        if (ts - now.as_second()).abs() > MAX_SKEW_S {
+            return unauthorized(self, "X-Edge-Timestamp is more than 300 s away from the cloud's clock");
+        }
+        let sig = req.header("x-edge-signature").unwrap_or("");
+        if !verify(&self.cfg.secret, ts, req.method, &req.path, &req.body, sig) {
+            return unauthorized(self, "X-Edge-Signature does not verify");
+        }
+        if req.body.len() > MAX_BODY_BYTES {
+            self.stats.bad_requests += 1;
+            return Disposition::Reply(problem(413, "too large", "the body is over 2 MiB"));
+        }
+        let batch: EventBatch = match serde_json::from_slice(&req.body) {
+            Ok(b) => b,
+            Err(e) => {
+                self.stats.bad_requests += 1;
+                return Disposition::Reply(problem(400, "malformed batch", &e.to_string()));
+            }
+        };
+        if batch.events.is_empty() || batch.events.len() > MAX_EVENTS {
+            self.stats.bad_requests += 1;
+            return Disposition::Reply(problem(413, "batch size", "a batch holds 1 to 500 events"));
+        }
+        self.refill(now);
+        let cost = batch.events.len() as f64;
+        if self.tokens < cost {
+            self.stats.throttled += 1;
+            let wait =
+                if self.cfg.refill_per_s > 0.0 { ((cost - self.tokens) / self.cfg.refill_per_s).ceil() } else { 60.0 };
+            let mut r = problem(429, "rate limited", "the event bucket cannot take this batch yet");
+            r.headers.push(("retry-after".into(), format!("{}", wait.max(1.0))));
+            self.rate_headers(&mut r);
+            return Disposition::Reply(r);
+        }
+        self.tokens -= cost;
+
+        let mut results = Vec::with_capacity(batch.events.len());
+        for ev in batch.events {
+            let digest: [u8; 32] = Sha256::digest(serde_json::to_vec(&ev).unwrap_or_default()).into();
+            if let Some(k) = self.events.get_mut(&ev.id) {
+                k.deliveries += 1;
+                if k.digest == digest {
+                    results.push(EventResult {
+                        id: ev.id,
+                        status: "duplicate".into(),
+                        remote_id: Some(k.remote_id.clone()),
+                        error: None,
+                    });
+                } else {
+                    results.push(EventResult {
+                        id: ev.id,
+                        status: "conflict".into(),
+                        remote_id: Some(k.remote_id.clone()),
+                        error: Some(EventError {
+                            code: "id_reused".into(),
+                            message: "this event id was used before with other content".into(),
+                            field: Some("id".into()),
+                        }),
+                    });
+                }
+                continue;
+            }
+            if let Some(err) = self.validate(&ev) {
+                results.push(EventResult { id: ev.id, status: "rejected".into(), remote_id: None, error: Some(err) });
+                continue;
+            }
+            let p = self.faults.event_retry_rate;
+            if self.chance(p) {
+                results.push(EventResult {
+                    id: ev.id,
+                    status: "retry".into(),
+                    remote_id: None,
+                    error: Some(EventError {
+                        code: "busy".into(),
+                        message: "try this event again later".into(),
+                        field: None,
+                    }),
+                });
+                continue;
+            }
+            let remote_id = format!("evt_{:08}", self.next_remote);
+            self.next_remote += 1;
+            self.events.insert(
+                ev.id,
+                KeptEvent {
+                    id: ev.id,
+                    kind: ev.kind.clone(),
+                    record_id: ev.record_id,
+                    remote_id: remote_id.clone(),
+                    received_at: now,
+                    total_minor: ev.data.total_minor,
+                    deliveries: 1,
+                    digest,
+                },
+            );
+            results.push(EventResult { id: ev.id, status: "accepted".into(), remote_id: Some(remote_id), error: None });
+        }
+        let p = self.faults.lose_reply_after_commit_rate;
+        if self.chance(p) {
+            self.stats.lost_replies += 1;
+            return Disposition::LoseReply;
+        }
+        let mut r = HttpResponse::json(200, &json!(BatchResult { results }));
+        self.rate_headers(&mut r);
+        Disposition::Reply(r)
+    }
+
+    fn validate(&self, ev: &super::Event) -> Option<EventError> {
+        let bad = |field: &str, message: String| {
+            Some(EventError { code: "invalid".into(), message, field: Some(field.into()) })
+        };
+        if ev.kind != "sale.completed" {
+            return bad("type", format!("unknown event type {:?}", ev.kind));
+        }
+        if self.faults.reject_records.contains(&ev.record_id) {
+            return bad("data.lines[0].sku", "the cloud does not know this SKU".into());
+        }
+        let d = &ev.data;
+        if d.id != ev.record_id {
+            return bad("data.id", "data.id differs from record_id".into());
+        }
+        if d.store_id != self.cfg.store_id {
+            return bad("data.store_id", format!("store {:?} is not this store", d.store_id));
+        }
+        if d.lines.is_empty() {
+            return bad("data.lines", "a sale needs at least one line".into());
+        }
+        let gross: i64 = d.lines.iter().map(|l| l.gross_minor).sum();
+        if gross != d.total_minor {
+            return bad("data.total_minor", format!("lines add up to {gross}, total says {}", d.total_minor));
+        }
+        let tendered: i64 = d.tenders.iter().map(|t| t.amount_minor).sum();
+        if tendered - d.change_minor != d.total_minor {
+            return bad("data.tenders", "tenders minus change do not equal the total".into());
+        }
+        None
+    }
+}

@@ -1,0 +1,322 @@
+//! Our own cloud: the connector edged ships and the fake that tests and the demo run.
+//!
+//! The contract is `sync/cloud-openapi.yaml`. In short:
+//!
+//! * `POST /v1/stores/{store}/events` takes a batch of at most [`MAX_EVENTS`] events, each
+//!   with the outbox entry id as its `id`. The id is the idempotency key: the cloud keeps an
+//!   event once, answers a repeat with `duplicate` and the first remote id, and refuses a
+//!   repeat whose content differs (`conflict`). The answer has one result per event
+//!   (`accepted`, `duplicate`, `rejected` with the field, `retry`).
+//! * Every request is signed: `X-Edge-Store`, `X-Edge-Timestamp` (Unix seconds) and
+//!   `X-Edge-Signature: v1=<hex HMAC-SHA256(secret, "{ts}.{METHOD}.{path}.{body}")>`. A
+//!   signature that does not verify, or a timestamp more than 300 s away, is a 401.
+//! * The cloud meters events with a token bucket and says so on every answer:
+//!   `X-RateLimit-Capacity`, `X-RateLimit-Remaining`, `X-RateLimit-Refill-Per-Second`; a
+//!   batch the bucket cannot take is a 429 with `Retry-After`.
+//!
+//! [`CloudConnector`] is the host side (no I/O; see `engine`); [`fake::FakeCloud`] is the
+//! remote side as a state machine that the HTTP fake (`edge-lab fakes`) and the simulation
+//! share.
+
+pub mod fake;
+
+use crate::domain::{OutboxEntry, Quantity, Sale, Tender};
+use crate::engine::{Connector, RecordResult};
+use crate::wire::{HttpRequest, HttpResponse, Method};
+use hmac::{Hmac, Mac};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// Most events in one batch.
+pub const MAX_EVENTS: usize = 500;
+/// Largest request body the cloud takes.
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+/// Accepted clock difference of a signature.
+pub const MAX_SKEW_S: i64 = 300;
+
+/// One event as the cloud receives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    pub id: Uuid,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub record_id: Uuid,
+    pub occurred_at: Timestamp,
+    pub data: SaleDoc,
+}
+
+/// A sale as the cloud contract spells it (a wire type, apart from the domain's `Sale`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SaleDoc {
+    pub id: Uuid,
+    pub store_id: String,
+    pub business_date: String,
+    pub currency: String,
+    pub net_minor: i64,
+    pub tax_minor: i64,
+    pub total_minor: i64,
+    pub change_minor: i64,
+    pub lines: Vec<LineDoc>,
+    pub tenders: Vec<TenderDoc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LineDoc {
+    pub line_no: u32,
+    pub sku: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub units: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grams: Option<u32>,
+    pub unit_price_minor: i64,
+    pub tax_minor: i64,
+    pub gross_minor: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lot: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenderDoc {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub amount_minor: i64,
+}
+
+impl SaleDoc {
+    pub fn of(s: &Sale) -> SaleDoc {
+        SaleDoc {
+            id: s.id,
+            store_id: s.store_id.clone(),
+            business_date: s.business_date.to_string(),
+            currency: s.currency.as_str().to_string(),
+            net_minor: s.net_minor,
+            tax_minor: s.tax_minor,
+            total_minor: s.total_minor,
+            change_minor: s.change_minor,
+            lines: s
+                .lines
+                .iter()
+                .map(|l| LineDoc {
+                    line_no: l.line_no,
+                    sku: l.sku.clone(),
+                    units: match l.quantity {
+                        Quantity::Units(u) => Some(u),
+                        Quantity::Grams(_) => None,
+                    },
+                    grams: match l.quantity {
+                        Quantity::Grams(g) => Some(g),
+                        Quantity::Units(_) => None,
+                    },
+                    unit_price_minor: l.unit_price_minor,
+                    tax_minor: l.tax_minor,
+                    gross_minor: l.gross_minor,
+                    lot: l.lot.as_ref().map(|x| x.number.clone()),
+                })
+                .collect(),
+            tenders: s
+                .tenders
+                .iter()
+                .map(|t| match t {
+                    Tender::Cash { amount_minor } => TenderDoc { kind: "cash".into(), amount_minor: *amount_minor },
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventBatch {
+    pub events: Vec<Event>,
+}
+
+/// The cloud's answer for one event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventResult {
+    pub id: Uuid,
+    /// `accepted`, `duplicate`, `rejected`, `conflict` or `retry`.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<EventError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventError {
+    pub code: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchResult {
+    pub results: Vec<EventResult>,
+}
+
+/// The path events are posted to.
+pub fn events_path(store_id: &str) -> String {
+    format!("/v1/stores/{store_id}/events")
+}
+
+/// `v1=<hex>` over `{ts}.{METHOD}.{path}.{body}`.
+pub fn signature(secret: &[u8], ts: i64, method: Method, path: &str, body: &[u8]) -> String {
+    // HMAC takes keys of any length; new_from_slice cannot fail for it.
+    let mut mac = match Hmac::<Sha256>::new_from_slice(secret) {
+        Ok(m) => m,
+        Err(_) => return String::new(),
+    };
+    mac.update(ts.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(method.as_str().as_bytes());
+    mac.update(b".");
+    mac.update(path.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    let tag = mac.finalize().into_bytes();
+    let mut s = String::with_capacity(3 + tag.len() * 2);
+    s.push_str("v1=");
+    for b in tag {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// Checks a signature in constant time.
+pub fn verify(secret: &[u8], ts: i64, method: Method, path: &str, body: &[u8], given: &str) -> bool {
+    let Some(hex) = given.strip_prefix("v1=") else { return false };
+    let Some(tag) = decode_hex(hex) else { return false };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else { return false };
+    mac.update(ts.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(method.as_str().as_bytes());
+    mac.update(b".");
+    mac.update(path.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac.verify_slice(&tag).is_ok()
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+}
+
+/// Signs a request in place.
+pub fn sign(req: &mut HttpRequest, store_id: &str, secret: &[u8], now: Timestamp) {
+    let ts = now.as_second();
+    let sig = signature(secret, ts, req.method, &req.path, &req.body);
+    req.headers.push(("x-edge-store".into(), store_id.to_string()));
+    req.headers.push(("x-edge-timestamp".into(), ts.to_string()));
+    req.headers.push(("x-edge-signature".into(), sig));
+}
+
+/// The host side of the cloud contract.
+pub struct CloudConnector {
+    store_id: String,
+    secret: Vec<u8>,
+}
+
+impl CloudConnector {
+    pub fn new(store_id: impl Into<String>, secret: impl Into<Vec<u8>>) -> CloudConnector {
+        CloudConnector { store_id: store_id.into(), secret: secret.into() }
+    }
+
+    /// The request body for these records.
+    pub fn batch_of(records: &[(OutboxEntry, Sale)]) -> EventBatch {
+        EventBatch {
+            events: records
+                .iter()
+                .map(|(e, s)| Event {
+                    id: e.id,
+                    kind: "sale.completed".into(),
+                    record_id: s.id,
+                    occurred_at: s.created_at,
+                    data: SaleDoc::of(s),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl Connector for CloudConnector {
+    fn max_batch(&self) -> usize {
+        MAX_EVENTS
+    }
+
+    fn build(&mut self, records: &[(OutboxEntry, Sale)], now: Timestamp) -> (Option<HttpRequest>, Vec<(Uuid, String)>) {
+        let batch = Self::batch_of(records);
+        let body = match serde_json::to_vec(&batch) {
+            Ok(b) => b,
+            Err(e) => {
+                let why = format!("cannot encode the event: {e}");
+                return (None, records.iter().map(|(e, _)| (e.id, why.clone())).collect());
+            }
+        };
+        let mut req = HttpRequest {
+            method: Method::Post,
+            path: events_path(&self.store_id),
+            headers: vec![("content-type".into(), "application/json".into())],
+            body,
+        };
+        sign(&mut req, &self.store_id, &self.secret, now);
+        (Some(req), Vec::new())
+    }
+
+    fn parse(&mut self, ids: &[Uuid], reply: &HttpResponse) -> Result<BTreeMap<Uuid, RecordResult>, String> {
+        let r: BatchResult = serde_json::from_slice(&reply.body)
+            .map_err(|e| format!("the events answer is not a result list ({e}): {}", reply.body_excerpt(200)))?;
+        let mut out = BTreeMap::new();
+        for x in r.results {
+            if !ids.contains(&x.id) {
+                return Err(format!("the answer names event {} that was not sent", x.id));
+            }
+            let why = || {
+                x.error
+                    .as_ref()
+                    .map(|e| match &e.field {
+                        Some(f) => format!("{} ({}): field {f}", e.message, e.code),
+                        None => format!("{} ({})", e.message, e.code),
+                    })
+                    .unwrap_or_else(|| format!("status {}", x.status))
+            };
+            let res = match x.status.as_str() {
+                "accepted" | "duplicate" => match &x.remote_id {
+                    Some(rid) if !rid.is_empty() => RecordResult::Confirmed(rid.clone()),
+                    _ => return Err(format!("event {} is {} without a remote id", x.id, x.status)),
+                },
+                "rejected" | "conflict" => RecordResult::Refused(format!("cloud {}: {}", x.status, why())),
+                "retry" => RecordResult::Retry(format!("cloud asked to retry: {}", why())),
+                other => return Err(format!("event {} has the unknown status {other:?}", x.id)),
+            };
+            out.insert(x.id, res);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_round_trip_and_tamper() {
+        let s = signature(b"k", 1_700_000_000, Method::Post, "/v1/x", b"{}");
+        assert!(verify(b"k", 1_700_000_000, Method::Post, "/v1/x", b"{}", &s));
+        assert!(!verify(b"k", 1_700_000_000, Method::Post, "/v1/x", b"{ }", &s));
+        assert!(!verify(b"other", 1_700_000_000, Method::Post, "/v1/x", b"{}", &s));
+        assert!(!verify(b"k", 1_700_000_001, Method::Post, "/v1/x", b"{}", &s));
+        assert!(!verify(b"k", 1_700_000_000, Method::Post, "/v1/x", b"{}", "v1=zz"));
+        assert!(!verify(b"k", 1_700_000_000, Method::Post, "/v1/x", b"{}", "garbage"));
+    }
+}

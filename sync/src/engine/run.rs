@@ -1,0 +1,252 @@
+//! The engine's async driver in edged: one task per remote, HTTP over reqwest.
+//!
+//! Each task asks its [`Worker`] what to send (store work runs on the blocking pool: the
+//! InFlight move ends with an fdatasync), sends up to the policy's concurrency cap, hands
+//! every reply back, and sleeps until the worker's next deadline, a new sale
+//! ([`SyncEngine::wake`]) or shutdown. At shutdown it waits a little for replies in flight
+//! and leaves the rest InFlight: the next start re-sends them with the same ids.
+
+use super::{Batch, Health, Poll, Worker};
+use crate::store::Store;
+use crate::wire::{HttpRequest, HttpResponse, TransportError};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use jiff::Timestamp;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+
+/// Largest reply body read from a remote.
+pub const MAX_REPLY_BYTES: usize = 8 * 1024 * 1024;
+
+/// Where time comes from (the simulation uses its own).
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Timestamp;
+}
+
+/// The machine's clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+/// One remote as the daemon sees it.
+pub struct RemoteHandle {
+    pub name: String,
+    pub base_url: String,
+    worker: Arc<Mutex<Worker>>,
+    wake: Arc<Notify>,
+}
+
+impl RemoteHandle {
+    fn worker(&self) -> MutexGuard<'_, Worker> {
+        self.worker.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// All remote workers of the daemon.
+#[derive(Default)]
+pub struct SyncEngine {
+    remotes: BTreeMap<String, RemoteHandle>,
+}
+
+impl SyncEngine {
+    pub fn new() -> SyncEngine {
+        SyncEngine::default()
+    }
+
+    pub fn add(&mut self, worker: Worker, base_url: &str) {
+        let name = worker.remote().to_string();
+        self.remotes.insert(
+            name.clone(),
+            RemoteHandle {
+                name,
+                base_url: base_url.trim_end_matches('/').to_string(),
+                worker: Arc::new(Mutex::new(worker)),
+                wake: Arc::new(Notify::new()),
+            },
+        );
+    }
+
+    pub fn health(&self, remote: &str, now: Timestamp) -> Option<Health> {
+        self.remotes.get(remote).map(|r| r.worker().health(now))
+    }
+
+    /// New work for every remote (a sale was committed).
+    pub fn wake(&self) {
+        for r in self.remotes.values() {
+            r.wake.notify_one();
+        }
+    }
+
+    /// "Sync now": forget backoff, probe open breakers, wake every worker.
+    pub fn nudge(&self, now: Timestamp) {
+        for r in self.remotes.values() {
+            r.worker().nudge(now);
+            r.wake.notify_one();
+        }
+    }
+
+    /// Starts one task per remote. They end after `shutdown` turns true.
+    pub fn spawn(
+        &self,
+        store: Arc<dyn Store>,
+        client: reqwest::Client,
+        timeout: Duration,
+        shutdown: watch::Receiver<bool>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        self.remotes
+            .values()
+            .map(|r| {
+                let task = Task {
+                    name: r.name.clone(),
+                    base_url: r.base_url.clone(),
+                    worker: r.worker.clone(),
+                    wake: r.wake.clone(),
+                    store: store.clone(),
+                    client: client.clone(),
+                    timeout,
+                };
+                tokio::spawn(task.run(shutdown.clone()))
+            })
+            .collect()
+    }
+}
+
+struct Task {
+    name: String,
+    base_url: String,
+    worker: Arc<Mutex<Worker>>,
+    wake: Arc<Notify>,
+    store: Arc<dyn Store>,
+    client: reqwest::Client,
+    timeout: Duration,
+}
+
+type Reply = (u64, Result<HttpResponse, TransportError>);
+
+impl Task {
+    async fn poll(&self) -> Result<Poll, String> {
+        let (w, s) = (self.worker.clone(), self.store.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut w = w.lock().unwrap_or_else(|p| p.into_inner());
+            w.poll(Timestamp::now(), &*s).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| format!("worker task: {e}"))?
+    }
+
+    async fn reply(&self, (seq, r): Reply) {
+        let (w, s) = (self.worker.clone(), self.store.clone());
+        let res = tokio::task::spawn_blocking(move || {
+            let mut w = w.lock().unwrap_or_else(|p| p.into_inner());
+            w.on_reply(Timestamp::now(), &*s, seq, r).map_err(|e| e.to_string())
+        })
+        .await;
+        match res {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(remote = %self.name, error = %e, "storing a delivery result failed"),
+            Err(e) => tracing::error!(remote = %self.name, error = %e, "worker task failed"),
+        }
+    }
+
+    async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut inflight: FuturesUnordered<_> = FuturesUnordered::new();
+        tracing::info!(remote = %self.name, url = %self.base_url, "sync worker started");
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let deadline = match self.poll().await {
+                Ok(Poll::Send(b)) => {
+                    inflight.push(send(self.client.clone(), self.base_url.clone(), b, self.timeout));
+                    continue;
+                }
+                Ok(Poll::WaitUntil(t)) => {
+                    let ms = (t.as_millisecond() - Timestamp::now().as_millisecond()).max(1);
+                    Some(Duration::from_millis(u64::try_from(ms).unwrap_or(1)))
+                }
+                Ok(Poll::Idle) => None,
+                Err(e) => {
+                    tracing::error!(remote = %self.name, error = %e, "sync worker could not read the outbox");
+                    Some(Duration::from_secs(5))
+                }
+            };
+            let sleep = tokio::time::sleep(deadline.unwrap_or(Duration::from_secs(3600)));
+            tokio::select! {
+                Some(r) = inflight.next(), if !inflight.is_empty() => self.reply(r).await,
+                () = sleep => {}
+                () = self.wake.notified() => {}
+                _ = shutdown.changed() => break,
+            }
+        }
+        // Replies already on their way are worth a short wait; the rest stays InFlight.
+        let grace = tokio::time::sleep(Duration::from_secs(3));
+        tokio::pin!(grace);
+        while !inflight.is_empty() {
+            tokio::select! {
+                Some(r) = inflight.next() => self.reply(r).await,
+                () = &mut grace => break,
+            }
+        }
+        tracing::info!(remote = %self.name, left_in_flight = inflight.len(), "sync worker stopped");
+    }
+}
+
+async fn send(client: reqwest::Client, base: String, b: Batch, timeout: Duration) -> Reply {
+    (b.seq, exchange(&client, &base, &b.request, timeout).await)
+}
+
+/// One HTTP exchange, with the error classified by whether the remote may have acted.
+pub async fn exchange(
+    client: &reqwest::Client,
+    base: &str,
+    req: &HttpRequest,
+    timeout: Duration,
+) -> Result<HttpResponse, TransportError> {
+    let method = match reqwest::Method::from_bytes(req.method.as_str().as_bytes()) {
+        Ok(m) => m,
+        Err(e) => return Err(TransportError::Connect(format!("bad method: {e}"))),
+    };
+    let mut rb = client.request(method, format!("{base}{}", req.path)).timeout(timeout).body(req.body.clone());
+    for (k, v) in &req.headers {
+        rb = rb.header(k, v);
+    }
+    let resp = rb.send().await.map_err(|e| classify(&e))?;
+    let status = resp.status().as_u16();
+    let headers = resp
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
+        .collect();
+    let mut body = Vec::new();
+    let mut resp = resp;
+    loop {
+        match resp.chunk().await {
+            Ok(Some(c)) => {
+                if body.len() + c.len() > MAX_REPLY_BYTES {
+                    return Err(TransportError::NoReply(format!("reply body over {MAX_REPLY_BYTES} bytes")));
+                }
+                body.extend_from_slice(&c);
+            }
+            Ok(None) => break,
+            Err(e) => return Err(TransportError::NoReply(format!("reply cut off: {e}"))),
+        }
+    }
+    Ok(HttpResponse { status, headers, body })
+}
+
+fn classify(e: &reqwest::Error) -> TransportError {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    if e.is_connect() { TransportError::Connect(msg) } else { TransportError::NoReply(msg) }
+}

@@ -1,0 +1,662 @@
+//! Deterministic simulation of the sync engine (wall 6 of the architecture).
+//!
+//! One seed decides everything: when sales are made, when the edge crashes, which faults
+//! the network and the fake cloud inject (outage, partition, slow replies, replies lost
+//! after the remote kept the batch, 429 storms, expired credentials, per-event retries,
+//! invalid records), and the jitter of the engine. Time is virtual, so hours of outages run
+//! in milliseconds and a failing seed replays exactly.
+//!
+//! What runs is the production code: [`Worker`] with the real [`CloudConnector`], against
+//! the real [`FakeCloud`] state machine. Only two things are simulated: the network (a
+//! queue of messages with delivery times) and the store's durability — [`SimStore`] keeps
+//! a durable copy that changes only on `sync` (and on a sale commit, which is durable by
+//! contract), and a crash throws away everything else, as a SIGKILL would.
+//!
+//! Checked after every step: no record at the remote without a local origin, no sale kept
+//! twice, every Confirmed entry matches what the remote kept. Checked after the healed
+//! phase: every acknowledged sale confirmed exactly once (or rejected, if the fake was
+//! told to refuse it), nothing pending, in flight or unknown.
+
+use super::{OutboxStore, Policy, Poll, Worker};
+use crate::cloud::CloudConnector;
+use crate::cloud::fake::{Disposition, FakeCloud, FakeConfig, Faults};
+use crate::domain::{
+    Item, ItemKind, LineRequest, OutboxEntry, OutboxState, RecordKind, Sale, SaleStatus, TaxMode, Tender, price_line,
+    settle,
+};
+use crate::money::Currency;
+use crate::store::{OutboxMove, StoreError};
+use crate::wire::{HttpRequest, HttpResponse, TransportError};
+use jiff::Timestamp;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use uuid::Uuid;
+
+use super::Jitter;
+
+const REMOTE: &str = "cloud";
+const STORE_ID: &str = "store-001";
+const SECRET: &[u8] = b"demo-cloud-secret";
+const START_MS: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+const REQUEST_TIMEOUT_MS: i64 = 5_000;
+
+#[derive(Debug, Clone, Default)]
+struct StoreState {
+    entries: BTreeMap<Uuid, OutboxEntry>,
+    sales: BTreeMap<Uuid, Sale>,
+}
+
+/// An outbox store whose unsynced writes a crash loses.
+#[derive(Default)]
+pub struct SimStore {
+    live: Mutex<StoreState>,
+    durable: Mutex<StoreState>,
+}
+
+impl SimStore {
+    fn live(&self) -> std::sync::MutexGuard<'_, StoreState> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn durable(&self) -> std::sync::MutexGuard<'_, StoreState> {
+        self.durable.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A sale commit: durable at once (the real store syncs before answering).
+    pub fn commit(&self, sale: Sale, entry: OutboxEntry) {
+        for st in [&mut *self.live(), &mut *self.durable()] {
+            st.sales.insert(sale.id, sale.clone());
+            st.entries.insert(entry.id, entry.clone());
+        }
+    }
+
+    /// SIGKILL: what was not synced is gone.
+    pub fn crash(&self) {
+        let d = self.durable().clone();
+        *self.live() = d;
+    }
+
+    pub fn entries(&self) -> Vec<OutboxEntry> {
+        self.live().entries.values().cloned().collect()
+    }
+
+    /// An operator's dead-letter replay (`edgectl queue dead retry`).
+    pub fn replay_dead(&self, at: Timestamp) -> usize {
+        let mut st = self.live();
+        let mut n = 0;
+        for e in st.entries.values_mut() {
+            if matches!(e.state, OutboxState::Dead { .. }) {
+                e.state = OutboxState::Pending;
+                e.updated_at = at;
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+impl OutboxStore for SimStore {
+    fn outbox_waiting(&self, remote: &str, after: Option<&Uuid>, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        let st = self.live();
+        let lower = match after {
+            Some(a) => std::ops::Bound::Excluded(*a),
+            None => std::ops::Bound::Unbounded,
+        };
+        Ok(st
+            .entries
+            .range((lower, std::ops::Bound::Unbounded))
+            .map(|(_, e)| e)
+            .filter(|e| {
+                e.remote == remote
+                    && matches!(e.state, OutboxState::Pending | OutboxState::InFlight { .. } | OutboxState::Unknown)
+            })
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    fn transition_outbox_many(
+        &self,
+        moves: &[OutboxMove],
+        at: Timestamp,
+    ) -> Result<Vec<Result<OutboxEntry, String>>, StoreError> {
+        let mut st = self.live();
+        Ok(moves
+            .iter()
+            .map(|m| {
+                let e = st.entries.get_mut(&m.id).ok_or_else(|| format!("no entry {}", m.id))?;
+                if e.state != m.expected {
+                    return Err(format!("entry {} is {} not {}", m.id, e.state.name(), m.expected.name()));
+                }
+                if let OutboxState::InFlight { attempt } = m.next {
+                    e.attempts = e.attempts.max(attempt);
+                }
+                e.state = m.next.clone();
+                e.updated_at = at;
+                Ok(e.clone())
+            })
+            .collect())
+    }
+
+    fn sync(&self) -> Result<(), StoreError> {
+        let live = self.live().clone();
+        *self.durable() = live;
+        Ok(())
+    }
+
+    fn sale(&self, id: &Uuid) -> Result<Option<Sale>, StoreError> {
+        Ok(self.live().sales.get(id).cloned())
+    }
+}
+
+/// What a simulation run is asked to do.
+#[derive(Debug, Clone)]
+pub struct SimParams {
+    pub seed: u64,
+    /// Sales made during the chaos phase.
+    pub sales: usize,
+    /// Virtual length of the chaos phase.
+    pub chaos_ms: i64,
+    /// The healed phase must settle everything within this virtual time.
+    pub heal_limit_ms: i64,
+}
+
+impl SimParams {
+    pub fn new(seed: u64) -> SimParams {
+        SimParams { seed, sales: 60, chaos_ms: 600_000, heal_limit_ms: 3_600_000 }
+    }
+}
+
+/// Figures of one run.
+#[derive(Debug, Clone, Default)]
+pub struct SimReport {
+    pub seed: u64,
+    pub steps: u64,
+    pub sales: usize,
+    pub rejected_on_purpose: usize,
+    pub crashes: u32,
+    pub requests: u64,
+    pub lost_replies: u64,
+    pub timeouts: u64,
+    pub partitions: u64,
+    pub throttled: u64,
+    pub dead_replayed: usize,
+    pub virtual_ms: i64,
+}
+
+/// A broken promise, with the seed that shows it and the last things that happened.
+#[derive(Debug, Clone)]
+pub struct SimFailure {
+    pub seed: u64,
+    pub step: u64,
+    pub what: String,
+    pub trace: Vec<String>,
+}
+
+impl std::fmt::Display for SimFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "seed {} failed at step {}: {}", self.seed, self.step, self.what)?;
+        writeln!(f, "replay: SIM_SEED={} cargo test -p edge-sync --test sim", self.seed)?;
+        writeln!(f, "last events:")?;
+        for t in &self.trace {
+            writeln!(f, "  {t}")?;
+        }
+        Ok(())
+    }
+}
+
+enum Net {
+    /// A request reaches the remote.
+    Arrive { epoch: u32, seq: u64, req: HttpRequest, reply_latency_ms: i64, deadline_ms: i64 },
+    /// A reply (or its absence) reaches the edge.
+    Reply { epoch: u32, seq: u64, reply: Result<HttpResponse, TransportError> },
+}
+
+struct Sim {
+    rng: Jitter,
+    now_ms: i64,
+    epoch: u32,
+    store: SimStore,
+    fake: FakeCloud,
+    worker: Worker,
+    net: BTreeMap<(i64, u64), Net>,
+    net_seq: u64,
+    /// Requests whose reply the edge is still waiting for: seq → (epoch, deadline).
+    waiting: BTreeMap<u64, (u32, i64)>,
+    partition: bool,
+    slow: bool,
+    lose_reply_net: bool,
+    rejects: BTreeSet<Uuid>,
+    trace: Vec<String>,
+    report: SimReport,
+    step: u64,
+}
+
+fn now_ts(ms: i64) -> Timestamp {
+    Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+fn policy() -> Policy {
+    Policy { max_batch: 20, max_in_flight: 2, breaker_open_ms: 20_000, backoff_max_ms: 120_000, ..Policy::default() }
+}
+
+fn sim_item(n: u64) -> Item {
+    let mut it = crate::demo::demo_item(n % 40);
+    it.kind = ItemKind::Unit;
+    it
+}
+
+impl Sim {
+    fn new(seed: u64) -> Sim {
+        let mut rng = Jitter::new(seed);
+        let fake_seed = rng.next_u64();
+        let worker_seed = rng.next_u64();
+        let mut cfg = FakeConfig::new(STORE_ID, SECRET);
+        cfg.bucket_capacity = 50.0;
+        cfg.refill_per_s = 5.0;
+        Sim {
+            rng,
+            now_ms: START_MS,
+            epoch: 0,
+            store: SimStore::default(),
+            fake: FakeCloud::new(cfg, fake_seed),
+            worker: Worker::new(REMOTE, Box::new(CloudConnector::new(STORE_ID, SECRET)), policy(), worker_seed),
+            net: BTreeMap::new(),
+            net_seq: 0,
+            waiting: BTreeMap::new(),
+            partition: false,
+            slow: false,
+            lose_reply_net: false,
+            rejects: BTreeSet::new(),
+            trace: Vec::new(),
+            report: SimReport { seed, ..SimReport::default() },
+            step: 0,
+        }
+    }
+
+    fn log(&mut self, s: String) {
+        if self.trace.len() >= 60 {
+            self.trace.remove(0);
+        }
+        self.trace.push(format!("t+{}ms {s}", self.now_ms - START_MS));
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        (self.rng.next_u64() as f64 / u64::MAX as f64) < p
+    }
+
+    fn push_net(&mut self, at: i64, n: Net) {
+        self.net_seq += 1;
+        self.net.insert((at, self.net_seq), n);
+    }
+
+    fn make_sale(&mut self) -> Result<(), String> {
+        let at = now_ts(self.now_ms);
+        let bd = at.to_zoned(jiff::tz::TimeZone::UTC).date();
+        let n_lines = 1 + self.rng.below(3) as u32;
+        let mut lines = Vec::new();
+        for i in 0..n_lines {
+            let item = sim_item(self.rng.below(1000));
+            let q = LineRequest::Units(1 + self.rng.below(3));
+            let l = price_line(i + 1, &item, &q, None, TaxMode::Inclusive, Currency::EUR, bd)
+                .map_err(|e| format!("sim sale line: {e}"))?;
+            lines.push(l);
+        }
+        let total: i64 = lines.iter().map(|l| l.gross_minor).sum();
+        let tenders = vec![Tender::Cash { amount_minor: total + self.rng.below(500) as i64 }];
+        let (net, tax, total, tendered, change) =
+            settle(&lines, &tenders, Currency::EUR).map_err(|e| format!("sim sale settle: {e}"))?;
+        let mut rand = [0u8; 10];
+        for b in rand.iter_mut() {
+            *b = self.rng.next_u64() as u8;
+        }
+        let id = uuid::Builder::from_unix_timestamp_millis(self.now_ms as u64, &rand).into_uuid();
+        for b in rand.iter_mut() {
+            *b = self.rng.next_u64() as u8;
+        }
+        let entry_id = uuid::Builder::from_unix_timestamp_millis(self.now_ms as u64, &rand).into_uuid();
+        let sale = Sale {
+            id,
+            status: SaleStatus::Completed,
+            created_at: at,
+            business_date: bd,
+            store_id: STORE_ID.into(),
+            currency: Currency::EUR,
+            tax_mode: TaxMode::Inclusive,
+            lines,
+            tenders,
+            net_minor: net,
+            tax_minor: tax,
+            total_minor: total,
+            tendered_minor: tendered,
+            change_minor: change,
+            request_id: format!("sim-{}", self.report.sales),
+            actor: "cashier".into(),
+        };
+        let entry = OutboxEntry {
+            id: entry_id,
+            remote: REMOTE.into(),
+            kind: RecordKind::Sale,
+            record_id: id,
+            state: OutboxState::Pending,
+            attempts: 0,
+            created_at: at,
+            updated_at: at,
+            request_id: sale.request_id.clone(),
+        };
+        if self.chance(0.03) {
+            self.rejects.insert(id);
+            let mut f = self.fake.faults().clone();
+            f.reject_records.insert(id);
+            self.fake.set_faults(f);
+            self.report.rejected_on_purpose += 1;
+        }
+        self.store.commit(sale, entry);
+        self.report.sales += 1;
+        self.log(format!("sale {id} acknowledged"));
+        Ok(())
+    }
+
+    fn crash(&mut self) {
+        self.store.crash();
+        self.epoch += 1;
+        self.waiting.clear();
+        let seed = self.rng.next_u64();
+        self.worker = Worker::new(REMOTE, Box::new(CloudConnector::new(STORE_ID, SECRET)), policy(), seed);
+        self.report.crashes += 1;
+        self.log("edge crashed and restarted".into());
+    }
+
+    fn chaos(&mut self) {
+        let roll = self.rng.below(99);
+        let mut f = self.fake.faults().clone();
+        let what = match roll {
+            0..=7 => {
+                f.down = !f.down;
+                format!("cloud down={}", f.down)
+            }
+            8..=13 => {
+                f.error_rate = if f.error_rate > 0.0 { 0.0 } else { 0.5 };
+                f.error_status = [500, 502, 503, 504, 408][self.rng.below(4) as usize];
+                format!("error_rate={} status={}", f.error_rate, f.error_status)
+            }
+            14..=21 => {
+                f.lose_reply_after_commit_rate = if f.lose_reply_after_commit_rate > 0.0 { 0.0 } else { 0.4 };
+                format!("lose_reply_after_commit_rate={}", f.lose_reply_after_commit_rate)
+            }
+            22..=26 => {
+                f.rate_limit_storm = !f.rate_limit_storm;
+                format!("rate_limit_storm={}", f.rate_limit_storm)
+            }
+            27..=30 => {
+                f.credentials_expired = !f.credentials_expired;
+                format!("credentials_expired={}", f.credentials_expired)
+            }
+            31..=36 => {
+                f.event_retry_rate = if f.event_retry_rate > 0.0 { 0.0 } else { 0.3 };
+                format!("event_retry_rate={}", f.event_retry_rate)
+            }
+            37..=44 => {
+                self.partition = !self.partition;
+                format!("partition={}", self.partition)
+            }
+            45..=52 => {
+                self.slow = !self.slow;
+                format!("slow replies={}", self.slow)
+            }
+            53..=58 => {
+                self.lose_reply_net = !self.lose_reply_net;
+                format!("network loses replies={}", self.lose_reply_net)
+            }
+            _ => return,
+        };
+        self.fake.set_faults(f);
+        self.log(what);
+    }
+
+    fn heal(&mut self) {
+        let mut f = Faults::healed();
+        f.reject_records = self.rejects.clone();
+        self.fake.set_faults(f);
+        self.partition = false;
+        self.slow = false;
+        self.lose_reply_net = false;
+        self.log("all faults healed".into());
+    }
+
+    /// Polls the worker until it has nothing more to send now; returns when it wants a wake-up.
+    fn pump(&mut self) -> Result<Option<i64>, String> {
+        loop {
+            let now = now_ts(self.now_ms);
+            let p = self.worker.poll(now, &self.store).map_err(|e| format!("poll: {e}"))?;
+            match p {
+                Poll::Send(b) => {
+                    self.report.requests += 1;
+                    let deadline = self.now_ms + REQUEST_TIMEOUT_MS;
+                    self.waiting.insert(b.seq, (self.epoch, deadline));
+                    self.log(format!("send #{} with {} events", b.seq, b.ids.len()));
+                    let (epoch, seq) = (self.epoch, b.seq);
+                    if self.partition {
+                        self.report.partitions += 1;
+                        let at = self.now_ms + 1 + self.rng.below(50) as i64;
+                        let reply = Err(TransportError::Connect("partition".into()));
+                        self.push_net(at, Net::Reply { epoch, seq, reply });
+                        continue;
+                    }
+                    let one_way =
+                        if self.slow { 1_000 + self.rng.below(6_000) as i64 } else { 5 + self.rng.below(60) as i64 };
+                    let back =
+                        if self.slow { 1_000 + self.rng.below(6_000) as i64 } else { 5 + self.rng.below(60) as i64 };
+                    self.push_net(
+                        self.now_ms + one_way,
+                        Net::Arrive { epoch, seq, req: b.request, reply_latency_ms: back, deadline_ms: deadline },
+                    );
+                    // The transport's timeout fires unless a reply comes first.
+                    self.push_net(
+                        deadline,
+                        Net::Reply { epoch, seq, reply: Err(TransportError::NoReply("timed out".into())) },
+                    );
+                }
+                Poll::WaitUntil(t) => return Ok(Some(t.as_millisecond().max(self.now_ms + 1))),
+                Poll::Idle => return Ok(None),
+            }
+        }
+    }
+
+    fn deliver(&mut self, n: Net) -> Result<(), String> {
+        match n {
+            Net::Arrive { epoch, seq, req, reply_latency_ms, deadline_ms } => {
+                let d = self.fake.handle(now_ts(self.now_ms), &req);
+                let reply = match d {
+                    Disposition::Refuse => Some(Err(TransportError::Connect("connection refused".into()))),
+                    Disposition::LoseReply => {
+                        self.report.lost_replies += 1;
+                        Some(Err(TransportError::NoReply("connection reset after the remote kept the batch".into())))
+                    }
+                    Disposition::Reply(r) => {
+                        if r.status == 429 {
+                            self.report.throttled += 1;
+                        }
+                        if self.lose_reply_net && self.chance(0.5) {
+                            self.report.lost_replies += 1;
+                            None
+                        } else {
+                            Some(Ok(r))
+                        }
+                    }
+                };
+                self.log(format!("#{seq} reached the cloud"));
+                if let Some(reply) = reply {
+                    let at = self.now_ms + reply_latency_ms;
+                    if at < deadline_ms {
+                        self.push_net(at, Net::Reply { epoch, seq, reply });
+                    }
+                }
+                Ok(())
+            }
+            Net::Reply { epoch, seq, reply } => {
+                if epoch != self.epoch || self.waiting.remove(&seq).is_none() {
+                    return Ok(());
+                }
+                if matches!(reply, Err(TransportError::NoReply(_))) {
+                    self.report.timeouts += 1;
+                }
+                let what = match &reply {
+                    Ok(r) => format!("reply #{seq}: {}", r.status),
+                    Err(e) => format!("reply #{seq}: {e}"),
+                };
+                self.log(what);
+                self.worker.on_reply(now_ts(self.now_ms), &self.store, seq, reply).map_err(|e| format!("on_reply: {e}"))
+            }
+        }
+    }
+
+    fn check(&self, final_phase: bool) -> Result<(), String> {
+        let entries = self.store.entries();
+        let by_id: BTreeMap<Uuid, &OutboxEntry> = entries.iter().map(|e| (e.id, e)).collect();
+        let mut per_record: BTreeMap<Uuid, u32> = BTreeMap::new();
+        for (id, k) in self.fake.events() {
+            let Some(e) = by_id.get(id) else {
+                return Err(format!("the cloud keeps event {id} that has no local origin"));
+            };
+            if e.record_id != k.record_id {
+                return Err(format!("event {id} names sale {} but the entry is for {}", k.record_id, e.record_id));
+            }
+            *per_record.entry(k.record_id).or_default() += 1;
+        }
+        if let Some((r, n)) = per_record.iter().find(|(_, n)| **n > 1) {
+            return Err(format!("sale {r} is kept {n} times by the cloud"));
+        }
+        for e in &entries {
+            match &e.state {
+                OutboxState::Confirmed { remote_id } => match self.fake.events().get(&e.id) {
+                    Some(k) if &k.remote_id == remote_id => {}
+                    Some(k) => {
+                        return Err(format!("entry {} confirmed as {remote_id}, cloud says {}", e.id, k.remote_id));
+                    }
+                    None => {
+                        return Err(format!("entry {} confirmed as {remote_id} but the cloud has no such event", e.id));
+                    }
+                },
+                OutboxState::Rejected { reason } if !self.rejects.contains(&e.record_id) => {
+                    return Err(format!("entry {} rejected though the sale is valid: {reason}", e.id));
+                }
+                _ => {}
+            }
+            if final_phase {
+                let ok = match &e.state {
+                    OutboxState::Confirmed { .. } => !self.rejects.contains(&e.record_id),
+                    OutboxState::Rejected { .. } => self.rejects.contains(&e.record_id),
+                    _ => false,
+                };
+                if !ok {
+                    return Err(format!("after healing, entry {} of sale {} is {:?}", e.id, e.record_id, e.state));
+                }
+                let kept = per_record.get(&e.record_id).copied().unwrap_or(0);
+                let want = u32::from(!self.rejects.contains(&e.record_id));
+                if kept != want {
+                    return Err(format!("after healing, sale {} is kept {kept} times (want {want})", e.record_id));
+                }
+            }
+        }
+        if final_phase && entries.len() != self.report.sales {
+            return Err(format!("{} sales acknowledged, {} outbox entries", self.report.sales, entries.len()));
+        }
+        Ok(())
+    }
+
+    fn next_event_ms(&self) -> Option<i64> {
+        self.net.keys().next().map(|k| k.0)
+    }
+
+    fn run(mut self, p: &SimParams) -> Result<SimReport, SimFailure> {
+        let end_chaos = START_MS + p.chaos_ms;
+        let mut wake: Option<i64> = Some(self.now_ms);
+        let mut next_tick = self.now_ms;
+        let mut healed_at: Option<i64> = None;
+        loop {
+            self.step += 1;
+            if self.step > 5_000_000 {
+                return Err(self.fail("the simulation does not settle (step limit)".into()));
+            }
+            // Advance to the next thing that happens.
+            let chaos = healed_at.is_none();
+            let mut t = i64::MAX;
+            if let Some(w) = wake {
+                t = t.min(w);
+            }
+            if let Some(n) = self.next_event_ms() {
+                t = t.min(n);
+            }
+            if chaos {
+                t = t.min(next_tick);
+            }
+            if t == i64::MAX {
+                break; // quiescent
+            }
+            self.now_ms = self.now_ms.max(t);
+
+            while let Some((&k, _)) = self.net.iter().next() {
+                if k.0 > self.now_ms {
+                    break;
+                }
+                if let Some(n) = self.net.remove(&k) {
+                    self.deliver(n).map_err(|e| self.fail(e))?;
+                }
+            }
+            if chaos && self.now_ms >= next_tick {
+                next_tick = self.now_ms + 1 + self.rng.below(2_000) as i64;
+                if self.now_ms >= end_chaos {
+                    self.heal();
+                    healed_at = Some(self.now_ms);
+                } else {
+                    let sale_p = p.sales as f64 / (p.chaos_ms as f64 / 1000.0);
+                    if self.report.sales < p.sales && self.chance(sale_p.min(0.9)) {
+                        self.make_sale().map_err(|e| self.fail(e))?;
+                    }
+                    if self.chance(0.15) {
+                        self.chaos();
+                    }
+                    if self.chance(0.01) {
+                        self.crash();
+                    }
+                }
+            }
+            wake = self.pump().map_err(|e| self.fail(e))?;
+            self.check(false).map_err(|e| self.fail(e))?;
+            if let Some(h) = healed_at {
+                let has_dead = self.store.entries().iter().any(|e| matches!(e.state, OutboxState::Dead { .. }));
+                if has_dead && self.net.is_empty() && self.worker.outstanding() == 0 {
+                    let n = self.store.replay_dead(now_ts(self.now_ms));
+                    self.report.dead_replayed += n;
+                    self.log(format!("operator replays {n} dead letters"));
+                    self.worker.nudge(now_ts(self.now_ms));
+                    wake = Some(self.now_ms + 1);
+                }
+                if self.now_ms - h > p.heal_limit_ms {
+                    return Err(self.fail(format!("not settled {} ms after healing", p.heal_limit_ms)));
+                }
+                let settled = self
+                    .store
+                    .entries()
+                    .iter()
+                    .all(|e| matches!(e.state, OutboxState::Confirmed { .. } | OutboxState::Rejected { .. }));
+                if settled && self.net.is_empty() && self.worker.outstanding() == 0 {
+                    break;
+                }
+            }
+        }
+        self.check(true).map_err(|e| self.fail(e))?;
+        self.report.steps = self.step;
+        self.report.virtual_ms = self.now_ms - START_MS;
+        Ok(self.report)
+    }
+
+    fn fail(&self, what: String) -> SimFailure {
+        SimFailure { seed: self.report.seed, step: self.step, what, trace: self.trace.clone() }
+    }
+}
+
+/// Runs one seeded simulation.
+pub fn run(p: &SimParams) -> Result<SimReport, SimFailure> {
+    Sim::new(p.seed).run(p)
+}
