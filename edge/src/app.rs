@@ -6,6 +6,7 @@ use crate::metrics::Metrics;
 use crate::tokens::Tokens;
 use edge_api::{Event, Health, RemoteStatus, StoreHealth};
 use edge_sync::domain::business_date;
+use edge_sync::engine::run::SyncEngine;
 use edge_sync::store::Store;
 use jiff::Timestamp;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ pub struct App {
     pub tokens: Tokens,
     pub events: broadcast::Sender<Event>,
     pub metrics: Metrics,
+    pub engine: Arc<SyncEngine>,
     pub ws_clients: AtomicUsize,
     /// Flips to true when shutdown starts; event streams say goodbye.
     pub stopping: watch::Sender<bool>,
@@ -34,13 +36,14 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(cfg: Config, store: Arc<dyn Store>, tokens: Tokens) -> App {
+    pub fn new(cfg: Config, store: Arc<dyn Store>, tokens: Tokens, engine: Arc<SyncEngine>) -> App {
         App {
             cfg,
             store,
             tokens,
             events: broadcast::channel(EVENT_BUFFER).0,
             metrics: Metrics::new(),
+            engine,
             ws_clients: AtomicUsize::new(0),
             stopping: watch::channel(false).0,
             accepting: AtomicBool::new(true),
@@ -104,8 +107,9 @@ impl App {
         }
     }
 
-    /// Delivery state per remote. With no sync engine in this build, a remote that is not
-    /// `off` is `idle`: its records wait durably in the outbox.
+    /// Delivery state per remote: the outbox counts and the worker's health. A remote that is
+    /// not `off` but has no connector in this build is `unavailable`: its records wait
+    /// durably in the outbox.
     pub fn remote_statuses(&self, now: Timestamp) -> Vec<RemoteStatus> {
         let counts = self.store.outbox_counts();
         self.cfg
@@ -119,10 +123,16 @@ impl App {
                     Some(a) if a >= LAG_WARNING_S => "warning",
                     _ => "ok",
                 };
+                let h = self.engine.health(name, now);
+                let state = match (&h, rc.mode) {
+                    (_, Mode::Off) => "off",
+                    (Some(h), _) => h.state,
+                    (None, _) => "unavailable",
+                };
                 RemoteStatus {
                     name: name.clone(),
                     mode: rc.mode.as_str().into(),
-                    state: if rc.mode == Mode::Off { "off" } else { "idle" }.into(),
+                    state: state.into(),
                     pending: c.pending,
                     in_flight: c.in_flight,
                     unknown: c.unknown,
@@ -131,9 +141,22 @@ impl App {
                     dead: c.dead,
                     oldest_pending_age_s: age,
                     lag: lag.into(),
-                    last_success_at: None,
-                    errors_last_hour: 0,
-                    rate_limit: None,
+                    last_success_at: h.as_ref().and_then(|h| h.last_success_at).map(|t| t.to_string()),
+                    errors_last_hour: h.as_ref().map_or(0, |h| h.errors_last_hour),
+                    rate_limit: h.as_ref().map(|h| match h.rate_limited_until {
+                        Some(t) => format!("limited until {t}"),
+                        None => h.rate_limit.to_string(),
+                    }),
+                    breaker: h.as_ref().map(|h| h.breaker.to_string()),
+                    last_error: h.as_ref().and_then(|h| h.last_error.clone()),
+                    requests: h.as_ref().map_or(0, |h| h.requests_total),
+                    throttled: h.as_ref().map_or(0, |h| h.throttled_total),
+                    detail: match (&h, rc.mode) {
+                        (None, Mode::Live | Mode::Shadow) => {
+                            Some("no connector for this remote in this build; its records wait in the outbox".into())
+                        }
+                        _ => None,
+                    },
                 }
             })
             .collect()

@@ -36,6 +36,33 @@ impl Mode {
 pub struct RemoteConfig {
     pub mode: Mode,
     pub url: Option<String>,
+    /// A 0600 file holding the remote's secret (cloud: the HMAC key). Never in the config.
+    pub secret_file: Option<PathBuf>,
+    /// Per-request timeout.
+    pub timeout_ms: u64,
+    /// Requests outstanding at once.
+    pub max_in_flight: usize,
+    /// Records per request.
+    pub max_batch: usize,
+    /// Failures of one record before it becomes a dead letter.
+    pub max_attempts: u32,
+}
+
+/// Remotes whose connector this build has.
+pub const CONNECTORS: [&str; 1] = ["cloud"];
+
+/// Reads a secret file: trimmed, non-empty, at most 4 KiB.
+pub fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if meta.len() > 4096 {
+        return Err(format!("{} is over 4 KiB; it should hold one secret", path.display()));
+    }
+    let text = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let secret = text.trim_ascii().to_vec();
+    if secret.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    Ok(secret)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -299,7 +326,31 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
         {
             c.problem(&url_key, format!("{u:?} must be an http:// or https:// URL"));
         }
-        remotes.insert(name.to_string(), RemoteConfig { mode, url });
+        if mode == Mode::Live && url.is_none() && CONNECTORS.contains(&name) {
+            c.problem(&url_key, "required when the mode is \"live\"");
+        }
+        let secret_key = format!("remotes.{name}.secret_file");
+        let secret_file = c.string(&secret_key, Some("")).filter(|u| !u.is_empty()).map(|f| base.join(f));
+        if mode != Mode::Off && CONNECTORS.contains(&name) {
+            match &secret_file {
+                None => {
+                    c.problem(&secret_key, "required when the mode is not \"off\" (a 0600 file holding the secret)")
+                }
+                Some(f) => {
+                    if let Err(e) = read_secret(f) {
+                        c.problem(&secret_key, e);
+                    }
+                }
+            }
+        }
+        let timeout_ms = c.integer(&format!("remotes.{name}.timeout_ms"), 10_000, 100, 300_000) as u64;
+        let max_in_flight = c.integer(&format!("remotes.{name}.max_in_flight"), 2, 1, 16) as usize;
+        let max_batch = c.integer(&format!("remotes.{name}.max_batch"), 100, 1, 500) as usize;
+        let max_attempts = c.integer(&format!("remotes.{name}.max_attempts"), 10, 1, 1000) as u32;
+        remotes.insert(
+            name.to_string(),
+            RemoteConfig { mode, url, secret_file, timeout_ms, max_in_flight, max_batch, max_attempts },
+        );
     }
 
     let log_format = match c.string("log.format", Some("text")).as_deref() {
@@ -355,7 +406,11 @@ pub fn load(path: &Path) -> Result<Config, Vec<ConfigProblem>> {
 }
 
 /// The configuration `edged demo` runs with, written to `DIR/config.toml`.
-pub fn demo_toml(data_dir: &Path, listen: &str) -> String {
+pub fn demo_toml(data_dir: &Path, listen: &str, urls: &BTreeMap<String, String>) -> String {
+    let url = |name: &str| match urls.get(name) {
+        Some(u) => format!("url = {u:?}\n"),
+        None => String::new(),
+    };
     format!(
         r#"# Written by `edged demo`. `edged run --config` this file to run the same store.
 [store]
@@ -373,16 +428,23 @@ cache_mb = 16
 [api]
 listen = {listen:?}
 
+# Every sale goes to all three remotes. Lightspeed and NetSuite keep their records in the
+# outbox until their connectors land.
 [remotes.cloud]
 mode = "live"
+{cloud}secret_file = "secrets/cloud.key"
+timeout_ms = 3000
 
 [remotes.lightspeed]
 mode = "live"
-
+{lightspeed}
 [remotes.netsuite]
 mode = "live"
-"#,
+{netsuite}"#,
         dir = data_dir.display().to_string(),
+        cloud = url("cloud"),
+        lightspeed = url("lightspeed"),
+        netsuite = url("netsuite"),
     )
 }
 
@@ -400,15 +462,34 @@ dir = "/var/lib/edged"
 [remotes.cloud]
 mode = "live"
 url = "https://cloud.example"
+secret_file = "cloud.key"
 "#;
+
+    fn with_secret() -> tempfile::TempDir {
+        let d = tempfile::tempdir().expect("tempdir");
+        std::fs::write(d.path().join("cloud.key"), "s3cret\n").expect("write");
+        d
+    }
 
     #[test]
     fn a_good_config_parses_with_defaults() {
-        let c = parse(GOOD, Path::new("/etc/edged")).expect("valid");
+        let d = with_secret();
+        let c = parse(GOOD, d.path()).expect("valid");
         assert_eq!(c.listen.to_string(), "127.0.0.1:7420");
         assert_eq!(c.sale_remotes(), vec!["cloud".to_string()]);
         assert_eq!(c.tokens_file, PathBuf::from("/var/lib/edged/tokens.json"));
         assert_eq!(c.max_body_bytes, 64 * 1024);
+        assert_eq!(read_secret(c.remotes["cloud"].secret_file.as_deref().expect("file")).expect("read"), b"s3cret");
+    }
+
+    #[test]
+    fn a_live_cloud_needs_a_url_and_a_readable_secret() {
+        let text = "[store]\nid = \"s\"\ntimezone = \"UTC\"\ncurrency = \"EUR\"\n[data]\ndir = \"d\"\n\
+                    [remotes.cloud]\nmode = \"live\"\nsecret_file = \"missing.key\"\n";
+        let p = parse(text, Path::new("/nonexistent")).expect_err("invalid");
+        let keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, vec!["remotes.cloud.url", "remotes.cloud.secret_file"], "{p:?}");
+        assert!(p[1].message.contains("missing.key"), "{p:?}");
     }
 
     #[test]
@@ -464,7 +545,10 @@ levle = "debug"
 
     #[test]
     fn the_demo_config_is_valid() {
-        let c = parse(&demo_toml(Path::new("/tmp/d"), "127.0.0.1:0"), Path::new("/")).expect("valid");
+        let d = tempfile::tempdir().expect("tempdir");
+        crate::demo::write_demo_secret(d.path()).expect("secret");
+        let urls = BTreeMap::from([("cloud".to_string(), "http://127.0.0.1:1".to_string())]);
+        let c = parse(&demo_toml(d.path(), "127.0.0.1:0", &urls), d.path()).expect("valid");
         assert_eq!(c.sale_remotes().len(), 3);
     }
 }

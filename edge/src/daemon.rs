@@ -116,7 +116,11 @@ pub async fn run(cfg: Config, store: Arc<dyn Store>, announce_dir: &Path) -> Res
     let listener = TcpListener::bind(cfg.listen).await.map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let url = format!("http://{addr}");
-    let app = Arc::new(App::new(cfg, store, tokens));
+    let engine = Arc::new(crate::delivery::build_engine(&cfg)?);
+    let client = crate::delivery::http_client()?;
+    let app = Arc::new(App::new(cfg, store.clone(), tokens, engine.clone()));
+    let workers = engine.spawn(store, client, app.stopping.subscribe());
+    tokio::spawn(crate::delivery::announce_status(app.clone()));
     let api = serde_json::to_vec(&ApiFile { url: url.clone() }).map_err(|e| e.to_string())?;
     write_public(&announce_dir.join("api.json"), &api).map_err(|e| format!("cannot write api.json: {e}"))?;
     tracing::info!(%url, store = %app.cfg.store_id, "API ready");
@@ -126,7 +130,18 @@ pub async fn run(cfg: Config, store: Arc<dyn Store>, announce_dir: &Path) -> Res
         let _ = writeln!(out, "READY {url}");
         let _ = out.flush();
     }
-    serve(app, listener, shutdown).await.map_err(|e| e.to_string())
+    let res = serve(app.clone(), listener, shutdown).await.map_err(|e| e.to_string());
+    // Workers stop when draining starts and wait briefly for replies in flight.
+    for w in workers {
+        let _ = tokio::time::timeout(Duration::from_secs(5), w).await;
+    }
+    let store = app.store.clone();
+    match tokio::task::spawn_blocking(move || store.sync()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(format!("final store sync: {e}")),
+        Err(e) => return Err(format!("final store sync: {e}")),
+    }
+    res
 }
 
 /// Hands memory freed by a bulk job (a catalog import) back to the OS. glibc keeps freed

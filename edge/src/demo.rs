@@ -7,6 +7,7 @@ use crate::config::{self, Config};
 use edge_sync::demo::{demo_item, demo_stock};
 use edge_sync::store::{SnapshotRecord, Store};
 use jiff::Timestamp;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 const META_DEMO_SIZE: &str = "demo.catalog_size";
@@ -27,27 +28,41 @@ pub fn parse_device(arg: &str) -> Result<(String, String), String> {
     Ok((kind.to_string(), uri.to_string()))
 }
 
-/// The remotes named by an `edge-lab fakes` file (`{"cloud": url, "lightspeed": url, "netsuite": url}`).
-pub fn read_fakes(path: &Path) -> Result<Vec<(String, String)>, String> {
+/// The remotes named by an `edge-lab fakes` file (`{"cloud": url, "lightspeed": url, "netsuite": url}`;
+/// a remote without a fake yet may be absent).
+pub fn read_fakes(path: &Path) -> Result<BTreeMap<String, String>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("--fakes {}: {e}", path.display()))?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("--fakes {}: not JSON: {e}", path.display()))?;
-    let mut out = vec![];
-    for name in config::REMOTE_NAMES {
-        let url = v
-            .get(name)
-            .and_then(|u| u.as_str())
-            .ok_or_else(|| format!("--fakes {}: no URL for {name:?}", path.display()))?;
-        if !url.starts_with("http://") && !url.starts_with("https://") {
+    let f: crate::fakes::FakesFile =
+        serde_json::from_str(&text).map_err(|e| format!("--fakes {}: not a fakes file: {e}", path.display()))?;
+    let mut out = BTreeMap::new();
+    for (name, url) in [("cloud", f.cloud), ("lightspeed", f.lightspeed), ("netsuite", f.netsuite)] {
+        let Some(url) = url else { continue };
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(format!("--fakes {}: {name}: {url:?} is not an http URL", path.display()));
         }
-        out.push((name.to_string(), url.to_string()));
+        out.insert(name.to_string(), url);
+    }
+    if out.is_empty() {
+        return Err(format!("--fakes {}: names no remote", path.display()));
     }
     Ok(out)
 }
 
-/// Makes the data directory (a fresh temporary one unless given) and the demo config.
-pub fn prepare(data_dir: Option<PathBuf>, listen: &str, fakes: Option<&Path>) -> Result<(Config, PathBuf), String> {
+/// The demo cloud secret, in a 0600 file under the data dir (secrets never sit in config).
+pub fn write_demo_secret(dir: &Path) -> Result<(), String> {
+    let d = dir.join("secrets");
+    std::fs::create_dir_all(&d).map_err(|e| format!("cannot make {}: {e}", d.display()))?;
+    crate::tokens::write_private(&d.join("cloud.key"), b"demo-cloud-secret\n")
+        .map_err(|e| format!("cannot write {}/cloud.key: {e}", d.display()))
+}
+
+/// Makes the data directory (a fresh temporary one unless given) and the demo config that
+/// points at `urls` (the fakes).
+pub fn prepare(
+    data_dir: Option<PathBuf>,
+    listen: &str,
+    urls: &BTreeMap<String, String>,
+) -> Result<(Config, PathBuf), String> {
     let dir = match data_dir {
         Some(d) => {
             std::fs::create_dir_all(&d).map_err(|e| format!("cannot make data dir {}: {e}", d.display()))?;
@@ -60,21 +75,27 @@ pub fn prepare(data_dir: Option<PathBuf>, listen: &str, fakes: Option<&Path>) ->
             .keep(),
     };
     let dir = std::fs::canonicalize(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let text = config::demo_toml(&dir, listen);
+    write_demo_secret(&dir)?;
+    let text = config::demo_toml(&dir, listen, urls);
     crate::tokens::write_public(&dir.join("config.toml"), text.as_bytes())
         .map_err(|e| format!("cannot write {}/config.toml: {e}", dir.display()))?;
-    let mut cfg = config::parse(&text, &dir).map_err(|p| {
+    let cfg = config::parse(&text, &dir).map_err(|p| {
         let lines: Vec<String> = p.iter().map(ToString::to_string).collect();
         format!("demo config is invalid: {}", lines.join("; "))
     })?;
-    if let Some(f) = fakes {
-        for (name, url) in read_fakes(f)? {
-            if let Some(r) = cfg.remotes.get_mut(&name) {
-                r.url = Some(url);
-            }
-        }
-    }
     Ok((cfg, dir))
+}
+
+/// The demo configuration for `dir` with the cloud at an address where nothing listens
+/// (benches and tests that make sales without delivering them).
+pub fn offline_config(dir: &Path) -> Result<Config, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
+    write_demo_secret(dir)?;
+    let urls = BTreeMap::from([("cloud".to_string(), "http://127.0.0.1:9".to_string())]);
+    config::parse(&config::demo_toml(dir, "127.0.0.1:0", &urls), dir).map_err(|p| {
+        let lines: Vec<String> = p.iter().map(ToString::to_string).collect();
+        lines.join("; ")
+    })
 }
 
 /// Seeds the demo catalog up to `size` items (once; a restart finds it there).

@@ -14,7 +14,7 @@ use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Path, Query, Req
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use edge_api::*;
 use edge_sync::domain::{OutboxEntry, OutboxState, RecordKind, new_id};
@@ -305,8 +305,11 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/sales", get(list_sales).post(post_sale))
         .route("/v1/sales/{id}", get(get_sale))
         .route("/v1/sync", get(sync_status))
+        .route("/v1/sync/run", post(sync_run))
         .route("/v1/outbox", get(list_outbox))
+        .route("/v1/outbox/retry", post(retry_dead_all))
         .route("/v1/outbox/{id}", get(get_outbox))
+        .route("/v1/outbox/{id}/retry", post(retry_dead_one))
         .route("/v1/devices", get(devices))
         .route("/v1/events", get(events))
         .route("/metrics", get(metrics))
@@ -510,6 +513,7 @@ async fn post_sale(
             app.metrics.sales_committed.inc();
             app.metrics.commit_duration.observe(started.elapsed().as_secs_f64());
             tracing::info!(sale_id = %sale.id, total = %sale.total(), lines = sale.lines.len(), "sale committed");
+            app.engine.wake();
             let _ = app.events.send(Event::SaleCompleted {
                 at: Timestamp::now().to_string(),
                 sale_id: sale.id,
@@ -717,6 +721,152 @@ async fn get_outbox(
     Ok(Json(outbox_out(e)))
 }
 
+#[utoipa::path(post, path = "/v1/sync/run", tag = "sync", security(("bearer" = [])),
+    responses((status = 202, body = SyncStatus, description = "Backoff forgotten, open breakers probed, every worker woken"),
+        (status = 403, body = Problem)))]
+async fn sync_run(State(app): State<Arc<App>>, auth: Auth) -> ApiResult<(StatusCode, Json<SyncStatus>)> {
+    auth.require(&[Role::Manager, Role::Tech])?;
+    let now = Timestamp::now();
+    app.engine.nudge(now);
+    audit(&app, &auth, "sync.run", "all remotes", String::new())?;
+    Ok((StatusCode::ACCEPTED, Json(SyncStatus { remotes: app.remote_statuses(now) })))
+}
+
+fn audit(app: &App, auth: &Auth, action: &str, subject: &str, detail: String) -> ApiResult<()> {
+    let rec = edge_sync::domain::AuditRecord {
+        id: edge_sync::domain::new_id(),
+        at: Timestamp::now(),
+        actor: auth.0.as_str().to_string(),
+        action: action.into(),
+        subject: subject.into(),
+        request_id: current_request_id().unwrap_or_default(),
+        detail,
+    };
+    app.store.append_audit(&rec)?;
+    Ok(())
+}
+
+/// Dead letters handed back to the worker at most per call.
+const MAX_RETRY_PER_CALL: usize = 10_000;
+
+/// Moves dead letters (rejected or dead) back to pending. The entry keeps its id, so the
+/// remote keeps the record once however often it is replayed.
+fn retry_entries(app: &App, entries: &[OutboxEntry]) -> ApiResult<Vec<OutboxEntry>> {
+    let moves: Vec<edge_sync::store::OutboxMove> = entries
+        .iter()
+        .filter(|e| matches!(e.state, OutboxState::Rejected { .. } | OutboxState::Dead { .. }))
+        .map(|e| edge_sync::store::OutboxMove {
+            remote: e.remote.clone(),
+            id: e.id,
+            expected: e.state.clone(),
+            next: OutboxState::Pending,
+        })
+        .collect();
+    let res = app.store.transition_outbox_many(&moves, Timestamp::now())?;
+    app.store.sync()?;
+    app.engine.nudge(Timestamp::now());
+    Ok(res.into_iter().filter_map(Result::ok).collect())
+}
+
+#[utoipa::path(post, path = "/v1/outbox/{id}/retry", tag = "sync", params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, body = OutboxEntryOut, description = "The dead letter is pending again"),
+        (status = 404, body = Problem), (status = 409, body = Problem, description = "The entry is not a dead letter")))]
+async fn retry_dead_one(
+    State(app): State<Arc<App>>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<OutboxEntryOut>> {
+    auth.require(&[Role::Manager, Role::Tech])?;
+    let id = parse_uuid(&id, "id")?;
+    let e = app.store.outbox_entry(&id)?.ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, "unknown-entry", "Unknown outbox entry", format!("no outbox entry {id}"))
+            .field("id")
+    })?;
+    if !matches!(e.state, OutboxState::Rejected { .. } | OutboxState::Dead { .. }) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not-dead",
+            "Not a dead letter",
+            format!("entry {id} is {}; only rejected or dead entries are replayed", e.state.name()),
+        )
+        .field("id"));
+    }
+    let done = retry_entries(&app, std::slice::from_ref(&e))?;
+    let Some(out) = done.into_iter().next() else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not-dead",
+            "Not a dead letter",
+            "the entry changed meanwhile",
+        ));
+    };
+    audit(&app, &auth, "outbox.retry", &id.to_string(), format!("remote {}", out.remote))?;
+    tracing::info!(entry = %id, remote = %out.remote, "dead letter replayed");
+    Ok(Json(outbox_out(out)))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct RetryParams {
+    /// Only this remote's dead letters.
+    remote: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/outbox/retry", tag = "sync", params(RetryParams),
+    security(("bearer" = [])),
+    responses((status = 200, body = RetryOut, description = "Dead letters pending again")))]
+async fn retry_dead_all(State(app): State<Arc<App>>, auth: Auth, uri: axum::http::Uri) -> ApiResult<Json<RetryOut>> {
+    auth.require(&[Role::Manager, Role::Tech])?;
+    let q: RetryParams = query(&uri)?;
+    if let Some(r) = &q.remote
+        && !crate::config::REMOTE_NAMES.contains(&r.as_str())
+    {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad-query",
+            "Unknown remote",
+            format!("{r:?} is not a remote"),
+        )
+        .field("remote"));
+    }
+    let app2 = app.clone();
+    let (done, more) = tokio::task::spawn_blocking(move || -> ApiResult<(Vec<OutboxEntry>, bool)> {
+        let mut dead = Vec::new();
+        for state in ["rejected", "dead"] {
+            let mut after = None;
+            loop {
+                let oq = OutboxQuery {
+                    remote: q.remote.clone(),
+                    state: Some(state.into()),
+                    after: after.clone(),
+                    limit: 1000,
+                };
+                let page = app2.store.outbox_page(&oq)?;
+                let Some(last) = page.last() else { break };
+                after = Some((last.remote.clone(), last.id));
+                let full = page.len() < 1000;
+                dead.extend(page);
+                if full || dead.len() > MAX_RETRY_PER_CALL {
+                    break;
+                }
+            }
+        }
+        let more = dead.len() > MAX_RETRY_PER_CALL;
+        dead.truncate(MAX_RETRY_PER_CALL);
+        Ok((retry_entries(&app2, &dead)?, more))
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    audit(&app, &auth, "outbox.retry_all", q_remote_label(&uri), format!("{} entries", done.len()))?;
+    tracing::info!(entries = done.len(), "dead letters replayed");
+    Ok(Json(RetryOut { retried: done.into_iter().map(outbox_out).collect(), more }))
+}
+
+fn q_remote_label(uri: &axum::http::Uri) -> &str {
+    uri.query().unwrap_or("all remotes")
+}
+
 #[utoipa::path(get, path = "/v1/devices", tag = "devices", security(("bearer" = [])),
     responses((status = 200, body = DevicesList, description = "Devices driven by this daemon (none until drivers are configured)")))]
 async fn devices(_auth: Auth) -> Json<DevicesList> {
@@ -725,7 +875,10 @@ async fn devices(_auth: Auth) -> Json<DevicesList> {
 
 #[utoipa::path(get, path = "/metrics", tag = "daemon", responses((status = 200, description = "OpenMetrics text")))]
 async fn metrics(State(app): State<Arc<App>>) -> Response {
-    let body = app.metrics.render(app.store.as_ref(), Timestamp::now());
+    let now = Timestamp::now();
+    let sync: Vec<(String, edge_sync::engine::Health)> =
+        app.engine.names().into_iter().filter_map(|n| app.engine.health(&n, now).map(|h| (n, h))).collect();
+    let body = app.metrics.render(app.store.as_ref(), &sync, now);
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response()
 }
 
@@ -816,9 +969,10 @@ impl utoipa::Modify for SecurityAddon {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "edged local API", version = "1", description = "The store edge daemon's loopback API. Errors are application/problem+json."),
-    paths(health, openapi, catalog_items, catalog_barcode, post_sale, get_sale, list_sales, sync_status, list_outbox, get_outbox, devices, events, metrics),
+    paths(health, openapi, catalog_items, catalog_barcode, post_sale, get_sale, list_sales, sync_status, sync_run, list_outbox, get_outbox,
+        retry_dead_one, retry_dead_all, devices, events, metrics),
     components(schemas(Problem, Health, StoreHealth, CatalogItem, ItemsPage, SaleIn, SaleLineIn, TenderIn, SaleOut, SaleLineOut, TenderOut,
-        SalesPage, SyncStatus, RemoteStatus, OutboxEntryOut, OutboxPage, DevicesList, DeviceOut, Event)),
+        SalesPage, SyncStatus, RemoteStatus, RetryOut, OutboxEntryOut, OutboxPage, DevicesList, DeviceOut, Event)),
     modifiers(&SecurityAddon)
 )]
 pub struct ApiDoc;

@@ -5,13 +5,16 @@
 //! - [`sale`]: a sale request → a priced, settled domain sale, or a refusal naming the field;
 //! - [`app`]: shared state; [`http`]: the local API v1; [`metrics`]: `/metrics`;
 //! - [`daemon`]: serving and graceful shutdown; [`demo`]: `edged demo`;
+//! - [`delivery`]: the sync engine's workers in edged; [`fakes`]: the fake remotes on HTTP;
 //! - [`client`]: the HTTP client edgectl (and tests, and benches) use.
 
 pub mod app;
 pub mod client;
 pub mod config;
 pub mod daemon;
+pub mod delivery;
 pub mod demo;
+pub mod fakes;
 pub mod http;
 pub mod metrics;
 pub mod sale;

@@ -16,6 +16,13 @@
 //! | `edged_catalog_items` | gauge | | items in the catalog |
 //! | `edged_outbox_entries` | gauge | `remote`, `state` | outbox entries by state |
 //! | `edged_outbox_oldest_waiting_seconds` | gauge | `remote` | age of the oldest undelivered entry |
+//! | `edged_sync_requests_total` | counter | `remote` | requests the sync worker sent |
+//! | `edged_sync_throttled_total` | counter | `remote` | 429 answers received |
+//! | `edged_sync_errors_last_hour` | gauge | `remote` | delivery errors in the last hour |
+//! | `edged_sync_state` | gauge | `remote`, `state` | 1 for the worker's state (`idle`, `connected`, `degraded`, `down`, `shadow`) |
+//! | `edged_sync_breaker_open` | gauge | `remote` | 1 while the circuit breaker is open or half-open |
+//! | `edged_sync_rate_limited` | gauge | `remote` | 1 while the remote's rate limit holds deliveries back |
+//! | `edged_sync_last_success_timestamp_seconds` | gauge | `remote` | Unix time of the last answered request |
 //! | `edged_ws_clients` | gauge | | open `/v1/events` connections |
 //! | `edged_uptime_seconds` | gauge | | since start |
 
@@ -78,6 +85,13 @@ pub struct Metrics {
     catalog_items: Gauge,
     outbox: Family<OutboxLabels, Gauge>,
     outbox_oldest: Family<RemoteLabel, Gauge>,
+    sync_requests: Family<RemoteLabel, Counter>,
+    sync_throttled: Family<RemoteLabel, Counter>,
+    sync_errors: Family<RemoteLabel, Gauge>,
+    sync_state: Family<OutboxLabels, Gauge>,
+    sync_breaker_open: Family<RemoteLabel, Gauge>,
+    sync_rate_limited: Family<RemoteLabel, Gauge>,
+    sync_last_success: Family<RemoteLabel, Gauge>,
     pub ws_clients: Gauge,
     uptime: Gauge,
     started: Instant,
@@ -132,6 +146,24 @@ impl Metrics {
             "Age of the oldest undelivered entry",
             outbox_oldest.clone(),
         );
+        let sync_requests = Family::<RemoteLabel, Counter>::default();
+        registry.register("sync_requests", "Requests the sync worker sent", sync_requests.clone());
+        let sync_throttled = Family::<RemoteLabel, Counter>::default();
+        registry.register("sync_throttled", "429 answers received", sync_throttled.clone());
+        let sync_errors = Family::<RemoteLabel, Gauge>::default();
+        registry.register("sync_errors_last_hour", "Delivery errors in the last hour", sync_errors.clone());
+        let sync_state = Family::<OutboxLabels, Gauge>::default();
+        registry.register("sync_state", "1 for the sync worker's state", sync_state.clone());
+        let sync_breaker_open = Family::<RemoteLabel, Gauge>::default();
+        registry.register("sync_breaker_open", "1 while the circuit breaker is not closed", sync_breaker_open.clone());
+        let sync_rate_limited = Family::<RemoteLabel, Gauge>::default();
+        registry.register("sync_rate_limited", "1 while rate limited", sync_rate_limited.clone());
+        let sync_last_success = Family::<RemoteLabel, Gauge>::default();
+        registry.register(
+            "sync_last_success_timestamp_seconds",
+            "Unix time of the last answered request",
+            sync_last_success.clone(),
+        );
         let ws_clients = Gauge::default();
         registry.register("ws_clients", "Open event streams", ws_clients.clone());
         let uptime = Gauge::default();
@@ -152,6 +184,13 @@ impl Metrics {
             catalog_items,
             outbox,
             outbox_oldest,
+            sync_requests,
+            sync_throttled,
+            sync_errors,
+            sync_state,
+            sync_breaker_open,
+            sync_rate_limited,
+            sync_last_success,
             ws_clients,
             uptime,
             started: Instant::now(),
@@ -159,7 +198,12 @@ impl Metrics {
     }
 
     /// Reads the store's figures and renders everything.
-    pub fn render(&self, store: &dyn Store, now: jiff::Timestamp) -> String {
+    pub fn render(
+        &self,
+        store: &dyn Store,
+        sync: &[(String, edge_sync::engine::Health)],
+        now: jiff::Timestamp,
+    ) -> String {
         let st = store.stats();
         // Counters only move forward: add what happened since the last scrape.
         let add = |c: &Counter, total: u64| {
@@ -190,6 +234,20 @@ impl Metrics {
             }
             let age = c.oldest_waiting.map(|t| (now - t).get_seconds().max(0)).unwrap_or(0);
             self.outbox_oldest.get_or_create(&RemoteLabel { remote }).set(age);
+        }
+        for (remote, h) in sync {
+            let l = RemoteLabel { remote: remote.clone() };
+            add(&self.sync_requests.get_or_create(&l), h.requests_total);
+            add(&self.sync_throttled.get_or_create(&l), h.throttled_total);
+            self.sync_errors.get_or_create(&l).set(i64::try_from(h.errors_last_hour).unwrap_or(i64::MAX));
+            for st in ["idle", "connected", "degraded", "down", "shadow"] {
+                self.sync_state
+                    .get_or_create(&OutboxLabels { remote: remote.clone(), state: st.into() })
+                    .set(i64::from(h.state == st));
+            }
+            self.sync_breaker_open.get_or_create(&l).set(i64::from(h.breaker != "closed"));
+            self.sync_rate_limited.get_or_create(&l).set(i64::from(h.rate_limit != "ok"));
+            self.sync_last_success.get_or_create(&l).set(h.last_success_at.map_or(0, |t| t.as_second()));
         }
         self.uptime.set(i64::try_from(self.started.elapsed().as_secs()).unwrap_or(i64::MAX));
         let mut out = String::new();

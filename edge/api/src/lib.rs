@@ -199,7 +199,8 @@ pub struct RemoteStatus {
     pub name: String,
     /// `off`, `shadow` or `live`.
     pub mode: String,
-    /// `connected`, `degraded`, `down`, or `idle` while no sync engine delivers.
+    /// `connected`, `degraded`, `down`, `shadow`, `idle` (no exchange yet), `off`, or
+    /// `unavailable` (no connector in this build).
     pub state: String,
     pub pending: u64,
     pub in_flight: u64,
@@ -213,7 +214,20 @@ pub struct RemoteStatus {
     pub lag: String,
     pub last_success_at: Option<String>,
     pub errors_last_hour: u64,
+    /// `ok`, or `limited until …` while the remote's rate limit holds deliveries back.
     pub rate_limit: Option<String>,
+    /// Circuit breaker: `closed`, `open` or `half_open`.
+    #[serde(default)]
+    pub breaker: Option<String>,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// Requests sent and 429 answers received since the daemon started.
+    #[serde(default)]
+    pub requests: u64,
+    #[serde(default)]
+    pub throttled: u64,
+    #[serde(default)]
+    pub detail: Option<String>,
 }
 
 /// `GET /v1/sync`.
@@ -279,6 +293,14 @@ pub enum Event {
     /// The daemon is stopping; reconnect later.
     #[serde(rename = "daemon.stopping")]
     Stopping { at: String },
+}
+
+/// `POST /v1/outbox/retry`: dead letters that are pending again.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RetryOut {
+    pub retried: Vec<OutboxEntryOut>,
+    /// Entries left for another call (at most 10,000 are replayed per call).
+    pub more: bool,
 }
 
 /// `DIR/api.json`, written by the daemon when its API is ready.

@@ -230,8 +230,8 @@ fn throughput_api(e: &Edged, writers: usize, secs: u64) -> f64 {
 }
 
 fn throughput_store(store: &Arc<SledStore>, writers: usize, secs: u64) -> f64 {
-    let cfg =
-        edge::config::parse(&edge::config::demo_toml(Path::new("/tmp"), "127.0.0.1:0"), Path::new("/")).expect("cfg");
+    let cfg = edge::demo::offline_config(&std::env::temp_dir().join(format!("edge-bench-cfg-{}", std::process::id())))
+        .expect("cfg");
     let deadline = Instant::now() + Duration::from_secs(secs);
     let done: usize = std::thread::scope(|s| {
         let hs: Vec<_> = (0..writers)
@@ -330,7 +330,7 @@ fn bench_catalog(base: &Path, args: &Args) {
     let odir = base.join("outbox");
     let mut sc = StoreConfig::new(odir.join("store"));
     sc.cache_capacity_bytes = 64 << 20;
-    let cfg = edge::config::parse(&edge::config::demo_toml(&odir, "127.0.0.1:0"), Path::new("/")).expect("cfg");
+    let cfg = edge::demo::offline_config(&odir).expect("cfg");
     let sales_needed = 100_000usize.div_ceil(cfg.sale_remotes().len());
     {
         let store = Arc::new(open_retrying(sc.clone()));

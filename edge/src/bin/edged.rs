@@ -91,7 +91,24 @@ fn main() -> ExitCode {
                     }
                 }
             }
-            let (cfg, dir) = match edge::demo::prepare(data_dir, &listen, fakes.as_deref()) {
+            let urls = match &fakes {
+                Some(f) => edge::demo::read_fakes(f),
+                None => edge::fakes::start_in_background(edge::fakes::FakesOptions::default()).map(|f| {
+                    let mut m = std::collections::BTreeMap::new();
+                    if let Some(u) = f.cloud {
+                        m.insert("cloud".to_string(), u);
+                    }
+                    m
+                }),
+            };
+            let urls = match urls {
+                Ok(u) => u,
+                Err(e) => {
+                    eprintln!("edged demo: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let (cfg, dir) = match edge::demo::prepare(data_dir, &listen, &urls) {
                 Ok(x) => x,
                 Err(e) => {
                     eprintln!("edged demo: {e}");
@@ -103,7 +120,7 @@ fn main() -> ExitCode {
                 tracing::info!("this build has no kiosk UI yet; use the API or edgectl --data-dir {}", dir.display());
             }
             if fakes.is_none() {
-                tracing::info!("no --fakes: sales wait in the outbox (this build has no sync engine yet)");
+                tracing::info!(cloud = ?urls.get("cloud"), "no --fakes: the fake cloud runs inside this process");
             }
             start(cfg, dir, Some(catalog_size))
         }

@@ -38,6 +38,7 @@ impl Clock for SystemClock {
 pub struct RemoteHandle {
     pub name: String,
     pub base_url: String,
+    pub timeout: Duration,
     worker: Arc<Mutex<Worker>>,
     wake: Arc<Notify>,
 }
@@ -59,17 +60,22 @@ impl SyncEngine {
         SyncEngine::default()
     }
 
-    pub fn add(&mut self, worker: Worker, base_url: &str) {
+    pub fn add(&mut self, worker: Worker, base_url: &str, timeout: Duration) {
         let name = worker.remote().to_string();
         self.remotes.insert(
             name.clone(),
             RemoteHandle {
                 name,
                 base_url: base_url.trim_end_matches('/').to_string(),
+                timeout,
                 worker: Arc::new(Mutex::new(worker)),
                 wake: Arc::new(Notify::new()),
             },
         );
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.remotes.keys().cloned().collect()
     }
 
     pub fn health(&self, remote: &str, now: Timestamp) -> Option<Health> {
@@ -96,7 +102,6 @@ impl SyncEngine {
         &self,
         store: Arc<dyn Store>,
         client: reqwest::Client,
-        timeout: Duration,
         shutdown: watch::Receiver<bool>,
     ) -> Vec<tokio::task::JoinHandle<()>> {
         self.remotes
@@ -109,7 +114,7 @@ impl SyncEngine {
                     wake: r.wake.clone(),
                     store: store.clone(),
                     client: client.clone(),
-                    timeout,
+                    timeout: r.timeout,
                 };
                 tokio::spawn(task.run(shutdown.clone()))
             })

@@ -1,0 +1,121 @@
+//! edge-lab: the test lab. `edge-lab fakes` runs the fake remotes as one standalone process
+//! (see CONTRACT.md); its state lives as long as the process.
+
+use clap::{Parser, Subcommand};
+use edge::fakes::{FakesOptions, start};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "edge-lab", version, about = "Simulators and fake remotes for the store edge daemon")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// The fake cloud (and, as their connectors land, Lightspeed and NetSuite) in one process.
+    Fakes {
+        /// Where fakes.json is written (default: a fresh temporary directory).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Address the fakes listen on (ports are chosen by the system).
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Lightspeed leaky bucket size (used by the Lightspeed fake, not in this build yet).
+        #[arg(long, default_value_t = 60)]
+        lightspeed_bucket: u32,
+        /// Lightspeed drip rate per second (not in this build yet).
+        #[arg(long, default_value_t = 1.0)]
+        lightspeed_drip_per_s: f64,
+        /// NetSuite concurrent request limit (not in this build yet).
+        #[arg(long, default_value_t = 5)]
+        netsuite_concurrency: u32,
+        /// Cloud event bucket size (events).
+        #[arg(long, default_value_t = 1000.0)]
+        cloud_bucket: f64,
+        /// Cloud bucket refill, events per second.
+        #[arg(long, default_value_t = 200.0)]
+        cloud_refill_per_s: f64,
+        /// Store id the fake cloud accepts.
+        #[arg(long, default_value = "store-001")]
+        store_id: String,
+        /// File holding the cloud HMAC secret (default: the demo secret).
+        #[arg(long)]
+        cloud_secret_file: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    edge::daemon::init_logging(edge::config::LogFormat::Text, "info");
+    match cli.cmd {
+        Cmd::Fakes {
+            data_dir,
+            host,
+            lightspeed_bucket: _,
+            lightspeed_drip_per_s: _,
+            netsuite_concurrency: _,
+            cloud_bucket,
+            cloud_refill_per_s,
+            store_id,
+            cloud_secret_file,
+        } => {
+            if !(cloud_bucket >= 1.0 && cloud_refill_per_s > 0.0 && cloud_bucket.is_finite()) {
+                eprintln!("edge-lab fakes: --cloud-bucket must be >= 1 and --cloud-refill-per-s > 0");
+                return ExitCode::from(2);
+            }
+            let mut opts = FakesOptions { host, store_id, cloud_bucket, cloud_refill_per_s, ..FakesOptions::default() };
+            if let Some(f) = cloud_secret_file {
+                match edge::config::read_secret(&f) {
+                    Ok(s) => opts.cloud_secret = s,
+                    Err(e) => {
+                        eprintln!("edge-lab fakes: --cloud-secret-file: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            let dir = match data_dir {
+                Some(d) => d,
+                None => match tempfile::Builder::new().prefix("edge-fakes-").tempdir() {
+                    Ok(d) => d.keep(),
+                    Err(e) => {
+                        eprintln!("edge-lab fakes: cannot make a temporary dir: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+            };
+            if let Err(e) = std::fs::create_dir_all(&dir) {
+                eprintln!("edge-lab fakes: cannot make {}: {e}", dir.display());
+                return ExitCode::from(2);
+            }
+            let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("edge-lab fakes: cannot start the runtime: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            rt.block_on(async move {
+                let shutdown = edge::daemon::shutdown_signal();
+                let fakes = match start(&opts).await {
+                    Ok(f) => f,
+                    Err(e) => {
+                        eprintln!("edge-lab fakes: {e}");
+                        return ExitCode::from(1);
+                    }
+                };
+                let path = dir.join("fakes.json");
+                let json = serde_json::to_vec_pretty(&fakes.file).unwrap_or_default();
+                if let Err(e) = edge::tokens::write_public(&path, &json) {
+                    eprintln!("edge-lab fakes: cannot write {}: {e}", path.display());
+                    return ExitCode::from(1);
+                }
+                println!("READY {}", path.display());
+                shutdown.await;
+                ExitCode::SUCCESS
+            })
+        }
+    }
+}

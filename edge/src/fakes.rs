@@ -1,0 +1,257 @@
+//! The fake remotes over real HTTP (`edge-lab fakes`, and embedded in `edged demo`).
+//!
+//! The behaviour lives in `edge_sync::cloud::fake` (one state machine shared with the
+//! simulation); this module only puts it on a socket. Two faults need the socket itself:
+//! `down` drops every connection (new ones at accept, open ones at their next request),
+//! and a reply lost after commit drops the connection after the fake has kept the batch,
+//! so the client sees a broken connection exactly as it would in a store.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::connect_info::Connected;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method as HttpMethod, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::serve::{IncomingStream, Listener};
+use edge_sync::cloud::fake::{Disposition, FakeCloud, FakeConfig};
+use edge_sync::wire::{HttpRequest, Method};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+
+/// `DIR/fakes.json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct FakesFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lightspeed: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netsuite: Option<String>,
+}
+
+/// Limits of the fakes.
+#[derive(Debug, Clone)]
+pub struct FakesOptions {
+    pub host: String,
+    pub store_id: String,
+    pub cloud_secret: Vec<u8>,
+    pub cloud_bucket: f64,
+    pub cloud_refill_per_s: f64,
+}
+
+impl Default for FakesOptions {
+    fn default() -> Self {
+        FakesOptions {
+            host: "127.0.0.1".into(),
+            store_id: "store-001".into(),
+            cloud_secret: b"demo-cloud-secret".to_vec(),
+            cloud_bucket: 1000.0,
+            cloud_refill_per_s: 200.0,
+        }
+    }
+}
+
+/// A TCP stream the handler can break.
+pub struct KillableStream {
+    inner: TcpStream,
+    killed: Arc<AtomicBool>,
+}
+
+fn broken() -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionReset, "dropped by the fake")
+}
+
+impl AsyncRead for KillableStream {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if self.killed.load(Ordering::SeqCst) {
+            return Poll::Ready(Err(broken()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for KillableStream {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        if self.killed.load(Ordering::SeqCst) {
+            return Poll::Ready(Err(broken()));
+        }
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Accepts connections, dropping them while the fake is down.
+pub struct KillableListener {
+    inner: TcpListener,
+    down: Arc<AtomicBool>,
+}
+
+impl Listener for KillableListener {
+    type Io = KillableStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.inner.accept().await {
+                Ok((s, a)) => {
+                    if self.down.load(Ordering::SeqCst) {
+                        drop(s);
+                        continue;
+                    }
+                    let _ = s.set_nodelay(true);
+                    return (KillableStream { inner: s, killed: Arc::new(AtomicBool::new(false)) }, a);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "fake: accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+/// The handler's grip on its connection.
+#[derive(Clone)]
+pub struct ConnKill(Arc<AtomicBool>);
+
+impl Connected<IncomingStream<'_, KillableListener>> for ConnKill {
+    fn connect_info(stream: IncomingStream<'_, KillableListener>) -> Self {
+        ConnKill(stream.io().killed.clone())
+    }
+}
+
+#[derive(Clone)]
+struct CloudState {
+    fake: Arc<Mutex<FakeCloud>>,
+    down: Arc<AtomicBool>,
+}
+
+async fn cloud_handler(
+    State(st): State<CloudState>,
+    ConnectInfo(kill): ConnectInfo<ConnKill>,
+    method: HttpMethod,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let method = match method {
+        HttpMethod::GET => Method::Get,
+        HttpMethod::POST => Method::Post,
+        HttpMethod::PUT => Method::Put,
+        HttpMethod::DELETE => Method::Delete,
+        _ => return (StatusCode::METHOD_NOT_ALLOWED, "method not allowed").into_response(),
+    };
+    let req = HttpRequest {
+        method,
+        path: uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| uri.path().to_string()),
+        headers: headers
+            .iter()
+            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
+            .collect(),
+        body: body.to_vec(),
+    };
+    let (disp, latency) = {
+        let mut f = st.fake.lock().unwrap_or_else(|p| p.into_inner());
+        let d = f.handle(Timestamp::now(), &req);
+        st.down.store(f.faults().down, Ordering::SeqCst);
+        (d, f.faults().latency_ms)
+    };
+    if latency > 0 && !req.path.starts_with("/_fake/") {
+        tokio::time::sleep(std::time::Duration::from_millis(latency.min(120_000))).await;
+    }
+    match disp {
+        Disposition::Reply(r) => {
+            let mut resp = Response::new(axum::body::Body::from(r.body));
+            *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            for (k, v) in r.headers {
+                if let (Ok(k), Ok(v)) = (HeaderName::try_from(k), HeaderValue::try_from(v)) {
+                    resp.headers_mut().append(k, v);
+                }
+            }
+            resp
+        }
+        Disposition::LoseReply | Disposition::Refuse => {
+            kill.0.store(true, Ordering::SeqCst);
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+    }
+}
+
+/// A running set of fakes.
+pub struct Fakes {
+    pub file: FakesFile,
+    pub cloud: Arc<Mutex<FakeCloud>>,
+}
+
+/// Binds and serves the fake cloud on the current runtime; returns at once.
+pub async fn start(opts: &FakesOptions) -> io::Result<Fakes> {
+    let mut cfg = FakeConfig::new(&opts.store_id, &opts.cloud_secret);
+    cfg.bucket_capacity = opts.cloud_bucket;
+    cfg.refill_per_s = opts.cloud_refill_per_s;
+    let seed = getrandom::u64().unwrap_or(0x5eed);
+    let cloud = Arc::new(Mutex::new(FakeCloud::new(cfg, seed)));
+    let down = Arc::new(AtomicBool::new(false));
+    let listener = TcpListener::bind((opts.host.as_str(), 0)).await?;
+    let addr = listener.local_addr()?;
+    let router = Router::new()
+        .fallback(cloud_handler)
+        .layer(DefaultBodyLimit::max(8 * 1024 * 1024))
+        .with_state(CloudState { fake: cloud.clone(), down: down.clone() });
+    let listener = KillableListener { inner: listener, down };
+    tokio::spawn(async move {
+        let svc = router.into_make_service_with_connect_info::<ConnKill>();
+        if let Err(e) = axum::serve(listener, svc).await {
+            tracing::error!(error = %e, "fake cloud stopped");
+        }
+    });
+    let url = format!("http://{addr}");
+    tracing::info!(%url, "fake cloud listening");
+    Ok(Fakes { file: FakesFile { cloud: Some(url), ..FakesFile::default() }, cloud })
+}
+
+/// Starts the fakes on a thread of their own (the demo's embedded remotes), so they behave
+/// like a separate service and outlive nothing but the process.
+pub fn start_in_background(opts: FakesOptions) -> Result<FakesFile, String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("fakes".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = tx.send(Err(format!("cannot start the fakes' runtime: {e}")));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                match start(&opts).await {
+                    Ok(f) => {
+                        let _ = tx.send(Ok(f.file.clone()));
+                        std::future::pending::<()>().await;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(format!("cannot start the fakes: {e}")));
+                    }
+                }
+            });
+        })
+        .map_err(|e| format!("cannot start the fakes' thread: {e}"))?;
+    rx.recv().map_err(|_| "the fakes' thread ended before it was ready".to_string())?
+}
