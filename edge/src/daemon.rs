@@ -26,7 +26,13 @@ pub fn init_logging(format: LogFormat, level: &str) {
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    // A log that cannot be written (a full disk) must not take the daemon down: the
+    // subscriber would otherwise report its own write errors with eprintln!, which panics.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .log_internal_errors(false);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
@@ -38,7 +44,11 @@ pub fn open_store(cfg: &Config) -> Result<Arc<dyn Store>, String> {
     let mut sc = StoreConfig::new(cfg.data_dir.join("store"));
     sc.cache_capacity_bytes = cfg.cache_mb * 1024 * 1024;
     sc.on_fatal = Some(Arc::new(|msg: &str| {
-        eprintln!("edged: FATAL: {msg}; exiting so that recovery starts from what is on disk");
+        // Not eprintln!: it panics when stderr cannot be written (a full disk holding the
+        // log), and a panic here would leave the daemon running instead of exiting.
+        use std::io::Write;
+        let _ =
+            writeln!(std::io::stderr(), "edged: FATAL: {msg}; exiting so that recovery starts from what is on disk");
         std::process::exit(EXIT_STORE_FATAL);
     }));
     let store = SledStore::open(sc).map_err(|e| e.to_string())?;

@@ -762,8 +762,7 @@ fn retry_entries(app: &App, entries: &[OutboxEntry]) -> ApiResult<Vec<OutboxEntr
             next: OutboxState::Pending,
         })
         .collect();
-    let res = app.store.transition_outbox_many(&moves, Timestamp::now())?;
-    app.store.sync()?;
+    let res = app.store.transition_outbox_durable(&moves, Timestamp::now())?;
     app.engine.nudge(Timestamp::now());
     Ok(res.into_iter().filter_map(Result::ok).collect())
 }

@@ -214,12 +214,32 @@ fn a_cash_sale_is_priced_durable_replayable_and_visible_everywhere() {
         c.get(format!("{}/v1/sales/{}", d.url, uuid::Uuid::now_v7())).bearer_auth(&d.tokens.tech).send().expect("get");
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 
-    let sync: SyncStatus =
-        c.get(format!("{}/v1/sync", d.url)).bearer_auth(&d.tokens.kiosk).send().expect("get").json().expect("sync");
+    // The demo's fake cloud takes both sales; Lightspeed and NetSuite have no connector in
+    // this build, so their entries wait.
+    let mut tries = 0;
+    let sync = loop {
+        let sync: SyncStatus =
+            c.get(format!("{}/v1/sync", d.url)).bearer_auth(&d.tokens.kiosk).send().expect("get").json().expect("sync");
+        let cloud = sync.remotes.iter().find(|r| r.name == "cloud").expect("cloud");
+        if cloud.confirmed == 2 || tries > 100 {
+            break sync;
+        }
+        tries += 1;
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     assert_eq!(sync.remotes.len(), 3);
     for r in &sync.remotes {
-        assert_eq!((r.mode.as_str(), r.pending), ("live", 2), "{r:?}");
-        assert!(r.oldest_pending_age_s.is_some());
+        if r.name == "cloud" {
+            assert_eq!(
+                (r.mode.as_str(), r.state.as_str(), r.pending, r.confirmed),
+                ("live", "connected", 0, 2),
+                "{r:?}"
+            );
+            assert!(r.last_success_at.is_some());
+        } else {
+            assert_eq!((r.mode.as_str(), r.state.as_str(), r.pending), ("live", "unavailable", 2), "{r:?}");
+            assert!(r.oldest_pending_age_s.is_some());
+        }
     }
     // Outbox entries carry the request id of the sale's request.
     let entries: Value = c
@@ -231,7 +251,11 @@ fn a_cash_sale_is_priced_durable_replayable_and_visible_everywhere() {
         .expect("json");
     let entries = entries["entries"].as_array().cloned().unwrap_or_default();
     assert_eq!(entries.len(), 3);
-    assert!(entries.iter().all(|e| e["state"] == "pending" && !e["request_id"].as_str().unwrap_or("").is_empty()));
+    assert!(entries.iter().all(|e| !e["request_id"].as_str().unwrap_or("").is_empty()), "{entries:?}");
+    for e in &entries {
+        let want = if e["remote"] == "cloud" { "confirmed" } else { "pending" };
+        assert_eq!(e["state"], want, "{e:?}");
+    }
 
     // Stock shown for selling went down by the sale.
     let item: Value = c
@@ -248,7 +272,9 @@ fn a_cash_sale_is_priced_durable_replayable_and_visible_everywhere() {
 
     let metrics = c.get(format!("{}/metrics", d.url)).send().expect("get").text().expect("text");
     assert!(metrics.contains("edged_sales_committed_total 2"), "{metrics}");
-    assert!(metrics.contains("edged_outbox_entries{remote=\"cloud\",state=\"pending\"} 2"), "{metrics}");
+    assert!(metrics.contains("edged_outbox_entries{remote=\"lightspeed\",state=\"pending\"} 2"), "{metrics}");
+    assert!(metrics.contains("edged_outbox_entries{remote=\"cloud\",state=\"confirmed\"} 2"), "{metrics}");
+    assert!(metrics.contains("edged_sync_state{remote=\"cloud\",state=\"connected\"} 1"), "{metrics}");
     let doc: Value = c.get(format!("{}/v1/openapi.json", d.url)).send().expect("get").json().expect("json");
     for p in ["/v1/sales", "/v1/catalog/items", "/v1/sync", "/v1/events", "/v1/health"] {
         assert!(doc["paths"][p].is_object(), "openapi lacks {p}");
@@ -413,7 +439,9 @@ fn check_config_names_every_bad_key_and_exits_2() {
     assert_eq!(keys, vec!["store.timezone", "store.currency", "api.listen", "remotes.cloud.mode"], "{text}");
 
     let good = dir.path().join("good.toml");
-    std::fs::write(&good, edge::config::demo_toml(dir.path(), "127.0.0.1:7420")).expect("write");
+    edge::demo::write_demo_secret(dir.path()).expect("secret");
+    let urls = std::collections::BTreeMap::from([("cloud".to_string(), "http://127.0.0.1:9".to_string())]);
+    std::fs::write(&good, edge::config::demo_toml(dir.path(), "127.0.0.1:7420", &urls)).expect("write");
     let out = std::process::Command::new(EDGED).arg("check-config").arg(&good).output().expect("run");
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
     let out = std::process::Command::new(EDGECTL).args(["config", "check", "--json"]).arg(&bad).output().expect("run");
@@ -448,7 +476,8 @@ fn edgectl_reports_status_queue_and_sales_from_the_data_dir() {
     assert_eq!(code, Some(0), "{err}");
     let v: Value = serde_json::from_str(&out).expect("json");
     assert_eq!(v["health"]["store"]["sales"], 1);
-    assert_eq!(v["sync"]["remotes"][0]["pending"], 1);
+    assert_eq!(v["sync"]["remotes"][1]["name"], "lightspeed");
+    assert_eq!(v["sync"]["remotes"][1]["pending"], 1);
     let (code, out, _) = ctl(&["status"]);
     assert_eq!(code, Some(0));
     assert!(out.contains("lightspeed") && out.contains("pending"), "{out}");
@@ -513,11 +542,13 @@ fn edged_run_serves_from_a_config_file_and_stops_on_sigterm() {
         &cfg,
         format!(
             "[store]\nid = \"s-9\"\ntimezone = \"America/New_York\"\ncurrency = \"USD\"\ntax_mode = \"exclusive\"\n\
-             [data]\ndir = {:?}\n[api]\nlisten = \"127.0.0.1:0\"\n[remotes.cloud]\nmode = \"shadow\"\n",
+             [data]\ndir = {:?}\n[api]\nlisten = \"127.0.0.1:0\"\n[remotes.cloud]\nmode = \"shadow\"\n\
+             secret_file = \"cloud.key\"\n",
             data.display().to_string()
         ),
     )
     .expect("write config");
+    std::fs::write(dir.path().join("cloud.key"), "k\n").expect("write secret");
     let mut child = std::process::Command::new(EDGED)
         .args(["run", "--config"])
         .arg(&cfg)
@@ -545,6 +576,7 @@ fn edged_run_serves_from_a_config_file_and_stops_on_sigterm() {
         modes,
         vec![("cloud".into(), "shadow".into()), ("lightspeed".into(), "off".into()), ("netsuite".into(), "off".into())]
     );
+    assert_eq!(sync.remotes[0].state, "shadow");
     std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
     assert_eq!(child.wait().expect("wait").code(), Some(0));
 }

@@ -213,7 +213,9 @@ fn acknowledged_sales_survive_sigkill_exactly_once() {
     }
     let counts = store.outbox_counts();
     for r in ["cloud", "lightspeed", "netsuite"] {
-        assert_eq!(counts[r].pending as usize, sales.len(), "outbox of {r}");
+        let c = &counts[r];
+        assert_eq!((c.pending + c.in_flight + c.unknown + c.confirmed) as usize, sales.len(), "outbox of {r}: {c:?}");
+        assert_eq!(c.rejected + c.dead, 0, "dead letters at {r}: {c:?}");
     }
     for (sku, sum) in per_sku {
         assert_eq!(store.stock(&sku).expect("stock").unreflected, sum, "unreflected stock of {sku}");

@@ -52,7 +52,9 @@ fn a_full_disk_stops_the_daemon_and_loses_no_acknowledged_sale() {
     let base = tempfile::tempdir().expect("tmp");
     let fs = Tmpfs::mount(base.path(), "6m").expect("mount tmpfs");
     let dir = base.path().join("d");
-    let mut d = Daemon::start(&dir, 100);
+    // The log lives off the small file system, so the daemon's last words can be read.
+    let logs = tempfile::tempdir().expect("tmp");
+    let mut d = Daemon::start_logging_to(&dir, &logs.path().join("edged.log"), 100, &[]);
     let http = d.http();
     let body = json!({"lines": [{"sku": "SKU-0000001", "qty": 2}, {"sku": "SKU-0000002", "qty": 2}, {"sku": "SKU-0000003", "qty": 2}],
                       "tenders": [{"type": "cash", "amount_minor": 1_000_000}]});
@@ -84,7 +86,7 @@ fn a_full_disk_stops_the_daemon_and_loses_no_acknowledged_sale() {
         if let Some(st) = d.child.try_wait().expect("wait") {
             break st.code();
         }
-        assert!(Instant::now() < deadline, "edged kept running on a full disk");
+        assert!(Instant::now() < deadline, "edged kept running on a full disk after {refusal:?}; log:\n{}", d.log());
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(code, Some(70), "exit code; log:\n{}", d.log());

@@ -13,6 +13,7 @@ pub struct Daemon {
     pub url: String,
     pub dir: PathBuf,
     pub tokens: TokensFile,
+    pub log_path: std::path::PathBuf,
 }
 
 pub const EDGED: &str = env!("CARGO_BIN_EXE_edged");
@@ -25,9 +26,13 @@ impl Daemon {
     }
 
     pub fn start_with(dir: &Path, catalog_size: u64, extra: &[&str]) -> Daemon {
+        Daemon::start_logging_to(dir, &dir.join("edged.stderr.log"), catalog_size, extra)
+    }
+
+    /// Like [`Daemon::start_with`], with the log kept at `log_path`.
+    pub fn start_logging_to(dir: &Path, log_path: &Path, catalog_size: u64, extra: &[&str]) -> Daemon {
         std::fs::create_dir_all(dir).expect("data dir");
-        let log =
-            std::fs::OpenOptions::new().create(true).append(true).open(dir.join("edged.stderr.log")).expect("log file");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(log_path).expect("log file");
         let mut child = Command::new(EDGED)
             .args([
                 "demo",
@@ -58,13 +63,13 @@ impl Daemon {
             Ok(u) => u,
             Err(_) => {
                 let _ = child.kill();
-                let log = std::fs::read_to_string(dir.join("edged.stderr.log")).unwrap_or_default();
+                let log = std::fs::read_to_string(log_path).unwrap_or_default();
                 panic!("edged did not get ready; its log:\n{log}");
             }
         };
         let tokens: TokensFile =
             serde_json::from_slice(&std::fs::read(dir.join("tokens.json")).expect("tokens.json")).expect("tokens json");
-        Daemon { child, url, dir: dir.to_path_buf(), tokens }
+        Daemon { child, url, dir: dir.to_path_buf(), tokens, log_path: log_path.to_path_buf() }
     }
 
     pub fn kill9(&mut self) {
@@ -91,7 +96,7 @@ impl Daemon {
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("edged.stderr.log")).unwrap_or_default()
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 }
 

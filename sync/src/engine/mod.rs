@@ -25,7 +25,8 @@
 //! ```
 //!
 //! * **InFlight is durable before the first byte leaves**: `poll` moves the batch to
-//!   InFlight and calls [`OutboxStore::sync`] before it returns the request. After a crash,
+//!   InFlight with [`OutboxStore::transition_outbox_durable`] (journaled and fdatasynced
+//!   with the sale commits' group commit) before it returns the request. After a crash,
 //!   an entry found InFlight (or Unknown) is an entry whose outcome is unknown; it is settled
 //!   by sending it again with the same id, which the remote answers as a duplicate. Other
 //!   moves are durable at the next sync; losing one only causes such a re-send.
@@ -66,7 +67,12 @@ pub trait OutboxStore: Send + Sync {
         moves: &[OutboxMove],
         at: Timestamp,
     ) -> Result<Vec<Result<OutboxEntry, String>>, StoreError>;
-    fn sync(&self) -> Result<(), StoreError>;
+    /// Moves that are durable when this returns.
+    fn transition_outbox_durable(
+        &self,
+        moves: &[OutboxMove],
+        at: Timestamp,
+    ) -> Result<Vec<Result<OutboxEntry, String>>, StoreError>;
     fn sale(&self, id: &Uuid) -> Result<Option<Sale>, StoreError>;
 }
 
@@ -81,8 +87,12 @@ impl<T: Store + ?Sized> OutboxStore for T {
     ) -> Result<Vec<Result<OutboxEntry, String>>, StoreError> {
         Store::transition_outbox_many(self, moves, at)
     }
-    fn sync(&self) -> Result<(), StoreError> {
-        Store::sync(self)
+    fn transition_outbox_durable(
+        &self,
+        moves: &[OutboxMove],
+        at: Timestamp,
+    ) -> Result<Vec<Result<OutboxEntry, String>>, StoreError> {
+        Store::transition_outbox_durable(self, moves, at)
     }
     fn sale(&self, id: &Uuid) -> Result<Option<Sale>, StoreError> {
         Store::sale(self, id)
@@ -479,8 +489,7 @@ impl Worker {
                 next: OutboxState::InFlight { attempt: e.attempts.saturating_add(1) },
             })
             .collect();
-        let results = store.transition_outbox_many(&moves, now)?;
-        store.sync()?;
+        let results = store.transition_outbox_durable(&moves, now)?;
         let mut sent = Vec::with_capacity(records.len());
         for ((e, _), r) in records.iter().zip(&results) {
             match r {

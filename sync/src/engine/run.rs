@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use jiff::Timestamp;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
@@ -40,13 +40,10 @@ pub struct RemoteHandle {
     pub base_url: String,
     pub timeout: Duration,
     worker: Arc<Mutex<Worker>>,
+    /// Last health seen, for readers that must not wait while the worker is busy with the
+    /// store (an fdatasync can take long on a sick disk).
+    last_health: Arc<Mutex<Option<Health>>>,
     wake: Arc<Notify>,
-}
-
-impl RemoteHandle {
-    fn worker(&self) -> MutexGuard<'_, Worker> {
-        self.worker.lock().unwrap_or_else(|p| p.into_inner())
-    }
 }
 
 /// All remote workers of the daemon.
@@ -69,6 +66,7 @@ impl SyncEngine {
                 base_url: base_url.trim_end_matches('/').to_string(),
                 timeout,
                 worker: Arc::new(Mutex::new(worker)),
+                last_health: Arc::new(Mutex::new(None)),
                 wake: Arc::new(Notify::new()),
             },
         );
@@ -78,8 +76,18 @@ impl SyncEngine {
         self.remotes.keys().cloned().collect()
     }
 
+    /// The remote's health now, or as last seen if its worker is busy.
     pub fn health(&self, remote: &str, now: Timestamp) -> Option<Health> {
-        self.remotes.get(remote).map(|r| r.worker().health(now))
+        let r = self.remotes.get(remote)?;
+        let mut last = r.last_health.lock().unwrap_or_else(|p| p.into_inner());
+        match r.worker.try_lock() {
+            Ok(w) => {
+                let h = w.health(now);
+                *last = Some(h.clone());
+                Some(h)
+            }
+            Err(_) => last.clone(),
+        }
     }
 
     /// New work for every remote (a sale was committed).
@@ -89,11 +97,15 @@ impl SyncEngine {
         }
     }
 
-    /// "Sync now": forget backoff, probe open breakers, wake every worker.
+    /// "Sync now": forget backoff, probe open breakers, wake every worker. Does not wait for
+    /// a busy worker: it is told on its own thread.
     pub fn nudge(&self, now: Timestamp) {
         for r in self.remotes.values() {
-            r.worker().nudge(now);
-            r.wake.notify_one();
+            let (w, wake) = (r.worker.clone(), r.wake.clone());
+            std::thread::spawn(move || {
+                w.lock().unwrap_or_else(|p| p.into_inner()).nudge(now);
+                wake.notify_one();
+            });
         }
     }
 

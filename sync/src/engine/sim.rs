@@ -9,8 +9,8 @@
 //! What runs is the production code: [`Worker`] with the real [`CloudConnector`], against
 //! the real [`FakeCloud`] state machine. Only two things are simulated: the network (a
 //! queue of messages with delivery times) and the store's durability — [`SimStore`] keeps
-//! a durable copy that changes only on `sync` (and on a sale commit, which is durable by
-//! contract), and a crash throws away everything else, as a SIGKILL would.
+//! a durable copy that changes only by a durable outbox move and a sale commit (both durable
+//! by contract), and a crash throws away everything else, as a SIGKILL would.
 //!
 //! Checked after every step: no record at the remote without a local origin, no sale kept
 //! twice, every Confirmed entry matches what the remote kept. Checked after the healed
@@ -67,6 +67,12 @@ impl SimStore {
             st.sales.insert(sale.id, sale.clone());
             st.entries.insert(entry.id, entry.clone());
         }
+    }
+
+    /// A checkpoint of the real store: everything so far becomes durable.
+    pub fn checkpoint(&self) {
+        let live = self.live().clone();
+        *self.durable() = live;
     }
 
     /// SIGKILL: what was not synced is gone.
@@ -137,10 +143,19 @@ impl OutboxStore for SimStore {
             .collect())
     }
 
-    fn sync(&self) -> Result<(), StoreError> {
-        let live = self.live().clone();
-        *self.durable() = live;
-        Ok(())
+    fn transition_outbox_durable(
+        &self,
+        moves: &[OutboxMove],
+        at: Timestamp,
+    ) -> Result<Vec<Result<OutboxEntry, String>>, StoreError> {
+        // The real store journals exactly the applied moves; the rest of the live state
+        // stays as durable (or not) as it was.
+        let res = self.transition_outbox_many(moves, at)?;
+        let mut d = self.durable();
+        for e in res.iter().flatten() {
+            d.entries.insert(e.id, e.clone());
+        }
+        Ok(res)
     }
 
     fn sale(&self, id: &Uuid) -> Result<Option<Sale>, StoreError> {
@@ -618,6 +633,9 @@ impl Sim {
                     }
                     if self.chance(0.01) {
                         self.crash();
+                    }
+                    if self.chance(0.05) {
+                        self.store.checkpoint();
                     }
                 }
             }

@@ -207,7 +207,7 @@ pub struct OutboxQuery {
 }
 
 /// One guarded state move of an outbox entry.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutboxMove {
     pub remote: String,
     pub id: Uuid,
@@ -294,6 +294,13 @@ pub trait Store: Send + Sync {
     /// Several moves in one atomic write (durable at the next sync). Each move gets its own
     /// result: an entry that is not in the expected state is left as it is.
     fn transition_outbox_many(&self, moves: &[OutboxMove], at: Timestamp) -> Result<Vec<Result<OutboxEntry, String>>>;
+    /// Like [`Store::transition_outbox_many`], durable when it returns (journaled and synced
+    /// with the sale commits' group commit). Used before a record is sent.
+    fn transition_outbox_durable(
+        &self,
+        moves: &[OutboxMove],
+        at: Timestamp,
+    ) -> Result<Vec<Result<OutboxEntry, String>>>;
     /// Entries of `remote` still to be delivered (pending, in flight, unknown) in creation
     /// order after `after`; served from the in-memory index.
     fn outbox_waiting(&self, remote: &str, after: Option<&Uuid>, limit: usize) -> Result<Vec<OutboxEntry>>;

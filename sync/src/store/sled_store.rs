@@ -122,6 +122,22 @@ struct CommitRecord {
     audit: AuditRecord,
 }
 
+/// Outbox moves that must be durable (an entry going InFlight before its first byte is
+/// sent, a dead letter handed back): journaled like a commit.
+#[derive(Debug, Serialize, serde::Deserialize)]
+struct MovesRecord {
+    outbox_moves: Vec<OutboxMove>,
+    at: Timestamp,
+}
+
+/// One commit-journal record.
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+enum JournalRecord {
+    Moves(MovesRecord),
+    Commit(Box<CommitRecord>),
+}
+
 /// What applying a commit to sled found.
 enum TxOut {
     New,
@@ -316,13 +332,21 @@ impl SledStore {
         }
         let (mut applied, mut present) = (0u64, 0u64);
         for (seq, payload) in &records {
-            let rec: CommitRecord = serde_json::from_slice(payload).map_err(|e| StoreError::Open {
+            let rec: JournalRecord = serde_json::from_slice(payload).map_err(|e| StoreError::Open {
                 path: self.path.clone(),
                 detail: format!("commit journal record {seq} is unreadable ({e}); was it written by a newer edged?"),
             })?;
-            match self.apply_commit(&rec)? {
-                TxOut::New => applied += 1,
-                TxOut::Seen(_) => present += 1,
+            match rec {
+                JournalRecord::Commit(rec) => match self.apply_commit(&rec)? {
+                    TxOut::New => applied += 1,
+                    TxOut::Seen(_) => present += 1,
+                },
+                // A move whose entry is no longer in the expected state was applied before
+                // (or overtaken by a later write that sled kept): skipped by its guard.
+                JournalRecord::Moves(m) => {
+                    self.apply_moves(&m.outbox_moves, m.at)?;
+                    applied += 1;
+                }
             }
         }
         tracing::info!(applied, already_present = present, "commit journal replayed");
@@ -343,6 +367,48 @@ impl SledStore {
         st.count += 1;
         st.last_micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         Ok(())
+    }
+
+    /// Guarded outbox moves in one sled transaction, and the in-memory index after them.
+    fn apply_moves(&self, moves: &[OutboxMove], at: Timestamp) -> Result<Vec<Result<OutboxEntry, String>>> {
+        if moves.is_empty() {
+            return Ok(Vec::new());
+        }
+        let res = self
+            .outbox
+            .transaction(|t| {
+                let mut out = Vec::with_capacity(moves.len());
+                for m in moves {
+                    let key = outbox_key(&m.remote, &m.id);
+                    let Some(v) = t.get(&key)? else {
+                        out.push(Err(format!("outbox entry {} of {} does not exist", m.id, m.remote)));
+                        continue;
+                    };
+                    let mut e: OutboxEntry = tx_json("outbox entry", &v)?;
+                    if e.state != m.expected {
+                        out.push(Err(format!("outbox entry {} is {} not {}", m.id, e.state.name(), m.expected.name())));
+                        continue;
+                    }
+                    if let OutboxState::InFlight { attempt } = &m.next {
+                        e.attempts = e.attempts.max(*attempt);
+                    }
+                    e.state = m.next.clone();
+                    e.updated_at = at;
+                    t.insert(key.as_slice(), tx_enc(&e)?)?;
+                    out.push(Ok(e));
+                }
+                Ok(out)
+            })
+            .map_err(tx_err)?;
+        let mut idx = self.lock_index();
+        for (m, r) in moves.iter().zip(&res) {
+            if let Ok(e) = r {
+                let ri = idx.entry(m.remote.clone()).or_default();
+                ri.remove(m.id, &m.expected);
+                ri.add(m.id, &e.state);
+            }
+        }
+        Ok(res)
     }
 
     /// Everything applied to sled so far becomes durable in sled itself.
@@ -1066,42 +1132,46 @@ impl Store for SledStore {
     }
 
     fn transition_outbox_many(&self, moves: &[OutboxMove], at: Timestamp) -> Result<Vec<Result<OutboxEntry, String>>> {
-        if moves.is_empty() {
-            return Ok(Vec::new());
+        self.apply_moves(moves, at)
+    }
+
+    fn transition_outbox_durable(
+        &self,
+        moves: &[OutboxMove],
+        at: Timestamp,
+    ) -> Result<Vec<Result<OutboxEntry, String>>> {
+        if let Some(e) = self.journal.failure() {
+            return Err(StoreError::Fatal(e));
         }
-        let res = self
-            .outbox
-            .transaction(|t| {
-                let mut out = Vec::with_capacity(moves.len());
-                for m in moves {
-                    let key = outbox_key(&m.remote, &m.id);
-                    let Some(v) = t.get(&key)? else {
-                        out.push(Err(format!("outbox entry {} of {} does not exist", m.id, m.remote)));
-                        continue;
-                    };
-                    let mut e: OutboxEntry = tx_json("outbox entry", &v)?;
-                    if e.state != m.expected {
-                        out.push(Err(format!("outbox entry {} is {} not {}", m.id, e.state.name(), m.expected.name())));
-                        continue;
-                    }
-                    if let OutboxState::InFlight { attempt } = &m.next {
-                        e.attempts = e.attempts.max(*attempt);
-                    }
-                    e.state = m.next.clone();
-                    e.updated_at = at;
-                    t.insert(key.as_slice(), tx_enc(&e)?)?;
-                    out.push(Ok(e));
+        let (res, rotated) = {
+            let _order = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
+            let res = match self.apply_moves(moves, at) {
+                Ok(r) => r,
+                Err(StoreError::Io(e)) => {
+                    let msg = format!("store write failed: {e}");
+                    self.fatal(&msg);
+                    return Err(StoreError::Fatal(msg));
                 }
-                Ok(out)
-            })
-            .map_err(tx_err)?;
-        let mut idx = self.lock_index();
-        for (m, r) in moves.iter().zip(&res) {
-            if let Ok(e) = r {
-                let ri = idx.entry(m.remote.clone()).or_default();
-                ri.remove(m.id, &m.expected);
-                ri.add(m.id, &e.state);
+                Err(e) => return Err(e),
+            };
+            let applied: Vec<OutboxMove> =
+                moves.iter().zip(&res).filter(|(_, r)| r.is_ok()).map(|(m, _)| m.clone()).collect();
+            if applied.is_empty() {
+                return Ok(res);
             }
+            let payload = to_json(&MovesRecord { outbox_moves: applied, at })?;
+            match self.journal.append(&payload) {
+                Ok((_, rotated)) => (res, rotated),
+                Err(e) => {
+                    let msg = format!("commit journal append failed: {e}");
+                    self.fatal(&msg);
+                    return Err(StoreError::Fatal(msg));
+                }
+            }
+        };
+        self.journal_sync()?;
+        if rotated || self.journal.records_since_checkpoint() >= CHECKPOINT_EVERY {
+            self.checkpoint()?;
         }
         Ok(res)
     }
