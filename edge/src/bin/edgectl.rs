@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use edge::client::{Client, ClientError};
 use edge::tokens::Role;
-use edge_api::{Health, OutboxEntryOut, OutboxPage, SaleOut, SalesPage, SyncStatus};
+use edge_api::{Health, OutboxEntryOut, OutboxPage, RetryOut, SaleOut, SalesPage, SyncStatus};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +38,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: QueueCmd,
     },
+    /// Delivery to each remote: health, rate limits, errors; `sync run` to deliver now.
+    Sync {
+        #[command(subcommand)]
+        cmd: Option<SyncCmd>,
+    },
     /// Sales.
     Sales {
         #[command(subcommand)]
@@ -65,6 +70,39 @@ enum QueueCmd {
     },
     /// One outbox entry.
     Show { id: String },
+    /// Dead letters: records a remote refused or the worker gave up on.
+    Dead {
+        #[command(subcommand)]
+        cmd: DeadCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeadCmd {
+    /// List dead letters with the remote's reason.
+    Ls {
+        #[arg(long)]
+        remote: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// One dead letter.
+    Show { id: String },
+    /// Hand one dead letter back to its worker (same id: the remote keeps it once).
+    Retry { id: String },
+    /// Hand every dead letter (of one remote) back.
+    RetryAll {
+        #[arg(long)]
+        remote: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SyncCmd {
+    /// Per remote: state, breaker, rate limit, last success, errors, counts (the default).
+    Status,
+    /// Deliver now: forget backoff, probe open circuit breakers.
+    Run,
 }
 
 #[derive(Subcommand)]
@@ -223,6 +261,50 @@ fn run(cli: &Cli) -> Result<ExitCode, ClientError> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Queue { cmd: QueueCmd::Dead { cmd } } => dead(cli, cmd),
+        Cmd::Sync { cmd } => {
+            let c = client(cli)?;
+            let sync: SyncStatus = match cmd {
+                Some(SyncCmd::Run) => c.post("/v1/sync/run", &serde_json::json!({}), None)?,
+                None | Some(SyncCmd::Status) => c.get("/v1/sync")?,
+            };
+            if cli.json {
+                print_json(&sync);
+                return Ok(ExitCode::SUCCESS);
+            }
+            if matches!(cmd, Some(SyncCmd::Run)) {
+                println!("delivery started now for every remote");
+            }
+            for r in &sync.remotes {
+                println!(
+                    "{} ({}) — {}{}",
+                    r.name,
+                    r.mode,
+                    r.state,
+                    r.detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default()
+                );
+                let mut t = table(&["field", "value"]);
+                for (k, v) in [
+                    ("pending / in flight / unknown", format!("{} / {} / {}", r.pending, r.in_flight, r.unknown)),
+                    ("confirmed", r.confirmed.to_string()),
+                    ("dead letters (rejected + dead)", format!("{} + {}", r.rejected, r.dead)),
+                    (
+                        "oldest waiting",
+                        r.oldest_pending_age_s.map(|s| format!("{s} s ({})", r.lag)).unwrap_or_else(|| "-".into()),
+                    ),
+                    ("last success", r.last_success_at.clone().unwrap_or_else(|| "never".into())),
+                    ("errors in the last hour", r.errors_last_hour.to_string()),
+                    ("last error", r.last_error.clone().unwrap_or_else(|| "-".into())),
+                    ("circuit breaker", r.breaker.clone().unwrap_or_else(|| "-".into())),
+                    ("rate limit", r.rate_limit.clone().unwrap_or_else(|| "-".into())),
+                    ("requests / 429s since start", format!("{} / {}", r.requests, r.throttled)),
+                ] {
+                    t.add_row(vec![k.to_string(), v]);
+                }
+                println!("{t}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Queue { cmd: QueueCmd::Show { id } } => {
             let c = client(cli)?;
             let e: OutboxEntryOut = c.get(&format!("/v1/outbox/{id}"))?;
@@ -315,6 +397,68 @@ fn run(cli: &Cli) -> Result<ExitCode, ClientError> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn dead(cli: &Cli, cmd: &DeadCmd) -> Result<ExitCode, ClientError> {
+    let c = client(cli)?;
+    match cmd {
+        DeadCmd::Ls { remote, limit } => {
+            let mut all = Vec::new();
+            for state in ["rejected", "dead"] {
+                let mut path = format!("/v1/outbox?state={state}&limit={}", (*limit).clamp(1, 500));
+                if let Some(r) = remote {
+                    path.push_str(&format!("&remote={r}"));
+                }
+                let page: OutboxPage = c.get(&path)?;
+                all.extend(page.entries);
+            }
+            all.sort_by_key(|e| e.id);
+            all.truncate(*limit);
+            if cli.json {
+                print_json(&serde_json::json!({"entries": all}));
+            } else if all.is_empty() {
+                println!("no dead letters");
+            } else {
+                print_entries(&all);
+                println!("replay with: edgectl queue dead retry ENTRY (or retry-all)");
+            }
+        }
+        DeadCmd::Show { id } => {
+            let e: OutboxEntryOut = c.get(&format!("/v1/outbox/{id}"))?;
+            if cli.json {
+                print_json(&e);
+            } else {
+                print_entries(std::slice::from_ref(&e));
+            }
+        }
+        DeadCmd::Retry { id } => {
+            let e: OutboxEntryOut = c.post(&format!("/v1/outbox/{id}/retry"), &serde_json::json!({}), None)?;
+            if cli.json {
+                print_json(&e);
+            } else {
+                println!(
+                    "entry {} for {} is {} again; the worker delivers it with the same id",
+                    e.id, e.remote, e.state
+                );
+            }
+        }
+        DeadCmd::RetryAll { remote } => {
+            let path = match remote {
+                Some(r) => format!("/v1/outbox/retry?remote={r}"),
+                None => "/v1/outbox/retry".to_string(),
+            };
+            let out: RetryOut = c.post(&path, &serde_json::json!({}), None)?;
+            if cli.json {
+                print_json(&out);
+            } else {
+                println!("{} dead letters handed back to their workers", out.retried.len());
+                if out.more {
+                    println!("(more remain: run retry-all again)");
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_entries(entries: &[OutboxEntryOut]) {

@@ -1,0 +1,328 @@
+//! System test of delivery: `edge-lab fakes` as its own process, the real `edged demo
+//! --fakes`, concurrent clients making sales, the fake cloud's faults switched on and off,
+//! and edged SIGKILLed at random instants and restarted on the same data dir.
+//!
+//! At the end, with the faults healed: every sale that got a 201 is in the fake cloud's
+//! records exactly once, the cloud keeps nothing without a local origin, and `/v1/sync`
+//! shows nothing pending, in flight, unknown or dead for the cloud.
+//!
+//! `EDGE_SYNC_CYCLES` (default 30) sets the kill cycles; `EDGE_SYNC_SEED` replays a run.
+
+mod common;
+
+use common::{Daemon, Rng};
+use edge_api::{SaleOut, SyncStatus};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const EDGE_LAB: &str = env!("CARGO_BIN_EXE_edge-lab");
+const CLIENTS: usize = 3;
+
+struct Fakes {
+    child: Child,
+    file: PathBuf,
+    cloud: String,
+}
+
+impl Drop for Fakes {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_fakes(dir: &Path) -> Fakes {
+    let mut child = Command::new(EDGE_LAB)
+        .args(["fakes", "--data-dir"])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn edge-lab");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read");
+    let file = PathBuf::from(line.trim().strip_prefix("READY ").expect("READY line"));
+    let v: Value = serde_json::from_slice(&std::fs::read(&file).expect("fakes.json")).expect("json");
+    let cloud = v["cloud"].as_str().expect("cloud url").to_string();
+    Fakes { child, file, cloud }
+}
+
+#[derive(Default)]
+struct Ledger {
+    acked: BTreeMap<String, SaleOut>,
+    next: u64,
+}
+
+fn client(url: Arc<Mutex<String>>, token: String, ledger: Arc<Mutex<Ledger>>, stop: Arc<AtomicBool>, seed: u64) {
+    let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
+    let mut rng = Rng(seed);
+    while !stop.load(Ordering::SeqCst) {
+        let key = {
+            let mut l = ledger.lock().expect("ledger");
+            l.next += 1;
+            format!("k-{seed:x}-{}", l.next)
+        };
+        let body = json!({"lines": [{"sku": format!("SKU-{:07}", 1 + rng.below(5) * 10), "qty": 1 + rng.below(3)}],
+                          "tenders": [{"type": "cash", "amount_minor": 1_000_000}]});
+        let u = url.lock().expect("url").clone();
+        let Ok(resp) =
+            http.post(format!("{u}/v1/sales")).bearer_auth(&token).header("Idempotency-Key", &key).json(&body).send()
+        else {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        };
+        if resp.status().as_u16() == 201
+            && let Ok(sale) = resp.json::<SaleOut>()
+        {
+            ledger.lock().expect("ledger").acked.insert(key, sale);
+        }
+        std::thread::sleep(Duration::from_millis(rng.below(15)));
+    }
+}
+
+fn faults(http: &reqwest::blocking::Client, cloud: &str, rng: &mut Rng) -> String {
+    let f = match rng.below(8) {
+        0 => json!({"down": true}),
+        1 => json!({"error_rate": 0.4, "error_status": 503}),
+        2 => json!({"lose_reply_after_commit_rate": 0.4}),
+        3 => json!({"rate_limit_storm": true}),
+        4 => json!({"latency_ms": 400}),
+        5 => json!({"credentials_expired": true}),
+        6 => json!({"event_retry_rate": 0.3, "lose_reply_after_commit_rate": 0.2}),
+        _ => {
+            http.delete(format!("{cloud}/_fake/faults")).send().expect("heal");
+            return "healed".into();
+        }
+    };
+    let r = http.post(format!("{cloud}/_fake/faults")).json(&f).send().expect("faults");
+    assert!(r.status().is_success(), "fake refused faults {f}");
+    f.to_string()
+}
+
+#[test]
+fn every_acknowledged_sale_reaches_the_fake_cloud_exactly_once() {
+    let cycles: u64 = std::env::var("EDGE_SYNC_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
+    let seed: u64 = std::env::var("EDGE_SYNC_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(7)
+    });
+    eprintln!("sync system test: {cycles} cycles, EDGE_SYNC_SEED={seed}");
+    let mut rng = Rng(seed);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let fakes = start_fakes(&tmp.path().join("fakes"));
+    let dir = tmp.path().join("edge");
+    let fakes_arg = fakes.file.to_string_lossy().into_owned();
+    let start = || Daemon::start_with(&dir, 100, &["--fakes", &fakes_arg]);
+    let mut d = start();
+    let http = d.http();
+    let url = Arc::new(Mutex::new(d.url.clone()));
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            let (u, t, l, s) = (url.clone(), d.tokens.cashier.clone(), ledger.clone(), stop.clone());
+            let seed = rng.next() ^ i as u64;
+            std::thread::spawn(move || client(u, t, l, s, seed))
+        })
+        .collect();
+
+    for cycle in 0..cycles {
+        let what = faults(&http, &fakes.cloud, &mut rng);
+        std::thread::sleep(Duration::from_millis(150 + rng.below(600)));
+        d.kill9();
+        if cycle % 10 == 0 {
+            eprintln!("cycle {cycle}: faults {what}; {} sales acknowledged", ledger.lock().expect("l").acked.len());
+        }
+        d = start();
+        *url.lock().expect("url") = d.url.clone();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::SeqCst);
+    for c in clients {
+        c.join().expect("client");
+    }
+
+    // Healed: everything must settle.
+    http.delete(format!("{}/_fake/faults", fakes.cloud)).send().expect("heal");
+    let run = http.post(format!("{}/v1/sync/run", d.url)).bearer_auth(&d.tokens.tech).send().expect("sync run");
+    assert_eq!(run.status().as_u16(), 202);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let cloud = loop {
+        let s: SyncStatus = http
+            .get(format!("{}/v1/sync", d.url))
+            .bearer_auth(&d.tokens.tech)
+            .send()
+            .expect("sync")
+            .json()
+            .expect("json");
+        let c = s.remotes.into_iter().find(|r| r.name == "cloud").expect("cloud");
+        if c.pending + c.in_flight + c.unknown == 0 {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "cloud did not settle after healing: {c:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!((cloud.rejected, cloud.dead), (0, 0), "dead letters after healing: {cloud:?}");
+
+    let l = ledger.lock().expect("ledger");
+    assert!(l.acked.len() > cycles as usize, "too few sales to mean anything: {}", l.acked.len());
+    let records: Value =
+        http.get(format!("{}/_fake/records", fakes.cloud)).send().expect("records").json().expect("json");
+    let events = records["events"].as_array().cloned().unwrap_or_default();
+    let mut per_sale: BTreeMap<String, u32> = BTreeMap::new();
+    for e in &events {
+        *per_sale.entry(e["record_id"].as_str().unwrap_or("").to_string()).or_default() += 1;
+    }
+    for (key, sale) in &l.acked {
+        let n = per_sale.get(&sale.id.to_string()).copied().unwrap_or(0);
+        assert_eq!(n, 1, "sale {} of key {key} is kept {n} times by the cloud", sale.id);
+    }
+    // No record without a local origin: every sale the cloud keeps exists in the store (a
+    // sale committed just before a kill may have lost its 201 but is a real sale).
+    let acked_ids: BTreeSet<String> = l.acked.values().map(|s| s.id.to_string()).collect();
+    for (sale_id, n) in &per_sale {
+        assert_eq!(*n, 1, "sale {sale_id} is kept {n} times");
+        if !acked_ids.contains(sale_id) {
+            let r = http.get(format!("{}/v1/sales/{sale_id}", d.url)).bearer_auth(&d.tokens.tech).send().expect("get");
+            assert_eq!(r.status().as_u16(), 200, "the cloud keeps sale {sale_id} that the store does not have");
+        }
+    }
+    assert_eq!(cloud.confirmed as usize, per_sale.len(), "confirmed entries vs records kept: {cloud:?}");
+    eprintln!(
+        "sync system test: {} sales acknowledged, {} kept by the cloud (deliveries incl. duplicates answered: {}), stats {}",
+        l.acked.len(),
+        per_sale.len(),
+        events.iter().map(|e| e["deliveries"].as_u64().unwrap_or(0)).sum::<u64>(),
+        records["stats"]
+    );
+}
+
+fn cloud_status(http: &reqwest::blocking::Client, d: &Daemon) -> edge_api::RemoteStatus {
+    let s: SyncStatus =
+        http.get(format!("{}/v1/sync", d.url)).bearer_auth(&d.tokens.tech).send().expect("sync").json().expect("json");
+    s.remotes.into_iter().find(|r| r.name == "cloud").expect("cloud")
+}
+
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn sale(http: &reqwest::blocking::Client, d: &Daemon) -> SaleOut {
+    let body =
+        json!({"lines": [{"sku": "SKU-0000001", "qty": 1}], "tenders": [{"type": "cash", "amount_minor": 100_000}]});
+    let r = http.post(format!("{}/v1/sales", d.url)).bearer_auth(&d.tokens.cashier).json(&body).send().expect("post");
+    assert_eq!(r.status().as_u16(), 201);
+    r.json().expect("sale")
+}
+
+fn edgectl(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(common::EDGECTL).arg("--data-dir").arg(dir).args(args).output().expect("edgectl");
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Lost replies, an outage and a refused record, one after the other, each settled.
+#[test]
+fn lost_replies_outages_and_dead_letters_settle_without_duplicates() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let fakes = start_fakes(&tmp.path().join("fakes"));
+    let dir = tmp.path().join("edge");
+    let d = Daemon::start_with(&dir, 50, &["--fakes", &fakes.file.to_string_lossy()]);
+    let http = d.http();
+    let fault = |f: Value| {
+        let r = http.post(format!("{}/_fake/faults", fakes.cloud)).json(&f).send().expect("faults");
+        assert!(r.status().is_success());
+    };
+    let records =
+        || -> Value { http.get(format!("{}/_fake/records", fakes.cloud)).send().expect("get").json().expect("json") };
+
+    // 1. Every reply lost after the cloud kept the batch: the outcome is unknown until a
+    //    re-send with the same ids is answered as duplicates.
+    fault(json!({"lose_reply_after_commit_rate": 1.0}));
+    let first: Vec<SaleOut> = (0..5).map(|_| sale(&http, &d)).collect();
+    wait_for("a lost reply", 20, || records()["stats"]["lost_replies"].as_u64().unwrap_or(0) >= 1);
+    wait_for("entries in doubt", 20, || cloud_status(&http, &d).unknown > 0);
+    let doubt: Value = http
+        .get(format!("{}/v1/outbox?remote=cloud&state=unknown", d.url))
+        .bearer_auth(&d.tokens.tech)
+        .send()
+        .expect("outbox")
+        .json()
+        .expect("json");
+    let doubt: Vec<String> = doubt["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["record_id"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(!doubt.is_empty());
+    http.delete(format!("{}/_fake/faults", fakes.cloud)).send().expect("heal");
+    http.post(format!("{}/v1/sync/run", d.url)).bearer_auth(&d.tokens.tech).send().expect("run");
+    wait_for("settled after lost replies", 30, || cloud_status(&http, &d).confirmed == 5);
+    let r = records();
+    let events = r["events"].as_array().cloned().unwrap_or_default();
+    assert_eq!(events.len(), 5, "{r}");
+    for s in &first {
+        let e = events.iter().find(|e| e["record_id"] == s.id.to_string()).expect("kept");
+        if doubt.contains(&s.id.to_string()) {
+            assert!(e["deliveries"].as_u64().unwrap_or(0) >= 2, "the in-doubt event was not re-sent: {e}");
+        }
+    }
+
+    // 2. An outage: the remote shows as failing with errors, then recovers.
+    fault(json!({"down": true}));
+    let during = sale(&http, &d);
+    wait_for("errors seen", 20, || cloud_status(&http, &d).errors_last_hour > 0);
+    let st = cloud_status(&http, &d);
+    assert!(matches!(st.state.as_str(), "degraded" | "down"), "{st:?}");
+    assert!(st.last_error.is_some(), "{st:?}");
+    http.delete(format!("{}/_fake/faults", fakes.cloud)).send().expect("heal");
+    let (code, out) = edgectl(&dir, &["sync", "run"]);
+    assert_eq!(code, Some(0), "{out}");
+    wait_for("settled after the outage", 60, || cloud_status(&http, &d).confirmed == 6);
+    assert!(records()["events"].as_array().expect("events").iter().any(|e| e["record_id"] == during.id.to_string()));
+
+    // 3. A record the cloud refuses becomes a dead letter with the reason; the others pass;
+    //    after the fix a replay delivers it once.
+    fault(json!({"down": true}));
+    let bad = sale(&http, &d);
+    let good = sale(&http, &d);
+    fault(json!({"down": false, "reject_records": [bad.id]}));
+    http.post(format!("{}/v1/sync/run", d.url)).bearer_auth(&d.tokens.tech).send().expect("run");
+    wait_for("dead letter", 60, || {
+        let c = cloud_status(&http, &d);
+        c.rejected == 1 && c.confirmed == 7
+    });
+    let (code, out) = edgectl(&dir, &["queue", "dead", "ls", "--json"]);
+    assert_eq!(code, Some(0), "{out}");
+    let v: Value = serde_json::from_str(&out).expect("json");
+    let dead = v["entries"].as_array().expect("entries");
+    assert_eq!(dead.len(), 1, "{out}");
+    assert_eq!(dead[0]["record_id"], bad.id.to_string());
+    assert!(dead[0]["detail"].as_str().unwrap_or("").contains("field data.lines[0].sku"), "{out}");
+    assert!(records()["events"].as_array().expect("events").iter().any(|e| e["record_id"] == good.id.to_string()));
+    http.delete(format!("{}/_fake/faults", fakes.cloud)).send().expect("heal");
+    let (code, out) = edgectl(&dir, &["queue", "dead", "retry-all"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("1 dead letters"), "{out}");
+    wait_for("replayed", 30, || cloud_status(&http, &d).confirmed == 8);
+    let (code, out) = edgectl(&dir, &["queue", "dead", "retry-all", "--json"]);
+    assert_eq!(code, Some(0), "{out}");
+    let r = records();
+    let kept: Vec<&Value> =
+        r["events"].as_array().expect("events").iter().filter(|e| e["record_id"] == bad.id.to_string()).collect();
+    assert_eq!(kept.len(), 1, "{r}");
+    let c = cloud_status(&http, &d);
+    assert_eq!((c.pending, c.in_flight, c.unknown, c.rejected, c.dead), (0, 0, 0, 0, 0), "{c:?}");
+    // The replays are in the audit log.
+    let (code, out) = edgectl(&dir, &["sync", "--json"]);
+    assert_eq!(code, Some(0), "{out}");
+}
