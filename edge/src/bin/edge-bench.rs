@@ -23,6 +23,8 @@ enum Which {
     Catalog,
     /// Barcode lookups only, on a catalog imported before (`--dir` of an earlier run).
     Lookup,
+    /// Drain of a queue after an outage against the fake cloud's rate limit.
+    Drain,
     All,
 }
 
@@ -49,6 +51,15 @@ struct Args {
     /// Seconds per throughput measurement.
     #[arg(long, default_value_t = 5)]
     secs: u64,
+    /// Sales queued during the outage (drain benchmark).
+    #[arg(long, default_value_t = 10_000)]
+    drain_sales: usize,
+    /// The fake cloud's ceiling, events per second (drain benchmark).
+    #[arg(long, default_value_t = 500.0)]
+    drain_rate: f64,
+    /// The fake cloud's bucket, events (drain benchmark).
+    #[arg(long, default_value_t = 100.0)]
+    drain_bucket: f64,
 }
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
@@ -72,11 +83,16 @@ struct Edged {
 
 impl Edged {
     fn start(dir: &Path, catalog: u64) -> Edged {
+        Edged::start_with(dir, catalog, &[])
+    }
+
+    fn start_with(dir: &Path, catalog: u64, extra: &[&str]) -> Edged {
         let exe = std::env::current_exe().expect("exe").with_file_name("edged");
         let started = Instant::now();
         let mut child = Command::new(&exe)
             .args(["demo", "--no-ui", "--listen", "127.0.0.1:0", "--catalog-size", &catalog.to_string(), "--data-dir"])
             .arg(dir)
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -145,6 +161,71 @@ fn post_sale(c: &reqwest::blocking::Client, e: &Edged, i: usize) -> Duration {
     assert_eq!(r.status().as_u16(), 201, "sale refused: {:?}", r.text());
     let _: SaleOut = r.json().expect("sale");
     t.elapsed()
+}
+
+fn bench_drain(base: &Path, args: &Args) {
+    let dir = base.join("drain");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let opts = edge::fakes::FakesOptions {
+        cloud_bucket: args.drain_bucket,
+        cloud_refill_per_s: args.drain_rate,
+        ..edge::fakes::FakesOptions::default()
+    };
+    let file = edge::fakes::start_in_background(opts).expect("fakes");
+    let cloud = file.cloud.clone().expect("cloud url");
+    let fakes_json = dir.join("fakes.json");
+    std::fs::write(&fakes_json, serde_json::to_vec(&file).expect("json")).expect("write fakes.json");
+    let e = Edged::start_with(&dir.join("edge"), 200, &["--fakes", &fakes_json.to_string_lossy()]);
+    let c = http();
+    let r = c.post(format!("{cloud}/_fake/faults")).json(&json!({"down": true})).send().expect("faults");
+    assert!(r.status().is_success());
+    let n = args.drain_sales;
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for w in 0..4 {
+            let (c, e) = (&c, &e);
+            s.spawn(move || {
+                for i in (w..n).step_by(4) {
+                    post_sale(c, e, i);
+                }
+            });
+        }
+    });
+    println!("drain: {n} sales queued during the outage in {:.1} s", t.elapsed().as_secs_f64());
+    let status = |c: &reqwest::blocking::Client| -> serde_json::Value {
+        let v: serde_json::Value =
+            c.get(format!("{}/v1/sync", e.url)).bearer_auth(&e.tokens.tech).send().expect("sync").json().expect("json");
+        v["remotes"].as_array().and_then(|a| a.iter().find(|r| r["name"] == "cloud").cloned()).expect("cloud")
+    };
+    let before: serde_json::Value = c.get(format!("{cloud}/_fake/records")).send().expect("get").json().expect("json");
+    let throttled_before = before["stats"]["throttled"].as_u64().unwrap_or(0);
+    let t0 = Instant::now();
+    c.delete(format!("{cloud}/_fake/faults")).send().expect("heal");
+    c.post(format!("{}/v1/sync/run", e.url)).bearer_auth(&e.tokens.tech).send().expect("run");
+    let elapsed = loop {
+        let st = status(&c);
+        if st["confirmed"].as_u64().unwrap_or(0) as usize >= n {
+            break t0.elapsed();
+        }
+        assert!(t0.elapsed() < Duration::from_secs(3600), "drain did not finish: {st}");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let after: serde_json::Value = c.get(format!("{cloud}/_fake/records")).send().expect("get").json().expect("json");
+    let throttled = after["stats"]["throttled"].as_u64().unwrap_or(0) - throttled_before;
+    let requests = after["stats"]["requests"].as_u64().unwrap_or(0) - before["stats"]["requests"].as_u64().unwrap_or(0);
+    let secs = elapsed.as_secs_f64();
+    let achieved = n as f64 / secs;
+    // The most the cloud could have taken in that time: a full bucket plus the refill.
+    let possible = args.drain_bucket + args.drain_rate * secs;
+    println!(
+        "drain: ceiling {:.0} events/s (bucket {:.0}); {n} events in {secs:.2} s = {achieved:.1} events/s; \
+         achieved / ceiling = {:.3} (n / (bucket + rate x t)); {requests} requests; 429s beyond the first: {}",
+        args.drain_rate,
+        args.drain_bucket,
+        n as f64 / possible,
+        throttled.saturating_sub(1)
+    );
+    e.stop();
 }
 
 /// pwrite 4 KiB at offset 0 + fdatasync, n times.
@@ -423,6 +504,9 @@ fn main() {
     }
     if all || args.which == Which::Catalog {
         bench_catalog(&base, &args);
+    }
+    if all || args.which == Which::Drain {
+        bench_drain(&base, &args);
     }
     if args.which == Which::Lookup {
         let mut sc = StoreConfig::new(base.join("catalog").join("store"));
