@@ -33,6 +33,7 @@ pub struct Client {
 
 impl Client {
     pub fn new(base: &str, token: &str) -> Result<Client, ClientError> {
+        edge_sync::tls::install_provider();
         let http = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()

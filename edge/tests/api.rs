@@ -535,6 +535,7 @@ fn a_store_from_a_newer_version_stops_the_daemon_with_a_clear_message() {
 #[test]
 fn edged_run_serves_from_a_config_file_and_stops_on_sigterm() {
     use std::io::BufRead;
+    edge_sync::tls::install_provider();
     let dir = tempfile::tempdir().expect("tmp");
     let data = dir.path().join("data");
     let cfg = dir.path().join("edged.toml");

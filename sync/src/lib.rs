@@ -8,6 +8,7 @@ pub mod domain;
 pub mod engine;
 pub mod money;
 pub mod store;
+pub mod tls;
 pub mod wire;
 
 pub use money::{Currency, Money};

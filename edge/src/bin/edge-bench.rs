@@ -480,6 +480,7 @@ fn open_retrying(sc: StoreConfig) -> SledStore {
 }
 
 fn main() {
+    edge_sync::tls::install_provider();
     let args = Args::parse();
     let tmp;
     let base = match &args.dir {

@@ -48,6 +48,7 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    edge_sync::tls::install_provider();
     let cli = Cli::parse();
     edge::daemon::init_logging(edge::config::LogFormat::Text, "info");
     match cli.cmd {

@@ -125,6 +125,7 @@ enum ConfigCmd {
 }
 
 fn main() -> ExitCode {
+    edge_sync::tls::install_provider();
     let cli = Cli::parse();
     match run(&cli) {
         Ok(code) => code,

@@ -46,6 +46,7 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    edge_sync::tls::install_provider();
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::CheckConfig { file } => match config::load(&file) {

@@ -31,6 +31,7 @@ impl Daemon {
 
     /// Like [`Daemon::start_with`], with the log kept at `log_path`.
     pub fn start_logging_to(dir: &Path, log_path: &Path, catalog_size: u64, extra: &[&str]) -> Daemon {
+        edge_sync::tls::install_provider();
         std::fs::create_dir_all(dir).expect("data dir");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(log_path).expect("log file");
         let mut child = Command::new(EDGED)

@@ -6,8 +6,10 @@
 //! everything it received for inspection (`GET /_fake/records`). Faults are set with
 //! `POST /_fake/faults` and healed with `DELETE /_fake/faults`.
 
+use super::pull::{CatalogPage, ConfigDoc, ItemDoc, LevelDoc, PriceDoc, PricesPage, StockPage};
 use super::{
-    BatchResult, EventBatch, EventError, EventResult, MAX_BODY_BYTES, MAX_EVENTS, MAX_SKEW_S, events_path, verify,
+    BatchResult, EventBatch, EventError, EventResult, MAX_BODY_BYTES, MAX_EVENTS, MAX_SKEW_S, PushMessage, events_path,
+    message_signature, verify,
 };
 use crate::engine::Jitter;
 use crate::wire::{HttpRequest, HttpResponse, Method};
@@ -114,11 +116,25 @@ pub enum Disposition {
     Refuse,
 }
 
+/// Most push messages kept for resuming streams.
+pub const MAX_PUSHES: usize = 10_000;
+
 /// The fake cloud's state.
 pub struct FakeCloud {
     cfg: FakeConfig,
     faults: Faults,
     events: BTreeMap<Uuid, KeptEvent>,
+    items: BTreeMap<String, ItemDoc>,
+    item_changes: BTreeMap<u64, String>,
+    price_changes: BTreeMap<u64, String>,
+    price_seq: BTreeMap<String, u64>,
+    stock: BTreeMap<String, (i64, u64)>,
+    stock_changes: BTreeMap<u64, String>,
+    next_seq: u64,
+    events_through: u64,
+    config: ConfigDoc,
+    pushes: std::collections::VecDeque<PushMessage>,
+    next_push: u64,
     tokens: f64,
     tokens_at: Option<Timestamp>,
     next_remote: u64,
@@ -142,10 +158,80 @@ impl FakeCloud {
             events: BTreeMap::new(),
             tokens,
             tokens_at: None,
+            items: BTreeMap::new(),
+            item_changes: BTreeMap::new(),
+            price_changes: BTreeMap::new(),
+            price_seq: BTreeMap::new(),
+            stock: BTreeMap::new(),
+            stock_changes: BTreeMap::new(),
+            next_seq: 1,
+            events_through: 0,
+            config: ConfigDoc { version: 1, settings: json!({"receipt_footer": "Thank you for shopping with us"}) },
+            pushes: std::collections::VecDeque::new(),
+            next_push: 1,
             next_remote: 1,
             rng: Jitter::new(seed),
             stats: FakeStats::default(),
         }
+    }
+
+    /// The baseline catalog both sides start from (the demo catalog), at sequence 0.
+    pub fn seed_catalog(&mut self, size: u64) {
+        for i in 0..size {
+            let it = crate::demo::demo_item(i);
+            self.stock.insert(it.sku.clone(), (crate::demo::demo_stock(i), 0));
+            self.items.insert(it.sku.clone(), ItemDoc::of(&it, 0));
+        }
+    }
+
+    /// Messages on the push stream after `after` (oldest first).
+    pub fn pushes_after(&self, after: u64) -> Vec<PushMessage> {
+        self.pushes.iter().filter(|m| m.id > after).cloned().collect()
+    }
+
+    /// The id of the last push message.
+    pub fn last_push(&self) -> u64 {
+        self.next_push - 1
+    }
+
+    fn push(&mut self, now: Timestamp, kind: &str, data: serde_json::Value) {
+        let id = self.next_push;
+        self.next_push += 1;
+        let sig = message_signature(&self.cfg.secret, id, kind, &data);
+        self.pushes.push_back(PushMessage { id, kind: kind.into(), at: now, data, sig });
+        while self.pushes.len() > MAX_PUSHES {
+            self.pushes.pop_front();
+        }
+    }
+
+    fn bump(&mut self) -> u64 {
+        let s = self.next_seq;
+        self.next_seq += 1;
+        s
+    }
+
+    fn upsert_item(&mut self, mut doc: ItemDoc, price_changed: bool) {
+        let seq = self.bump();
+        if let Some(old) = self.items.get(&doc.sku) {
+            self.item_changes.remove(&old.seq);
+        }
+        if price_changed {
+            if let Some(old) = self.price_seq.insert(doc.sku.clone(), seq) {
+                self.price_changes.remove(&old);
+            }
+            self.price_changes.insert(seq, doc.sku.clone());
+        }
+        doc.seq = seq;
+        self.item_changes.insert(seq, doc.sku.clone());
+        self.items.insert(doc.sku.clone(), doc);
+    }
+
+    fn set_level(&mut self, sku: &str, level: i64) {
+        let seq = self.bump();
+        if let Some((_, old)) = self.stock.insert(sku.to_string(), (level, seq)) {
+            self.stock_changes.remove(&old);
+        }
+        self.stock_changes.insert(seq, sku.to_string());
     }
 
     pub fn faults(&self) -> &Faults {
@@ -212,6 +298,19 @@ impl FakeCloud {
                 self.faults = Faults::healed();
                 return Disposition::Reply(HttpResponse::json(200, &json!(self.faults)));
             }
+            (Method::Post, "/_fake/catalog" | "/_fake/prices" | "/_fake/stock" | "/_fake/config" | "/_fake/push") => {
+                return Disposition::Reply(match self.admin(now, path, &req.body) {
+                    Ok(v) => HttpResponse::json(200, &v),
+                    Err(e) => problem(400, "bad fake change", &e),
+                });
+            }
+            (Method::Get, "/_fake/stock") => {
+                let levels: BTreeMap<&String, i64> = self.stock.iter().map(|(k, v)| (k, v.0)).collect();
+                return Disposition::Reply(HttpResponse::json(
+                    200,
+                    &json!({"levels": levels, "events_through": self.events_through}),
+                ));
+            }
             _ => {}
         }
         self.stats.requests += 1;
@@ -233,6 +332,16 @@ impl FakeCloud {
         }
         if req.method == Method::Post && path == events_path(&self.cfg.store_id) {
             return self.ingest(now, req);
+        }
+        let store_base = format!("/v1/stores/{}/", self.cfg.store_id);
+        if req.method == Method::Get
+            && let Some(feed) = path.strip_prefix(&store_base)
+            && matches!(feed, "catalog" | "prices" | "stock" | "config")
+        {
+            if let Err(r) = self.authenticate(now, req) {
+                return Disposition::Reply(r);
+            }
+            return Disposition::Reply(self.feed(now, feed, req.path.split_once('?').map(|x| x.1).unwrap_or("")));
         }
         if path.starts_with("/v1/stores/") && path.ends_with("/events") {
             return Disposition::Reply(problem(404, "unknown store", &format!("no store at {path}")));
@@ -270,26 +379,151 @@ impl FakeCloud {
         Ok(())
     }
 
-    fn ingest(&mut self, now: Timestamp, req: &HttpRequest) -> Disposition {
-        let unauthorized = |s: &mut Self, why: &str| {
-            s.stats.unauthorized += 1;
-            Disposition::Reply(problem(401, "unauthorized", why))
+    /// Checks the signature headers; the refusal is a 401 naming what is wrong.
+    pub fn authenticate(&mut self, now: Timestamp, req: &HttpRequest) -> Result<(), HttpResponse> {
+        let mut unauthorized = |why: &str| {
+            self.stats.unauthorized += 1;
+            Err(problem(401, "unauthorized", why))
         };
         if self.faults.credentials_expired {
-            return unauthorized(self, "the store's credentials have expired");
+            return unauthorized("the store's credentials have expired");
         }
         if req.header("x-edge-store") != Some(self.cfg.store_id.as_str()) {
-            return unauthorized(self, "X-Edge-Store is missing or names another store");
+            return unauthorized("X-Edge-Store is missing or names another store");
         }
         let Some(ts) = req.header("x-edge-timestamp").and_then(|t| t.parse::<i64>().ok()) else {
-            return unauthorized(self, "X-Edge-Timestamp is missing or not a number");
+            return unauthorized("X-Edge-Timestamp is missing or not a number");
         };
         if (ts - now.as_second()).abs() > MAX_SKEW_S {
-            return unauthorized(self, "X-Edge-Timestamp is more than 300 s away from the cloud's clock");
+            return unauthorized("X-Edge-Timestamp is more than 300 s away from the cloud's clock");
         }
         let sig = req.header("x-edge-signature").unwrap_or("");
         if !verify(&self.cfg.secret, ts, req.method, &req.path, &req.body, sig) {
-            return unauthorized(self, "X-Edge-Signature does not verify");
+            return unauthorized("X-Edge-Signature does not verify");
+        }
+        Ok(())
+    }
+
+    fn feed(&mut self, now: Timestamp, feed: &str, query: &str) -> HttpResponse {
+        let mut cursor = 0u64;
+        let mut limit = 500usize;
+        for kv in query.split('&').filter(|s| !s.is_empty()) {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            match (k, v.parse::<u64>()) {
+                ("cursor", Ok(n)) => cursor = n,
+                ("limit", Ok(n)) if (1..=1000).contains(&n) => limit = n as usize,
+                _ => return problem(400, "bad query", &format!("{kv:?}: cursor is a number, limit 1 to 1000")),
+            }
+        }
+        let page = |changes: &BTreeMap<u64, String>| -> (Vec<(u64, String)>, bool) {
+            let mut v: Vec<(u64, String)> =
+                changes.range(cursor + 1..).take(limit + 1).map(|(s, k)| (*s, k.clone())).collect();
+            let more = v.len() > limit;
+            v.truncate(limit);
+            (v, more)
+        };
+        let next = |v: &[(u64, String)]| v.last().map_or(cursor, |x| x.0);
+        let body = match feed {
+            "catalog" => {
+                let (v, has_more) = page(&self.item_changes);
+                let items = v.iter().filter_map(|(_, k)| self.items.get(k).cloned()).collect();
+                json!(CatalogPage { items, next_cursor: next(&v), has_more })
+            }
+            "prices" => {
+                let (v, has_more) = page(&self.price_changes);
+                let prices = v
+                    .iter()
+                    .filter_map(|(seq, k)| {
+                        self.items.get(k).map(|i| PriceDoc {
+                            sku: k.clone(),
+                            price_minor: i.price_minor,
+                            currency: i.currency.clone(),
+                            seq: *seq,
+                        })
+                    })
+                    .collect();
+                json!(PricesPage { prices, next_cursor: next(&v), has_more })
+            }
+            "stock" => {
+                let (v, has_more) = page(&self.stock_changes);
+                let levels = v
+                    .iter()
+                    .filter_map(|(seq, k)| {
+                        self.stock.get(k).map(|(l, _)| LevelDoc { sku: k.clone(), level: *l, seq: *seq })
+                    })
+                    .collect();
+                json!(StockPage {
+                    levels,
+                    as_of: now,
+                    events_through: self.events_through,
+                    next_cursor: next(&v),
+                    has_more
+                })
+            }
+            _ => json!(self.config),
+        };
+        HttpResponse::json(200, &body)
+    }
+
+    /// `/_fake/catalog|prices|stock|config|push`: changes made "in the cloud".
+    fn admin(&mut self, now: Timestamp, path: &str, body: &[u8]) -> Result<serde_json::Value, String> {
+        let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| format!("body: {e}"))?;
+        match path {
+            "/_fake/catalog" => {
+                let items: Vec<ItemDoc> =
+                    serde_json::from_value(v["items"].clone()).map_err(|e| format!("items: {e}"))?;
+                let mut skus = Vec::new();
+                for d in items {
+                    d.to_item()?;
+                    let price_changed = self.items.get(&d.sku).is_none_or(|o| o.price_minor != d.price_minor);
+                    skus.push(d.sku.clone());
+                    self.upsert_item(d, price_changed);
+                }
+                self.push(now, "item.changed", json!({"skus": skus}));
+                Ok(json!({"changed": skus.len()}))
+            }
+            "/_fake/prices" => {
+                let list = v["prices"].as_array().ok_or("prices: a list of {sku, price_minor}")?;
+                let mut skus = Vec::new();
+                for p in list {
+                    let sku = p["sku"].as_str().ok_or("prices[].sku")?.to_string();
+                    let price = p["price_minor"].as_i64().filter(|x| *x >= 0).ok_or("prices[].price_minor")?;
+                    let mut d = self.items.get(&sku).cloned().ok_or(format!("no item {sku}"))?;
+                    d.price_minor = price;
+                    self.upsert_item(d, true);
+                    skus.push(sku);
+                }
+                self.push(now, "price.changed", json!({"skus": skus}));
+                Ok(json!({"changed": skus.len()}))
+            }
+            "/_fake/stock" => {
+                let list = v["levels"].as_array().ok_or("levels: a list of {sku, level}")?;
+                for l in list {
+                    let sku = l["sku"].as_str().ok_or("levels[].sku")?;
+                    let level = l["level"].as_i64().ok_or("levels[].level")?;
+                    self.set_level(sku, level);
+                }
+                Ok(json!({"changed": list.len()}))
+            }
+            "/_fake/config" => {
+                if !v["settings"].is_object() {
+                    return Err("settings: an object".into());
+                }
+                self.config = ConfigDoc { version: self.config.version + 1, settings: v["settings"].clone() };
+                self.push(now, "config.changed", json!({"version": self.config.version}));
+                Ok(json!({"version": self.config.version}))
+            }
+            _ => {
+                let kind = v["type"].as_str().ok_or("type")?.to_string();
+                self.push(now, &kind, v["data"].clone());
+                Ok(json!({"id": self.last_push()}))
+            }
+        }
+    }
+
+    fn ingest(&mut self, now: Timestamp, req: &HttpRequest) -> Disposition {
+        if let Err(r) = self.authenticate(now, req) {
+            return Disposition::Reply(r);
         }
         if req.body.len() > MAX_BODY_BYTES {
             self.stats.bad_requests += 1;
@@ -363,8 +597,16 @@ impl FakeCloud {
                 });
                 continue;
             }
-            let remote_id = format!("evt_{:08}", self.next_remote);
+            let number = self.next_remote;
+            let remote_id = format!("evt_{number:08}");
             self.next_remote += 1;
+            // The cloud's stock follows the sales it keeps.
+            for l in &ev.data.lines {
+                let qty = i64::from(l.units.or(l.grams).unwrap_or(0));
+                let cur = self.stock.get(&l.sku).map_or(0, |x| x.0);
+                self.set_level(&l.sku, cur - qty);
+            }
+            self.events_through = number;
             self.events.insert(
                 ev.id,
                 KeptEvent {

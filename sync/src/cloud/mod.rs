@@ -19,6 +19,8 @@
 //! share.
 
 pub mod fake;
+pub mod live;
+pub mod pull;
 
 use crate::domain::{OutboxEntry, Quantity, Sale, Tender};
 use crate::engine::{Connector, RecordResult};
@@ -210,6 +212,44 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
         return None;
     }
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+}
+
+/// A message on the push stream (`GET /v1/stores/{store}/stream`, WebSocket).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushMessage {
+    /// Increasing; a reconnect asks for messages after the last one seen.
+    pub id: u64,
+    /// `price.changed`, `item.changed`, `config.changed` or `command`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub at: Timestamp,
+    pub data: serde_json::Value,
+    /// `v1=<hex HMAC-SHA256(secret, "{id}.{type}.{data as JSON}")>`.
+    pub sig: String,
+}
+
+/// The signature of a push message.
+pub fn message_signature(secret: &[u8], id: u64, kind: &str, data: &serde_json::Value) -> String {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else { return String::new() };
+    mac.update(format!("{id}.{kind}.").as_bytes());
+    mac.update(data.to_string().as_bytes());
+    let tag = mac.finalize().into_bytes();
+    let mut s = String::from("v1=");
+    for b in tag {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+impl PushMessage {
+    /// Whether the signature is the cloud's (constant time).
+    pub fn verify(&self, secret: &[u8]) -> bool {
+        let Some(tag) = self.sig.strip_prefix("v1=").and_then(decode_hex) else { return false };
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else { return false };
+        mac.update(format!("{}.{}.", self.id, self.kind).as_bytes());
+        mac.update(self.data.to_string().as_bytes());
+        mac.verify_slice(&tag).is_ok()
+    }
 }
 
 /// Signs a request in place.

@@ -215,6 +215,16 @@ pub struct OutboxMove {
     pub next: OutboxState,
 }
 
+/// What a stock rebase did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RebaseStats {
+    pub levels: u64,
+    /// Levels older than the one held, ignored.
+    pub stale: u64,
+    /// Local deltas now part of the source's level, dropped.
+    pub deltas_reflected: u64,
+}
+
 /// Catalog item with its stock.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CatalogEntry {
@@ -264,6 +274,17 @@ pub trait Store: Send + Sync {
     fn stock(&self, sku: &str) -> Result<StockLevel>;
     /// Sets the stock source's level for SKUs (a pull). Local deltas stay as they are.
     fn set_remote_stock(&self, levels: &[(String, i64, Timestamp)]) -> Result<()>;
+
+    /// A stock pull from `source` rebases: each level (with the source's time) replaces the
+    /// last one, and the local deltas the level already reflects — those of sales `source`
+    /// confirmed under a remote id for which `reflected` says yes — are dropped; the rest
+    /// stay unreflected. A level older than the one held is ignored.
+    fn rebase_stock(
+        &self,
+        source: &str,
+        levels: &[(String, i64, Timestamp)],
+        reflected: &dyn Fn(&str) -> bool,
+    ) -> Result<RebaseStats>;
 
     // --- sales ---
     /// Atomically stores a sale, outbox entries, stock deltas and an audit record, then

@@ -4,8 +4,8 @@
 use super::catalog::{Snapshot, SnapshotRecord};
 use super::journal::{CHECKPOINT_EVERY, Journal};
 use super::{
-    CatalogEntry, CommitOutcome, FORMAT_VERSION, FatalHook, IdemRecord, OutboxCounts, OutboxMove, OutboxQuery, Result,
-    SaleCommit, Store, StoreConfig, StoreError, StoreStats,
+    CatalogEntry, CommitOutcome, FORMAT_VERSION, FatalHook, IdemRecord, OutboxCounts, OutboxMove, OutboxQuery,
+    RebaseStats, Result, SaleCommit, Store, StoreConfig, StoreError, StoreStats,
 };
 use crate::domain::{
     AuditRecord, Item, OutboxEntry, OutboxState, RecordKind, Sale, StockDelta, StockLevel, id_time, new_id,
@@ -922,6 +922,62 @@ impl Store for SledStore {
                 .map_err(tx_err)?;
         }
         Ok(())
+    }
+
+    fn rebase_stock(
+        &self,
+        source: &str,
+        levels: &[(String, i64, Timestamp)],
+        reflected: &dyn Fn(&str) -> bool,
+    ) -> Result<RebaseStats> {
+        let mut stats = RebaseStats::default();
+        for (sku, level, at) in levels {
+            // Commits add deltas and raise `unreflected`: none may slip between the scan and
+            // the write.
+            let _order = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
+            let cur = self.stock(sku)?;
+            if cur.remote_at.is_some_and(|t| t > *at) {
+                stats.stale += 1;
+                continue;
+            }
+            let mut prefix = sku.as_bytes().to_vec();
+            prefix.push(0);
+            let (mut keep_sum, mut drop_keys) = (0i64, Vec::new());
+            for kv in self.deltas.scan_prefix(&prefix) {
+                let (k, v) = kv.map_err(io)?;
+                let d: StockDelta = from_json(|| format!("stock delta of {sku}"), &v)?;
+                let entry_id = self.outbox_by_record.get(by_record_key(&d.sale_id, source)).map_err(io)?;
+                let entry: Option<OutboxEntry> = match entry_id.as_deref().and_then(uuid_of) {
+                    Some(id) => {
+                        self.get_json(&self.outbox, &outbox_key(source, &id), || format!("outbox entry {id}"))?
+                    }
+                    None => None,
+                };
+                let is_reflected = match entry.as_ref().map(|e| &e.state) {
+                    Some(OutboxState::Confirmed { remote_id }) => reflected(remote_id),
+                    // A sale the stock source never gets cannot be in its level.
+                    _ => false,
+                };
+                if is_reflected {
+                    drop_keys.push(k);
+                } else {
+                    keep_sum = keep_sum.saturating_add(d.delta);
+                }
+            }
+            let next = StockLevel { remote_level: Some(*level), remote_at: Some(*at), unreflected: keep_sum };
+            (&self.stock, &self.deltas)
+                .transaction(|(st, dt)| {
+                    st.insert(sku.as_bytes(), tx_enc(&next)?)?;
+                    for k in &drop_keys {
+                        dt.remove(k.as_ref())?;
+                    }
+                    Ok(())
+                })
+                .map_err(tx_err)?;
+            stats.levels += 1;
+            stats.deltas_reflected += drop_keys.len() as u64;
+        }
+        Ok(stats)
     }
 
     fn commit_sale(&self, c: SaleCommit) -> Result<CommitOutcome> {
