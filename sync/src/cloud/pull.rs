@@ -359,12 +359,12 @@ mod tests {
         assert!(ok.to_item().is_ok());
         let mut bad = ok.clone();
         bad.kind = "liquid".into();
-        assert!(bad.to_item().unwrap_err().contains("kind"));
+        assert!(bad.to_item().expect_err("invalid").contains("kind"));
         let mut bad = ok.clone();
         bad.price_minor = -1;
-        assert!(bad.to_item().unwrap_err().contains("price_minor"));
+        assert!(bad.to_item().expect_err("invalid").contains("price_minor"));
         let mut bad = ok;
         bad.barcodes = vec!["12 34".into()];
-        assert!(bad.to_item().unwrap_err().contains("barcode"));
+        assert!(bad.to_item().expect_err("invalid").contains("barcode"));
     }
 }
