@@ -27,6 +27,8 @@ pub struct App {
     pub events: broadcast::Sender<Event>,
     pub metrics: Metrics,
     pub engine: Arc<SyncEngine>,
+    /// Pulls and push stream of the cloud (when it is live).
+    pub cloud_link: Option<edge_sync::cloud::live::CloudLink>,
     pub ws_clients: AtomicUsize,
     /// Flips to true when shutdown starts; event streams say goodbye.
     pub stopping: watch::Sender<bool>,
@@ -36,7 +38,13 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(cfg: Config, store: Arc<dyn Store>, tokens: Tokens, engine: Arc<SyncEngine>) -> App {
+    pub fn new(
+        cfg: Config,
+        store: Arc<dyn Store>,
+        tokens: Tokens,
+        engine: Arc<SyncEngine>,
+        cloud_link: Option<edge_sync::cloud::live::CloudLink>,
+    ) -> App {
         App {
             cfg,
             store,
@@ -44,6 +52,7 @@ impl App {
             events: broadcast::channel(EVENT_BUFFER).0,
             metrics: Metrics::new(),
             engine,
+            cloud_link,
             ws_clients: AtomicUsize::new(0),
             stopping: watch::channel(false).0,
             accepting: AtomicBool::new(true),
@@ -124,6 +133,7 @@ impl App {
                     _ => "ok",
                 };
                 let h = self.engine.health(name, now);
+                let link = if name == "cloud" { self.cloud_link.as_ref().map(|l| l.health()) } else { None };
                 let state = match (&h, rc.mode) {
                     (_, Mode::Off) => "off",
                     (Some(h), _) => h.state,
@@ -157,6 +167,15 @@ impl App {
                         }
                         _ => None,
                     },
+                    pull_last_success_at: link.as_ref().and_then(|l| l.pull_last_success).map(|t| t.to_string()),
+                    pull_error: link.as_ref().and_then(|l| l.pull_last_error.clone()),
+                    stream: link.as_ref().map(|l| {
+                        if l.stream_connected {
+                            format!("connected (last message {})", l.stream_last_id)
+                        } else {
+                            format!("not connected: {}", l.stream_last_error.as_deref().unwrap_or("connecting"))
+                        }
+                    }),
                 }
             })
             .collect()

@@ -46,6 +46,8 @@ pub struct RemoteConfig {
     pub max_batch: usize,
     /// Failures of one record before it becomes a dead letter.
     pub max_attempts: u32,
+    /// Seconds between pulls (catalog, prices, stock, config) when nothing asks sooner.
+    pub pull_interval_s: u64,
 }
 
 /// Remotes whose connector this build has.
@@ -347,9 +349,19 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
         let max_in_flight = c.integer(&format!("remotes.{name}.max_in_flight"), 2, 1, 16) as usize;
         let max_batch = c.integer(&format!("remotes.{name}.max_batch"), 100, 1, 500) as usize;
         let max_attempts = c.integer(&format!("remotes.{name}.max_attempts"), 10, 1, 1000) as u32;
+        let pull_interval_s = c.integer(&format!("remotes.{name}.pull_interval_s"), 60, 1, 86_400) as u64;
         remotes.insert(
             name.to_string(),
-            RemoteConfig { mode, url, secret_file, timeout_ms, max_in_flight, max_batch, max_attempts },
+            RemoteConfig {
+                mode,
+                url,
+                secret_file,
+                timeout_ms,
+                max_in_flight,
+                max_batch,
+                max_attempts,
+                pull_interval_s,
+            },
         );
     }
 
@@ -434,6 +446,7 @@ listen = {listen:?}
 mode = "live"
 {cloud}secret_file = "secrets/cloud.key"
 timeout_ms = 3000
+pull_interval_s = 5
 
 [remotes.lightspeed]
 mode = "live"

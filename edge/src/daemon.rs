@@ -128,8 +128,10 @@ pub async fn run(cfg: Config, store: Arc<dyn Store>, announce_dir: &Path) -> Res
     let url = format!("http://{addr}");
     let engine = Arc::new(crate::delivery::build_engine(&cfg)?);
     let client = crate::delivery::http_client()?;
-    let app = Arc::new(App::new(cfg, store.clone(), tokens, engine.clone()));
-    let workers = engine.spawn(store, client, app.stopping.subscribe());
+    let link = crate::delivery::build_cloud_link(&cfg)?;
+    let app = Arc::new(App::new(cfg, store.clone(), tokens, engine.clone(), link));
+    let mut workers = engine.spawn(store, client.clone(), app.stopping.subscribe());
+    workers.extend(crate::delivery::spawn_cloud_link(&app, client));
     tokio::spawn(crate::delivery::announce_status(app.clone()));
     let api = serde_json::to_vec(&ApiFile { url: url.clone() }).map_err(|e| e.to_string())?;
     write_public(&announce_dir.join("api.json"), &api).map_err(|e| format!("cannot write api.json: {e}"))?;

@@ -45,6 +45,8 @@ pub struct FakesOptions {
     pub cloud_secret: Vec<u8>,
     pub cloud_bucket: f64,
     pub cloud_refill_per_s: f64,
+    /// The demo catalog the fakes start from (same items as `edged demo --catalog-size`).
+    pub catalog_size: u64,
 }
 
 impl Default for FakesOptions {
@@ -55,6 +57,7 @@ impl Default for FakesOptions {
             cloud_secret: b"demo-cloud-secret".to_vec(),
             cloud_bucket: 1000.0,
             cloud_refill_per_s: 200.0,
+            catalog_size: 2000,
         }
     }
 }
@@ -141,6 +144,89 @@ impl Connected<IncomingStream<'_, KillableListener>> for ConnKill {
 struct CloudState {
     fake: Arc<Mutex<FakeCloud>>,
     down: Arc<AtomicBool>,
+    /// Told when a push message may have been added.
+    pushed: Arc<tokio::sync::Notify>,
+}
+
+fn to_request(method: Method, uri: &Uri, headers: &HeaderMap, body: Vec<u8>) -> HttpRequest {
+    HttpRequest {
+        method,
+        path: uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| uri.path().to_string()),
+        headers: headers
+            .iter()
+            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
+            .collect(),
+        body,
+    }
+}
+
+/// `GET /v1/stores/{store}/stream?after=N`: the signed push messages after N, then new ones
+/// as they come, with a ping every 25 s.
+async fn stream_handler(
+    State(st): State<CloudState>,
+    ConnectInfo(kill): ConnectInfo<ConnKill>,
+    uri: Uri,
+    headers: HeaderMap,
+    ws: axum::extract::WebSocketUpgrade,
+) -> Response {
+    let req = to_request(Method::Get, &uri, &headers, Vec::new());
+    let after =
+        uri.query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("after="))).map(|v| v.parse::<u64>());
+    let after = match after {
+        None => 0,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => return (StatusCode::BAD_REQUEST, "after must be a message id").into_response(),
+    };
+    {
+        let mut f = st.fake.lock().unwrap_or_else(|p| p.into_inner());
+        if f.faults().down {
+            kill.0.store(true, Ordering::SeqCst);
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+        let store_ok = uri.path() == format!("/v1/stores/{}/stream", f.store_id());
+        if !store_ok {
+            return (StatusCode::NOT_FOUND, "unknown store").into_response();
+        }
+        if let Err(r) = f.authenticate(Timestamp::now(), &req) {
+            let mut resp = Response::new(axum::body::Body::from(r.body));
+            *resp.status_mut() = StatusCode::UNAUTHORIZED;
+            return resp;
+        }
+    }
+    ws.on_upgrade(move |socket| stream_session(st, socket, after))
+}
+
+async fn stream_session(st: CloudState, mut socket: axum::extract::ws::WebSocket, mut after: u64) {
+    use axum::extract::ws::Message as WsMessage;
+    loop {
+        let (msgs, down) = {
+            let f = st.fake.lock().unwrap_or_else(|p| p.into_inner());
+            (f.pushes_after(after), f.faults().down)
+        };
+        if down {
+            return;
+        }
+        for m in msgs {
+            after = m.id;
+            let text = serde_json::to_string(&m).unwrap_or_default();
+            if socket.send(WsMessage::Text(text.into())).await.is_err() {
+                return;
+            }
+        }
+        let notified = st.pushed.notified();
+        tokio::select! {
+            () = notified => {}
+            () = tokio::time::sleep(std::time::Duration::from_secs(25)) => {
+                if socket.send(WsMessage::Ping(Bytes::new())).await.is_err() {
+                    return;
+                }
+            }
+            m = socket.recv() => match m {
+                None | Some(Err(_)) | Some(Ok(WsMessage::Close(_))) => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
 }
 
 async fn cloud_handler(
@@ -158,19 +244,15 @@ async fn cloud_handler(
         HttpMethod::DELETE => Method::Delete,
         _ => return (StatusCode::METHOD_NOT_ALLOWED, "method not allowed").into_response(),
     };
-    let req = HttpRequest {
-        method,
-        path: uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| uri.path().to_string()),
-        headers: headers
-            .iter()
-            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
-            .collect(),
-        body: body.to_vec(),
-    };
+    let req = to_request(method, &uri, &headers, body.to_vec());
     let (disp, latency) = {
         let mut f = st.fake.lock().unwrap_or_else(|p| p.into_inner());
+        let before = f.last_push();
         let d = f.handle(Timestamp::now(), &req);
         st.down.store(f.faults().down, Ordering::SeqCst);
+        if f.last_push() != before || f.faults().down {
+            st.pushed.notify_waiters();
+        }
         (d, f.faults().latency_ms)
     };
     if latency > 0 && !req.path.starts_with("/_fake/") {
@@ -206,14 +288,21 @@ pub async fn start(opts: &FakesOptions) -> io::Result<Fakes> {
     cfg.bucket_capacity = opts.cloud_bucket;
     cfg.refill_per_s = opts.cloud_refill_per_s;
     let seed = getrandom::u64().unwrap_or(0x5eed);
-    let cloud = Arc::new(Mutex::new(FakeCloud::new(cfg, seed)));
+    let mut fake = FakeCloud::new(cfg, seed);
+    fake.seed_catalog(opts.catalog_size);
+    let cloud = Arc::new(Mutex::new(fake));
     let down = Arc::new(AtomicBool::new(false));
     let listener = TcpListener::bind((opts.host.as_str(), 0)).await?;
     let addr = listener.local_addr()?;
     let router = Router::new()
+        .route("/v1/stores/{store}/stream", axum::routing::get(stream_handler))
         .fallback(cloud_handler)
         .layer(DefaultBodyLimit::max(8 * 1024 * 1024))
-        .with_state(CloudState { fake: cloud.clone(), down: down.clone() });
+        .with_state(CloudState {
+            fake: cloud.clone(),
+            down: down.clone(),
+            pushed: Arc::new(tokio::sync::Notify::new()),
+        });
     let listener = KillableListener { inner: listener, down };
     tokio::spawn(async move {
         let svc = router.into_make_service_with_connect_info::<ConnKill>();

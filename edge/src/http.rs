@@ -728,6 +728,9 @@ async fn sync_run(State(app): State<Arc<App>>, auth: Auth) -> ApiResult<(StatusC
     auth.require(&[Role::Manager, Role::Tech])?;
     let now = Timestamp::now();
     app.engine.nudge(now);
+    if let Some(l) = &app.cloud_link {
+        l.wake_pull.notify_one();
+    }
     audit(&app, &auth, "sync.run", "all remotes", String::new())?;
     Ok((StatusCode::ACCEPTED, Json(SyncStatus { remotes: app.remote_statuses(now) })))
 }

@@ -326,3 +326,94 @@ fn lost_replies_outages_and_dead_letters_settle_without_duplicates() {
     let (code, out) = edgectl(&dir, &["sync", "--json"]);
     assert_eq!(code, Some(0), "{out}");
 }
+
+fn item_of(http: &reqwest::blocking::Client, d: &Daemon, sku: &str) -> Value {
+    let v: Value = http
+        .get(format!("{}/v1/catalog/items?q={sku}", d.url))
+        .bearer_auth(&d.tokens.kiosk)
+        .send()
+        .expect("items")
+        .json()
+        .expect("json");
+    v["items"][0].clone()
+}
+
+/// Prices and stock come from the cloud by cursor, pushed changes arrive at once, stock
+/// rebases without counting a sale twice, and the stream carries remote commands.
+#[test]
+fn pulls_and_the_push_stream_keep_the_catalog_and_stock_true() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let fakes = start_fakes(&tmp.path().join("fakes"));
+    let dir = tmp.path().join("edge");
+    let fakes_arg = fakes.file.to_string_lossy().into_owned();
+    let mut d = Daemon::start_with(&dir, 100, &["--fakes", &fakes_arg]);
+    let http = d.http();
+    let post = |path: &str, body: Value| {
+        let r = http.post(format!("{}{path}", fakes.cloud)).json(&body).send().expect("post");
+        assert!(r.status().is_success(), "{path}: {}", r.text().unwrap_or_default());
+    };
+    wait_for("stream connected", 20, || cloud_status(&http, &d).stream.unwrap_or_default().starts_with("connected"));
+
+    // A price change pushed by the cloud shows at once (the periodic pull is 5 s in the demo).
+    post("/_fake/prices", json!({"prices": [{"sku": "SKU-0000001", "price_minor": 777}]}));
+    wait_for("new price", 4, || item_of(&http, &d, "SKU-0000001")["price_minor"] == 777);
+
+    // Sell 3; once the cloud has the sale and the stock pull ran, the level shown equals the
+    // cloud's: the sale is subtracted once, not twice.
+    let start_level = item_of(&http, &d, "SKU-0000001")["stock"].as_i64().expect("stock");
+    let body =
+        json!({"lines": [{"sku": "SKU-0000001", "qty": 3}], "tenders": [{"type": "cash", "amount_minor": 100_000}]});
+    let r = http.post(format!("{}/v1/sales", d.url)).bearer_auth(&d.tokens.cashier).json(&body).send().expect("sale");
+    assert_eq!(r.status().as_u16(), 201);
+    assert_eq!(item_of(&http, &d, "SKU-0000001")["stock"].as_i64(), Some(start_level - 3));
+    let cloud_level = || -> i64 {
+        let v: Value = http.get(format!("{}/_fake/stock", fakes.cloud)).send().expect("get").json().expect("json");
+        v["levels"]["SKU-0000001"].as_i64().expect("level")
+    };
+    wait_for("cloud applied the sale", 20, || cloud_level() == start_level - 3);
+    let (code, _) = edgectl(&dir, &["sync", "run"]);
+    assert_eq!(code, Some(0));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(item_of(&http, &d, "SKU-0000001")["stock"].as_i64(), Some(start_level - 3), "sale counted twice?");
+
+    // A delivery arrives in the cloud: the new level minus nothing unreflected.
+    post("/_fake/stock", json!({"levels": [{"sku": "SKU-0000001", "level": 500}]}));
+    http.post(format!("{}/v1/sync/run", d.url)).bearer_auth(&d.tokens.tech).send().expect("run");
+    wait_for("rebased level", 10, || item_of(&http, &d, "SKU-0000001")["stock"].as_i64() == Some(500));
+
+    // A sale made while the cloud is down stays subtracted from the pulled level.
+    post("/_fake/faults", json!({"down": true}));
+    let r = http.post(format!("{}/v1/sales", d.url)).bearer_auth(&d.tokens.cashier).json(&body).send().expect("sale");
+    assert_eq!(r.status().as_u16(), 201);
+    assert_eq!(item_of(&http, &d, "SKU-0000001")["stock"].as_i64(), Some(497));
+    // Meanwhile a delivery of 100 arrives in the cloud's books.
+    post("/_fake/stock", json!({"levels": [{"sku": "SKU-0000001", "level": 600}]}));
+    http.delete(format!("{}/_fake/faults", fakes.cloud)).send().expect("heal");
+    http.post(format!("{}/v1/sync/run", d.url)).bearer_auth(&d.tokens.tech).send().expect("run");
+    wait_for("delivered", 30, || cloud_status(&http, &d).confirmed == 2);
+    // Whichever came first, the pull or the delivery of the sale, the level ends at 597.
+    wait_for("level after delivery", 20, || {
+        let shown = item_of(&http, &d, "SKU-0000001")["stock"].as_i64();
+        shown == Some(597) && cloud_level() == 597
+    });
+
+    // A remote command on the stream: a support bundle, with no secret in it.
+    post("/_fake/push", json!({"type": "command", "data": {"name": "collect_bundle"}}));
+    wait_for("bundle", 10, || std::fs::read_dir(dir.join("support")).map(|r| r.count() > 0).unwrap_or(false));
+    let bundle = std::fs::read_dir(dir.join("support")).expect("dir").next().expect("file").expect("entry").path();
+    let text = std::fs::read_to_string(&bundle).expect("read");
+    assert!(!text.contains("demo-cloud-secret"), "secret in the bundle");
+    let v: Value = serde_json::from_str(&text).expect("bundle is JSON");
+    assert_eq!(v["store_id"], "store-001");
+
+    // After a restart the stream resumes after the last message it saw.
+    let before = cloud_status(&http, &d).stream.unwrap_or_default();
+    d.kill9();
+    post("/_fake/prices", json!({"prices": [{"sku": "SKU-0000002", "price_minor": 4242}]}));
+    d = Daemon::start_with(&dir, 100, &["--fakes", &fakes_arg]);
+    wait_for("price after restart", 20, || item_of(&http, &d, "SKU-0000002")["price_minor"] == 4242);
+    wait_for("stream resumed", 20, || {
+        let s = cloud_status(&http, &d).stream.unwrap_or_default();
+        s.starts_with("connected") && s != before
+    });
+}

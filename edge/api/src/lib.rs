@@ -228,6 +228,14 @@ pub struct RemoteStatus {
     pub throttled: u64,
     #[serde(default)]
     pub detail: Option<String>,
+    /// Pulls (catalog, prices, stock, config): last success and the last error since.
+    #[serde(default)]
+    pub pull_last_success_at: Option<String>,
+    #[serde(default)]
+    pub pull_error: Option<String>,
+    /// The remote's push stream: `connected (last message N)` or why it is not.
+    #[serde(default)]
+    pub stream: Option<String>,
 }
 
 /// `GET /v1/sync`.

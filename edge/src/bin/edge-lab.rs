@@ -38,6 +38,9 @@ enum Cmd {
         /// Cloud bucket refill, events per second.
         #[arg(long, default_value_t = 200.0)]
         cloud_refill_per_s: f64,
+        /// Items of the demo catalog the fakes start from (as `edged demo --catalog-size`).
+        #[arg(long, default_value_t = 2000)]
+        catalog_size: u64,
         /// Store id the fake cloud accepts.
         #[arg(long, default_value = "store-001")]
         store_id: String,
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
             netsuite_concurrency: _,
             cloud_bucket,
             cloud_refill_per_s,
+            catalog_size,
             store_id,
             cloud_secret_file,
         } => {
@@ -67,7 +71,14 @@ fn main() -> ExitCode {
                 eprintln!("edge-lab fakes: --cloud-bucket must be >= 1 and --cloud-refill-per-s > 0");
                 return ExitCode::from(2);
             }
-            let mut opts = FakesOptions { host, store_id, cloud_bucket, cloud_refill_per_s, ..FakesOptions::default() };
+            let mut opts = FakesOptions {
+                host,
+                store_id,
+                cloud_bucket,
+                cloud_refill_per_s,
+                catalog_size,
+                ..FakesOptions::default()
+            };
             if let Some(f) = cloud_secret_file {
                 match edge::config::read_secret(&f) {
                     Ok(s) => opts.cloud_secret = s,

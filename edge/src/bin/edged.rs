@@ -94,7 +94,11 @@ fn main() -> ExitCode {
             }
             let urls = match &fakes {
                 Some(f) => edge::demo::read_fakes(f),
-                None => edge::fakes::start_in_background(edge::fakes::FakesOptions::default()).map(|f| {
+                None => edge::fakes::start_in_background(edge::fakes::FakesOptions {
+                    catalog_size,
+                    ..edge::fakes::FakesOptions::default()
+                })
+                .map(|f| {
                     let mut m = std::collections::BTreeMap::new();
                     if let Some(u) = f.cloud {
                         m.insert("cloud".to_string(), u);

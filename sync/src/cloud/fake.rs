@@ -234,6 +234,10 @@ impl FakeCloud {
         self.stock_changes.insert(seq, sku.to_string());
     }
 
+    pub fn store_id(&self) -> &str {
+        &self.cfg.store_id
+    }
+
     pub fn faults(&self) -> &Faults {
         &self.faults
     }

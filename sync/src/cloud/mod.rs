@@ -359,4 +359,25 @@ mod tests {
         assert!(!verify(b"k", 1_700_000_000, Method::Post, "/v1/x", b"{}", "v1=zz"));
         assert!(!verify(b"k", 1_700_000_000, Method::Post, "/v1/x", b"{}", "garbage"));
     }
+
+    #[test]
+    fn push_messages_verify_only_untouched() {
+        let data = serde_json::json!({"skus": ["A", "B"]});
+        let sig = message_signature(b"k", 7, "price.changed", &data);
+        let m = PushMessage { id: 7, kind: "price.changed".into(), at: Timestamp::UNIX_EPOCH, data, sig };
+        assert!(m.verify(b"k"));
+        // Through JSON and back, as the stream carries it.
+        let back: PushMessage = serde_json::from_str(&serde_json::to_string(&m).expect("json")).expect("parse");
+        assert!(back.verify(b"k"));
+        assert!(!m.verify(b"other"));
+        let mut t = m.clone();
+        t.id = 8;
+        assert!(!t.verify(b"k"));
+        let mut t = m.clone();
+        t.data = serde_json::json!({"skus": ["A"]});
+        assert!(!t.verify(b"k"));
+        let mut t = m;
+        t.kind = "command".into();
+        assert!(!t.verify(b"k"));
+    }
 }
