@@ -417,3 +417,60 @@ fn pulls_and_the_push_stream_keep_the_catalog_and_stock_true() {
         s.starts_with("connected") && s != before
     });
 }
+
+/// Shadow mode builds and validates, logs, and sends nothing that mutates.
+#[test]
+fn shadow_mode_builds_and_logs_but_sends_nothing() {
+    edge_sync::tls::install_provider();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let fakes = start_fakes(&tmp.path().join("fakes"));
+    // Two sales made by the demo while its cloud is unreachable: they wait in the outbox.
+    let data = tmp.path().join("data");
+    let nowhere = tmp.path().join("nowhere.json");
+    std::fs::write(&nowhere, r#"{"cloud": "http://127.0.0.1:9"}"#).expect("write");
+    let mut d = Daemon::start_with(&data, 50, &["--fakes", &nowhere.to_string_lossy()]);
+    let http = d.http();
+    sale(&http, &d);
+    sale(&http, &d);
+    assert_eq!(d.term(), Some(0));
+
+    // The same store under `edged run` with the cloud in shadow mode.
+    let cfg = tmp.path().join("edged.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[store]\nid = \"store-001\"\ntimezone = \"Europe/Berlin\"\ncurrency = \"EUR\"\n[data]\ndir = {:?}\n\
+             [api]\nlisten = \"127.0.0.1:0\"\n[remotes.cloud]\nmode = \"shadow\"\nurl = {:?}\n\
+             secret_file = \"secrets/cloud.key\"\n",
+            data.display().to_string(),
+            fakes.cloud
+        ),
+    )
+    .expect("config");
+    std::fs::create_dir_all(tmp.path().join("secrets")).expect("dir");
+    std::fs::copy(data.join("secrets/cloud.key"), tmp.path().join("secrets/cloud.key")).expect("secret");
+    let log_path = tmp.path().join("run.log");
+    let mut child = Command::new(common::EDGED)
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(std::fs::File::create(&log_path).expect("log")))
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read");
+    let url = line.trim().strip_prefix("READY ").expect("READY").to_string();
+    let tokens: edge_api::TokensFile =
+        serde_json::from_slice(&std::fs::read(data.join("tokens.json")).expect("tokens")).expect("json");
+    wait_for("shadow log", 10, || {
+        std::fs::read_to_string(&log_path).unwrap_or_default().contains("shadow: built a request")
+    });
+    let s: SyncStatus =
+        http.get(format!("{url}/v1/sync")).bearer_auth(&tokens.tech).send().expect("get").json().expect("json");
+    let c = s.remotes.iter().find(|r| r.name == "cloud").expect("cloud");
+    assert_eq!((c.state.as_str(), c.pending, c.confirmed), ("shadow", 2, 0), "{c:?}");
+    let r: Value = http.get(format!("{}/_fake/records", fakes.cloud)).send().expect("get").json().expect("json");
+    assert_eq!(r["stats"]["requests"], 0, "shadow mode sent something: {r}");
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert_eq!(child.wait().expect("wait").code(), Some(0));
+}

@@ -533,11 +533,13 @@ impl FakeCloud {
             self.stats.bad_requests += 1;
             return Disposition::Reply(problem(413, "too large", "the body is over 2 MiB"));
         }
-        let batch: EventBatch = match serde_json::from_slice(&req.body) {
+        let mut de = serde_json::Deserializer::from_slice(&req.body);
+        let batch: EventBatch = match serde_path_to_error::deserialize(&mut de) {
             Ok(b) => b,
             Err(e) => {
                 self.stats.bad_requests += 1;
-                return Disposition::Reply(problem(400, "malformed batch", &e.to_string()));
+                let detail = format!("{}: {}", e.path(), e.inner());
+                return Disposition::Reply(problem(400, "malformed batch", &detail));
             }
         };
         if batch.events.is_empty() || batch.events.len() > MAX_EVENTS {
@@ -665,5 +667,153 @@ impl FakeCloud {
             return bad("data.tenders", "tenders minus change do not equal the total".into());
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::{CloudConnector, events_path};
+    use crate::engine::{Connector, RecordResult};
+
+    const DOC: &str = include_str!("../../cloud-openapi.yaml");
+
+    fn sale_entry(n: u8) -> (crate::domain::OutboxEntry, crate::domain::Sale) {
+        let at = Timestamp::from_second(1_767_225_600).expect("ts");
+        let item = crate::demo::demo_item(0);
+        let bd = at.to_zoned(jiff::tz::TimeZone::UTC).date();
+        let line = crate::domain::price_line(
+            1,
+            &item,
+            &crate::domain::LineRequest::Units(2),
+            None,
+            crate::domain::TaxMode::Inclusive,
+            item.currency,
+            bd,
+        )
+        .expect("line");
+        let total = line.gross_minor;
+        let sale = crate::domain::Sale {
+            id: Uuid::from_u128(0x0100 + u128::from(n)),
+            status: crate::domain::SaleStatus::Completed,
+            created_at: at,
+            business_date: bd,
+            store_id: "store-001".into(),
+            currency: item.currency,
+            tax_mode: crate::domain::TaxMode::Inclusive,
+            net_minor: line.net_minor,
+            tax_minor: line.tax_minor,
+            total_minor: total,
+            tendered_minor: total,
+            change_minor: 0,
+            lines: vec![line],
+            tenders: vec![crate::domain::Tender::Cash { amount_minor: total }],
+            request_id: "r".into(),
+            actor: "cashier".into(),
+        };
+        let entry = crate::domain::OutboxEntry {
+            id: Uuid::from_u128(0x0200 + u128::from(n)),
+            remote: "cloud".into(),
+            kind: crate::domain::RecordKind::Sale,
+            record_id: sale.id,
+            state: crate::domain::OutboxState::Pending,
+            attempts: 0,
+            created_at: at,
+            updated_at: at,
+            request_id: "r".into(),
+        };
+        (entry, sale)
+    }
+
+    fn reply(d: Disposition) -> HttpResponse {
+        match d {
+            Disposition::Reply(r) => r,
+            other => panic!("expected a reply, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_contract_document_names_every_path_the_fake_serves() {
+        for p in ["/events:", "/catalog:", "/prices:", "/stock:", "/config:", "/stream:"] {
+            assert!(DOC.contains(&format!("/v1/stores/{{store}}{p}")), "cloud-openapi.yaml lacks {p}");
+        }
+        for h in ["X-RateLimit-Capacity", "X-RateLimit-Remaining", "X-RateLimit-Refill-Per-Second", "Retry-After"] {
+            assert!(DOC.contains(h), "cloud-openapi.yaml lacks {h}");
+        }
+    }
+
+    #[test]
+    fn events_are_kept_once_and_refusals_name_the_field() {
+        let now = Timestamp::from_second(1_767_225_600).expect("ts");
+        let mut fake = FakeCloud::new(FakeConfig::new("store-001", b"s"), 1);
+        let mut conn = CloudConnector::new("store-001", b"s".to_vec());
+        let recs = vec![sale_entry(1), sale_entry(2)];
+        let ids: Vec<Uuid> = recs.iter().map(|r| r.0.id).collect();
+        let (req, bad) = conn.build(&recs, now);
+        assert!(bad.is_empty());
+        let req = req.expect("request");
+        let first = conn.parse(&ids, &reply(fake.handle(now, &req))).expect("parse");
+        let again = conn.parse(&ids, &reply(fake.handle(now, &req))).expect("parse");
+        assert_eq!(first, again, "a repeat is answered with the first remote ids");
+        assert!(first.values().all(|r| matches!(r, RecordResult::Confirmed(_))));
+        assert_eq!(fake.events().len(), 2);
+        assert!(fake.events().values().all(|e| e.deliveries == 2));
+
+        // Same id, other content: conflict, nothing new kept.
+        let mut changed = vec![sale_entry(1)];
+        changed[0].1.change_minor = 0;
+        changed[0].1.lines[0].gross_minor += 1;
+        changed[0].1.total_minor += 1;
+        changed[0].1.tendered_minor += 1;
+        if let crate::domain::Tender::Cash { amount_minor } = &mut changed[0].1.tenders[0] {
+            *amount_minor += 1;
+        }
+        let (req, _) = conn.build(&changed, now);
+        let r = conn.parse(&[ids[0]], &reply(fake.handle(now, &req.expect("req")))).expect("parse");
+        assert!(matches!(&r[&ids[0]], RecordResult::Refused(w) if w.contains("conflict")), "{r:?}");
+
+        // An invalid sale: refused with the field named.
+        let mut broken = vec![sale_entry(3)];
+        broken[0].1.total_minor += 5;
+        let (req, _) = conn.build(&broken, now);
+        let r = conn.parse(&[broken[0].0.id], &reply(fake.handle(now, &req.expect("req")))).expect("parse");
+        assert!(
+            matches!(&r[&broken[0].0.id], RecordResult::Refused(w) if w.contains("field data.total_minor")),
+            "{r:?}"
+        );
+        assert_eq!(fake.events().len(), 2);
+    }
+
+    #[test]
+    fn signatures_buckets_and_garbage_are_refused_cleanly() {
+        let now = Timestamp::from_second(1_767_225_600).expect("ts");
+        let mut cfg = FakeConfig::new("store-001", b"s");
+        cfg.bucket_capacity = 1.0;
+        cfg.refill_per_s = 0.5;
+        let mut fake = FakeCloud::new(cfg, 1);
+        let mut conn = CloudConnector::new("store-001", b"s".to_vec());
+        let (req, _) = conn.build(&[sale_entry(1), sale_entry(2)], now);
+        let r = reply(fake.handle(now, &req.expect("req")));
+        assert_eq!(r.status, 429, "two events do not fit a bucket of one");
+        assert_eq!(r.header("retry-after"), Some("2"));
+        assert!(fake.events().is_empty(), "a refused batch keeps nothing");
+
+        let mut other = CloudConnector::new("store-001", b"wrong".to_vec());
+        let (req, _) = other.build(&[sale_entry(1)], now);
+        assert_eq!(reply(fake.handle(now, &req.expect("req"))).status, 401);
+        let (req, _) = conn.build(&[sale_entry(1)], now);
+        let late = Timestamp::from_second(1_767_225_600 + 301).expect("ts");
+        assert_eq!(reply(fake.handle(late, &req.expect("req"))).status, 401, "timestamp too far away");
+
+        let mut garbage = HttpRequest {
+            method: Method::Post,
+            path: events_path("store-001"),
+            headers: vec![],
+            body: b"{\"events\": 7}".to_vec(),
+        };
+        crate::cloud::sign(&mut garbage, "store-001", b"s", now);
+        let r = reply(fake.handle(now, &garbage));
+        assert_eq!(r.status, 400);
+        assert!(r.body_excerpt(500).contains("events"), "{}", r.body_excerpt(500));
     }
 }
