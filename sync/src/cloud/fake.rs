@@ -765,9 +765,7 @@ mod tests {
         changed[0].1.lines[0].gross_minor += 1;
         changed[0].1.total_minor += 1;
         changed[0].1.tendered_minor += 1;
-        if let crate::domain::Tender::Cash { amount_minor } = &mut changed[0].1.tenders[0] {
-            *amount_minor += 1;
-        }
+        changed[0].1.tenders = vec![crate::domain::Tender::Cash { amount_minor: changed[0].1.total_minor }];
         let (req, _) = conn.build(&changed, now);
         let r = conn.parse(&[ids[0]], &reply(fake.handle(now, &req.expect("req")))).expect("parse");
         assert!(matches!(&r[&ids[0]], RecordResult::Refused(w) if w.contains("conflict")), "{r:?}");
