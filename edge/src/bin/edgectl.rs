@@ -299,6 +299,15 @@ fn run(cli: &Cli) -> Result<ExitCode, ClientError> {
                     ("circuit breaker", r.breaker.clone().unwrap_or_else(|| "-".into())),
                     ("rate limit", r.rate_limit.clone().unwrap_or_else(|| "-".into())),
                     ("requests / 429s since start", format!("{} / {}", r.requests, r.throttled)),
+                    (
+                        "pulls (catalog, prices, stock, config)",
+                        match (&r.pull_last_success_at, &r.pull_error) {
+                            (_, Some(e)) => format!("failing: {e}"),
+                            (Some(t), None) => format!("last {t}"),
+                            (None, None) => "-".into(),
+                        },
+                    ),
+                    ("push stream", r.stream.clone().unwrap_or_else(|| "-".into())),
                 ] {
                     t.add_row(vec![k.to_string(), v]);
                 }
