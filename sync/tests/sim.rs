@@ -10,7 +10,7 @@ fn env_u64(name: &str) -> Option<u64> {
 }
 
 #[test]
-fn every_acknowledged_sale_reaches_the_cloud_exactly_once() {
+fn every_acknowledged_sale_reaches_every_remote_exactly_once() {
     let seeds: Vec<u64> = match env_u64("SIM_SEED") {
         Some(s) => vec![s],
         None => {

@@ -12,10 +12,12 @@
 //! a durable copy that changes only by a durable outbox move and a sale commit (both durable
 //! by contract), and a crash throws away everything else, as a SIGKILL would.
 //!
-//! Checked after every step: no record at the remote without a local origin, no sale kept
-//! twice, every Confirmed entry matches what the remote kept. Checked after the healed
-//! phase: every acknowledged sale confirmed exactly once (or rejected, if the fake was
-//! told to refuse it), nothing pending, in flight or unknown.
+//! Every sale goes to two remotes, each with its own fake, faults and worker, so one
+//! remote's trouble must not hold the other back. Checked after every step: no record at a
+//! remote without a local origin, no sale kept twice, every Confirmed entry matches what the
+//! remote kept. Checked after the healed phase: every acknowledged sale confirmed exactly
+//! once at every remote (or rejected there, if that fake was told to refuse it), nothing
+//! pending, in flight or unknown.
 
 use super::{OutboxStore, Policy, Poll, Worker};
 use crate::cloud::CloudConnector;
@@ -34,9 +36,9 @@ use uuid::Uuid;
 
 use super::Jitter;
 
-const REMOTE: &str = "cloud";
+/// Two remotes with their own fakes, faults and workers: every sale goes to both.
+const REMOTES: [(&str, &[u8]); 2] = [("cloud", b"demo-cloud-secret"), ("mirror", b"mirror-secret")];
 const STORE_ID: &str = "store-001";
-const SECRET: &[u8] = b"demo-cloud-secret";
 const START_MS: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 const REQUEST_TIMEOUT_MS: i64 = 5_000;
 
@@ -61,11 +63,14 @@ impl SimStore {
         self.durable.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A sale commit: durable at once (the real store syncs before answering).
-    pub fn commit(&self, sale: Sale, entry: OutboxEntry) {
+    /// A sale commit with its outbox entries: durable at once (the real store syncs before
+    /// answering).
+    pub fn commit(&self, sale: Sale, entries: Vec<OutboxEntry>) {
         for st in [&mut *self.live(), &mut *self.durable()] {
             st.sales.insert(sale.id, sale.clone());
-            st.entries.insert(entry.id, entry.clone());
+            for e in &entries {
+                st.entries.insert(e.id, e.clone());
+            }
         }
     }
 
@@ -220,10 +225,24 @@ impl std::fmt::Display for SimFailure {
 }
 
 enum Net {
-    /// A request reaches the remote.
-    Arrive { epoch: u32, seq: u64, req: HttpRequest, reply_latency_ms: i64, deadline_ms: i64 },
-    /// A reply (or its absence) reaches the edge.
-    Reply { epoch: u32, seq: u64, reply: Result<HttpResponse, TransportError> },
+    /// A request reaches remote `r`.
+    Arrive { r: usize, epoch: u32, seq: u64, req: HttpRequest, reply_latency_ms: i64, deadline_ms: i64 },
+    /// A reply (or its absence) from remote `r` reaches the edge.
+    Reply { r: usize, epoch: u32, seq: u64, reply: Result<HttpResponse, TransportError> },
+}
+
+/// One remote: its fake, the edge's worker for it, and the faults of the path to it.
+struct Remote {
+    name: &'static str,
+    secret: &'static [u8],
+    fake: FakeCloud,
+    worker: Worker,
+    /// Requests whose reply the edge is still waiting for: seq → (epoch, deadline).
+    waiting: BTreeMap<u64, (u32, i64)>,
+    partition: bool,
+    slow: bool,
+    lose_reply_net: bool,
+    rejects: BTreeSet<Uuid>,
 }
 
 struct Sim {
@@ -231,16 +250,9 @@ struct Sim {
     now_ms: i64,
     epoch: u32,
     store: SimStore,
-    fake: FakeCloud,
-    worker: Worker,
+    remotes: Vec<Remote>,
     net: BTreeMap<(i64, u64), Net>,
     net_seq: u64,
-    /// Requests whose reply the edge is still waiting for: seq → (epoch, deadline).
-    waiting: BTreeMap<u64, (u32, i64)>,
-    partition: bool,
-    slow: bool,
-    lose_reply_net: bool,
-    rejects: BTreeSet<Uuid>,
     trace: Vec<String>,
     report: SimReport,
     step: u64,
@@ -254,34 +266,56 @@ fn policy() -> Policy {
     Policy { max_batch: 20, max_in_flight: 2, breaker_open_ms: 20_000, backoff_max_ms: 120_000, ..Policy::default() }
 }
 
+fn worker(name: &str, secret: &[u8], seed: u64) -> Worker {
+    Worker::new(name, Box::new(CloudConnector::new(STORE_ID, secret)), policy(), seed)
+}
+
 fn sim_item(n: u64) -> Item {
     let mut it = crate::demo::demo_item(n % 40);
     it.kind = ItemKind::Unit;
     it
 }
 
+fn new_uuid(rng: &mut Jitter, ms: i64) -> Uuid {
+    let mut rand = [0u8; 10];
+    for b in rand.iter_mut() {
+        *b = rng.next_u64() as u8;
+    }
+    uuid::Builder::from_unix_timestamp_millis(ms as u64, &rand).into_uuid()
+}
+
 impl Sim {
     fn new(seed: u64) -> Sim {
         let mut rng = Jitter::new(seed);
-        let fake_seed = rng.next_u64();
-        let worker_seed = rng.next_u64();
-        let mut cfg = FakeConfig::new(STORE_ID, SECRET);
-        cfg.bucket_capacity = 50.0;
-        cfg.refill_per_s = 5.0;
+        let remotes = REMOTES
+            .iter()
+            .map(|(name, secret)| {
+                let fake_seed = rng.next_u64();
+                let worker_seed = rng.next_u64();
+                let mut cfg = FakeConfig::new(STORE_ID, secret);
+                cfg.bucket_capacity = 50.0;
+                cfg.refill_per_s = 5.0;
+                Remote {
+                    name,
+                    secret,
+                    fake: FakeCloud::new(cfg, fake_seed),
+                    worker: worker(name, secret, worker_seed),
+                    waiting: BTreeMap::new(),
+                    partition: false,
+                    slow: false,
+                    lose_reply_net: false,
+                    rejects: BTreeSet::new(),
+                }
+            })
+            .collect();
         Sim {
             rng,
             now_ms: START_MS,
             epoch: 0,
             store: SimStore::default(),
-            fake: FakeCloud::new(cfg, fake_seed),
-            worker: Worker::new(REMOTE, Box::new(CloudConnector::new(STORE_ID, SECRET)), policy(), worker_seed),
+            remotes,
             net: BTreeMap::new(),
             net_seq: 0,
-            waiting: BTreeMap::new(),
-            partition: false,
-            slow: false,
-            lose_reply_net: false,
-            rejects: BTreeSet::new(),
             trace: Vec::new(),
             report: SimReport { seed, ..SimReport::default() },
             step: 0,
@@ -320,15 +354,7 @@ impl Sim {
         let tenders = vec![Tender::Cash { amount_minor: total + self.rng.below(500) as i64 }];
         let (net, tax, total, tendered, change) =
             settle(&lines, &tenders, Currency::EUR).map_err(|e| format!("sim sale settle: {e}"))?;
-        let mut rand = [0u8; 10];
-        for b in rand.iter_mut() {
-            *b = self.rng.next_u64() as u8;
-        }
-        let id = uuid::Builder::from_unix_timestamp_millis(self.now_ms as u64, &rand).into_uuid();
-        for b in rand.iter_mut() {
-            *b = self.rng.next_u64() as u8;
-        }
-        let entry_id = uuid::Builder::from_unix_timestamp_millis(self.now_ms as u64, &rand).into_uuid();
+        let id = new_uuid(&mut self.rng, self.now_ms);
         let sale = Sale {
             id,
             status: SaleStatus::Completed,
@@ -347,25 +373,30 @@ impl Sim {
             request_id: format!("sim-{}", self.report.sales),
             actor: "cashier".into(),
         };
-        let entry = OutboxEntry {
-            id: entry_id,
-            remote: REMOTE.into(),
-            kind: RecordKind::Sale,
-            record_id: id,
-            state: OutboxState::Pending,
-            attempts: 0,
-            created_at: at,
-            updated_at: at,
-            request_id: sale.request_id.clone(),
-        };
-        if self.chance(0.03) {
-            self.rejects.insert(id);
-            let mut f = self.fake.faults().clone();
-            f.reject_records.insert(id);
-            self.fake.set_faults(f);
-            self.report.rejected_on_purpose += 1;
+        let mut entries = Vec::new();
+        for r in 0..self.remotes.len() {
+            entries.push(OutboxEntry {
+                id: new_uuid(&mut self.rng, self.now_ms),
+                remote: self.remotes[r].name.into(),
+                kind: RecordKind::Sale,
+                record_id: id,
+                state: OutboxState::Pending,
+                attempts: 0,
+                created_at: at,
+                updated_at: at,
+                request_id: sale.request_id.clone(),
+            });
+            // Now and then one remote refuses the sale as invalid; the other keeps it.
+            if self.chance(0.02) {
+                let rm = &mut self.remotes[r];
+                rm.rejects.insert(id);
+                let mut f = rm.fake.faults().clone();
+                f.reject_records.insert(id);
+                rm.fake.set_faults(f);
+                self.report.rejected_on_purpose += 1;
+            }
         }
-        self.store.commit(sale, entry);
+        self.store.commit(sale, entries);
         self.report.sales += 1;
         self.log(format!("sale {id} acknowledged"));
         Ok(())
@@ -374,24 +405,30 @@ impl Sim {
     fn crash(&mut self) {
         self.store.crash();
         self.epoch += 1;
-        self.waiting.clear();
-        let seed = self.rng.next_u64();
-        self.worker = Worker::new(REMOTE, Box::new(CloudConnector::new(STORE_ID, SECRET)), policy(), seed);
+        for r in 0..self.remotes.len() {
+            let seed = self.rng.next_u64();
+            let rm = &mut self.remotes[r];
+            rm.waiting.clear();
+            rm.worker = worker(rm.name, rm.secret, seed);
+        }
         self.report.crashes += 1;
         self.log("edge crashed and restarted".into());
     }
 
     fn chaos(&mut self) {
+        let r = self.rng.below(self.remotes.len() as u64 - 1) as usize;
         let roll = self.rng.below(99);
-        let mut f = self.fake.faults().clone();
+        let status = [500, 502, 503, 504, 408][self.rng.below(4) as usize];
+        let rm = &mut self.remotes[r];
+        let mut f = rm.fake.faults().clone();
         let what = match roll {
             0..=7 => {
                 f.down = !f.down;
-                format!("cloud down={}", f.down)
+                format!("down={}", f.down)
             }
             8..=13 => {
                 f.error_rate = if f.error_rate > 0.0 { 0.0 } else { 0.5 };
-                f.error_status = [500, 502, 503, 504, 408][self.rng.below(4) as usize];
+                f.error_status = status;
                 format!("error_rate={} status={}", f.error_rate, f.error_status)
             }
             14..=21 => {
@@ -411,116 +448,139 @@ impl Sim {
                 format!("event_retry_rate={}", f.event_retry_rate)
             }
             37..=44 => {
-                self.partition = !self.partition;
-                format!("partition={}", self.partition)
+                rm.partition = !rm.partition;
+                format!("partition={}", rm.partition)
             }
             45..=52 => {
-                self.slow = !self.slow;
-                format!("slow replies={}", self.slow)
+                rm.slow = !rm.slow;
+                format!("slow replies={}", rm.slow)
             }
             53..=58 => {
-                self.lose_reply_net = !self.lose_reply_net;
-                format!("network loses replies={}", self.lose_reply_net)
+                rm.lose_reply_net = !rm.lose_reply_net;
+                format!("network loses replies={}", rm.lose_reply_net)
             }
             _ => return,
         };
-        self.fake.set_faults(f);
-        self.log(what);
+        rm.fake.set_faults(f);
+        let name = rm.name;
+        self.log(format!("{name}: {what}"));
     }
 
     fn heal(&mut self) {
-        let mut f = Faults::healed();
-        f.reject_records = self.rejects.clone();
-        self.fake.set_faults(f);
-        self.partition = false;
-        self.slow = false;
-        self.lose_reply_net = false;
+        for rm in &mut self.remotes {
+            let mut f = Faults::healed();
+            f.reject_records = rm.rejects.clone();
+            rm.fake.set_faults(f);
+            rm.partition = false;
+            rm.slow = false;
+            rm.lose_reply_net = false;
+        }
         self.log("all faults healed".into());
     }
 
-    /// Polls the worker until it has nothing more to send now; returns when it wants a wake-up.
+    /// Polls every worker until none has more to send now; returns the earliest wake-up.
     fn pump(&mut self) -> Result<Option<i64>, String> {
-        loop {
-            let now = now_ts(self.now_ms);
-            let p = self.worker.poll(now, &self.store).map_err(|e| format!("poll: {e}"))?;
-            match p {
-                Poll::Send(b) => {
-                    self.report.requests += 1;
-                    let deadline = self.now_ms + REQUEST_TIMEOUT_MS;
-                    self.waiting.insert(b.seq, (self.epoch, deadline));
-                    self.log(format!("send #{} with {} events", b.seq, b.ids.len()));
-                    let (epoch, seq) = (self.epoch, b.seq);
-                    if self.partition {
-                        self.report.partitions += 1;
-                        let at = self.now_ms + 1 + self.rng.below(50) as i64;
-                        let reply = Err(TransportError::Connect("partition".into()));
-                        self.push_net(at, Net::Reply { epoch, seq, reply });
-                        continue;
+        let mut wake: Option<i64> = None;
+        for r in 0..self.remotes.len() {
+            loop {
+                let now = now_ts(self.now_ms);
+                let p = self.remotes[r].worker.poll(now, &self.store).map_err(|e| format!("poll: {e}"))?;
+                match p {
+                    Poll::Send(b) => {
+                        self.report.requests += 1;
+                        let deadline = self.now_ms + REQUEST_TIMEOUT_MS;
+                        let epoch = self.epoch;
+                        self.remotes[r].waiting.insert(b.seq, (epoch, deadline));
+                        let name = self.remotes[r].name;
+                        self.log(format!("{name}: send #{} with {} events", b.seq, b.ids.len()));
+                        let seq = b.seq;
+                        if self.remotes[r].partition {
+                            self.report.partitions += 1;
+                            let at = self.now_ms + 1 + self.rng.below(50) as i64;
+                            let reply = Err(TransportError::Connect("partition".into()));
+                            self.push_net(at, Net::Reply { r, epoch, seq, reply });
+                            continue;
+                        }
+                        let slow = self.remotes[r].slow;
+                        let mut lat =
+                            || if slow { 1_000 + self.rng.below(6_000) as i64 } else { 5 + self.rng.below(60) as i64 };
+                        let (one_way, back) = (lat(), lat());
+                        self.push_net(
+                            self.now_ms + one_way,
+                            Net::Arrive {
+                                r,
+                                epoch,
+                                seq,
+                                req: b.request,
+                                reply_latency_ms: back,
+                                deadline_ms: deadline,
+                            },
+                        );
+                        // The transport's timeout fires unless a reply comes first.
+                        self.push_net(
+                            deadline,
+                            Net::Reply { r, epoch, seq, reply: Err(TransportError::NoReply("timed out".into())) },
+                        );
                     }
-                    let one_way =
-                        if self.slow { 1_000 + self.rng.below(6_000) as i64 } else { 5 + self.rng.below(60) as i64 };
-                    let back =
-                        if self.slow { 1_000 + self.rng.below(6_000) as i64 } else { 5 + self.rng.below(60) as i64 };
-                    self.push_net(
-                        self.now_ms + one_way,
-                        Net::Arrive { epoch, seq, req: b.request, reply_latency_ms: back, deadline_ms: deadline },
-                    );
-                    // The transport's timeout fires unless a reply comes first.
-                    self.push_net(
-                        deadline,
-                        Net::Reply { epoch, seq, reply: Err(TransportError::NoReply("timed out".into())) },
-                    );
+                    Poll::WaitUntil(t) => {
+                        let t = t.as_millisecond().max(self.now_ms + 1);
+                        wake = Some(wake.map_or(t, |w| w.min(t)));
+                        break;
+                    }
+                    Poll::Idle => break,
                 }
-                Poll::WaitUntil(t) => return Ok(Some(t.as_millisecond().max(self.now_ms + 1))),
-                Poll::Idle => return Ok(None),
             }
         }
+        Ok(wake)
     }
 
     fn deliver(&mut self, n: Net) -> Result<(), String> {
         match n {
-            Net::Arrive { epoch, seq, req, reply_latency_ms, deadline_ms } => {
-                let d = self.fake.handle(now_ts(self.now_ms), &req);
+            Net::Arrive { r, epoch, seq, req, reply_latency_ms, deadline_ms } => {
+                let d = self.remotes[r].fake.handle(now_ts(self.now_ms), &req);
                 let reply = match d {
                     Disposition::Refuse => Some(Err(TransportError::Connect("connection refused".into()))),
                     Disposition::LoseReply => {
                         self.report.lost_replies += 1;
                         Some(Err(TransportError::NoReply("connection reset after the remote kept the batch".into())))
                     }
-                    Disposition::Reply(r) => {
-                        if r.status == 429 {
+                    Disposition::Reply(resp) => {
+                        if resp.status == 429 {
                             self.report.throttled += 1;
                         }
-                        if self.lose_reply_net && self.chance(0.5) {
+                        if self.remotes[r].lose_reply_net && self.chance(0.5) {
                             self.report.lost_replies += 1;
                             None
                         } else {
-                            Some(Ok(r))
+                            Some(Ok(resp))
                         }
                     }
                 };
-                self.log(format!("#{seq} reached the cloud"));
+                let name = self.remotes[r].name;
+                self.log(format!("{name}: #{seq} arrived"));
                 if let Some(reply) = reply {
                     let at = self.now_ms + reply_latency_ms;
                     if at < deadline_ms {
-                        self.push_net(at, Net::Reply { epoch, seq, reply });
+                        self.push_net(at, Net::Reply { r, epoch, seq, reply });
                     }
                 }
                 Ok(())
             }
-            Net::Reply { epoch, seq, reply } => {
-                if epoch != self.epoch || self.waiting.remove(&seq).is_none() {
+            Net::Reply { r, epoch, seq, reply } => {
+                if epoch != self.epoch || self.remotes[r].waiting.remove(&seq).is_none() {
                     return Ok(());
                 }
                 if matches!(reply, Err(TransportError::NoReply(_))) {
                     self.report.timeouts += 1;
                 }
+                let name = self.remotes[r].name;
                 let what = match &reply {
-                    Ok(r) => format!("reply #{seq}: {}", r.status),
-                    Err(e) => format!("reply #{seq}: {e}"),
+                    Ok(resp) => format!("{name}: reply #{seq}: {}", resp.status),
+                    Err(e) => format!("{name}: reply #{seq}: {e}"),
                 };
                 self.log(what);
-                self.worker.on_reply(now_ts(self.now_ms), &self.store, seq, reply).map_err(|e| format!("on_reply: {e}"))
+                let now = now_ts(self.now_ms);
+                self.remotes[r].worker.on_reply(now, &self.store, seq, reply).map_err(|e| format!("on_reply: {e}"))
             }
         }
     }
@@ -528,59 +588,83 @@ impl Sim {
     fn check(&self, final_phase: bool) -> Result<(), String> {
         let entries = self.store.entries();
         let by_id: BTreeMap<Uuid, &OutboxEntry> = entries.iter().map(|e| (e.id, e)).collect();
-        let mut per_record: BTreeMap<Uuid, u32> = BTreeMap::new();
-        for (id, k) in self.fake.events() {
-            let Some(e) = by_id.get(id) else {
-                return Err(format!("the cloud keeps event {id} that has no local origin"));
-            };
-            if e.record_id != k.record_id {
-                return Err(format!("event {id} names sale {} but the entry is for {}", k.record_id, e.record_id));
-            }
-            *per_record.entry(k.record_id).or_default() += 1;
-        }
-        if let Some((r, n)) = per_record.iter().find(|(_, n)| **n > 1) {
-            return Err(format!("sale {r} is kept {n} times by the cloud"));
-        }
-        for e in &entries {
-            match &e.state {
-                OutboxState::Confirmed { remote_id } => match self.fake.events().get(&e.id) {
-                    Some(k) if &k.remote_id == remote_id => {}
-                    Some(k) => {
-                        return Err(format!("entry {} confirmed as {remote_id}, cloud says {}", e.id, k.remote_id));
-                    }
-                    None => {
-                        return Err(format!("entry {} confirmed as {remote_id} but the cloud has no such event", e.id));
-                    }
-                },
-                OutboxState::Rejected { reason } if !self.rejects.contains(&e.record_id) => {
-                    return Err(format!("entry {} rejected though the sale is valid: {reason}", e.id));
-                }
-                _ => {}
-            }
-            if final_phase {
-                let ok = match &e.state {
-                    OutboxState::Confirmed { .. } => !self.rejects.contains(&e.record_id),
-                    OutboxState::Rejected { .. } => self.rejects.contains(&e.record_id),
-                    _ => false,
+        for rm in &self.remotes {
+            let mut per_record: BTreeMap<Uuid, u32> = BTreeMap::new();
+            for (id, k) in rm.fake.events() {
+                let Some(e) = by_id.get(id).filter(|e| e.remote == rm.name) else {
+                    return Err(format!("{} keeps event {id} that has no local origin", rm.name));
                 };
-                if !ok {
-                    return Err(format!("after healing, entry {} of sale {} is {:?}", e.id, e.record_id, e.state));
+                if e.record_id != k.record_id {
+                    return Err(format!("event {id} names sale {} but the entry is for {}", k.record_id, e.record_id));
                 }
-                let kept = per_record.get(&e.record_id).copied().unwrap_or(0);
-                let want = u32::from(!self.rejects.contains(&e.record_id));
-                if kept != want {
-                    return Err(format!("after healing, sale {} is kept {kept} times (want {want})", e.record_id));
+                *per_record.entry(k.record_id).or_default() += 1;
+            }
+            if let Some((rec, n)) = per_record.iter().find(|(_, n)| **n > 1) {
+                return Err(format!("sale {rec} is kept {n} times by {}", rm.name));
+            }
+            let mine: Vec<&OutboxEntry> = entries.iter().filter(|e| e.remote == rm.name).collect();
+            for e in &mine {
+                match &e.state {
+                    OutboxState::Confirmed { remote_id } => match rm.fake.events().get(&e.id) {
+                        Some(k) if &k.remote_id == remote_id => {}
+                        Some(k) => {
+                            return Err(format!(
+                                "entry {} confirmed as {remote_id}, {} says {}",
+                                e.id, rm.name, k.remote_id
+                            ));
+                        }
+                        None => {
+                            return Err(format!(
+                                "entry {} confirmed as {remote_id} but {} has no such event",
+                                e.id, rm.name
+                            ));
+                        }
+                    },
+                    OutboxState::Rejected { reason } if !rm.rejects.contains(&e.record_id) => {
+                        return Err(format!(
+                            "entry {} rejected by {} though the sale is valid: {reason}",
+                            e.id, rm.name
+                        ));
+                    }
+                    _ => {}
+                }
+                if final_phase {
+                    let refused = rm.rejects.contains(&e.record_id);
+                    let ok = match &e.state {
+                        OutboxState::Confirmed { .. } => !refused,
+                        OutboxState::Rejected { .. } => refused,
+                        _ => false,
+                    };
+                    if !ok {
+                        return Err(format!(
+                            "after healing, {} entry {} of sale {} is {:?}",
+                            rm.name, e.id, e.record_id, e.state
+                        ));
+                    }
+                    let kept = per_record.get(&e.record_id).copied().unwrap_or(0);
+                    if kept != u32::from(!refused) {
+                        return Err(format!("after healing, sale {} is kept {kept} times by {}", e.record_id, rm.name));
+                    }
                 }
             }
-        }
-        if final_phase && entries.len() != self.report.sales {
-            return Err(format!("{} sales acknowledged, {} outbox entries", self.report.sales, entries.len()));
+            if final_phase && mine.len() != self.report.sales {
+                return Err(format!(
+                    "{} sales acknowledged, {} outbox entries for {}",
+                    self.report.sales,
+                    mine.len(),
+                    rm.name
+                ));
+            }
         }
         Ok(())
     }
 
     fn next_event_ms(&self) -> Option<i64> {
         self.net.keys().next().map(|k| k.0)
+    }
+
+    fn quiet(&self) -> bool {
+        self.net.is_empty() && self.remotes.iter().all(|r| r.worker.outstanding() == 0)
     }
 
     fn run(mut self, p: &SimParams) -> Result<SimReport, SimFailure> {
@@ -643,11 +727,14 @@ impl Sim {
             self.check(false).map_err(|e| self.fail(e))?;
             if let Some(h) = healed_at {
                 let has_dead = self.store.entries().iter().any(|e| matches!(e.state, OutboxState::Dead { .. }));
-                if has_dead && self.net.is_empty() && self.worker.outstanding() == 0 {
+                if has_dead && self.quiet() {
                     let n = self.store.replay_dead(now_ts(self.now_ms));
                     self.report.dead_replayed += n;
                     self.log(format!("operator replays {n} dead letters"));
-                    self.worker.nudge(now_ts(self.now_ms));
+                    let now = now_ts(self.now_ms);
+                    for rm in &mut self.remotes {
+                        rm.worker.nudge(now);
+                    }
                     wake = Some(self.now_ms + 1);
                 }
                 if self.now_ms - h > p.heal_limit_ms {
@@ -658,7 +745,7 @@ impl Sim {
                     .entries()
                     .iter()
                     .all(|e| matches!(e.state, OutboxState::Confirmed { .. } | OutboxState::Rejected { .. }));
-                if settled && self.net.is_empty() && self.worker.outstanding() == 0 {
+                if settled && self.quiet() {
                     break;
                 }
             }
