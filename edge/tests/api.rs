@@ -382,15 +382,30 @@ fn sale_completed_events_reach_websocket_clients() {
         })
         .await
         .expect("join");
-        let msg = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
-            .await
-            .expect("event in time")
-            .expect("msg")
-            .expect("ok");
-        let v: Value = serde_json::from_str(msg.to_text().expect("text")).expect("json");
-        assert_eq!(v["type"], "sale.completed");
+        let mut next_of = async |kind: &str| -> Value {
+            loop {
+                let msg = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+                    .await
+                    .expect("event in time")
+                    .expect("msg")
+                    .expect("ok");
+                let v: Value = serde_json::from_str(msg.to_text().expect("text")).expect("json");
+                if v["type"] == kind {
+                    return v;
+                }
+            }
+        };
+        let v = next_of("sale.completed").await;
         assert_eq!(v["sale_id"], sale.id.to_string());
         assert_eq!(v["total_minor"], sale.total_minor);
+        // The delivery to the demo's fake cloud is announced as a sync.status change.
+        loop {
+            let v = next_of("sync.status").await;
+            let cloud = v["remotes"].as_array().and_then(|a| a.iter().find(|r| r["name"] == "cloud").cloned());
+            if cloud.is_some_and(|c| c["confirmed"] == 1 && c["pending"] == 0) {
+                break;
+            }
+        }
         ws.close(None).await.expect("close");
         let _ = ws.send(tokio_tungstenite::tungstenite::Message::Close(None)).await;
     });
