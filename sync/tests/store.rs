@@ -357,3 +357,70 @@ fn a_store_whose_creation_was_cut_off_is_carried_on() {
     seed(&store, 40);
     assert_eq!(store.item_count(), 40);
 }
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read dir") {
+        let e = e.expect("entry");
+        let target = to.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// A durable outbox move is in the commit journal. The image opened here is what a power
+/// cut can leave: sled's files as they were before the moves (its later writes lost with
+/// the page cache) and the journal as fdatasynced after them. Replay must apply the moves
+/// and the later commit. `outbox_waiting` serves the entries still to deliver, in order.
+#[test]
+fn durable_outbox_moves_survive_a_crash_image_and_waiting_entries_come_in_order() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = open(&dir.path().join("a"));
+    seed(&store, 40);
+    let mut sales = vec![];
+    for i in 0..3 {
+        let s = make_sale(&store, i, 1);
+        store.commit_sale(commit_of(s.clone(), None, &format!("fp{i}"))).expect("commit");
+        sales.push(s);
+    }
+    let waiting = store.outbox_waiting("cloud", None, 10).expect("waiting");
+    assert_eq!(waiting.iter().map(|e| e.record_id).collect::<Vec<_>>(), sales.iter().map(|s| s.id).collect::<Vec<_>>());
+    let after_first = store.outbox_waiting("cloud", Some(&waiting[0].id), 10).expect("waiting");
+    assert_eq!(after_first.len(), 2);
+
+    store.sync().expect("checkpoint");
+    copy_dir(&dir.path().join("a"), &dir.path().join("b"));
+    let now = Timestamp::now();
+    let moves: Vec<edge_sync::store::OutboxMove> = waiting[..2]
+        .iter()
+        .map(|e| edge_sync::store::OutboxMove {
+            remote: "cloud".into(),
+            id: e.id,
+            expected: OutboxState::Pending,
+            next: OutboxState::InFlight { attempt: 1 },
+        })
+        .collect();
+    let res = store.transition_outbox_durable(&moves, now).expect("durable");
+    assert!(res.iter().all(Result::is_ok));
+    // A guarded move whose expectation is stale changes nothing and says why.
+    let again = store.transition_outbox_durable(&moves[..1], now).expect("durable");
+    assert!(again[0].as_ref().is_err_and(|e| e.contains("in_flight")), "{again:?}");
+    let s4 = make_sale(&store, 9, 1);
+    store.commit_sale(commit_of(s4.clone(), None, "fp9")).expect("commit");
+
+    // The journal as synced now, over sled's files from before the moves.
+    std::fs::remove_dir_all(dir.path().join("b/journal")).expect("rm");
+    copy_dir(&dir.path().join("a/journal"), &dir.path().join("b/journal"));
+    drop(store);
+    let image = open(&dir.path().join("b"));
+    for e in &waiting[..2] {
+        let got = image.outbox_entry(&e.id).expect("read").expect("entry");
+        assert_eq!((got.state, got.attempts), (OutboxState::InFlight { attempt: 1 }, 1));
+    }
+    assert!(image.sale(&s4.id).expect("read").is_some());
+    let c = &image.outbox_counts()["cloud"];
+    assert_eq!((c.pending, c.in_flight), (2, 2));
+}
