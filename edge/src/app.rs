@@ -88,6 +88,16 @@ impl App {
             reasons.push("shutting down: no new sales".to_string());
         }
         for r in self.remote_statuses(now) {
+            if r.state == "down" {
+                reasons.push(format!(
+                    "{}: down (circuit breaker open); last error: {}",
+                    r.name,
+                    r.last_error.as_deref().unwrap_or("-")
+                ));
+            }
+            if r.dead + r.rejected > 0 {
+                reasons.push(format!("{}: {} dead letters (edgectl queue dead ls)", r.name, r.dead + r.rejected));
+            }
             if r.lag == "critical" {
                 reasons.push(format!(
                     "{}: oldest undelivered record is {} s old",

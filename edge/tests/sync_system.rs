@@ -301,6 +301,9 @@ fn lost_replies_outages_and_dead_letters_settle_without_duplicates() {
         let c = cloud_status(&http, &d);
         c.rejected == 1 && c.confirmed == 7
     });
+    let health: Value = http.get(format!("{}/v1/health", d.url)).send().expect("health").json().expect("json");
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert!(health["reasons"].to_string().contains("1 dead letters"), "{health}");
     let (code, out) = edgectl(&dir, &["queue", "dead", "ls", "--json"]);
     assert_eq!(code, Some(0), "{out}");
     let v: Value = serde_json::from_str(&out).expect("json");
