@@ -263,7 +263,15 @@ fn now_ts(ms: i64) -> Timestamp {
 }
 
 fn policy() -> Policy {
-    Policy { max_batch: 20, max_in_flight: 2, breaker_open_ms: 20_000, backoff_max_ms: 120_000, ..Policy::default() }
+    // Few attempts per record, so records do become dead letters and the replay path runs.
+    Policy {
+        max_batch: 20,
+        max_in_flight: 2,
+        breaker_open_ms: 20_000,
+        backoff_max_ms: 120_000,
+        max_record_attempts: 3,
+        ..Policy::default()
+    }
 }
 
 fn worker(name: &str, secret: &[u8], seed: u64) -> Worker {
