@@ -1,0 +1,12 @@
+//! edge-drivers: the store's peripherals. Only this crate touches device I/O.
+//!
+//! - [`model`]: the UnifiedPOS device model (lifecycle, states, health levels, events,
+//!   statistics);
+//! - [`uri`]: one URI form for every device (`serial://`, `tcp://`, `usb://`);
+//! - [`transport`]: byte links over serial (any line settings) and TCP;
+//! - [`escpos`]: receipt printer and cash drawer, host side and simulated peer.
+
+pub mod escpos;
+pub mod model;
+pub mod transport;
+pub mod uri;
