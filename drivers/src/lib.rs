@@ -4,9 +4,11 @@
 //!   statistics);
 //! - [`uri`]: one URI form for every device (`serial://`, `tcp://`, `usb://`);
 //! - [`transport`]: byte links over serial (any line settings) and TCP;
-//! - [`escpos`]: receipt printer and cash drawer, host side and simulated peer.
+//! - [`escpos`]: receipt printer and cash drawer, host side and simulated peer;
+//! - [`toledo`]: Toledo 8217 scales, host side and simulated peer.
 
 pub mod escpos;
 pub mod model;
+pub mod toledo;
 pub mod transport;
 pub mod uri;

@@ -195,3 +195,32 @@ pub fn read_until(
         }
     }
 }
+
+/// A simulated device: bytes in, bytes out.
+pub trait Peer: Send {
+    fn feed(&mut self, bytes: &[u8]) -> Vec<u8>;
+}
+
+/// Serves a simulated device on one link until `stop` is set or the host goes away.
+pub fn serve_peer<P: Peer + ?Sized>(
+    link: &mut dyn Link,
+    peer: &std::sync::Mutex<P>,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<(), LinkError> {
+    let mut buf = [0u8; 4096];
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        let n = match link.read(&mut buf, Duration::from_millis(50)) {
+            Ok(n) => n,
+            Err(LinkError::Closed) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            continue;
+        }
+        let reply = peer.lock().unwrap_or_else(|p| p.into_inner()).feed(&buf[..n]);
+        if !reply.is_empty() {
+            link.write_all(&reply)?;
+        }
+    }
+    Ok(())
+}

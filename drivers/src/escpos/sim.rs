@@ -6,10 +6,9 @@
 //! recorded as errors and skipped; nothing panics, nothing is invented.
 
 use super::{DLE, EOT, ESC, GS, LF};
-use crate::transport::{Link, LinkError};
-use std::sync::atomic::{AtomicBool, Ordering};
+use crate::transport::{Link, LinkError, Peer, serve_peer};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// Largest command the simulator buffers (a raster image up to this size).
 pub const MAX_COMMAND: usize = 4 * 1024 * 1024;
@@ -334,22 +333,13 @@ fn gtin_ok(d: &str) -> bool {
     (10 - sum % 10) % 10 == check[0]
 }
 
+impl Peer for PrinterSim {
+    fn feed(&mut self, bytes: &[u8]) -> Vec<u8> {
+        PrinterSim::feed(self, bytes)
+    }
+}
+
 /// Serves one link until `stop` is set or the host goes away.
 pub fn serve(link: &mut dyn Link, sim: &Arc<Mutex<PrinterSim>>, stop: &AtomicBool) -> Result<(), LinkError> {
-    let mut buf = [0u8; 4096];
-    while !stop.load(Ordering::SeqCst) {
-        let n = match link.read(&mut buf, Duration::from_millis(50)) {
-            Ok(n) => n,
-            Err(LinkError::Closed) => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        if n == 0 {
-            continue;
-        }
-        let reply = sim.lock().unwrap_or_else(|p| p.into_inner()).feed(&buf[..n]);
-        if !reply.is_empty() {
-            link.write_all(&reply)?;
-        }
-    }
-    Ok(())
+    serve_peer(link, sim.as_ref(), stop)
 }
