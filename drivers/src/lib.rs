@@ -5,10 +5,12 @@
 //! - [`uri`]: one URI form for every device (`serial://`, `tcp://`, `usb://`);
 //! - [`transport`]: byte links over serial (any line settings) and TCP;
 //! - [`escpos`]: receipt printer and cash drawer, host side and simulated peer;
-//! - [`toledo`]: Toledo 8217 scales, host side and simulated peer.
+//! - [`toledo`]: Toledo 8217 scales, host side and simulated peer;
+//! - [`scanner`]: serial and HID POS scanners, AIM ids, GS1 element strings, check digits.
 
 pub mod escpos;
 pub mod model;
+pub mod scanner;
 pub mod toledo;
 pub mod transport;
 pub mod uri;
