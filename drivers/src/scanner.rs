@@ -56,7 +56,7 @@ pub fn gtin_valid(d: &str) -> bool {
 
 fn last_day(y: u32, m: u32) -> u32 {
     match m {
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 if (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400) => 29,
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
@@ -398,7 +398,7 @@ mod tests {
     #[test]
     fn hid_pos_reports_round_trip_in_chunks() {
         let code = "]C1".to_string() + &"0104006381333931".repeat(8);
-        let reports = encode_hid_reports(b"]C1", code[3..].as_bytes());
+        let reports = encode_hid_reports(b"]C1", &code.as_bytes()[3..]);
         assert!(reports.len() > 1);
         let mut a = HidAssembler::default();
         let mut out = None;
