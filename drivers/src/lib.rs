@@ -6,8 +6,10 @@
 //! - [`transport`]: byte links over serial (any line settings) and TCP;
 //! - [`escpos`]: receipt printer and cash drawer, host side and simulated peer;
 //! - [`toledo`]: Toledo 8217 scales, host side and simulated peer;
-//! - [`scanner`]: serial and HID POS scanners, AIM ids, GS1 element strings, check digits.
+//! - [`scanner`]: serial and HID POS scanners, AIM ids, GS1 element strings, check digits;
+//! - [`display`]: 2 x 20 pole displays (CD5220 and ESC/POS), host side and simulated peer.
 
+pub mod display;
 pub mod escpos;
 pub mod model;
 pub mod scanner;
