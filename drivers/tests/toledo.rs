@@ -63,7 +63,8 @@ fn a_silent_or_garbling_scale_is_named_never_a_wrong_weight() {
             if dev.read(&mut b).is_ok() && !reply.is_empty() {
                 let _ = dev.write_all(&reply);
             }
-            std::thread::sleep(Duration::from_millis(300));
+            // Stay connected past the host's reply timeout: silence, not a hang-up.
+            std::thread::sleep(Duration::from_millis(1000));
         });
         let mut scale = Scale::new("scale-2", Box::new(SerialLink::from_port(Box::new(host), "pty-host")));
         scale.set_reply_timeout(Duration::from_millis(300));

@@ -29,6 +29,8 @@ pub struct App {
     pub engine: Arc<SyncEngine>,
     /// Pulls and push stream of the cloud (when it is live).
     pub cloud_link: Option<edge_sync::cloud::live::CloudLink>,
+    /// The store's devices (printer, scanner, scale, pole display).
+    pub devices: std::sync::OnceLock<crate::devices::Devices>,
     pub ws_clients: AtomicUsize,
     /// Flips to true when shutdown starts; event streams say goodbye.
     pub stopping: watch::Sender<bool>,
@@ -53,6 +55,7 @@ impl App {
             metrics: Metrics::new(),
             engine,
             cloud_link,
+            devices: std::sync::OnceLock::new(),
             ws_clients: AtomicUsize::new(0),
             stopping: watch::channel(false).0,
             accepting: AtomicBool::new(true),

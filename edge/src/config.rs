@@ -94,6 +94,8 @@ pub struct Config {
     pub remotes: BTreeMap<String, RemoteConfig>,
     pub log_format: LogFormat,
     pub log_level: String,
+    /// `[devices.<id>]`: kind (printer, scanner, scale, display), uri, dialect (display).
+    pub devices: Vec<crate::devices::DeviceSpec>,
 }
 
 impl Config {
@@ -377,6 +379,51 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
     if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
         c.problem("log.level", format!("{log_level:?} is not a log filter (e.g. info, or edge=debug,info)"));
     }
+    let mut devices = Vec::new();
+    if let Some(toml::Value::Table(t)) = root.get("devices") {
+        for id in t.keys() {
+            let kind_key = format!("devices.{id}.kind");
+            let uri_key = format!("devices.{id}.uri");
+            let kind = c.string(&kind_key, None);
+            let uri = c.string(&uri_key, None);
+            let dialect = c.string(&format!("devices.{id}.dialect"), Some("cd5220"));
+            let kind = match kind.as_deref().map(crate::devices::Kind::parse) {
+                Some(Some(k)) => Some(k),
+                Some(None) => {
+                    c.problem(&kind_key, "must be printer, scanner, scale or display");
+                    None
+                }
+                None => {
+                    c.problem(&kind_key, "is required");
+                    None
+                }
+            };
+            let uri = match uri.as_deref().map(edge_drivers::uri::DeviceUri::parse) {
+                Some(Ok(u)) => Some(u),
+                Some(Err(e)) => {
+                    c.problem(&uri_key, e.why);
+                    None
+                }
+                None => {
+                    c.problem(&uri_key, "is required");
+                    None
+                }
+            };
+            let dialect = match dialect.as_deref() {
+                Some("escpos") => edge_drivers::display::Dialect::EscPos,
+                Some("cd5220") | None => edge_drivers::display::Dialect::Cd5220,
+                Some(other) => {
+                    c.problem(&format!("devices.{id}.dialect"), format!("{other:?} must be cd5220 or escpos"));
+                    edge_drivers::display::Dialect::Cd5220
+                }
+            };
+            if let (Some(kind), Some(uri)) = (kind, uri) {
+                devices.push(crate::devices::DeviceSpec { id: id.clone(), kind, uri, dialect });
+            }
+        }
+    } else if root.get("devices").is_some() {
+        c.problem("devices", "must be a table of devices");
+    }
     c.unknown_keys();
 
     match (c.problems.is_empty(), timezone, currency, listen) {
@@ -398,6 +445,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
             tokens_file,
             remotes,
             log_format,
+            devices,
             log_level,
         }),
         _ => Err(c.problems),

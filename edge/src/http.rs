@@ -514,6 +514,22 @@ async fn post_sale(
             app.metrics.commit_duration.observe(started.elapsed().as_secs_f64());
             tracing::info!(sale_id = %sale.id, total = %sale.total(), lines = sale.lines.len(), "sale committed");
             app.engine.wake();
+            if let Some(d) = app.devices.get() {
+                let lines: Vec<(String, String)> = sale
+                    .lines
+                    .iter()
+                    .map(|l| (l.name.clone(), edge_sync::Money::new(l.gross_minor, sale.currency).to_string()))
+                    .collect();
+                let total = sale.total().to_string();
+                let r = crate::devices::receipt_of(&app.cfg.store_name, &lines, &total, &sale.id.to_string());
+                if let Err(e) = d.print(&sale.id.to_string(), r) {
+                    tracing::debug!(sale_id = %sale.id, why = %e, "no receipt printed");
+                }
+                if let Some((name, amount)) = lines.last() {
+                    let (upper, lower) = crate::devices::display_lines(name, amount, &total);
+                    let _ = d.show(&upper, &lower);
+                }
+            }
             let _ = app.events.send(Event::SaleCompleted {
                 at: Timestamp::now().to_string(),
                 sale_id: sale.id,
@@ -870,9 +886,9 @@ fn q_remote_label(uri: &axum::http::Uri) -> &str {
 }
 
 #[utoipa::path(get, path = "/v1/devices", tag = "devices", security(("bearer" = [])),
-    responses((status = 200, body = DevicesList, description = "Devices driven by this daemon (none until drivers are configured)")))]
-async fn devices(_auth: Auth) -> Json<DevicesList> {
-    Json(DevicesList { devices: vec![] })
+    responses((status = 200, body = DevicesList, description = "Devices driven by this daemon, with state, health and statistics")))]
+async fn devices(State(app): State<Arc<App>>, _auth: Auth) -> Json<DevicesList> {
+    Json(DevicesList { devices: app.devices.get().map(|d| d.list()).unwrap_or_default() })
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "daemon", responses((status = 200, description = "OpenMetrics text")))]

@@ -6,6 +6,7 @@
 //! - [`app`]: shared state; [`http`]: the local API v1; [`metrics`]: `/metrics`;
 //! - [`daemon`]: serving and graceful shutdown; [`demo`]: `edged demo`;
 //! - [`delivery`]: the sync engine's workers in edged; [`fakes`]: the fake remotes on HTTP;
+//! - [`devices`]: the store's devices (one thread per device, events, receipts);
 //! - [`client`]: the HTTP client edgectl (and tests, and benches) use.
 
 pub mod app;
@@ -14,6 +15,7 @@ pub mod config;
 pub mod daemon;
 pub mod delivery;
 pub mod demo;
+pub mod devices;
 pub mod fakes;
 pub mod http;
 pub mod metrics;

@@ -274,9 +274,19 @@ pub struct OutboxPage {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct DeviceOut {
     pub id: String,
+    /// `printer`, `scanner`, `scale` or `display`.
     pub kind: String,
+    /// `connecting`, `online`, `offline`, `error` or `gone` (several missed checks).
     pub state: String,
+    /// The device's own words: `online, paper near end, drawer closed`, or the last error.
     pub health: String,
+    #[serde(default)]
+    pub uri: String,
+    #[serde(default)]
+    pub last_seen_at: Option<String>,
+    /// UPOS statistics (`CommunicationErrorCount`, `HoursPoweredCount`, …).
+    #[serde(default)]
+    pub stats: std::collections::BTreeMap<String, String>,
 }
 
 /// `GET /v1/devices`.
@@ -295,6 +305,21 @@ pub enum Event {
     /// Delivery state per remote (sent on connect and when it changes).
     #[serde(rename = "sync.status")]
     SyncStatus { at: String, remotes: Vec<RemoteStatus> },
+    /// A device changed state or health.
+    #[serde(rename = "device.status")]
+    DeviceStatus { at: String, device: DeviceOut },
+    /// A barcode was scanned (AIM id stripped; GS1 fields parsed when present).
+    #[serde(rename = "scan")]
+    Scan {
+        at: String,
+        device: String,
+        data: String,
+        aim: Option<String>,
+        gtin: Option<String>,
+        lot: Option<String>,
+        expiry: Option<String>,
+        net_weight_g: Option<i64>,
+    },
     /// This client was too slow and missed `missed` events; re-read state over HTTP.
     #[serde(rename = "events.lagged")]
     Lagged { missed: u64 },

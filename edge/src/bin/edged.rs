@@ -81,17 +81,23 @@ fn main() -> ExitCode {
         }
         Cmd::Demo { data_dir, listen, fakes, catalog_size, no_ui, devices } => {
             daemon::init_logging(config::LogFormat::Text, "info");
+            let mut given = Vec::new();
             for d in &devices {
                 match edge::demo::parse_device(d) {
-                    Ok((kind, uri)) => {
-                        tracing::warn!(%kind, %uri, "device accepted, but this build has no device drivers yet; it is not driven")
-                    }
+                    Ok(kv) => given.push(kv),
                     Err(e) => {
                         eprintln!("edged demo: {e}");
                         return ExitCode::from(2);
                     }
                 }
             }
+            let device_specs = match edge::demo::demo_devices(&given) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("edged demo: {e}");
+                    return ExitCode::from(2);
+                }
+            };
             let urls = match &fakes {
                 Some(f) => edge::demo::read_fakes(f),
                 None => edge::fakes::start_in_background(edge::fakes::FakesOptions {
@@ -114,7 +120,10 @@ fn main() -> ExitCode {
                 }
             };
             let (cfg, dir) = match edge::demo::prepare(data_dir, &listen, &urls) {
-                Ok(x) => x,
+                Ok((mut c, d)) => {
+                    c.devices = device_specs;
+                    (c, d)
+                }
                 Err(e) => {
                     eprintln!("edged demo: {e}");
                     return ExitCode::from(2);

@@ -1,0 +1,374 @@
+//! The store's devices in edged: one thread per device runs its driver from `edge-drivers`
+//! (blocking serial / TCP I/O stays off the async runtime), reconnects with backoff when the
+//! link drops, and is declared `gone` only after several missed checks. The daemon talks to
+//! a device through commands (print a receipt, show two lines, weigh) and hears from it
+//! through `device.status` and `scan` events.
+
+use edge_api::{DeviceOut, Event};
+use edge_drivers::display::{Dialect, PoleDisplay, two_sided};
+use edge_drivers::escpos::{Align, JobOutcome, Printer, Receipt, Symbology};
+use edge_drivers::scanner::SerialScanner;
+use edge_drivers::toledo::{Scale, WeighError, Weight};
+use edge_drivers::transport;
+use edge_drivers::uri::DeviceUri;
+use std::collections::BTreeMap;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Missed checks after which a device is declared gone.
+pub const GONE_AFTER: u32 = 3;
+/// Commands queued per device before the caller is told it is busy.
+const QUEUE: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Printer,
+    Scanner,
+    Scale,
+    Display,
+}
+
+impl Kind {
+    pub fn parse(s: &str) -> Option<Kind> {
+        Some(match s {
+            "printer" => Kind::Printer,
+            "scanner" => Kind::Scanner,
+            "scale" => Kind::Scale,
+            "display" => Kind::Display,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Printer => "printer",
+            Kind::Scanner => "scanner",
+            Kind::Scale => "scale",
+            Kind::Display => "display",
+        }
+    }
+}
+
+/// One configured device.
+#[derive(Debug, Clone)]
+pub struct DeviceSpec {
+    pub id: String,
+    pub kind: Kind,
+    pub uri: DeviceUri,
+    pub dialect: Dialect,
+}
+
+enum Command {
+    Print { job_id: String, receipt: Box<Receipt> },
+    Show { upper: String, lower: String },
+    Weigh { reply: Sender<Result<Weight, String>> },
+}
+
+struct Slot {
+    spec: DeviceSpec,
+    out: Mutex<DeviceOut>,
+    tx: Mutex<Sender<Command>>,
+    queued: std::sync::atomic::AtomicUsize,
+}
+
+/// Emits events to the daemon's bus.
+pub type Emit = Arc<dyn Fn(Event) + Send + Sync>;
+
+/// All devices of the daemon.
+#[derive(Default)]
+pub struct Devices {
+    slots: BTreeMap<String, Arc<Slot>>,
+}
+
+fn now() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+impl Devices {
+    /// Starts one thread per device.
+    pub fn start(specs: Vec<DeviceSpec>, emit: Emit) -> Devices {
+        let mut slots = BTreeMap::new();
+        for spec in specs {
+            let (tx, rx) = channel();
+            let slot = Arc::new(Slot {
+                out: Mutex::new(DeviceOut {
+                    id: spec.id.clone(),
+                    kind: spec.kind.name().into(),
+                    state: "connecting".into(),
+                    health: "not checked yet".into(),
+                    uri: spec.uri.to_string(),
+                    last_seen_at: None,
+                    stats: BTreeMap::new(),
+                }),
+                spec: spec.clone(),
+                tx: Mutex::new(tx),
+                queued: std::sync::atomic::AtomicUsize::new(0),
+            });
+            let (s2, e2) = (slot.clone(), emit.clone());
+            let spawned =
+                std::thread::Builder::new().name(format!("device-{}", spec.id)).spawn(move || run(s2, rx, e2));
+            if let Err(e) = spawned {
+                tracing::error!(device = %spec.id, error = %e, "cannot start the device thread");
+            }
+            slots.insert(spec.id.clone(), slot);
+        }
+        Devices { slots }
+    }
+
+    pub fn list(&self) -> Vec<DeviceOut> {
+        self.slots.values().map(|s| s.out.lock().unwrap_or_else(|p| p.into_inner()).clone()).collect()
+    }
+
+    fn first(&self, kind: Kind) -> Option<&Arc<Slot>> {
+        self.slots.values().find(|s| s.spec.kind == kind)
+    }
+
+    fn send(&self, slot: &Slot, c: Command) -> Result<(), String> {
+        if slot.queued.load(std::sync::atomic::Ordering::SeqCst) >= QUEUE {
+            return Err(format!("{} has {QUEUE} commands waiting", slot.spec.id));
+        }
+        slot.queued.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        slot.tx.lock().unwrap_or_else(|p| p.into_inner()).send(c).map_err(|_| format!("{} is stopped", slot.spec.id))
+    }
+
+    /// Queues a receipt on the first printer (job id = the sale id: printed once).
+    pub fn print(&self, job_id: &str, receipt: Receipt) -> Result<(), String> {
+        let slot = self.first(Kind::Printer).ok_or("no printer configured")?;
+        self.send(slot, Command::Print { job_id: job_id.to_string(), receipt: Box::new(receipt) })
+    }
+
+    /// Shows two lines on the first pole display.
+    pub fn show(&self, upper: &str, lower: &str) -> Result<(), String> {
+        let slot = self.first(Kind::Display).ok_or("no pole display configured")?;
+        self.send(slot, Command::Show { upper: upper.into(), lower: lower.into() })
+    }
+
+    /// A stable weight from the first scale, or why there is none.
+    pub fn weigh(&self, wait: Duration) -> Result<Weight, String> {
+        let slot = self.first(Kind::Scale).ok_or("no scale configured")?;
+        let (tx, rx) = channel();
+        self.send(slot, Command::Weigh { reply: tx })?;
+        rx.recv_timeout(wait).map_err(|_| "the scale did not answer in time".to_string())?
+    }
+}
+
+/// A receipt for a sale (text already formatted by the caller's money rules).
+pub fn receipt_of(store: &str, lines: &[(String, String)], total: &str, sale_id: &str) -> Receipt {
+    let mut r =
+        Receipt::new(19).align(Align::Center).double(true, false).line(store).double(false, false).align(Align::Left);
+    for (name, amount) in lines {
+        r = r.line(&format!("{:<30}{:>12}", name.chars().take(30).collect::<String>(), amount));
+    }
+    r = r.bold(true).line(&format!("{:<30}{:>12}", "TOTAL", total)).bold(false).align(Align::Center);
+    r = match r.clone().barcode(Symbology::Code128, &sale_id.chars().take(36).collect::<String>()) {
+        Ok(x) => x,
+        Err(_) => r,
+    };
+    r.line(sale_id).cut()
+}
+
+fn set(slot: &Slot, emit: &Emit, state: &str, health: String, stats: BTreeMap<String, String>) {
+    let changed;
+    let out = {
+        let mut o = slot.out.lock().unwrap_or_else(|p| p.into_inner());
+        changed = o.state != state || o.health != health;
+        o.state = state.into();
+        o.health = health;
+        o.stats = stats;
+        if state == "online" {
+            o.last_seen_at = Some(now());
+        }
+        o.clone()
+    };
+    if changed {
+        tracing::info!(device = %out.id, state = %out.state, health = %out.health, "device status");
+        emit(Event::DeviceStatus { at: now(), device: out });
+    }
+}
+
+enum Driver {
+    Printer(Printer),
+    Scanner(SerialScanner),
+    Scale(Scale),
+    Display(PoleDisplay),
+}
+
+fn connect(spec: &DeviceSpec) -> Result<Driver, String> {
+    let link = transport::open(&spec.uri, Duration::from_secs(2)).map_err(|e| e.to_string())?;
+    let ready = |l: &mut edge_drivers::model::Lifecycle| -> Result<(), String> {
+        l.open().map_err(|e| e.to_string())?;
+        l.claim("edged").map_err(|e| e.to_string())?;
+        l.enable().map_err(|e| e.to_string())
+    };
+    Ok(match spec.kind {
+        Kind::Printer => {
+            let mut p = Printer::new(&spec.id, link);
+            ready(&mut p.lifecycle)?;
+            Driver::Printer(p)
+        }
+        Kind::Scale => {
+            let mut s = Scale::new(&spec.id, link);
+            ready(&mut s.lifecycle)?;
+            Driver::Scale(s)
+        }
+        Kind::Display => {
+            let mut d = PoleDisplay::new(&spec.id, spec.dialect, link);
+            ready(&mut d.lifecycle)?;
+            Driver::Display(d)
+        }
+        Kind::Scanner => Driver::Scanner(SerialScanner::new(link)),
+    })
+}
+
+fn run(slot: Arc<Slot>, rx: Receiver<Command>, emit: Emit) {
+    let mut missed = 0u32;
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let mut driver = match connect(&slot.spec) {
+            Ok(d) => {
+                missed = 0;
+                backoff = Duration::from_millis(500);
+                d
+            }
+            Err(e) => {
+                missed += 1;
+                let state = if missed >= GONE_AFTER { "gone" } else { "offline" };
+                set(&slot, &emit, state, e, BTreeMap::new());
+                // Commands that come meanwhile fail at once, saying why.
+                let until = Instant::now() + backoff;
+                while let Some(left) = until.checked_duration_since(Instant::now()) {
+                    match rx.recv_timeout(left) {
+                        Ok(c) => {
+                            slot.queued.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                            fail(c, &slot.spec.id, state);
+                        }
+                        Err(RecvTimeoutError::Timeout) => break,
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                continue;
+            }
+        };
+        // Serve until the link fails.
+        let err = serve(&slot, &rx, &emit, &mut driver);
+        match err {
+            None => return,
+            Some(e) => {
+                missed += 1;
+                set(&slot, &emit, "offline", e, BTreeMap::new());
+            }
+        }
+    }
+}
+
+fn fail(c: Command, id: &str, state: &str) {
+    match c {
+        Command::Weigh { reply } => {
+            let _ = reply.send(Err(format!("{id} is {state}")));
+        }
+        Command::Print { job_id, .. } => {
+            tracing::warn!(device = id, job = %job_id, "receipt not printed: the printer is {state}")
+        }
+        Command::Show { .. } => {}
+    }
+}
+
+/// Runs a connected driver; returns the error that broke the link, or None when the daemon
+/// stops.
+fn serve(slot: &Slot, rx: &Receiver<Command>, emit: &Emit, driver: &mut Driver) -> Option<String> {
+    let id = slot.spec.id.clone();
+    let poll = match driver {
+        Driver::Scanner(_) => Duration::from_millis(20),
+        _ => Duration::from_secs(5),
+    };
+    let mut first = true;
+    loop {
+        // Status / input between commands.
+        match driver {
+            Driver::Printer(p) if first => match p.status() {
+                Ok(s) => set(slot, emit, "online", s.describe(), p.lifecycle.stats.report()),
+                Err(e) => return Some(e.to_string()),
+            },
+            Driver::Scanner(s) => match s.next(Duration::from_millis(200)) {
+                Ok(Some(Ok(scan))) => {
+                    set(slot, emit, "online", "ok".into(), BTreeMap::new());
+                    emit(Event::Scan {
+                        at: now(),
+                        device: id.clone(),
+                        data: scan.data,
+                        aim: scan.aim,
+                        gtin: scan.gtin,
+                        lot: scan.lot,
+                        expiry: scan.expiry,
+                        net_weight_g: scan.net_weight_g,
+                    });
+                }
+                Ok(Some(Err(e))) => {
+                    tracing::warn!(device = %id, error = %e, "scan refused");
+                    set(slot, emit, "online", format!("last scan refused: {e}"), BTreeMap::new());
+                }
+                Ok(None) => {
+                    if first {
+                        set(slot, emit, "online", "ok".into(), BTreeMap::new());
+                    }
+                }
+                Err(e) => return Some(e.to_string()),
+            },
+            Driver::Display(d) if first => set(slot, emit, "online", "ok".into(), d.lifecycle.stats.report()),
+            Driver::Scale(s) if first => set(slot, emit, "online", "ok".into(), s.lifecycle.stats.report()),
+            _ => {}
+        }
+        first = false;
+        let c = match rx.recv_timeout(poll) {
+            Ok(c) => c,
+            Err(RecvTimeoutError::Timeout) => {
+                if let Driver::Printer(p) = driver {
+                    match p.status() {
+                        Ok(s) => set(slot, emit, "online", s.describe(), p.lifecycle.stats.report()),
+                        Err(e) => return Some(e.to_string()),
+                    }
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => return None,
+        };
+        slot.queued.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        match (c, &mut *driver) {
+            (Command::Print { job_id, receipt }, Driver::Printer(p)) => match p.print(&job_id, &receipt) {
+                Ok((outcome, events)) => {
+                    for e in events {
+                        tracing::debug!(device = %id, event = ?e, "printer event");
+                    }
+                    match &outcome {
+                        JobOutcome::Printed => tracing::info!(device = %id, job = %job_id, "receipt printed"),
+                        other => tracing::warn!(device = %id, job = %job_id, outcome = ?other, "receipt not printed"),
+                    }
+                    let health = p.status().map(|s| s.describe()).unwrap_or_else(|e| e.to_string());
+                    set(slot, emit, "online", health, p.lifecycle.stats.report());
+                }
+                Err(e) => tracing::warn!(device = %id, job = %job_id, error = %e, "receipt refused"),
+            },
+            (Command::Show { upper, lower }, Driver::Display(d)) => {
+                if let Err(e) = d.show(&upper, &lower) {
+                    return Some(e.to_string());
+                }
+            }
+            (Command::Weigh { reply }, Driver::Scale(s)) => {
+                let r = s.weigh();
+                let broken = matches!(&r, Err(WeighError::Device(_)));
+                let _ = reply.send(r.map_err(|e| e.to_string()));
+                if broken {
+                    return Some("the scale stopped answering".into());
+                }
+            }
+            (c, _) => fail(c, &id, "not that kind of device"),
+        }
+    }
+}
+
+/// Lines for the pole display during a sale.
+pub fn display_lines(last_item: &str, price: &str, total: &str) -> (String, String) {
+    (two_sided(last_item, price), two_sided("TOTAL", total))
+}

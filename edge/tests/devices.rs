@@ -1,0 +1,110 @@
+//! Devices end to end: the real `edged demo` drives a printer simulator on loopback TCP and
+//! a scanner on a pty pair that this test holds (`--device KIND=URI`); the other kinds are
+//! the demo's own simulators.
+
+mod common;
+
+use common::Daemon;
+use edge_drivers::escpos::sim::PrinterSim;
+use edge_drivers::transport::{Link, SerialLink, TcpLink, serve_peer};
+use serde_json::{Value, json};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[test]
+fn a_sale_prints_its_receipt_and_scans_reach_the_event_stream() {
+    use futures_util::StreamExt;
+    // The printer: a simulator on loopback TCP.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let printer = Arc::new(Mutex::new(PrinterSim::new()));
+    let p2 = printer.clone();
+    let stop: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
+    std::thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            let mut link = TcpLink::from_stream(s);
+            let _ = serve_peer(&mut link, p2.as_ref(), stop);
+        }
+    });
+    // The scanner: the device end of a pty pair.
+    let (master, slave) = serialport::TTYPort::pair().expect("pty");
+    let path = serialport::SerialPort::name(&slave).expect("pty name");
+    let mut scanner = SerialLink::from_port(Box::new(master), "test-scanner");
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let printer_arg = format!("printer=tcp://127.0.0.1:{port}");
+    let scanner_arg = format!("scanner=serial://{path}");
+    let d = Daemon::start_with(dir.path(), 100, &["--device", &printer_arg, "--device", &scanner_arg]);
+    let http = d.http();
+
+    // Every kind is listed; the given ones with their URIs.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let list = loop {
+        let v: Value = http
+            .get(format!("{}/v1/devices", d.url))
+            .bearer_auth(&d.tokens.kiosk)
+            .send()
+            .expect("get")
+            .json()
+            .expect("json");
+        let all_online =
+            v["devices"].as_array().is_some_and(|a| a.len() == 4 && a.iter().all(|x| x["state"] == "online"));
+        if all_online {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "devices not online: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let printer_out =
+        list["devices"].as_array().expect("list").iter().find(|x| x["id"] == "printer").cloned().expect("printer");
+    assert_eq!(printer_out["uri"], format!("tcp://127.0.0.1:{port}"));
+    assert!(printer_out["health"].as_str().unwrap_or("").contains("online"), "{printer_out}");
+
+    // A sale prints its receipt once, with the lines and the total.
+    let body =
+        json!({"lines": [{"sku": "SKU-0000001", "qty": 2}], "tenders": [{"type": "cash", "amount_minor": 100_000}]});
+    let sale: Value = http
+        .post(format!("{}/v1/sales", d.url))
+        .bearer_auth(&d.tokens.cashier)
+        .json(&body)
+        .send()
+        .expect("post")
+        .json()
+        .expect("sale");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let jobs = printer.lock().expect("sim").jobs().to_vec();
+        if let Some(j) = jobs.first() {
+            assert_eq!(jobs.len(), 1);
+            assert!(j.text.contains("Demo Store") && j.text.contains("TOTAL"), "{}", j.text);
+            assert!(j.text.contains(sale["id"].as_str().expect("id")), "{}", j.text);
+            break;
+        }
+        assert!(Instant::now() < deadline, "no receipt printed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // A scan arrives as a `scan` event with the GTIN checked and the AIM id stripped.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+    rt.block_on(async {
+        let ws_url = format!("{}/v1/events?access_token={}", d.url.replace("http://", "ws://"), d.tokens.kiosk);
+        let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.expect("ws");
+        scanner.write_all(b"]E04006381333931\r").expect("scan");
+        loop {
+            let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+                .await
+                .expect("in time")
+                .expect("msg")
+                .expect("ok");
+            let v: Value = serde_json::from_str(m.to_text().expect("text")).expect("json");
+            if v["type"] == "scan" {
+                assert_eq!(v["gtin"], "4006381333931");
+                assert_eq!(v["aim"], "]E0");
+                assert_eq!(v["device"], "scanner");
+                break;
+            }
+        }
+    });
+    drop(slave);
+}
