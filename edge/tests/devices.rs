@@ -90,11 +90,13 @@ fn a_sale_prints_its_receipt_and_scans_reach_the_event_stream() {
     rt.block_on(async {
         let ws_url = format!("{}/v1/events?access_token={}", d.url.replace("http://", "ws://"), d.tokens.kiosk);
         let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.expect("ws");
+        // The stream's first message (sync.status) means this client is subscribed.
+        let _ = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("first message");
         scanner.write_all(b"]E04006381333931\r").expect("scan");
         loop {
             let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
                 .await
-                .expect("in time")
+                .unwrap_or_else(|_| panic!("no scan event in 10 s; edged log:\n{}", d.log()))
                 .expect("msg")
                 .expect("ok");
             let v: Value = serde_json::from_str(m.to_text().expect("text")).expect("json");
@@ -106,5 +108,13 @@ fn a_sale_prints_its_receipt_and_scans_reach_the_event_stream() {
             }
         }
     });
+    let out = std::process::Command::new(common::EDGECTL)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["devices"])
+        .output()
+        .expect("edgectl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("printer") && text.contains("scanner") && text.contains("online"), "{text}");
     drop(slave);
 }

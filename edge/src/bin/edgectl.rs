@@ -38,6 +38,8 @@ enum Cmd {
         #[command(subcommand)]
         cmd: QueueCmd,
     },
+    /// The store's devices: state, health, URI and statistics.
+    Devices,
     /// Delivery to each remote: health, rate limits, errors; `sync run` to deliver now.
     Sync {
         #[command(subcommand)]
@@ -263,6 +265,27 @@ fn run(cli: &Cli) -> Result<ExitCode, ClientError> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Queue { cmd: QueueCmd::Dead { cmd } } => dead(cli, cmd),
+        Cmd::Devices => {
+            let c = client(cli)?;
+            let list: edge_api::DevicesList = c.get("/v1/devices")?;
+            if cli.json {
+                print_json(&list);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut t = table(&["device", "kind", "state", "health", "uri", "comm. errors"]);
+            for d in &list.devices {
+                t.add_row(vec![
+                    d.id.clone(),
+                    d.kind.clone(),
+                    d.state.clone(),
+                    d.health.clone(),
+                    d.uri.clone(),
+                    d.stats.get("CommunicationErrorCount").cloned().unwrap_or_else(|| "-".into()),
+                ]);
+            }
+            println!("{t}");
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Sync { cmd } => {
             let c = client(cli)?;
             let sync: SyncStatus = match cmd {
