@@ -7,12 +7,14 @@
 //! - [`escpos`]: receipt printer and cash drawer, host side and simulated peer;
 //! - [`toledo`]: Toledo 8217 scales, host side and simulated peer;
 //! - [`scanner`]: serial and HID POS scanners, AIM ids, GS1 element strings, check digits;
-//! - [`display`]: 2 x 20 pole displays (CD5220 and ESC/POS), host side and simulated peer.
+//! - [`display`]: 2 x 20 pole displays (CD5220 and ESC/POS), host side and simulated peer;
+//! - [`sim`]: simulators served in-process for `edged demo`.
 
 pub mod display;
 pub mod escpos;
 pub mod model;
 pub mod scanner;
+pub mod sim;
 pub mod toledo;
 pub mod transport;
 pub mod uri;

@@ -128,20 +128,12 @@ pub fn seed_catalog(store: &dyn Store, size: u64) -> Result<(), String> {
 }
 
 /// The demo's devices: the ones given with `--device KIND=URI`, and a simulator for every
-/// other kind — the printer on loopback TCP, the scanner, scale and pole display on pty
-/// pairs — served by threads of this process. Terminals arrive with the payments issue;
-/// the drawer is driven through the printer.
+/// other kind (see `edge_drivers::sim`). Terminals arrive with the payments issue; the
+/// drawer is driven through the printer.
 pub fn demo_devices(given: &[(String, String)]) -> Result<Vec<crate::devices::DeviceSpec>, String> {
     use crate::devices::{DeviceSpec, Kind};
-    use edge_drivers::display::{Dialect, DisplaySim};
-    use edge_drivers::escpos::sim::PrinterSim;
-    use edge_drivers::scanner::ScannerSim;
-    use edge_drivers::toledo::ScaleSim;
-    use edge_drivers::transport::{SerialLink, TcpLink, serve_peer};
+    use edge_drivers::display::Dialect;
     use edge_drivers::uri::DeviceUri;
-    use std::sync::atomic::AtomicBool;
-    use std::sync::{Arc, Mutex};
-
     let mut specs = Vec::new();
     for (kind, uri) in given {
         match Kind::parse(kind) {
@@ -154,57 +146,14 @@ pub fn demo_devices(given: &[(String, String)]) -> Result<Vec<crate::devices::De
             }
         }
     }
-    let stop: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
-    for kind in [Kind::Printer, Kind::Scanner, Kind::Scale, Kind::Display] {
-        if specs.iter().any(|s| s.kind == kind) {
-            continue;
-        }
-        let uri = if kind == Kind::Printer {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("printer simulator: {e}"))?;
-            let port = listener.local_addr().map_err(|e| e.to_string())?.port();
-            let sim = Arc::new(Mutex::new(PrinterSim::new()));
-            std::thread::Builder::new()
-                .name("sim-printer".into())
-                .spawn(move || {
-                    for stream in listener.incoming().flatten() {
-                        let mut link = TcpLink::from_stream(stream);
-                        let _ = serve_peer(&mut link, sim.as_ref(), stop);
-                    }
-                })
-                .map_err(|e| e.to_string())?;
-            format!("tcp://127.0.0.1:{port}")
-        } else {
-            let (master, slave) =
-                serialport::TTYPort::pair().map_err(|e| format!("{} simulator: no pty: {e}", kind.name()))?;
-            let path = serialport::SerialPort::name(&slave).ok_or("pty without a name")?;
-            let name = kind.name();
-            std::thread::Builder::new()
-                .name(format!("sim-{name}"))
-                .spawn(move || {
-                    let _keep = slave;
-                    let mut link = SerialLink::from_port(Box::new(master), name);
-                    let res = match kind {
-                        Kind::Scale => serve_peer(&mut link, &Mutex::new(ScaleSim::with_load(0)), stop),
-                        Kind::Display => serve_peer(&mut link, &Mutex::new(DisplaySim::default()), stop),
-                        _ => {
-                            // The scanner speaks first; it stays quiet until codes are injected
-                            // (edge-lab sim scanner does that from outside).
-                            let _ = ScannerSim::default();
-                            loop {
-                                std::thread::sleep(std::time::Duration::from_secs(3600));
-                            }
-                        }
-                    };
-                    if let Err(e) = res {
-                        tracing::warn!(simulator = name, error = %e, "simulator stopped");
-                    }
-                })
-                .map_err(|e| e.to_string())?;
-            format!("serial://{path}")
-        };
-        let uri = DeviceUri::parse(&uri).map_err(|e| e.to_string())?;
-        tracing::info!(kind = kind.name(), %uri, "simulated device");
-        specs.push(DeviceSpec { id: kind.name().into(), kind, uri, dialect: Dialect::Cd5220 });
+    let missing: Vec<&str> = ["printer", "scanner", "scale", "display"]
+        .into_iter()
+        .filter(|k| !specs.iter().any(|s| s.kind.name() == *k))
+        .collect();
+    for (kind, uri) in edge_drivers::sim::spawn(&missing)? {
+        let k = Kind::parse(kind).ok_or_else(|| format!("simulator of unknown kind {kind}"))?;
+        tracing::info!(kind, %uri, "simulated device");
+        specs.push(DeviceSpec { id: kind.into(), kind: k, uri, dialect: Dialect::Cd5220 });
     }
     Ok(specs)
 }

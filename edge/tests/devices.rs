@@ -115,6 +115,9 @@ fn a_sale_prints_its_receipt_and_scans_reach_the_event_stream() {
         .output()
         .expect("edgectl");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && text.contains("printer") && text.contains("scanner") && text.contains("online"), "{text}");
+    assert!(
+        out.status.success() && text.contains("printer") && text.contains("scanner") && text.contains("online"),
+        "{text}"
+    );
     drop(slave);
 }
