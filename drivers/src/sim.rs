@@ -57,3 +57,123 @@ pub fn spawn(kinds: &[&'static str]) -> Result<Vec<(&'static str, DeviceUri)>, S
     }
     Ok(out)
 }
+
+/// Where a standalone simulator listens.
+pub enum Endpoint {
+    /// Loopback or LAN TCP (`--tcp ADDR`): connections are served one after another.
+    Tcp(String),
+    /// A pty whose device end is symlinked at this path (`--link PATH`).
+    Link(std::path::PathBuf),
+}
+
+/// The shared state of a standalone simulator, driven by lines on stdin.
+enum State {
+    Printer(Mutex<PrinterSim>),
+    Scale(Mutex<ScaleSim>),
+    Display(Mutex<DisplaySim>),
+    Scanner(Mutex<Vec<u8>>),
+}
+
+/// Runs one simulated device until stdin closes (`edge-lab sim KIND`). Lines on stdin
+/// steer it — printer: `paper-end on|off`, `near-end on|off`, `cover on|off`,
+/// `offline on|off`, `cutter on|off`, `drawer close`, `jobs`; scale: `weight GRAMS`,
+/// `motion on|off`; scanner: any other line is scanned (with its AIM id if given, e.g.
+/// `]E04006381333931`); display: `show`. Printed jobs and display changes go to stdout.
+pub fn run_standalone(kind: &str, at: Endpoint) -> Result<(), String> {
+    use std::io::BufRead;
+    let state: &'static State = Box::leak(Box::new(match kind {
+        "printer" => State::Printer(Mutex::new(PrinterSim::new())),
+        "scale" => State::Scale(Mutex::new(ScaleSim::with_load(0))),
+        "display" => State::Display(Mutex::new(DisplaySim::default())),
+        "scanner" => State::Scanner(Mutex::new(Vec::new())),
+        other => return Err(format!("no simulator for {other:?}; printer, scanner, scale or display")),
+    }));
+    let serve_link = move |link: &mut dyn crate::transport::Link| -> Result<(), crate::transport::LinkError> {
+        match state {
+            State::Printer(p) => serve_peer(link, p, &STOP),
+            State::Scale(s) => serve_peer(link, s, &STOP),
+            State::Display(d) => serve_peer(link, d, &STOP),
+            State::Scanner(q) => loop {
+                let pending: Vec<u8> = std::mem::take(&mut *q.lock().unwrap_or_else(|p| p.into_inner()));
+                if !pending.is_empty() {
+                    link.write_all(&pending)?;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            },
+        }
+    };
+    match at {
+        Endpoint::Tcp(addr) => {
+            let listener = std::net::TcpListener::bind(&addr).map_err(|e| format!("--tcp {addr}: {e}"))?;
+            let local = listener.local_addr().map_err(|e| e.to_string())?;
+            println!("READY tcp://{local}");
+            std::thread::spawn(move || {
+                for stream in listener.incoming().flatten() {
+                    let mut link = TcpLink::from_stream(stream);
+                    let _ = serve_link(&mut link);
+                }
+            });
+        }
+        Endpoint::Link(path) => {
+            let (master, slave) = serialport::TTYPort::pair().map_err(|e| format!("no pty: {e}"))?;
+            let dev = serialport::SerialPort::name(&slave).ok_or("a pty without a name")?;
+            if path.symlink_metadata().is_ok() {
+                std::fs::remove_file(&path).map_err(|e| format!("--link {}: {e}", path.display()))?;
+            }
+            std::os::unix::fs::symlink(&dev, &path).map_err(|e| format!("--link {}: {e}", path.display()))?;
+            println!("READY serial://{} ({dev})", path.display());
+            std::thread::spawn(move || {
+                let _keep_open = slave;
+                let mut link = SerialLink::from_port(Box::new(master), "sim");
+                let _ = serve_link(&mut link);
+            });
+        }
+    }
+    let on = |v: Option<&str>| v == Some("on");
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        let mut w = line.split_whitespace();
+        let (cmd, arg) = (w.next().unwrap_or(""), w.next());
+        match state {
+            State::Printer(p) => {
+                let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
+                match cmd {
+                    "paper-end" => p.condition.paper_end = on(arg),
+                    "near-end" => p.condition.paper_near_end = on(arg),
+                    "cover" => p.condition.cover_open = on(arg),
+                    "offline" => p.condition.offline = on(arg),
+                    "cutter" => p.condition.cutter_error = on(arg),
+                    "drawer" => p.condition.drawer_open = arg != Some("close"),
+                    "jobs" => {
+                        for (i, j) in p.jobs().iter().enumerate() {
+                            println!("--- job {} ---\n{}", i + 1, j.text);
+                        }
+                        println!("--- end of jobs ({}) ---", p.jobs().len());
+                    }
+                    "" => {}
+                    other => println!("? {other}: paper-end|near-end|cover|offline|cutter on|off, drawer close, jobs"),
+                }
+            }
+            State::Scale(s) => {
+                let mut s = s.lock().unwrap_or_else(|e| e.into_inner());
+                match (cmd, arg.and_then(|a| a.parse::<i64>().ok())) {
+                    ("weight", Some(g)) => s.load_g = g,
+                    ("motion", _) => s.motion = on(arg),
+                    _ => println!("? weight GRAMS | motion on|off"),
+                }
+            }
+            State::Display(d) => {
+                let [a, b] = d.lock().unwrap_or_else(|e| e.into_inner()).lines();
+                println!("[{a}]\n[{b}]");
+            }
+            State::Scanner(q) => {
+                if !line.is_empty() {
+                    let mut q = q.lock().unwrap_or_else(|e| e.into_inner());
+                    q.extend_from_slice(line.trim_end().as_bytes());
+                    q.push(b'\r');
+                }
+            }
+        }
+    }
+    Ok(())
+}

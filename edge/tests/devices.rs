@@ -121,3 +121,89 @@ fn a_sale_prints_its_receipt_and_scans_reach_the_event_stream() {
     );
     drop(slave);
 }
+
+/// `edge-lab sim` as its own process: a scanner on a pty symlinked at `--link` and a
+/// printer on `--tcp`, driven by the real edged and steered through stdin.
+#[test]
+fn standalone_simulators_serve_edged_over_a_link_and_tcp() {
+    use futures_util::StreamExt;
+    use std::io::{BufRead, Write};
+    use std::process::{Command, Stdio};
+    const EDGE_LAB: &str = env!("CARGO_BIN_EXE_edge-lab");
+    let dir = tempfile::tempdir().expect("tmp");
+    let start = |args: &[&str]| {
+        let mut c = Command::new(EDGE_LAB)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("edge-lab");
+        let mut out = std::io::BufReader::new(c.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        out.read_line(&mut line).expect("READY");
+        assert!(line.starts_with("READY "), "{line}");
+        (c, out, line.trim().to_string())
+    };
+    let link = dir.path().join("scanner");
+    let (mut scanner, _sout, _) = start(&["sim", "scanner", "--link", link.to_str().expect("path")]);
+    let (mut printer, mut pout, ready) = start(&["sim", "printer", "--tcp", "127.0.0.1:0"]);
+    let printer_uri = ready.trim_start_matches("READY ").to_string();
+
+    let data = dir.path().join("edge");
+    let d = Daemon::start_with(
+        &data,
+        100,
+        &["--device", &format!("scanner=serial://{}", link.display()), "--device", &format!("printer={printer_uri}")],
+    );
+    let http = d.http();
+    let body =
+        json!({"lines": [{"sku": "SKU-0000001", "qty": 1}], "tenders": [{"type": "cash", "amount_minor": 100_000}]});
+    let r = http.post(format!("{}/v1/sales", d.url)).bearer_auth(&d.tokens.cashier).json(&body).send().expect("sale");
+    assert_eq!(r.status().as_u16(), 201);
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+    rt.block_on(async {
+        let ws_url = format!("{}/v1/events?access_token={}", d.url.replace("http://", "ws://"), d.tokens.kiosk);
+        let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.expect("ws");
+        let _ = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("first message");
+        let stdin = scanner.stdin.as_mut().expect("stdin");
+        writeln!(stdin, "]C101040063813339311726033110LOT42").expect("scan");
+        stdin.flush().expect("flush");
+        loop {
+            let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("no scan event; edged log:\n{}", d.log()))
+                .expect("msg")
+                .expect("ok");
+            let v: Value = serde_json::from_str(m.to_text().expect("text")).expect("json");
+            if v["type"] == "scan" {
+                assert_eq!(
+                    (v["gtin"].as_str(), v["lot"].as_str(), v["expiry"].as_str()),
+                    (Some("04006381333931"), Some("LOT42"), Some("2026-03-31"))
+                );
+                break;
+            }
+        }
+    });
+    // The receipt, as the standalone printer rendered it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let stdin = printer.stdin.as_mut().expect("stdin");
+    let mut seen = String::new();
+    while !seen.contains("TOTAL") {
+        assert!(Instant::now() < deadline, "no receipt: {seen}");
+        writeln!(stdin, "jobs").expect("jobs");
+        stdin.flush().expect("flush");
+        // Every dump ends with an "end of jobs" line, so this never waits for nothing.
+        loop {
+            let mut line = String::new();
+            if pout.read_line(&mut line).expect("stdout") == 0 || line.starts_with("--- end of jobs") {
+                break;
+            }
+            seen.push_str(&line);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = scanner.kill();
+    let _ = printer.kill();
+}

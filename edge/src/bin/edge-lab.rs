@@ -1,5 +1,6 @@
 //! edge-lab: the test lab. `edge-lab fakes` runs the fake remotes as one standalone process
-//! (see CONTRACT.md); its state lives as long as the process.
+//! (see CONTRACT.md); its state lives as long as the process. `edge-lab sim KIND` runs one
+//! simulated device over TCP or a pty.
 
 use clap::{Parser, Subcommand};
 use edge::fakes::{FakesOptions, start};
@@ -15,6 +16,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// One simulated device, standalone, steered by lines on stdin (see `edge_drivers::sim`).
+    Sim {
+        /// printer, scanner, scale or display (terminal arrives with the payments issue).
+        kind: String,
+        /// Listen on TCP, e.g. 127.0.0.1:9100.
+        #[arg(long, conflicts_with = "link")]
+        tcp: Option<String>,
+        /// Make a pty and symlink its device end here, e.g. /tmp/scale.
+        #[arg(long)]
+        link: Option<PathBuf>,
+    },
     /// The fake cloud (and, as their connectors land, Lightspeed and NetSuite) in one process.
     Fakes {
         /// Where fakes.json is written (default: a fresh temporary directory).
@@ -55,6 +67,23 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     edge::daemon::init_logging(edge::config::LogFormat::Text, "info");
     match cli.cmd {
+        Cmd::Sim { kind, tcp, link } => {
+            let at = match (tcp, link) {
+                (Some(t), None) => edge_drivers::sim::Endpoint::Tcp(t),
+                (None, Some(l)) => edge_drivers::sim::Endpoint::Link(l),
+                _ => {
+                    eprintln!("edge-lab sim: give --tcp ADDR or --link PATH");
+                    return ExitCode::from(2);
+                }
+            };
+            match edge_drivers::sim::run_standalone(&kind, at) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("edge-lab sim: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Cmd::Fakes {
             data_dir,
             host,
