@@ -495,6 +495,11 @@ async fn post_sale(
     let joined = tokio::task::spawn_blocking(move || {
         let _gate = gate;
         let fp = fingerprint(&req);
+        let mut req = req;
+        crate::sale::weigh_lines(&mut req, &|| match app2.devices.get() {
+            Some(d) => d.weigh(std::time::Duration::from_secs(3)).map(|w| w.grams),
+            None => Err("no scale configured".into()),
+        })?;
         let sale = build_sale(&req, app2.store.as_ref(), &app2.cfg, Timestamp::now(), &rid, role.as_str())?;
         let commit = SaleCommit { sale, idempotency_key: key, fingerprint: fp, remotes: app2.cfg.sale_remotes() };
         Ok::<_, Refusal>(app2.store.commit_sale(commit)?)

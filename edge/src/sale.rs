@@ -26,7 +26,7 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    fn unprocessable(slug: &'static str, title: &'static str, field: String, detail: impl Into<String>) -> Refusal {
+    pub fn unprocessable(slug: &'static str, title: &'static str, field: String, detail: impl Into<String>) -> Refusal {
         Refusal { status: 422, slug, title, detail: detail.into(), field: Some(field) }
     }
 }
@@ -47,6 +47,30 @@ impl From<StoreError> for Refusal {
 pub fn fingerprint(req: &SaleIn) -> String {
     let bytes = serde_json::to_vec(req).unwrap_or_default();
     Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Fills `weight_g` of the lines that ask for the scale (`from_scale: true`) with a stable
+/// weight, or refuses naming the line. `weigh` asks the scale.
+pub fn weigh_lines(req: &mut SaleIn, weigh: &dyn Fn() -> Result<i64, String>) -> Result<(), Refusal> {
+    for (i, l) in req.lines.iter_mut().enumerate() {
+        if l.from_scale != Some(true) {
+            continue;
+        }
+        let field = format!("lines[{i}].from_scale");
+        if l.weight_g.is_some() || l.qty.is_some() {
+            return Err(Refusal::unprocessable(
+                "bad-line",
+                "Weight given twice",
+                field,
+                "give weight_g or from_scale, not both (and no qty)",
+            ));
+        }
+        match weigh() {
+            Ok(g) => l.weight_g = Some(g),
+            Err(why) => return Err(Refusal::unprocessable("scale-refused", "No usable weight", field, why)),
+        }
+    }
+    Ok(())
 }
 
 /// Prices and settles a sale request against the catalog. `now` is UTC.

@@ -207,3 +207,57 @@ fn standalone_simulators_serve_edged_over_a_link_and_tcp() {
     let _ = scanner.kill();
     let _ = printer.kill();
 }
+
+/// A weighed item sold with the scale's weight: only a stable, in-range weight sells.
+#[test]
+fn a_weighed_item_takes_only_a_stable_weight_from_the_scale() {
+    use std::io::{BufRead, Write};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().expect("tmp");
+    let link = dir.path().join("scale");
+    let mut scale = Command::new(env!("CARGO_BIN_EXE_edge-lab"))
+        .args(["sim", "scale", "--link", link.to_str().expect("path")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("edge-lab");
+    let mut line = String::new();
+    std::io::BufReader::new(scale.stdout.take().expect("stdout")).read_line(&mut line).expect("READY");
+    assert!(line.starts_with("READY"), "{line}");
+    let d =
+        Daemon::start_with(&dir.path().join("edge"), 100, &["--device", &format!("scale=serial://{}", link.display())]);
+    let http = d.http();
+    let sku = (0..100)
+        .map(edge_sync::demo::demo_item)
+        .find(|i| i.kind == edge_sync::domain::ItemKind::Weight)
+        .expect("a weighed item")
+        .sku;
+    let stdin = scale.stdin.as_mut().expect("stdin");
+    let mut steer = |cmd: &str| {
+        writeln!(stdin, "{cmd}").expect("steer");
+        stdin.flush().expect("flush");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let sell = || {
+        let body = json!({"lines": [{"sku": sku, "from_scale": true}], "tenders": [{"type": "cash", "amount_minor": 1_000_000}]});
+        let r =
+            http.post(format!("{}/v1/sales", d.url)).bearer_auth(&d.tokens.cashier).json(&body).send().expect("post");
+        (r.status().as_u16(), r.json::<Value>().expect("json"))
+    };
+    steer("weight 1250");
+    let (st, v) = sell();
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["lines"][0]["weight_g"], 1250, "{v}");
+    steer("motion on");
+    let (st, v) = sell();
+    assert_eq!(st, 422, "{v}");
+    assert_eq!(v["field"], "lines[0].from_scale", "{v}");
+    assert!(v["detail"].as_str().unwrap_or("").contains("not stable"), "{v}");
+    steer("motion off");
+    steer("weight 20000");
+    let (st, v) = sell();
+    assert_eq!(st, 422, "{v}");
+    assert!(v["detail"].as_str().unwrap_or("").contains("capacity"), "{v}");
+    let _ = scale.kill();
+}

@@ -104,6 +104,10 @@ pub struct SaleLineIn {
     /// Grams, for items sold by weight.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight_g: Option<i64>,
+    /// Take the weight from the store's scale (instead of `weight_g`). A weight in motion,
+    /// over capacity or under zero is refused (422 naming this field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_scale: Option<bool>,
     /// Lot number, for lot-tracked items.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lot: Option<String>,
