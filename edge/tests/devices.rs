@@ -206,6 +206,8 @@ fn standalone_simulators_serve_edged_over_a_link_and_tcp() {
     }
     let _ = scanner.kill();
     let _ = printer.kill();
+    let _ = scanner.wait();
+    let _ = printer.wait();
 }
 
 /// A weighed item sold with the scale's weight: only a stable, in-range weight sells.
@@ -260,4 +262,5 @@ fn a_weighed_item_takes_only_a_stable_weight_from_the_scale() {
     assert_eq!(st, 422, "{v}");
     assert!(v["detail"].as_str().unwrap_or("").contains("capacity"), "{v}");
     let _ = scale.kill();
+    let _ = scale.wait();
 }
