@@ -3,7 +3,7 @@
 
 use edge_drivers::toledo::{Scale, ScaleSim, WeighError, Weight};
 use edge_drivers::transport::{SerialLink, serve_peer};
-use edge_drivers::uri::{DeviceUri, SerialSettings};
+use edge_drivers::uri::DeviceUri;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,7 +22,6 @@ fn a_sale_gets_only_stable_in_range_weights() {
     let uri = DeviceUri::parse("serial:///dev/null?baud=9600&data=7&parity=even&stop=1").expect("uri");
     let DeviceUri::Serial { settings, .. } = uri else { panic!("serial") };
     assert_eq!((settings.data_bits, settings.stop_bits), (7, 1));
-    let _ = SerialSettings::default();
 
     let mut host_link = SerialLink::from_port(Box::new(host), "pty-host");
     assert!(Scale::probe(&mut host_link).expect("probe"), "the probe must recognise the scale");

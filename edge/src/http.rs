@@ -725,6 +725,14 @@ async fn list_outbox(State(app): State<Arc<App>>, auth: Auth, uri: axum::http::U
     Ok(Json(OutboxPage { entries: entries.into_iter().map(outbox_out).collect(), next_cursor: next }))
 }
 
+/// The outbox entry, or 404 naming the id.
+fn entry_or_404(app: &App, id: &Uuid) -> ApiResult<OutboxEntry> {
+    app.store.outbox_entry(id)?.ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, "unknown-entry", "Unknown outbox entry", format!("no outbox entry {id}"))
+            .field("id")
+    })
+}
+
 #[utoipa::path(get, path = "/v1/outbox/{id}", tag = "sync", params(("id" = String, Path)),
     security(("bearer" = [])),
     responses((status = 200, body = OutboxEntryOut), (status = 404, body = Problem)))]
@@ -735,10 +743,7 @@ async fn get_outbox(
 ) -> ApiResult<Json<OutboxEntryOut>> {
     auth.require(&[Role::Manager, Role::Tech])?;
     let id = parse_uuid(&id, "id")?;
-    let e = app.store.outbox_entry(&id)?.ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_FOUND, "unknown-entry", "Unknown outbox entry", format!("no outbox entry {id}"))
-            .field("id")
-    })?;
+    let e = entry_or_404(&app, &id)?;
     Ok(Json(outbox_out(e)))
 }
 
@@ -802,10 +807,7 @@ async fn retry_dead_one(
 ) -> ApiResult<Json<OutboxEntryOut>> {
     auth.require(&[Role::Manager, Role::Tech])?;
     let id = parse_uuid(&id, "id")?;
-    let e = app.store.outbox_entry(&id)?.ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_FOUND, "unknown-entry", "Unknown outbox entry", format!("no outbox entry {id}"))
-            .field("id")
-    })?;
+    let e = entry_or_404(&app, &id)?;
     if !matches!(e.state, OutboxState::Rejected { .. } | OutboxState::Dead { .. }) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,

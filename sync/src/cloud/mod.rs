@@ -169,20 +169,20 @@ pub fn events_path(store_id: &str) -> String {
     format!("/v1/stores/{store_id}/events")
 }
 
-/// `v1=<hex>` over `{ts}.{METHOD}.{path}.{body}`.
-pub fn signature(secret: &[u8], ts: i64, method: Method, path: &str, body: &[u8]) -> String {
-    // HMAC takes keys of any length; new_from_slice cannot fail for it.
-    let mut mac = match Hmac::<Sha256>::new_from_slice(secret) {
-        Ok(m) => m,
-        Err(_) => return String::new(),
-    };
-    mac.update(ts.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(method.as_str().as_bytes());
-    mac.update(b".");
-    mac.update(path.as_bytes());
-    mac.update(b".");
-    mac.update(body);
+type HmacSha256 = Hmac<Sha256>;
+
+/// The HMAC over `parts`, or None for a key HMAC refuses (it takes keys of any length).
+fn mac_over(secret: &[u8], parts: &[&[u8]]) -> Option<HmacSha256> {
+    let mut mac = HmacSha256::new_from_slice(secret).ok()?;
+    for p in parts {
+        mac.update(p);
+    }
+    Some(mac)
+}
+
+/// `v1=<hex tag>`.
+fn v1(mac: Option<HmacSha256>) -> String {
+    let Some(mac) = mac else { return String::new() };
     let tag = mac.finalize().into_bytes();
     let mut s = String::with_capacity(3 + tag.len() * 2);
     s.push_str("v1=");
@@ -192,19 +192,25 @@ pub fn signature(secret: &[u8], ts: i64, method: Method, path: &str, body: &[u8]
     s
 }
 
+/// Whether `given` (`v1=<hex>`) is the tag of `mac`, compared in constant time.
+fn v1_matches(mac: Option<HmacSha256>, given: &str) -> bool {
+    let (Some(mac), Some(tag)) = (mac, given.strip_prefix("v1=").and_then(decode_hex)) else { return false };
+    mac.verify_slice(&tag).is_ok()
+}
+
+fn request_mac(secret: &[u8], ts: i64, method: Method, path: &str, body: &[u8]) -> Option<HmacSha256> {
+    let ts = ts.to_string();
+    mac_over(secret, &[ts.as_bytes(), b".", method.as_str().as_bytes(), b".", path.as_bytes(), b".", body])
+}
+
+/// `v1=<hex>` over `{ts}.{METHOD}.{path}.{body}`.
+pub fn signature(secret: &[u8], ts: i64, method: Method, path: &str, body: &[u8]) -> String {
+    v1(request_mac(secret, ts, method, path, body))
+}
+
 /// Checks a signature in constant time.
 pub fn verify(secret: &[u8], ts: i64, method: Method, path: &str, body: &[u8], given: &str) -> bool {
-    let Some(hex) = given.strip_prefix("v1=") else { return false };
-    let Some(tag) = decode_hex(hex) else { return false };
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else { return false };
-    mac.update(ts.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(method.as_str().as_bytes());
-    mac.update(b".");
-    mac.update(path.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac.verify_slice(&tag).is_ok()
+    v1_matches(request_mac(secret, ts, method, path, body), given)
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
@@ -228,27 +234,19 @@ pub struct PushMessage {
     pub sig: String,
 }
 
+fn message_mac(secret: &[u8], id: u64, kind: &str, data: &serde_json::Value) -> Option<HmacSha256> {
+    mac_over(secret, &[format!("{id}.{kind}.").as_bytes(), data.to_string().as_bytes()])
+}
+
 /// The signature of a push message.
 pub fn message_signature(secret: &[u8], id: u64, kind: &str, data: &serde_json::Value) -> String {
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else { return String::new() };
-    mac.update(format!("{id}.{kind}.").as_bytes());
-    mac.update(data.to_string().as_bytes());
-    let tag = mac.finalize().into_bytes();
-    let mut s = String::from("v1=");
-    for b in tag {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
+    v1(message_mac(secret, id, kind, data))
 }
 
 impl PushMessage {
     /// Whether the signature is the cloud's (constant time).
     pub fn verify(&self, secret: &[u8]) -> bool {
-        let Some(tag) = self.sig.strip_prefix("v1=").and_then(decode_hex) else { return false };
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else { return false };
-        mac.update(format!("{}.{}.", self.id, self.kind).as_bytes());
-        mac.update(self.data.to_string().as_bytes());
-        mac.verify_slice(&tag).is_ok()
+        v1_matches(message_mac(secret, self.id, &self.kind, &self.data), &self.sig)
     }
 }
 
