@@ -8,7 +8,7 @@
 //!
 //! Text is cut or padded to 20 columns; characters the display cannot show become `?`.
 
-use crate::model::{DeviceError, Lifecycle};
+use crate::model::{DeviceError, HealthLevel, Lifecycle};
 use crate::transport::{Link, Peer};
 
 pub const COLS: usize = 20;
@@ -108,6 +108,27 @@ impl PoleDisplay {
             Dialect::EscPos => [US, b'X', level],
         };
         self.send(&b)
+    }
+
+    /// UPOS checkHealth. A pole display cannot be read back: internal = the link takes a
+    /// clear; external = a test pattern on both lines; interactive = the same, with what the
+    /// operator should see.
+    pub fn check_health(&mut self, level: HealthLevel) -> Result<String, DeviceError> {
+        match level {
+            HealthLevel::Internal => {
+                self.clear()?;
+                Ok("Internal HCheck: the link takes commands (a display cannot be read back)".into())
+            }
+            HealthLevel::External | HealthLevel::Interactive => {
+                self.brightness(4)?;
+                self.show("01234567890123456789", "ABCDEFGHIJKLMNOPQRST")?;
+                let mut text = "External HCheck: test pattern sent".to_string();
+                if level == HealthLevel::Interactive {
+                    text.push_str("; check: the upper line shows 0–9 twice, the lower A–T, all 40 cells lit");
+                }
+                Ok(text)
+            }
+        }
     }
 
     /// During a sale: the last line item and the running total.

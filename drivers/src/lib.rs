@@ -3,13 +3,16 @@
 //! - [`model`]: the UnifiedPOS device model (lifecycle, states, health levels, events,
 //!   statistics);
 //! - [`uri`]: one URI form for every device (`serial://`, `tcp://`, `usb://`);
-//! - [`transport`]: byte links over serial (any line settings) and TCP;
+//! - [`transport`]: byte links over serial (any line settings), TCP and USB;
+//! - [`usb`]: the USB bus listing and links over bulk / interrupt endpoints (rusb);
 //! - [`escpos`]: receipt printer and cash drawer, host side and simulated peer;
 //! - [`toledo`]: Toledo 8217 scales, host side and simulated peer;
 //! - [`scanner`]: serial and HID POS scanners, AIM ids, GS1 element strings, check digits;
 //! - [`display`]: 2 x 20 pole displays (CD5220 and ESC/POS), host side and simulated peer;
+//! - [`discover`]: candidates and probes for `edgectl devices scan`;
 //! - [`sim`]: simulators served in-process for `edged demo`.
 
+pub mod discover;
 pub mod display;
 pub mod escpos;
 pub mod model;
@@ -18,3 +21,4 @@ pub mod sim;
 pub mod toledo;
 pub mod transport;
 pub mod uri;
+pub mod usb;

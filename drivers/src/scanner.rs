@@ -41,6 +41,8 @@ pub enum ScanError {
     Gs1(String),
     #[error("code is not UTF-8 text")]
     NotText,
+    #[error("HID POS: {0}")]
+    Report(String),
 }
 
 /// Whether the GS1 check digit of a GTIN-8/12/13/14 is right.
@@ -200,6 +202,40 @@ pub fn decode(raw: &[u8]) -> Result<Scan, ScanError> {
     Ok(scan)
 }
 
+/// Where scans come from: a serial scanner or a HID POS one.
+pub trait ScanSource: Send {
+    /// The next code within `wait`, or None; a bad code comes back as its error.
+    fn next_scan(&mut self, wait: Duration) -> Result<Option<Result<Scan, ScanError>>, LinkError>;
+    /// Bytes or reports dropped as garbled so far.
+    fn communication_errors(&self) -> u64;
+    /// The link, as a URI-like text.
+    fn describe(&self) -> String;
+}
+
+impl ScanSource for SerialScanner {
+    fn next_scan(&mut self, wait: Duration) -> Result<Option<Result<Scan, ScanError>>, LinkError> {
+        self.next(wait)
+    }
+    fn communication_errors(&self) -> u64 {
+        self.communication_errors
+    }
+    fn describe(&self) -> String {
+        self.link.describe()
+    }
+}
+
+impl ScanSource for HidScanner {
+    fn next_scan(&mut self, wait: Duration) -> Result<Option<Result<Scan, ScanError>>, LinkError> {
+        self.next(wait)
+    }
+    fn communication_errors(&self) -> u64 {
+        self.communication_errors
+    }
+    fn describe(&self) -> String {
+        format!("{} (HID POS)", self.link.describe())
+    }
+}
+
 /// A serial scanner: codes end with CR and/or LF, or with a quiet gap.
 pub struct SerialScanner {
     link: Box<dyn Link>,
@@ -303,6 +339,11 @@ pub struct HidAssembler {
 }
 
 impl HidAssembler {
+    /// Whether a code's first chunks came and its last has not.
+    pub fn is_partial(&self) -> bool {
+        self.aim.is_some()
+    }
+
     /// Feeds one report; returns a decoded code when its last chunk came.
     pub fn push(&mut self, report: &[u8]) -> Result<Option<Result<Scan, ScanError>>, String> {
         let c = decode_hid_report(report)?;
@@ -322,6 +363,74 @@ impl HidAssembler {
         }
         raw.append(&mut self.data);
         Ok(Some(decode(&raw)))
+    }
+}
+
+/// Length of a HID POS scanned-data report on the wire: the report id and 63 bytes.
+pub const HID_REPORT: usize = 64;
+
+/// A USB HID POS scanner: scanned-data reports (usage page 0x8C) read from its interrupt IN
+/// endpoint. The framing lives here, apart from the transport: any [`Link`] that carries
+/// the 64-byte reports back to back (USB, or a pty / TCP in tests) works.
+pub struct HidScanner {
+    link: Box<dyn Link>,
+    report: Vec<u8>,
+    assembler: HidAssembler,
+    /// A report cut off for longer than this is dropped (and counted).
+    pub gap: Duration,
+    pub communication_errors: u64,
+}
+
+impl HidScanner {
+    pub fn new(link: Box<dyn Link>) -> HidScanner {
+        HidScanner {
+            link,
+            report: Vec::with_capacity(HID_REPORT),
+            assembler: HidAssembler::default(),
+            gap: Duration::from_millis(50),
+            communication_errors: 0,
+        }
+    }
+
+    /// The next code within `wait`, or None; a bad report or code comes back as its error.
+    /// Once a report has started (or a code's first chunk came), the rest must follow within
+    /// `gap`, or what came is dropped with an error.
+    pub fn next(&mut self, wait: Duration) -> Result<Option<Result<Scan, ScanError>>, LinkError> {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let mid = !self.report.is_empty() || self.assembler.is_partial();
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let mut buf = [0u8; HID_REPORT];
+            let room = HID_REPORT - self.report.len();
+            let n = self.link.read(&mut buf[..room], if mid { self.gap } else { left })?;
+            if n == 0 {
+                if !mid {
+                    return Ok(None);
+                }
+                self.communication_errors += 1;
+                let got = std::mem::take(&mut self.report).len();
+                self.assembler = HidAssembler::default();
+                return Ok(Some(Err(ScanError::Report(if got > 0 {
+                    format!("a report cut off after {got} of {HID_REPORT} bytes was dropped")
+                } else {
+                    "a code's last report never came; its first part was dropped".into()
+                }))));
+            }
+            self.report.extend_from_slice(&buf[..n]);
+            if self.report.len() < HID_REPORT {
+                continue;
+            }
+            let report = std::mem::take(&mut self.report);
+            match self.assembler.push(&report) {
+                Ok(Some(done)) => return Ok(Some(done)),
+                Ok(None) => {}
+                Err(e) => {
+                    self.communication_errors += 1;
+                    self.assembler = HidAssembler::default();
+                    return Ok(Some(Err(ScanError::Report(e))));
+                }
+            }
+        }
     }
 }
 

@@ -71,29 +71,32 @@ enum State {
     Printer(Mutex<PrinterSim>),
     Scale(Mutex<ScaleSim>),
     Display(Mutex<DisplaySim>),
-    Scanner(Mutex<Vec<u8>>),
+    /// Bytes waiting to go out; whether they are framed as HID POS reports.
+    Scanner(Mutex<Vec<u8>>, bool),
 }
 
 /// Runs one simulated device until stdin closes (`edge-lab sim KIND`). Lines on stdin
 /// steer it — printer: `paper-end on|off`, `near-end on|off`, `cover on|off`,
 /// `offline on|off`, `cutter on|off`, `drawer close`, `jobs`; scale: `weight GRAMS`,
 /// `motion on|off`; scanner: any other line is scanned (with its AIM id if given, e.g.
-/// `]E04006381333931`); display: `show`. Printed jobs and display changes go to stdout.
+/// `]E04006381333931`), framed with CR or, for `scanner-hid`, as HID POS scanned-data
+/// reports; display: `show`. Printed jobs and display changes go to stdout.
 pub fn run_standalone(kind: &str, at: Endpoint) -> Result<(), String> {
     use std::io::BufRead;
     let state: &'static State = Box::leak(Box::new(match kind {
         "printer" => State::Printer(Mutex::new(PrinterSim::new())),
         "scale" => State::Scale(Mutex::new(ScaleSim::with_load(0))),
         "display" => State::Display(Mutex::new(DisplaySim::default())),
-        "scanner" => State::Scanner(Mutex::new(Vec::new())),
-        other => return Err(format!("no simulator for {other:?}; printer, scanner, scale or display")),
+        "scanner" => State::Scanner(Mutex::new(Vec::new()), false),
+        "scanner-hid" => State::Scanner(Mutex::new(Vec::new()), true),
+        other => return Err(format!("no simulator for {other:?}; printer, scanner, scanner-hid, scale or display")),
     }));
     let serve_link = move |link: &mut dyn crate::transport::Link| -> Result<(), crate::transport::LinkError> {
         match state {
             State::Printer(p) => serve_peer(link, p, &STOP),
             State::Scale(s) => serve_peer(link, s, &STOP),
             State::Display(d) => serve_peer(link, d, &STOP),
-            State::Scanner(q) => loop {
+            State::Scanner(q, _) => loop {
                 let pending: Vec<u8> = std::mem::take(&mut *q.lock().unwrap_or_else(|p| p.into_inner()));
                 if !pending.is_empty() {
                     link.write_all(&pending)?;
@@ -166,11 +169,22 @@ pub fn run_standalone(kind: &str, at: Endpoint) -> Result<(), String> {
                 let [a, b] = d.lock().unwrap_or_else(|e| e.into_inner()).lines();
                 println!("[{a}]\n[{b}]");
             }
-            State::Scanner(q) => {
+            State::Scanner(q, hid) => {
+                let line = line.trim_end();
                 if !line.is_empty() {
                     let mut q = q.lock().unwrap_or_else(|e| e.into_inner());
-                    q.extend_from_slice(line.trim_end().as_bytes());
-                    q.push(b'\r');
+                    if *hid {
+                        let (aim, code) = match line.as_bytes() {
+                            [b']', a, b, rest @ ..] => ([b']', *a, *b], rest),
+                            all => ([0; 3], all),
+                        };
+                        for r in crate::scanner::encode_hid_reports(&aim, code) {
+                            q.extend_from_slice(&r);
+                        }
+                    } else {
+                        q.extend_from_slice(line.as_bytes());
+                        q.push(b'\r');
+                    }
                 }
             }
         }

@@ -13,7 +13,7 @@
 //! weighed item must refuse a weight in motion or over capacity: [`Scale::weigh`] never
 //! returns one.
 
-use crate::model::{DeviceError, Lifecycle};
+use crate::model::{DeviceError, HealthLevel, Lifecycle};
 use crate::transport::{Link, LinkError, Peer, read_until};
 use std::time::Duration;
 
@@ -54,6 +54,23 @@ impl ScaleStatus {
         }
     }
 
+    /// The status in words, e.g. "in motion, net".
+    pub fn describe(self) -> String {
+        let words: Vec<&str> = [
+            (self.motion, "in motion"),
+            (self.over_capacity, "over capacity"),
+            (self.under_zero, "under zero"),
+            (self.outside_zero_range, "outside the zero-capture range"),
+            (self.centre_of_zero, "at centre of zero"),
+            (self.net, "net"),
+            (self.bad_command, "bad command"),
+        ]
+        .into_iter()
+        .filter_map(|(on, w)| on.then_some(w))
+        .collect();
+        if words.is_empty() { "no weight and no condition set".into() } else { words.join(", ") }
+    }
+
     pub fn to_char(self) -> u8 {
         u8::from(self.motion)
             | u8::from(self.over_capacity) << 1
@@ -76,7 +93,7 @@ pub enum WeighError {
     UnderZero,
     #[error("the scale refused the command")]
     BadCommand,
-    #[error("the scale reports status {0:?}")]
+    #[error("the scale reports: {}", .0.describe())]
     Other(ScaleStatus),
     #[error("{0}")]
     Device(DeviceError),
@@ -202,6 +219,34 @@ impl Scale {
             }
             Reply::Status(s) => Ok(s),
             Reply::Weight(_) => Err(DeviceError::Failure("the scale answered a weight to a command".into())),
+        }
+    }
+
+    /// UPOS checkHealth: internal = a weight request answered (the weight or the status in
+    /// words); external = the scale's echo test (the identification probe); interactive =
+    /// the weight now, for the operator to compare with a known test weight.
+    pub fn check_health(&mut self, level: HealthLevel) -> Result<String, DeviceError> {
+        self.lifecycle.ready()?;
+        let now = match self.exchange(b"W")? {
+            Reply::Weight(w) => format!("{} g{}", w.grams, if w.net { " net" } else { "" }),
+            Reply::Status(s) => s.describe(),
+        };
+        match level {
+            HealthLevel::Internal => Ok(format!("Internal HCheck: answers; {now}")),
+            HealthLevel::External => {
+                let echo = Scale::probe(self.link.as_mut()).map_err(|e| self.comm(e))?;
+                if !echo {
+                    self.lifecycle.stats.communication_error();
+                    return Err(DeviceError::Failure(format!(
+                        "{}: the echo test failed (not a Toledo 8217, or the line settings are wrong)",
+                        self.lifecycle.name
+                    )));
+                }
+                Ok(format!("External HCheck: echo test passed; {now}"))
+            }
+            HealthLevel::Interactive => Ok(format!(
+                "Interactive HCheck: the scale reads {now}; put a known test weight on it and check the reading"
+            )),
         }
     }
 

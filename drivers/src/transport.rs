@@ -1,4 +1,4 @@
-//! Byte links to devices: serial (serialport, any line settings), TCP, and — through the
+//! Byte links to devices: serial (serialport, any line settings), TCP, USB ([`crate::usb`]), and — through the
 //! same trait — a pty end in tests and simulators. Protocol modules speak bytes over a
 //! [`Link`] and never know which one it is.
 //!
@@ -152,14 +152,21 @@ impl Link for SerialLink {
     }
 }
 
-/// Opens the link a URI names.
+/// Opens the link a URI names (a USB device by its bulk endpoints, as printers are).
 pub fn open(uri: &DeviceUri, timeout: Duration) -> Result<Box<dyn Link>, LinkError> {
+    open_for(uri, timeout, crate::usb::Want::Bulk)
+}
+
+/// Opens the link a URI names; `usb` says which USB interface to claim.
+pub fn open_for(uri: &DeviceUri, timeout: Duration, usb: crate::usb::Want) -> Result<Box<dyn Link>, LinkError> {
     match uri {
         DeviceUri::Serial { path, settings } => Ok(Box::new(SerialLink::open(path, settings)?)),
         DeviceUri::Tcp { host, port } => Ok(Box::new(TcpLink::connect(host, *port, timeout)?)),
-        DeviceUri::Usb { .. } => Err(LinkError::Unsupported(format!(
-            "{uri}: USB devices are not driven by this build yet (serial and TCP are)"
-        ))),
+        DeviceUri::Usb { vendor, product, serial } => {
+            let link = crate::usb::UsbLink::open(*vendor, *product, serial.as_deref(), usb)
+                .map_err(|e| LinkError::Open { uri: uri.to_string(), why: e.to_string() })?;
+            Ok(Box::new(link))
+        }
     }
 }
 

@@ -41,6 +41,14 @@ fn a_sale_shows_line_items_and_the_total() {
         d.clear().expect("clear");
         std::thread::sleep(Duration::from_millis(100));
         assert_eq!(sim.lock().expect("sim").lines()[0].trim(), "");
+        // The external health check puts a test pattern on both lines.
+        let h = d.check_health(edge_drivers::model::HealthLevel::External).expect("health");
+        assert!(h.contains("test pattern"), "{h}");
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while sim.lock().expect("sim").lines()[1] != "ABCDEFGHIJKLMNOPQRST" {
+            assert!(Instant::now() < deadline, "{:?}", sim.lock().expect("sim").lines());
+            std::thread::sleep(Duration::from_millis(10));
+        }
         stop.store(true, Ordering::SeqCst);
         t.join().expect("sim");
     }

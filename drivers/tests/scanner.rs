@@ -61,3 +61,62 @@ fn codes_arrive_whole_however_the_bytes_are_split_and_bad_ones_are_named() {
     // Nothing sent: nothing returned.
     assert_eq!(scanner.next(Duration::from_millis(100)).expect("link"), None);
 }
+
+/// HID POS framing over loopback TCP (the transport USB would be): reports split across
+/// writes, codes over several reports, a cut-off report, a foreign report id, and a code
+/// whose last report never comes.
+#[test]
+fn hid_pos_reports_over_tcp_give_whole_codes_and_name_what_is_wrong() {
+    use edge_drivers::scanner::{HID_REPORT, HidScanner, encode_hid_reports};
+    use edge_drivers::transport::TcpLink;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let mut dev = TcpLink::connect("127.0.0.1", addr.port(), Duration::from_secs(2)).expect("connect");
+    let (host, _) = l.accept().expect("accept");
+    let mut scanner = HidScanner::new(Box::new(TcpLink::from_stream(host)));
+    scanner.gap = Duration::from_millis(100);
+    let next = |s: &mut HidScanner| s.next(Duration::from_secs(2)).expect("link").expect("a code");
+
+    // One report, written in odd pieces.
+    let one = encode_hid_reports(b"]E0", b"4006381333931").concat();
+    for piece in one.chunks(7) {
+        dev.write_all(piece).expect("write");
+    }
+    let s = next(&mut scanner).expect("valid");
+    assert_eq!((s.aim.as_deref(), s.gtin.as_deref()), (Some("]E0"), Some("4006381333931")));
+
+    // A GS1 code over two reports, and a second code right behind it.
+    let long =
+        "01040063813339311726033110".to_string() + &"L".repeat(20) + "\x1d21" + &"S".repeat(20) + "\x1d3103001250";
+    let mut both = encode_hid_reports(b"]C1", long.as_bytes()).concat();
+    assert!(both.len() >= 2 * HID_REPORT);
+    both.extend(encode_hid_reports(b"]E0", b"96385074").concat());
+    dev.write_all(&both).expect("write");
+    let g = next(&mut scanner).expect("valid");
+    assert_eq!((g.gtin.as_deref(), g.net_weight_g), (Some("04006381333931"), Some(1250)));
+    assert_eq!(next(&mut scanner).expect("valid").gtin.as_deref(), Some("96385074"));
+
+    // A report cut off: dropped after the gap, named, and the next code is fine.
+    dev.write_all(&one[..30]).expect("write");
+    let e = next(&mut scanner).expect_err("cut off").to_string();
+    assert!(e.contains("cut off after 30 of 64"), "{e}");
+    dev.write_all(&one).expect("write");
+    assert!(next(&mut scanner).is_ok());
+
+    // A report that is not the scanned-data report.
+    let mut foreign = one.clone();
+    foreign[0] = 0x05;
+    dev.write_all(&foreign).expect("write");
+    let e = next(&mut scanner).expect_err("foreign").to_string();
+    assert!(e.contains("report id 0x05"), "{e}");
+
+    // The first report of a two-report code, then silence: dropped, never half a barcode.
+    let two = encode_hid_reports(b"]C1", long.as_bytes());
+    dev.write_all(&two[0]).expect("write");
+    let e = next(&mut scanner).expect_err("incomplete").to_string();
+    assert!(e.contains("last report never came"), "{e}");
+    dev.write_all(&one).expect("write");
+    assert_eq!(next(&mut scanner).expect("valid").gtin.as_deref(), Some("4006381333931"));
+    assert_eq!(scanner.communication_errors, 3);
+    assert!(scanner.next(Duration::from_millis(50)).expect("link").is_none(), "nothing more");
+}

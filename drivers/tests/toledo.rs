@@ -2,6 +2,7 @@
 //! settings (9600 7E1).
 
 use edge_drivers::toledo::{Scale, ScaleSim, WeighError, Weight};
+
 use edge_drivers::transport::{SerialLink, serve_peer};
 use edge_drivers::uri::DeviceUri;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,6 +46,15 @@ fn a_sale_gets_only_stable_in_range_weights() {
     assert_eq!(scale.weigh(), Ok(Weight { grams: 1000, net: true }));
     assert!(!scale.command(b'C').expect("clear").net);
     assert!(scale.command(b'X').is_err());
+    // UPOS checkHealth at every level.
+    use edge_drivers::model::HealthLevel;
+    let h = scale.check_health(HealthLevel::Internal).expect("internal");
+    assert!(h.contains("1250 g"), "{h}");
+    let h = scale.check_health(HealthLevel::External).expect("external");
+    assert!(h.contains("echo test passed"), "{h}");
+    sim.lock().expect("sim").motion = true;
+    let h = scale.check_health(HealthLevel::Interactive).expect("interactive");
+    assert!(h.contains("in motion") && h.contains("known test weight"), "{h}");
     stop.store(true, Ordering::SeqCst);
     t.join().expect("sim");
 }

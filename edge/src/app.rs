@@ -30,7 +30,7 @@ pub struct App {
     /// Pulls and push stream of the cloud (when it is live).
     pub cloud_link: Option<edge_sync::cloud::live::CloudLink>,
     /// The store's devices (printer, scanner, scale, pole display).
-    pub devices: std::sync::OnceLock<crate::devices::Devices>,
+    pub devices: std::sync::OnceLock<Arc<crate::devices::Devices>>,
     pub ws_clients: AtomicUsize,
     /// Flips to true when shutdown starts; event streams say goodbye.
     pub stopping: watch::Sender<bool>,

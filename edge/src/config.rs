@@ -94,7 +94,8 @@ pub struct Config {
     pub remotes: BTreeMap<String, RemoteConfig>,
     pub log_format: LogFormat,
     pub log_level: String,
-    /// `[devices.<id>]`: kind (printer, scanner, scale, display), uri, dialect (display).
+    /// `[devices.<id>]`: kind (printer, scanner, scale, display), uri, dialect (display:
+    /// cd5220 | escpos; scanner: serial | hid-pos, hid-pos over USB).
     pub devices: Vec<crate::devices::DeviceSpec>,
 }
 
@@ -386,7 +387,8 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
             let uri_key = format!("devices.{id}.uri");
             let kind = c.string(&kind_key, None);
             let uri = c.string(&uri_key, None);
-            let dialect = c.string(&format!("devices.{id}.dialect"), Some("cd5220"));
+            let dialect_key = format!("devices.{id}.dialect");
+            let dialect = c.string(&dialect_key, None);
             let kind = match kind.as_deref().map(crate::devices::Kind::parse) {
                 Some(Some(k)) => Some(k),
                 Some(None) => {
@@ -409,16 +411,30 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
                     None
                 }
             };
-            let dialect = match dialect.as_deref() {
-                Some("escpos") => edge_drivers::display::Dialect::EscPos,
-                Some("cd5220") | None => edge_drivers::display::Dialect::Cd5220,
-                Some(other) => {
-                    c.problem(&format!("devices.{id}.dialect"), format!("{other:?} must be cd5220 or escpos"));
-                    edge_drivers::display::Dialect::Cd5220
-                }
-            };
             if let (Some(kind), Some(uri)) = (kind, uri) {
-                devices.push(crate::devices::DeviceSpec { id: id.clone(), kind, uri, dialect });
+                use crate::devices::Kind;
+                use edge_drivers::display::Dialect;
+                let mut spec = crate::devices::DeviceSpec::new(id, kind, uri);
+                match (kind, dialect.as_deref()) {
+                    (_, None) => {}
+                    (Kind::Display, Some("escpos")) => spec.dialect = Dialect::EscPos,
+                    (Kind::Display, Some("cd5220")) => spec.dialect = Dialect::Cd5220,
+                    (Kind::Display, Some(other)) => {
+                        c.problem(&dialect_key, format!("{other:?} must be cd5220 or escpos"))
+                    }
+                    (Kind::Scanner, Some("hid-pos")) => spec.hid = true,
+                    (Kind::Scanner, Some("serial"))
+                        if !matches!(spec.uri, edge_drivers::uri::DeviceUri::Usb { .. }) =>
+                    {
+                        spec.hid = false
+                    }
+                    (Kind::Scanner, Some(other)) => c.problem(
+                        &dialect_key,
+                        format!("{other:?} must be hid-pos, or serial for a scanner on a serial or TCP link"),
+                    ),
+                    (_, Some(_)) => c.problem(&dialect_key, format!("a {} has no dialect to choose", kind.name())),
+                }
+                devices.push(spec);
             }
         }
     } else if root.get("devices").is_some() {

@@ -132,12 +132,12 @@ pub async fn run(cfg: Config, store: Arc<dyn Store>, announce_dir: &Path) -> Res
     let app = Arc::new(App::new(cfg, store.clone(), tokens, engine.clone(), link));
     let specs = app.cfg.devices.clone();
     let bus = app.events.clone();
-    let _ = app.devices.set(crate::devices::Devices::start(
+    let _ = app.devices.set(Arc::new(crate::devices::Devices::start(
         specs,
         Arc::new(move |e| {
             let _ = bus.send(e);
         }),
-    ));
+    )));
     let mut workers = engine.spawn(store, client.clone(), app.stopping.subscribe());
     workers.extend(crate::delivery::spawn_cloud_link(&app, client));
     tokio::spawn(crate::delivery::announce_status(app.clone()));

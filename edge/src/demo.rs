@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 const META_DEMO_SIZE: &str = "demo.catalog_size";
 
 /// Device kinds a demo can take from `--device KIND=URI`.
-pub const DEVICE_KINDS: [&str; 6] = ["terminal", "printer", "scanner", "scale", "display", "drawer"];
+pub const DEVICE_KINDS: [&str; 7] = ["terminal", "printer", "scanner", "scanner-hid", "scale", "display", "drawer"];
 
 /// Checks one `--device KIND=URI` argument.
 pub fn parse_device(arg: &str) -> Result<(String, String), String> {
@@ -132,14 +132,18 @@ pub fn seed_catalog(store: &dyn Store, size: u64) -> Result<(), String> {
 /// drawer is driven through the printer.
 pub fn demo_devices(given: &[(String, String)]) -> Result<Vec<crate::devices::DeviceSpec>, String> {
     use crate::devices::{DeviceSpec, Kind};
-    use edge_drivers::display::Dialect;
     use edge_drivers::uri::DeviceUri;
     let mut specs = Vec::new();
     for (kind, uri) in given {
         match Kind::parse(kind) {
             Some(k) => {
                 let uri = DeviceUri::parse(uri).map_err(|e| format!("--device {kind}={uri}: {e}"))?;
-                specs.push(DeviceSpec { id: kind.clone(), kind: k, uri, dialect: Dialect::Cd5220 });
+                specs.push(DeviceSpec::new(kind, k, uri));
+            }
+            // A scanner that sends HID POS reports over a link that is not USB (a simulator).
+            None if kind == "scanner-hid" => {
+                let uri = DeviceUri::parse(uri).map_err(|e| format!("--device {kind}={uri}: {e}"))?;
+                specs.push(DeviceSpec { hid: true, ..DeviceSpec::new("scanner", Kind::Scanner, uri) });
             }
             None => {
                 tracing::warn!(%kind, %uri, "this build drives printers, scanners, scales and displays; {kind} is not driven")
@@ -153,7 +157,7 @@ pub fn demo_devices(given: &[(String, String)]) -> Result<Vec<crate::devices::De
     for (kind, uri) in edge_drivers::sim::spawn(&missing)? {
         let k = Kind::parse(kind).ok_or_else(|| format!("simulator of unknown kind {kind}"))?;
         tracing::info!(kind, %uri, "simulated device");
-        specs.push(DeviceSpec { id: kind.into(), kind: k, uri, dialect: Dialect::Cd5220 });
+        specs.push(DeviceSpec::new(kind, k, uri));
     }
     Ok(specs)
 }

@@ -7,7 +7,8 @@
 use edge_api::{DeviceOut, Event};
 use edge_drivers::display::{Dialect, PoleDisplay, two_sided};
 use edge_drivers::escpos::{Align, JobOutcome, Printer, Receipt, Symbology};
-use edge_drivers::scanner::SerialScanner;
+use edge_drivers::model::HealthLevel;
+use edge_drivers::scanner::{HidScanner, ScanSource, SerialScanner};
 use edge_drivers::toledo::{Scale, WeighError, Weight};
 use edge_drivers::transport;
 use edge_drivers::uri::DeviceUri;
@@ -20,6 +21,10 @@ use std::time::{Duration, Instant};
 pub const GONE_AFTER: u32 = 3;
 /// Commands queued per device before the caller is told it is busy.
 const QUEUE: usize = 64;
+/// A cash drawer open longer than this is reported as left open.
+pub const DRAWER_LEFT_OPEN: Duration = Duration::from_secs(30);
+/// How long an interactive scanner check waits for a code.
+pub const SCAN_CHECK_WAIT: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -56,13 +61,27 @@ pub struct DeviceSpec {
     pub id: String,
     pub kind: Kind,
     pub uri: DeviceUri,
+    /// Pole displays: the command set.
     pub dialect: Dialect,
+    /// Scanners: HID POS scanned-data reports rather than CR / LF terminated codes (always
+    /// so over USB).
+    pub hid: bool,
+}
+
+impl DeviceSpec {
+    /// A device with the usual framing for its link: CD5220 displays, HID POS over USB.
+    pub fn new(id: &str, kind: Kind, uri: DeviceUri) -> DeviceSpec {
+        let hid = kind == Kind::Scanner && matches!(uri, DeviceUri::Usb { .. });
+        DeviceSpec { id: id.to_string(), kind, uri, dialect: Dialect::Cd5220, hid }
+    }
 }
 
 enum Command {
     Print { job_id: String, receipt: Box<Receipt> },
     Show { upper: String, lower: String },
     Weigh { reply: Sender<Result<Weight, String>> },
+    Health { level: HealthLevel, reply: Sender<Result<String, String>> },
+    OpenDrawer { reply: Sender<Result<bool, String>> },
 }
 
 struct Slot {
@@ -153,6 +172,33 @@ impl Devices {
     }
 }
 
+impl Devices {
+    fn by_id(&self, id: &str) -> Result<&Arc<Slot>, String> {
+        self.slots.get(id).ok_or_else(|| format!("no device {id:?} is configured"))
+    }
+
+    /// One device's state, health and statistics.
+    pub fn get(&self, id: &str) -> Option<DeviceOut> {
+        self.slots.get(id).map(|s| s.out.lock().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+
+    /// UPOS checkHealth on one device, at a level; waits at most `wait` for the answer.
+    pub fn check_health(&self, id: &str, level: HealthLevel, wait: Duration) -> Result<String, String> {
+        let slot = self.by_id(id)?;
+        let (tx, rx) = channel();
+        self.send(slot, Command::Health { level, reply: tx })?;
+        rx.recv_timeout(wait).map_err(|_| format!("{id} did not finish its health check in time"))?
+    }
+
+    /// Kicks the cash drawer behind the first printer; says whether its sensor reads open.
+    pub fn open_drawer(&self, wait: Duration) -> Result<bool, String> {
+        let slot = self.first(Kind::Printer).ok_or("no printer (and so no cash drawer) configured")?;
+        let (tx, rx) = channel();
+        self.send(slot, Command::OpenDrawer { reply: tx })?;
+        rx.recv_timeout(wait).map_err(|_| "the printer did not answer the drawer kick in time".to_string())?
+    }
+}
+
 /// A receipt for a sale (text already formatted by the caller's money rules).
 pub fn receipt_of(store: &str, lines: &[(String, String)], total: &str, sale_id: &str) -> Receipt {
     let mut r =
@@ -189,13 +235,14 @@ fn set(slot: &Slot, emit: &Emit, state: &str, health: String, stats: BTreeMap<St
 
 enum Driver {
     Printer(Printer),
-    Scanner(SerialScanner),
+    Scanner(Box<dyn ScanSource>),
     Scale(Scale),
     Display(PoleDisplay),
 }
 
 fn connect(spec: &DeviceSpec) -> Result<Driver, String> {
-    let link = transport::open(&spec.uri, Duration::from_secs(2)).map_err(|e| e.to_string())?;
+    let want = if spec.hid { edge_drivers::usb::Want::InterruptIn } else { edge_drivers::usb::Want::Bulk };
+    let link = transport::open_for(&spec.uri, Duration::from_secs(2), want).map_err(|e| e.to_string())?;
     let ready = |l: &mut edge_drivers::model::Lifecycle| -> Result<(), String> {
         l.open().map_err(|e| e.to_string())?;
         l.claim("edged").map_err(|e| e.to_string())?;
@@ -217,7 +264,8 @@ fn connect(spec: &DeviceSpec) -> Result<Driver, String> {
             ready(&mut d.lifecycle)?;
             Driver::Display(d)
         }
-        Kind::Scanner => Driver::Scanner(SerialScanner::new(link)),
+        Kind::Scanner if spec.hid => Driver::Scanner(Box::new(HidScanner::new(link))),
+        Kind::Scanner => Driver::Scanner(Box::new(SerialScanner::new(link))),
     })
 }
 
@@ -272,28 +320,60 @@ fn fail(c: Command, id: &str, state: &str) {
             tracing::warn!(device = id, job = %job_id, "receipt not printed: the printer is {state}")
         }
         Command::Show { .. } => {}
+        Command::Health { reply, .. } => {
+            let _ = reply.send(Err(format!("{id} is {state}")));
+        }
+        Command::OpenDrawer { reply } => {
+            let _ = reply.send(Err(format!("{id} is {state}")));
+        }
     }
+}
+
+fn scanner_stats(s: &dyn ScanSource) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("DeviceCategory".to_string(), "Scanner".to_string()),
+        ("Interface".to_string(), s.describe()),
+        ("CommunicationErrorCount".to_string(), s.communication_errors().to_string()),
+    ])
+}
+
+/// The printer's health in words, with "drawer left open" once the drawer has been open
+/// longer than [`DRAWER_LEFT_OPEN`].
+fn printer_health(p: &mut Printer, open_since: &mut Option<(Instant, String)>) -> Result<String, String> {
+    let s = p.status().map_err(|e| e.to_string())?;
+    let mut words = s.describe();
+    if s.drawer_open {
+        let (since, at) = open_since.get_or_insert_with(|| (Instant::now(), now()));
+        if since.elapsed() >= DRAWER_LEFT_OPEN {
+            words.push_str(&format!("; drawer left open (since {at})"));
+        }
+    } else {
+        *open_since = None;
+    }
+    Ok(words)
 }
 
 /// Runs a connected driver; returns the error that broke the link, or None when the daemon
 /// stops.
 fn serve(slot: &Slot, rx: &Receiver<Command>, emit: &Emit, driver: &mut Driver) -> Option<String> {
     let id = slot.spec.id.clone();
+    // Printers are polled for their status (paper, cover, drawer); scanners are read in
+    // short waits between commands; scales and displays only answer when asked.
     let poll = match driver {
         Driver::Scanner(_) => Duration::from_millis(20),
         _ => Duration::from_secs(5),
     };
+    let mut drawer_open_since = None;
     let mut first = true;
     loop {
-        // Status / input between commands.
         match driver {
-            Driver::Printer(p) if first => match p.status() {
-                Ok(s) => set(slot, emit, "online", s.describe(), p.lifecycle.stats.report()),
-                Err(e) => return Some(e.to_string()),
+            Driver::Printer(p) if first => match printer_health(p, &mut drawer_open_since) {
+                Ok(h) => set(slot, emit, "online", h, p.lifecycle.stats.report()),
+                Err(e) => return Some(e),
             },
-            Driver::Scanner(s) => match s.next(Duration::from_millis(200)) {
+            Driver::Scanner(s) => match s.next_scan(Duration::from_millis(200)) {
                 Ok(Some(Ok(scan))) => {
-                    set(slot, emit, "online", "ok".into(), BTreeMap::new());
+                    set(slot, emit, "online", "ok".into(), scanner_stats(s.as_ref()));
                     emit(Event::Scan {
                         at: now(),
                         device: id.clone(),
@@ -307,11 +387,11 @@ fn serve(slot: &Slot, rx: &Receiver<Command>, emit: &Emit, driver: &mut Driver) 
                 }
                 Ok(Some(Err(e))) => {
                     tracing::warn!(device = %id, error = %e, "scan refused");
-                    set(slot, emit, "online", format!("last scan refused: {e}"), BTreeMap::new());
+                    set(slot, emit, "online", format!("last scan refused: {e}"), scanner_stats(s.as_ref()));
                 }
                 Ok(None) => {
                     if first {
-                        set(slot, emit, "online", "ok".into(), BTreeMap::new());
+                        set(slot, emit, "online", "ok".into(), scanner_stats(s.as_ref()));
                     }
                 }
                 Err(e) => return Some(e.to_string()),
@@ -325,9 +405,9 @@ fn serve(slot: &Slot, rx: &Receiver<Command>, emit: &Emit, driver: &mut Driver) 
             Ok(c) => c,
             Err(RecvTimeoutError::Timeout) => {
                 if let Driver::Printer(p) = driver {
-                    match p.status() {
-                        Ok(s) => set(slot, emit, "online", s.describe(), p.lifecycle.stats.report()),
-                        Err(e) => return Some(e.to_string()),
+                    match printer_health(p, &mut drawer_open_since) {
+                        Ok(h) => set(slot, emit, "online", h, p.lifecycle.stats.report()),
+                        Err(e) => return Some(e),
                     }
                 }
                 continue;
@@ -345,11 +425,19 @@ fn serve(slot: &Slot, rx: &Receiver<Command>, emit: &Emit, driver: &mut Driver) 
                         JobOutcome::Printed => tracing::info!(device = %id, job = %job_id, "receipt printed"),
                         other => tracing::warn!(device = %id, job = %job_id, outcome = ?other, "receipt not printed"),
                     }
-                    let health = p.status().map(|s| s.describe()).unwrap_or_else(|e| e.to_string());
+                    let health = printer_health(p, &mut drawer_open_since).unwrap_or_else(|e| e);
                     set(slot, emit, "online", health, p.lifecycle.stats.report());
                 }
                 Err(e) => tracing::warn!(device = %id, job = %job_id, error = %e, "receipt refused"),
             },
+            (Command::OpenDrawer { reply }, Driver::Printer(p)) => {
+                let r = p.open_drawer().map_err(|e| e.to_string());
+                if r.is_ok() {
+                    drawer_open_since = None;
+                    tracing::info!(device = %id, "cash drawer kicked");
+                }
+                let _ = reply.send(r);
+            }
             (Command::Show { upper, lower }, Driver::Display(d)) => {
                 if let Err(e) = d.show(&upper, &lower) {
                     return Some(e.to_string());
@@ -363,7 +451,50 @@ fn serve(slot: &Slot, rx: &Receiver<Command>, emit: &Emit, driver: &mut Driver) 
                     return Some("the scale stopped answering".into());
                 }
             }
+            (Command::Health { level, reply }, d) => {
+                let r = match d {
+                    Driver::Printer(p) => p.check_health(level).map_err(|e| e.to_string()),
+                    Driver::Scale(s) => s.check_health(level).map_err(|e| e.to_string()),
+                    Driver::Display(d) => d.check_health(level).map_err(|e| e.to_string()),
+                    Driver::Scanner(s) => scanner_health(s.as_mut(), level, &id),
+                };
+                tracing::info!(device = %id, level = ?level, result = ?r, "health check");
+                let _ = reply.send(r);
+            }
             (c, _) => fail(c, &id, "not that kind of device"),
+        }
+    }
+}
+
+/// A scanner only sends: internal and external checks report the link and its garbled-code
+/// count; the interactive check waits for the operator to scan a code and reports it (the
+/// scan is not sent to the screens).
+fn scanner_health(s: &mut dyn ScanSource, level: HealthLevel, id: &str) -> Result<String, String> {
+    let errors = s.communication_errors();
+    match level {
+        HealthLevel::Internal | HealthLevel::External => Ok(format!(
+            "{:?} HCheck: link {} open; {errors} garbled codes so far (a scanner cannot be asked; use the \
+             interactive check to scan a code)",
+            level,
+            s.describe()
+        )),
+        HealthLevel::Interactive => {
+            let deadline = Instant::now() + SCAN_CHECK_WAIT;
+            while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+                match s.next_scan(left).map_err(|e| format!("{id}: {e}"))? {
+                    Some(Ok(scan)) => {
+                        return Ok(format!(
+                            "Interactive HCheck: read {:?} (symbology {}){}",
+                            scan.data,
+                            scan.aim.as_deref().unwrap_or("not sent"),
+                            scan.gtin.map(|g| format!(", GTIN {g} check digit right")).unwrap_or_default()
+                        ));
+                    }
+                    Some(Err(e)) => return Ok(format!("Interactive HCheck: a code came but was refused: {e}")),
+                    None => {}
+                }
+            }
+            Err(format!("{id}: no code was scanned within {} s", SCAN_CHECK_WAIT.as_secs()))
         }
     }
 }

@@ -311,6 +311,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/outbox/{id}", get(get_outbox))
         .route("/v1/outbox/{id}/retry", post(retry_dead_one))
         .route("/v1/devices", get(devices))
+        .route("/v1/devices/{id}", get(device_one))
+        .route("/v1/devices/{id}/health", post(device_health))
+        .route("/v1/drawer/open", post(drawer_open))
         .route("/v1/events", get(events))
         .route("/metrics", get(metrics))
         .fallback(not_found)
@@ -898,6 +901,82 @@ async fn devices(State(app): State<Arc<App>>, _auth: Auth) -> Json<DevicesList> 
     Json(DevicesList { devices: app.devices.get().map(|d| d.list()).unwrap_or_default() })
 }
 
+fn no_device(id: &str) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "unknown-device", "Unknown device", format!("no device {id:?} is configured"))
+        .field("id")
+}
+
+#[utoipa::path(get, path = "/v1/devices/{id}", tag = "devices", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = DeviceOut), (status = 404, body = Problem)))]
+async fn device_one(State(app): State<Arc<App>>, _auth: Auth, Path(id): Path<String>) -> ApiResult<Json<DeviceOut>> {
+    app.devices.get().and_then(|d| d.get(&id)).map(Json).ok_or_else(|| no_device(&id))
+}
+
+/// Longest a health check may take (the interactive scanner check waits for a scan).
+const HEALTH_WAIT: std::time::Duration = std::time::Duration::from_secs(25);
+
+#[utoipa::path(post, path = "/v1/devices/{id}/health", tag = "devices", params(("id" = String, Path)),
+    request_body = HealthCheckIn, security(("bearer" = [])),
+    responses((status = 200, body = HealthCheckOut, description = "The check ran; `ok` says whether the device passed"),
+        (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn device_health(
+    State(app): State<Arc<App>>,
+    auth: Auth,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<HealthCheckIn>,
+) -> ApiResult<Json<HealthCheckOut>> {
+    use edge_drivers::model::HealthLevel;
+    auth.require(&[Role::Manager, Role::Tech])?;
+    let level = match req.level.as_str() {
+        "internal" => HealthLevel::Internal,
+        "external" => HealthLevel::External,
+        "interactive" => HealthLevel::Interactive,
+        other => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad-level",
+                "Unknown health level",
+                format!("level {other:?} must be internal, external or interactive"),
+            )
+            .field("level"));
+        }
+    };
+    let devices = app.devices.get().filter(|d| d.get(&id).is_some()).ok_or_else(|| no_device(&id))?.clone();
+    let id2 = id.clone();
+    let r = tokio::task::spawn_blocking(move || devices.check_health(&id2, level, HEALTH_WAIT))
+        .await
+        .map_err(ApiError::internal)?;
+    audit(&app, &auth, "device.health", &id, format!("{} {}", req.level, r.is_ok()))?;
+    let (ok, result) = match r {
+        Ok(t) => (true, t),
+        Err(e) => (false, e),
+    };
+    Ok(Json(HealthCheckOut { device: id, level: req.level, ok, result }))
+}
+
+#[utoipa::path(post, path = "/v1/drawer/open", tag = "devices", security(("bearer" = [])),
+    responses((status = 200, body = DrawerOut, description = "Kicked; the sensor's reading after the kick"),
+        (status = 409, body = Problem, description = "No printer, or it is offline")))]
+async fn drawer_open(State(app): State<Arc<App>>, auth: Auth) -> ApiResult<Json<DrawerOut>> {
+    auth.require(&[Role::Cashier, Role::Manager])?;
+    let devices = app.devices.get().cloned().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "no-drawer",
+            "No cash drawer",
+            "no printer (and so no drawer) is configured",
+        )
+    })?;
+    let r = tokio::task::spawn_blocking(move || devices.open_drawer(std::time::Duration::from_secs(5)))
+        .await
+        .map_err(ApiError::internal)?;
+    audit(&app, &auth, "drawer.open", "drawer", format!("{r:?}"))?;
+    match r {
+        Ok(open) => Ok(Json(DrawerOut { open })),
+        Err(e) => Err(ApiError::new(StatusCode::CONFLICT, "drawer-unavailable", "Cash drawer unavailable", e)),
+    }
+}
+
 #[utoipa::path(get, path = "/metrics", tag = "daemon", responses((status = 200, description = "OpenMetrics text")))]
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     let now = Timestamp::now();
@@ -995,9 +1074,10 @@ impl utoipa::Modify for SecurityAddon {
 #[openapi(
     info(title = "edged local API", version = "1", description = "The store edge daemon's loopback API. Errors are application/problem+json."),
     paths(health, openapi, catalog_items, catalog_barcode, post_sale, get_sale, list_sales, sync_status, sync_run, list_outbox, get_outbox,
-        retry_dead_one, retry_dead_all, devices, events, metrics),
+        retry_dead_one, retry_dead_all, devices, device_one, device_health, drawer_open, events, metrics),
     components(schemas(Problem, Health, StoreHealth, CatalogItem, ItemsPage, SaleIn, SaleLineIn, TenderIn, SaleOut, SaleLineOut, TenderOut,
-        SalesPage, SyncStatus, RemoteStatus, RetryOut, OutboxEntryOut, OutboxPage, DevicesList, DeviceOut, Event)),
+        SalesPage, SyncStatus, RemoteStatus, RetryOut, OutboxEntryOut, OutboxPage, DevicesList, DeviceOut, HealthCheckIn,
+        HealthCheckOut, DrawerOut, Event)),
     modifiers(&SecurityAddon)
 )]
 pub struct ApiDoc;

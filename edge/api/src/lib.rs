@@ -293,6 +293,33 @@ pub struct DeviceOut {
     pub stats: std::collections::BTreeMap<String, String>,
 }
 
+/// `POST /v1/devices/{id}/health`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckIn {
+    /// UPOS checkHealth level: `internal` (no change to the device), `external` (a printer
+    /// prints a test page, a display shows a test pattern, a scale runs its echo test) or
+    /// `interactive` (with the operator: a scanner waits for a code to be scanned).
+    pub level: String,
+}
+
+/// The result of a health check.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HealthCheckOut {
+    pub device: String,
+    pub level: String,
+    pub ok: bool,
+    /// What the device answered, in words (UPOS `CheckHealthText`), or why it failed.
+    pub result: String,
+}
+
+/// `POST /v1/drawer/open`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DrawerOut {
+    /// What the drawer sensor reads after the kick.
+    pub open: bool,
+}
+
 /// `GET /v1/devices`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct DevicesList {

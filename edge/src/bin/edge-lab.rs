@@ -26,6 +26,10 @@ enum Cmd {
         /// Make a pty and symlink its device end here, e.g. /tmp/scale.
         #[arg(long)]
         link: Option<PathBuf>,
+        /// Scanner only: send HID POS scanned-data reports (as a USB HID POS scanner does)
+        /// instead of CR-terminated codes.
+        #[arg(long)]
+        hid: bool,
     },
     /// The fake cloud (and, as their connectors land, Lightspeed and NetSuite) in one process.
     Fakes {
@@ -67,7 +71,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     edge::daemon::init_logging(edge::config::LogFormat::Text, "info");
     match cli.cmd {
-        Cmd::Sim { kind, tcp, link } => {
+        Cmd::Sim { kind, tcp, link, hid } => {
+            let kind = match (kind.as_str(), hid) {
+                ("scanner", true) => "scanner-hid".to_string(),
+                (_, true) => {
+                    eprintln!("edge-lab sim: --hid is for the scanner");
+                    return ExitCode::from(2);
+                }
+                _ => kind,
+            };
             let at = match (tcp, link) {
                 (Some(t), None) => edge_drivers::sim::Endpoint::Tcp(t),
                 (None, Some(l)) => edge_drivers::sim::Endpoint::Link(l),
