@@ -119,7 +119,89 @@ fn a_sale_prints_its_receipt_and_scans_reach_the_event_stream() {
         out.status.success() && text.contains("printer") && text.contains("scanner") && text.contains("online"),
         "{text}"
     );
+
+    // The field tech's checks, through edgectl and the API.
+    let edgectl = |args: &[&str]| {
+        let out = std::process::Command::new(common::EDGECTL)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(args)
+            .output()
+            .expect("edgectl");
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string())
+    };
+    let (code, text) = edgectl(&["devices", "test", "printer"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("passed"), "{text}");
+    let jobs = printer.lock().expect("sim").jobs().to_vec();
+    assert!(jobs.len() == 2 && jobs[1].text.contains("TEST PAGE"), "a test page was printed: {jobs:?}");
+    let (code, text) = edgectl(&["devices", "stats", "printer", "--json"]);
+    let stats: Value = serde_json::from_str(&text).expect("json");
+    assert_eq!((code, &stats["stats"]["DeviceCategory"]), (Some(0), &json!("POSPrinter")), "{text}");
+    let (code, text) = edgectl(&["devices", "health", "display", "--level", "bogus"]);
+    assert_eq!(code, Some(1), "a bad level is refused: {text}");
+    let (code, _) = edgectl(&["devices", "stats", "no-such-device"]);
+    assert_eq!(code, Some(1));
+    // The interactive scanner check waits for a code scanned at the device.
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(700));
+        scanner.write_all(b"]E096385074\r").expect("scan");
+        scanner
+    });
+    let (code, text) = edgectl(&["devices", "health", "scanner", "--level", "interactive"]);
+    let _scanner = writer.join().expect("writer");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("96385074") && text.contains("]E0"), "{text}");
+    // The cash drawer kicks through the printer (cashier), and its sensor reads open.
+    let r: Value = http
+        .post(format!("{}/v1/drawer/open", d.url))
+        .bearer_auth(&d.tokens.cashier)
+        .send()
+        .expect("post")
+        .json()
+        .expect("json");
+    assert_eq!(r["open"], true, "{r}");
+    assert_eq!(printer.lock().expect("sim").drawer_kicks, 1);
+    let r = http
+        .post(format!("{}/v1/devices/printer/health", d.url))
+        .bearer_auth(&d.tokens.kiosk)
+        .json(&json!({"level": "internal"}))
+        .send()
+        .expect("post");
+    assert_eq!(r.status(), 403, "customers cannot run device checks");
     drop(slave);
+}
+
+/// `edgectl devices scan` probes what is attached, without the daemon.
+#[test]
+fn edgectl_scan_identifies_attached_simulators() {
+    let stop: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
+    let mut paths = Vec::new();
+    let mut keep = Vec::new();
+    for kind in ["printer", "scale", "display"] {
+        let (master, slave) = serialport::TTYPort::pair().expect("pty");
+        paths.push(serialport::SerialPort::name(&slave).expect("name"));
+        keep.push(slave);
+        std::thread::spawn(move || {
+            let mut link = SerialLink::from_port(Box::new(master), kind);
+            let _ = match kind {
+                "printer" => serve_peer(&mut link, &Mutex::new(PrinterSim::new()), stop),
+                "scale" => serve_peer(&mut link, &Mutex::new(edge_drivers::toledo::ScaleSim::with_load(0)), stop),
+                _ => serve_peer(&mut link, &Mutex::new(edge_drivers::display::DisplaySim::default()), stop),
+            };
+        });
+    }
+    let mut args = vec!["devices".to_string(), "scan".into(), "--no-serial".into(), "--json".into()];
+    for p in &paths {
+        args.extend(["--path".to_string(), p.clone()]);
+    }
+    let out = std::process::Command::new(common::EDGECTL).args(&args).output().expect("edgectl");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let kinds: Vec<&Value> = v["found"].as_array().expect("found").iter().map(|f| &f["kind"]).collect();
+    assert_eq!(kinds, [&json!("printer"), &json!("scale"), &Value::Null], "{v}");
+    assert_eq!(v["found"][2]["supported"], false, "the display is listed, as not identified: {v}");
+    assert!(v["notes"].as_array().is_some_and(|n| !n.is_empty()), "USB is named in the notes here: {v}");
+    drop(keep);
 }
 
 /// `edge-lab sim` as its own process: a scanner on a pty symlinked at `--link` and a

@@ -38,8 +38,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: QueueCmd,
     },
-    /// The store's devices: state, health, URI and statistics.
-    Devices,
+    /// The store's devices: `ls` (the default), `health`, `test`, `stats`, `scan`.
+    Devices {
+        #[command(subcommand)]
+        cmd: Option<DevicesCmd>,
+    },
     /// Delivery to each remote: health, rate limits, errors; `sync run` to deliver now.
     Sync {
         #[command(subcommand)]
@@ -100,6 +103,42 @@ enum DeadCmd {
 }
 
 #[derive(Subcommand)]
+enum DevicesCmd {
+    /// Every device the daemon drives: state, health, URI, communication errors.
+    Ls,
+    /// UPOS checkHealth on one device (asks the daemon, which holds the device).
+    Health {
+        id: String,
+        /// internal (changes nothing), external (test page / test pattern / echo test) or
+        /// interactive (with you at the device: a scanner waits for a scan).
+        #[arg(long, default_value = "internal")]
+        level: String,
+    },
+    /// The external check: the printer prints a test page, the display shows a test
+    /// pattern, the scale runs its echo test; a scanner waits for you to scan a code.
+    Test { id: String },
+    /// UPOS statistics of one device (hours powered, communication errors, model …).
+    Stats { id: String },
+    /// Probe what is attached to this machine: serial ports (/dev/serial/by-id, ttyUSB*,
+    /// ttyACM*), the USB bus and the network addresses given. Runs here, without the
+    /// daemon; ports the daemon holds are listed as busy. Unsupported devices are listed too.
+    Scan {
+        /// Also probe this serial path (repeatable), e.g. a pty a simulator made.
+        #[arg(long = "path")]
+        paths: Vec<String>,
+        /// Also probe this network address, host:port (repeatable), e.g. 10.0.0.20:9100.
+        #[arg(long = "tcp")]
+        tcp: Vec<String>,
+        /// Skip the serial ports under /dev.
+        #[arg(long)]
+        no_serial: bool,
+        /// Skip the USB bus.
+        #[arg(long)]
+        no_usb: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum SyncCmd {
     /// Per remote: state, breaker, rate limit, last success, errors, counts (the default).
     Status,
@@ -149,6 +188,113 @@ fn client(cli: &Cli) -> Result<Client, ClientError> {
         (None, _, Some(dir)) => Client::from_data_dir(dir, Role::Tech),
         (None, _, None) => Client::from_data_dir(std::path::Path::new("/var/lib/edged"), Role::Tech),
     }
+}
+
+fn devices(cli: &Cli, cmd: &DevicesCmd) -> Result<ExitCode, ClientError> {
+    match cmd {
+        DevicesCmd::Ls => {
+            let list: edge_api::DevicesList = client(cli)?.get("/v1/devices")?;
+            if cli.json {
+                print_json(&list);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut t = table(&["device", "kind", "state", "health", "uri", "comm. errors"]);
+            for d in &list.devices {
+                t.add_row(vec![
+                    d.id.clone(),
+                    d.kind.clone(),
+                    d.state.clone(),
+                    d.health.clone(),
+                    d.uri.clone(),
+                    d.stats.get("CommunicationErrorCount").cloned().unwrap_or_else(|| "-".into()),
+                ]);
+            }
+            println!("{t}");
+            Ok(ExitCode::SUCCESS)
+        }
+        DevicesCmd::Health { id, level } => device_health(cli, id, level),
+        DevicesCmd::Test { id } => device_health(cli, id, "external"),
+        DevicesCmd::Stats { id } => {
+            let d: edge_api::DeviceOut = client(cli)?.get(&format!("/v1/devices/{}", path_segment(id)))?;
+            if cli.json {
+                print_json(&d);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut t = table(&["statistic", "value"]);
+            for (k, v) in [("state", &d.state), ("health", &d.health), ("uri", &d.uri)] {
+                t.add_row(vec![k.to_string(), v.clone()]);
+            }
+            t.add_row(vec!["last seen".to_string(), d.last_seen_at.clone().unwrap_or_else(|| "never".into())]);
+            for (k, v) in &d.stats {
+                t.add_row(vec![k.clone(), v.clone()]);
+            }
+            println!("{t}");
+            Ok(ExitCode::SUCCESS)
+        }
+        DevicesCmd::Scan { paths, tcp, no_serial, no_usb } => {
+            let r = edge_drivers::discover::scan(&edge_drivers::discover::Targets {
+                paths: paths.clone(),
+                tcp: tcp.clone(),
+                system_serial: !no_serial,
+                usb: !no_usb,
+            });
+            if cli.json {
+                let found: Vec<serde_json::Value> = r
+                    .found
+                    .iter()
+                    .map(|f| {
+                        serde_json::json!({"uri": f.uri, "kind": f.kind, "supported": f.supported, "detail": f.detail})
+                    })
+                    .collect();
+                print_json(&serde_json::json!({"found": found, "notes": r.notes}));
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut t = table(&["uri", "kind", "supported", "what the probe saw"]);
+            for f in &r.found {
+                t.add_row(vec![
+                    f.uri.clone(),
+                    f.kind.clone().unwrap_or_else(|| "?".into()),
+                    if f.supported { "yes" } else { "no" }.into(),
+                    f.detail.clone(),
+                ]);
+            }
+            if r.found.is_empty() {
+                println!("nothing found");
+            } else {
+                println!("{t}");
+            }
+            for n in &r.notes {
+                println!("note: {n}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn device_health(cli: &Cli, id: &str, level: &str) -> Result<ExitCode, ClientError> {
+    if level == "interactive" && !cli.json {
+        eprintln!("waiting for the device (a scanner: scan any code now) …");
+    }
+    let path = format!("/v1/devices/{}/health", path_segment(id));
+    let out: edge_api::HealthCheckOut =
+        client(cli)?.post(&path, &edge_api::HealthCheckIn { level: level.to_string() }, None)?;
+    if cli.json {
+        print_json(&out);
+    } else {
+        println!("{} ({} check): {}", out.device, out.level, if out.ok { "passed" } else { "FAILED" });
+        println!("  {}", out.result);
+    }
+    Ok(if out.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// A device id as one URL path segment.
+fn path_segment(id: &str) -> String {
+    id.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }
 
 fn print_json<T: Serialize>(v: &T) {
@@ -265,27 +411,7 @@ fn run(cli: &Cli) -> Result<ExitCode, ClientError> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Queue { cmd: QueueCmd::Dead { cmd } } => dead(cli, cmd),
-        Cmd::Devices => {
-            let c = client(cli)?;
-            let list: edge_api::DevicesList = c.get("/v1/devices")?;
-            if cli.json {
-                print_json(&list);
-                return Ok(ExitCode::SUCCESS);
-            }
-            let mut t = table(&["device", "kind", "state", "health", "uri", "comm. errors"]);
-            for d in &list.devices {
-                t.add_row(vec![
-                    d.id.clone(),
-                    d.kind.clone(),
-                    d.state.clone(),
-                    d.health.clone(),
-                    d.uri.clone(),
-                    d.stats.get("CommunicationErrorCount").cloned().unwrap_or_else(|| "-".into()),
-                ]);
-            }
-            println!("{t}");
-            Ok(ExitCode::SUCCESS)
-        }
+        Cmd::Devices { cmd } => devices(cli, cmd.as_ref().unwrap_or(&DevicesCmd::Ls)),
         Cmd::Sync { cmd } => {
             let c = client(cli)?;
             let sync: SyncStatus = match cmd {
