@@ -181,17 +181,48 @@ pub fn list() -> Result<Vec<UsbDevice>, UsbError> {
             interfaces,
             unreadable: None,
         };
-        match d.open() {
-            Ok(h) => {
-                dev.manufacturer = h.read_manufacturer_string_ascii(&desc).ok();
-                dev.product_name = h.read_product_string_ascii(&desc).ok();
-                dev.serial = h.read_serial_number_string_ascii(&desc).ok();
+        // Linux keeps the strings in sysfs, readable without opening (or owning) the device.
+        if let Some([m, p, s]) = sysfs_strings(&d) {
+            (dev.manufacturer, dev.product_name, dev.serial) = (m, p, s);
+        } else {
+            match d.open() {
+                Ok(h) => {
+                    dev.manufacturer = h.read_manufacturer_string_ascii(&desc).ok();
+                    dev.product_name = h.read_product_string_ascii(&desc).ok();
+                    dev.serial = h.read_serial_number_string_ascii(&desc).ok();
+                }
+                Err(e) => dev.unreadable = Some(format!("cannot open ({e})")),
             }
-            Err(e) => dev.unreadable = Some(format!("cannot open ({e})")),
         }
         out.push(dev);
     }
     Ok(out)
+}
+
+/// Manufacturer, product and serial strings from `/sys/bus/usb/devices/BUS-PORT[.PORT…]/`,
+/// or None where that directory does not exist.
+fn sysfs_strings<T: UsbContext>(d: &rusb::Device<T>) -> Option<[Option<String>; 3]> {
+    let ports = d.port_numbers().ok().filter(|p| !p.is_empty())?;
+    let name = format!("{}-{}", d.bus_number(), ports.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("."));
+    let dir = std::path::Path::new("/sys/bus/usb/devices").join(name);
+    if !dir.is_dir() {
+        return None;
+    }
+    let read =
+        |f: &str| std::fs::read_to_string(dir.join(f)).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    Some([read("manufacturer"), read("product"), read("serial")])
+}
+
+/// The serial number of a device: sysfs first, then a string descriptor read.
+fn serial_of<T: UsbContext>(
+    d: &rusb::Device<T>,
+    h: &rusb::DeviceHandle<T>,
+    desc: &rusb::DeviceDescriptor,
+) -> Option<String> {
+    match sysfs_strings(d) {
+        Some([_, _, s]) => s,
+        None => h.read_serial_number_string_ascii(desc).ok(),
+    }
 }
 
 /// A claimed USB interface as a byte link.
@@ -238,8 +269,7 @@ impl UsbLink {
                 }
             };
             if let Some(want_serial) = serial {
-                let got = handle.read_serial_number_string_ascii(&desc).unwrap_or_default();
-                if got != want_serial {
+                if serial_of(&d, &handle, &desc).as_deref() != Some(want_serial) {
                     last = Some(UsbError::NotFound(what.clone()));
                     continue;
                 }
@@ -266,9 +296,18 @@ impl UsbLink {
                     },
                 };
                 let n = alt.interface_number();
-                // Not every platform can detach; claiming then says what is wrong.
-                let _ = handle.set_auto_detach_kernel_driver(true);
-                handle.claim_interface(n).map_err(|e| fail(format!("cannot claim interface {n} ({e})")))?;
+                // Claim; if a kernel driver (usblp, usbhid) holds the interface, detach it
+                // and claim again.
+                if let Err(first) = handle.claim_interface(n) {
+                    let held = matches!(first, rusb::Error::Busy) || handle.kernel_driver_active(n).unwrap_or(false);
+                    if !held {
+                        return Err(fail(format!("cannot claim interface {n} ({first})")));
+                    }
+                    handle.detach_kernel_driver(n).map_err(|e| {
+                        fail(format!("interface {n} is held by a kernel driver that cannot be detached ({e})"))
+                    })?;
+                    handle.claim_interface(n).map_err(|e| fail(format!("cannot claim interface {n} ({e})")))?;
+                }
                 return Ok(UsbLink {
                     handle,
                     interface: n,
