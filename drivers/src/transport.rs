@@ -126,6 +126,16 @@ impl SerialLink {
         Ok(SerialLink { port, name: path.to_string() })
     }
 
+    /// A pty pair for a simulated serial device: the device end as a link, the path a driver
+    /// opens, and the driver's end, which must be kept open while the device is in use.
+    pub fn pty(name: &str) -> Result<(SerialLink, String, serialport::TTYPort), LinkError> {
+        let (master, slave) = serialport::TTYPort::pair()
+            .map_err(|e| LinkError::Open { uri: "pty".into(), why: format!("no pty: {e}") })?;
+        let path = serialport::SerialPort::name(&slave)
+            .ok_or_else(|| LinkError::Open { uri: "pty".into(), why: "a pty without a name".into() })?;
+        Ok((SerialLink::from_port(Box::new(master), name), path, slave))
+    }
+
     /// Wraps an already open port (a pty end in tests and simulators).
     pub fn from_port(port: Box<dyn serialport::SerialPort>, name: &str) -> SerialLink {
         SerialLink { port, name: name.to_string() }

@@ -357,10 +357,12 @@ fn printer_health(p: &mut Printer, open_since: &mut Option<(Instant, String)>) -
 /// stops.
 fn serve(slot: &Slot, rx: &Receiver<Command>, emit: &Emit, driver: &mut Driver) -> Option<String> {
     let id = slot.spec.id.clone();
-    // Printers are polled for their status (paper, cover, drawer); scanners are read in
-    // short waits between commands; scales and displays only answer when asked.
+    // Printers are polled for their status (paper, cover, drawer); scales and displays only
+    // answer when asked.
+    // A scanner's thread waits in its read (200 ms at a time), so commands are only checked
+    // in passing: a code arriving is handled at once, never behind a command wait.
     let poll = match driver {
-        Driver::Scanner(_) => Duration::from_millis(20),
+        Driver::Scanner(_) => Duration::ZERO,
         _ => Duration::from_secs(5),
     };
     let mut drawer_open_since = None;

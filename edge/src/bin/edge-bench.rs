@@ -1,6 +1,6 @@
 //! edge-bench: benchmarks of the durable core that print figures (never assert).
 //!
-//! `edge-bench commit|concurrency|catalog|all [--dir DIR] [--items N] [--idle-secs S]`
+//! `edge-bench commit|concurrency|catalog|lookup|drain|devices|all [--dir DIR] [--items N] [--idle-secs S] [--scans N]`
 //! Run it from a release build (`scripts/bench`); it starts the `edged` found next to it.
 
 use clap::{Parser, ValueEnum};
@@ -25,6 +25,9 @@ enum Which {
     Lookup,
     /// Drain of a queue after an outage against the fake cloud's rate limit.
     Drain,
+    /// Devices: idle CPU with every simulated device attached, and scan -> `scan` event on
+    /// the WebSocket through a pty.
+    Devices,
     All,
 }
 
@@ -57,6 +60,9 @@ struct Args {
     /// The fake cloud's ceiling, events per second (drain benchmark).
     #[arg(long, default_value_t = 500.0)]
     drain_rate: f64,
+    /// Scans through the pty (devices benchmark).
+    #[arg(long, default_value_t = 1000)]
+    scans: usize,
     /// The fake cloud's bucket, events (drain benchmark).
     #[arg(long, default_value_t = 100.0)]
     drain_bucket: f64,
@@ -229,6 +235,88 @@ fn bench_drain(base: &Path, args: &Args) {
 }
 
 /// pwrite 4 KiB at offset 0 + fdatasync, n times.
+/// Idle CPU of edged with all four kinds attached (the scanner on a pty this process holds,
+/// printer, scale and display on the demo's simulators), then scan -> WS event latency.
+fn bench_devices(base: &Path, args: &Args) {
+    use edge_drivers::transport::{Link, SerialLink};
+    use futures_util::StreamExt;
+    println!("== devices ==");
+    let (mut scanner, path, slave) = SerialLink::pty("bench-scanner").expect("pty");
+    let dir = base.join("devices");
+    let e = Edged::start_with(&dir, 2000, &["--device", &format!("scanner=serial://{path}")]);
+    let c = http();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v: serde_json::Value = c
+            .get(format!("{}/v1/devices", e.url))
+            .bearer_auth(&e.tokens.kiosk)
+            .send()
+            .expect("devices")
+            .json()
+            .expect("json");
+        let online = v["devices"].as_array().map(|a| a.iter().filter(|d| d["state"] == "online").count());
+        if online == Some(4) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "devices not online: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let (t0, _) = e.cpu_and_rss();
+    let wall = Instant::now();
+    std::thread::sleep(Duration::from_secs(args.idle_secs));
+    let (t1, rss) = e.cpu_and_rss();
+    let cpu_s = (t1 - t0) as f64 / 100.0;
+    println!(
+        "idle CPU with printer, scanner, scale and display attached, over {} s: {:.2} s of CPU = {:.3} % of one core (target <= 1 %); RSS {:.1} MB",
+        args.idle_secs,
+        cpu_s,
+        100.0 * cpu_s / wall.elapsed().as_secs_f64(),
+        rss as f64 / 1024.0
+    );
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+    let lat = rt.block_on(async {
+        let ws_url = format!("{}/v1/events?access_token={}", e.url.replace("http://", "ws://"), e.tokens.kiosk);
+        let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.expect("ws");
+        let _ = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("first message");
+        let mut lat = Vec::with_capacity(args.scans);
+        for i in 0..args.scans {
+            // A valid EAN-13 per scan, so every one is a distinct, accepted code.
+            let code = demo_ean(i as u64);
+            let t = Instant::now();
+            scanner.write_all(format!("]E0{code}\r").as_bytes()).expect("scan");
+            loop {
+                let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+                    .await
+                    .expect("a scan event within 10 s")
+                    .expect("ws open")
+                    .expect("ws message");
+                let Ok(text) = m.to_text() else { continue };
+                let v: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+                if v["type"] == "scan" && v["data"] == code.as_str() {
+                    lat.push(t.elapsed());
+                    break;
+                }
+            }
+            // Scans come from people: a few per second at most; 5 ms apart here.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        lat
+    });
+    let mut lat = lat;
+    lat.sort();
+    println!(
+        "scan -> WS `scan` event over {} scans through a pty: p50 {} p99 {} max {} (target p99 <= 20 ms)",
+        lat.len(),
+        ms(pct(&lat, 0.5)),
+        ms(pct(&lat, 0.99)),
+        ms(*lat.last().unwrap_or(&Duration::ZERO))
+    );
+    drop(slave);
+    e.stop();
+}
+
 fn raw_fdatasync(dir: &Path, n: usize) -> Vec<Duration> {
     let path = dir.join("fsync-probe.bin");
     let f = std::fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path).expect("probe");
@@ -508,6 +596,9 @@ fn main() {
     }
     if all || args.which == Which::Drain {
         bench_drain(&base, &args);
+    }
+    if all || args.which == Which::Devices {
+        bench_devices(&base, &args);
     }
     if args.which == Which::Lookup {
         let mut sc = StoreConfig::new(base.join("catalog").join("store"));
