@@ -117,7 +117,7 @@ pub fn probe_serial(path: &str) -> Found {
     let printer_settings = SerialSettings::default();
     let scale_settings =
         SerialSettings { baud: 9600, data_bits: 7, parity: Parity::Even, stop_bits: 1, ..SerialSettings::default() };
-    let uri_of = |s: &SerialSettings| DeviceUri::Serial { path: path.to_string(), settings: s.clone() }.to_string();
+    let uri_of = |s: &SerialSettings| DeviceUri::Serial { path: path.to_string(), settings: *s }.to_string();
     let mut link = match open_serial(path, &printer_settings) {
         Ok(l) => l,
         Err(e) => return Found { uri: uri_of(&printer_settings), kind: None, supported: false, detail: e },

@@ -141,9 +141,13 @@ pub fn parse_gs1(s: &str, scan: &mut Scan) -> Result<(), String> {
                 }
             }
             _ if ai.starts_with("310") => {
-                let decimals = u32::from(ai.as_bytes()[3] - b'0');
-                if decimals > 5 {
-                    return Err(format!("AI ({ai}) has {decimals} decimals"));
+                let decimals = match ai.as_bytes().get(3) {
+                    Some(d @ b'0'..=b'5') => u32::from(d - b'0'),
+                    _ => return Err(format!("AI ({ai}): the decimals digit must be 0 to 5")),
+                };
+                // A fixed six digits (GS1 General Specifications, AI 310n).
+                if value.len() != 6 || !value.bytes().all(|c| c.is_ascii_digit()) {
+                    return Err(format!("AI ({ai}) weight {value:?} is not six digits"));
                 }
                 let v: i64 = value.parse().map_err(|_| format!("AI ({ai}) weight {value:?}"))?;
                 // kg with `decimals` decimals → grams, rounded half up.
@@ -498,6 +502,9 @@ mod tests {
             (b"]C19912345", "AI (99"),
             (b"]C110", "no value"),
             (b"]C1310312345", "cut short"),
+            // Found by fuzzing: a non-digit decimals position and a signed or long weight.
+            (b"]C1310x001250", "decimals digit"),
+            (b"]C13103+01250", "six digits"),
         ] {
             let e = decode(bad).expect_err(what).to_string();
             assert!(e.contains(what), "{bad:?}: {e}");

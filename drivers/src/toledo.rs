@@ -106,7 +106,8 @@ pub enum Reply {
     Status(ScaleStatus),
 }
 
-/// Kilograms as text (`0.125`, `12.5`, `  1.000`) to grams; at most 3 decimals, digits only.
+/// Kilograms as text (`0.125`, `12.5`, `  1.000`) to grams: a decimal point, at most 3
+/// digits either side of it, digits only.
 pub fn parse_kg(text: &str) -> Result<i64, String> {
     let t = text.trim_start_matches(' ');
     let (int, frac) = t.split_once('.').unwrap_or((t, ""));
@@ -116,8 +117,11 @@ pub fn parse_kg(text: &str) -> Result<i64, String> {
     if !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("{text:?} is not a decimal weight"));
     }
-    if frac.len() > 3 || int.len() > 6 {
-        return Err(format!("{text:?} has more digits than a scale sends"));
+    if !t.contains('.') {
+        return Err(format!("{text:?} has no decimal point (the scale sends kg as digits.digits)"));
+    }
+    if frac.len() > 3 || int.len() > 3 {
+        return Err(format!("{text:?} has more digits than a scale sends (at most 999.999 kg)"));
     }
     let kg: i64 = if int.is_empty() { 0 } else { int.parse().map_err(|_| format!("{text:?}"))? };
     let mut g = format!("{frac:0<3}");
@@ -373,9 +377,9 @@ mod tests {
     fn weights_are_parsed_to_grams_without_floats() {
         assert_eq!(parse_kg("  0.125"), Ok(125));
         assert_eq!(parse_kg("12.5"), Ok(12_500));
-        assert_eq!(parse_kg("3"), Ok(3000));
+        assert_eq!(parse_kg("3."), Ok(3000));
         assert_eq!(parse_kg(".005"), Ok(5));
-        for bad in ["", "1.2345", "1,5", "-1.0", "1.2.3", "abc", "1234567.0"] {
+        for bad in ["", "1.2345", "1,5", "-1.0", "1.2.3", "abc", "1234.0", "115040", "3"] {
             assert!(parse_kg(bad).is_err(), "{bad}");
         }
         assert_eq!(parse_reply(b"\x02  1.250N\r"), Ok(Reply::Weight(Weight { grams: 1250, net: true })));

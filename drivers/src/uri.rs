@@ -119,7 +119,20 @@ impl DeviceUri {
             }
             "tcp" => {
                 let (host, port) = rest.rsplit_once(':').ok_or_else(|| err("expected tcp://host:port".into()))?;
-                if host.is_empty() || host.contains('/') {
+                // An IPv6 address comes in brackets; a name or IPv4 address has none.
+                let host = match host.strip_prefix('[') {
+                    Some(v6) => match v6.strip_suffix(']') {
+                        Some(a) if a.parse::<std::net::Ipv6Addr>().is_ok() => a,
+                        _ => return Err(err(format!("host {host:?} is not a bracketed IPv6 address"))),
+                    },
+                    None => host,
+                };
+                let name_ok = |h: &str| {
+                    !h.is_empty()
+                        && h.len() <= 253
+                        && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+                };
+                if !(name_ok(host) || host.parse::<std::net::Ipv6Addr>().is_ok()) {
                     return Err(err(format!("host {host:?} is not a host name or address")));
                 }
                 let port: u16 = port
@@ -127,7 +140,7 @@ impl DeviceUri {
                     .ok()
                     .filter(|p| *p > 0)
                     .ok_or_else(|| err(format!("port {port:?} is not 1 to 65535")))?;
-                Ok(DeviceUri::Tcp { host: host.trim_matches(['[', ']']).to_string(), port })
+                Ok(DeviceUri::Tcp { host: host.to_string(), port })
             }
             "usb" => {
                 let (ids, serial) = match rest.split_once('/') {
@@ -203,6 +216,12 @@ mod tests {
 
     #[test]
     fn every_error_names_the_part() {
+        // Found by fuzzing: what parses must print back to something that parses.
+        for bad in ["tcp://[:20007", "tcp://[]:1", "tcp://a b:1", "tcp://[nothost]:9100"] {
+            assert!(DeviceUri::parse(bad).is_err(), "{bad}");
+        }
+        let v6 = DeviceUri::parse("tcp://[fe80::1]:9100").expect("v6");
+        assert_eq!(DeviceUri::parse(&v6.to_string()), Ok(v6));
         for (u, part) in [
             ("ttyUSB0", "serial://"),
             ("serial://dev/tty", "absolute"),

@@ -268,11 +268,11 @@ impl UsbLink {
                     continue;
                 }
             };
-            if let Some(want_serial) = serial {
-                if serial_of(&d, &handle, &desc).as_deref() != Some(want_serial) {
-                    last = Some(UsbError::NotFound(what.clone()));
-                    continue;
-                }
+            if let Some(want_serial) = serial
+                && serial_of(&d, &handle, &desc).as_deref() != Some(want_serial)
+            {
+                last = Some(UsbError::NotFound(what.clone()));
+                continue;
             }
             let cfg = d.active_config_descriptor().map_err(|e| fail(format!("no configuration ({e})")))?;
             for i in cfg.interfaces() {
