@@ -340,11 +340,19 @@ fn scanner_stats(s: &dyn ScanSource) -> BTreeMap<String, String> {
 /// The printer's health in words, with "drawer left open" once the drawer has been open
 /// longer than [`DRAWER_LEFT_OPEN`].
 fn printer_health(p: &mut Printer, open_since: &mut Option<(Instant, String)>) -> Result<String, String> {
+    printer_health_after(p, open_since, DRAWER_LEFT_OPEN)
+}
+
+fn printer_health_after(
+    p: &mut Printer,
+    open_since: &mut Option<(Instant, String)>,
+    left_open: Duration,
+) -> Result<String, String> {
     let s = p.status().map_err(|e| e.to_string())?;
     let mut words = s.describe();
     if s.drawer_open {
         let (since, at) = open_since.get_or_insert_with(|| (Instant::now(), now()));
-        if since.elapsed() >= DRAWER_LEFT_OPEN {
+        if since.elapsed() >= left_open {
             words.push_str(&format!("; drawer left open (since {at})"));
         }
     } else {
@@ -504,4 +512,44 @@ fn scanner_health(s: &mut dyn ScanSource, level: HealthLevel, id: &str) -> Resul
 /// Lines for the pole display during a sale.
 pub fn display_lines(last_item: &str, price: &str, total: &str) -> (String, String) {
     (two_sided(last_item, price), two_sided("TOTAL", total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edge_drivers::escpos::sim::PrinterSim;
+    use edge_drivers::transport::{TcpLink, serve_peer};
+
+    /// The printer's health names a drawer left open, and forgets it once the drawer closes.
+    #[test]
+    fn a_drawer_open_too_long_is_reported_left_open() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        let sim = Arc::new(Mutex::new(PrinterSim::new()));
+        let s2 = sim.clone();
+        let stop: &'static std::sync::atomic::AtomicBool =
+            Box::leak(Box::new(std::sync::atomic::AtomicBool::new(false)));
+        std::thread::spawn(move || {
+            if let Some(s) = l.incoming().flatten().next() {
+                let _ = serve_peer(&mut TcpLink::from_stream(s), s2.as_ref(), stop);
+            }
+        });
+        let link = TcpLink::connect("127.0.0.1", port, Duration::from_secs(2)).expect("connect");
+        let mut p = Printer::new("printer", Box::new(link));
+        p.lifecycle.open().expect("open");
+        p.lifecycle.claim("test").expect("claim");
+        p.lifecycle.enable().expect("enable");
+        let mut since = None;
+        let left = Duration::from_millis(200);
+        assert!(p.open_drawer().expect("kick"), "the sensor reads open after the kick");
+        let h = printer_health_after(&mut p, &mut since, left).expect("health");
+        assert!(h.contains("drawer open") && !h.contains("left open"), "{h}");
+        std::thread::sleep(left);
+        let h = printer_health_after(&mut p, &mut since, left).expect("health");
+        assert!(h.contains("drawer left open (since"), "{h}");
+        sim.lock().expect("sim").condition.drawer_open = false;
+        let h = printer_health_after(&mut p, &mut since, left).expect("health");
+        assert!(h.contains("drawer closed") && !h.contains("left open") && since.is_none(), "{h}");
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
 }
