@@ -10,6 +10,7 @@
 //! - [`scanner`]: serial and HID POS scanners, AIM ids, GS1 element strings, check digits;
 //! - [`display`]: 2 x 20 pole displays (CD5220 and ESC/POS), host side and simulated peer;
 //! - [`discover`]: candidates and probes for `edgectl devices scan`;
+//! - [`zvt`]: ZVT payment terminals: APDUs, TCP and serial framing, host side, simulator;
 //! - [`sim`]: simulators served in-process for `edged demo`.
 
 pub mod discover;
@@ -22,3 +23,4 @@ pub mod toledo;
 pub mod transport;
 pub mod uri;
 pub mod usb;
+pub mod zvt;
