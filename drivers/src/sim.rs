@@ -58,6 +58,99 @@ pub fn spawn(kinds: &[&'static str]) -> Result<Vec<(&'static str, DeviceUri)>, S
     Ok(out)
 }
 
+/// Starts the simulated payment terminal on loopback TCP (plain ZVT APDUs), its journal kept
+/// in `journal` so it outlives the daemon's restarts.
+pub fn spawn_terminal(journal: std::path::PathBuf) -> Result<DeviceUri, String> {
+    use crate::zvt::sim::{SimFraming, TerminalPeer, TerminalSim};
+    let sim = TerminalSim::with_journal(journal)?;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("terminal simulator: {e}"))?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    std::thread::Builder::new()
+        .name("sim-terminal".into())
+        .spawn(move || {
+            let peer = Mutex::new(TerminalPeer::new(sim, SimFraming::Plain));
+            for stream in listener.incoming().flatten() {
+                let mut link = TcpLink::from_stream(stream);
+                let _ = serve_peer(&mut link, &peer, &STOP);
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    DeviceUri::parse(&format!("tcp://127.0.0.1:{port}")).map_err(|e| e.to_string())
+}
+
+/// Runs the simulated payment terminal standalone (`edge-lab sim terminal`): plain APDUs over
+/// `--tcp`, DLE STX framing over `--link`; the journal in `journal` (kept across runs).
+/// Lines on stdin steer it: `next RULE` (the next payment's outcome), `default RULE`,
+/// `offline on|off`, `corrupt N` (serial: the next N frames with a bad CRC), `journal`.
+/// RULE: approve, decline[:CODE], abort, timeout, hang, crash-after-approving, refuse[:CODE].
+pub fn run_terminal(at: Endpoint, journal: std::path::PathBuf) -> Result<(), String> {
+    use crate::zvt::sim::{Rule, SimFraming, TerminalPeer, TerminalSim};
+    use std::io::BufRead;
+    let sim = TerminalSim::with_journal(journal)?;
+    let framing = match at {
+        Endpoint::Tcp(_) => SimFraming::Plain,
+        Endpoint::Link(_) => SimFraming::Serial,
+    };
+    let peer: &'static Mutex<TerminalPeer> = Box::leak(Box::new(Mutex::new(TerminalPeer::new(sim, framing))));
+    match at {
+        Endpoint::Tcp(addr) => {
+            let listener = std::net::TcpListener::bind(&addr).map_err(|e| format!("--tcp {addr}: {e}"))?;
+            let local = listener.local_addr().map_err(|e| e.to_string())?;
+            println!("READY tcp://{local}");
+            std::thread::spawn(move || {
+                for stream in listener.incoming().flatten() {
+                    let _ = serve_peer(&mut TcpLink::from_stream(stream), peer, &STOP);
+                }
+            });
+        }
+        Endpoint::Link(path) => {
+            let (link, dev, slave) = SerialLink::pty("sim-terminal").map_err(|e| e.to_string())?;
+            if path.symlink_metadata().is_ok() {
+                std::fs::remove_file(&path).map_err(|e| format!("--link {}: {e}", path.display()))?;
+            }
+            std::os::unix::fs::symlink(&dev, &path).map_err(|e| format!("--link {}: {e}", path.display()))?;
+            println!("READY serial://{} ({dev})", path.display());
+            std::thread::spawn(move || {
+                let _keep_open = slave;
+                let mut link = link;
+                let _ = serve_peer(&mut link, peer, &STOP);
+            });
+        }
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        let mut w = line.split_whitespace();
+        let (cmd, arg) = (w.next().unwrap_or(""), w.next());
+        let mut p = peer.lock().unwrap_or_else(|e| e.into_inner());
+        let said = match (cmd, arg) {
+            ("next", Some(r)) => Rule::parse(r).map(|r| p.sim.rules.push_back(r)),
+            ("default", Some(r)) => Rule::parse(r).map(|r| p.sim.default_rule = r),
+            ("offline", a) => {
+                p.sim.offline = a == Some("on");
+                Ok(())
+            }
+            ("corrupt", Some(n)) => n.parse().map(|n| p.corrupt_next = n).map_err(|_| format!("{n:?} is not a count")),
+            ("journal", _) => {
+                for e in p.sim.journal() {
+                    println!("{e:?}");
+                }
+                println!("net charged {}", p.sim.net_charged());
+                Ok(())
+            }
+            ("", _) => Ok(()),
+            _ => Err("next RULE | default RULE | offline on|off | corrupt N | journal".into()),
+        };
+        match said {
+            Ok(()) => println!("ok"),
+            Err(e) => println!("? {e}"),
+        }
+        let _ = std::io::stdout().flush();
+    }
+    Ok(())
+}
+
 /// Where a standalone simulator listens.
 pub enum Endpoint {
     /// Loopback or LAN TCP (`--tcp ADDR`): connections are served one after another.

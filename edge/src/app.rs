@@ -32,6 +32,10 @@ pub struct App {
     /// The store's devices (printer, scanner, scale, pole display).
     pub devices: std::sync::OnceLock<Arc<crate::devices::Devices>>,
     pub ws_clients: AtomicUsize,
+    /// Card payments a request is working on (recovery leaves them alone).
+    pub payments_busy: crate::payments::Busy,
+    /// A manager forced card acceptance offline (audited).
+    pub force_offline: AtomicBool,
     /// Flips to true when shutdown starts; event streams say goodbye.
     pub stopping: watch::Sender<bool>,
     accepting: AtomicBool,
@@ -58,6 +62,8 @@ impl App {
             devices: std::sync::OnceLock::new(),
             ws_clients: AtomicUsize::new(0),
             stopping: watch::channel(false).0,
+            payments_busy: crate::payments::Busy::default(),
+            force_offline: AtomicBool::new(false),
             accepting: AtomicBool::new(true),
             gate: Arc::new(RwLock::new(())),
             started: Instant::now(),
@@ -77,6 +83,14 @@ impl App {
         self.accepting.store(false, Ordering::SeqCst);
         let _ = self.stopping.send(true);
         let _all = self.gate.write().await;
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
+
+    pub fn forced_offline(&self) -> bool {
+        self.force_offline.load(Ordering::SeqCst)
     }
 
     pub fn accepting(&self) -> bool {

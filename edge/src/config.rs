@@ -97,6 +97,8 @@ pub struct Config {
     /// `[devices.<id>]`: kind (printer, scanner, scale, display), uri, dialect (display:
     /// cd5220 | escpos; scanner: serial | hid-pos, hid-pos over USB).
     pub devices: Vec<crate::devices::DeviceSpec>,
+    /// `[payments.offline]`: when a card may be taken while the terminal cannot reach its host.
+    pub offline: crate::payments::OfflinePolicy,
 }
 
 impl Config {
@@ -140,6 +142,18 @@ impl<'a> Checker<'a> {
             v = v.as_table()?.get(p)?;
         }
         Some(v)
+    }
+
+    /// A string that may be absent (None then, and no problem).
+    fn opt_string(&mut self, key: &str) -> Option<String> {
+        match self.lookup(key) {
+            Some(toml::Value::String(s)) => Some(s.clone()),
+            Some(other) => {
+                self.problem(key, format!("must be a string, found {}", other.type_str()));
+                None
+            }
+            None => None,
+        }
     }
 
     fn string(&mut self, key: &str, default: Option<&str>) -> Option<String> {
@@ -388,7 +402,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
             let kind = c.string(&kind_key, None);
             let uri = c.string(&uri_key, None);
             let dialect_key = format!("devices.{id}.dialect");
-            let dialect = c.string(&dialect_key, None);
+            let dialect = c.opt_string(&dialect_key);
             let kind = match kind.as_deref().map(crate::devices::Kind::parse) {
                 Some(Some(k)) => Some(k),
                 Some(None) => {
@@ -434,6 +448,15 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
                     ),
                     (_, Some(_)) => c.problem(&dialect_key, format!("a {} has no dialect to choose", kind.name())),
                 }
+                if kind == Kind::Terminal {
+                    spec.password = c.integer(&format!("devices.{id}.password"), 0, 0, 999_999) as u32;
+                    spec.reply_timeout =
+                        std::time::Duration::from_secs(c.integer(&format!("devices.{id}.reply_timeout_s"), 180, 1, 600) as u64);
+                    match currency.and_then(crate::devices::iso_numeric) {
+                        Some(n) => spec.currency = n,
+                        None => c.problem(&kind_key, "the store's currency has no ISO 4217 number known to the terminal driver"),
+                    }
+                }
                 devices.push(spec);
             }
         }
@@ -442,6 +465,19 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
     }
     c.unknown_keys();
 
+    let d = crate::payments::OfflinePolicy::default();
+    let offline = crate::payments::OfflinePolicy {
+        enabled: c.boolean("payments.offline.enabled", d.enabled),
+        max_per_tx_minor: c.integer("payments.offline.max_per_tx_minor", d.max_per_tx_minor, 1, 1_000_000_000),
+        max_total_minor: c.integer("payments.offline.max_total_minor", d.max_total_minor, 1, 100_000_000_000),
+        max_count: c.integer("payments.offline.max_count", i64::from(d.max_count), 1, 100_000) as u32,
+        max_age: std::time::Duration::from_secs(
+            c.integer("payments.offline.max_age_h", (d.max_age.as_secs() / 3600) as i64, 1, 24 * 30) as u64 * 3600,
+        ),
+    };
+    if offline.max_per_tx_minor > offline.max_total_minor {
+        c.problem("payments.offline.max_per_tx_minor", "must not be over payments.offline.max_total_minor");
+    }
     match (c.problems.is_empty(), timezone, currency, listen) {
         (true, Some(timezone), Some(currency), Some(listen)) => Ok(Config {
             store_id,
@@ -462,6 +498,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
             remotes,
             log_format,
             devices,
+            offline,
             log_level,
         }),
         _ => Err(c.problems),

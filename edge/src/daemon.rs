@@ -138,6 +138,7 @@ pub async fn run(cfg: Config, store: Arc<dyn Store>, announce_dir: &Path) -> Res
             let _ = bus.send(e);
         }),
     )));
+    crate::payments::spawn_recovery(app.clone());
     let mut workers = engine.spawn(store, client.clone(), app.stopping.subscribe());
     workers.extend(crate::delivery::spawn_cloud_link(&app, client));
     tokio::spawn(crate::delivery::announce_status(app.clone()));

@@ -128,9 +128,9 @@ pub fn seed_catalog(store: &dyn Store, size: u64) -> Result<(), String> {
 }
 
 /// The demo's devices: the ones given with `--device KIND=URI`, and a simulator for every
-/// other kind (see `edge_drivers::sim`). Terminals arrive with the payments issue; the
+/// other kind (see `edge_drivers::sim`), the terminal's journal kept in the data dir. The
 /// drawer is driven through the printer.
-pub fn demo_devices(given: &[(String, String)]) -> Result<Vec<crate::devices::DeviceSpec>, String> {
+pub fn demo_devices(given: &[(String, String)], data_dir: &Path) -> Result<Vec<crate::devices::DeviceSpec>, String> {
     use crate::devices::{DeviceSpec, Kind};
     use edge_drivers::uri::DeviceUri;
     let mut specs = Vec::new();
@@ -149,6 +149,13 @@ pub fn demo_devices(given: &[(String, String)]) -> Result<Vec<crate::devices::De
                 tracing::warn!(%kind, %uri, "this build drives printers, scanners, scales and displays; {kind} is not driven")
             }
         }
+    }
+    if !specs.iter().any(|s| s.kind == Kind::Terminal) {
+        let uri = edge_drivers::sim::spawn_terminal(data_dir.join("terminal-sim-journal.tsv"))?;
+        tracing::info!(kind = "terminal", %uri, "simulated device");
+        let mut t = DeviceSpec::new("terminal", Kind::Terminal, uri);
+        t.reply_timeout = std::time::Duration::from_secs(20);
+        specs.push(t);
     }
     let missing: Vec<&str> = ["printer", "scanner", "scale", "display"]
         .into_iter()

@@ -12,6 +12,8 @@ use edge_drivers::scanner::{HidScanner, ScanSource, SerialScanner};
 use edge_drivers::toledo::{Scale, WeighError, Weight};
 use edge_drivers::transport;
 use edge_drivers::uri::DeviceUri;
+use edge_drivers::zvt::ZvtError;
+use edge_drivers::zvt::host::{Event as ZvtEvent, Failure, Framing, Outcome, Terminal};
 use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex};
@@ -32,6 +34,7 @@ pub enum Kind {
     Scanner,
     Scale,
     Display,
+    Terminal,
 }
 
 impl Kind {
@@ -41,6 +44,7 @@ impl Kind {
             "scanner" => Kind::Scanner,
             "scale" => Kind::Scale,
             "display" => Kind::Display,
+            "terminal" => Kind::Terminal,
             _ => return None,
         })
     }
@@ -51,6 +55,7 @@ impl Kind {
             Kind::Scanner => "scanner",
             Kind::Scale => "scale",
             Kind::Display => "display",
+            Kind::Terminal => "terminal",
         }
     }
 }
@@ -66,13 +71,27 @@ pub struct DeviceSpec {
     /// Scanners: HID POS scanned-data reports rather than CR / LF terminated codes (always
     /// so over USB).
     pub hid: bool,
+    /// Terminals: the ZVT password (6 digits), the currency (ISO 4217 numeric) and how long
+    /// the terminal may stay silent during a payment (a customer at the PIN pad).
+    pub password: u32,
+    pub currency: u16,
+    pub reply_timeout: Duration,
 }
 
 impl DeviceSpec {
     /// A device with the usual framing for its link: CD5220 displays, HID POS over USB.
     pub fn new(id: &str, kind: Kind, uri: DeviceUri) -> DeviceSpec {
         let hid = kind == Kind::Scanner && matches!(uri, DeviceUri::Usb { .. });
-        DeviceSpec { id: id.to_string(), kind, uri, dialect: Dialect::Cd5220, hid }
+        DeviceSpec {
+            id: id.to_string(),
+            kind,
+            uri,
+            dialect: Dialect::Cd5220,
+            hid,
+            password: 0,
+            currency: 978,
+            reply_timeout: Duration::from_secs(180),
+        }
     }
 }
 
@@ -82,9 +101,53 @@ enum Command {
     Weigh { reply: Sender<Result<Weight, String>> },
     Health { level: HealthLevel, reply: Sender<Result<String, String>> },
     OpenDrawer { reply: Sender<Result<bool, String>> },
+    Terminal { op: TerminalOp, events: TerminalEvents, reply: Sender<Result<Outcome, Failure>> },
+}
+
+/// What to ask the payment terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TerminalOp {
+    Authorise(i64),
+    Refund(i64),
+    Reverse(u32),
+    RepeatReceipt,
+    Status,
+    Diagnosis,
+    EndOfDay,
+}
+
+/// Where the terminal's prompts and status go while it works.
+pub type TerminalEvents = Box<dyn FnMut(ZvtEvent) + Send>;
+
+/// The ISO 4217 number of a currency, as ZVT sends it.
+pub fn iso_numeric(c: edge_sync::money::Currency) -> Option<u16> {
+    Some(match c.to_string().as_str() {
+        "EUR" => 978,
+        "USD" => 840,
+        "GBP" => 826,
+        "CHF" => 756,
+        "CAD" => 124,
+        "AUD" => 36,
+        "SEK" => 752,
+        "NOK" => 578,
+        "DKK" => 208,
+        "PLN" => 985,
+        "CZK" => 203,
+        "HUF" => 348,
+        _ => return None,
+    })
+}
+
+/// How a terminal command failed before it could run.
+pub fn not_run(why: String) -> Failure {
+    Failure { error: ZvtError::Link(why), in_doubt: false, partial: Outcome::default() }
 }
 
 struct Slot {
+    /// Terminals: set to ask the terminal to abort the payment under way.
+    abort: Arc<std::sync::atomic::AtomicBool>,
+    /// Terminals: the terminal said it cannot reach its host (store-and-forward only).
+    offline: std::sync::atomic::AtomicBool,
     spec: DeviceSpec,
     out: Mutex<DeviceOut>,
     tx: Mutex<Sender<Command>>,
@@ -120,6 +183,8 @@ impl Devices {
                     last_seen_at: None,
                     stats: BTreeMap::new(),
                 }),
+                abort: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+                offline: std::sync::atomic::AtomicBool::new(false),
                 spec: spec.clone(),
                 tx: Mutex::new(tx),
                 queued: std::sync::atomic::AtomicUsize::new(0),
@@ -190,6 +255,44 @@ impl Devices {
         rx.recv_timeout(wait).map_err(|_| format!("{id} did not finish its health check in time"))?
     }
 
+    /// The first payment terminal's id, if one is configured.
+    pub fn terminal_id(&self) -> Option<String> {
+        self.first(Kind::Terminal).map(|s| s.spec.id.clone())
+    }
+
+    /// Whether the terminal last said it cannot reach its host.
+    pub fn terminal_offline(&self) -> bool {
+        self.first(Kind::Terminal).is_some_and(|s| s.offline.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    /// Runs a command on the first payment terminal and waits for its end (at most `wait`
+    /// beyond the queue). Prompts and status go to `events` as they come.
+    pub fn terminal(&self, op: TerminalOp, events: TerminalEvents, wait: Duration) -> Result<Outcome, Failure> {
+        let slot = self.first(Kind::Terminal).ok_or_else(|| not_run("no payment terminal configured".into()))?;
+        let (tx, rx) = channel();
+        self.send(slot, Command::Terminal { op, events, reply: tx }).map_err(not_run)?;
+        match rx.recv_timeout(wait) {
+            Ok(r) => r,
+            // The command may be running: the caller must treat it as in doubt.
+            Err(_) => Err(Failure {
+                error: ZvtError::Timeout(wait.as_millis() as u64),
+                in_doubt: true,
+                partial: Outcome::default(),
+            }),
+        }
+    }
+
+    /// Asks the terminal to abort the payment under way (the customer or staff pressed stop).
+    pub fn abort_terminal(&self) -> bool {
+        match self.first(Kind::Terminal) {
+            Some(s) => {
+                s.abort.store(true, std::sync::atomic::Ordering::SeqCst);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Kicks the cash drawer behind the first printer; says whether its sensor reads open.
     pub fn open_drawer(&self, wait: Duration) -> Result<bool, String> {
         let slot = self.first(Kind::Printer).ok_or("no printer (and so no cash drawer) configured")?;
@@ -200,13 +303,18 @@ impl Devices {
 }
 
 /// A receipt for a sale (text already formatted by the caller's money rules).
-pub fn receipt_of(store: &str, lines: &[(String, String)], total: &str, sale_id: &str) -> Receipt {
+/// The terminal's card receipt lines, if a card paid, go between the total and the barcode.
+pub fn receipt_of(store: &str, lines: &[(String, String)], total: &str, sale_id: &str, card: &[String]) -> Receipt {
     let mut r =
         Receipt::new(19).align(Align::Center).double(true, false).line(store).double(false, false).align(Align::Left);
     for (name, amount) in lines {
         r = r.line(&format!("{:<30}{:>12}", name.chars().take(30).collect::<String>(), amount));
     }
-    r = r.bold(true).line(&format!("{:<30}{:>12}", "TOTAL", total)).bold(false).align(Align::Center);
+    r = r.bold(true).line(&format!("{:<30}{:>12}", "TOTAL", total)).bold(false);
+    for l in card {
+        r = r.line(l);
+    }
+    r = r.align(Align::Center);
     r = match r.clone().barcode(Symbology::Code128, &sale_id.chars().take(36).collect::<String>()) {
         Ok(x) => x,
         Err(_) => r,
@@ -238,6 +346,7 @@ enum Driver {
     Scanner(Box<dyn ScanSource>),
     Scale(Scale),
     Display(PoleDisplay),
+    Terminal(Box<Terminal>),
 }
 
 fn connect(spec: &DeviceSpec) -> Result<Driver, String> {
@@ -263,6 +372,22 @@ fn connect(spec: &DeviceSpec) -> Result<Driver, String> {
             let mut d = PoleDisplay::new(&spec.id, spec.dialect, link);
             ready(&mut d.lifecycle)?;
             Driver::Display(d)
+        }
+        Kind::Terminal => {
+            let framing = match spec.uri {
+                DeviceUri::Serial { .. } => Framing::Serial,
+                DeviceUri::Tcp { .. } => Framing::Plain,
+                DeviceUri::Usb { .. } => return Err("ZVT terminals are driven over serial or TCP, not USB".into()),
+            };
+            let mut t = Terminal::new(&spec.id, link, framing, spec.password, spec.currency);
+            t.timeouts.idle = spec.reply_timeout;
+            ready(&mut t.lifecycle)?;
+            // Registration: the terminal learns who prints and who sets amounts.
+            let o = t.register(&mut |_| {}).map_err(|e| format!("registration: {e}"))?;
+            if !o.approved {
+                return Err(format!("registration refused: {}", o.text));
+            }
+            Driver::Terminal(Box::new(t))
         }
         Kind::Scanner if spec.hid => Driver::Scanner(Box::new(HidScanner::new(link))),
         Kind::Scanner => Driver::Scanner(Box::new(SerialScanner::new(link))),
@@ -326,7 +451,17 @@ fn fail(c: Command, id: &str, state: &str) {
         Command::OpenDrawer { reply } => {
             let _ = reply.send(Err(format!("{id} is {state}")));
         }
+        Command::Terminal { reply, .. } => {
+            let _ = reply.send(Err(not_run(format!("{id} is {state}"))));
+        }
     }
+}
+
+/// The terminal's state in words from a status information text, and whether it is offline.
+fn terminal_health(o: &Outcome) -> (String, bool) {
+    let text = o.info.as_ref().and_then(|i| i.text.clone()).unwrap_or_else(|| "ready".into());
+    let offline = text.to_ascii_uppercase().contains("OFFLINE");
+    (text.to_lowercase(), offline)
 }
 
 fn scanner_stats(s: &dyn ScanSource) -> BTreeMap<String, String> {
@@ -371,6 +506,8 @@ fn serve(slot: &Slot, rx: &Receiver<Command>, emit: &Emit, driver: &mut Driver) 
     // in passing: a code arriving is handled at once, never behind a command wait.
     let poll = match driver {
         Driver::Scanner(_) => Duration::ZERO,
+        // ZVT: a status enquiry about once a minute lets the terminal run its timed jobs.
+        Driver::Terminal(_) => Duration::from_secs(60),
         _ => Duration::from_secs(5),
     };
     let mut drawer_open_since = None;
@@ -408,6 +545,7 @@ fn serve(slot: &Slot, rx: &Receiver<Command>, emit: &Emit, driver: &mut Driver) 
             },
             Driver::Display(d) if first => set(slot, emit, "online", "ok".into(), d.lifecycle.stats.report()),
             Driver::Scale(s) if first => set(slot, emit, "online", "ok".into(), s.lifecycle.stats.report()),
+            Driver::Terminal(t) if first => set(slot, emit, "online", "registered".into(), t.lifecycle.stats.report()),
             _ => {}
         }
         first = false;
@@ -418,6 +556,16 @@ fn serve(slot: &Slot, rx: &Receiver<Command>, emit: &Emit, driver: &mut Driver) 
                     match printer_health(p, &mut drawer_open_since) {
                         Ok(h) => set(slot, emit, "online", h, p.lifecycle.stats.report()),
                         Err(e) => return Some(e),
+                    }
+                }
+                if let Driver::Terminal(t) = driver {
+                    match t.status_enquiry(&mut |_| {}) {
+                        Ok(o) => {
+                            let (h, off) = terminal_health(&o);
+                            slot.offline.store(off, std::sync::atomic::Ordering::SeqCst);
+                            set(slot, emit, "online", h, t.lifecycle.stats.report());
+                        }
+                        Err(e) => return Some(e.to_string()),
                     }
                 }
                 continue;
@@ -461,12 +609,49 @@ fn serve(slot: &Slot, rx: &Receiver<Command>, emit: &Emit, driver: &mut Driver) 
                     return Some("the scale stopped answering".into());
                 }
             }
+            (Command::Terminal { op, mut events, reply }, Driver::Terminal(t)) => {
+                t.abort = slot.abort.clone();
+                let on = &mut *events;
+                let r = match op {
+                    TerminalOp::Authorise(a) => t.authorise(a, on),
+                    TerminalOp::Refund(a) => t.refund(a, on),
+                    TerminalOp::Reverse(n) => t.reverse(n, on),
+                    TerminalOp::RepeatReceipt => t.repeat_receipt(on),
+                    TerminalOp::Status => t.status_enquiry(on),
+                    TerminalOp::Diagnosis => t.diagnosis(on),
+                    TerminalOp::EndOfDay => t.end_of_day(on),
+                };
+                slot.abort.store(false, std::sync::atomic::Ordering::SeqCst);
+                let broken = matches!(&r, Err(f) if matches!(f.error, ZvtError::Link(_)));
+                if let Ok(o) = &r {
+                    let (h, off) = terminal_health(o);
+                    if op == TerminalOp::Status || off {
+                        slot.offline.store(off, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    if op == TerminalOp::Status {
+                        set(slot, emit, "online", h, t.lifecycle.stats.report());
+                    }
+                }
+                let _ = reply.send(r);
+                if broken {
+                    return Some("the terminal link broke".into());
+                }
+            }
             (Command::Health { level, reply }, d) => {
                 let r = match d {
                     Driver::Printer(p) => p.check_health(level).map_err(|e| e.to_string()),
                     Driver::Scale(s) => s.check_health(level).map_err(|e| e.to_string()),
                     Driver::Display(d) => d.check_health(level).map_err(|e| e.to_string()),
                     Driver::Scanner(s) => scanner_health(s.as_mut(), level, &id),
+                    Driver::Terminal(t) => match level {
+                        HealthLevel::Internal => {
+                            t.status_enquiry(&mut |_| {}).map(|o| format!("Internal HCheck: {}", terminal_health(&o).0))
+                        }
+                        _ => t.diagnosis(&mut |_| {}).map(|o| {
+                            format!("External HCheck: diagnosis {}", if o.approved { "passed" } else { &o.text })
+                        }),
+                    }
+                    .map_err(|e| e.to_string()),
                 };
                 tracing::info!(device = %id, level = ?level, result = ?r, "health check");
                 let _ = reply.send(r);

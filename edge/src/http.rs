@@ -504,6 +504,10 @@ async fn post_sale(
             None => Err("no scale configured".into()),
         })?;
         let sale = build_sale(&req, app2.store.as_ref(), &app2.cfg, Timestamp::now(), &rid, role.as_str())?;
+        if sale.tenders.iter().any(|t| matches!(t, edge_sync::domain::Tender::Card { .. })) {
+            // The terminal is asked only after the payment intent is stored (payments.rs).
+            return crate::payments::card_sale(&app2, sale, key, fp);
+        }
         let commit = SaleCommit { sale, idempotency_key: key, fingerprint: fp, remotes: app2.cfg.sale_remotes() };
         Ok::<_, Refusal>(app2.store.commit_sale(commit)?)
     })
@@ -529,7 +533,22 @@ async fn post_sale(
                     .map(|l| (l.name.clone(), edge_sync::Money::new(l.gross_minor, sale.currency).to_string()))
                     .collect();
                 let total = sale.total().to_string();
-                let r = crate::devices::receipt_of(&app.cfg.store_name, &lines, &total, &sale.id.to_string());
+                let card: Vec<String> = sale
+                    .tenders
+                    .iter()
+                    .filter_map(|t| match t {
+                        edge_sync::domain::Tender::Card { card: Some(c), .. } => Some(c.receipt.clone()),
+                        _ => None,
+                    })
+                    .flatten()
+                    .collect();
+                let r = crate::devices::receipt_of(&app.cfg.store_name, &lines, &total, &sale.id.to_string(), &card);
+                if sale.change_minor > 0 || sale.tenders.iter().any(|t| matches!(t, edge_sync::domain::Tender::Cash { .. })) {
+                    // Cash in: the drawer opens for the money and the change.
+                    if let Err(e) = d.open_drawer(std::time::Duration::from_secs(3)) {
+                        tracing::debug!(sale_id = %sale.id, why = %e, "drawer not opened");
+                    }
+                }
                 if let Err(e) = d.print(&sale.id.to_string(), r) {
                     tracing::debug!(sale_id = %sale.id, why = %e, "no receipt printed");
                 }
@@ -990,7 +1009,7 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     responses((status = 101, description = "WebSocket of JSON events", body = Event), (status = 503, body = Problem)))]
 async fn events(
     State(app): State<Arc<App>>,
-    _auth: Auth,
+    auth: Auth,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
     let ws = ws.map_err(|e| {
@@ -1007,8 +1026,10 @@ async fn events(
         ));
     }
     app.metrics.ws_clients.inc();
+    // Customers' screens (the kiosk role) never get staff-only events.
+    let staff = auth.0 != Role::Kiosk;
     Ok(ws.max_message_size(4096).on_upgrade(move |socket| async move {
-        ws_session(app.clone(), socket).await;
+        ws_session(app.clone(), socket, staff).await;
         app.ws_clients.fetch_sub(1, Ordering::SeqCst);
         app.metrics.ws_clients.dec();
     }))
@@ -1021,7 +1042,7 @@ async fn ws_send(socket: &mut WebSocket, ev: &Event) -> bool {
     }
 }
 
-async fn ws_session(app: Arc<App>, mut socket: WebSocket) {
+async fn ws_session(app: Arc<App>, mut socket: WebSocket, staff: bool) {
     let mut rx = app.events.subscribe();
     let mut stopping = app.stopping.subscribe();
     let hello = Event::SyncStatus { at: Timestamp::now().to_string(), remotes: app.remote_statuses(Timestamp::now()) };
@@ -1033,6 +1054,7 @@ async fn ws_session(app: Arc<App>, mut socket: WebSocket) {
     loop {
         tokio::select! {
             ev = rx.recv() => match ev {
+                Ok(ev) if !staff && ev.staff_only() => {}
                 Ok(ev) => if !ws_send(&mut socket, &ev).await { return },
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                     if !ws_send(&mut socket, &Event::Lagged { missed: n }).await { return }

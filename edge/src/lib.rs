@@ -19,5 +19,6 @@ pub mod devices;
 pub mod fakes;
 pub mod http;
 pub mod metrics;
+pub mod payments;
 pub mod sale;
 pub mod tokens;

@@ -29,6 +29,26 @@ impl Refusal {
     pub fn unprocessable(slug: &'static str, title: &'static str, field: String, detail: impl Into<String>) -> Refusal {
         Refusal { status: 422, slug, title, detail: detail.into(), field: Some(field) }
     }
+
+    /// 503: something the sale needs (the store, the terminal) is not there now.
+    pub fn unavailable(detail: impl Into<String>) -> Refusal {
+        Refusal { status: 503, slug: "unavailable", title: "Not available now", detail: detail.into(), field: None }
+    }
+
+    /// 402: the card was declined or may not be taken (offline policy).
+    pub fn payment(slug: &'static str, title: &'static str, detail: impl Into<String>) -> Refusal {
+        Refusal { status: 402, slug, title, detail: detail.into(), field: None }
+    }
+
+    /// 409: the request collides with the state of a payment or sale.
+    pub fn conflict(slug: &'static str, title: &'static str, detail: impl Into<String>) -> Refusal {
+        Refusal { status: 409, slug, title, detail: detail.into(), field: None }
+    }
+
+    /// 504: the terminal's answer is unknown for now.
+    pub fn gateway(slug: &'static str, title: &'static str, detail: impl Into<String>) -> Refusal {
+        Refusal { status: 504, slug, title, detail: detail.into(), field: None }
+    }
 }
 
 impl From<StoreError> for Refusal {
@@ -236,6 +256,7 @@ pub fn build_sale(
     }
 
     let mut tenders = Vec::with_capacity(req.tenders.len());
+    let mut card_at: Option<usize> = None;
     for (i, t) in req.tenders.iter().enumerate() {
         match t.kind.as_str() {
             "cash" => match t.amount_minor {
@@ -258,12 +279,39 @@ pub fn build_sale(
                 }
             },
             "card" => {
-                return Err(Refusal::unprocessable(
-                    "no-terminal",
-                    "No payment terminal",
-                    format!("tenders[{i}].type"),
-                    "no card terminal is configured on this daemon; take cash or configure a terminal",
-                ));
+                let Some(terminal) = cfg.devices.iter().find(|d| d.kind == crate::devices::Kind::Terminal) else {
+                    return Err(Refusal::unprocessable(
+                        "no-terminal",
+                        "No payment terminal",
+                        format!("tenders[{i}].type"),
+                        "no card terminal is configured on this daemon; take cash or configure a terminal",
+                    ));
+                };
+                if card_at.is_some() {
+                    return Err(Refusal::unprocessable(
+                        "bad-tender",
+                        "Bad tender",
+                        format!("tenders[{i}].type"),
+                        "one card tender per sale",
+                    ));
+                }
+                if let Some(a) = t.amount_minor.filter(|a| *a <= 0) {
+                    return Err(Refusal::unprocessable(
+                        "bad-tender",
+                        "Bad tender",
+                        format!("tenders[{i}].amount_minor"),
+                        format!("card amount {a} must be positive"),
+                    ));
+                }
+                card_at = Some(tenders.len());
+                // The amount is settled below (absent = what the cash leaves to pay); the
+                // payment id is made here, at the edge, before the terminal is asked.
+                tenders.push(Tender::Card {
+                    amount_minor: t.amount_minor.unwrap_or(0),
+                    payment_id: new_id(),
+                    terminal: terminal.id.clone(),
+                    card: None,
+                });
             }
             other => {
                 return Err(Refusal::unprocessable(
@@ -275,7 +323,26 @@ pub fn build_sale(
             }
         }
     }
+    if let Some(at) = card_at
+        && let Some(Tender::Card { amount_minor, .. }) = tenders.get_mut(at)
+        && *amount_minor == 0
+    {
+        let total: i64 = lines.iter().map(|l| l.gross_minor).sum();
+        let cash: i64 = req.tenders.iter().filter(|t| t.kind == "cash").filter_map(|t| t.amount_minor).sum();
+        *amount_minor = total - cash;
+        if *amount_minor <= 0 {
+            return Err(Refusal::unprocessable(
+                "bad-tender",
+                "Nothing left for the card",
+                format!("tenders[{at}]"),
+                "the cash tendered already pays the total",
+            ));
+        }
+    }
     let (net, tax, total, tendered, change) = settle(&lines, &tenders, cfg.currency).map_err(|e| match e {
+        TenderError::CardOverpays { .. } => {
+            Refusal::unprocessable("card-overpays", "Card over the amount due", "tenders".into(), e.to_string())
+        }
         TenderError::Short { .. } => {
             Refusal::unprocessable("short-tender", "Short tender", "tenders".into(), e.to_string())
         }
@@ -344,7 +411,31 @@ pub fn sale_out(s: &Sale) -> SaleOut {
             .tenders
             .iter()
             .map(|t| match t {
-                Tender::Cash { amount_minor } => TenderOut { kind: "cash".into(), amount_minor: *amount_minor },
+                Tender::Cash { amount_minor } => TenderOut {
+                    kind: "cash".into(),
+                    amount_minor: *amount_minor,
+                    pan_masked: None,
+                    card_name: None,
+                    auth_code: None,
+                    receipt_no: None,
+                    payment_id: None,
+                    offline: false,
+                    card_receipt: Vec::new(),
+                },
+                Tender::Card { amount_minor, payment_id, card, .. } => {
+                    let c = card.clone().unwrap_or_default();
+                    TenderOut {
+                        kind: "card".into(),
+                        amount_minor: *amount_minor,
+                        pan_masked: c.pan_masked,
+                        card_name: c.card_name,
+                        auth_code: c.auth_code,
+                        receipt_no: c.receipt_no,
+                        payment_id: Some(payment_id.to_string()),
+                        offline: c.offline,
+                        card_receipt: c.receipt,
+                    }
+                }
             })
             .collect(),
         tendered_minor: s.tendered_minor,

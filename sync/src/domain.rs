@@ -230,15 +230,119 @@ pub fn split_tax(amount: i64, rate_bp: u32, mode: TaxMode) -> Option<(i64, i64, 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Tender {
-    Cash { amount_minor: i64 },
+    Cash {
+        amount_minor: i64,
+    },
+    /// A card payment the terminal approved (see [`Payment`]). Never a full card number.
+    Card {
+        amount_minor: i64,
+        payment_id: Uuid,
+        terminal: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        card: Option<CardResult>,
+    },
 }
 
 impl Tender {
     pub fn amount_minor(&self) -> i64 {
         match self {
-            Tender::Cash { amount_minor } => *amount_minor,
+            Tender::Cash { amount_minor } | Tender::Card { amount_minor, .. } => *amount_minor,
         }
     }
+}
+
+/// What the terminal said of an approved card payment: for the record and the receipt.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardResult {
+    /// First six and last four digits at most, e.g. `679999*********0019`.
+    pub pan_masked: Option<String>,
+    pub card_name: Option<String>,
+    pub auth_code: Option<String>,
+    pub receipt_no: Option<u32>,
+    pub trace: Option<u32>,
+    pub terminal_id: Option<String>,
+    /// Approved by the terminal offline (store-and-forward), not yet sent to the host.
+    #[serde(default)]
+    pub offline: bool,
+    /// The terminal's receipt lines.
+    #[serde(default)]
+    pub receipt: Vec<String>,
+}
+
+/// What a card payment is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PaymentKind {
+    Sale,
+    Refund,
+}
+
+/// Where a card payment stands. Every move is stored (journaled) before the next step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentState {
+    /// Stored before the first byte went to the terminal.
+    Intent,
+    /// The terminal's answer was lost: settle by asking it, never by charging again.
+    InDoubt,
+    /// The terminal approved; the sale is not committed yet.
+    Approved,
+    /// The sale (or refund) that the payment pays is committed. Final.
+    Recorded,
+    /// The terminal declined or the customer aborted. Final.
+    Declined,
+    /// The terminal never charged (refused, unreachable before accepting). Final.
+    Failed,
+    /// Approved, then reversed because it could not become a sale. Final.
+    Reversed,
+    /// Approved, could not become a sale, and the reversal failed: staff must act.
+    ReversalFailed,
+}
+
+impl PaymentState {
+    pub fn is_final(self) -> bool {
+        matches!(self, PaymentState::Recorded | PaymentState::Declined | PaymentState::Failed | PaymentState::Reversed)
+    }
+}
+
+/// A card payment (or card refund) and its journey.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payment {
+    pub id: Uuid,
+    pub kind: PaymentKind,
+    /// The sale this pays (made at the edge before the terminal is asked), or the sale a
+    /// refund is for.
+    pub sale_id: Uuid,
+    pub amount_minor: i64,
+    pub currency: Currency,
+    pub terminal: String,
+    pub state: PaymentState,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// Grows with every stored move (a journal replay keeps the newest).
+    pub rev: u64,
+    /// The terminal's last receipt number before this payment was sent: a repeat receipt
+    /// showing another number (and this amount) means the terminal charged it.
+    pub receipt_before: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<CardResult>,
+    /// Why it was declined, failed or reversed, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The idempotency key of the request that started it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// The priced sale to commit once approved (kept so a restart can finish it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sale: Option<Box<Sale>>,
+    /// Accepted under the offline policy (the terminal could not reach its host).
+    #[serde(default)]
+    pub offline: bool,
+    /// Offline payment sent on to the host (the terminal's end-of-day).
+    #[serde(default)]
+    pub forwarded: bool,
+    pub request_id: String,
+    pub actor: String,
 }
 
 /// Where a sale stands. Only completed sales are stored by this version.
@@ -288,6 +392,8 @@ pub enum TenderError {
     Short { tendered: Money, total: Money },
     #[error("amounts overflow")]
     Overflow,
+    #[error("the card would pay {card} where {due} is due: change is given in cash only")]
+    CardOverpays { card: Money, due: Money },
 }
 
 /// Sums lines and tenders; returns (net, tax, total, tendered, change).
@@ -306,16 +412,26 @@ pub fn settle(
         total = total.checked_add(l.gross_minor).ok_or(TenderError::Overflow)?;
     }
     let mut tendered = 0i64;
+    let mut cash = 0i64;
     for t in tenders {
         if t.amount_minor() <= 0 {
             return Err(TenderError::NotPositive);
         }
         tendered = tendered.checked_add(t.amount_minor()).ok_or(TenderError::Overflow)?;
+        if let Tender::Cash { amount_minor } = t {
+            cash = cash.checked_add(*amount_minor).ok_or(TenderError::Overflow)?;
+        }
     }
     if tendered < total {
         return Err(TenderError::Short {
             tendered: Money::new(tendered, currency),
             total: Money::new(total, currency),
+        });
+    }
+    if tendered - total > cash {
+        return Err(TenderError::CardOverpays {
+            card: Money::new(tendered - cash, currency),
+            due: Money::new((total - cash).max(0), currency),
         });
     }
     Ok((net, tax, total, tendered, tendered - total))

@@ -169,6 +169,24 @@ pub struct TenderOut {
     #[serde(rename = "type")]
     pub kind: String,
     pub amount_minor: i64,
+    /// Card: the masked card number (first six and last four digits at most).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pan_masked: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_code: Option<String>,
+    /// Card: the terminal's receipt number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt_no: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_id: Option<String>,
+    /// Card: approved offline by the terminal (staff see this; cardholders never do).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub offline: bool,
+    /// Card: the terminal's receipt lines, for the printed receipt.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub card_receipt: Vec<String>,
 }
 
 /// A sale (`201` of `POST /v1/sales`, `GET /v1/sales/{id}`).
@@ -351,12 +369,37 @@ pub enum Event {
         expiry: Option<String>,
         net_weight_g: Option<i64>,
     },
+    /// What the payment terminal asks of the customer ("Insert card", "Enter PIN" …).
+    #[serde(rename = "terminal.prompt")]
+    TerminalPrompt { at: String, payment_id: Uuid, text: String },
+    /// A card payment moved (approved, declined, in doubt, reversed …); staff screens only.
+    #[serde(rename = "payment.status")]
+    PaymentStatus {
+        at: String,
+        payment_id: Uuid,
+        sale_id: Uuid,
+        state: String,
+        amount_minor: i64,
+        reason: Option<String>,
+        offline: bool,
+    },
+    /// Something staff must act on (a reversal that failed, a drawer left open …).
+    #[serde(rename = "staff.alert")]
+    StaffAlert { at: String, text: String },
     /// This client was too slow and missed `missed` events; re-read state over HTTP.
     #[serde(rename = "events.lagged")]
     Lagged { missed: u64 },
     /// The daemon is stopping; reconnect later.
     #[serde(rename = "daemon.stopping")]
     Stopping { at: String },
+}
+
+impl Event {
+    /// Events cardholders at a self-serve kiosk must not see (offline payments, store
+    /// internals); sent to staff roles only.
+    pub fn staff_only(&self) -> bool {
+        matches!(self, Event::PaymentStatus { .. } | Event::StaffAlert { .. })
+    }
 }
 
 /// `POST /v1/outbox/retry`: dead letters that are pending again.

@@ -18,7 +18,7 @@ struct Cli {
 enum Cmd {
     /// One simulated device, standalone, steered by lines on stdin (see `edge_drivers::sim`).
     Sim {
-        /// printer, scanner, scale or display (terminal arrives with the payments issue).
+        /// terminal, printer, scanner, scale or display.
         kind: String,
         /// Listen on TCP, e.g. 127.0.0.1:9100.
         #[arg(long, conflicts_with = "link")]
@@ -26,6 +26,9 @@ enum Cmd {
         /// Make a pty and symlink its device end here, e.g. /tmp/scale.
         #[arg(long)]
         link: Option<PathBuf>,
+        /// Terminal only: the journal file (kept across runs; default ./terminal-journal.tsv).
+        #[arg(long)]
+        journal: Option<PathBuf>,
         /// Scanner only: send HID POS scanned-data reports (as a USB HID POS scanner does)
         /// instead of CR-terminated codes.
         #[arg(long)]
@@ -71,7 +74,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     edge::daemon::init_logging(edge::config::LogFormat::Text, "info");
     match cli.cmd {
-        Cmd::Sim { kind, tcp, link, hid } => {
+        Cmd::Sim { kind, tcp, link, hid, journal } => {
             let kind = match (kind.as_str(), hid) {
                 ("scanner", true) => "scanner-hid".to_string(),
                 (_, true) => {
@@ -88,7 +91,12 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            match edge_drivers::sim::run_standalone(&kind, at) {
+            let ran = if kind == "terminal" {
+                edge_drivers::sim::run_terminal(at, journal.unwrap_or_else(|| PathBuf::from("terminal-journal.tsv")))
+            } else {
+                edge_drivers::sim::run_standalone(&kind, at)
+            };
+            match ran {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("edge-lab sim: {e}");

@@ -91,13 +91,6 @@ fn main() -> ExitCode {
                     }
                 }
             }
-            let device_specs = match edge::demo::demo_devices(&given) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("edged demo: {e}");
-                    return ExitCode::from(2);
-                }
-            };
             let urls = match &fakes {
                 Some(f) => edge::demo::read_fakes(f),
                 None => edge::fakes::start_in_background(edge::fakes::FakesOptions {
@@ -119,9 +112,11 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let (cfg, dir) = match edge::demo::prepare(data_dir, &listen, &urls) {
-                Ok((mut c, d)) => {
-                    c.devices = device_specs;
+            let (cfg, dir) = match edge::demo::prepare(data_dir, &listen, &urls)
+                .and_then(|(c, d)| edge::demo::demo_devices(&given, &d).map(|specs| (c, d, specs)))
+            {
+                Ok((mut c, d, specs)) => {
+                    c.devices = specs;
                     (c, d)
                 }
                 Err(e) => {

@@ -89,6 +89,16 @@ pub struct TenderDoc {
     #[serde(rename = "type")]
     pub kind: String,
     pub amount_minor: i64,
+    /// Card tenders: the payment's id at the edge, the masked card number, approval code
+    /// and whether the terminal approved it offline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pan_masked: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_code: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub offline: bool,
 }
 
 impl SaleDoc {
@@ -126,7 +136,22 @@ impl SaleDoc {
                 .tenders
                 .iter()
                 .map(|t| match t {
-                    Tender::Cash { amount_minor } => TenderDoc { kind: "cash".into(), amount_minor: *amount_minor },
+                    Tender::Cash { amount_minor } => TenderDoc {
+                        kind: "cash".into(),
+                        amount_minor: *amount_minor,
+                        payment_id: None,
+                        pan_masked: None,
+                        auth_code: None,
+                        offline: false,
+                    },
+                    Tender::Card { amount_minor, payment_id, card, .. } => TenderDoc {
+                        kind: "card".into(),
+                        amount_minor: *amount_minor,
+                        payment_id: Some(*payment_id),
+                        pan_masked: card.as_ref().and_then(|c| c.pan_masked.clone()),
+                        auth_code: card.as_ref().and_then(|c| c.auth_code.clone()),
+                        offline: card.as_ref().is_some_and(|c| c.offline),
+                    },
                 })
                 .collect(),
         }

@@ -93,7 +93,7 @@ pub mod durability;
 pub mod journal;
 pub mod sled_store;
 
-use crate::domain::{AuditRecord, Item, OutboxEntry, OutboxState, Sale, StockDelta, StockLevel};
+use crate::domain::{AuditRecord, Item, OutboxEntry, OutboxState, Payment, Sale, StockDelta, StockLevel};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -291,6 +291,8 @@ pub trait Store: Send + Sync {
     /// returns only when all of it is durable (journal synced).
     fn commit_sale(&self, commit: SaleCommit) -> Result<CommitOutcome>;
     fn sale(&self, id: &Uuid) -> Result<Option<Sale>>;
+    /// The sale an idempotency key made, if any.
+    fn sale_for_key(&self, key: &str) -> Result<Option<Uuid>>;
     /// Sales in id (= time) order after `after`.
     fn sales_page(&self, after: Option<&Uuid>, limit: usize) -> Result<Vec<Sale>>;
     fn stock_deltas_of_sale(&self, sale: &Sale) -> Result<Vec<StockDelta>>;
@@ -325,6 +327,17 @@ pub trait Store: Send + Sync {
     /// Entries of `remote` still to be delivered (pending, in flight, unknown) in creation
     /// order after `after`; served from the in-memory index.
     fn outbox_waiting(&self, remote: &str, after: Option<&Uuid>, limit: usize) -> Result<Vec<OutboxEntry>>;
+
+    // --- card payments ---
+    /// Stores a payment's new state; durable when it returns (journaled and synced with the
+    /// sale commits' group commit), as the payment state machine needs before its next step.
+    /// A record whose `rev` is lower than the stored one is ignored (a replay keeps the newest).
+    fn put_payment(&self, p: &Payment) -> Result<()>;
+    fn payment(&self, id: &Uuid) -> Result<Option<Payment>>;
+    /// Payments not in a final state, and offline ones not yet forwarded: oldest first.
+    fn payments_open(&self) -> Result<Vec<Payment>>;
+    /// All payments, newest first, at most `limit`.
+    fn payments_recent(&self, limit: usize) -> Result<Vec<Payment>>;
 
     // --- audit and meta ---
     fn append_audit(&self, rec: &AuditRecord) -> Result<()>;

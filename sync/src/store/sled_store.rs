@@ -8,7 +8,8 @@ use super::{
     RebaseStats, Result, SaleCommit, Store, StoreConfig, StoreError, StoreStats,
 };
 use crate::domain::{
-    AuditRecord, Item, OutboxEntry, OutboxState, RecordKind, Sale, StockDelta, StockLevel, id_time, new_id,
+    AuditRecord, Item, OutboxEntry, OutboxState, Payment, PaymentState, RecordKind, Sale, StockDelta, StockLevel,
+    id_time, new_id,
 };
 use jiff::Timestamp;
 use serde::Serialize;
@@ -81,6 +82,8 @@ pub struct SledStore {
     stock: Tree,
     deltas: Tree,
     audit: Tree,
+    payments: Tree,
+    payments_open: Tree,
     db_file: File,
     journal: Journal,
     /// The last full catalog (read-only files); the items, barcodes and stock trees overlay it.
@@ -130,10 +133,17 @@ struct MovesRecord {
     at: Timestamp,
 }
 
+/// A payment's move, journaled before the state machine's next step.
+#[derive(Debug, Serialize, serde::Deserialize)]
+struct PaymentRecord {
+    payment: Payment,
+}
+
 /// One commit-journal record.
 #[derive(Debug, serde::Deserialize)]
 #[serde(untagged)]
 enum JournalRecord {
+    Payment(Box<PaymentRecord>),
     Moves(MovesRecord),
     Commit(Box<CommitRecord>),
 }
@@ -226,6 +236,8 @@ impl SledStore {
         let stock = tree("stock")?;
         let deltas = tree("stock_deltas")?;
         let audit = tree("audit")?;
+        let payments = tree("payments")?;
+        let payments_open = tree("payments_open")?;
 
         let found = match meta.get(META_FORMAT).map_err(io)? {
             Some(v) => {
@@ -237,7 +249,7 @@ impl SledStore {
             }
             None => None,
         };
-        let data_trees = [&items, &barcodes, &sales, &idem, &outbox, &stock, &deltas, &audit];
+        let data_trees = [&items, &barcodes, &sales, &idem, &outbox, &stock, &deltas, &audit, &payments];
         let format_version = match found {
             Some(v) if v > FORMAT_VERSION => {
                 return Err(StoreError::NewerFormat { path, found: v, supported: FORMAT_VERSION });
@@ -301,6 +313,8 @@ impl SledStore {
             stock,
             deltas,
             audit,
+            payments,
+            payments_open,
             db_file,
             journal,
             snapshot: std::sync::RwLock::new(snapshot),
@@ -347,6 +361,10 @@ impl SledStore {
                     self.apply_moves(&m.outbox_moves, m.at)?;
                     applied += 1;
                 }
+                JournalRecord::Payment(p) => {
+                    self.apply_payment(&p.payment)?;
+                    applied += 1;
+                }
             }
         }
         tracing::info!(applied, already_present = present, "commit journal replayed");
@@ -370,6 +388,31 @@ impl SledStore {
     }
 
     /// Guarded outbox moves in one sled transaction, and the in-memory index after them.
+    /// Writes a payment unless a newer revision is stored; keeps the open index.
+    fn apply_payment(&self, p: &Payment) -> Result<()> {
+        let key = p.id.as_bytes().to_vec();
+        let json = to_json(p)?;
+        let open = !p.state.is_final() || (p.offline && !p.forwarded && p.state == PaymentState::Recorded);
+        // Open payments are keyed by time-ordered id, so they come oldest first.
+        (&self.payments, &self.payments_open)
+            .transaction(|(all, open_t)| {
+                if let Some(v) = all.get(&key)? {
+                    let old: Payment = tx_json("payment", &v)?;
+                    if old.rev > p.rev {
+                        return Ok(());
+                    }
+                }
+                all.insert(key.as_slice(), json.as_slice())?;
+                if open {
+                    open_t.insert(key.as_slice(), &[])?;
+                } else {
+                    open_t.remove(key.as_slice())?;
+                }
+                Ok(())
+            })
+            .map_err(tx_err)
+    }
+
     fn apply_moves(&self, moves: &[OutboxMove], at: Timestamp) -> Result<Vec<Result<OutboxEntry, String>>> {
         if moves.is_empty() {
             return Ok(Vec::new());
@@ -1230,6 +1273,71 @@ impl Store for SledStore {
             self.checkpoint()?;
         }
         Ok(res)
+    }
+
+    fn put_payment(&self, p: &Payment) -> Result<()> {
+        if let Some(e) = self.journal.failure() {
+            return Err(StoreError::Fatal(e));
+        }
+        let rotated = {
+            let _order = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
+            match self.apply_payment(p) {
+                Ok(()) => {}
+                Err(StoreError::Io(e)) => {
+                    let msg = format!("store write failed: {e}");
+                    self.fatal(&msg);
+                    return Err(StoreError::Fatal(msg));
+                }
+                Err(e) => return Err(e),
+            }
+            let payload = to_json(&PaymentRecord { payment: p.clone() })?;
+            match self.journal.append(&payload) {
+                Ok((_, rotated)) => rotated,
+                Err(e) => {
+                    let msg = format!("commit journal append failed: {e}");
+                    self.fatal(&msg);
+                    return Err(StoreError::Fatal(msg));
+                }
+            }
+        };
+        self.journal_sync()?;
+        if rotated || self.journal.records_since_checkpoint() >= CHECKPOINT_EVERY {
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    fn sale_for_key(&self, key: &str) -> Result<Option<Uuid>> {
+        let rec: Option<IdemRecord> = self.get_json(&self.idem, format!("key:{key}").as_bytes(), || format!("idempotency key {key}"))?;
+        Ok(rec.map(|r| r.sale_id))
+    }
+
+    fn payment(&self, id: &Uuid) -> Result<Option<Payment>> {
+        self.get_json(&self.payments, id.as_bytes(), || format!("payment {id}"))
+    }
+
+    fn payments_open(&self) -> Result<Vec<Payment>> {
+        let mut out = Vec::new();
+        for k in self.payments_open.iter() {
+            let (k, _) = k.map_err(io)?;
+            let Ok(id) = Uuid::from_slice(&k) else { continue };
+            if let Some(p) = self.payment(&id)? {
+                out.push(p);
+            }
+        }
+        Ok(out)
+    }
+
+    fn payments_recent(&self, limit: usize) -> Result<Vec<Payment>> {
+        let mut out = Vec::new();
+        for kv in self.payments.iter().rev().take(limit) {
+            let (_, v) = kv.map_err(io)?;
+            out.push(
+                serde_json::from_slice(&v)
+                    .map_err(|e| StoreError::Corrupt { what: "payment".into(), detail: e.to_string() })?,
+            );
+        }
+        Ok(out)
     }
 
     fn outbox_waiting(&self, remote: &str, after: Option<&Uuid>, limit: usize) -> Result<Vec<OutboxEntry>> {
