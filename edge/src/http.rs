@@ -314,6 +314,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/devices/{id}", get(device_one))
         .route("/v1/devices/{id}/health", post(device_health))
         .route("/v1/drawer/open", post(drawer_open))
+        .route("/v1/payments", get(list_payments))
         .route("/v1/events", get(events))
         .route("/metrics", get(metrics))
         .fallback(not_found)
@@ -920,6 +921,55 @@ async fn devices(State(app): State<Arc<App>>, _auth: Auth) -> Json<DevicesList> 
     Json(DevicesList { devices: app.devices.get().map(|d| d.list()).unwrap_or_default() })
 }
 
+fn payment_out(p: &edge_sync::domain::Payment, now: Timestamp) -> PaymentOut {
+    PaymentOut {
+        id: p.id,
+        kind: format!("{:?}", p.kind).to_lowercase(),
+        sale_id: p.sale_id,
+        amount_minor: p.amount_minor,
+        currency: p.currency.to_string(),
+        terminal: p.terminal.clone(),
+        state: serde_json::to_value(p.state).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+        reason: p.reason.clone(),
+        offline: p.offline,
+        forwarded: p.forwarded,
+        pan_masked: p.card.as_ref().and_then(|c| c.pan_masked.clone()),
+        receipt_no: p.card.as_ref().and_then(|c| c.receipt_no),
+        idempotency_key: p.idempotency_key.clone(),
+        created_at: p.created_at.to_string(),
+        updated_at: p.updated_at.to_string(),
+        age_s: now.duration_since(p.created_at).as_secs().max(0) as u64,
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct PaymentsQuery {
+    /// Only payments not settled yet, and offline ones not forwarded.
+    open: Option<bool>,
+    /// 1 to 1000, default 100.
+    limit: Option<usize>,
+}
+
+#[utoipa::path(get, path = "/v1/payments", tag = "payments", params(PaymentsQuery), security(("bearer" = [])),
+    responses((status = 200, body = PaymentsList), (status = 403, body = Problem)))]
+async fn list_payments(State(app): State<Arc<App>>, auth: Auth, uri: axum::http::Uri) -> ApiResult<Json<PaymentsList>> {
+    auth.require(&[Role::Cashier, Role::Manager, Role::Tech])?;
+    let q: PaymentsQuery = query(&uri)?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let now = Timestamp::now();
+    let list = if q.open.unwrap_or(false) { app.store.payments_open()? } else { app.store.payments_recent(limit)? };
+    let book = crate::payments::offline_book(&app).map_err(ApiError::internal)?;
+    Ok(Json(PaymentsList {
+        payments: list.iter().take(limit).map(|p| payment_out(p, now)).collect(),
+        offline_pending: book.count,
+        offline_pending_minor: book.total_minor,
+        offline_oldest_age_s: book.oldest.map(|o| now.duration_since(o).as_secs().max(0) as u64),
+        forced_offline: app.forced_offline(),
+        terminal_offline: app.devices.get().is_some_and(|d| d.terminal_offline()),
+    }))
+}
+
 fn no_device(id: &str) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "unknown-device", "Unknown device", format!("no device {id:?} is configured"))
         .field("id")
@@ -1096,10 +1146,10 @@ impl utoipa::Modify for SecurityAddon {
 #[openapi(
     info(title = "edged local API", version = "1", description = "The store edge daemon's loopback API. Errors are application/problem+json."),
     paths(health, openapi, catalog_items, catalog_barcode, post_sale, get_sale, list_sales, sync_status, sync_run, list_outbox, get_outbox,
-        retry_dead_one, retry_dead_all, devices, device_one, device_health, drawer_open, events, metrics),
+        retry_dead_one, retry_dead_all, devices, device_one, device_health, drawer_open, list_payments, events, metrics),
     components(schemas(Problem, Health, StoreHealth, CatalogItem, ItemsPage, SaleIn, SaleLineIn, TenderIn, SaleOut, SaleLineOut, TenderOut,
         SalesPage, SyncStatus, RemoteStatus, RetryOut, OutboxEntryOut, OutboxPage, DevicesList, DeviceOut, HealthCheckIn,
-        HealthCheckOut, DrawerOut, Event)),
+        HealthCheckOut, DrawerOut, PaymentOut, PaymentsList, Event)),
     modifiers(&SecurityAddon)
 )]
 pub struct ApiDoc;

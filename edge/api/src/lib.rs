@@ -331,6 +331,47 @@ pub struct HealthCheckOut {
     pub result: String,
 }
 
+/// A card payment (`GET /v1/payments`): staff and field techs only.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PaymentOut {
+    pub id: Uuid,
+    /// `sale` or `refund`.
+    pub kind: String,
+    pub sale_id: Uuid,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub terminal: String,
+    /// `intent`, `in_doubt`, `approved`, `recorded`, `declined`, `failed`, `reversed`,
+    /// `reversal_failed`.
+    pub state: String,
+    pub reason: Option<String>,
+    pub offline: bool,
+    /// Offline payments: sent on to the host by the terminal's end-of-day.
+    pub forwarded: bool,
+    pub pan_masked: Option<String>,
+    pub receipt_no: Option<u32>,
+    pub idempotency_key: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Seconds since it was made.
+    pub age_s: u64,
+}
+
+/// `GET /v1/payments`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PaymentsList {
+    pub payments: Vec<PaymentOut>,
+    /// Offline card payments waiting to be forwarded (staff see these; cardholders never do).
+    pub offline_pending: u32,
+    pub offline_pending_minor: i64,
+    /// Age of the oldest one, seconds.
+    pub offline_oldest_age_s: Option<u64>,
+    /// Whether a manager forced card acceptance offline.
+    pub forced_offline: bool,
+    /// Whether the terminal says it cannot reach its host.
+    pub terminal_offline: bool,
+}
+
 /// `POST /v1/drawer/open`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct DrawerOut {

@@ -31,6 +31,11 @@ impl Daemon {
 
     /// Like [`Daemon::start_with`], with the log kept at `log_path`.
     pub fn start_logging_to(dir: &Path, log_path: &Path, catalog_size: u64, extra: &[&str]) -> Daemon {
+        Daemon::start_env(dir, log_path, catalog_size, extra, &[])
+    }
+
+    /// Like [`Daemon::start_logging_to`], with environment variables for edged.
+    pub fn start_env(dir: &Path, log_path: &Path, catalog_size: u64, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         edge_sync::tls::install_provider();
         std::fs::create_dir_all(dir).expect("data dir");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(log_path).expect("log file");
@@ -46,6 +51,7 @@ impl Daemon {
             ])
             .arg(dir)
             .args(extra)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .spawn()

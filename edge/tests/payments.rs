@@ -1,0 +1,279 @@
+//! Card payments end to end: the real `edged` drives `edge-lab sim terminal` (its own
+//! process, journal on disk) over loopback TCP. Crash tests SIGKILL edged at each stage of a
+//! card sale and restart it; afterwards, for every attempt, either exactly one completed
+//! sale and one approved charge in the terminal's journal, or no sale and no net charge.
+
+mod common;
+
+use common::Daemon;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const EDGE_LAB: &str = env!("CARGO_BIN_EXE_edge-lab");
+
+/// The terminal simulator as its own process.
+struct Sim {
+    child: Child,
+    stdin: ChildStdin,
+    out: std::sync::mpsc::Receiver<String>,
+    uri: String,
+    journal: std::path::PathBuf,
+}
+
+impl Sim {
+    fn start(dir: &Path) -> Sim {
+        let journal = dir.join("terminal-journal.tsv");
+        let mut child = Command::new(EDGE_LAB)
+            .args(["sim", "terminal", "--tcp", "127.0.0.1:0", "--journal"])
+            .arg(&journal)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("edge-lab sim terminal");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, out) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        let ready = out.recv_timeout(Duration::from_secs(10)).expect("READY");
+        let uri = ready.strip_prefix("READY ").expect("READY line").to_string();
+        Sim { child, stdin, out, uri, journal }
+    }
+
+    fn say(&mut self, line: &str) {
+        writeln!(self.stdin, "{line}").expect("sim stdin");
+        let answer = self.out.recv_timeout(Duration::from_secs(5)).expect("sim answers");
+        assert_eq!(answer, "ok", "{line}");
+    }
+
+    /// (kind, receipt, amount, result, reversed) per journal line.
+    fn journal(&self) -> Vec<(String, u32, i64, u8, bool)> {
+        std::fs::read_to_string(&self.journal)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                (f[0].to_string(), f[1].parse().expect("receipt"), f[3].parse().expect("amount"), f[4].parse().expect("result"), f[5] == "1")
+            })
+            .collect()
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn card_sale(d: &Daemon, key: &str, qty: u32) -> reqwest::blocking::Response {
+    d.http()
+        .post(format!("{}/v1/sales", d.url))
+        .bearer_auth(&d.tokens.cashier)
+        .header("Idempotency-Key", key)
+        .json(&json!({"lines": [{"sku": "SKU-0000001", "qty": qty}], "tenders": [{"type": "card"}]}))
+        .timeout(Duration::from_secs(60))
+        .send()
+        .expect("post")
+}
+
+fn payments(d: &Daemon) -> Value {
+    d.http()
+        .get(format!("{}/v1/payments?limit=1000", d.url))
+        .bearer_auth(&d.tokens.manager)
+        .send()
+        .expect("payments")
+        .json()
+        .expect("json")
+}
+
+#[test]
+fn approved_declined_aborted_and_refused_card_sales() {
+    use futures_util::StreamExt;
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut sim = Sim::start(dir.path());
+    let term = format!("terminal={}", sim.uri);
+    let d = Daemon::start_with(&dir.path().join("edged"), 100, &["--device", &term]);
+
+    // Prompts reach the event stream while the terminal works; the sale carries the card.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+    let (prompts, sale) = rt.block_on(async {
+        let ws_url = format!("{}/v1/events?access_token={}", d.url.replace("http://", "ws://"), d.tokens.kiosk);
+        let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.expect("ws");
+        let _ = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("hello");
+        let d2_url = d.url.clone();
+        let tok = d.tokens.cashier.clone();
+        let post = tokio::task::spawn_blocking(move || {
+            reqwest::blocking::Client::new()
+                .post(format!("{d2_url}/v1/sales"))
+                .bearer_auth(tok)
+                .header("Idempotency-Key", "approved-1")
+                .json(&json!({"lines": [{"sku": "SKU-0000001", "qty": 2}], "tenders": [{"type": "card"}]}))
+                .send()
+                .expect("post")
+                .json::<Value>()
+                .expect("sale")
+        });
+        let mut prompts = Vec::new();
+        let mut staff_events = 0;
+        while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(3), ws.next()).await {
+            let v: Value = serde_json::from_str(m.to_text().unwrap_or("{}")).unwrap_or_default();
+            if v["type"] == "terminal.prompt" {
+                prompts.push(v["text"].as_str().unwrap_or("").to_string());
+            }
+            if v["type"] == "payment.status" {
+                staff_events += 1;
+            }
+            if v["type"] == "sale.completed" {
+                break;
+            }
+        }
+        assert_eq!(staff_events, 0, "the kiosk (customer) stream never gets payment states");
+        (prompts, post.await.expect("join"))
+    });
+    assert!(prompts.contains(&"Insert card".to_string()), "{prompts:?}");
+    assert_eq!(sale["tenders"][0]["type"], "card", "{sale}");
+    assert_eq!(sale["tenders"][0]["pan_masked"], "679999*********0019");
+    assert!(!sale.to_string().contains("6799998900000000019"), "never a full card number");
+
+    // Declined: 402 with the reason, no sale.
+    sim.say("next decline:05");
+    let r = card_sale(&d, "declined-1", 1);
+    assert_eq!(r.status(), 402);
+    let p: Value = r.json().expect("problem");
+    assert!(p["detail"].as_str().unwrap_or("").contains("declined by the card issuer"), "{p}");
+    // Aborted at the terminal.
+    sim.say("next abort");
+    let r = card_sale(&d, "aborted-1", 1);
+    assert_eq!(r.status(), 402);
+    // The terminal refuses the command: nothing charged.
+    sim.say("next refuse:83");
+    let r = card_sale(&d, "refused-1", 1);
+    assert_eq!(r.status(), 503);
+    // The same key again after approval: the same sale, charged once.
+    let again = card_sale(&d, "approved-1", 2);
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.json::<Value>().expect("sale")["id"], sale["id"]);
+
+    let list = payments(&d);
+    let states: Vec<&str> = list["payments"].as_array().expect("list").iter().map(|p| p["state"].as_str().unwrap_or("")).collect();
+    assert_eq!(states.iter().filter(|s| **s == "recorded").count(), 1, "{list}");
+    assert_eq!(states.iter().filter(|s| **s == "declined").count(), 2, "{list}");
+    assert_eq!(states.iter().filter(|s| **s == "failed").count(), 1, "{list}");
+    let charged: Vec<_> = sim.journal().into_iter().filter(|e| e.0 == "payment" && e.3 == 0 && !e.4).collect();
+    assert_eq!(charged.len(), 1, "one charge at the terminal: {:?}", sim.journal());
+}
+
+/// SIGKILL at each stage; restart; every attempt ends as one sale + one charge, or neither.
+#[test]
+fn a_card_sale_survives_sigkill_at_every_stage() {
+    let cycles: usize = std::env::var("EDGE_PAY_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    let stages = [
+        "payment.intent",
+        "payment.prompt",
+        "payment.answered",
+        "payment.approved",
+        "payment.before_commit",
+        "payment.after_commit",
+    ];
+    let dir = tempfile::tempdir().expect("tmp");
+    let sim = Sim::start(dir.path());
+    let term = format!("terminal={}", sim.uri);
+    let data = dir.path().join("edged");
+    let log = dir.path().join("edged.log");
+    let mut attempts = Vec::new();
+    let started = Instant::now();
+    for (i, stage) in stages.iter().cycle().take(cycles * stages.len()).enumerate() {
+        let key = format!("crash-{i}");
+        let mut d = Daemon::start_env(&data, &log, 100, &["--device", &term], &[("EDGED_CRASH_AT", stage)]);
+        let qty = 1 + (i % 3) as u32;
+        let r = d
+            .http()
+            .post(format!("{}/v1/sales", d.url))
+            .bearer_auth(&d.tokens.cashier)
+            .header("Idempotency-Key", &key)
+            .json(&json!({"lines": [{"sku": "SKU-0000001", "qty": qty}], "tenders": [{"type": "card"}]}))
+            .timeout(Duration::from_secs(30))
+            .send();
+        assert!(r.is_err(), "{stage}: edged answered although it was to be killed");
+        let status = d.child.wait().expect("wait");
+        assert!(status.code().is_none(), "{stage}: killed by a signal, not exited: {status:?}");
+        attempts.push((key, 2570 * i64::from(qty)));
+        // Restart without the crash point: recovery settles what the kill left.
+        let d = Daemon::start_env(&data, &log, 100, &["--device", &term], &[]);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let open = d
+                .http()
+                .get(format!("{}/v1/payments?open=true", d.url))
+                .bearer_auth(&d.tokens.manager)
+                .send()
+                .expect("open")
+                .json::<Value>()
+                .expect("json");
+            let unsettled = open["payments"].as_array().map(|a| a.iter().filter(|p| p["offline"] == false).count()).unwrap_or(0);
+            if unsettled == 0 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{stage}: not settled after restart: {open}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let mut d = d;
+        d.kill9();
+    }
+    // The books: every attempt is one sale + one unreversed charge, or no sale + no net charge.
+    let d = Daemon::start_env(&data, &log, 100, &["--device", &term], &[]);
+    let list = payments(&d);
+    let by_key: std::collections::BTreeMap<String, Value> = list["payments"]
+        .as_array()
+        .expect("payments")
+        .iter()
+        .filter_map(|p| Some((p["idempotency_key"].as_str()?.to_string(), p.clone())))
+        .collect();
+    let journal = sim.journal();
+    let mut sales = 0;
+    for (key, amount) in &attempts {
+        let sale_for_key = |p: &Value| {
+            let id = p["sale_id"].as_str().expect("sale id");
+            d.http().get(format!("{}/v1/sales/{id}", d.url)).bearer_auth(&d.tokens.manager).send().expect("sale").status()
+                == 200
+        };
+        match by_key.get(key) {
+            None => {} // killed before the intent was stored: nothing anywhere
+            Some(p) => {
+                let state = p["state"].as_str().unwrap_or("");
+                let has_sale = sale_for_key(p);
+                match state {
+                    "recorded" => {
+                        assert!(has_sale, "{key}: recorded without a sale: {p}");
+                        let receipt = p["receipt_no"].as_u64().expect("receipt") as u32;
+                        let charges = journal
+                            .iter()
+                            .filter(|e| e.0 == "payment" && e.1 == receipt && e.3 == 0 && !e.4 && e.2 == *amount)
+                            .count();
+                        assert_eq!(charges, 1, "{key}: one charge at the terminal for receipt {receipt}");
+                        sales += 1;
+                    }
+                    "failed" | "declined" | "reversed" => assert!(!has_sale, "{key}: {state} but a sale exists: {p}"),
+                    other => panic!("{key}: left {other}: {p}"),
+                }
+            }
+        }
+    }
+    let charged: Vec<_> = journal.iter().filter(|e| e.0 == "payment" && e.3 == 0 && !e.4).collect();
+    assert_eq!(charged.len(), sales, "every unreversed charge has its sale: journal {journal:?}");
+    eprintln!(
+        "{} crash cycles ({} per stage) in {:.1} s: {sales} card sales completed, {} attempts left no sale",
+        attempts.len(),
+        cycles,
+        started.elapsed().as_secs_f64(),
+        attempts.len() - sales
+    );
+}
