@@ -127,8 +127,8 @@ fn serial_naks_bad_crcs_and_garbage_are_survived() {
 
 #[test]
 fn garbage_between_frames_is_skipped_and_a_garbled_frame_is_nakked() {
-    use edge_drivers::zvt::transport::{ACK, NAK, SerialZvt, ZvtLink, frame};
     use edge_drivers::zvt::Apdu;
+    use edge_drivers::zvt::transport::{ACK, NAK, SerialZvt, ZvtLink, frame};
     let (mut dev, _path, host) = SerialLink::pty("pt").expect("pty");
     let mut z = SerialZvt::new(Box::new(SerialLink::from_port(Box::new(host), "ecr")));
     let a = Apdu::new(0x04, 0xFF, vec![0x0A]);

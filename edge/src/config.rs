@@ -451,10 +451,15 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
                 if kind == Kind::Terminal {
                     spec.password = c.integer(&format!("devices.{id}.password"), 0, 0, 999_999) as u32;
                     spec.reply_timeout =
-                        std::time::Duration::from_secs(c.integer(&format!("devices.{id}.reply_timeout_s"), 180, 1, 600) as u64);
+                        std::time::Duration::from_secs(
+                            c.integer(&format!("devices.{id}.reply_timeout_s"), 180, 1, 600) as u64,
+                        );
                     match currency.and_then(crate::devices::iso_numeric) {
                         Some(n) => spec.currency = n,
-                        None => c.problem(&kind_key, "the store's currency has no ISO 4217 number known to the terminal driver"),
+                        None => c.problem(
+                            &kind_key,
+                            "the store's currency has no ISO 4217 number known to the terminal driver",
+                        ),
                     }
                 }
                 devices.push(spec);
@@ -463,8 +468,6 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
     } else if root.get("devices").is_some() {
         c.problem("devices", "must be a table of devices");
     }
-    c.unknown_keys();
-
     let d = crate::payments::OfflinePolicy::default();
     let offline = crate::payments::OfflinePolicy {
         enabled: c.boolean("payments.offline.enabled", d.enabled),
@@ -478,6 +481,8 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
     if offline.max_per_tx_minor > offline.max_total_minor {
         c.problem("payments.offline.max_per_tx_minor", "must not be over payments.offline.max_total_minor");
     }
+    c.unknown_keys();
+
     match (c.problems.is_empty(), timezone, currency, listen) {
         (true, Some(timezone), Some(currency), Some(listen)) => Ok(Config {
             store_id,
@@ -540,6 +545,16 @@ cache_mb = 16
 
 [api]
 listen = {listen:?}
+
+# Card payments while the terminal cannot reach its host (store-and-forward): the store
+# carries the risk of each offline decline, so they are capped (Moneris Go's defaults:
+# 250.00 per transaction; a day's age).
+[payments.offline]
+enabled = true
+max_per_tx_minor = 25000
+max_total_minor = 100000
+max_count = 500
+max_age_h = 24
 
 # Every sale goes to all three remotes. Lightspeed and NetSuite keep their records in the
 # outbox until their connectors land.

@@ -315,6 +315,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/devices/{id}/health", post(device_health))
         .route("/v1/drawer/open", post(drawer_open))
         .route("/v1/payments", get(list_payments))
+        .route("/v1/terminal/{op}", post(terminal_op))
+        .route("/v1/reports/x", get(report_x))
+        .route("/v1/reports/z", post(report_z))
         .route("/v1/events", get(events))
         .route("/metrics", get(metrics))
         .fallback(not_found)
@@ -544,7 +547,9 @@ async fn post_sale(
                     .flatten()
                     .collect();
                 let r = crate::devices::receipt_of(&app.cfg.store_name, &lines, &total, &sale.id.to_string(), &card);
-                if sale.change_minor > 0 || sale.tenders.iter().any(|t| matches!(t, edge_sync::domain::Tender::Cash { .. })) {
+                if sale.change_minor > 0
+                    || sale.tenders.iter().any(|t| matches!(t, edge_sync::domain::Tender::Cash { .. }))
+                {
                     // Cash in: the drawer opens for the money and the change.
                     if let Err(e) = d.open_drawer(std::time::Duration::from_secs(3)) {
                         tracing::debug!(sale_id = %sale.id, why = %e, "drawer not opened");
@@ -970,6 +975,133 @@ async fn list_payments(State(app): State<Arc<App>>, auth: Auth, uri: axum::http:
     }))
 }
 
+#[utoipa::path(post, path = "/v1/terminal/{op}", tag = "payments", params(("op" = String, Path,
+        description = "status, diagnosis, eod (manager, tech), abort (cashier, kiosk: stops the payment under way), offline (manager: body ForceOfflineIn)")),
+    security(("bearer" = [])),
+    responses((status = 200, body = TerminalOut), (status = 403, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)))]
+async fn terminal_op(
+    State(app): State<Arc<App>>,
+    auth: Auth,
+    Path(op): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<TerminalOut>> {
+    use crate::devices::TerminalOp;
+    let unknown = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown-operation",
+            "Unknown terminal operation",
+            format!("{op:?}: status, diagnosis, eod, abort or offline"),
+        )
+        .field("op")
+    };
+    let devices = app.devices.get().cloned().filter(|d| d.terminal_id().is_some()).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no-terminal",
+            "No payment terminal",
+            "no card terminal is configured",
+        )
+    })?;
+    let done = |text: &str| TerminalOut {
+        ok: true,
+        code: 0,
+        text: text.into(),
+        status: None,
+        receipt: Vec::new(),
+        forwarded: 0,
+    };
+    match op.as_str() {
+        "abort" => {
+            auth.require(&[Role::Cashier, Role::Kiosk, Role::Manager])?;
+            devices.abort_terminal();
+            audit(&app, &auth, "terminal.abort", "terminal", String::new())?;
+            return Ok(Json(done("abort asked; the payment under way ends as aborted")));
+        }
+        "offline" => {
+            auth.require(&[Role::Manager])?;
+            let req: ForceOfflineIn = serde_json::from_slice(&body).map_err(|e| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "bad-body",
+                    "Bad body",
+                    format!("expected {{\"force\": true|false}}: {e}"),
+                )
+            })?;
+            app.force_offline.store(req.force, Ordering::SeqCst);
+            audit(&app, &auth, "terminal.force_offline", "terminal", req.force.to_string())?;
+            tracing::warn!(force = req.force, "card acceptance forced offline by a manager");
+            return Ok(Json(done(if req.force {
+                "cards are taken under the offline policy"
+            } else {
+                "offline forcing lifted"
+            })));
+        }
+        "status" | "diagnosis" | "eod" => auth.require(&[Role::Manager, Role::Tech])?,
+        _ => return Err(unknown()),
+    }
+    let top = match op.as_str() {
+        "status" => TerminalOp::Status,
+        "diagnosis" => TerminalOp::Diagnosis,
+        _ => TerminalOp::EndOfDay,
+    };
+    let app2 = app.clone();
+    let (r, forwarded) = tokio::task::spawn_blocking(move || {
+        let r = devices.terminal(top, Box::new(|_| {}), std::time::Duration::from_secs(120));
+        let fwd = match (&r, top) {
+            (Ok(o), TerminalOp::EndOfDay) if o.approved => crate::reports::forwarded(&app2).unwrap_or(0),
+            _ => 0,
+        };
+        (r, fwd)
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    audit(&app, &auth, &format!("terminal.{op}"), "terminal", format!("{:?}", r.as_ref().map(|o| o.code)))?;
+    match r {
+        Ok(o) => Ok(Json(TerminalOut {
+            ok: o.approved,
+            code: o.code,
+            text: o.text.clone(),
+            status: o.info.as_ref().and_then(|i| i.text.clone()),
+            receipt: o.receipt,
+            forwarded,
+        })),
+        Err(f) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "terminal-unavailable",
+            "Terminal unavailable",
+            f.to_string(),
+        )),
+    }
+}
+
+#[utoipa::path(get, path = "/v1/reports/x", tag = "reports", security(("bearer" = [])),
+    responses((status = 200, body = crate::reports::Report), (status = 403, body = Problem)))]
+async fn report_x(State(app): State<Arc<App>>, auth: Auth) -> ApiResult<Json<crate::reports::Report>> {
+    auth.require(&[Role::Cashier, Role::Manager, Role::Tech])?;
+    let app2 = app.clone();
+    let r = tokio::task::spawn_blocking(move || crate::reports::x_report(&app2)).await.map_err(ApiError::internal)?;
+    r.map(Json).map_err(ApiError::internal)
+}
+
+#[utoipa::path(post, path = "/v1/reports/z", tag = "reports", security(("bearer" = [])),
+    responses((status = 200, body = crate::reports::Report, description = "Closed: terminal end-of-day run, totals kept"),
+        (status = 403, body = Problem), (status = 503, body = Problem)))]
+async fn report_z(State(app): State<Arc<App>>, auth: Auth) -> ApiResult<Json<crate::reports::Report>> {
+    auth.require(&[Role::Manager])?;
+    let app2 = app.clone();
+    let r = tokio::task::spawn_blocking(move || crate::reports::z_report(&app2)).await.map_err(ApiError::internal)?;
+    let r = r.map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "z-not-closed", "Z report not closed", e))?;
+    audit(
+        &app,
+        &auth,
+        "report.z",
+        &r.number.to_string(),
+        format!("{} sales, total {}", r.totals.sales, r.totals.total_minor),
+    )?;
+    Ok(Json(r))
+}
+
 fn no_device(id: &str) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "unknown-device", "Unknown device", format!("no device {id:?} is configured"))
         .field("id")
@@ -1146,10 +1278,11 @@ impl utoipa::Modify for SecurityAddon {
 #[openapi(
     info(title = "edged local API", version = "1", description = "The store edge daemon's loopback API. Errors are application/problem+json."),
     paths(health, openapi, catalog_items, catalog_barcode, post_sale, get_sale, list_sales, sync_status, sync_run, list_outbox, get_outbox,
-        retry_dead_one, retry_dead_all, devices, device_one, device_health, drawer_open, list_payments, events, metrics),
+        retry_dead_one, retry_dead_all, devices, device_one, device_health, drawer_open, list_payments, terminal_op, report_x, report_z, events, metrics),
     components(schemas(Problem, Health, StoreHealth, CatalogItem, ItemsPage, SaleIn, SaleLineIn, TenderIn, SaleOut, SaleLineOut, TenderOut,
         SalesPage, SyncStatus, RemoteStatus, RetryOut, OutboxEntryOut, OutboxPage, DevicesList, DeviceOut, HealthCheckIn,
-        HealthCheckOut, DrawerOut, PaymentOut, PaymentsList, Event)),
+        HealthCheckOut, DrawerOut, PaymentOut, PaymentsList, TerminalOut, ForceOfflineIn, crate::reports::Report,
+        crate::reports::Totals, Event)),
     modifiers(&SecurityAddon)
 )]
 pub struct ApiDoc;

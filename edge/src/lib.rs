@@ -7,6 +7,7 @@
 //! - [`daemon`]: serving and graceful shutdown; [`demo`]: `edged demo`;
 //! - [`delivery`]: the sync engine's workers in edged; [`fakes`]: the fake remotes on HTTP;
 //! - [`devices`]: the store's devices (one thread per device, events, receipts);
+//! - [`payments`]: the card payment state machine and offline policy; [`reports`]: X / Z;
 //! - [`client`]: the HTTP client edgectl (and tests, and benches) use.
 
 pub mod app;
@@ -20,5 +21,6 @@ pub mod fakes;
 pub mod http;
 pub mod metrics;
 pub mod payments;
+pub mod reports;
 pub mod sale;
 pub mod tokens;

@@ -120,7 +120,10 @@ pub fn check_offline(policy: &OfflinePolicy, book: &OfflineBook, amount: i64, no
         ));
     }
     if book.count + 1 > policy.max_count {
-        return Err(format!("{} offline card payments are waiting to be forwarded, the cap is {}", book.count, policy.max_count));
+        return Err(format!(
+            "{} offline card payments are waiting to be forwarded, the cap is {}",
+            book.count, policy.max_count
+        ));
     }
     if let Some(oldest) = book.oldest {
         let age = now.duration_since(oldest).unsigned_abs();
@@ -251,6 +254,10 @@ pub fn card_sale(app: &App, mut sale: Sale, key: Option<String>, fp: String) -> 
             ));
         }
     }
+    // Is the terminal ready, and can it reach its host? (A status enquiry: one round trip.)
+    if let Err(f) = devices.terminal(TerminalOp::Status, Box::new(|_| {}), Duration::from_secs(10)) {
+        return Err(Refusal::unavailable(format!("the payment terminal does not answer; take cash ({f})")));
+    }
     // The offline policy, when the terminal cannot reach its host (or a manager forced it).
     let offline = devices.terminal_offline() || app.forced_offline();
     if offline {
@@ -359,16 +366,19 @@ pub fn card_sale(app: &App, mut sale: Sale, key: Option<String>, fp: String) -> 
 }
 
 fn p_timeout(app: &App) -> Duration {
-    app.cfg.devices.iter().find(|d| d.kind == crate::devices::Kind::Terminal).map_or(Duration::from_secs(180), |d| d.reply_timeout)
+    app.cfg
+        .devices
+        .iter()
+        .find(|d| d.kind == crate::devices::Kind::Terminal)
+        .map_or(Duration::from_secs(180), |d| d.reply_timeout)
         + Duration::from_secs(30)
 }
 
 /// Commits the sale an approved payment pays; reverses the payment if it cannot be.
 fn commit_paid(app: &App, p: &mut Payment, key: Option<String>, fp: String) -> Result<CommitOutcome, Refusal> {
     let Some(sale) = p.sale.clone() else {
-        return reverse(app, p, "the approved payment has no sale stored with it".into()).and(Err(Refusal::unavailable(
-            "the payment was reversed: its sale was not stored",
-        )));
+        return reverse(app, p, "the approved payment has no sale stored with it".into())
+            .and(Err(Refusal::unavailable("the payment was reversed: its sale was not stored")));
     };
     crash_point("payment.before_commit");
     let commit = SaleCommit { sale: *sale, idempotency_key: key, fingerprint: fp, remotes: app.cfg.sale_remotes() };
@@ -384,7 +394,11 @@ fn commit_paid(app: &App, p: &mut Payment, key: Option<String>, fp: String) -> R
                 _ => "another sale holds its key".into(),
             };
             reverse(app, p, format!("the sale could not be committed: {why}"))?;
-            Err(Refusal::conflict("payment-reversed", "Card payment reversed", format!("the sale could not be committed ({why}); the card payment was reversed")))
+            Err(Refusal::conflict(
+                "payment-reversed",
+                "Card payment reversed",
+                format!("the sale could not be committed ({why}); the card payment was reversed"),
+            ))
         }
         Err(e) => {
             // A store that cannot commit is fatal for the daemon; the payment stays
@@ -398,13 +412,19 @@ fn commit_paid(app: &App, p: &mut Payment, key: Option<String>, fp: String) -> R
 fn reverse(app: &App, p: &mut Payment, why: String) -> Result<(), Refusal> {
     let Some(receipt) = p.card.as_ref().and_then(|c| c.receipt_no) else {
         advance(app, p, PaymentState::ReversalFailed, Some(format!("{why}; no receipt number to reverse")))?;
-        alert(app, format!("Card payment {} of {} could not be reversed (no receipt number): refund it by hand", p.id, p.amount_minor));
+        alert(
+            app,
+            format!(
+                "Card payment {} of {} could not be reversed (no receipt number): refund it by hand",
+                p.id, p.amount_minor
+            ),
+        );
         return Ok(());
     };
     let devices = app.devices.get().cloned();
-    let r = devices
-        .ok_or_else(|| "no devices".to_string())
-        .and_then(|d| d.terminal(TerminalOp::Reverse(receipt), Box::new(|_| {}), Duration::from_secs(60)).map_err(|f| f.to_string()));
+    let r = devices.ok_or_else(|| "no devices".to_string()).and_then(|d| {
+        d.terminal(TerminalOp::Reverse(receipt), Box::new(|_| {}), Duration::from_secs(60)).map_err(|f| f.to_string())
+    });
     match r {
         Ok(o) if o.approved || o.code == 0xB4 => {
             advance(app, p, PaymentState::Reversed, Some(why.clone()))?;
@@ -412,7 +432,13 @@ fn reverse(app: &App, p: &mut Payment, why: String) -> Result<(), Refusal> {
         }
         Ok(o) => {
             advance(app, p, PaymentState::ReversalFailed, Some(format!("{why}; reversal refused: {}", o.text)))?;
-            alert(app, format!("Card payment {} could not be reversed ({}): it is retried; refund by hand if it stays", p.id, o.text));
+            alert(
+                app,
+                format!(
+                    "Card payment {} could not be reversed ({}): it is retried; refund by hand if it stays",
+                    p.id, o.text
+                ),
+            );
         }
         Err(e) => {
             advance(app, p, PaymentState::ReversalFailed, Some(format!("{why}; reversal failed: {e}")))?;
@@ -534,4 +560,46 @@ pub fn spawn_recovery(app: std::sync::Arc<App>) {
 /// A new payment id (UUID v7), made at the edge.
 pub fn new_payment_id() -> Uuid {
     new_id()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each cap refuses exactly at its boundary, and says which cap.
+    #[test]
+    fn each_offline_cap_refuses_exactly_past_its_boundary() {
+        let p = OfflinePolicy {
+            enabled: true,
+            max_per_tx_minor: 5000,
+            max_total_minor: 12_000,
+            max_count: 3,
+            max_age: Duration::from_secs(3600),
+        };
+        let now = Timestamp::now();
+        let empty = OfflineBook::default();
+        assert_eq!(check_offline(&p, &empty, 5000, now), Ok(()));
+        let e = check_offline(&p, &empty, 5001, now).expect_err("per transaction");
+        assert!(e.contains("capped at 5000 per transaction"), "{e}");
+        let book = OfflineBook { count: 2, total_minor: 7000, oldest: Some(now) };
+        assert_eq!(check_offline(&p, &book, 5000, now), Ok(()), "7000 + 5000 = 12000 is at the cap");
+        let over = OfflineBook { total_minor: 7001, ..book.clone() };
+        let e = check_offline(&p, &over, 5000, now).expect_err("total");
+        assert!(e.contains("would total 12001 over the cap of 12000"), "{e}");
+        let full = OfflineBook { count: 3, total_minor: 3000, oldest: Some(now) };
+        let e = check_offline(&p, &full, 100, now).expect_err("count");
+        assert!(e.contains("3 offline card payments are waiting") && e.contains("cap is 3"), "{e}");
+        let hour = jiff::SignedDuration::from_secs(3600);
+        let at_limit = OfflineBook { count: 1, total_minor: 100, oldest: now.checked_sub(hour).ok() };
+        assert_eq!(check_offline(&p, &at_limit, 100, now), Ok(()), "exactly the age limit is still in");
+        let old = OfflineBook {
+            count: 1,
+            total_minor: 100,
+            oldest: now.checked_sub(hour + jiff::SignedDuration::from_secs(1)).ok(),
+        };
+        let e = check_offline(&p, &old, 100, now).expect_err("age");
+        assert!(e.contains("over the 1 h limit"), "{e}");
+        let off = OfflinePolicy { enabled: false, ..p };
+        assert!(check_offline(&off, &empty, 1, now).expect_err("disabled").contains("offline card payments are off"));
+    }
 }

@@ -60,7 +60,13 @@ impl Sim {
             .lines()
             .map(|l| {
                 let f: Vec<&str> = l.split('\t').collect();
-                (f[0].to_string(), f[1].parse().expect("receipt"), f[3].parse().expect("amount"), f[4].parse().expect("result"), f[5] == "1")
+                (
+                    f[0].to_string(),
+                    f[1].parse().expect("receipt"),
+                    f[3].parse().expect("amount"),
+                    f[4].parse().expect("result"),
+                    f[5] == "1",
+                )
             })
             .collect()
     }
@@ -163,7 +169,8 @@ fn approved_declined_aborted_and_refused_card_sales() {
     assert_eq!(again.json::<Value>().expect("sale")["id"], sale["id"]);
 
     let list = payments(&d);
-    let states: Vec<&str> = list["payments"].as_array().expect("list").iter().map(|p| p["state"].as_str().unwrap_or("")).collect();
+    let states: Vec<&str> =
+        list["payments"].as_array().expect("list").iter().map(|p| p["state"].as_str().unwrap_or("")).collect();
     assert_eq!(states.iter().filter(|s| **s == "recorded").count(), 1, "{list}");
     assert_eq!(states.iter().filter(|s| **s == "declined").count(), 2, "{list}");
     assert_eq!(states.iter().filter(|s| **s == "failed").count(), 1, "{list}");
@@ -218,7 +225,8 @@ fn a_card_sale_survives_sigkill_at_every_stage() {
                 .expect("open")
                 .json::<Value>()
                 .expect("json");
-            let unsettled = open["payments"].as_array().map(|a| a.iter().filter(|p| p["offline"] == false).count()).unwrap_or(0);
+            let unsettled =
+                open["payments"].as_array().map(|a| a.iter().filter(|p| p["offline"] == false).count()).unwrap_or(0);
             if unsettled == 0 {
                 break;
             }
@@ -242,7 +250,12 @@ fn a_card_sale_survives_sigkill_at_every_stage() {
     for (key, amount) in &attempts {
         let sale_for_key = |p: &Value| {
             let id = p["sale_id"].as_str().expect("sale id");
-            d.http().get(format!("{}/v1/sales/{id}", d.url)).bearer_auth(&d.tokens.manager).send().expect("sale").status()
+            d.http()
+                .get(format!("{}/v1/sales/{id}", d.url))
+                .bearer_auth(&d.tokens.manager)
+                .send()
+                .expect("sale")
+                .status()
                 == 200
         };
         match by_key.get(key) {
@@ -276,4 +289,98 @@ fn a_card_sale_survives_sigkill_at_every_stage() {
         started.elapsed().as_secs_f64(),
         attempts.len() - sales
     );
+}
+
+/// The terminal loses its host: card payments go offline within the caps (staff see them
+/// waiting, with their age; customers never do), over the cap they are refused with the
+/// reason, forcing offline is a manager's call (audited), the Z report's end-of-day forwards
+/// them, and edgectl shows it all.
+#[test]
+fn offline_card_payments_within_caps_and_forwarded_at_end_of_day() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut sim = Sim::start(dir.path());
+    let term = format!("terminal={}", sim.uri);
+    let d = Daemon::start_with(&dir.path().join("edged"), 100, &["--device", &term]);
+    let data = d.dir.clone();
+    let edgectl = |args: &[&str]| {
+        let out = Command::new(common::EDGECTL).arg("--data-dir").arg(&data).args(args).output().expect("edgectl");
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string())
+    };
+    sim.say("offline on");
+    // 9 x 25.70 = 231.30: under the demo's 250.00 per-transaction cap.
+    let r = card_sale(&d, "off-1", 9);
+    assert_eq!(r.status(), 201);
+    let sale: Value = r.json().expect("sale");
+    assert_eq!(sale["tenders"][0]["offline"], true, "{sale}");
+    // 10 x 25.70 = 257.00: over it, refused with the reason; nothing charged.
+    let r = card_sale(&d, "off-2", 10);
+    assert_eq!(r.status(), 402);
+    let p: Value = r.json().expect("problem");
+    assert!(p["detail"].as_str().unwrap_or("").contains("capped at 25000 per transaction"), "{p}");
+    let list = payments(&d);
+    assert_eq!(
+        (list["offline_pending"].as_u64(), list["offline_pending_minor"].as_i64()),
+        (Some(1), Some(23130)),
+        "{list}"
+    );
+    assert_eq!(list["terminal_offline"], true);
+    let (code, text) = edgectl(&["payments", "--open"]);
+    assert_eq!(code, Some(0));
+    assert!(text.contains("WAITING") && text.contains("waiting to be forwarded: 1"), "{text}");
+    // Customers cannot read payments.
+    let r = d.http().get(format!("{}/v1/payments", d.url)).bearer_auth(&d.tokens.kiosk).send().expect("get");
+    assert_eq!(r.status(), 403);
+
+    // Forcing offline: not for cashiers; a manager's call, audited.
+    let r = d
+        .http()
+        .post(format!("{}/v1/terminal/offline", d.url))
+        .bearer_auth(&d.tokens.cashier)
+        .json(&json!({"force": true}))
+        .send()
+        .expect("post");
+    assert_eq!(r.status(), 403);
+    let (code, text) = edgectl(&["terminal", "offline", "on"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(payments(&d)["forced_offline"], true);
+    let (code, _) = edgectl(&["terminal", "offline", "off"]);
+    assert_eq!(code, Some(0));
+
+    // X report: the running totals; Z closes them and the terminal's end-of-day forwards.
+    sim.say("offline off");
+    let r = d
+        .http()
+        .post(format!("{}/v1/sales", d.url))
+        .bearer_auth(&d.tokens.cashier)
+        .json(
+            &json!({"lines": [{"sku": "SKU-0000001", "qty": 1}], "tenders": [{"type": "cash", "amount_minor": 5000}]}),
+        )
+        .send()
+        .expect("cash sale");
+    assert_eq!(r.status(), 201);
+    let (code, text) = edgectl(&["report", "x", "--json"]);
+    assert_eq!(code, Some(0), "{text}");
+    let x: Value = serde_json::from_str(&text).expect("x json");
+    assert_eq!(x["totals"]["sales"], 2);
+    assert_eq!(x["totals"]["card_offline_minor"], 23130);
+    assert_eq!(x["totals"]["cash_in_drawer_minor"], 2570, "5000 in, 2430 change out");
+    let (code, text) = edgectl(&["report", "z", "--json"]);
+    assert_eq!(code, Some(0), "{text}");
+    let z: Value = serde_json::from_str(&text).expect("z json");
+    assert_eq!((z["kind"].as_str(), z["number"].as_u64()), (Some("z"), Some(1)));
+    assert!(z["terminal_receipt"].as_array().is_some_and(|l| l.iter().any(|x| x == "END OF DAY")), "{z}");
+    let list = payments(&d);
+    assert_eq!(list["offline_pending"], 0, "forwarded by the end-of-day: {list}");
+    let (_, text) = edgectl(&["report", "x", "--json"]);
+    let x2: Value = serde_json::from_str(&text).expect("x json");
+    assert_eq!((x2["totals"]["sales"].as_u64(), x2["number"].as_u64()), (Some(0), Some(2)), "a new period after the Z");
+
+    // The field tech's terminal verbs.
+    let (code, text) = edgectl(&["terminal", "status"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("READY"), "{text}");
+    let (code, text) = edgectl(&["terminal", "diagnosis"]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = edgectl(&["terminal", "eod"]);
+    assert_eq!(code, Some(0), "{text}");
 }

@@ -158,9 +158,10 @@ pub fn from_bcd(b: &[u8]) -> Result<u64, ZvtError> {
             if nib > 9 {
                 return Err(ZvtError::Malformed(format!("BCD byte {i} is {x:#04x}")));
             }
-            n = n.checked_mul(10).and_then(|n| n.checked_add(u64::from(nib))).ok_or_else(|| {
-                ZvtError::Malformed("a BCD number longer than 19 digits".into())
-            })?;
+            n = n
+                .checked_mul(10)
+                .and_then(|n| n.checked_add(u64::from(nib)))
+                .ok_or_else(|| ZvtError::Malformed("a BCD number longer than 19 digits".into()))?;
         }
     }
     Ok(n)
@@ -307,7 +308,11 @@ pub struct StatusInfo {
 }
 
 fn text_of(v: &[u8]) -> String {
-    v.iter().map(|b| if b.is_ascii_graphic() || *b == b' ' { char::from(*b) } else { '?' }).collect::<String>().trim().to_string()
+    v.iter()
+        .map(|b| if b.is_ascii_graphic() || *b == b' ' { char::from(*b) } else { '?' })
+        .collect::<String>()
+        .trim()
+        .to_string()
 }
 
 impl StatusInfo {

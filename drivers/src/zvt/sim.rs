@@ -185,7 +185,8 @@ impl TerminalSim {
         let mut t = TerminalSim::default();
         if let Ok(text) = std::fs::read_to_string(&path) {
             for (i, l) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-                let e = Entry::parse(l).ok_or_else(|| format!("{}: line {} is not a journal entry", path.display(), i + 1))?;
+                let e = Entry::parse(l)
+                    .ok_or_else(|| format!("{}: line {} is not a journal entry", path.display(), i + 1))?;
                 t.batch = t.batch.max(e.batch + 1);
                 t.journal.push(e);
             }
@@ -271,7 +272,16 @@ impl TerminalSim {
     fn transaction(&mut self, kind: Kind, amount: i64) -> Option<()> {
         let rule = self.rules.pop_front().unwrap_or_else(|| self.default_rule.clone());
         let (receipt_no, trace) = self.next_numbers();
-        let mut e = Entry { kind, receipt_no, trace, amount_minor: amount, result: 0, reversed: false, offline: false, batch: 0 };
+        let mut e = Entry {
+            kind,
+            receipt_no,
+            trace,
+            amount_minor: amount,
+            result: 0,
+            reversed: false,
+            offline: false,
+            batch: 0,
+        };
         match rule {
             Rule::Hang => return None,
             Rule::Refuse(code) => {

@@ -372,6 +372,31 @@ pub struct PaymentsList {
     pub terminal_offline: bool,
 }
 
+/// What the payment terminal answered (`POST /v1/terminal/status|diagnosis|eod`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TerminalOut {
+    pub ok: bool,
+    /// The ZVT result code (0 = success).
+    pub code: u8,
+    /// The result in words.
+    pub text: String,
+    /// The terminal's own status text (e.g. `READY`, `READY, OFFLINE: 2 STORED`).
+    pub status: Option<String>,
+    /// Its receipt lines (end-of-day report, diagnosis).
+    pub receipt: Vec<String>,
+    /// End-of-day: offline payments now forwarded.
+    #[serde(default)]
+    pub forwarded: u32,
+}
+
+/// `POST /v1/terminal/offline`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForceOfflineIn {
+    /// true: take cards under the offline policy even if the terminal says it is online.
+    pub force: bool,
+}
+
 /// `POST /v1/drawer/open`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct DrawerOut {

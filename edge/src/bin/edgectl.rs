@@ -43,6 +43,25 @@ enum Cmd {
         #[command(subcommand)]
         cmd: Option<DevicesCmd>,
     },
+    /// The payment terminal: `status`, `diagnosis`, `eod` (end-of-day; forwards offline
+    /// payments), `offline on|off` (manager: take cards under the offline policy).
+    Terminal {
+        #[command(subcommand)]
+        cmd: TerminalCmd,
+    },
+    /// Card payments: state, offline ones waiting to be forwarded and their age.
+    Payments {
+        /// Only those not settled, and offline ones not forwarded.
+        #[arg(long)]
+        open: bool,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// X report (running totals since the last Z) or Z report (closes them; manager).
+    Report {
+        #[command(subcommand)]
+        cmd: ReportCmd,
+    },
     /// Delivery to each remote: health, rate limits, errors; `sync run` to deliver now.
     Sync {
         #[command(subcommand)]
@@ -100,6 +119,23 @@ enum DeadCmd {
         #[arg(long)]
         remote: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum TerminalCmd {
+    Status,
+    Diagnosis,
+    Eod,
+    /// on / off.
+    Offline {
+        state: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportCmd {
+    X,
+    Z,
 }
 
 #[derive(Subcommand)]
@@ -412,6 +448,122 @@ fn run(cli: &Cli) -> Result<ExitCode, ClientError> {
         }
         Cmd::Queue { cmd: QueueCmd::Dead { cmd } } => dead(cli, cmd),
         Cmd::Devices { cmd } => devices(cli, cmd.as_ref().unwrap_or(&DevicesCmd::Ls)),
+        Cmd::Terminal { cmd } => {
+            let c = client(cli)?;
+            let out: edge_api::TerminalOut = match cmd {
+                TerminalCmd::Status => c.post("/v1/terminal/status", &serde_json::json!({}), None)?,
+                TerminalCmd::Diagnosis => c.post("/v1/terminal/diagnosis", &serde_json::json!({}), None)?,
+                TerminalCmd::Eod => c.post("/v1/terminal/eod", &serde_json::json!({}), None)?,
+                TerminalCmd::Offline { state } => {
+                    let force = match state.as_str() {
+                        "on" => true,
+                        "off" => false,
+                        other => return Err(ClientError::Other(format!("offline {other:?}: on or off"))),
+                    };
+                    // Forcing offline is a manager's decision: the manager token is used.
+                    let m = match (&cli.api, &cli.data_dir) {
+                        (None, dir) => Client::from_data_dir(
+                            dir.as_deref().unwrap_or(std::path::Path::new("/var/lib/edged")),
+                            Role::Manager,
+                        )?,
+                        (Some(_), _) => c,
+                    };
+                    m.post("/v1/terminal/offline", &edge_api::ForceOfflineIn { force }, None)?
+                }
+            };
+            if cli.json {
+                print_json(&out);
+            } else {
+                println!(
+                    "{}: {}{}",
+                    if out.ok { "ok" } else { "FAILED" },
+                    out.text,
+                    out.status.as_ref().map(|s| format!(" ({s})")).unwrap_or_default()
+                );
+                for l in &out.receipt {
+                    println!("  {l}");
+                }
+                if out.forwarded > 0 {
+                    println!("{} offline payments forwarded", out.forwarded);
+                }
+            }
+            Ok(if out.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Cmd::Payments { open, limit } => {
+            let list: edge_api::PaymentsList =
+                client(cli)?.get(&format!("/v1/payments?limit={limit}{}", if *open { "&open=true" } else { "" }))?;
+            if cli.json {
+                print_json(&list);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut t = table(&["payment", "state", "amount", "card", "receipt", "offline", "age", "reason"]);
+            for p in &list.payments {
+                t.add_row(vec![
+                    p.id.to_string(),
+                    p.state.clone(),
+                    format!("{} {}", p.amount_minor, p.currency),
+                    p.pan_masked.clone().unwrap_or_default(),
+                    p.receipt_no.map(|r| r.to_string()).unwrap_or_default(),
+                    if p.offline { if p.forwarded { "forwarded" } else { "WAITING" } } else { "" }.to_string(),
+                    format!("{} s", p.age_s),
+                    p.reason.clone().unwrap_or_default(),
+                ]);
+            }
+            println!("{t}");
+            println!(
+                "offline card payments waiting to be forwarded: {} ({} minor units){}{}{}",
+                list.offline_pending,
+                list.offline_pending_minor,
+                list.offline_oldest_age_s.map(|a| format!(", oldest {} min", a / 60)).unwrap_or_default(),
+                if list.terminal_offline { "; the terminal cannot reach its host" } else { "" },
+                if list.forced_offline { "; forced offline by a manager" } else { "" }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Report { cmd } => {
+            let r: serde_json::Value = match cmd {
+                ReportCmd::X => client(cli)?.get("/v1/reports/x")?,
+                ReportCmd::Z => {
+                    let m = match (&cli.api, &cli.data_dir) {
+                        (None, dir) => Client::from_data_dir(
+                            dir.as_deref().unwrap_or(std::path::Path::new("/var/lib/edged")),
+                            Role::Manager,
+                        )?,
+                        (Some(_), _) => client(cli)?,
+                    };
+                    m.post("/v1/reports/z", &serde_json::json!({}), None)?
+                }
+            };
+            if cli.json {
+                print_json(&r);
+            } else {
+                let t = &r["totals"];
+                println!(
+                    "{} report {} ({})",
+                    r["kind"].as_str().unwrap_or("").to_uppercase(),
+                    r["number"],
+                    r["currency"].as_str().unwrap_or("")
+                );
+                for k in [
+                    "sales",
+                    "total_minor",
+                    "tax_minor",
+                    "cash_minor",
+                    "card_minor",
+                    "card_offline_minor",
+                    "change_minor",
+                    "cash_in_drawer_minor",
+                ] {
+                    println!("  {k:<22} {}", t[k]);
+                }
+                if let Some(l) = r["terminal_receipt"].as_array() {
+                    for x in l {
+                        println!("  | {}", x.as_str().unwrap_or(""));
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Sync { cmd } => {
             let c = client(cli)?;
             let sync: SyncStatus = match cmd {

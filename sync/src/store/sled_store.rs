@@ -1308,7 +1308,8 @@ impl Store for SledStore {
     }
 
     fn sale_for_key(&self, key: &str) -> Result<Option<Uuid>> {
-        let rec: Option<IdemRecord> = self.get_json(&self.idem, format!("key:{key}").as_bytes(), || format!("idempotency key {key}"))?;
+        let rec: Option<IdemRecord> =
+            self.get_json(&self.idem, format!("key:{key}").as_bytes(), || format!("idempotency key {key}"))?;
         Ok(rec.map(|r| r.sale_id))
     }
 

@@ -1,0 +1,155 @@
+//! X and Z reports. An X report is the running totals since the last Z (sales, tax, cash,
+//! card, card taken offline, change); a Z report is the same, closed: the terminal runs its
+//! end-of-day (which forwards offline payments and settles its batch), the totals are kept
+//! in the store with a sequence number, and the next X starts after the last sale it
+//! covered.
+
+use crate::app::App;
+use crate::devices::TerminalOp;
+use edge_sync::domain::{PaymentState, Sale, Tender};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+const META_LAST_Z: &str = "reports.last_z";
+
+/// Totals over a run of sales.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Totals {
+    pub sales: u64,
+    pub total_minor: i64,
+    pub tax_minor: i64,
+    pub cash_minor: i64,
+    pub card_minor: i64,
+    pub card_offline_minor: i64,
+    pub change_minor: i64,
+    /// Cash that should be in the drawer from these sales (cash taken minus change).
+    pub cash_in_drawer_minor: i64,
+}
+
+impl Totals {
+    fn add(&mut self, s: &Sale) {
+        self.sales += 1;
+        self.total_minor += s.total_minor;
+        self.tax_minor += s.tax_minor;
+        self.change_minor += s.change_minor;
+        for t in &s.tenders {
+            match t {
+                Tender::Cash { amount_minor } => self.cash_minor += amount_minor,
+                Tender::Card { amount_minor, card, .. } => {
+                    self.card_minor += amount_minor;
+                    if card.as_ref().is_some_and(|c| c.offline) {
+                        self.card_offline_minor += amount_minor;
+                    }
+                }
+            }
+        }
+        self.cash_in_drawer_minor = self.cash_minor - self.change_minor;
+    }
+}
+
+/// A report (`GET /v1/reports/x`, `POST /v1/reports/z`).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Report {
+    /// `x` or `z`.
+    pub kind: String,
+    /// Z reports are numbered from 1; an X report carries the number the next Z will have.
+    pub number: u64,
+    pub currency: String,
+    pub from_sale: Option<Uuid>,
+    pub to_sale: Option<Uuid>,
+    pub first_at: Option<String>,
+    pub last_at: Option<String>,
+    pub totals: Totals,
+    /// Z: what the terminal's end-of-day said, its receipt lines.
+    pub terminal: Option<String>,
+    #[serde(default)]
+    pub terminal_receipt: Vec<String>,
+    pub made_at: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct LastZ {
+    number: u64,
+    last_sale: Option<Uuid>,
+}
+
+fn last_z(app: &App) -> Result<LastZ, String> {
+    match app.store.meta_get(META_LAST_Z).map_err(|e| e.to_string())? {
+        Some(v) => serde_json::from_slice(&v).map_err(|e| format!("the last Z record is unreadable: {e}")),
+        None => Ok(LastZ::default()),
+    }
+}
+
+/// The running totals since the last Z.
+pub fn x_report(app: &App) -> Result<Report, String> {
+    let z = last_z(app)?;
+    let mut r = Report {
+        kind: "x".into(),
+        number: z.number + 1,
+        currency: app.cfg.currency.to_string(),
+        from_sale: None,
+        to_sale: None,
+        first_at: None,
+        last_at: None,
+        totals: Totals::default(),
+        terminal: None,
+        terminal_receipt: Vec::new(),
+        made_at: Timestamp::now().to_string(),
+    };
+    let mut after = z.last_sale;
+    loop {
+        let page = app.store.sales_page(after.as_ref(), 1000).map_err(|e| e.to_string())?;
+        for s in &page {
+            if r.from_sale.is_none() {
+                r.from_sale = Some(s.id);
+                r.first_at = Some(s.created_at.to_string());
+            }
+            r.to_sale = Some(s.id);
+            r.last_at = Some(s.created_at.to_string());
+            r.totals.add(s);
+        }
+        match page.last() {
+            Some(s) if page.len() == 1000 => after = Some(s.id),
+            _ => break,
+        }
+    }
+    Ok(r)
+}
+
+/// Closes the totals: terminal end-of-day (offline payments forwarded), Z kept, next X after it.
+pub fn z_report(app: &App) -> Result<Report, String> {
+    let mut r = x_report(app)?;
+    r.kind = "z".into();
+    if let Some(devices) = app.devices.get().filter(|d| d.terminal_id().is_some()) {
+        let o = devices
+            .terminal(TerminalOp::EndOfDay, Box::new(|_| {}), std::time::Duration::from_secs(120))
+            .map_err(|f| format!("the terminal's end-of-day failed, the Z report is not closed: {f}"))?;
+        if !o.approved {
+            return Err(format!("the terminal's end-of-day was refused ({}); the Z report is not closed", o.text));
+        }
+        r.terminal = o.info.as_ref().and_then(|i| i.text.clone());
+        r.terminal_receipt = o.receipt.clone();
+        forwarded(app)?;
+    }
+    let z = LastZ { number: r.number, last_sale: r.to_sale.or(last_z(app)?.last_sale) };
+    let v = serde_json::to_vec(&z).map_err(|e| e.to_string())?;
+    app.store.meta_set(META_LAST_Z, &v).map_err(|e| e.to_string())?;
+    app.store.sync().map_err(|e| e.to_string())?;
+    Ok(r)
+}
+
+/// After the terminal's end-of-day: its stored offline payments went to the host.
+pub fn forwarded(app: &App) -> Result<u32, String> {
+    let mut n = 0;
+    for mut p in app.store.payments_open().map_err(|e| e.to_string())? {
+        if p.offline && !p.forwarded && p.state == PaymentState::Recorded {
+            p.forwarded = true;
+            p.rev += 1;
+            p.updated_at = Timestamp::now();
+            app.store.put_payment(&p).map_err(|e| e.to_string())?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
