@@ -304,6 +304,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/catalog/barcode/{code}", get(catalog_barcode))
         .route("/v1/sales", get(list_sales).post(post_sale))
         .route("/v1/sales/{id}", get(get_sale))
+        .route("/v1/sales/{id}/refunds", post(post_refund))
         .route("/v1/sync", get(sync_status))
         .route("/v1/sync/run", post(sync_run))
         .route("/v1/outbox", get(list_outbox))
@@ -587,6 +588,71 @@ async fn post_sale(
             )
             .field(field))
         }
+    }
+}
+
+#[utoipa::path(post, path = "/v1/sales/{id}/refunds", tag = "sales", params(("id" = String, Path)), request_body = RefundIn,
+    security(("bearer" = [])),
+    responses((status = 201, body = SaleOut, description = "The refund (kind `refund`), paid back in cash or to the card"),
+        (status = 402, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "More than is left to refund"), (status = 422, body = Problem)))]
+async fn post_refund(
+    State(app): State<Arc<App>>,
+    auth: Auth,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<RefundIn>,
+) -> ApiResult<Response> {
+    auth.require(&[Role::Manager])?;
+    let id = parse_uuid(&id, "id")?;
+    let key = idempotency_key(&headers)?;
+    let rid = current_request_id().unwrap_or_else(|| new_id().to_string());
+    let Some(gate) = app.commit_gate() else {
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting-down", "Daemon stopping", "edged is shutting down"));
+    };
+    let app2 = app.clone();
+    let role = auth.0;
+    let joined = tokio::task::spawn_blocking(move || {
+        let _gate = gate;
+        let orig = app2.store.sale(&id)?.ok_or_else(|| Refusal {
+            status: 404,
+            slug: "unknown-sale",
+            title: "Unknown sale",
+            detail: format!("no sale {id}"),
+            field: Some("id".into()),
+        })?;
+        let fp = crate::sale::fingerprint_of(&(id, &req));
+        let done = app2.store.refunded(&orig.id)?;
+        let refund =
+            crate::sale::build_refund(&orig, &req, &done, &app2.cfg, Timestamp::now(), &rid, role.as_str())?;
+        if refund.tenders.iter().any(|t| matches!(t, edge_sync::domain::Tender::Card { .. })) {
+            return crate::payments::card_sale(&app2, refund, key, fp);
+        }
+        let commit = SaleCommit { sale: refund, idempotency_key: key, fingerprint: fp, remotes: app2.cfg.sale_remotes() };
+        Ok::<_, Refusal>(app2.store.commit_sale(commit)?)
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    match joined? {
+        CommitOutcome::Created(r) => {
+            tracing::info!(refund_id = %r.id, sale_id = %id, total = %r.total(), "refund committed");
+            app.engine.wake();
+            audit(&app, &auth, "sale.refund", &id.to_string(), format!("{} {}: {}", r.id, r.total(), r.reason.clone().unwrap_or_default()))?;
+            if r.tenders.iter().any(|t| matches!(t, edge_sync::domain::Tender::Cash { .. }))
+                && let Some(d) = app.devices.get()
+                && let Err(e) = d.open_drawer(std::time::Duration::from_secs(3))
+            {
+                tracing::debug!(refund_id = %r.id, why = %e, "drawer not opened for the cash refund");
+            }
+            Ok(sale_created(&r, false))
+        }
+        CommitOutcome::Replayed(r) => Ok(sale_created(&r, true)),
+        CommitOutcome::Conflict { sale_id, what } => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "refund-refused",
+            "Refund refused",
+            format!("{what} (sale {sale_id})"),
+        )),
     }
 }
 
@@ -1277,9 +1343,9 @@ impl utoipa::Modify for SecurityAddon {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "edged local API", version = "1", description = "The store edge daemon's loopback API. Errors are application/problem+json."),
-    paths(health, openapi, catalog_items, catalog_barcode, post_sale, get_sale, list_sales, sync_status, sync_run, list_outbox, get_outbox,
+    paths(health, openapi, catalog_items, catalog_barcode, post_sale, get_sale, post_refund, list_sales, sync_status, sync_run, list_outbox, get_outbox,
         retry_dead_one, retry_dead_all, devices, device_one, device_health, drawer_open, list_payments, terminal_op, report_x, report_z, events, metrics),
-    components(schemas(Problem, Health, StoreHealth, CatalogItem, ItemsPage, SaleIn, SaleLineIn, TenderIn, SaleOut, SaleLineOut, TenderOut,
+    components(schemas(RefundIn, RefundLineIn, Problem, Health, StoreHealth, CatalogItem, ItemsPage, SaleIn, SaleLineIn, TenderIn, SaleOut, SaleLineOut, TenderOut,
         SalesPage, SyncStatus, RemoteStatus, RetryOut, OutboxEntryOut, OutboxPage, DevicesList, DeviceOut, HealthCheckIn,
         HealthCheckOut, DrawerOut, PaymentOut, PaymentsList, TerminalOut, ForceOfflineIn, crate::reports::Report,
         crate::reports::Totals, Event)),

@@ -258,8 +258,16 @@ pub fn card_sale(app: &App, mut sale: Sale, key: Option<String>, fp: String) -> 
     if let Err(f) = devices.terminal(TerminalOp::Status, Box::new(|_| {}), Duration::from_secs(10)) {
         return Err(Refusal::unavailable(format!("the payment terminal does not answer; take cash ({f})")));
     }
+    let refund = sale.kind == edge_sync::domain::SaleKind::Refund;
     // The offline policy, when the terminal cannot reach its host (or a manager forced it).
     let offline = devices.terminal_offline() || app.forced_offline();
+    if offline && refund {
+        return Err(Refusal::payment(
+            "offline-refused",
+            "No card refunds offline",
+            "the terminal cannot reach its host: card refunds need it; refund in cash",
+        ));
+    }
     if offline {
         let book = offline_book(app).map_err(Refusal::unavailable)?;
         check_offline(&app.cfg.offline, &book, amount_minor, Timestamp::now())
@@ -268,7 +276,7 @@ pub fn card_sale(app: &App, mut sale: Sale, key: Option<String>, fp: String) -> 
     let now = Timestamp::now();
     let mut p = Payment {
         id: payment_id,
-        kind: PaymentKind::Sale,
+        kind: if refund { PaymentKind::Refund } else { PaymentKind::Sale },
         sale_id: sale.id,
         amount_minor,
         currency: sale.currency,
@@ -295,7 +303,7 @@ pub fn card_sale(app: &App, mut sale: Sale, key: Option<String>, fp: String) -> 
         let pid = p.id;
         let mut prompted = false;
         let r = devices.terminal(
-            TerminalOp::Authorise(amount_minor),
+            if refund { TerminalOp::Refund(amount_minor) } else { TerminalOp::Authorise(amount_minor) },
             Box::new(move |e| {
                 if let edge_drivers::zvt::host::Event::Prompt { text, .. } = e {
                     if !prompted {

@@ -17,6 +17,9 @@ const META_LAST_Z: &str = "reports.last_z";
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Totals {
     pub sales: u64,
+    /// Refunds, and what they paid back (already taken off the other totals).
+    pub refunds: u64,
+    pub refunds_minor: i64,
     pub total_minor: i64,
     pub tax_minor: i64,
     pub cash_minor: i64,
@@ -29,17 +32,28 @@ pub struct Totals {
 
 impl Totals {
     fn add(&mut self, s: &Sale) {
-        self.sales += 1;
-        self.total_minor += s.total_minor;
-        self.tax_minor += s.tax_minor;
+        // A refund counts against the totals: money going back.
+        let sign = match s.kind {
+            edge_sync::domain::SaleKind::Sale => {
+                self.sales += 1;
+                1
+            }
+            edge_sync::domain::SaleKind::Refund => {
+                self.refunds += 1;
+                self.refunds_minor += s.total_minor;
+                -1
+            }
+        };
+        self.total_minor += sign * s.total_minor;
+        self.tax_minor += sign * s.tax_minor;
         self.change_minor += s.change_minor;
         for t in &s.tenders {
             match t {
-                Tender::Cash { amount_minor } => self.cash_minor += amount_minor,
+                Tender::Cash { amount_minor } => self.cash_minor += sign * amount_minor,
                 Tender::Card { amount_minor, card, .. } => {
-                    self.card_minor += amount_minor;
+                    self.card_minor += sign * amount_minor;
                     if card.as_ref().is_some_and(|c| c.offline) {
-                        self.card_offline_minor += amount_minor;
+                        self.card_offline_minor += sign * amount_minor;
                     }
                 }
             }

@@ -63,6 +63,12 @@ impl From<StoreError> for Refusal {
     }
 }
 
+/// Digest of any request body (a refund's, say), as [`fingerprint`] does for sales.
+pub fn fingerprint_of<T: serde::Serialize>(req: &T) -> String {
+    let bytes = serde_json::to_vec(req).unwrap_or_default();
+    Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Digest of a sale request: a replay with other content is told apart from a true retry.
 pub fn fingerprint(req: &SaleIn) -> String {
     let bytes = serde_json::to_vec(req).unwrap_or_default();
@@ -354,6 +360,9 @@ pub fn build_sale(
     Ok(Sale {
         id: req.id.unwrap_or_else(new_id),
         status: SaleStatus::Completed,
+        kind: edge_sync::domain::SaleKind::Sale,
+        refund_of: None,
+        reason: None,
         created_at: now,
         business_date: bd,
         store_id: cfg.store_id.clone(),
@@ -374,6 +383,12 @@ pub fn build_sale(
 /// The wire form of a stored sale.
 pub fn sale_out(s: &Sale) -> SaleOut {
     SaleOut {
+        kind: match s.kind {
+            edge_sync::domain::SaleKind::Sale => "sale".into(),
+            edge_sync::domain::SaleKind::Refund => "refund".into(),
+        },
+        refund_of: s.refund_of,
+        reason: s.reason.clone(),
         id: s.id,
         status: "completed".into(),
         total_minor: s.total_minor,
@@ -449,4 +464,116 @@ pub fn kind_str(k: ItemKind) -> &'static str {
         ItemKind::Weight => "weight",
         ItemKind::Lot => "lot",
     }
+}
+
+/// `a * num / den`, rounded half up, for non-negative `a` (pro-rata refunds of a line).
+fn pro_rata(a: i64, num: u32, den: u32) -> i64 {
+    if den == 0 {
+        return 0;
+    }
+    let (a, num, den) = (i128::from(a), i128::from(num), i128::from(den));
+    ((a * num * 2 + den) / (2 * den)) as i64
+}
+
+/// A refund of (part of) `orig`: the lines asked for (or everything left), priced pro rata
+/// from what the sale charged, paid back in cash or to a card. The store checks again, in
+/// the refund's own transaction, that nothing is refunded twice.
+pub fn build_refund(
+    orig: &Sale,
+    req: &edge_api::RefundIn,
+    refunded: &std::collections::BTreeMap<u32, u64>,
+    cfg: &Config,
+    now: Timestamp,
+    request_id: &str,
+    actor: &str,
+) -> Result<Sale, Refusal> {
+    use edge_sync::domain::{Quantity, SaleKind, SaleLine};
+    if orig.kind != SaleKind::Sale {
+        return Err(Refusal::conflict("not-a-sale", "Not a sale", format!("{} is itself a refund", orig.id)));
+    }
+    let reason = req.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 200 {
+        return Err(Refusal::unprocessable("bad-reason", "Reason required", "reason".into(), "give the reason in 1 to 200 characters"));
+    }
+    let left = |l: &SaleLine| u64::from(l.quantity.amount()).saturating_sub(refunded.get(&l.line_no).copied().unwrap_or(0));
+    let wanted: Vec<(&SaleLine, u32)> = match &req.lines {
+        None => orig.lines.iter().filter(|l| left(l) > 0).map(|l| (l, left(l) as u32)).collect(),
+        Some(ls) => {
+            let mut v = Vec::new();
+            for (i, r) in ls.iter().enumerate() {
+                let Some(l) = orig.lines.iter().find(|l| l.line_no == r.line_no) else {
+                    return Err(Refusal::unprocessable("bad-line", "No such line", format!("lines[{i}].line_no"), format!("sale {} has no line {}", orig.id, r.line_no)));
+                };
+                let q = r.qty.unwrap_or(left(l) as u32);
+                if q == 0 || u64::from(q) > left(l) {
+                    return Err(Refusal::unprocessable(
+                        "over-refund",
+                        "More than is left to refund",
+                        format!("lines[{i}].qty"),
+                        format!("line {} sold {}, {} refunded already: {q} cannot be refunded", l.line_no, l.quantity.amount(), l.quantity.amount() as u64 - left(l)),
+                    ));
+                }
+                v.push((l, q));
+            }
+            v
+        }
+    };
+    if wanted.is_empty() {
+        return Err(Refusal::conflict("nothing-to-refund", "Nothing left to refund", format!("sale {} is refunded in full already", orig.id)));
+    }
+    let lines: Vec<SaleLine> = wanted
+        .iter()
+        .map(|(l, q)| {
+            let of = l.quantity.amount();
+            let gross = pro_rata(l.gross_minor, *q, of);
+            let tax = pro_rata(l.tax_minor, *q, of);
+            SaleLine {
+                quantity: match l.quantity {
+                    Quantity::Units(_) => Quantity::Units(*q),
+                    Quantity::Grams(_) => Quantity::Grams(*q),
+                },
+                gross_minor: gross,
+                tax_minor: tax,
+                net_minor: gross - tax,
+                ..(*l).clone()
+            }
+        })
+        .collect();
+    let total: i64 = lines.iter().map(|l| l.gross_minor).sum();
+    let tender = match req.tender.as_str() {
+        "cash" => Tender::Cash { amount_minor: total },
+        "card" => {
+            let Some(t) = cfg.devices.iter().find(|d| d.kind == crate::devices::Kind::Terminal) else {
+                return Err(Refusal::unprocessable("no-terminal", "No payment terminal", "tender".into(), "no card terminal is configured; refund in cash"));
+            };
+            Tender::Card { amount_minor: total, payment_id: new_id(), terminal: t.id.clone(), card: None }
+        }
+        other => {
+            return Err(Refusal::unprocessable("bad-tender", "Unknown tender type", "tender".into(), format!("{other:?}: cash or card")));
+        }
+    };
+    let tenders = vec![tender];
+    let (net, tax, total, tendered, change) =
+        settle(&lines, &tenders, orig.currency).map_err(|e| Refusal::unprocessable("bad-tender", "Bad tender", "tender".into(), e.to_string()))?;
+    Ok(Sale {
+        id: new_id(),
+        status: SaleStatus::Completed,
+        kind: SaleKind::Refund,
+        refund_of: Some(orig.id),
+        reason: Some(reason.to_string()),
+        created_at: now,
+        business_date: business_date(now, &cfg.timezone, cfg.business_day_start),
+        store_id: cfg.store_id.clone(),
+        currency: orig.currency,
+        tax_mode: orig.tax_mode,
+        lines,
+        tenders,
+        net_minor: net,
+        tax_minor: tax,
+        total_minor: total,
+        tendered_minor: tendered,
+        change_minor: change,
+        request_id: request_id.to_string(),
+        actor: actor.to_string(),
+    })
 }

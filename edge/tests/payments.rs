@@ -384,3 +384,54 @@ fn offline_card_payments_within_caps_and_forwarded_at_end_of_day() {
     let (code, text) = edgectl(&["terminal", "eod"]);
     assert_eq!(code, Some(0), "{text}");
 }
+
+/// Refunds (manager): part of a card sale back to the card, the rest in cash; never more
+/// than was sold; stock comes back; the X report takes them off.
+#[test]
+fn refunds_by_card_and_cash_never_exceed_the_sale() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let sim = Sim::start(dir.path());
+    let term = format!("terminal={}", sim.uri);
+    let d = Daemon::start_with(&dir.path().join("edged"), 100, &["--device", &term]);
+    let r = card_sale(&d, "to-refund", 3);
+    assert_eq!(r.status(), 201);
+    let sale: Value = r.json().expect("sale");
+    let id = sale["id"].as_str().expect("id").to_string();
+    let refund = |role: &str, key: &str, body: Value| {
+        d.http()
+            .post(format!("{}/v1/sales/{id}/refunds", d.url))
+            .bearer_auth(role)
+            .header("Idempotency-Key", key)
+            .json(&body)
+            .send()
+            .expect("refund")
+    };
+    // Cashiers cannot refund.
+    let r = refund(&d.tokens.cashier, "r0", json!({"lines": [{"line_no": 1, "qty": 1}], "tender": "cash", "reason": "damaged"}));
+    assert_eq!(r.status(), 403);
+    // One unit back to the card.
+    let r = refund(&d.tokens.manager, "r1", json!({"lines": [{"line_no": 1, "qty": 1}], "tender": "card", "reason": "damaged"}));
+    assert_eq!(r.status(), 201);
+    let card_refund: Value = r.json().expect("refund");
+    assert_eq!((card_refund["kind"].as_str(), card_refund["total_minor"].as_i64()), (Some("refund"), Some(2570)));
+    assert_eq!(card_refund["tenders"][0]["type"], "card");
+    // The same key again: the same refund, not a second one.
+    let r = refund(&d.tokens.manager, "r1", json!({"lines": [{"line_no": 1, "qty": 1}], "tender": "card", "reason": "damaged"}));
+    assert_eq!(r.json::<Value>().expect("replay")["id"], card_refund["id"]);
+    // Three more than is left: refused, naming the line.
+    let r = refund(&d.tokens.manager, "r2", json!({"lines": [{"line_no": 1, "qty": 3}], "tender": "cash", "reason": "x"}));
+    assert_eq!(r.status(), 422);
+    assert!(r.text().expect("text").contains("1 refunded already"));
+    // The rest in cash.
+    let r = refund(&d.tokens.manager, "r3", json!({"tender": "cash", "reason": "changed mind"}));
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.json::<Value>().expect("refund")["total_minor"], 5140);
+    let r = refund(&d.tokens.manager, "r4", json!({"tender": "cash", "reason": "again"}));
+    assert_eq!(r.status(), 409, "nothing left to refund");
+    let charged = sim.journal();
+    assert!(charged.iter().any(|e| e.0 == "refund" && e.2 == 2570 && e.3 == 0), "{charged:?}");
+    let x: Value = d.http().get(format!("{}/v1/reports/x", d.url)).bearer_auth(&d.tokens.manager).send().expect("x").json().expect("json");
+    assert_eq!((x["totals"]["sales"].as_u64(), x["totals"]["refunds"].as_u64()), (Some(1), Some(2)), "{x}");
+    assert_eq!(x["totals"]["total_minor"], 0, "all of it refunded: {x}");
+    assert_eq!(x["totals"]["card_minor"], 7710 - 2570);
+}

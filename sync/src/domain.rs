@@ -87,6 +87,13 @@ impl Quantity {
             Quantity::Units(n) | Quantity::Grams(n) => -i64::from(n),
         }
     }
+
+    /// Units or grams, whichever it is.
+    pub fn amount(&self) -> u32 {
+        match *self {
+            Quantity::Units(n) | Quantity::Grams(n) => n,
+        }
+    }
 }
 
 /// A lot of a lot-tracked item.
@@ -352,11 +359,29 @@ pub enum SaleStatus {
     Completed,
 }
 
-/// A completed sale as stored.
+/// A sale, or a refund of (part of) one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SaleKind {
+    #[default]
+    Sale,
+    /// Money and goods going back: amounts are what is paid back (positive), stock returns.
+    Refund,
+}
+
+/// A completed sale (or refund) as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sale {
     pub id: Uuid,
     pub status: SaleStatus,
+    #[serde(default)]
+    pub kind: SaleKind,
+    /// A refund: the sale it refunds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_of: Option<Uuid>,
+    /// A refund: why, in the manager's words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// UTC.
     pub created_at: Timestamp,
     /// In the store's time zone.
@@ -380,6 +405,14 @@ pub struct Sale {
 impl Sale {
     pub fn total(&self) -> Money {
         Money::new(self.total_minor, self.currency)
+    }
+
+    /// The stock movement of one line: negative for a sale, positive for a refund.
+    pub fn stock_delta(&self, l: &SaleLine) -> i64 {
+        match self.kind {
+            SaleKind::Sale => l.quantity.sold_delta(),
+            SaleKind::Refund => -l.quantity.sold_delta(),
+        }
     }
 }
 

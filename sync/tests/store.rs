@@ -424,3 +424,38 @@ fn durable_outbox_moves_survive_a_crash_image_and_waiting_entries_come_in_order(
     let c = &image.outbox_counts()["cloud"];
     assert_eq!((c.pending, c.in_flight), (2, 2));
 }
+
+/// The store refuses, in the refund's own transaction, to give back more than was sold
+/// (two refunds racing past the API's check), and a refund returns stock.
+#[test]
+fn refunds_never_exceed_the_sale_and_return_stock() {
+    use edge_sync::domain::{SaleKind, Tender};
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = open(dir.path());
+    seed(&store, 10);
+    let sale = make_sale(&store, 0, 2);
+    store.commit_sale(commit_of(sale.clone(), None, "fp")).expect("commit");
+    let line = sale.lines[0].clone();
+    let Quantity::Units(sold) = line.quantity else { panic!("units") };
+    let refund_of = |n: u32, id: u128| {
+        let mut r = sale.clone();
+        r.id = uuid::Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0000 + id);
+        r.kind = SaleKind::Refund;
+        r.refund_of = Some(sale.id);
+        r.lines = vec![edge_sync::domain::SaleLine { quantity: Quantity::Units(n), ..line.clone() }];
+        r.tenders = vec![Tender::Cash { amount_minor: r.lines[0].gross_minor }];
+        r
+    };
+    let before = store.stock(&line.sku).expect("stock").unreflected;
+    let first = store.commit_sale(commit_of(refund_of(sold, 1), None, "r1")).expect("refund");
+    assert!(matches!(first, CommitOutcome::Created(_)));
+    assert_eq!(store.stock(&line.sku).expect("stock").unreflected, before + i64::from(sold), "stock back");
+    assert_eq!(store.refunded(&sale.id).expect("refunded").get(&line.line_no), Some(&u64::from(sold)));
+    match store.commit_sale(commit_of(refund_of(1, 2), None, "r2")).expect("second") {
+        CommitOutcome::Conflict { what, .. } => assert!(what.contains("refunded already"), "{what}"),
+        other => panic!("a second refund of a fully refunded line was stored: {other:?}"),
+    }
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(store.refunded(&sale.id).expect("refunded").get(&line.line_no), Some(&u64::from(sold)), "after reopening");
+}

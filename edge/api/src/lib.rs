@@ -205,6 +205,36 @@ pub struct SaleOut {
     pub tenders: Vec<TenderOut>,
     pub tendered_minor: i64,
     pub change_minor: i64,
+    /// `sale`, or `refund` (amounts are what was paid back).
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_of: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// One line to refund.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundLineIn {
+    pub line_no: u32,
+    /// Units (or grams for a weighed line) to refund; absent = what is left of the line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qty: Option<u32>,
+}
+
+/// `POST /v1/sales/{id}/refunds` (manager).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundIn {
+    /// The lines to refund; absent = everything not refunded yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lines: Option<Vec<RefundLineIn>>,
+    /// `cash` (from the drawer) or `card` (to the card presented at the terminal).
+    pub tender: String,
+    /// Why, in words (kept with the refund and in the audit).
+    pub reason: String,
 }
 
 /// `GET /v1/sales`.

@@ -696,6 +696,9 @@ mod tests {
         let sale = crate::domain::Sale {
             id: Uuid::from_u128(0x0100 + u128::from(n)),
             status: crate::domain::SaleStatus::Completed,
+            kind: crate::domain::SaleKind::Sale,
+            refund_of: None,
+            reason: None,
             created_at: at,
             business_date: bd,
             store_id: "store-001".into(),

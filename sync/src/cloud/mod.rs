@@ -65,6 +65,12 @@ pub struct SaleDoc {
     pub change_minor: i64,
     pub lines: Vec<LineDoc>,
     pub tenders: Vec<TenderDoc>,
+    /// `refund` for money and goods going back (amounts are what is paid back); absent for
+    /// a sale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_of: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,6 +118,8 @@ impl SaleDoc {
             tax_minor: s.tax_minor,
             total_minor: s.total_minor,
             change_minor: s.change_minor,
+            kind: (s.kind == crate::domain::SaleKind::Refund).then(|| "refund".to_string()),
+            refund_of: s.refund_of,
             lines: s
                 .lines
                 .iter()

@@ -366,6 +366,9 @@ impl Sim {
         let sale = Sale {
             id,
             status: SaleStatus::Completed,
+            kind: crate::domain::SaleKind::Sale,
+            refund_of: None,
+            reason: None,
             created_at: at,
             business_date: bd,
             store_id: STORE_ID.into(),

@@ -291,6 +291,8 @@ pub trait Store: Send + Sync {
     /// returns only when all of it is durable (journal synced).
     fn commit_sale(&self, commit: SaleCommit) -> Result<CommitOutcome>;
     fn sale(&self, id: &Uuid) -> Result<Option<Sale>>;
+    /// Units or grams refunded so far per line of a sale.
+    fn refunded(&self, sale_id: &Uuid) -> Result<BTreeMap<u32, u64>>;
     /// The sale an idempotency key made, if any.
     fn sale_for_key(&self, key: &str) -> Result<Option<Uuid>>;
     /// Sales in id (= time) order after `after`.

@@ -152,7 +152,13 @@ enum JournalRecord {
 enum TxOut {
     New,
     Seen(IdemRecord),
+    /// A refund that would give back more than its sale sold: nothing stored.
+    OverRefund(Uuid, String),
 }
+
+/// Units or grams refunded so far per line of a sale (`refunded:<sale id>` in the
+/// idempotency tree), checked and raised in the refund's own transaction.
+type Refunded = BTreeMap<u32, u64>;
 
 #[derive(Debug, Default, Clone, Copy)]
 struct CheckpointStats {
@@ -353,7 +359,7 @@ impl SledStore {
             match rec {
                 JournalRecord::Commit(rec) => match self.apply_commit(&rec)? {
                     TxOut::New => applied += 1,
-                    TxOut::Seen(_) => present += 1,
+                    TxOut::Seen(_) | TxOut::OverRefund(..) => present += 1,
                 },
                 // A move whose entry is no longer in the expected state was applied before
                 // (or overtaken by a later write that sled kept): skipped by its guard.
@@ -489,7 +495,7 @@ impl SledStore {
                     sku: l.sku.clone(),
                     sale_id: sale.id,
                     line_no: l.line_no,
-                    delta: l.quantity.sold_delta(),
+                    delta: sale.stock_delta(l),
                     at: now,
                 };
                 Ok((delta_key(&l.sku, &sale.id, l.line_no), to_json(&d)?))
@@ -497,7 +503,7 @@ impl SledStore {
             .collect::<Result<_>>()?;
         let mut per_sku: BTreeMap<&str, i64> = BTreeMap::new();
         for l in &sale.lines {
-            *per_sku.entry(l.sku.as_str()).or_default() += l.quantity.sold_delta();
+            *per_sku.entry(l.sku.as_str()).or_default() += sale.stock_delta(l);
         }
         let audit_json = to_json(&rec.audit)?;
         let trees =
@@ -517,6 +523,41 @@ impl SledStore {
                         if let Some(v) = idem.get(k.as_bytes())? {
                             return Ok(TxOut::Seen(tx_json("idempotency record", &v)?));
                         }
+                    }
+                    if sale.kind == crate::domain::SaleKind::Refund {
+                        let Some(orig_id) = sale.refund_of else {
+                            return Ok(TxOut::OverRefund(sale.id, "a refund without the sale it refunds".into()));
+                        };
+                        let Some(v) = sales.get(orig_id.as_bytes())? else {
+                            return Ok(TxOut::OverRefund(orig_id, format!("sale {orig_id} does not exist")));
+                        };
+                        let orig: Sale = tx_json("sale", &v)?;
+                        let rkey = format!("refunded:{orig_id}");
+                        let mut done: Refunded = match idem.get(rkey.as_bytes())? {
+                            Some(v) => tx_json("refunded quantities", &v)?,
+                            None => Refunded::new(),
+                        };
+                        for l in &sale.lines {
+                            let Some(o) = orig.lines.iter().find(|o| o.line_no == l.line_no && o.sku == l.sku) else {
+                                return Ok(TxOut::OverRefund(orig_id, format!("sale {orig_id} has no line {} of {}", l.line_no, l.sku)));
+                            };
+                            let so_far = done.entry(l.line_no).or_default();
+                            let want = *so_far + u64::from(l.quantity.amount());
+                            if want > u64::from(o.quantity.amount()) {
+                                return Ok(TxOut::OverRefund(
+                                    orig_id,
+                                    format!(
+                                        "line {} sold {}, {} refunded already: {} more cannot be refunded",
+                                        l.line_no,
+                                        o.quantity.amount(),
+                                        so_far,
+                                        l.quantity.amount()
+                                    ),
+                                ));
+                            }
+                            *so_far = want;
+                        }
+                        idem.insert(rkey.as_bytes(), tx_enc(&done)?)?;
                     }
                     sales.insert(sale.id.as_bytes(), sale_json.as_slice())?;
                     for k in &idem_keys {
@@ -1104,6 +1145,7 @@ impl Store for SledStore {
                 }
                 Ok(CommitOutcome::Created(rec.sale))
             }
+            TxOut::OverRefund(sale_id, what) => Ok(CommitOutcome::Conflict { sale_id, what }),
             TxOut::Seen(found) => {
                 if found.fingerprint != rec.fingerprint {
                     let what = if rec.idempotency_key.is_some() && found.sale_id != rec.sale.id {
@@ -1305,6 +1347,12 @@ impl Store for SledStore {
             self.checkpoint()?;
         }
         Ok(())
+    }
+
+    fn refunded(&self, sale_id: &Uuid) -> Result<BTreeMap<u32, u64>> {
+        let r: Option<Refunded> =
+            self.get_json(&self.idem, format!("refunded:{sale_id}").as_bytes(), || format!("refunds of sale {sale_id}"))?;
+        Ok(r.unwrap_or_default())
     }
 
     fn sale_for_key(&self, key: &str) -> Result<Option<Uuid>> {

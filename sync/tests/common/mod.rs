@@ -61,6 +61,9 @@ pub fn make_sale(store: &dyn Store, pick: u64, lines: usize) -> Sale {
     let tenders = vec![Tender::Cash { amount_minor: total + 100 }];
     let (net, tax, total, tendered, change) = settle(&priced, &tenders, Currency::EUR).expect("settle");
     Sale {
+        kind: edge_sync::domain::SaleKind::Sale,
+        refund_of: None,
+        reason: None,
         id: new_id(),
         status: SaleStatus::Completed,
         created_at: now,
