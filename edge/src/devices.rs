@@ -140,7 +140,7 @@ pub fn iso_numeric(c: edge_sync::money::Currency) -> Option<u16> {
 
 /// How a terminal command failed before it could run.
 pub fn not_run(why: String) -> Failure {
-    Failure { error: ZvtError::Link(why), in_doubt: false, partial: Outcome::default() }
+    Failure { error: ZvtError::Link(why), in_doubt: false, partial: Box::default() }
 }
 
 struct Slot {
@@ -277,7 +277,7 @@ impl Devices {
             Err(_) => Err(Failure {
                 error: ZvtError::Timeout(wait.as_millis() as u64),
                 in_doubt: true,
-                partial: Outcome::default(),
+                partial: Box::default(),
             }),
         }
     }

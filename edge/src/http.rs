@@ -608,7 +608,12 @@ async fn post_refund(
     let key = idempotency_key(&headers)?;
     let rid = current_request_id().unwrap_or_else(|| new_id().to_string());
     let Some(gate) = app.commit_gate() else {
-        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting-down", "Daemon stopping", "edged is shutting down"));
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting-down",
+            "Daemon stopping",
+            "edged is shutting down",
+        ));
     };
     let app2 = app.clone();
     let role = auth.0;
@@ -623,12 +628,12 @@ async fn post_refund(
         })?;
         let fp = crate::sale::fingerprint_of(&(id, &req));
         let done = app2.store.refunded(&orig.id)?;
-        let refund =
-            crate::sale::build_refund(&orig, &req, &done, &app2.cfg, Timestamp::now(), &rid, role.as_str())?;
+        let refund = crate::sale::build_refund(&orig, &req, &done, &app2.cfg, Timestamp::now(), &rid, role.as_str())?;
         if refund.tenders.iter().any(|t| matches!(t, edge_sync::domain::Tender::Card { .. })) {
             return crate::payments::card_sale(&app2, refund, key, fp);
         }
-        let commit = SaleCommit { sale: refund, idempotency_key: key, fingerprint: fp, remotes: app2.cfg.sale_remotes() };
+        let commit =
+            SaleCommit { sale: refund, idempotency_key: key, fingerprint: fp, remotes: app2.cfg.sale_remotes() };
         Ok::<_, Refusal>(app2.store.commit_sale(commit)?)
     })
     .await
@@ -637,7 +642,13 @@ async fn post_refund(
         CommitOutcome::Created(r) => {
             tracing::info!(refund_id = %r.id, sale_id = %id, total = %r.total(), "refund committed");
             app.engine.wake();
-            audit(&app, &auth, "sale.refund", &id.to_string(), format!("{} {}: {}", r.id, r.total(), r.reason.clone().unwrap_or_default()))?;
+            audit(
+                &app,
+                &auth,
+                "sale.refund",
+                &id.to_string(),
+                format!("{} {}: {}", r.id, r.total(), r.reason.clone().unwrap_or_default()),
+            )?;
             if r.tenders.iter().any(|t| matches!(t, edge_sync::domain::Tender::Cash { .. }))
                 && let Some(d) = app.devices.get()
                 && let Err(e) = d.open_drawer(std::time::Duration::from_secs(3))

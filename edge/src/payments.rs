@@ -152,6 +152,20 @@ fn crash_point(stage: &str) {
     let _ = stage;
 }
 
+/// Fault injection for tests: `EDGED_FAULT=payment.commit_refused` (debug builds only)
+/// makes the commit of an approved payment's sale fail, so the reversal path runs.
+fn fault(name: &str) -> bool {
+    #[cfg(debug_assertions)]
+    {
+        std::env::var("EDGED_FAULT").is_ok_and(|s| s == name)
+    }
+    #[cfg(not(debug_assertions))]
+    {
+        let _ = name;
+        false
+    }
+}
+
 fn meta_key(terminal: &str) -> String {
     format!("terminal.{terminal}.last_receipt")
 }
@@ -390,7 +404,12 @@ fn commit_paid(app: &App, p: &mut Payment, key: Option<String>, fp: String) -> R
     };
     crash_point("payment.before_commit");
     let commit = SaleCommit { sale: *sale, idempotency_key: key, fingerprint: fp, remotes: app.cfg.sale_remotes() };
-    match app.store.commit_sale(commit) {
+    let committed = if fault("payment.commit_refused") {
+        Ok(CommitOutcome::Conflict { sale_id: p.sale_id, what: "refused by EDGED_FAULT".into() })
+    } else {
+        app.store.commit_sale(commit)
+    };
+    match committed {
         Ok(CommitOutcome::Created(s)) | Ok(CommitOutcome::Replayed(s)) if s.id == p.sale_id => {
             crash_point("payment.after_commit");
             advance(app, p, PaymentState::Recorded, None)?;

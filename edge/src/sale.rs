@@ -493,16 +493,27 @@ pub fn build_refund(
     }
     let reason = req.reason.trim();
     if reason.is_empty() || reason.chars().count() > 200 {
-        return Err(Refusal::unprocessable("bad-reason", "Reason required", "reason".into(), "give the reason in 1 to 200 characters"));
+        return Err(Refusal::unprocessable(
+            "bad-reason",
+            "Reason required",
+            "reason".into(),
+            "give the reason in 1 to 200 characters",
+        ));
     }
-    let left = |l: &SaleLine| u64::from(l.quantity.amount()).saturating_sub(refunded.get(&l.line_no).copied().unwrap_or(0));
+    let left =
+        |l: &SaleLine| u64::from(l.quantity.amount()).saturating_sub(refunded.get(&l.line_no).copied().unwrap_or(0));
     let wanted: Vec<(&SaleLine, u32)> = match &req.lines {
         None => orig.lines.iter().filter(|l| left(l) > 0).map(|l| (l, left(l) as u32)).collect(),
         Some(ls) => {
             let mut v = Vec::new();
             for (i, r) in ls.iter().enumerate() {
                 let Some(l) = orig.lines.iter().find(|l| l.line_no == r.line_no) else {
-                    return Err(Refusal::unprocessable("bad-line", "No such line", format!("lines[{i}].line_no"), format!("sale {} has no line {}", orig.id, r.line_no)));
+                    return Err(Refusal::unprocessable(
+                        "bad-line",
+                        "No such line",
+                        format!("lines[{i}].line_no"),
+                        format!("sale {} has no line {}", orig.id, r.line_no),
+                    ));
                 };
                 let q = r.qty.unwrap_or(left(l) as u32);
                 if q == 0 || u64::from(q) > left(l) {
@@ -510,7 +521,12 @@ pub fn build_refund(
                         "over-refund",
                         "More than is left to refund",
                         format!("lines[{i}].qty"),
-                        format!("line {} sold {}, {} refunded already: {q} cannot be refunded", l.line_no, l.quantity.amount(), l.quantity.amount() as u64 - left(l)),
+                        format!(
+                            "line {} sold {}, {} refunded already: {q} cannot be refunded",
+                            l.line_no,
+                            l.quantity.amount(),
+                            l.quantity.amount() as u64 - left(l)
+                        ),
                     ));
                 }
                 v.push((l, q));
@@ -519,7 +535,11 @@ pub fn build_refund(
         }
     };
     if wanted.is_empty() {
-        return Err(Refusal::conflict("nothing-to-refund", "Nothing left to refund", format!("sale {} is refunded in full already", orig.id)));
+        return Err(Refusal::conflict(
+            "nothing-to-refund",
+            "Nothing left to refund",
+            format!("sale {} is refunded in full already", orig.id),
+        ));
     }
     let lines: Vec<SaleLine> = wanted
         .iter()
@@ -544,17 +564,27 @@ pub fn build_refund(
         "cash" => Tender::Cash { amount_minor: total },
         "card" => {
             let Some(t) = cfg.devices.iter().find(|d| d.kind == crate::devices::Kind::Terminal) else {
-                return Err(Refusal::unprocessable("no-terminal", "No payment terminal", "tender".into(), "no card terminal is configured; refund in cash"));
+                return Err(Refusal::unprocessable(
+                    "no-terminal",
+                    "No payment terminal",
+                    "tender".into(),
+                    "no card terminal is configured; refund in cash",
+                ));
             };
             Tender::Card { amount_minor: total, payment_id: new_id(), terminal: t.id.clone(), card: None }
         }
         other => {
-            return Err(Refusal::unprocessable("bad-tender", "Unknown tender type", "tender".into(), format!("{other:?}: cash or card")));
+            return Err(Refusal::unprocessable(
+                "bad-tender",
+                "Unknown tender type",
+                "tender".into(),
+                format!("{other:?}: cash or card"),
+            ));
         }
     };
     let tenders = vec![tender];
-    let (net, tax, total, tendered, change) =
-        settle(&lines, &tenders, orig.currency).map_err(|e| Refusal::unprocessable("bad-tender", "Bad tender", "tender".into(), e.to_string()))?;
+    let (net, tax, total, tendered, change) = settle(&lines, &tenders, orig.currency)
+        .map_err(|e| Refusal::unprocessable("bad-tender", "Bad tender", "tender".into(), e.to_string()))?;
     Ok(Sale {
         id: new_id(),
         status: SaleStatus::Completed,

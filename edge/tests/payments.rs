@@ -407,19 +407,32 @@ fn refunds_by_card_and_cash_never_exceed_the_sale() {
             .expect("refund")
     };
     // Cashiers cannot refund.
-    let r = refund(&d.tokens.cashier, "r0", json!({"lines": [{"line_no": 1, "qty": 1}], "tender": "cash", "reason": "damaged"}));
+    let r = refund(
+        &d.tokens.cashier,
+        "r0",
+        json!({"lines": [{"line_no": 1, "qty": 1}], "tender": "cash", "reason": "damaged"}),
+    );
     assert_eq!(r.status(), 403);
     // One unit back to the card.
-    let r = refund(&d.tokens.manager, "r1", json!({"lines": [{"line_no": 1, "qty": 1}], "tender": "card", "reason": "damaged"}));
+    let r = refund(
+        &d.tokens.manager,
+        "r1",
+        json!({"lines": [{"line_no": 1, "qty": 1}], "tender": "card", "reason": "damaged"}),
+    );
     assert_eq!(r.status(), 201);
     let card_refund: Value = r.json().expect("refund");
     assert_eq!((card_refund["kind"].as_str(), card_refund["total_minor"].as_i64()), (Some("refund"), Some(2570)));
     assert_eq!(card_refund["tenders"][0]["type"], "card");
     // The same key again: the same refund, not a second one.
-    let r = refund(&d.tokens.manager, "r1", json!({"lines": [{"line_no": 1, "qty": 1}], "tender": "card", "reason": "damaged"}));
+    let r = refund(
+        &d.tokens.manager,
+        "r1",
+        json!({"lines": [{"line_no": 1, "qty": 1}], "tender": "card", "reason": "damaged"}),
+    );
     assert_eq!(r.json::<Value>().expect("replay")["id"], card_refund["id"]);
     // Three more than is left: refused, naming the line.
-    let r = refund(&d.tokens.manager, "r2", json!({"lines": [{"line_no": 1, "qty": 3}], "tender": "cash", "reason": "x"}));
+    let r =
+        refund(&d.tokens.manager, "r2", json!({"lines": [{"line_no": 1, "qty": 3}], "tender": "cash", "reason": "x"}));
     assert_eq!(r.status(), 422);
     assert!(r.text().expect("text").contains("1 refunded already"));
     // The rest in cash.
@@ -430,8 +443,67 @@ fn refunds_by_card_and_cash_never_exceed_the_sale() {
     assert_eq!(r.status(), 409, "nothing left to refund");
     let charged = sim.journal();
     assert!(charged.iter().any(|e| e.0 == "refund" && e.2 == 2570 && e.3 == 0), "{charged:?}");
-    let x: Value = d.http().get(format!("{}/v1/reports/x", d.url)).bearer_auth(&d.tokens.manager).send().expect("x").json().expect("json");
+    let x: Value = d
+        .http()
+        .get(format!("{}/v1/reports/x", d.url))
+        .bearer_auth(&d.tokens.manager)
+        .send()
+        .expect("x")
+        .json()
+        .expect("json");
     assert_eq!((x["totals"]["sales"].as_u64(), x["totals"]["refunds"].as_u64()), (Some(1), Some(2)), "{x}");
     assert_eq!(x["totals"]["total_minor"], 0, "all of it refunded: {x}");
     assert_eq!(x["totals"]["card_minor"], 7710 - 2570);
+}
+
+/// An approved payment whose sale cannot be committed is reversed at the terminal, the
+/// request says so, and staff get an alert; nothing stays charged.
+#[test]
+fn an_approved_payment_that_cannot_become_a_sale_is_reversed() {
+    use futures_util::StreamExt;
+    let dir = tempfile::tempdir().expect("tmp");
+    let sim = Sim::start(dir.path());
+    let term = format!("terminal={}", sim.uri);
+    let data = dir.path().join("edged");
+    let d = Daemon::start_env(
+        &data,
+        &data.with_extension("log"),
+        100,
+        &["--device", &term],
+        &[("EDGED_FAULT", "payment.commit_refused")],
+    );
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+    let alert = rt.block_on(async {
+        let ws_url = format!("{}/v1/events?access_token={}", d.url.replace("http://", "ws://"), d.tokens.manager);
+        let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.expect("ws");
+        let _ = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("hello");
+        let (url, tok) = (d.url.clone(), d.tokens.cashier.clone());
+        let post = tokio::task::spawn_blocking(move || {
+            reqwest::blocking::Client::new()
+                .post(format!("{url}/v1/sales"))
+                .bearer_auth(tok)
+                .json(&json!({"lines": [{"sku": "SKU-0000001", "qty": 1}], "tenders": [{"type": "card"}]}))
+                .send()
+                .map(|r| (r.status().as_u16(), r.text().unwrap_or_default()))
+                .expect("post")
+        });
+        let mut alert = String::new();
+        while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+            let v: Value = serde_json::from_str(m.to_text().unwrap_or("{}")).unwrap_or_default();
+            if v["type"] == "staff.alert" {
+                alert = v["text"].as_str().unwrap_or("").to_string();
+                break;
+            }
+        }
+        let (status, text) = post.await.expect("join");
+        assert_eq!(status, 409, "{text}");
+        assert!(text.contains("reversed"), "{text}");
+        alert
+    });
+    assert!(alert.contains("was reversed"), "{alert}");
+    let j = sim.journal();
+    assert!(j.iter().any(|e| e.0 == "payment" && e.3 == 0 && e.4), "the charge is reversed: {j:?}");
+    assert!(j.iter().any(|e| e.0 == "reversal"), "{j:?}");
+    let list = payments(&d);
+    assert_eq!(list["payments"][0]["state"], "reversed", "{list}");
 }

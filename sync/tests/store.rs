@@ -457,5 +457,9 @@ fn refunds_never_exceed_the_sale_and_return_stock() {
     }
     drop(store);
     let store = open(dir.path());
-    assert_eq!(store.refunded(&sale.id).expect("refunded").get(&line.line_no), Some(&u64::from(sold)), "after reopening");
+    assert_eq!(
+        store.refunded(&sale.id).expect("refunded").get(&line.line_no),
+        Some(&u64::from(sold)),
+        "after reopening"
+    );
 }

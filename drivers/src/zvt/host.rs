@@ -46,7 +46,7 @@ pub struct Failure {
     /// True once the terminal accepted the command: its outcome is unknown here.
     pub in_doubt: bool,
     /// What was heard before the failure.
-    pub partial: Outcome,
+    pub partial: Box<Outcome>,
 }
 
 /// Timeouts of one terminal.
@@ -113,7 +113,7 @@ impl Terminal {
             return Err(Failure {
                 error: ZvtError::Malformed(format!("amount {minor} is not 1 to 999999999999 minor units")),
                 in_doubt: false,
-                partial: Outcome::default(),
+                partial: Box::default(),
             });
         }
         let mut b = vec![0x04];
@@ -186,7 +186,8 @@ impl Terminal {
     /// Sends a command and follows the flow to its end.
     pub fn run(&mut self, cmd: Apdu, on: &mut dyn FnMut(Event)) -> Result<Outcome, Failure> {
         let name = command_name(&cmd);
-        let fail = |error: ZvtError, in_doubt: bool, partial: Outcome| Failure { error, in_doubt, partial };
+        let fail =
+            |error: ZvtError, in_doubt: bool, partial: Outcome| Failure { error, in_doubt, partial: Box::new(partial) };
         self.abort.store(false, Ordering::SeqCst);
         if let Err(e) = self.link.send(&cmd) {
             self.lifecycle.stats.communication_error();
@@ -194,31 +195,27 @@ impl Terminal {
             return Err(fail(e, false, Outcome::default()));
         }
         let mut out = Outcome::default();
-        // The command's acknowledgement.
-        let deadline = Instant::now() + self.timeouts.ack;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.link.recv(left) {
-                Ok(Some(a)) if a.is(0x80, 0x00) => break,
-                Ok(Some(a)) if a.class == 0x84 => {
-                    let code = if a.instr == 0x00 { a.data.first().copied().unwrap_or(0x83) } else { a.instr };
-                    return Err(fail(ZvtError::Refused { code, text: error_text(code) }, false, out));
-                }
-                // A terminal may skip the ACK and start at once: handle it as a message.
-                Ok(Some(a)) => match self.message(a, &mut out, on) {
-                    Ok(true) => return Ok(out),
-                    Ok(false) => break,
-                    Err(e) => return Err(fail(e, true, out)),
-                },
-                Ok(None) => {
-                    self.lifecycle.stats.communication_error();
-                    // On TCP the command may have arrived: in doubt; on serial it was ACKed.
-                    return Err(fail(ZvtError::Timeout(self.timeouts.ack.as_millis() as u64), true, out));
-                }
-                Err(e) => {
-                    self.lifecycle.stats.communication_error();
-                    return Err(fail(e, true, out));
-                }
+        // The command's acknowledgement (recv waits up to the whole ack timeout).
+        match self.link.recv(self.timeouts.ack) {
+            Ok(Some(a)) if a.is(0x80, 0x00) => {}
+            Ok(Some(a)) if a.class == 0x84 => {
+                let code = if a.instr == 0x00 { a.data.first().copied().unwrap_or(0x83) } else { a.instr };
+                return Err(fail(ZvtError::Refused { code, text: error_text(code) }, false, out));
+            }
+            // A terminal may skip the ACK and start at once: handle it as a message.
+            Ok(Some(a)) => match self.message(a, &mut out, on) {
+                Ok(true) => return Ok(out),
+                Ok(false) => {}
+                Err(e) => return Err(fail(e, true, out)),
+            },
+            Ok(None) => {
+                self.lifecycle.stats.communication_error();
+                // On TCP the command may have arrived: in doubt; on serial it was ACKed.
+                return Err(fail(ZvtError::Timeout(self.timeouts.ack.as_millis() as u64), true, out));
+            }
+            Err(e) => {
+                self.lifecycle.stats.communication_error();
+                return Err(fail(e, true, out));
             }
         }
         tracing::debug!(command = name, "ZVT command accepted");

@@ -539,7 +539,10 @@ impl SledStore {
                         };
                         for l in &sale.lines {
                             let Some(o) = orig.lines.iter().find(|o| o.line_no == l.line_no && o.sku == l.sku) else {
-                                return Ok(TxOut::OverRefund(orig_id, format!("sale {orig_id} has no line {} of {}", l.line_no, l.sku)));
+                                return Ok(TxOut::OverRefund(
+                                    orig_id,
+                                    format!("sale {orig_id} has no line {} of {}", l.line_no, l.sku),
+                                ));
                             };
                             let so_far = done.entry(l.line_no).or_default();
                             let want = *so_far + u64::from(l.quantity.amount());
@@ -1350,8 +1353,8 @@ impl Store for SledStore {
     }
 
     fn refunded(&self, sale_id: &Uuid) -> Result<BTreeMap<u32, u64>> {
-        let r: Option<Refunded> =
-            self.get_json(&self.idem, format!("refunded:{sale_id}").as_bytes(), || format!("refunds of sale {sale_id}"))?;
+        let r: Option<Refunded> = self
+            .get_json(&self.idem, format!("refunded:{sale_id}").as_bytes(), || format!("refunds of sale {sale_id}"))?;
         Ok(r.unwrap_or_default())
     }
 
