@@ -78,10 +78,16 @@ fn every_refusal_is_a_clear_4xx_naming_the_field_and_stores_nothing() {
             Some("tenders[0].amount_minor"),
         ),
         (
-            "card without terminal",
-            json!({"lines": [{"sku": unit}], "tenders": [{"type": "card"}]}),
+            "negative card amount",
+            json!({"lines": [{"sku": unit}], "tenders": [{"type": "card", "amount_minor": -5}]}),
             422,
-            Some("tenders[0].type"),
+            Some("tenders[0].amount_minor"),
+        ),
+        (
+            "two card tenders",
+            json!({"lines": [{"sku": unit}], "tenders": [{"type": "card", "amount_minor": 1}, {"type": "card"}]}),
+            422,
+            Some("tenders[1].type"),
         ),
         (
             "unknown tender",

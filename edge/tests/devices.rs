@@ -49,7 +49,7 @@ fn a_sale_prints_its_receipt_and_scans_reach_the_event_stream() {
             .json()
             .expect("json");
         let all_online =
-            v["devices"].as_array().is_some_and(|a| a.len() == 4 && a.iter().all(|x| x["state"] == "online"));
+            v["devices"].as_array().is_some_and(|a| a.len() == 5 && a.iter().all(|x| x["state"] == "online"));
         if all_online {
             break v;
         }
@@ -161,7 +161,7 @@ fn a_sale_prints_its_receipt_and_scans_reach_the_event_stream() {
         .json()
         .expect("json");
     assert_eq!(r["open"], true, "{r}");
-    assert_eq!(printer.lock().expect("sim").drawer_kicks, 1);
+    assert_eq!(printer.lock().expect("sim").drawer_kicks, 2, "once for the cash sale, once asked");
     let r = http
         .post(format!("{}/v1/devices/printer/health", d.url))
         .bearer_auth(&d.tokens.kiosk)
