@@ -254,7 +254,8 @@ fn bench_devices(base: &Path, args: &Args) {
             .expect("devices")
             .json()
             .expect("json");
-        let all_online = v["devices"].as_array().is_some_and(|a| a.len() >= 5 && a.iter().all(|d| d["state"] == "online"));
+        let all_online =
+            v["devices"].as_array().is_some_and(|a| a.len() >= 5 && a.iter().all(|d| d["state"] == "online"));
         if all_online {
             break;
         }
