@@ -88,6 +88,7 @@ pub async fn serve(
     let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
     let graceful = async move {
         shutdown.await;
+        notify(&[sd_notify::NotifyState::Stopping, sd_notify::NotifyState::Status("stopping: finishing commits")]);
         // No new sales from here on; commits in progress finish and are answered.
         app_for_signal.drain().await;
         let _ = drained_tx.send(());
@@ -117,6 +118,58 @@ pub async fn serve(
         .map_err(std::io::Error::other)?;
     tracing::info!("store synced; bye");
     res
+}
+
+/// Tells systemd (under `Type=notify`; nothing happens without `NOTIFY_SOCKET`).
+pub fn notify(states: &[sd_notify::NotifyState]) {
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::warn!(error = %e, "systemd notification not sent");
+    }
+}
+
+/// One line for `systemctl status`: sales, what waits for delivery, devices online.
+fn status_line(app: &App) -> String {
+    let st = app.store.stats();
+    let waiting: u64 = app.store.outbox_counts().values().map(|c| c.pending + c.in_flight + c.unknown).sum();
+    let dead: u64 = app.store.outbox_counts().values().map(|c| c.dead).sum();
+    let (online, all) = app.devices.get().map_or((0, 0), |d| {
+        let l = d.list();
+        (l.iter().filter(|x| x.state == "online").count(), l.len())
+    });
+    format!(
+        "serving; {} sales; {waiting} records waiting for delivery, {dead} dead; devices {online}/{all} online",
+        st.sales
+    )
+}
+
+/// Pings the systemd watchdog at half its interval while the daemon works: the runtime runs
+/// this task, and the store answers (a wedged store stops the pings and systemd restarts us).
+fn spawn_watchdog(app: Arc<App>) {
+    let Some(every) = sd_notify::watchdog_enabled() else { return };
+    let half = every / 2;
+    tracing::info!(interval_ms = every.as_millis() as u64, "systemd watchdog on");
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(half.max(Duration::from_millis(100)));
+        loop {
+            tick.tick().await;
+            if app.is_stopping() {
+                return;
+            }
+            let a = app.clone();
+            let alive = tokio::time::timeout(
+                half,
+                tokio::task::spawn_blocking(move || {
+                    let _ = a.store.meta_get("format");
+                    status_line(&a)
+                }),
+            )
+            .await;
+            match alive {
+                Ok(Ok(line)) => notify(&[sd_notify::NotifyState::Watchdog, sd_notify::NotifyState::Status(&line)]),
+                _ => tracing::error!("the store did not answer within half the watchdog interval; no ping"),
+            }
+        }
+    });
 }
 
 /// Binds, announces readiness (stdout `READY url`, `DIR/api.json`) and serves until a signal.
@@ -151,6 +204,8 @@ pub async fn run(cfg: Config, store: Arc<dyn Store>, announce_dir: &Path) -> Res
         let _ = writeln!(out, "READY {url}");
         let _ = out.flush();
     }
+    notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status(&status_line(&app))]);
+    spawn_watchdog(app.clone());
     let res = serve(app.clone(), listener, shutdown).await.map_err(|e| e.to_string());
     // Workers stop when draining starts and wait briefly for replies in flight.
     for w in workers {
