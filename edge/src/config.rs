@@ -349,7 +349,21 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
             c.problem(&url_key, "required when the mode is \"live\"");
         }
         let secret_key = format!("remotes.{name}.secret_file");
-        let secret_file = c.string(&secret_key, Some("")).filter(|u| !u.is_empty()).map(|f| base.join(f));
+        let secret_file = match c.string(&secret_key, Some("")).filter(|u| !u.is_empty()) {
+            // systemd's LoadCredential: the secret never sits in /etc beside the config.
+            Some(f) if f.starts_with("credential:") => match std::env::var_os("CREDENTIALS_DIRECTORY") {
+                Some(d) => Some(PathBuf::from(d).join(f.trim_start_matches("credential:"))),
+                None => {
+                    c.problem(
+                        &secret_key,
+                        format!("{f:?} needs systemd's LoadCredential= (CREDENTIALS_DIRECTORY is not set here)"),
+                    );
+                    None
+                }
+            },
+            Some(f) => Some(base.join(f)),
+            None => None,
+        };
         if mode != Mode::Off && CONNECTORS.contains(&name) {
             match &secret_file {
                 None => {

@@ -1,0 +1,71 @@
+//! The package's shipped files: the default config passes `edged check-config`, and the
+//! systemd unit passes `systemd-analyze verify` against the real binaries.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace")
+}
+
+#[test]
+fn the_shipped_config_passes_check_config() {
+    let out = Command::new(common::EDGED)
+        .args(["check-config"])
+        .arg(repo().join("packaging/edged.toml"))
+        .output()
+        .expect("edged");
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    // A credential secret outside systemd is named, not silently ignored.
+    let dir = tempfile::tempdir().expect("tmp");
+    let text = std::fs::read_to_string(repo().join("packaging/edged.toml")).expect("config")
+        + "\n[remotes.cloud]\nmode = \"live\"\nurl = \"https://edge.example.com\"\nsecret_file = \"credential:cloud.key\"\n";
+    let cfg = dir.path().join("edged.toml");
+    std::fs::write(&cfg, text).expect("write");
+    let out = Command::new(common::EDGED)
+        .arg("check-config")
+        .arg(&cfg)
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .output()
+        .expect("edged");
+    let err = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("remotes.cloud.secret_file") && err.contains("LoadCredential"), "{err}");
+    std::fs::write(dir.path().join("cloud.key"), "s3cret").expect("secret");
+    let out = Command::new(common::EDGED)
+        .arg("check-config")
+        .arg(&cfg)
+        .env("CREDENTIALS_DIRECTORY", dir.path())
+        .output()
+        .expect("edged");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn the_systemd_unit_verifies() {
+    let which = Command::new("systemd-analyze").arg("--version").output();
+    assert!(which.is_ok_and(|o| o.status.success()), "systemd-analyze is missing (Debian package systemd)");
+    let root = tempfile::tempdir().expect("tmp");
+    let r = root.path();
+    std::fs::create_dir_all(r.join("usr/bin")).expect("bin");
+    std::fs::create_dir_all(r.join("lib/systemd/system")).expect("units");
+    std::fs::copy(common::EDGED, r.join("usr/bin/edged")).expect("edged");
+    std::fs::copy(repo().join("packaging/systemd/edged.service"), r.join("lib/systemd/system/edged.service"))
+        .expect("unit");
+    for e in std::fs::read_dir("/lib/systemd/system").expect("system units").flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "target") {
+            let _ = std::fs::copy(&p, r.join("lib/systemd/system").join(e.file_name()));
+        }
+    }
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(format!("--root={}", r.display()))
+        .arg("/lib/systemd/system/edged.service")
+        .output()
+        .expect("systemd-analyze");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && !text.contains("edged.service:"), "{text}");
+}
