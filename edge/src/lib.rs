@@ -8,6 +8,7 @@
 //! - [`delivery`]: the sync engine's workers in edged; [`fakes`]: the fake remotes on HTTP;
 //! - [`devices`]: the store's devices (one thread per device, events, receipts);
 //! - [`payments`]: the card payment state machine and offline policy; [`reports`]: X / Z;
+//! - [`doctor`]: `edgectl doctor`, the box's own checks (works with the daemon down);
 //! - [`client`]: the HTTP client edgectl (and tests, and benches) use.
 
 pub mod app;
@@ -17,6 +18,7 @@ pub mod daemon;
 pub mod delivery;
 pub mod demo;
 pub mod devices;
+pub mod doctor;
 pub mod fakes;
 pub mod http;
 pub mod metrics;

@@ -69,3 +69,49 @@ fn the_systemd_unit_verifies() {
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && !text.contains("edged.service:"), "{text}");
 }
+
+/// `edgectl doctor` with the daemon up and down: the store is left alone while edged holds
+/// it and opened (format named) when it does not; a tokens file others can read fails.
+#[test]
+fn doctor_checks_the_box_with_and_without_the_daemon() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("store-box");
+    let mut d = common::Daemon::start(&data, 50);
+    let doctor = || {
+        let out = Command::new(common::EDGECTL)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["doctor", "--json", "--config"])
+            .arg(data.join("config.toml"))
+            .output()
+            .expect("edgectl");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+        let by: std::collections::BTreeMap<String, (String, String)> = v
+            .as_array()
+            .expect("checks")
+            .iter()
+            .map(|c| {
+                (
+                    c["name"].as_str().unwrap_or("").to_string(),
+                    (c["level"].as_str().unwrap_or("").to_string(), c["detail"].as_str().unwrap_or("").to_string()),
+                )
+            })
+            .collect();
+        (out.status.code(), by)
+    };
+    let (code, by) = doctor();
+    assert_eq!(by["config"].0, "ok", "{by:?}");
+    assert!(by["store"].1.contains("in use by a running edged"), "{by:?}");
+    assert_eq!(by["daemon"].0, "ok", "{by:?}");
+    assert!(by.contains_key("disk") && by.contains_key("clock") && by.contains_key("tls trust store"), "{by:?}");
+    assert_eq!(by["tokens"].0, "ok", "{by:?}");
+    assert!(code == Some(0) || by.values().any(|(l, _)| l == "fail"), "{by:?}");
+    assert_eq!(d.term(), Some(0));
+    let (_, by) = doctor();
+    assert!(by["store"].1.starts_with("opens; format 1"), "{by:?}");
+    assert_eq!(by["daemon"].0, "warn", "{by:?}");
+    std::fs::set_permissions(data.join("tokens.json"), std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let (code, by) = doctor();
+    assert_eq!((code, by["tokens"].0.as_str()), (Some(1), "fail"), "{by:?}");
+}

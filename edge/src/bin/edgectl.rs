@@ -33,6 +33,14 @@ struct Cli {
 enum Cmd {
     /// Daemon health and the delivery state per remote.
     Status,
+    /// Checks the box without needing the daemon: config, data dir, store and its format,
+    /// free disk, permissions of tokens and secrets, devices present, clock synchronised,
+    /// TLS trust store, and whether edged answers. Exit 1 if any check fails.
+    Doctor {
+        /// The daemon's config.
+        #[arg(long, default_value = "/etc/edged/edged.toml")]
+        config: PathBuf,
+    },
     /// The outbox: records waiting for (or delivered to) each remote.
     Queue {
         #[command(subcommand)]
@@ -448,6 +456,34 @@ fn run(cli: &Cli) -> Result<ExitCode, ClientError> {
         }
         Cmd::Queue { cmd: QueueCmd::Dead { cmd } } => dead(cli, cmd),
         Cmd::Devices { cmd } => devices(cli, cmd.as_ref().unwrap_or(&DevicesCmd::Ls)),
+        Cmd::Doctor { config } => {
+            let mut checks = edge::doctor::run(config);
+            // The daemon, if the config let us find it.
+            let daemon = match client(cli).and_then(|c| c.get::<Health>("/v1/health")) {
+                Ok(h) => edge::doctor::Check {
+                    name: "daemon".into(),
+                    level: if h.status == "ok" { "ok" } else { "warn" }.into(),
+                    detail: format!("answers: {} {}", h.status, h.reasons.join("; ")),
+                },
+                Err(e) => edge::doctor::Check {
+                    name: "daemon".into(),
+                    level: "warn".into(),
+                    detail: format!("not answering: {e}"),
+                },
+            };
+            checks.push(daemon);
+            let failed = checks.iter().any(|c| c.level == "fail");
+            if cli.json {
+                print_json(&checks);
+            } else {
+                let mut t = table(&["check", "result", "detail"]);
+                for c in &checks {
+                    t.add_row(vec![c.name.clone(), c.level.to_uppercase(), c.detail.clone()]);
+                }
+                println!("{t}");
+            }
+            Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
         Cmd::Terminal { cmd } => {
             let c = client(cli)?;
             let out: edge_api::TerminalOut = match cmd {
