@@ -11,6 +11,7 @@ use edge_sync::store::Store;
 use jiff::Timestamp;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 use std::time::Instant;
 use tokio::sync::{OwnedRwLockReadGuard, RwLock, broadcast, watch};
 
@@ -36,6 +37,9 @@ pub struct App {
     pub payments_busy: crate::payments::Busy,
     /// A manager forced card acceptance offline (audited).
     pub force_offline: AtomicBool,
+    /// Free bytes on the data dir's disk as last measured (u64::MAX until measured).
+    pub disk_free: std::sync::atomic::AtomicU64,
+    disk_at: std::sync::Mutex<Option<Instant>>,
     /// Flips to true when shutdown starts; event streams say goodbye.
     pub stopping: watch::Sender<bool>,
     accepting: AtomicBool,
@@ -64,6 +68,8 @@ impl App {
             stopping: watch::channel(false).0,
             payments_busy: crate::payments::Busy::default(),
             force_offline: AtomicBool::new(false),
+            disk_free: std::sync::atomic::AtomicU64::new(u64::MAX),
+            disk_at: std::sync::Mutex::new(None),
             accepting: AtomicBool::new(true),
             gate: Arc::new(RwLock::new(())),
             started: Instant::now(),
@@ -85,6 +91,50 @@ impl App {
         let _all = self.gate.write().await;
     }
 
+    /// Measures the data dir's free disk now.
+    pub fn measure_disk(&self) -> u64 {
+        match crate::doctor::disk_free(&self.cfg.data_dir) {
+            Ok((free, _)) => {
+                self.disk_free.store(free, Ordering::SeqCst);
+                *self.disk_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+                free
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "free disk not measured");
+                u64::MAX
+            }
+        }
+    }
+
+    /// Whether a new sale may be taken: refused (with the reason) below `data.min_free_mb`,
+    /// before the store can fill. A low reading is measured again, so freed space counts at once.
+    pub fn disk_guard(&self) -> Result<(), String> {
+        let min = self.cfg.min_free_bytes;
+        if min == 0 {
+            return Ok(());
+        }
+        // A reading older than a second (or a low one) is taken again: at most one `df` a
+        // second however fast sales come.
+        let fresh = self
+            .disk_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1));
+        let mut free = self.disk_free.load(Ordering::SeqCst);
+        if !fresh || free < min {
+            free = self.measure_disk();
+        }
+        if free < min {
+            return Err(format!(
+                "only {} MiB free on the data disk ({}); new sales are refused below {} MiB so the store cannot fill: free space, then retry",
+                free >> 20,
+                self.cfg.data_dir.display(),
+                min >> 20
+            ));
+        }
+        Ok(())
+    }
+
     pub fn is_stopping(&self) -> bool {
         *self.stopping.borrow()
     }
@@ -103,6 +153,14 @@ impl App {
         let mut reasons = vec![];
         if !self.accepting() {
             reasons.push("shutting down: no new sales".to_string());
+        }
+        let free = self.disk_free.load(Ordering::SeqCst);
+        if self.cfg.warn_free_bytes > 0 && free < self.cfg.warn_free_bytes {
+            reasons.push(format!(
+                "disk low: {} MiB free (new sales are refused below {} MiB)",
+                free >> 20,
+                self.cfg.min_free_bytes >> 20
+            ));
         }
         for r in self.remote_statuses(now) {
             if r.state == "down" {

@@ -85,6 +85,10 @@ pub struct Config {
     pub business_day_start: Time,
     pub data_dir: PathBuf,
     pub cache_mb: u64,
+    /// New sales are refused below this much free disk on the data dir (0 = no guard).
+    pub min_free_bytes: u64,
+    /// The daemon reports `degraded` below this much free disk.
+    pub warn_free_bytes: u64,
     pub listen: SocketAddr,
     pub allow_remote: bool,
     pub max_body_bytes: usize,
@@ -291,6 +295,14 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
 
     let data_dir = c.string("data.dir", None).map(|d| base.join(d)).unwrap_or_default();
     let cache_mb = c.integer("data.cache_mb", 16, 4, 4096) as u64;
+    let min_free_mb = c.integer("data.min_free_mb", 64, 0, 1 << 20) as u64;
+    let warn_free_mb = c.integer("data.warn_free_mb", 512, 0, 1 << 20) as u64;
+    if warn_free_mb < min_free_mb {
+        c.problem(
+            "data.warn_free_mb",
+            format!("{warn_free_mb} is below data.min_free_mb ({min_free_mb}): the warning must come first"),
+        );
+    }
 
     let listen_s = c.string("api.listen", Some("127.0.0.1:7420")).unwrap_or_default();
     let allow_remote = c.boolean("api.allow_remote", false);
@@ -508,6 +520,8 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
             business_day_start,
             data_dir,
             cache_mb,
+            min_free_bytes: min_free_mb << 20,
+            warn_free_bytes: warn_free_mb << 20,
             listen,
             allow_remote,
             max_body_bytes,
@@ -556,6 +570,10 @@ business_day_start = "00:00"
 [data]
 dir = {dir:?}
 cache_mb = 16
+# The disk guard is off in the demo (its data dir is often a small scratch disk in tests);
+# `edged demo --min-free-mb N` turns it on. A store's config keeps the defaults (64 / 512).
+min_free_mb = 0
+warn_free_mb = 0
 
 [api]
 listen = {listen:?}

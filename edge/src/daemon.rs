@@ -172,6 +172,29 @@ fn spawn_watchdog(app: Arc<App>) {
     });
 }
 
+/// Measures the data dir's free disk every 10 s (when a guard or warning is set); warns once
+/// per crossing.
+fn spawn_disk_watch(app: Arc<App>) {
+    if app.cfg.min_free_bytes == 0 && app.cfg.warn_free_bytes == 0 {
+        return;
+    }
+    let spawned = std::thread::Builder::new().name("disk-watch".into()).spawn(move || {
+        let mut low = false;
+        while !app.is_stopping() {
+            let free = app.measure_disk();
+            let now_low = free < app.cfg.warn_free_bytes;
+            if now_low && !low {
+                tracing::warn!(free_mib = free >> 20, "disk low on the data dir");
+            }
+            low = now_low;
+            std::thread::sleep(Duration::from_secs(10));
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "disk watch not started");
+    }
+}
+
 /// Binds, announces readiness (stdout `READY url`, `DIR/api.json`) and serves until a signal.
 pub async fn run(cfg: Config, store: Arc<dyn Store>, announce_dir: &Path) -> Result<(), String> {
     let shutdown = shutdown_signal();
@@ -192,6 +215,7 @@ pub async fn run(cfg: Config, store: Arc<dyn Store>, announce_dir: &Path) -> Res
         }),
     )));
     crate::payments::spawn_recovery(app.clone());
+    spawn_disk_watch(app.clone());
     let mut workers = engine.spawn(store, client.clone(), app.stopping.subscribe());
     workers.extend(crate::delivery::spawn_cloud_link(&app, client));
     tokio::spawn(crate::delivery::announce_status(app.clone()));

@@ -488,6 +488,11 @@ async fn post_sale(
     auth.require(&[Role::Cashier, Role::Kiosk])?;
     let key = idempotency_key(&headers)?;
     let rid = current_request_id().unwrap_or_else(|| new_id().to_string());
+    let app3 = app.clone();
+    if let Err(why) = tokio::task::spawn_blocking(move || app3.disk_guard()).await.map_err(ApiError::internal)? {
+        tracing::warn!(%why, "sale refused: disk low");
+        return Err(ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "disk-low", "Disk nearly full", why));
+    }
     // Holding the gate keeps shutdown from finishing under a commit.
     let Some(gate) = app.commit_gate() else {
         return Err(ApiError::new(
@@ -606,6 +611,10 @@ async fn post_refund(
     auth.require(&[Role::Manager])?;
     let id = parse_uuid(&id, "id")?;
     let key = idempotency_key(&headers)?;
+    let app3 = app.clone();
+    if let Err(why) = tokio::task::spawn_blocking(move || app3.disk_guard()).await.map_err(ApiError::internal)? {
+        return Err(ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "disk-low", "Disk nearly full", why));
+    }
     let rid = current_request_id().unwrap_or_else(|| new_id().to_string());
     let Some(gate) = app.commit_gate() else {
         return Err(ApiError::new(

@@ -111,3 +111,53 @@ fn a_full_disk_stops_the_daemon_and_loses_no_acknowledged_sale() {
     assert!(n == acked.len() || n == acked.len() + 1, "{n} sales stored, {} acknowledged", acked.len());
     eprintln!("disk full after {} acknowledged sales ({refusal:?}); all present after restart", acked.len());
 }
+
+/// The disk guard: below `--min-free-mb` new sales are refused with a clear message before
+/// the store can fill, the daemon reports the low disk earlier, and freed space counts at once.
+#[test]
+fn low_disk_refuses_new_sales_before_the_store_can_fill() {
+    if !is_root() {
+        eprintln!("SKIPPED: mounting a small tmpfs needs root");
+        return;
+    }
+    let base = tempfile::tempdir().expect("tmp");
+    let _fs = Tmpfs::mount(base.path(), "48m").expect("mount tmpfs");
+    let dir = base.path().join("d");
+    let logs = tempfile::tempdir().expect("tmp");
+    let d = Daemon::start_logging_to(&dir, &logs.path().join("edged.log"), 100, &["--min-free-mb", "16"]);
+    let http = d.http();
+    let sale = |key: &str| {
+        http.post(format!("{}/v1/sales", d.url))
+            .bearer_auth(&d.tokens.cashier)
+            .header("Idempotency-Key", key)
+            .json(&json!({"lines": [{"sku": "SKU-0000001", "qty": 1}], "tenders": [{"type": "cash", "amount_minor": 5000}]}))
+            .send()
+            .expect("post")
+    };
+    assert_eq!(sale("before").status(), 201);
+    // Ballast leaves less than 16 MiB free.
+    let ballast = base.path().join("ballast");
+    let free = edge::doctor::disk_free(base.path()).expect("df").0;
+    let fill = free.saturating_sub(8 << 20);
+    std::fs::write(&ballast, vec![0u8; fill as usize]).expect("ballast");
+    // A reading is trusted for a second (one `df` a second at most, however fast sales come).
+    std::thread::sleep(Duration::from_millis(1100));
+    let r = sale("low");
+    assert_eq!(r.status().as_u16(), 507);
+    let p: serde_json::Value = r.json().expect("problem");
+    assert_eq!(p["type"].as_str().map(|t| t.ends_with("disk-low")), Some(true), "{p}");
+    assert!(p["detail"].as_str().unwrap_or("").contains("new sales are refused below 16 MiB"), "{p}");
+    // The health says so (the watcher measures every 10 s; the refusal measured just now).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let h: serde_json::Value =
+            http.get(format!("{}/v1/health", d.url)).send().expect("health").json().expect("json");
+        if h["reasons"].to_string().contains("disk low") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no disk warning in health: {h}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::fs::remove_file(&ballast).expect("free space");
+    assert_eq!(sale("after").status(), 201, "freed space counts at once");
+}

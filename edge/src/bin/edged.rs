@@ -39,6 +39,9 @@ enum Cmd {
         /// Do not start the kiosk UI.
         #[arg(long)]
         no_ui: bool,
+        /// Refuse new sales below this much free disk (warn below twice as much); 0 = off.
+        #[arg(long, default_value_t = 0)]
+        min_free_mb: u64,
         /// A real or external device in place of a simulator: KIND=URI (repeatable).
         #[arg(long = "device", value_name = "KIND=URI")]
         devices: Vec<String>,
@@ -79,7 +82,7 @@ fn main() -> ExitCode {
             }
             start(cfg, dir, None)
         }
-        Cmd::Demo { data_dir, listen, fakes, catalog_size, no_ui, devices } => {
+        Cmd::Demo { data_dir, listen, fakes, catalog_size, no_ui, devices, min_free_mb } => {
             daemon::init_logging(config::LogFormat::Text, "info");
             let mut given = Vec::new();
             for d in &devices {
@@ -117,6 +120,8 @@ fn main() -> ExitCode {
             {
                 Ok((mut c, d, specs)) => {
                     c.devices = specs;
+                    c.min_free_bytes = min_free_mb << 20;
+                    c.warn_free_bytes = (2 * min_free_mb) << 20;
                     (c, d)
                 }
                 Err(e) => {
