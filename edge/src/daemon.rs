@@ -22,21 +22,98 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Logs to stderr, as text or JSON lines. `RUST_LOG` overrides the configured level.
 pub fn init_logging(format: LogFormat, level: &str) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // Under systemd (stderr connected to the journal) fields go to journald as fields.
+    let journald = std::env::var_os("JOURNAL_STREAM").and_then(|_| tracing_journald::layer().ok());
+    let ansi = journald.is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr());
     // A log that cannot be written (a full disk) must not take the daemon down: the
     // subscriber would otherwise report its own write errors with eprintln!, which panics.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .log_internal_errors(false);
-    let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
+    let (json, text) = match (&journald, format) {
+        (Some(_), _) => (None, None),
+        (None, LogFormat::Json) => (
+            Some(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr).log_internal_errors(false)),
+            None,
+        ),
+        (None, LogFormat::Text) => (
+            None,
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(ansi)
+                    .log_internal_errors(false),
+            ),
+        ),
     };
+    // The file in the data dir (`edgectl logs`, support bundles), once it is known.
+    let file = tracing_subscriber::fmt::layer().with_writer(LogFile).with_ansi(false).log_internal_errors(false);
+    let _ = tracing_subscriber::registry().with(filter).with(journald).with(json).with(text).with(file).try_init();
+}
+
+/// Most bytes `DIR/logs/edged.log` grows to before it becomes `edged.log.1`.
+pub const LOG_FILE_MAX: u64 = 4 << 20;
+
+struct LogSink {
+    file: std::fs::File,
+    path: std::path::PathBuf,
+    len: u64,
+}
+
+static LOG_SINK: std::sync::Mutex<Option<LogSink>> = std::sync::Mutex::new(None);
+
+/// From now on logs also go to `dir/logs/edged.log` (rotated at [`LOG_FILE_MAX`], one old
+/// file kept), for `edgectl logs` and support bundles.
+pub fn log_to_dir(dir: &Path) -> Result<(), String> {
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).map_err(|e| format!("cannot make {}: {e}", logs.display()))?;
+    let path = logs.join("edged.log");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    *LOG_SINK.lock().unwrap_or_else(|p| p.into_inner()) = Some(LogSink { file, path, len });
+    Ok(())
+}
+
+/// The log file writer: nothing until [`log_to_dir`]; write errors are dropped (a full disk
+/// must not stop the daemon over its log).
+#[derive(Clone, Copy)]
+struct LogFile;
+
+impl std::io::Write for LogFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut g = LOG_SINK.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = g.as_mut() {
+            if s.len + buf.len() as u64 > LOG_FILE_MAX {
+                let old = s.path.with_extension("log.1");
+                let _ = std::fs::rename(&s.path, &old);
+                if let Ok(f) = std::fs::OpenOptions::new().create(true).append(true).open(&s.path) {
+                    s.file = f;
+                    s.len = 0;
+                }
+            }
+            if std::io::Write::write_all(&mut s.file, buf).is_ok() {
+                s.len += buf.len() as u64;
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogFile {
+    type Writer = LogFile;
+    fn make_writer(&'a self) -> LogFile {
+        *self
+    }
 }
 
 /// Opens the store; a failed sync later exits the process with [`EXIT_STORE_FATAL`].
@@ -197,6 +274,9 @@ fn spawn_disk_watch(app: Arc<App>) {
 
 /// Binds, announces readiness (stdout `READY url`, `DIR/api.json`) and serves until a signal.
 pub async fn run(cfg: Config, store: Arc<dyn Store>, announce_dir: &Path) -> Result<(), String> {
+    if let Err(e) = log_to_dir(&cfg.data_dir) {
+        tracing::warn!(error = %e, "logs go to stderr only");
+    }
     let shutdown = shutdown_signal();
     let tokens = Tokens::load_or_create(&cfg.tokens_file)?;
     let listener = TcpListener::bind(cfg.listen).await.map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;

@@ -115,3 +115,77 @@ fn doctor_checks_the_box_with_and_without_the_daemon() {
     let (code, by) = doctor();
     assert_eq!((code, by["tokens"].0.as_str()), (Some(1), "fail"), "{by:?}");
 }
+
+/// A support bundle from a demo with card sales: everything a tech needs, and no card
+/// number, no token and no secret anywhere in the archive. `edgectl logs` filters by level.
+#[test]
+fn a_support_bundle_holds_no_card_number_token_or_secret() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("box");
+    let d = common::Daemon::start(&data, 50);
+    for i in 0..3 {
+        let r = d
+            .http()
+            .post(format!("{}/v1/sales", d.url))
+            .bearer_auth(&d.tokens.cashier)
+            .json(&serde_json::json!({"lines": [{"sku": "SKU-0000001", "qty": 1 + i}], "tenders": [{"type": "card"}]}))
+            .send()
+            .expect("card sale");
+        assert_eq!(r.status(), 201);
+    }
+    let out_path = dir.path().join("bundle.tar.gz");
+    let out = Command::new(common::EDGECTL)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["bundle", "--out"])
+        .arg(&out_path)
+        .args(["--config"])
+        .arg(data.join("config.toml"))
+        .output()
+        .expect("edgectl bundle");
+    assert!(out.status.success(), "{out:?}");
+    let x = dir.path().join("x");
+    std::fs::create_dir_all(&x).expect("mkdir");
+    let st = Command::new("tar").arg("xzf").arg(&out_path).arg("-C").arg(&x).status().expect("tar");
+    assert!(st.success());
+    let b = x.join("edge-bundle");
+    for f in
+        ["version.txt", "config.redacted.toml", "health.json", "devices.json", "sync.json", "metrics.txt", "edged.log"]
+    {
+        assert!(
+            b.join(f).exists(),
+            "{f} missing; notes: {}",
+            std::fs::read_to_string(b.join("NOTES.txt")).unwrap_or_default()
+        );
+    }
+    let mut all = Vec::new();
+    for e in std::fs::read_dir(&b).expect("bundle").flatten() {
+        all.extend(std::fs::read(e.path()).expect("read"));
+    }
+    let text = String::from_utf8_lossy(&all);
+    let secret = std::fs::read_to_string(data.join("secrets/cloud.key")).expect("secret");
+    let forbidden = [
+        "6799998900000000019".to_string(),
+        d.tokens.cashier.clone(),
+        d.tokens.manager.clone(),
+        d.tokens.tech.clone(),
+        d.tokens.kiosk.clone(),
+        secret.trim().to_string(),
+    ];
+    for f in &forbidden {
+        assert!(!text.contains(f.as_str()), "the bundle leaks {f:?}");
+    }
+    assert!(text.contains("terminal") && text.contains("edged_"), "devices and metrics are in it");
+    let logs = Command::new(common::EDGECTL)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["logs", "--level", "info", "--grep", "payment"])
+        .output()
+        .expect("logs");
+    let l = String::from_utf8_lossy(&logs.stdout);
+    assert!(logs.status.success() && l.contains("payment") && l.lines().all(|x| x.contains("payment")), "{l}");
+    let man = Command::new(common::EDGECTL).arg("man").output().expect("man");
+    assert!(String::from_utf8_lossy(&man.stdout).contains(".TH edgectl"));
+    let comp = Command::new(common::EDGECTL).args(["completions", "bash"]).output().expect("completions");
+    assert!(String::from_utf8_lossy(&comp.stdout).contains("_edgectl"));
+}

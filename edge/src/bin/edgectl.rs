@@ -33,6 +33,33 @@ struct Cli {
 enum Cmd {
     /// Daemon health and the delivery state per remote.
     Status,
+    /// Recent daemon logs from DATA/logs (the journal has them too under systemd).
+    Logs {
+        /// How many lines (after filtering).
+        #[arg(long, default_value_t = 100)]
+        lines: usize,
+        /// Only lines containing this text.
+        #[arg(long)]
+        grep: Option<String>,
+        /// Only this level and worse: error, warn, info, debug.
+        #[arg(long)]
+        level: Option<String>,
+    },
+    /// A support bundle (.tar.gz): versions, redacted config, health, devices, sync state,
+    /// store statistics, metrics, recent logs. Bounded in size; never a token, secret or
+    /// card data.
+    Bundle {
+        /// Where to write it (default: ./edge-bundle-STORE-TIME.tar.gz).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The daemon's config, redacted into the bundle.
+        #[arg(long, default_value = "/etc/edged/edged.toml")]
+        config: PathBuf,
+    },
+    /// Shell completions for bash, zsh or fish, on stdout.
+    Completions { shell: clap_complete::Shell },
+    /// The man page (roff), on stdout.
+    Man,
     /// Checks the box without needing the daemon: config, data dir, store and its format,
     /// free disk, permissions of tokens and secrets, devices present, clock synchronised,
     /// TLS trust store, and whether edged answers. Exit 1 if any check fails.
@@ -341,6 +368,159 @@ fn path_segment(id: &str) -> String {
         .collect()
 }
 
+fn data_dir(cli: &Cli) -> PathBuf {
+    cli.data_dir.clone().unwrap_or_else(|| PathBuf::from("/var/lib/edged"))
+}
+
+/// The last lines of DATA/logs/edged.log (and .1 before it), filtered.
+fn read_logs(
+    dir: &std::path::Path,
+    lines: usize,
+    grep: Option<&str>,
+    level: Option<&str>,
+) -> Result<Vec<String>, ClientError> {
+    let order = ["ERROR", "WARN", "INFO", "DEBUG", "TRACE"];
+    let max = match level {
+        None => order.len(),
+        Some(l) => {
+            let up = l.to_ascii_uppercase();
+            1 + order
+                .iter()
+                .position(|x| *x == up)
+                .ok_or_else(|| ClientError::Other(format!("level {l:?}: error, warn, info, debug")))?
+        }
+    };
+    let allowed = &order[..max];
+    let mut all = Vec::new();
+    for name in ["edged.log.1", "edged.log"] {
+        if let Ok(text) = std::fs::read_to_string(dir.join("logs").join(name)) {
+            all.extend(text.lines().map(str::to_string));
+        }
+    }
+    if all.is_empty() {
+        return Err(ClientError::Other(format!(
+            "no logs in {}/logs (under systemd: journalctl -u edged)",
+            dir.display()
+        )));
+    }
+    let keep: Vec<String> = all
+        .into_iter()
+        .filter(|l| grep.is_none_or(|g| l.contains(g)))
+        .filter(|l| {
+            allowed.iter().any(|lv| l.contains(&format!(" {lv} ")) || l.contains(&format!("\"level\":\"{lv}\"")))
+        })
+        .collect();
+    let skip = keep.len().saturating_sub(lines);
+    Ok(keep.into_iter().skip(skip).collect())
+}
+
+fn logs(cli: &Cli, lines: usize, grep: Option<&str>, level: Option<&str>) -> Result<ExitCode, ClientError> {
+    let got = read_logs(&data_dir(cli), lines, grep, level)?;
+    if cli.json {
+        print_json(&got);
+    } else {
+        for l in got {
+            println!("{l}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Most bytes of any one file in a support bundle.
+const BUNDLE_PART_MAX: usize = 2 << 20;
+
+/// A config with every secret-looking value and URL credential blanked.
+fn redact_config(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            let t = l.trim_start();
+            let key = t.split('=').next().unwrap_or("").trim().to_ascii_lowercase();
+            if !t.starts_with('#')
+                && t.contains('=')
+                && ["secret", "token", "password", "key"].iter().any(|w| key.contains(w))
+            {
+                format!("{} = \"(redacted)\"", t.split('=').next().unwrap_or("").trim())
+            } else if let (Some(a), Some(b)) = (l.find("://"), l.find('@')) {
+                if b > a { format!("{}://(redacted)@{}", &l[..a], &l[b + 1..]) } else { l.to_string() }
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn bundle(cli: &Cli, out: Option<PathBuf>, config: &std::path::Path) -> Result<ExitCode, ClientError> {
+    let tmp = tempfile::tempdir().map_err(|e| ClientError::Other(e.to_string()))?;
+    let dir = tmp.path().join("edge-bundle");
+    std::fs::create_dir_all(&dir).map_err(|e| ClientError::Other(e.to_string()))?;
+    let put = |name: &str, bytes: &[u8]| -> Result<(), ClientError> {
+        let cut = &bytes[..bytes.len().min(BUNDLE_PART_MAX)];
+        std::fs::write(dir.join(name), cut).map_err(|e| ClientError::Other(format!("{name}: {e}")))
+    };
+    let steps = ["version", "config", "health", "devices", "sync", "metrics", "logs"];
+    let mut notes = Vec::new();
+    let c = client(cli);
+    for (i, step) in steps.iter().enumerate() {
+        eprint!("\r[{}/{}] {step:<10}", i + 1, steps.len());
+        let json = |path: &str| -> Result<Vec<u8>, ClientError> {
+            let v: serde_json::Value = c.as_ref().map_err(|e| ClientError::Other(e.to_string()))?.get(path)?;
+            serde_json::to_vec_pretty(&v).map_err(|e| ClientError::Other(e.to_string()))
+        };
+        let r = match *step {
+            "version" => put("version.txt", format!("edgectl {}\n", env!("CARGO_PKG_VERSION")).as_bytes()),
+            "config" => match std::fs::read_to_string(config)
+                .or_else(|_| std::fs::read_to_string(data_dir(cli).join("config.toml")))
+            {
+                Ok(t) => put("config.redacted.toml", redact_config(&t).as_bytes()),
+                Err(e) => Err(ClientError::Other(format!("config: {e}"))),
+            },
+            "health" => json("/v1/health").and_then(|b| put("health.json", &b)),
+            "devices" => json("/v1/devices").and_then(|b| put("devices.json", &b)),
+            "sync" => json("/v1/sync").and_then(|b| put("sync.json", &b)),
+            "metrics" => c
+                .as_ref()
+                .map_err(|e| ClientError::Other(e.to_string()))
+                .and_then(|c| c.metrics_text())
+                .and_then(|t| put("metrics.txt", t.as_bytes())),
+            _ => read_logs(&data_dir(cli), 5000, None, None).and_then(|l| put("edged.log", l.join("\n").as_bytes())),
+        };
+        if let Err(e) = r {
+            notes.push(format!("{step}: {e}"));
+        }
+    }
+    eprintln!();
+    put(
+        "NOTES.txt",
+        if notes.is_empty() { "everything collected\n".to_string() } else { notes.join("\n") + "\n" }.as_bytes(),
+    )?;
+    let out =
+        out.unwrap_or_else(|| PathBuf::from(format!("edge-bundle-{}.tar.gz", jiff::Timestamp::now().as_second())));
+    let st = std::process::Command::new("tar")
+        .arg("czf")
+        .arg(&out)
+        .arg("-C")
+        .arg(tmp.path())
+        .arg("edge-bundle")
+        .status()
+        .map_err(|e| ClientError::Other(format!("tar: {e}")))?;
+    if !st.success() {
+        return Err(ClientError::Other(format!("tar could not write {}", out.display())));
+    }
+    let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+    if cli.json {
+        print_json(&serde_json::json!({"bundle": out, "bytes": size, "notes": notes}));
+    } else {
+        println!(
+            "support bundle: {} ({} KiB){}",
+            out.display(),
+            size / 1024,
+            if notes.is_empty() { String::new() } else { format!("; missing: {}", notes.join("; ")) }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn print_json<T: Serialize>(v: &T) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
@@ -456,6 +636,23 @@ fn run(cli: &Cli) -> Result<ExitCode, ClientError> {
         }
         Cmd::Queue { cmd: QueueCmd::Dead { cmd } } => dead(cli, cmd),
         Cmd::Devices { cmd } => devices(cli, cmd.as_ref().unwrap_or(&DevicesCmd::Ls)),
+        Cmd::Logs { lines, grep, level } => logs(cli, *lines, grep.as_deref(), level.as_deref()),
+        Cmd::Bundle { out, config } => bundle(cli, out.clone(), config),
+        Cmd::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(*shell, &mut cmd, "edgectl", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Man => {
+            use clap::CommandFactory;
+            let man = clap_mangen::Man::new(Cli::command());
+            let mut out = Vec::new();
+            man.render(&mut out).map_err(|e| ClientError::Other(e.to_string()))?;
+            use std::io::Write;
+            let _ = std::io::stdout().write_all(&out);
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Doctor { config } => {
             let mut checks = edge::doctor::run(config);
             // The daemon, if the config let us find it.
