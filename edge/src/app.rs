@@ -40,6 +40,8 @@ pub struct App {
     /// Free bytes on the data dir's disk as last measured (u64::MAX until measured).
     pub disk_free: std::sync::atomic::AtomicU64,
     disk_at: std::sync::Mutex<Option<Instant>>,
+    /// The last wall-clock jump seen: when, and by how many seconds.
+    clock_jumped: std::sync::Mutex<Option<(Timestamp, i64)>>,
     /// Flips to true when shutdown starts; event streams say goodbye.
     pub stopping: watch::Sender<bool>,
     accepting: AtomicBool,
@@ -70,6 +72,7 @@ impl App {
             force_offline: AtomicBool::new(false),
             disk_free: std::sync::atomic::AtomicU64::new(u64::MAX),
             disk_at: std::sync::Mutex::new(None),
+            clock_jumped: std::sync::Mutex::new(None),
             accepting: AtomicBool::new(true),
             gate: Arc::new(RwLock::new(())),
             started: Instant::now(),
@@ -89,6 +92,10 @@ impl App {
         self.accepting.store(false, Ordering::SeqCst);
         let _ = self.stopping.send(true);
         let _all = self.gate.write().await;
+    }
+
+    pub fn note_clock_jump(&self, at: Timestamp, secs: i64) {
+        *self.clock_jumped.lock().unwrap_or_else(|p| p.into_inner()) = Some((at, secs));
     }
 
     /// Measures the data dir's free disk now.
@@ -153,6 +160,13 @@ impl App {
         let mut reasons = vec![];
         if !self.accepting() {
             reasons.push("shutting down: no new sales".to_string());
+        }
+        if let Some((at, secs)) = *self.clock_jumped.lock().unwrap_or_else(|p| p.into_inner())
+            && now.duration_since(at).as_secs() < 3600
+        {
+            reasons.push(format!(
+                "the clock jumped by {secs} s at {at}: check time synchronisation (business dates depend on it)"
+            ));
         }
         let free = self.disk_free.load(Ordering::SeqCst);
         if self.cfg.warn_free_bytes > 0 && free < self.cfg.warn_free_bytes {

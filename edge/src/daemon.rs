@@ -249,26 +249,46 @@ fn spawn_watchdog(app: Arc<App>) {
     });
 }
 
-/// Measures the data dir's free disk every 10 s (when a guard or warning is set); warns once
-/// per crossing.
+/// How far the wall clock may move against the monotonic clock between two looks before it
+/// counts as a jump (NTP slews far less than this).
+pub const CLOCK_JUMP_SECS: i64 = 30;
+
+/// The wall clock's jump between two looks, if it moved more than [`CLOCK_JUMP_SECS`] away
+/// from what the monotonic clock says passed.
+pub fn clock_jump(wall_before: jiff::Timestamp, wall_now: jiff::Timestamp, mono_elapsed: Duration) -> Option<i64> {
+    let wall = wall_now.as_second() - wall_before.as_second();
+    let mono = mono_elapsed.as_secs() as i64;
+    let jump = wall - mono;
+    (jump.abs() > CLOCK_JUMP_SECS).then_some(jump)
+}
+
+/// Every 10 s: the data dir's free disk (when a guard or warning is set) and the clock
+/// (a jump is logged and shown in the health, since business dates depend on the clock).
 fn spawn_disk_watch(app: Arc<App>) {
-    if app.cfg.min_free_bytes == 0 && app.cfg.warn_free_bytes == 0 {
-        return;
-    }
-    let spawned = std::thread::Builder::new().name("disk-watch".into()).spawn(move || {
+    let spawned = std::thread::Builder::new().name("watch".into()).spawn(move || {
         let mut low = false;
+        let mut wall = jiff::Timestamp::now();
+        let mut mono = std::time::Instant::now();
         while !app.is_stopping() {
-            let free = app.measure_disk();
-            let now_low = free < app.cfg.warn_free_bytes;
-            if now_low && !low {
-                tracing::warn!(free_mib = free >> 20, "disk low on the data dir");
+            if app.cfg.min_free_bytes > 0 || app.cfg.warn_free_bytes > 0 {
+                let free = app.measure_disk();
+                let now_low = free < app.cfg.warn_free_bytes;
+                if now_low && !low {
+                    tracing::warn!(free_mib = free >> 20, "disk low on the data dir");
+                }
+                low = now_low;
             }
-            low = now_low;
+            let (w, m) = (jiff::Timestamp::now(), std::time::Instant::now());
+            if let Some(j) = clock_jump(wall, w, m - mono) {
+                tracing::warn!(jump_s = j, "the wall clock jumped; business dates and receipts depend on it");
+                app.note_clock_jump(w, j);
+            }
+            (wall, mono) = (w, m);
             std::thread::sleep(Duration::from_secs(10));
         }
     });
     if let Err(e) = spawned {
-        tracing::error!(error = %e, "disk watch not started");
+        tracing::error!(error = %e, "disk and clock watch not started");
     }
 }
 
@@ -333,5 +353,20 @@ pub fn release_free_memory() {
     // from us and is safe to call at any time from any thread.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clock_jump_is_told_from_normal_time_passing() {
+        let t0 = jiff::Timestamp::from_second(1_700_000_000).expect("t");
+        let later = |s: i64| jiff::Timestamp::from_second(1_700_000_000 + s).expect("t");
+        assert_eq!(clock_jump(t0, later(10), Duration::from_secs(10)), None);
+        assert_eq!(clock_jump(t0, later(40), Duration::from_secs(10)), None, "30 s is still a slew");
+        assert_eq!(clock_jump(t0, later(3610), Duration::from_secs(10)), Some(3600), "an hour forward");
+        assert_eq!(clock_jump(t0, later(-50), Duration::from_secs(10)), Some(-60), "back in time");
     }
 }
