@@ -92,33 +92,8 @@ pub fn run_terminal(at: Endpoint, journal: std::path::PathBuf) -> Result<(), Str
         Endpoint::Link(_) => SimFraming::Serial,
     };
     let peer: &'static Mutex<TerminalPeer> = Box::leak(Box::new(Mutex::new(TerminalPeer::new(sim, framing))));
-    match at {
-        Endpoint::Tcp(addr) => {
-            let listener = std::net::TcpListener::bind(&addr).map_err(|e| format!("--tcp {addr}: {e}"))?;
-            let local = listener.local_addr().map_err(|e| e.to_string())?;
-            println!("READY tcp://{local}");
-            std::thread::spawn(move || {
-                for stream in listener.incoming().flatten() {
-                    let _ = serve_peer(&mut TcpLink::from_stream(stream), peer, &STOP);
-                }
-            });
-        }
-        Endpoint::Link(path) => {
-            let (link, dev, slave) = SerialLink::pty("sim-terminal").map_err(|e| e.to_string())?;
-            if path.symlink_metadata().is_ok() {
-                std::fs::remove_file(&path).map_err(|e| format!("--link {}: {e}", path.display()))?;
-            }
-            std::os::unix::fs::symlink(&dev, &path).map_err(|e| format!("--link {}: {e}", path.display()))?;
-            println!("READY serial://{} ({dev})", path.display());
-            std::thread::spawn(move || {
-                let _keep_open = slave;
-                let mut link = link;
-                let _ = serve_peer(&mut link, peer, &STOP);
-            });
-        }
-    }
+    serve_at(at, move |link| serve_peer(link, peer, &STOP))?;
     use std::io::Write;
-    let _ = std::io::stdout().flush();
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
         let mut w = line.split_whitespace();
@@ -148,6 +123,41 @@ pub fn run_terminal(at: Endpoint, journal: std::path::PathBuf) -> Result<(), Str
         }
         let _ = std::io::stdout().flush();
     }
+    Ok(())
+}
+
+/// Serves a standalone simulator at its endpoint from a background thread: TCP connections
+/// one after another, or the device end of a pty symlinked at the path. Prints `READY …`.
+fn serve_at<F>(at: Endpoint, serve: F) -> Result<(), String>
+where
+    F: Fn(&mut dyn crate::transport::Link) -> Result<(), crate::transport::LinkError> + Send + 'static,
+{
+    match at {
+        Endpoint::Tcp(addr) => {
+            let listener = std::net::TcpListener::bind(&addr).map_err(|e| format!("--tcp {addr}: {e}"))?;
+            let local = listener.local_addr().map_err(|e| e.to_string())?;
+            println!("READY tcp://{local}");
+            std::thread::spawn(move || {
+                for stream in listener.incoming().flatten() {
+                    let _ = serve(&mut TcpLink::from_stream(stream));
+                }
+            });
+        }
+        Endpoint::Link(path) => {
+            let (mut link, dev, slave) = SerialLink::pty("sim").map_err(|e| e.to_string())?;
+            if path.symlink_metadata().is_ok() {
+                std::fs::remove_file(&path).map_err(|e| format!("--link {}: {e}", path.display()))?;
+            }
+            std::os::unix::fs::symlink(&dev, &path).map_err(|e| format!("--link {}: {e}", path.display()))?;
+            println!("READY serial://{} ({dev})", path.display());
+            std::thread::spawn(move || {
+                let _keep_open = slave;
+                let _ = serve(&mut link);
+            });
+        }
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
     Ok(())
 }
 
@@ -198,33 +208,7 @@ pub fn run_standalone(kind: &str, at: Endpoint) -> Result<(), String> {
             },
         }
     };
-    match at {
-        Endpoint::Tcp(addr) => {
-            let listener = std::net::TcpListener::bind(&addr).map_err(|e| format!("--tcp {addr}: {e}"))?;
-            let local = listener.local_addr().map_err(|e| e.to_string())?;
-            println!("READY tcp://{local}");
-            std::thread::spawn(move || {
-                for stream in listener.incoming().flatten() {
-                    let mut link = TcpLink::from_stream(stream);
-                    let _ = serve_link(&mut link);
-                }
-            });
-        }
-        Endpoint::Link(path) => {
-            let (master, slave) = serialport::TTYPort::pair().map_err(|e| format!("no pty: {e}"))?;
-            let dev = serialport::SerialPort::name(&slave).ok_or("a pty without a name")?;
-            if path.symlink_metadata().is_ok() {
-                std::fs::remove_file(&path).map_err(|e| format!("--link {}: {e}", path.display()))?;
-            }
-            std::os::unix::fs::symlink(&dev, &path).map_err(|e| format!("--link {}: {e}", path.display()))?;
-            println!("READY serial://{} ({dev})", path.display());
-            std::thread::spawn(move || {
-                let _keep_open = slave;
-                let mut link = SerialLink::from_port(Box::new(master), "sim");
-                let _ = serve_link(&mut link);
-            });
-        }
-    }
+    serve_at(at, serve_link)?;
     let on = |v: Option<&str>| v == Some("on");
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };

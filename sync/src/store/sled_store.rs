@@ -394,6 +394,40 @@ impl SledStore {
     }
 
     /// Guarded outbox moves in one sled transaction, and the in-memory index after them.
+    /// Appends a journal record under the commit lock; a failed append is fatal (sled has the
+    /// change in memory, the journal does not). Returns whether the journal rotated.
+    fn append_or_die(&self, payload: &[u8]) -> Result<bool> {
+        match self.journal.append(payload) {
+            Ok((_, rotated)) => Ok(rotated),
+            Err(e) => {
+                let msg = format!("commit journal append failed: {e}");
+                self.fatal(&msg);
+                Err(StoreError::Fatal(msg))
+            }
+        }
+    }
+
+    /// After an append: the group-commit sync, then a checkpoint when one is due.
+    fn sync_appended(&self, rotated: bool) -> Result<()> {
+        self.journal_sync()?;
+        if rotated || self.journal.records_since_checkpoint() >= CHECKPOINT_EVERY {
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// A sled write that failed for I/O is as fatal as a failed sync.
+    fn fatal_io(&self, e: StoreError) -> StoreError {
+        match e {
+            StoreError::Io(e) => {
+                let msg = format!("store write failed: {e}");
+                self.fatal(&msg);
+                StoreError::Fatal(msg)
+            }
+            other => other,
+        }
+    }
+
     /// Writes a payment unless a newer revision is stored; keeps the open index.
     fn apply_payment(&self, p: &Payment) -> Result<()> {
         let key = p.id.as_bytes().to_vec();
@@ -1105,30 +1139,14 @@ impl Store for SledStore {
 
         let (out, rotated) = {
             let _order = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
-            let applied = match self.apply_commit(&rec) {
-                Ok(a) => a,
-                // sled failed to write (its background flush hit a full disk or a dying
-                // drive): as fatal as a failed sync.
-                Err(StoreError::Io(e)) => {
-                    let msg = format!("store write failed: {e}");
-                    self.fatal(&msg);
-                    return Err(StoreError::Fatal(msg));
-                }
-                Err(e) => return Err(e),
-            };
+            // sled failed to write (its background flush hit a full disk or a dying drive):
+            // as fatal as a failed sync.
+            let applied = self.apply_commit(&rec).map_err(|e| self.fatal_io(e))?;
             match applied {
                 TxOut::New => {
-                    let appended = self.journal.append(&payload);
-                    let rotated = match appended {
-                        Ok((_, rotated)) => rotated,
-                        Err(e) => {
-                            // sled has it in memory, the journal does not: nothing may be
-                            // acknowledged from here on.
-                            let msg = format!("commit journal append failed: {e}");
-                            self.fatal(&msg);
-                            return Err(StoreError::Fatal(msg));
-                        }
-                    };
+                    // sled has it in memory; if the journal does not, nothing may be
+                    // acknowledged from here on (append_or_die).
+                    let rotated = self.append_or_die(&payload)?;
                     let mut idx = self.lock_index();
                     for e in &rec.entries {
                         idx.entry(e.remote.clone()).or_default().add(e.id, &e.state);
@@ -1142,10 +1160,7 @@ impl Store for SledStore {
 
         match out {
             TxOut::New => {
-                self.journal_sync()?;
-                if rotated || self.journal.records_since_checkpoint() >= CHECKPOINT_EVERY {
-                    self.checkpoint()?;
-                }
+                self.sync_appended(rotated)?;
                 Ok(CommitOutcome::Created(rec.sale))
             }
             TxOut::OverRefund(sale_id, what) => Ok(CommitOutcome::Conflict { sale_id, what }),
@@ -1289,34 +1304,16 @@ impl Store for SledStore {
         }
         let (res, rotated) = {
             let _order = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
-            let res = match self.apply_moves(moves, at) {
-                Ok(r) => r,
-                Err(StoreError::Io(e)) => {
-                    let msg = format!("store write failed: {e}");
-                    self.fatal(&msg);
-                    return Err(StoreError::Fatal(msg));
-                }
-                Err(e) => return Err(e),
-            };
+            let res = self.apply_moves(moves, at).map_err(|e| self.fatal_io(e))?;
             let applied: Vec<OutboxMove> =
                 moves.iter().zip(&res).filter(|(_, r)| r.is_ok()).map(|(m, _)| m.clone()).collect();
             if applied.is_empty() {
                 return Ok(res);
             }
-            let payload = to_json(&MovesRecord { outbox_moves: applied, at })?;
-            match self.journal.append(&payload) {
-                Ok((_, rotated)) => (res, rotated),
-                Err(e) => {
-                    let msg = format!("commit journal append failed: {e}");
-                    self.fatal(&msg);
-                    return Err(StoreError::Fatal(msg));
-                }
-            }
+            let rotated = self.append_or_die(&to_json(&MovesRecord { outbox_moves: applied, at })?)?;
+            (res, rotated)
         };
-        self.journal_sync()?;
-        if rotated || self.journal.records_since_checkpoint() >= CHECKPOINT_EVERY {
-            self.checkpoint()?;
-        }
+        self.sync_appended(rotated)?;
         Ok(res)
     }
 
@@ -1326,30 +1323,10 @@ impl Store for SledStore {
         }
         let rotated = {
             let _order = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
-            match self.apply_payment(p) {
-                Ok(()) => {}
-                Err(StoreError::Io(e)) => {
-                    let msg = format!("store write failed: {e}");
-                    self.fatal(&msg);
-                    return Err(StoreError::Fatal(msg));
-                }
-                Err(e) => return Err(e),
-            }
-            let payload = to_json(&PaymentRecord { payment: p.clone() })?;
-            match self.journal.append(&payload) {
-                Ok((_, rotated)) => rotated,
-                Err(e) => {
-                    let msg = format!("commit journal append failed: {e}");
-                    self.fatal(&msg);
-                    return Err(StoreError::Fatal(msg));
-                }
-            }
+            self.apply_payment(p).map_err(|e| self.fatal_io(e))?;
+            self.append_or_die(&to_json(&PaymentRecord { payment: p.clone() })?)?
         };
-        self.journal_sync()?;
-        if rotated || self.journal.records_since_checkpoint() >= CHECKPOINT_EVERY {
-            self.checkpoint()?;
-        }
-        Ok(())
+        self.sync_appended(rotated)
     }
 
     fn refunded(&self, sale_id: &Uuid) -> Result<BTreeMap<u32, u64>> {
