@@ -15,6 +15,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// The man page (roff), on stdout.
+    Man,
     /// Run the daemon with a configuration file.
     Run {
         #[arg(long)]
@@ -52,6 +54,17 @@ fn main() -> ExitCode {
     edge_sync::tls::install_provider();
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::Man => {
+            use clap::CommandFactory;
+            use std::io::Write;
+            let mut out = Vec::new();
+            if let Err(e) = clap_mangen::Man::new(Cli::command()).render(&mut out) {
+                eprintln!("man page: {e}");
+                return ExitCode::from(1);
+            }
+            let _ = std::io::stdout().write_all(&out);
+            ExitCode::SUCCESS
+        }
         Cmd::CheckConfig { file } => match config::load(&file) {
             Ok(_) => {
                 println!("{}: ok", file.display());
