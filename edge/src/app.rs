@@ -40,6 +40,8 @@ pub struct App {
     /// Free bytes on the data dir's disk as last measured (u64::MAX until measured).
     pub disk_free: std::sync::atomic::AtomicU64,
     disk_at: std::sync::Mutex<Option<Instant>>,
+    /// The machine says its clock is not synchronised (checked every 5 minutes).
+    pub clock_unsynced: AtomicBool,
     /// The last wall-clock jump seen: when, and by how many seconds.
     clock_jumped: std::sync::Mutex<Option<(Timestamp, i64)>>,
     /// Flips to true when shutdown starts; event streams say goodbye.
@@ -73,6 +75,7 @@ impl App {
             disk_free: std::sync::atomic::AtomicU64::new(u64::MAX),
             disk_at: std::sync::Mutex::new(None),
             clock_jumped: std::sync::Mutex::new(None),
+            clock_unsynced: AtomicBool::new(false),
             accepting: AtomicBool::new(true),
             gate: Arc::new(RwLock::new(())),
             started: Instant::now(),
@@ -160,6 +163,9 @@ impl App {
         let mut reasons = vec![];
         if !self.accepting() {
             reasons.push("shutting down: no new sales".to_string());
+        }
+        if self.clock_unsynced.load(Ordering::SeqCst) {
+            reasons.push("the clock is not synchronised: business dates and receipts depend on it".to_string());
         }
         if let Some((at, secs)) = *self.clock_jumped.lock().unwrap_or_else(|p| p.into_inner())
             && now.duration_since(at).as_secs() < 3600

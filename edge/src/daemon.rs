@@ -269,7 +269,16 @@ fn spawn_disk_watch(app: Arc<App>) {
         let mut low = false;
         let mut wall = jiff::Timestamp::now();
         let mut mono = std::time::Instant::now();
+        let mut round = 0u64;
         while !app.is_stopping() {
+            if round % 30 == 0 {
+                let unsynced = crate::doctor::clock_synchronised() == Some(false);
+                if unsynced && !app.clock_unsynced.load(std::sync::atomic::Ordering::SeqCst) {
+                    tracing::warn!("the clock is not synchronised; business dates depend on it");
+                }
+                app.clock_unsynced.store(unsynced, std::sync::atomic::Ordering::SeqCst);
+            }
+            round += 1;
             if app.cfg.min_free_bytes > 0 || app.cfg.warn_free_bytes > 0 {
                 let free = app.measure_disk();
                 let now_low = free < app.cfg.warn_free_bytes;

@@ -109,7 +109,7 @@ fn doctor_checks_the_box_with_and_without_the_daemon() {
     assert!(code == Some(0) || by.values().any(|(l, _)| l == "fail"), "{by:?}");
     assert_eq!(d.term(), Some(0));
     let (_, by) = doctor();
-    assert!(by["store"].1.starts_with("opens; format 1"), "{by:?}");
+    assert!(by["store"].1.starts_with("opens; format 2"), "{by:?}");
     assert_eq!(by["daemon"].0, "warn", "{by:?}");
     std::fs::set_permissions(data.join("tokens.json"), std::fs::Permissions::from_mode(0o644)).expect("chmod");
     let (code, by) = doctor();

@@ -211,6 +211,32 @@ fn a_store_from_a_newer_version_is_refused_and_left_untouched() {
     assert_eq!(v.as_ref(), &(FORMAT_VERSION + 1).to_be_bytes());
 }
 
+/// An upgrade: a format-1 store (sales made by the previous release) opens, is migrated to
+/// the current format, and keeps its sales; refunds and payments work on it.
+#[test]
+fn a_store_of_the_previous_format_is_migrated_and_keeps_its_sales() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let sale = {
+        let s = open(dir.path());
+        seed(&s, 10);
+        let sale = make_sale(&s, 0, 2);
+        s.commit_sale(commit_of(sale.clone(), Some("old"), "fp")).expect("commit");
+        s.sync().expect("sync");
+        sale
+    };
+    {
+        let db = open_raw(dir.path());
+        db.open_tree("meta").expect("meta").insert("format_version", &1u32.to_be_bytes()).expect("ins");
+        db.flush().expect("flush");
+    }
+    let s = open(dir.path());
+    assert_eq!(s.format_version(), FORMAT_VERSION);
+    assert_eq!(FORMAT_VERSION, 2);
+    assert_eq!(s.sale(&sale.id).expect("get").map(|x| x.id), Some(sale.id));
+    assert!(s.payments_open().expect("payments").is_empty());
+    assert!(s.refunded(&sale.id).expect("refunded").is_empty());
+}
+
 #[test]
 fn a_directory_that_is_not_a_store_is_refused_and_left_untouched() {
     let dir = tempfile::tempdir().expect("tmp");

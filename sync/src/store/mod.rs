@@ -105,8 +105,14 @@ pub use catalog::SnapshotRecord;
 pub use sled_store::SledStore;
 
 /// The on-disk layout version this build writes. Older ones are migrated on open; newer
-/// ones are refused.
-pub const FORMAT_VERSION: u32 = 1;
+/// ones are refused (a downgraded edged never misreads what a newer one wrote).
+///
+/// * 1: sales, idempotency, outbox, stock, audit, catalog snapshot, commit journal.
+/// * 2: card payments (`payments`, `payments_open`, payment journal records) and refunds
+///   (sales of kind `refund`, `refunded:` records). Migration from 1 adds nothing but the
+///   version: the new trees start empty and old sales read as kind `sale`. A format-1
+///   edged must not open a format-2 store: it would read a refund as a sale.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Errors of the store. Every variant says what happened in words a field tech can act on.
 #[derive(Debug, thiserror::Error)]

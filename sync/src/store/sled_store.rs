@@ -260,7 +260,15 @@ impl SledStore {
             Some(v) if v > FORMAT_VERSION => {
                 return Err(StoreError::NewerFormat { path, found: v, supported: FORMAT_VERSION });
             }
-            Some(v) => v, // older formats would be migrated here; 1 is the first.
+            Some(v) if v < FORMAT_VERSION => {
+                // 1 → 2: the payment trees are new (empty) and sales gain a kind that
+                // defaults to `sale`; only the version changes. Journal records of format 1
+                // are read by this build as they are.
+                meta.insert(META_FORMAT, &FORMAT_VERSION.to_be_bytes()).map_err(io)?;
+                tracing::info!(path = %path.display(), from = v, to = FORMAT_VERSION, "store format migrated");
+                FORMAT_VERSION
+            }
+            Some(v) => v,
             None if data_trees.iter().all(|t| t.is_empty()) => {
                 meta.insert(META_FORMAT, &FORMAT_VERSION.to_be_bytes()).map_err(io)?;
                 FORMAT_VERSION
