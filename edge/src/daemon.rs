@@ -271,7 +271,7 @@ fn spawn_disk_watch(app: Arc<App>) {
         let mut mono = std::time::Instant::now();
         let mut round = 0u64;
         while !app.is_stopping() {
-            if round % 30 == 0 {
+            if round.is_multiple_of(30) {
                 let unsynced = crate::doctor::clock_synchronised() == Some(false);
                 if unsynced && !app.clock_unsynced.load(std::sync::atomic::Ordering::SeqCst) {
                     tracing::warn!("the clock is not synchronised; business dates depend on it");
