@@ -23,6 +23,9 @@
 //! | `edged_sync_breaker_open` | gauge | `remote` | 1 while the circuit breaker is open or half-open |
 //! | `edged_sync_rate_limited` | gauge | `remote` | 1 while the remote's rate limit holds deliveries back |
 //! | `edged_sync_last_success_timestamp_seconds` | gauge | `remote` | Unix time of the last answered request |
+//! | `edged_payments_open` | gauge | `state` | card payments not settled (`intent`, `in_doubt`, `approved`, `reversal_failed`) |
+//! | `edged_offline_payments_pending` | gauge | | offline card payments waiting to be forwarded |
+//! | `edged_offline_payments_pending_minor` | gauge | | their total, minor units |
 //! | `edged_ws_clients` | gauge | | open `/v1/events` connections |
 //! | `edged_uptime_seconds` | gauge | | since start |
 
@@ -64,6 +67,11 @@ pub struct RemoteLabel {
     pub remote: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    pub state: String,
+}
+
 fn latency_histogram() -> Histogram {
     // 50 µs … ~1.6 s
     Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
@@ -93,6 +101,9 @@ pub struct Metrics {
     sync_rate_limited: Family<RemoteLabel, Gauge>,
     sync_last_success: Family<RemoteLabel, Gauge>,
     pub ws_clients: Gauge,
+    payments_open: Family<StateLabel, Gauge>,
+    offline_pending: Gauge,
+    offline_pending_minor: Gauge,
     uptime: Gauge,
     started: Instant,
 }
@@ -166,6 +177,20 @@ impl Metrics {
         );
         let ws_clients = Gauge::default();
         registry.register("ws_clients", "Open event streams", ws_clients.clone());
+        let payments_open = Family::<StateLabel, Gauge>::default();
+        registry.register("payments_open", "Card payments not settled, by state", payments_open.clone());
+        let offline_pending = Gauge::default();
+        registry.register(
+            "offline_payments_pending",
+            "Offline card payments waiting to be forwarded",
+            offline_pending.clone(),
+        );
+        let offline_pending_minor = Gauge::default();
+        registry.register(
+            "offline_payments_pending_minor",
+            "Their total in minor units",
+            offline_pending_minor.clone(),
+        );
         let uptime = Gauge::default();
         registry.register("uptime_seconds", "Seconds since start", uptime.clone());
         Metrics {
@@ -192,6 +217,9 @@ impl Metrics {
             sync_rate_limited,
             sync_last_success,
             ws_clients,
+            payments_open,
+            offline_pending,
+            offline_pending_minor,
             uptime,
             started: Instant::now(),
         }
@@ -234,6 +262,33 @@ impl Metrics {
             }
             let age = c.oldest_waiting.map(|t| (now - t).get_seconds().max(0)).unwrap_or(0);
             self.outbox_oldest.get_or_create(&RemoteLabel { remote }).set(age);
+        }
+        if let Ok(open) = store.payments_open() {
+            let mut by: std::collections::BTreeMap<&str, i64> =
+                ["intent", "in_doubt", "approved", "reversal_failed"].into_iter().map(|s| (s, 0)).collect();
+            let (mut n, mut minor) = (0i64, 0i64);
+            for p in &open {
+                use edge_sync::domain::PaymentState as S;
+                let key = match p.state {
+                    S::Intent => "intent",
+                    S::InDoubt => "in_doubt",
+                    S::Approved => "approved",
+                    S::ReversalFailed => "reversal_failed",
+                    _ => {
+                        if p.offline && !p.forwarded {
+                            n += 1;
+                            minor += p.amount_minor;
+                        }
+                        continue;
+                    }
+                };
+                *by.entry(key).or_default() += 1;
+            }
+            for (state, count) in by {
+                self.payments_open.get_or_create(&StateLabel { state: state.into() }).set(count);
+            }
+            self.offline_pending.set(n);
+            self.offline_pending_minor.set(minor);
         }
         for (remote, h) in sync {
             let l = RemoteLabel { remote: remote.clone() };

@@ -324,6 +324,9 @@ fn offline_card_payments_within_caps_and_forwarded_at_end_of_day() {
         "{list}"
     );
     assert_eq!(list["terminal_offline"], true);
+    let metrics = d.http().get(format!("{}/metrics", d.url)).send().expect("metrics").text().expect("text");
+    assert!(metrics.contains("edged_offline_payments_pending 1"), "{metrics}");
+    assert!(metrics.contains("edged_offline_payments_pending_minor 23130"));
     let (code, text) = edgectl(&["payments", "--open"]);
     assert_eq!(code, Some(0));
     assert!(text.contains("WAITING") && text.contains("waiting to be forwarded: 1"), "{text}");
