@@ -508,6 +508,18 @@ async fn post_sale(
     let joined = tokio::task::spawn_blocking(move || {
         let _gate = gate;
         let fp = fingerprint(&req);
+        // A repeated request answers from what the first one stored, before anything else
+        // is asked of a device (a scale in motion must not turn a replay into a refusal).
+        // It still goes through commit_sale: a replay is answered only once the first
+        // commit is durable, and another body under the same key is a conflict.
+        if let Some(k) = &key
+            && let Some((id, _)) = app2.store.sale_for_key(k)?
+            && let Some(stored) = app2.store.sale(&id)?
+        {
+            let commit =
+                SaleCommit { sale: stored, idempotency_key: key, fingerprint: fp, remotes: app2.cfg.sale_remotes() };
+            return Ok(app2.store.commit_sale(commit)?);
+        }
         let mut req = req;
         crate::sale::weigh_lines(&mut req, &|| match app2.devices.get() {
             Some(d) => d.weigh(std::time::Duration::from_secs(3)).map(|w| w.grams),

@@ -323,17 +323,24 @@ fn a_weighed_item_takes_only_a_stable_weight_from_the_scale() {
         stdin.flush().expect("flush");
         std::thread::sleep(Duration::from_millis(100));
     };
-    let sell = || {
+    let sell_with = |key: Option<&str>| {
         let body = json!({"lines": [{"sku": sku, "from_scale": true}], "tenders": [{"type": "cash", "amount_minor": 1_000_000}]});
-        let r =
-            http.post(format!("{}/v1/sales", d.url)).bearer_auth(&d.tokens.cashier).json(&body).send().expect("post");
+        let mut r = http.post(format!("{}/v1/sales", d.url)).bearer_auth(&d.tokens.cashier).json(&body);
+        if let Some(k) = key {
+            r = r.header("Idempotency-Key", k);
+        }
+        let r = r.send().expect("post");
         (r.status().as_u16(), r.json::<Value>().expect("json"))
     };
+    let sell = || sell_with(None);
     steer("weight 1250");
-    let (st, v) = sell();
+    let (st, v) = sell_with(Some("weighed-1"));
     assert_eq!(st, 201, "{v}");
     assert_eq!(v["lines"][0]["weight_g"], 1250, "{v}");
     steer("motion on");
+    // A retry of the same request answers with the first sale: the scale is not asked again.
+    let (st, again) = sell_with(Some("weighed-1"));
+    assert_eq!((st, &again["id"], &again["lines"][0]["weight_g"]), (201, &v["id"], &json!(1250)), "{again}");
     let (st, v) = sell();
     assert_eq!(st, 422, "{v}");
     assert_eq!(v["field"], "lines[0].from_scale", "{v}");

@@ -299,8 +299,8 @@ pub trait Store: Send + Sync {
     fn sale(&self, id: &Uuid) -> Result<Option<Sale>>;
     /// Units or grams refunded so far per line of a sale.
     fn refunded(&self, sale_id: &Uuid) -> Result<BTreeMap<u32, u64>>;
-    /// The sale an idempotency key made, if any.
-    fn sale_for_key(&self, key: &str) -> Result<Option<Uuid>>;
+    /// The sale an idempotency key made, if any, with the fingerprint of its request.
+    fn sale_for_key(&self, key: &str) -> Result<Option<(Uuid, String)>>;
     /// Sales in id (= time) order after `after`.
     fn sales_page(&self, after: Option<&Uuid>, limit: usize) -> Result<Vec<Sale>>;
     fn stock_deltas_of_sale(&self, sale: &Sale) -> Result<Vec<StockDelta>>;

@@ -1343,10 +1343,10 @@ impl Store for SledStore {
         Ok(r.unwrap_or_default())
     }
 
-    fn sale_for_key(&self, key: &str) -> Result<Option<Uuid>> {
+    fn sale_for_key(&self, key: &str) -> Result<Option<(Uuid, String)>> {
         let rec: Option<IdemRecord> =
             self.get_json(&self.idem, format!("key:{key}").as_bytes(), || format!("idempotency key {key}"))?;
-        Ok(rec.map(|r| r.sale_id))
+        Ok(rec.map(|r| (r.sale_id, r.fingerprint)))
     }
 
     fn payment(&self, id: &Uuid) -> Result<Option<Payment>> {
