@@ -185,6 +185,25 @@ impl DisplaySim {
     }
 
     /// One command at the start of `pending`: Some(used) or None = need more bytes.
+    /// Cursor to column `x`, row `y` (1-based), as `ESC l` and `US $` both do.
+    fn move_to(&mut self, cmd: &str, x: u8, y: u8) {
+        if (1..=20).contains(&x) && (1..=2).contains(&y) {
+            self.col = usize::from(x - 1);
+            self.row = usize::from(y - 1);
+        } else {
+            self.errors.push(format!("{cmd} {x} {y}: outside 20 x 2"));
+        }
+    }
+
+    /// Brightness 1 to 4, as `ESC *` and `US X` both set it.
+    fn set_brightness(&mut self, cmd: &str, n: u8) {
+        if (1..=4).contains(&n) {
+            self.brightness = n;
+        } else {
+            self.errors.push(format!("{cmd} {n}: brightness is 1 to 4"));
+        }
+    }
+
     fn step(&mut self) -> Option<usize> {
         let p = &self.pending;
         match *p.first()? {
@@ -217,22 +236,11 @@ impl DisplaySim {
                     Some(2)
                 }
                 b'*' => {
-                    let n = *p.get(2)?;
-                    if (1..=4).contains(&n) {
-                        self.brightness = n;
-                    } else {
-                        self.errors.push(format!("ESC * {n}: brightness is 1 to 4"));
-                    }
+                    self.set_brightness("ESC *", *p.get(2)?);
                     Some(3)
                 }
                 b'l' => {
-                    let (x, y) = (*p.get(2)?, *p.get(3)?);
-                    if (1..=20).contains(&x) && (1..=2).contains(&y) {
-                        self.col = usize::from(x - 1);
-                        self.row = usize::from(y - 1);
-                    } else {
-                        self.errors.push(format!("ESC l {x} {y}: outside 20 x 2"));
-                    }
+                    self.move_to("ESC l", *p.get(2)?, *p.get(3)?);
                     Some(4)
                 }
                 b'Q' => {
@@ -263,22 +271,11 @@ impl DisplaySim {
             },
             US => match *p.get(1)? {
                 b'$' => {
-                    let (x, y) = (*p.get(2)?, *p.get(3)?);
-                    if (1..=20).contains(&x) && (1..=2).contains(&y) {
-                        self.col = usize::from(x - 1);
-                        self.row = usize::from(y - 1);
-                    } else {
-                        self.errors.push(format!("US $ {x} {y}: outside 20 x 2"));
-                    }
+                    self.move_to("US $", *p.get(2)?, *p.get(3)?);
                     Some(4)
                 }
                 b'X' => {
-                    let n = *p.get(2)?;
-                    if (1..=4).contains(&n) {
-                        self.brightness = n;
-                    } else {
-                        self.errors.push(format!("US X {n}: brightness is 1 to 4"));
-                    }
+                    self.set_brightness("US X", *p.get(2)?);
                     Some(3)
                 }
                 b'C' | b'E' | b'r' => p.get(2).map(|_| 3),

@@ -207,8 +207,9 @@ pub fn notify(states: &[sd_notify::NotifyState]) {
 /// One line for `systemctl status`: sales, what waits for delivery, devices online.
 fn status_line(app: &App) -> String {
     let st = app.store.stats();
-    let waiting: u64 = app.store.outbox_counts().values().map(|c| c.pending + c.in_flight + c.unknown).sum();
-    let dead: u64 = app.store.outbox_counts().values().map(|c| c.dead).sum();
+    let counts = app.store.outbox_counts();
+    let waiting: u64 = counts.values().map(|c| c.pending + c.in_flight + c.unknown).sum();
+    let dead: u64 = counts.values().map(|c| c.dead).sum();
     let (online, all) = app.devices.get().map_or((0, 0), |d| {
         let l = d.list();
         (l.iter().filter(|x| x.state == "online").count(), l.len())

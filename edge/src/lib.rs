@@ -26,3 +26,16 @@ pub mod payments;
 pub mod reports;
 pub mod sale;
 pub mod tokens;
+
+/// Prints a command-line tool's man page (roff) on stdout (`edged man`, `edgectl man`,
+/// `edge-lab man`).
+pub fn print_man(cmd: clap::Command) -> std::process::ExitCode {
+    use std::io::Write;
+    let mut out = Vec::new();
+    if let Err(e) = clap_mangen::Man::new(cmd).render(&mut out) {
+        let _ = writeln!(std::io::stderr(), "man page: {e}");
+        return std::process::ExitCode::from(1);
+    }
+    let _ = std::io::stdout().write_all(&out);
+    std::process::ExitCode::SUCCESS
+}

@@ -106,7 +106,8 @@ fn doctor_checks_the_box_with_and_without_the_daemon() {
     assert_eq!(by["daemon"].0, "ok", "{by:?}");
     assert!(by.contains_key("disk") && by.contains_key("clock") && by.contains_key("tls trust store"), "{by:?}");
     assert_eq!(by["tokens"].0, "ok", "{by:?}");
-    assert!(code == Some(0) || by.values().any(|(l, _)| l == "fail"), "{by:?}");
+    let any_fail = by.values().any(|(l, _)| l == "fail");
+    assert_eq!(code, Some(if any_fail { 1 } else { 0 }), "exit 1 exactly when a check fails: {by:?}");
     assert_eq!(d.term(), Some(0));
     let (_, by) = doctor();
     assert!(by["store"].1.starts_with("opens; format 2"), "{by:?}");

@@ -76,17 +76,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     edge::daemon::init_logging(edge::config::LogFormat::Text, "info");
     match cli.cmd {
-        Cmd::Man => {
-            use clap::CommandFactory;
-            use std::io::Write;
-            let mut out = Vec::new();
-            if let Err(e) = clap_mangen::Man::new(Cli::command()).render(&mut out) {
-                eprintln!("man page: {e}");
-                return ExitCode::from(1);
-            }
-            let _ = std::io::stdout().write_all(&out);
-            ExitCode::SUCCESS
-        }
+        Cmd::Man => edge::print_man(<Cli as clap::CommandFactory>::command()),
         Cmd::Sim { kind, tcp, link, hid, journal } => {
             let kind = match (kind.as_str(), hid) {
                 ("scanner", true) => "scanner-hid".to_string(),

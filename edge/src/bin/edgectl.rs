@@ -644,15 +644,7 @@ fn run(cli: &Cli) -> Result<ExitCode, ClientError> {
             clap_complete::generate(*shell, &mut cmd, "edgectl", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Man => {
-            use clap::CommandFactory;
-            let man = clap_mangen::Man::new(Cli::command());
-            let mut out = Vec::new();
-            man.render(&mut out).map_err(|e| ClientError::Other(e.to_string()))?;
-            use std::io::Write;
-            let _ = std::io::stdout().write_all(&out);
-            Ok(ExitCode::SUCCESS)
-        }
+        Cmd::Man => Ok(edge::print_man(<Cli as clap::CommandFactory>::command())),
         Cmd::Doctor { config } => {
             let mut checks = edge::doctor::run(config);
             // The daemon, if the config let us find it.

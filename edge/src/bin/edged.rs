@@ -54,17 +54,7 @@ fn main() -> ExitCode {
     edge_sync::tls::install_provider();
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Man => {
-            use clap::CommandFactory;
-            use std::io::Write;
-            let mut out = Vec::new();
-            if let Err(e) = clap_mangen::Man::new(Cli::command()).render(&mut out) {
-                eprintln!("man page: {e}");
-                return ExitCode::from(1);
-            }
-            let _ = std::io::stdout().write_all(&out);
-            ExitCode::SUCCESS
-        }
+        Cmd::Man => edge::print_man(<Cli as clap::CommandFactory>::command()),
         Cmd::CheckConfig { file } => match config::load(&file) {
             Ok(_) => {
                 println!("{}: ok", file.display());
