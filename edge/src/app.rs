@@ -44,6 +44,12 @@ pub struct App {
     pub clock_unsynced: AtomicBool,
     /// The last wall-clock jump seen: when, and by how many seconds.
     clock_jumped: std::sync::Mutex<Option<(Timestamp, i64)>>,
+    /// Staff who log in by PIN, and the wrong-PIN counter.
+    pub staff: crate::staff::Staff,
+    /// Self-serve screens' requests for staff (age checks, help).
+    pub approvals: crate::staff::Approvals,
+    /// Catalog categories with their item counts, and the item count they were made at.
+    categories: std::sync::Mutex<Option<(u64, Instant, Vec<(String, u64)>)>>,
     /// Flips to true when shutdown starts; event streams say goodbye.
     pub stopping: watch::Sender<bool>,
     accepting: AtomicBool,
@@ -52,6 +58,33 @@ pub struct App {
 }
 
 impl App {
+    /// The catalog's categories and item counts: one scan of the catalog, kept until the
+    /// item count changes or for 5 minutes (a price or stock pull does not change them).
+    pub fn categories(&self) -> Result<Vec<(String, u64)>, edge_sync::store::StoreError> {
+        let count = self.store.item_count();
+        if let Some((c, at, cats)) = self.categories.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
+            && *c == count
+            && at.elapsed() < Duration::from_secs(300)
+        {
+            return Ok(cats.clone());
+        }
+        let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
+        let mut cursor: Option<String> = None;
+        loop {
+            let (page, next) = self.store.items_page(None, cursor.as_deref(), 1000, 1000)?;
+            for e in page {
+                *counts.entry(e.item.category).or_default() += 1;
+            }
+            match next {
+                Some(n) => cursor = Some(n),
+                None => break,
+            }
+        }
+        let cats: Vec<(String, u64)> = counts.into_iter().filter(|(n, _)| !n.is_empty()).collect();
+        *self.categories.lock().unwrap_or_else(|p| p.into_inner()) = Some((count, Instant::now(), cats.clone()));
+        Ok(cats)
+    }
+
     pub fn new(
         cfg: Config,
         store: Arc<dyn Store>,
@@ -60,6 +93,9 @@ impl App {
         cloud_link: Option<edge_sync::cloud::live::CloudLink>,
     ) -> App {
         App {
+            staff: crate::staff::Staff::new(cfg.staff.clone()),
+            approvals: crate::staff::Approvals::default(),
+            categories: std::sync::Mutex::new(None),
             cfg,
             store,
             tokens,

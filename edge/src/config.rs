@@ -103,6 +103,8 @@ pub struct Config {
     pub devices: Vec<crate::devices::DeviceSpec>,
     /// `[payments.offline]`: when a card may be taken while the terminal cannot reach its host.
     pub offline: crate::payments::OfflinePolicy,
+    /// `[staff.ID]`: who may log in at the staff screens, with which role.
+    pub staff: Vec<crate::staff::StaffMember>,
 }
 
 impl Config {
@@ -507,6 +509,50 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
     if offline.max_per_tx_minor > offline.max_total_minor {
         c.problem("payments.offline.max_per_tx_minor", "must not be over payments.offline.max_total_minor");
     }
+    let mut staff = Vec::new();
+    match root.get("staff") {
+        Some(toml::Value::Table(t)) => {
+            for id in t.keys() {
+                let k = |f: &str| format!("staff.{id}.{f}");
+                if id.is_empty()
+                    || id.len() > 32
+                    || !id.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_".contains(ch))
+                {
+                    c.problem(&format!("staff.{id}"), "an id is 1 to 32 letters, digits, '-' or '_'");
+                    continue;
+                }
+                let name = c.string(&k("name"), None).unwrap_or_default();
+                let role = match c.string(&k("role"), None).as_deref() {
+                    Some("cashier") => Some(crate::tokens::Role::Cashier),
+                    Some("manager") => Some(crate::tokens::Role::Manager),
+                    Some("tech") => Some(crate::tokens::Role::Tech),
+                    Some(other) => {
+                        c.problem(&k("role"), format!("{other:?} must be \"cashier\", \"manager\" or \"tech\""));
+                        None
+                    }
+                    None => None,
+                };
+                let hash = match c.string(&k("pin_sha256"), None) {
+                    Some(h) => match crate::staff::parse_hash(&h) {
+                        Some(h) => Some(h),
+                        None => {
+                            c.problem(
+                                &k("pin_sha256"),
+                                format!("must be 64 hex digits (`edged hash-pin {id}` prints it)"),
+                            );
+                            None
+                        }
+                    },
+                    None => None,
+                };
+                if let (Some(role), Some(pin_sha256)) = (role, hash) {
+                    staff.push(crate::staff::StaffMember { id: id.clone(), name, role, pin_sha256 });
+                }
+            }
+        }
+        Some(_) => c.problem("staff", "must be a table of staff members"),
+        None => {}
+    }
     c.unknown_keys();
 
     match (c.problems.is_empty(), timezone, currency, listen) {
@@ -533,6 +579,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
             devices,
             offline,
             log_level,
+            staff,
         }),
         _ => Err(c.problems),
     }
@@ -601,7 +648,27 @@ mode = "live"
 {lightspeed}
 [remotes.netsuite]
 mode = "live"
-{netsuite}"#,
+{netsuite}
+# Staff who log in at the register screen. Demo PINs: Anna 1111 (cashier), Max 9999
+# (manager), Tina 4242 (tech). `edged hash-pin ID` prints the line for a new PIN.
+[staff.anna]
+name = "Anna"
+role = "cashier"
+pin_sha256 = "{anna}"
+
+[staff.max]
+name = "Max"
+role = "manager"
+pin_sha256 = "{max}"
+
+[staff.tina]
+name = "Tina"
+role = "tech"
+pin_sha256 = "{tina}"
+"#,
+        anna = crate::staff::pin_hash_hex("anna", "1111"),
+        max = crate::staff::pin_hash_hex("max", "9999"),
+        tina = crate::staff::pin_hash_hex("tina", "4242"),
         dir = data_dir.display().to_string(),
         cloud = url("cloud"),
         lightspeed = url("lightspeed"),

@@ -168,3 +168,31 @@ pub fn demo_devices(given: &[(String, String)], data_dir: &Path) -> Result<Vec<c
     }
     Ok(specs)
 }
+
+/// Starts the staff screen (`edge-kiosk --data-dir DIR --mode staff`, found beside this
+/// binary) when a display exists; it connects once the API is up (`DIR/api.json`).
+pub fn spawn_kiosk(dir: &Path) -> Option<std::process::Child> {
+    let display = ["DISPLAY", "WAYLAND_DISPLAY"].iter().any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()));
+    if !display {
+        tracing::info!(
+            "no display: the kiosk UI is not started (edge-kiosk --data-dir {} --mode staff)",
+            dir.display()
+        );
+        return None;
+    }
+    let exe = std::env::current_exe().ok()?.with_file_name("edge-kiosk");
+    if !exe.exists() {
+        tracing::warn!(path = %exe.display(), "edge-kiosk is not installed beside edged; no kiosk UI");
+        return None;
+    }
+    match std::process::Command::new(&exe).arg("--data-dir").arg(dir).args(["--mode", "staff"]).spawn() {
+        Ok(c) => {
+            tracing::info!(pid = c.id(), "kiosk UI started (staff register)");
+            Some(c)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot start the kiosk UI");
+            None
+        }
+    }
+}

@@ -319,6 +319,14 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/terminal/{op}", post(terminal_op))
         .route("/v1/reports/x", get(report_x))
         .route("/v1/reports/z", post(report_z))
+        .route("/v1/login", post(login))
+        .route("/v1/approvals", get(list_approvals).post(post_approval))
+        .route("/v1/approvals/{id}", get(get_approval))
+        .route("/v1/approvals/{id}/decision", post(decide_approval))
+        .route("/v1/catalog/categories", get(categories))
+        .route("/v1/scale", get(scale))
+        .route("/v1/sales/{id}/receipt", post(reprint))
+        .route("/v1/voids", post(post_void))
         .route("/v1/events", get(events))
         .route("/metrics", get(metrics))
         .fallback(not_found)
@@ -487,6 +495,26 @@ async fn post_sale(
 ) -> ApiResult<Response> {
     auth.require(&[Role::Cashier, Role::Kiosk])?;
     let key = idempotency_key(&headers)?;
+    let approver = match headers.get("x-manager-pin") {
+        Some(v) => {
+            let pin = v.to_str().map_err(|_| {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad-pin", "Bad PIN", "X-Manager-Pin must be digits")
+                    .field("X-Manager-Pin")
+            })?;
+            let m = verify_pin(&app, pin, "X-Manager-Pin")?;
+            if m.role != Role::Manager {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "approval-required",
+                    "Manager approval required",
+                    format!("{} is not a manager; a price override or discount needs a manager's PIN", m.name),
+                )
+                .field("X-Manager-Pin"));
+            }
+            Some(m.name)
+        }
+        None => None,
+    };
     let rid = current_request_id().unwrap_or_else(|| new_id().to_string());
     let app3 = app.clone();
     if let Err(why) = tokio::task::spawn_blocking(move || app3.disk_guard()).await.map_err(ApiError::internal)? {
@@ -525,7 +553,38 @@ async fn post_sale(
             Some(d) => d.weigh(std::time::Duration::from_secs(3)).map(|w| w.grams),
             None => Err("no scale configured".into()),
         })?;
-        let sale = build_sale(&req, app2.store.as_ref(), &app2.cfg, Timestamp::now(), &rid, role.as_str())?;
+        let sale = build_sale(
+            &req,
+            app2.store.as_ref(),
+            &app2.cfg,
+            Timestamp::now(),
+            &rid,
+            role.as_str(),
+            approver.as_deref(),
+        )?;
+        if let Some(by) = &sale.approved_by {
+            let rec = edge_sync::domain::AuditRecord {
+                id: new_id(),
+                at: Timestamp::now(),
+                actor: by.clone(),
+                action: "sale.price_approved".into(),
+                subject: sale.id.to_string(),
+                request_id: rid.clone(),
+                detail: sale
+                    .lines
+                    .iter()
+                    .filter(|l| l.list_price_minor.is_some() || l.discount_minor != 0)
+                    .map(|l| {
+                        format!(
+                            "line {}: list {:?} charged {} discount {}",
+                            l.line_no, l.list_price_minor, l.unit_price_minor, l.discount_minor
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            };
+            app2.store.append_audit(&rec)?;
+        }
         if sale.tenders.iter().any(|t| matches!(t, edge_sync::domain::Tender::Card { .. })) {
             // The terminal is asked only after the payment intent is stored (payments.rs).
             return crate::payments::card_sale(&app2, sale, key, fp);
@@ -549,35 +608,20 @@ async fn post_sale(
             tracing::info!(sale_id = %sale.id, total = %sale.total(), lines = sale.lines.len(), "sale committed");
             app.engine.wake();
             if let Some(d) = app.devices.get() {
-                let lines: Vec<(String, String)> = sale
-                    .lines
-                    .iter()
-                    .map(|l| (l.name.clone(), edge_sync::Money::new(l.gross_minor, sale.currency).to_string()))
-                    .collect();
-                let total = sale.total().to_string();
-                let card: Vec<String> = sale
-                    .tenders
-                    .iter()
-                    .filter_map(|t| match t {
-                        edge_sync::domain::Tender::Card { card: Some(c), .. } => Some(c.receipt.clone()),
-                        _ => None,
-                    })
-                    .flatten()
-                    .collect();
-                let r = crate::devices::receipt_of(&app.cfg.store_name, &lines, &total, &sale.id.to_string(), &card);
-                if sale.change_minor > 0
-                    || sale.tenders.iter().any(|t| matches!(t, edge_sync::domain::Tender::Cash { .. }))
-                {
+                let cash_in = sale.change_minor > 0
+                    || sale.tenders.iter().any(|t| matches!(t, edge_sync::domain::Tender::Cash { .. }));
+                if cash_in {
                     // Cash in: the drawer opens for the money and the change.
                     if let Err(e) = d.open_drawer(std::time::Duration::from_secs(3)) {
                         tracing::debug!(sale_id = %sale.id, why = %e, "drawer not opened");
                     }
                 }
-                if let Err(e) = d.print(&sale.id.to_string(), r) {
+                if let Err(e) = print_receipt(&app, d, &sale, false) {
                     tracing::debug!(sale_id = %sale.id, why = %e, "no receipt printed");
                 }
-                if let Some((name, amount)) = lines.last() {
-                    let (upper, lower) = crate::devices::display_lines(name, amount, &total);
+                if let Some(l) = sale.lines.last() {
+                    let amount = edge_sync::Money::new(l.gross_minor, sale.currency).to_string();
+                    let (upper, lower) = crate::devices::display_lines(&l.name, &amount, &sale.total().to_string());
                     let _ = d.show(&upper, &lower);
                 }
             }
@@ -686,6 +730,34 @@ async fn post_refund(
             format!("{what} (sale {sale_id})"),
         )),
     }
+}
+
+/// Queues a sale's receipt (a reprint is marked COPY and gets its own job id: the
+/// printer prints each job id once).
+fn print_receipt(
+    app: &App,
+    d: &crate::devices::Devices,
+    sale: &edge_sync::domain::Sale,
+    copy: bool,
+) -> Result<(), String> {
+    let lines: Vec<(String, String)> = sale
+        .lines
+        .iter()
+        .map(|l| (l.name.clone(), edge_sync::Money::new(l.gross_minor, sale.currency).to_string()))
+        .collect();
+    let card: Vec<String> = sale
+        .tenders
+        .iter()
+        .filter_map(|t| match t {
+            edge_sync::domain::Tender::Card { card: Some(c), .. } => Some(c.receipt.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let head = if copy { format!("{} - COPY", app.cfg.store_name) } else { app.cfg.store_name.clone() };
+    let r = crate::devices::receipt_of(&head, &lines, &sale.total().to_string(), &sale.id.to_string(), &card);
+    let job = if copy { format!("{}-copy-{}", sale.id, new_id()) } else { sale.id.to_string() };
+    d.print(&job, r)
 }
 
 fn sale_created(sale: &edge_sync::domain::Sale, replayed: bool) -> Response {
@@ -1371,16 +1443,260 @@ impl utoipa::Modify for SecurityAddon {
     }
 }
 
+/// Checks a staff PIN; `field` names where it came from.
+fn verify_pin(app: &App, pin: &str, field: &str) -> ApiResult<crate::staff::StaffMember> {
+    use crate::staff::PinError;
+    app.staff.verify(pin).map_err(|e| {
+        let (status, slug, title) = match &e {
+            PinError::Malformed => (StatusCode::UNPROCESSABLE_ENTITY, "bad-pin", "Bad PIN"),
+            PinError::Wrong => (StatusCode::UNAUTHORIZED, "wrong-pin", "Wrong PIN"),
+            PinError::Locked(_) => (StatusCode::TOO_MANY_REQUESTS, "pin-locked", "Too many wrong PINs"),
+            PinError::Shared => (StatusCode::CONFLICT, "pin-shared", "PIN not unique"),
+        };
+        if matches!(e, PinError::Wrong | PinError::Locked(_)) {
+            tracing::warn!(why = %e, "PIN refused");
+        }
+        ApiError::new(status, slug, title, e.to_string()).field(field)
+    })
+}
+
+#[utoipa::path(post, path = "/v1/login", tag = "staff", request_body = LoginIn,
+    responses((status = 200, body = LoginOut, description = "Who the PIN belongs to and their role's token"),
+        (status = 401, body = Problem, description = "Wrong PIN"), (status = 429, body = Problem, description = "Locked after wrong PINs")))]
+async fn login(State(app): State<Arc<App>>, ApiJson(req): ApiJson<LoginIn>) -> ApiResult<Json<LoginOut>> {
+    let m = verify_pin(&app, &req.pin, "pin")?;
+    let token = app.tokens.token_of(m.role).to_string();
+    let rec = edge_sync::domain::AuditRecord {
+        id: new_id(),
+        at: Timestamp::now(),
+        actor: m.id.clone(),
+        action: "staff.login".into(),
+        subject: m.role.as_str().into(),
+        request_id: current_request_id().unwrap_or_default(),
+        detail: String::new(),
+    };
+    app.store.append_audit(&rec)?;
+    tracing::info!(staff = %m.id, role = m.role.as_str(), "staff logged in");
+    Ok(Json(LoginOut { staff_id: m.id, name: m.name, role: m.role.as_str().into(), token }))
+}
+
+#[utoipa::path(get, path = "/v1/approvals", tag = "staff", security(("bearer" = [])),
+    responses((status = 200, body = ApprovalsList, description = "Requests waiting for staff, oldest first")))]
+async fn list_approvals(State(app): State<Arc<App>>, auth: Auth) -> ApiResult<Json<ApprovalsList>> {
+    auth.require(&[Role::Cashier, Role::Manager, Role::Tech])?;
+    Ok(Json(ApprovalsList { approvals: app.approvals.pending() }))
+}
+
+#[utoipa::path(post, path = "/v1/approvals", tag = "staff", security(("bearer" = [])), request_body = ApprovalIn,
+    responses((status = 201, body = ApprovalOut, description = "Filed; staff screens hear approval.requested"),
+        (status = 422, body = Problem, description = "Unknown kind, or the item needs no check")))]
+async fn post_approval(
+    State(app): State<Arc<App>>,
+    auth: Auth,
+    ApiJson(req): ApiJson<ApprovalIn>,
+) -> ApiResult<(StatusCode, Json<ApprovalOut>)> {
+    auth.require(&[Role::Kiosk, Role::Cashier])?;
+    if req.screen.is_empty() || req.screen.len() > 64 {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad-approval",
+            "Bad screen",
+            "screen is 1 to 64 characters",
+        )
+        .field("screen"));
+    }
+    let item_name = match (req.kind.as_str(), &req.sku) {
+        ("age", Some(sku)) => {
+            let item = app.store.item(sku)?.ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "unknown-sku",
+                    "Unknown SKU",
+                    format!("no item with SKU {sku:?}"),
+                )
+                .field("sku")
+            })?;
+            if !item.age_restricted {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "no-check-needed",
+                    "No age check needed",
+                    format!("{} ({sku}) is not age-restricted", item.name),
+                )
+                .field("sku"));
+            }
+            Some(item.name)
+        }
+        ("age", None) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad-approval",
+                "SKU missing",
+                "an age check names the item",
+            )
+            .field("sku"));
+        }
+        ("help", _) => None,
+        (other, _) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad-approval",
+                "Unknown request",
+                format!("{other:?} is not a request kind; use \"age\" or \"help\""),
+            )
+            .field("kind"));
+        }
+    };
+    let a = app.approvals.open(&req.kind, &req.screen, req.sku.clone(), item_name);
+    tracing::info!(approval = %a.id, kind = %a.kind, screen = %a.screen, "staff asked");
+    let _ = app.events.send(Event::ApprovalRequested { at: Timestamp::now().to_string(), approval: a.clone() });
+    Ok((StatusCode::CREATED, Json(a)))
+}
+
+#[utoipa::path(get, path = "/v1/approvals/{id}", tag = "staff", security(("bearer" = [])),
+    responses((status = 200, body = ApprovalOut), (status = 404, body = Problem)))]
+async fn get_approval(
+    State(app): State<Arc<App>>,
+    _auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ApprovalOut>> {
+    let id = parse_uuid(&id, "id")?;
+    app.approvals
+        .get(&id)
+        .map(Json)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not-found", "No such request", format!("no request {id}")))
+}
+
+#[utoipa::path(post, path = "/v1/approvals/{id}/decision", tag = "staff", security(("bearer" = [])), request_body = DecisionIn,
+    responses((status = 200, body = ApprovalOut, description = "Answered; every screen hears approval.decided"),
+        (status = 401, body = Problem, description = "Wrong PIN"), (status = 409, body = Problem, description = "Answered already")))]
+async fn decide_approval(
+    State(app): State<Arc<App>>,
+    auth: Auth,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<DecisionIn>,
+) -> ApiResult<Json<ApprovalOut>> {
+    auth.require(&[Role::Cashier, Role::Manager])?;
+    let id = parse_uuid(&id, "id")?;
+    let Some(current) = app.approvals.get(&id) else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "not-found", "No such request", format!("no request {id}")));
+    };
+    let state = match (current.kind.as_str(), req.decision.as_str()) {
+        ("age", "approve") => "approved",
+        ("age", "refuse") => "refused",
+        ("help", "done") => "done",
+        (kind, other) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad-decision",
+                "Bad decision",
+                format!("{other:?} does not answer a {kind} request (age: approve or refuse; help: done)"),
+            )
+            .field("decision"));
+        }
+    };
+    let m = verify_pin(&app, &req.pin, "pin")?;
+    if !matches!(m.role, Role::Cashier | Role::Manager) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Wrong role",
+            format!("{} is {}; a cashier or manager answers", m.name, m.role.as_str()),
+        )
+        .field("pin"));
+    }
+    let a = app
+        .approvals
+        .decide(&id, state, &m.name)
+        .map_err(|e| ApiError::new(StatusCode::CONFLICT, "decided", "Answered already", e))?;
+    let rec = edge_sync::domain::AuditRecord {
+        id: new_id(),
+        at: Timestamp::now(),
+        actor: m.id.clone(),
+        action: format!("approval.{}", a.kind),
+        subject: a.id.to_string(),
+        request_id: current_request_id().unwrap_or_default(),
+        detail: format!("{state} for {} {}", a.screen, a.sku.as_deref().unwrap_or("")),
+    };
+    app.store.append_audit(&rec)?;
+    let _ = app.events.send(Event::ApprovalDecided { at: Timestamp::now().to_string(), approval: a.clone() });
+    let _ = auth;
+    Ok(Json(a))
+}
+
+#[utoipa::path(get, path = "/v1/catalog/categories", tag = "catalog", security(("bearer" = [])),
+    responses((status = 200, body = CategoriesOut, description = "Categories and how many items each has; browse with q=category:NAME")))]
+async fn categories(State(app): State<Arc<App>>, _auth: Auth) -> ApiResult<Json<CategoriesOut>> {
+    let app2 = app.clone();
+    let cats = tokio::task::spawn_blocking(move || app2.categories()).await.map_err(ApiError::internal)??;
+    Ok(Json(CategoriesOut { categories: cats.into_iter().map(|(name, items)| CategoryOut { name, items }).collect() }))
+}
+
+#[utoipa::path(get, path = "/v1/scale", tag = "devices", security(("bearer" = [])),
+    responses((status = 200, body = ScaleOut, description = "The scale's reading; stable = false while it moves"),
+        (status = 409, body = Problem, description = "No scale")))]
+async fn scale(State(app): State<Arc<App>>, _auth: Auth) -> ApiResult<Json<ScaleOut>> {
+    let Some(devices) = app.devices.get().cloned() else {
+        return Err(ApiError::new(StatusCode::CONFLICT, "no-scale", "No scale", "no scale is configured"));
+    };
+    let r =
+        tokio::task::spawn_blocking(move || devices.weigh(Duration::from_secs(3))).await.map_err(ApiError::internal)?;
+    match r {
+        Ok(w) => Ok(Json(ScaleOut { grams: w.grams, stable: true, status: "stable".into() })),
+        Err(e) if e.contains("no scale") => Err(ApiError::new(StatusCode::CONFLICT, "no-scale", "No scale", e)),
+        Err(e) => Ok(Json(ScaleOut { grams: 0, stable: false, status: e })),
+    }
+}
+
+#[utoipa::path(post, path = "/v1/sales/{id}/receipt", tag = "sales", security(("bearer" = [])),
+    responses((status = 202, description = "A copy is queued at the printer"), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "No printer")))]
+async fn reprint(State(app): State<Arc<App>>, auth: Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    auth.require(&[Role::Cashier, Role::Manager])?;
+    let id = parse_uuid(&id, "id")?;
+    let sale = app
+        .store
+        .sale(&id)?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not-found", "No such sale", format!("no sale {id}")))?;
+    let Some(d) = app.devices.get().cloned() else {
+        return Err(ApiError::new(StatusCode::CONFLICT, "no-printer", "No printer", "no printer is configured"));
+    };
+    print_receipt(&app, &d, &sale, true)
+        .map_err(|e| ApiError::new(StatusCode::CONFLICT, "printer-unavailable", "Printer unavailable", e))?;
+    audit(&app, &auth, "receipt.reprint", &id.to_string(), String::new())?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[utoipa::path(post, path = "/v1/voids", tag = "sales", security(("bearer" = [])), request_body = VoidIn,
+    responses((status = 204, description = "Recorded in the audit"), (status = 403, body = Problem)))]
+async fn post_void(State(app): State<Arc<App>>, auth: Auth, ApiJson(req): ApiJson<VoidIn>) -> ApiResult<StatusCode> {
+    auth.require(&[Role::Manager])?;
+    if req.reason.trim().is_empty() || req.reason.len() > 200 {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad-void",
+            "Reason missing",
+            "a void needs a reason (1 to 200 characters)",
+        )
+        .field("reason"));
+    }
+    audit(&app, &auth, "cart.void", "cart", format!("{} lines, total {}: {}", req.lines, req.total_minor, req.reason))?;
+    tracing::info!(lines = req.lines, total_minor = req.total_minor, "cart voided");
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// The OpenAPI document of the local API v1.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "edged local API", version = "1", description = "The store edge daemon's loopback API. Errors are application/problem+json."),
     paths(health, openapi, catalog_items, catalog_barcode, post_sale, get_sale, post_refund, list_sales, sync_status, sync_run, list_outbox, get_outbox,
-        retry_dead_one, retry_dead_all, devices, device_one, device_health, drawer_open, list_payments, terminal_op, report_x, report_z, events, metrics),
+        retry_dead_one, retry_dead_all, devices, device_one, device_health, drawer_open, list_payments, terminal_op, report_x, report_z, events, metrics,
+        login, list_approvals, post_approval, get_approval, decide_approval, categories, scale, reprint, post_void),
     components(schemas(RefundIn, RefundLineIn, Problem, Health, StoreHealth, CatalogItem, ItemsPage, SaleIn, SaleLineIn, TenderIn, SaleOut, SaleLineOut, TenderOut,
         SalesPage, SyncStatus, RemoteStatus, RetryOut, OutboxEntryOut, OutboxPage, DevicesList, DeviceOut, HealthCheckIn,
         HealthCheckOut, DrawerOut, PaymentOut, PaymentsList, TerminalOut, ForceOfflineIn, crate::reports::Report,
-        crate::reports::Totals, Event)),
+        crate::reports::Totals, Event, LoginIn, LoginOut, ApprovalIn, ApprovalOut, DecisionIn, ApprovalsList, CategoriesOut,
+        CategoryOut, ScaleOut, VoidIn)),
     modifiers(&SecurityAddon)
 )]
 pub struct ApiDoc;

@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod payments;
 pub mod reports;
 pub mod sale;
+pub mod staff;
 pub mod tokens;
 
 /// Prints a command-line tool's man page (roff) on stdout (`edged man`, `edgectl man`,

@@ -5,8 +5,8 @@
 use crate::config::Config;
 use edge_api::{SaleIn, SaleLineOut, SaleOut, TenderOut};
 use edge_sync::domain::{
-    ItemKind, LineError, LineRequest, Lot, Quantity, Sale, SaleStatus, Tender, TenderError, business_date, new_id,
-    price_line, settle,
+    AdjustError, ItemKind, LineError, LineRequest, Lot, Quantity, Sale, SaleStatus, Tender, TenderError, adjust_line,
+    business_date, new_id, price_line, settle,
 };
 use edge_sync::store::{Store, StoreError};
 use jiff::Timestamp;
@@ -107,6 +107,7 @@ pub fn build_sale(
     now: Timestamp,
     request_id: &str,
     actor: &str,
+    approver: Option<&str>,
 ) -> Result<Sale, Refusal> {
     let bd = business_date(now, &cfg.timezone, cfg.business_day_start);
     if req.lines.is_empty() {
@@ -258,6 +259,32 @@ pub fn build_sale(
             };
             Refusal::unprocessable(slug, title, field, e.to_string())
         })?;
+        let line = match (l.unit_price_minor, l.discount_minor) {
+            (None, None) => line,
+            (price, discount) => {
+                if approver.is_none() {
+                    let what = if price.is_some() { "unit_price_minor" } else { "discount_minor" };
+                    return Err(Refusal {
+                        status: 403,
+                        slug: "approval-required",
+                        title: "Manager approval required",
+                        detail: format!(
+                            "a price override or discount needs a manager's PIN in the X-Manager-Pin header ({})",
+                            f(what)
+                        ),
+                        field: Some(f(what)),
+                    });
+                }
+                adjust_line(line, price, discount.unwrap_or(0), cfg.tax_mode).map_err(|e| {
+                    let field = match e {
+                        AdjustError::NegativePrice(_) => f("unit_price_minor"),
+                        AdjustError::Overflow if price.is_some() => f("unit_price_minor"),
+                        _ => f("discount_minor"),
+                    };
+                    Refusal::unprocessable("bad-adjustment", "Price override or discount refused", field, e.to_string())
+                })?
+            }
+        };
         lines.push(line);
     }
 
@@ -377,6 +404,7 @@ pub fn build_sale(
         change_minor: change,
         request_id: request_id.to_string(),
         actor: actor.to_string(),
+        approved_by: approver.map(str::to_string),
     })
 }
 
@@ -389,6 +417,7 @@ pub fn sale_out(s: &Sale) -> SaleOut {
         },
         refund_of: s.refund_of,
         reason: s.reason.clone(),
+        approved_by: s.approved_by.clone(),
         id: s.id,
         status: "completed".into(),
         total_minor: s.total_minor,
@@ -418,6 +447,8 @@ pub fn sale_out(s: &Sale) -> SaleOut {
                 net_minor: l.net_minor,
                 tax_minor: l.tax_minor,
                 gross_minor: l.gross_minor,
+                list_price_minor: l.list_price_minor,
+                discount_minor: l.discount_minor,
                 lot: l.lot.as_ref().map(|x| x.number.clone()),
                 expiry: l.lot.as_ref().map(|x| x.expiry.to_string()),
             })
@@ -555,6 +586,7 @@ pub fn build_refund(
                 gross_minor: gross,
                 tax_minor: tax,
                 net_minor: gross - tax,
+                discount_minor: pro_rata(l.discount_minor, *q, of),
                 ..(*l).clone()
             }
         })
@@ -605,5 +637,6 @@ pub fn build_refund(
         change_minor: change,
         request_id: request_id.to_string(),
         actor: actor.to_string(),
+        approved_by: None,
     })
 }

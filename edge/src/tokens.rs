@@ -95,6 +95,17 @@ impl Tokens {
         found
     }
 
+    /// The token of a role (handed out at a PIN login).
+    pub fn token_of(&self, role: Role) -> &str {
+        let t = &self.0;
+        match role {
+            Role::Cashier => &t.cashier,
+            Role::Manager => &t.manager,
+            Role::Tech => &t.tech,
+            Role::Kiosk => &t.kiosk,
+        }
+    }
+
     pub fn file(&self) -> &TokensFile {
         &self.0
     }

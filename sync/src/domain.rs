@@ -119,6 +119,16 @@ pub struct SaleLine {
     pub gross_minor: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lot: Option<Lot>,
+    /// The catalog's unit price when a manager overrode it (`unit_price_minor` is charged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_price_minor: Option<i64>,
+    /// Discount taken off the line before tax was split (minor units, in `gross_minor`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub discount_minor: i64,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
 }
 
 /// Why a line could not be priced. The caller names the field.
@@ -203,6 +213,61 @@ pub fn price_line(
         tax_minor: tax,
         gross_minor: gross,
         lot,
+        list_price_minor: None,
+        discount_minor: 0,
+    })
+}
+
+/// Why a price override or discount was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdjustError {
+    #[error("an overridden unit price must be 0 or more, not {0}")]
+    NegativePrice(i64),
+    #[error("a discount must be 0 or more, not {0}")]
+    NegativeDiscount(i64),
+    #[error("a discount of {discount} is more than the line's {amount}")]
+    DiscountTooLarge { discount: i64, amount: i64 },
+    #[error("the amount does not fit")]
+    Overflow,
+}
+
+/// Reprices a line with a manager's price override (a unit price instead of the
+/// catalog's) and / or a discount off the line, then splits tax again. The amount charged
+/// is `quantity × unit price − discount`; a discount can bring a line to 0, never below.
+pub fn adjust_line(
+    line: SaleLine,
+    unit_price: Option<i64>,
+    discount: i64,
+    mode: TaxMode,
+) -> Result<SaleLine, AdjustError> {
+    if let Some(p) = unit_price
+        && p < 0
+    {
+        return Err(AdjustError::NegativePrice(p));
+    }
+    if discount < 0 {
+        return Err(AdjustError::NegativeDiscount(discount));
+    }
+    let list = line.unit_price_minor;
+    let price = unit_price.unwrap_or(list);
+    let before = match line.quantity {
+        Quantity::Units(n) => price.checked_mul(i64::from(n)).ok_or(AdjustError::Overflow)?,
+        Quantity::Grams(g) => {
+            div_round_half_away(i128::from(price) * i128::from(g), 1000).ok_or(AdjustError::Overflow)?
+        }
+    };
+    if discount > before {
+        return Err(AdjustError::DiscountTooLarge { discount, amount: before });
+    }
+    let (net, tax, gross) = split_tax(before - discount, line.tax_rate_bp, mode).ok_or(AdjustError::Overflow)?;
+    Ok(SaleLine {
+        unit_price_minor: price,
+        list_price_minor: (price != list).then_some(list),
+        discount_minor: discount,
+        net_minor: net,
+        tax_minor: tax,
+        gross_minor: gross,
+        ..line
     })
 }
 
@@ -400,6 +465,9 @@ pub struct Sale {
     pub request_id: String,
     /// The role of the token that made it.
     pub actor: String,
+    /// The manager who approved a price override or discount on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
 }
 
 impl Sale {
@@ -585,6 +653,32 @@ mod tests {
 
     fn date(s: &str) -> Date {
         s.parse().expect("date")
+    }
+
+    #[test]
+    fn override_and_discount_reprice_the_line_and_split_tax_again() {
+        let it = item(ItemKind::Unit, 1000, 1900);
+        let d = date("2026-01-01");
+        let l = price_line(1, &it, &LineRequest::Units(3), None, TaxMode::Inclusive, Currency::EUR, d).expect("line");
+        let a = adjust_line(l.clone(), Some(800), 0, TaxMode::Inclusive).expect("override");
+        assert_eq!((a.unit_price_minor, a.list_price_minor, a.gross_minor), (800, Some(1000), 2400));
+        assert_eq!(a.net_minor + a.tax_minor, a.gross_minor);
+        let b = adjust_line(l.clone(), None, 500, TaxMode::Inclusive).expect("discount");
+        assert_eq!((b.unit_price_minor, b.list_price_minor, b.discount_minor, b.gross_minor), (1000, None, 500, 2500));
+        assert_eq!(b.net_minor, 2101);
+        let z = adjust_line(l.clone(), None, 3000, TaxMode::Inclusive).expect("to zero");
+        assert_eq!(z.gross_minor, 0);
+        assert_eq!(
+            adjust_line(l.clone(), None, 3001, TaxMode::Inclusive),
+            Err(AdjustError::DiscountTooLarge { discount: 3001, amount: 3000 })
+        );
+        assert_eq!(adjust_line(l.clone(), Some(-1), 0, TaxMode::Inclusive), Err(AdjustError::NegativePrice(-1)));
+        assert_eq!(adjust_line(l, None, -5, TaxMode::Inclusive), Err(AdjustError::NegativeDiscount(-5)));
+        // Weighed: the override is per kg.
+        let w = item(ItemKind::Weight, 2000, 700);
+        let l = price_line(1, &w, &LineRequest::Grams(250), None, TaxMode::Exclusive, Currency::EUR, d).expect("w");
+        let a = adjust_line(l, Some(1000), 50, TaxMode::Exclusive).expect("weighed override");
+        assert_eq!((a.net_minor, a.tax_minor, a.gross_minor), (200, 14, 214));
     }
 
     #[test]

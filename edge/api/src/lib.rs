@@ -114,6 +114,14 @@ pub struct SaleLineIn {
     /// Expiry of the lot, `YYYY-MM-DD`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiry: Option<String>,
+    /// Price override: the unit price (per piece, or per kg) to charge instead of the
+    /// catalog's. Needs a manager's PIN in the `X-Manager-Pin` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_price_minor: Option<i64>,
+    /// Discount off this line, in minor units (at most the line's amount). Needs a
+    /// manager's PIN in the `X-Manager-Pin` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discount_minor: Option<i64>,
 }
 
 /// One tender of `POST /v1/sales`.
@@ -161,6 +169,16 @@ pub struct SaleLineOut {
     pub lot: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiry: Option<String>,
+    /// The catalog's unit price, when a manager overrode it (`unit_price_minor` is charged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_price_minor: Option<i64>,
+    /// Discount taken off the line (already out of `gross_minor`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub discount_minor: i64,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
 }
 
 /// A tender as recorded.
@@ -212,6 +230,9 @@ pub struct SaleOut {
     pub refund_of: Option<Uuid>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The manager who approved a price override or discount on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
 }
 
 /// One line to refund.
@@ -482,6 +503,12 @@ pub enum Event {
     /// Something staff must act on (a reversal that failed, a drawer left open …).
     #[serde(rename = "staff.alert")]
     StaffAlert { at: String, text: String },
+    /// A self-serve screen asks staff for something (an age check, help); staff screens only.
+    #[serde(rename = "approval.requested")]
+    ApprovalRequested { at: String, approval: ApprovalOut },
+    /// Staff answered a request (every screen hears it; the asking kiosk moves on).
+    #[serde(rename = "approval.decided")]
+    ApprovalDecided { at: String, approval: ApprovalOut },
     /// This client was too slow and missed `missed` events; re-read state over HTTP.
     #[serde(rename = "events.lagged")]
     Lagged { missed: u64 },
@@ -494,7 +521,7 @@ impl Event {
     /// Events cardholders at a self-serve kiosk must not see (offline payments, store
     /// internals); sent to staff roles only.
     pub fn staff_only(&self) -> bool {
-        matches!(self, Event::PaymentStatus { .. } | Event::StaffAlert { .. })
+        matches!(self, Event::PaymentStatus { .. } | Event::StaffAlert { .. } | Event::ApprovalRequested { .. })
     }
 }
 
@@ -519,4 +546,103 @@ pub struct TokensFile {
     pub manager: String,
     pub tech: String,
     pub kiosk: String,
+}
+
+/// `POST /v1/login`: a staff member's PIN.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginIn {
+    pub pin: String,
+}
+
+/// Who a PIN belongs to, and the token of their role.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LoginOut {
+    pub staff_id: String,
+    pub name: String,
+    /// `cashier`, `manager` or `tech`.
+    pub role: String,
+    /// The bearer token of that role.
+    pub token: String,
+}
+
+/// `POST /v1/approvals`: a self-serve screen asks staff.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalIn {
+    /// `age` (an age-restricted item needs a check) or `help` (the customer called staff).
+    pub kind: String,
+    /// Which screen asks (its name, e.g. `kiosk-1`).
+    pub screen: String,
+    /// For `age`: the item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sku: Option<String>,
+}
+
+/// A request for staff, and what came of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ApprovalOut {
+    pub id: Uuid,
+    pub kind: String,
+    pub screen: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sku: Option<String>,
+    /// The item's name, for `age`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_name: Option<String>,
+    /// `pending`, `approved`, `refused` (age), `done` (help) or `expired`.
+    pub state: String,
+    pub created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<String>,
+    /// The staff member who answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+}
+
+/// `POST /v1/approvals/{id}/decision` (cashier, manager).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionIn {
+    /// `approve`, `refuse` (age) or `done` (help answered).
+    pub decision: String,
+    /// The PIN of the staff member deciding (named in the record and the audit).
+    pub pin: String,
+}
+
+/// `GET /v1/approvals`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApprovalsList {
+    pub approvals: Vec<ApprovalOut>,
+}
+
+/// `GET /v1/catalog/categories`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CategoriesOut {
+    pub categories: Vec<CategoryOut>,
+}
+
+/// One category of the catalog (browse with `q=category:NAME`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CategoryOut {
+    pub name: String,
+    pub items: u64,
+}
+
+/// `GET /v1/scale`: what the scale reads now.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ScaleOut {
+    pub grams: i64,
+    /// False while the weight moves, or the reading is not usable (`status` says why).
+    pub stable: bool,
+    pub status: String,
+}
+
+/// `POST /v1/voids` (manager): a cart abandoned before payment, for the audit trail.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VoidIn {
+    pub lines: u32,
+    pub total_minor: i64,
+    pub reason: String,
 }

@@ -22,6 +22,11 @@ enum Cmd {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Print the `[staff.ID]` config lines for a PIN read from stdin (4 to 8 digits).
+    HashPin {
+        /// The staff member's id (the `ID` of `[staff.ID]`).
+        id: String,
+    },
     /// Check a configuration file: exit 0, or exit 2 with one line per problem naming the key.
     CheckConfig { file: PathBuf },
     /// The whole product on one machine: daemon, simulated devices, fake remotes.
@@ -55,6 +60,23 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Man => edge::print_man(<Cli as clap::CommandFactory>::command()),
+        Cmd::HashPin { id } => {
+            let mut pin = String::new();
+            if let Err(e) = std::io::stdin().read_line(&mut pin) {
+                eprintln!("edged hash-pin: cannot read the PIN from stdin: {e}");
+                return ExitCode::from(2);
+            }
+            let pin = pin.trim();
+            if !edge::staff::pin_well_formed(pin) {
+                eprintln!("edged hash-pin: a PIN is 4 to 8 digits");
+                return ExitCode::from(2);
+            }
+            println!(
+                "[staff.{id}]\nname = \"{id}\"\nrole = \"cashier\"\npin_sha256 = \"{}\"",
+                edge::staff::pin_hash_hex(&id, pin)
+            );
+            ExitCode::SUCCESS
+        }
         Cmd::CheckConfig { file } => match config::load(&file) {
             Ok(_) => {
                 println!("{}: ok", file.display());
@@ -133,13 +155,16 @@ fn main() -> ExitCode {
                 }
             };
             eprintln!("edged demo: data dir {}", dir.display());
-            if !no_ui {
-                tracing::info!("this build has no kiosk UI yet; use the API or edgectl --data-dir {}", dir.display());
-            }
+            let kiosk = if no_ui { None } else { edge::demo::spawn_kiosk(&dir) };
             if fakes.is_none() {
                 tracing::info!(cloud = ?urls.get("cloud"), "no --fakes: the fake cloud runs inside this process");
             }
-            start(cfg, dir, Some(catalog_size))
+            let code = start(cfg, dir, Some(catalog_size));
+            if let Some(mut k) = kiosk {
+                let _ = k.kill();
+                let _ = k.wait();
+            }
+            code
         }
     }
 }

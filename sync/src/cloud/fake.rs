@@ -713,6 +713,7 @@ mod tests {
             tenders: vec![crate::domain::Tender::Cash { amount_minor: total }],
             request_id: "r".into(),
             actor: "cashier".into(),
+            approved_by: None,
         };
         let entry = crate::domain::OutboxEntry {
             id: Uuid::from_u128(0x0200 + u128::from(n)),

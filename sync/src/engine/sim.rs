@@ -383,6 +383,7 @@ impl Sim {
             change_minor: change,
             request_id: format!("sim-{}", self.report.sales),
             actor: "cashier".into(),
+            approved_by: None,
         };
         let mut entries = Vec::new();
         for r in 0..self.remotes.len() {

@@ -799,6 +799,9 @@ impl SledStore {
     }
 
     fn item_matches(item: &Item, q: &str) -> bool {
+        if let Some(cat) = q.strip_prefix("category:") {
+            return item.category.eq_ignore_ascii_case(cat.trim());
+        }
         item.sku.eq_ignore_ascii_case(q) || item.barcodes.iter().any(|b| b == q) || item.name.to_lowercase().contains(q)
     }
 
