@@ -516,6 +516,7 @@ async fn post_sale(
         None => None,
     };
     let rid = current_request_id().unwrap_or_else(|| new_id().to_string());
+    let print = req.receipt != Some(false);
     let app3 = app.clone();
     if let Err(why) = tokio::task::spawn_blocking(move || app3.disk_guard()).await.map_err(ApiError::internal)? {
         tracing::warn!(%why, "sale refused: disk low");
@@ -616,7 +617,9 @@ async fn post_sale(
                         tracing::debug!(sale_id = %sale.id, why = %e, "drawer not opened");
                     }
                 }
-                if let Err(e) = print_receipt(&app, d, &sale, false) {
+                if !print {
+                    tracing::debug!(sale_id = %sale.id, "no receipt asked for");
+                } else if let Err(e) = print_receipt(&app, d, &sale, false) {
                     tracing::debug!(sale_id = %sale.id, why = %e, "no receipt printed");
                 }
                 if let Some(l) = sale.lines.last() {
@@ -816,7 +819,7 @@ fn page_limit(l: Option<usize>) -> ApiResult<usize> {
     security(("bearer" = [])),
     responses((status = 200, body = SalesPage), (status = 403, body = Problem)))]
 async fn list_sales(State(app): State<Arc<App>>, auth: Auth, uri: axum::http::Uri) -> ApiResult<Json<SalesPage>> {
-    auth.require(&[Role::Manager, Role::Tech])?;
+    auth.require(&[Role::Cashier, Role::Manager, Role::Tech])?;
     let q: PageQuery = query(&uri)?;
     let limit = page_limit(q.limit)?;
     let after = q.cursor.as_deref().map(|c| parse_uuid(c, "cursor")).transpose()?;
@@ -1443,6 +1446,9 @@ impl utoipa::Modify for SecurityAddon {
     }
 }
 
+/// How long after its sale a self-serve screen may print the receipt.
+const KIOSK_RECEIPT_WINDOW_S: i64 = 15 * 60;
+
 /// Checks a staff PIN; `field` names where it came from.
 fn verify_pin(app: &App, pin: &str, field: &str) -> ApiResult<crate::staff::StaffMember> {
     use crate::staff::PinError;
@@ -1652,16 +1658,30 @@ async fn scale(State(app): State<Arc<App>>, _auth: Auth) -> ApiResult<Json<Scale
     responses((status = 202, description = "A copy is queued at the printer"), (status = 404, body = Problem),
         (status = 409, body = Problem, description = "No printer")))]
 async fn reprint(State(app): State<Arc<App>>, auth: Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    auth.require(&[Role::Cashier, Role::Manager])?;
+    auth.require(&[Role::Cashier, Role::Manager, Role::Kiosk])?;
     let id = parse_uuid(&id, "id")?;
     let sale = app
         .store
         .sale(&id)?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not-found", "No such sale", format!("no sale {id}")))?;
+    // A self-serve customer gets the receipt of the sale just made, once asked; staff
+    // print copies of any sale.
+    let kiosk = auth.0 == Role::Kiosk;
+    if kiosk
+        && (sale.actor != Role::Kiosk.as_str()
+            || Timestamp::now().duration_since(sale.created_at).as_secs() > KIOSK_RECEIPT_WINDOW_S)
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Receipt not available here",
+            format!("a self-serve screen prints the receipt of its own sale within {KIOSK_RECEIPT_WINDOW_S} s; ask staff for a copy"),
+        ));
+    }
     let Some(d) = app.devices.get().cloned() else {
         return Err(ApiError::new(StatusCode::CONFLICT, "no-printer", "No printer", "no printer is configured"));
     };
-    print_receipt(&app, &d, &sale, true)
+    print_receipt(&app, &d, &sale, !kiosk)
         .map_err(|e| ApiError::new(StatusCode::CONFLICT, "printer-unavailable", "Printer unavailable", e))?;
     audit(&app, &auth, "receipt.reprint", &id.to_string(), String::new())?;
     Ok(StatusCode::ACCEPTED)

@@ -145,6 +145,10 @@ pub struct SaleIn {
     pub id: Option<Uuid>,
     pub lines: Vec<SaleLineIn>,
     pub tenders: Vec<TenderIn>,
+    /// `false`: print no receipt now (a self-serve customer may ask for one afterwards with
+    /// `POST /v1/sales/{id}/receipt`). Default: printed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<bool>,
 }
 
 /// A priced line of a sale.

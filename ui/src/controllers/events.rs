@@ -1,0 +1,43 @@
+//! What the daemon's event stream changes on the screen.
+
+use crate::{AppWindow, Kiosk, Mode, PayAdapter, Session, StatusAdapter};
+use edge_api::Event;
+use slint::ComponentHandle;
+use std::rc::Rc;
+
+pub fn handle(k: &Rc<Kiosk>, ui: &AppWindow, ev: Event) {
+    let screen = ui.global::<Session>().get_screen();
+    match ev {
+        Event::Scan { data, gtin, .. } => {
+            let code = gtin.unwrap_or(data);
+            match k.opts.mode {
+                Mode::Staff if screen == "register" => super::sell::add_code(k, &code),
+                Mode::SelfServe if screen == "attract" => {
+                    super::selfserve::start_shopping(k, ui);
+                    super::sell::add_code(k, &code);
+                }
+                Mode::SelfServe if screen == "shop" => super::sell::add_code(k, &code),
+                _ => tracing::debug!(%screen, "scan ignored on this screen"),
+            }
+        }
+        Event::TerminalPrompt { text, .. } => {
+            if ui.global::<PayAdapter>().get_state() == "working" {
+                ui.global::<PayAdapter>().set_prompt(text.into());
+            }
+        }
+        Event::SyncStatus { remotes, .. } => crate::connection::apply_sync(k, ui, &remotes),
+        Event::DeviceStatus { device, .. } => super::status::update_device(ui, device),
+        Event::StaffAlert { text, .. } => ui.global::<StatusAdapter>().set_alert(text.into()),
+        Event::ApprovalRequested { approval, .. } => {
+            if k.opts.mode == Mode::Staff {
+                super::status::add_approval(ui, &approval);
+            }
+        }
+        Event::ApprovalDecided { approval, .. } => match k.opts.mode {
+            Mode::Staff => super::status::remove_approval(ui, &approval.id.to_string()),
+            Mode::SelfServe => super::selfserve::decided(k, ui, &approval),
+        },
+        Event::Stopping { .. } => ui.global::<Session>().set_connected(false),
+        Event::Lagged { .. } | Event::SaleCompleted { .. } | Event::PaymentStatus { .. } => {}
+    }
+}

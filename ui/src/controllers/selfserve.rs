@@ -1,0 +1,117 @@
+//! The self-serve flow: attract, shop, the age check and the call for help, card payment,
+//! and the idle timeout back to attract.
+
+use super::show_error;
+use crate::{AppWindow, CatalogAdapter, Kiosk, Mode, PayAdapter, SelfServeAdapter, Session, say};
+use edge_api::{ApprovalIn, ApprovalOut, TenderIn};
+use slint::{ComponentHandle, ModelRc};
+use std::rc::Rc;
+use std::time::Duration;
+
+pub fn wire(ui: &AppWindow, k: &Rc<Kiosk>) {
+    let s = ui.global::<SelfServeAdapter>();
+    let kk = k.clone();
+    s.on_start(move || {
+        crate::with(|_, ui| start_shopping(&kk, ui));
+    });
+    let kk = k.clone();
+    s.on_call_help(move || {
+        kk.touch();
+        crate::with(|_, ui| ui.global::<SelfServeAdapter>().set_help_called(true));
+        let api = kk.api.clone();
+        let req = ApprovalIn { kind: "help".into(), screen: kk.opts.screen_name.clone(), sku: None };
+        kk.spawn(async move { api.post::<_, ApprovalOut>("/v1/approvals", &req).await }, |_, ui, r| match r {
+            Ok(_) => say(ui, "help-called", "", false),
+            Err(e) => {
+                ui.global::<SelfServeAdapter>().set_help_called(false);
+                show_error(ui, &e);
+            }
+        });
+    });
+    let kk = k.clone();
+    s.on_pay(move || super::pay::pay(&kk, TenderIn { kind: "card".into(), amount_minor: None }));
+    let kk = k.clone();
+    s.on_cancel(move || {
+        crate::with(|_, ui| {
+            reset(&kk, ui);
+            ui.global::<Session>().set_screen("attract".into());
+        });
+    });
+    if k.opts.mode == Mode::SelfServe {
+        // The idle clock: checked every second.
+        let kk = k.clone();
+        let t = slint::Timer::default();
+        t.start(slint::TimerMode::Repeated, Duration::from_secs(1), move || {
+            crate::with(|_, ui| idle_tick(&kk, ui));
+        });
+        k.keep(t);
+    }
+}
+
+pub fn start_shopping(k: &Rc<Kiosk>, ui: &AppWindow) {
+    k.touch();
+    ui.global::<Session>().set_screen("shop".into());
+    super::sell::load_categories(k);
+}
+
+/// Forgets the customer: cart, requests, payment screen.
+pub fn reset(k: &Rc<Kiosk>, ui: &AppWindow) {
+    k.cart.borrow_mut().clear();
+    *k.checkout.borrow_mut() = None;
+    *k.age_check.borrow_mut() = None;
+    super::sell::refresh_cart(k, ui);
+    let s = ui.global::<SelfServeAdapter>();
+    s.set_age_check("".into());
+    s.set_age_item("".into());
+    s.set_help_called(false);
+    let c = ui.global::<CatalogAdapter>();
+    c.set_category("".into());
+    c.set_results(ModelRc::default());
+    let p = ui.global::<PayAdapter>();
+    p.set_state("idle".into());
+    p.set_prompt("".into());
+    ui.global::<Session>().set_message_code("".into());
+}
+
+fn idle_tick(k: &Rc<Kiosk>, ui: &AppWindow) {
+    let screen = ui.global::<Session>().get_screen();
+    // Never while a payment runs or a customer waits for staff.
+    let waiting = ui.global::<SelfServeAdapter>().get_age_check() == "waiting"
+        || ui.global::<PayAdapter>().get_state() == "working";
+    let idle = k.idle_since.borrow().elapsed();
+    let left = k.opts.idle_timeout.saturating_sub(idle);
+    ui.global::<SelfServeAdapter>().set_idle_seconds_left(left.as_secs() as i32);
+    if screen != "attract" && !waiting && left.is_zero() {
+        tracing::info!(screen = %screen, "idle: back to the attract screen");
+        reset(k, ui);
+        ui.global::<Session>().set_screen("attract".into());
+    }
+}
+
+/// Staff answered this screen's age check or call for help.
+pub fn decided(k: &Rc<Kiosk>, ui: &AppWindow, a: &ApprovalOut) {
+    if a.screen != k.opts.screen_name {
+        return;
+    }
+    match a.kind.as_str() {
+        "age" => {
+            let pending = k.age_check.borrow().clone();
+            let Some(check) = pending.filter(|c| c.approval == a.id) else { return };
+            *k.age_check.borrow_mut() = None;
+            ui.global::<SelfServeAdapter>().set_age_check("".into());
+            if a.state == "approved" {
+                k.cart.borrow_mut().add(check.item);
+                super::sell::refresh_cart(k, ui);
+                say(ui, "age-approved", &a.item_name.clone().unwrap_or_default(), false);
+            } else {
+                say(ui, "age-refused", &a.item_name.clone().unwrap_or_default(), true);
+            }
+            k.touch();
+        }
+        "help" => {
+            ui.global::<SelfServeAdapter>().set_help_called(false);
+            say(ui, "help-coming", a.decided_by.as_deref().unwrap_or(""), false);
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,362 @@
+//! Selling: codes scanned or typed, search and browse, the cart's lines, the scale, a
+//! manager's price override, discount and void.
+
+use super::{encode, show_error};
+use crate::cart::{CartItem, parse_money};
+use crate::{AppWindow, CartAdapter, CartLine, CatalogAdapter, CategoryCard, ItemCard, Kiosk, Mode, SelfServeAdapter, Session, say};
+use edge_api::{ApprovalIn, ApprovalOut, CatalogItem, CategoriesOut, ItemsPage, LoginOut, ScaleOut, VoidIn};
+use slint::{ComponentHandle, ModelRc, VecModel};
+use std::rc::Rc;
+
+pub fn wire(ui: &AppWindow, k: &Rc<Kiosk>) {
+    let c = ui.global::<CartAdapter>();
+    let kk = k.clone();
+    c.on_add_code(move |code| add_code(&kk, code.trim()));
+    let kk = k.clone();
+    c.on_add_sku(move |sku| add_code(&kk, sku.trim()));
+    let kk = k.clone();
+    c.on_increase(move |i| edit(&kk, |c| c.increase(i as usize)));
+    let kk = k.clone();
+    c.on_decrease(move |i| edit(&kk, |c| c.decrease(i as usize)));
+    let kk = k.clone();
+    c.on_remove(move |i| {
+        edit(&kk, |c| {
+            c.remove(i as usize);
+        })
+    });
+    let kk = k.clone();
+    c.on_weigh(move |i| weigh(&kk, i as usize));
+    let kk = k.clone();
+    c.on_override_price(move |i, price, pin| adjust(&kk, i as usize, Adjust::Price, price.to_string(), pin.to_string()));
+    let kk = k.clone();
+    c.on_discount(move |i, amount, pin| adjust(&kk, i as usize, Adjust::Discount, amount.to_string(), pin.to_string()));
+    let kk = k.clone();
+    c.on_void_cart(move |pin, reason| void_cart(&kk, pin.to_string(), reason.to_string()));
+
+    let cat = ui.global::<CatalogAdapter>();
+    let kk = k.clone();
+    cat.on_search(move |q| search(&kk, q.trim().to_string()));
+    let kk = k.clone();
+    cat.on_browse(move |c| browse(&kk, c.to_string()));
+    let kk = k.clone();
+    cat.on_load_categories(move || load_categories(&kk));
+}
+
+fn edit(k: &Rc<Kiosk>, f: impl FnOnce(&mut crate::cart::Cart)) {
+    k.touch();
+    f(&mut k.cart.borrow_mut());
+    crate::with(|k, ui| {
+        ui.global::<Session>().set_message_code("".into());
+        refresh_cart(k, ui)
+    });
+}
+
+/// Puts the cart on the screen.
+pub fn refresh_cart(k: &Rc<Kiosk>, ui: &AppWindow) {
+    let cart = k.cart.borrow();
+    let lang = k.lang(ui);
+    let cur = k.currency.borrow().clone();
+    let money = |m: i64| crate::cart::format_money(m, &cur, &lang);
+    let lines: Vec<CartLine> = cart
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, it)| {
+            let quantity = if it.weighed {
+                match it.grams {
+                    Some(g) => format!("{}.{:03} kg", g / 1000, g % 1000),
+                    None => "? kg".into(),
+                }
+            } else {
+                format!("{} ×", it.qty)
+            };
+            let mut note = Vec::new();
+            if it.price_override.is_some() {
+                note.push(format!("{} → {}", money(it.unit_price_minor), money(it.price_override.unwrap_or(0))));
+            }
+            if it.discount_minor != 0 {
+                note.push(format!("−{}", money(it.discount_minor)));
+            }
+            CartLine {
+                index: i as i32,
+                sku: it.sku.clone().into(),
+                name: it.name.clone().into(),
+                quantity: quantity.into(),
+                amount: if it.weighed && it.grams.is_none() { "…".into() } else { money(it.amount_minor()).into() },
+                note: note.join("  ").into(),
+                weighed: it.weighed,
+                age_restricted: it.age_restricted,
+            }
+        })
+        .collect();
+    let c = ui.global::<CartAdapter>();
+    c.set_total(money(cart.total_minor()).into());
+    c.set_count(cart.count() as i32);
+    c.set_has_age_restricted(cart.items.iter().any(|i| i.age_restricted));
+    c.set_lines(ModelRc::new(VecModel::from(lines)));
+}
+
+/// Finds a code (barcode first, then SKU) and adds the item.
+pub fn add_code(k: &Rc<Kiosk>, code: &str) {
+    k.touch();
+    if code.is_empty() {
+        return;
+    }
+    let api = k.api.clone();
+    let code = code.to_string();
+    k.spawn(
+        async move {
+            match api.get::<CatalogItem>(&format!("/v1/catalog/barcode/{}", encode(&code))).await {
+                Ok(it) => Ok(Some(it)),
+                Err(e) if e.status() == Some(404) => {
+                    let page = api.get::<ItemsPage>(&format!("/v1/catalog/items?q={}&limit=1", encode(&code))).await?;
+                    Ok(page.items.into_iter().find(|i| i.sku.eq_ignore_ascii_case(&code)))
+                }
+                Err(e) => Err(e),
+            }
+            .map(|it| (it, code))
+        },
+        |k, ui, r| match r {
+            Ok((Some(it), _)) => add_item(k, ui, &it),
+            Ok((None, code)) => say(ui, "unknown-code", &code, true),
+            Err(e) => show_error(ui, &e),
+        },
+    );
+}
+
+/// Adds a found item: weighed ones are weighed at once (staff), age-restricted ones wait
+/// for staff at a self-serve screen.
+pub fn add_item(k: &Rc<Kiosk>, ui: &AppWindow, it: &CatalogItem) {
+    *k.currency.borrow_mut() = it.currency.clone();
+    let item = CartItem::from_catalog(it);
+    if k.opts.mode == Mode::SelfServe {
+        if item.weighed {
+            say(ui, "weigh-at-counter", &item.name, true);
+            return;
+        }
+        if item.age_restricted {
+            ask_age(k, ui, item);
+            return;
+        }
+    }
+    if k.opts.mode == Mode::Staff && item.age_restricted {
+        say(ui, "check-age", &item.name, false);
+    } else {
+        ui.global::<Session>().set_message_code("".into());
+    }
+    let weighed = item.weighed;
+    let i = k.cart.borrow_mut().add(item);
+    refresh_cart(k, ui);
+    if weighed {
+        weigh(k, i);
+    }
+}
+
+fn ask_age(k: &Rc<Kiosk>, ui: &AppWindow, item: CartItem) {
+    let ss = ui.global::<SelfServeAdapter>();
+    ss.set_age_check("waiting".into());
+    ss.set_age_item(item.name.clone().into());
+    let api = k.api.clone();
+    let req = ApprovalIn { kind: "age".into(), screen: k.opts.screen_name.clone(), sku: Some(item.sku.clone()) };
+    k.spawn(async move { api.post::<_, ApprovalOut>("/v1/approvals", &req).await }, move |k, ui, r| match r {
+        Ok(a) => *k.age_check.borrow_mut() = Some(crate::AgeCheck { approval: a.id, item }),
+        Err(e) => {
+            ui.global::<SelfServeAdapter>().set_age_check("".into());
+            show_error(ui, &e);
+        }
+    });
+}
+
+/// Reads the scale into a weighed line.
+pub fn weigh(k: &Rc<Kiosk>, i: usize) {
+    k.touch();
+    let api = k.api.clone();
+    k.spawn(async move { api.get::<ScaleOut>("/v1/scale").await }, move |k, ui, r| match r {
+        Ok(s) if s.stable && s.grams > 0 => {
+            if let Some(it) = k.cart.borrow_mut().items.get_mut(i) {
+                it.grams = u32::try_from(s.grams).ok();
+            }
+            refresh_cart(k, ui);
+        }
+        Ok(s) if s.stable => say(ui, "scale-empty", "", true),
+        Ok(s) => say(ui, "scale-unsteady", &s.status, true),
+        Err(e) => show_error(ui, &e),
+    });
+}
+
+#[derive(Clone, Copy)]
+enum Adjust {
+    Price,
+    Discount,
+}
+
+/// Checks a manager's PIN with the daemon (a login that returns the role).
+async fn manager(api: &crate::api::Api, pin: String) -> Result<Result<LoginOut, String>, crate::api::ApiError> {
+    let who = api.post::<_, LoginOut>("/v1/login", &edge_api::LoginIn { pin }).await?;
+    Ok(if who.role == "manager" { Ok(who) } else { Err(who.name) })
+}
+
+fn adjust(k: &Rc<Kiosk>, i: usize, what: Adjust, amount: String, pin: String) {
+    k.touch();
+    let minor = match parse_money(&amount) {
+        Ok(m) => m,
+        Err(e) => {
+            crate::with(|_, ui| say(ui, "bad-amount", &e, true));
+            return;
+        }
+    };
+    let api = k.api.clone();
+    let pin2 = pin.clone();
+    k.spawn(async move { manager(&api, pin2).await }, move |k, ui, r| match r {
+        Ok(Ok(_)) => {
+            let mut cart = k.cart.borrow_mut();
+            let Some(it) = cart.items.get_mut(i) else { return };
+            match what {
+                Adjust::Price => it.price_override = Some(minor),
+                Adjust::Discount => it.discount_minor = minor,
+            }
+            drop(cart);
+            *k.manager_pin.borrow_mut() = Some(pin);
+            refresh_cart(k, ui);
+            ui.global::<Session>().set_message_code("".into());
+        }
+        Ok(Err(name)) => say(ui, "not-manager", &name, true),
+        Err(e) => show_error(ui, &e),
+    });
+}
+
+fn void_cart(k: &Rc<Kiosk>, pin: String, reason: String) {
+    k.touch();
+    let (lines, total) = {
+        let c = k.cart.borrow();
+        (c.items.len() as u32, c.total_minor())
+    };
+    let reason = if reason.trim().is_empty() { "voided at the register".to_string() } else { reason };
+    let api = k.api.clone();
+    k.spawn(
+        async move {
+            match manager(&api, pin).await? {
+                Ok(m) => {
+                    let body = VoidIn { lines, total_minor: total, reason };
+                    api.post_with::<_, serde_json::Value>("/v1/voids", &body, Some(&m.token), &[]).await?;
+                    Ok(Ok(()))
+                }
+                Err(name) => Ok(Err(name)),
+            }
+        },
+        |k, ui, r: Result<Result<(), String>, crate::api::ApiError>| match r {
+            Ok(Ok(())) => {
+                k.cart.borrow_mut().clear();
+                *k.checkout.borrow_mut() = None;
+                *k.manager_pin.borrow_mut() = None;
+                refresh_cart(k, ui);
+                say(ui, "voided", "", false);
+            }
+            Ok(Err(name)) => say(ui, "not-manager", &name, true),
+            Err(e) => show_error(ui, &e),
+        },
+    );
+}
+
+fn cards(items: Vec<CatalogItem>, k: &Kiosk, lang: &str) -> ModelRc<ItemCard> {
+    let v: Vec<ItemCard> = items
+        .into_iter()
+        .map(|i| ItemCard {
+            price: if i.kind == "weight" {
+                format!("{} / kg", crate::cart::format_money(i.price_minor, &i.currency, lang))
+            } else {
+                crate::cart::format_money(i.price_minor, &i.currency, lang)
+            }
+            .into(),
+            in_stock: i.stock.is_none_or(|s| s > 0),
+            sku: i.sku.into(),
+            name: i.name.into(),
+            category: i.category.into(),
+            weighed: i.kind == "weight",
+            age_restricted: i.age_restricted,
+        })
+        .collect();
+    let _ = k;
+    ModelRc::new(VecModel::from(v))
+}
+
+fn search(k: &Rc<Kiosk>, q: String) {
+    k.touch();
+    if q.is_empty() {
+        return;
+    }
+    crate::with(|_, ui| ui.global::<CatalogAdapter>().set_loading(true));
+    let api = k.api.clone();
+    k.spawn(
+        async move { api.get::<ItemsPage>(&format!("/v1/catalog/items?q={}&limit=50", encode(&q))).await },
+        |k, ui, r| {
+            ui.global::<CatalogAdapter>().set_loading(false);
+            match r {
+                Ok(p) => {
+                    if p.items.is_empty() {
+                        say(ui, "no-results", "", false);
+                    }
+                    let lang = k.lang(ui);
+                    ui.global::<CatalogAdapter>().set_results(cards(p.items, k, &lang));
+                }
+                Err(e) => show_error(ui, &e),
+            }
+        },
+    );
+}
+
+/// The items of a category (a few pages of the catalog; 40 at most on screen).
+fn browse(k: &Rc<Kiosk>, category: String) {
+    k.touch();
+    crate::with(|_, ui| {
+        let c = ui.global::<CatalogAdapter>();
+        c.set_category(category.clone().into());
+        c.set_loading(true);
+    });
+    let api = k.api.clone();
+    k.spawn(
+        async move {
+            let mut items = Vec::new();
+            let mut cursor: Option<String> = None;
+            for _ in 0..20 {
+                let mut path = format!("/v1/catalog/items?q={}&limit=40", encode(&format!("category:{category}")));
+                if let Some(c) = &cursor {
+                    path.push_str(&format!("&cursor={}", encode(c)));
+                }
+                let p = api.get::<ItemsPage>(&path).await?;
+                items.extend(p.items);
+                cursor = p.next_cursor;
+                if items.len() >= 40 || cursor.is_none() {
+                    break;
+                }
+            }
+            items.truncate(40);
+            Ok(items)
+        },
+        |k, ui, r: Result<Vec<CatalogItem>, crate::api::ApiError>| {
+            ui.global::<CatalogAdapter>().set_loading(false);
+            match r {
+                Ok(items) => {
+                    let lang = k.lang(ui);
+                    ui.global::<CatalogAdapter>().set_results(cards(items, k, &lang));
+                }
+                Err(e) => show_error(ui, &e),
+            }
+        },
+    );
+}
+
+pub fn load_categories(k: &Rc<Kiosk>) {
+    let api = k.api.clone();
+    k.spawn(async move { api.get::<CategoriesOut>("/v1/catalog/categories").await }, |_, ui, r| match r {
+        Ok(c) => {
+            let v: Vec<CategoryCard> = c
+                .categories
+                .into_iter()
+                .map(|c| CategoryCard { name: c.name.into(), items: i32::try_from(c.items).unwrap_or(i32::MAX) })
+                .collect();
+            ui.global::<CatalogAdapter>().set_categories(ModelRc::new(VecModel::from(v)));
+        }
+        Err(e) => show_error(ui, &e),
+    });
+}

@@ -1,0 +1,86 @@
+//! The device panel, the drawer, and answering customers' requests (staff screens).
+
+use super::show_error;
+use crate::{AppWindow, DeviceRow, Kiosk, StatusAdapter, say};
+use edge_api::{ApprovalOut, DecisionIn, DevicesList};
+use slint::{ComponentHandle, Model, ModelRc, VecModel};
+use std::rc::Rc;
+
+pub fn wire(ui: &AppWindow, k: &Rc<Kiosk>) {
+    let s = ui.global::<StatusAdapter>();
+    let kk = k.clone();
+    s.on_refresh_devices(move || {
+        let api = kk.api.clone();
+        kk.spawn(async move { api.get::<DevicesList>("/v1/devices").await }, |_, ui, r| match r {
+            Ok(list) => {
+                let rows: Vec<DeviceRow> = list.devices.into_iter().map(row).collect();
+                ui.global::<StatusAdapter>().set_devices(ModelRc::new(VecModel::from(rows)));
+            }
+            Err(e) => show_error(ui, &e),
+        });
+    });
+    let kk = k.clone();
+    s.on_open_drawer(move || {
+        let api = kk.api.clone();
+        kk.spawn(
+            async move { api.post::<_, serde_json::Value>("/v1/drawer/open", &serde_json::json!({})).await },
+            |_, ui, r| match r {
+                Ok(_) => say(ui, "drawer-opened", "", false),
+                Err(e) => show_error(ui, &e),
+            },
+        );
+    });
+    let kk = k.clone();
+    s.on_decide(move |id, decision, pin| {
+        let api = kk.api.clone();
+        let body = DecisionIn { decision: decision.to_string(), pin: pin.to_string() };
+        kk.spawn(
+            async move { api.post::<_, ApprovalOut>(&format!("/v1/approvals/{id}/decision"), &body).await },
+            |_, ui, r| match r {
+                Ok(a) => remove_approval(ui, &a.id.to_string()),
+                Err(e) => show_error(ui, &e),
+            },
+        );
+    });
+}
+
+pub fn row(d: edge_api::DeviceOut) -> DeviceRow {
+    DeviceRow { id: d.id.into(), kind: d.kind.into(), state: d.state.into(), health: d.health.into() }
+}
+
+/// A device changed: its row is replaced (or added).
+pub fn update_device(ui: &AppWindow, d: edge_api::DeviceOut) {
+    let st = ui.global::<StatusAdapter>();
+    let mut rows: Vec<DeviceRow> = st.get_devices().iter().collect();
+    let r = row(d);
+    match rows.iter_mut().find(|x| x.id == r.id) {
+        Some(x) => *x = r,
+        None => rows.push(r),
+    }
+    st.set_devices(ModelRc::new(VecModel::from(rows)));
+}
+
+pub fn remove_approval(ui: &AppWindow, id: &str) {
+    let st = ui.global::<StatusAdapter>();
+    let rows: Vec<crate::ApprovalRow> = st.get_approvals().iter().filter(|a| a.id != id).collect();
+    st.set_approvals(ModelRc::new(VecModel::from(rows)));
+}
+
+pub fn add_approval(ui: &AppWindow, a: &ApprovalOut) {
+    let st = ui.global::<StatusAdapter>();
+    let mut rows: Vec<crate::ApprovalRow> = st.get_approvals().iter().filter(|x| x.id != a.id.to_string()).collect();
+    rows.push(crate::ApprovalRow {
+        id: a.id.to_string().into(),
+        kind: a.kind.clone().into(),
+        screen: a.screen.clone().into(),
+        item: a.item_name.clone().unwrap_or_default().into(),
+        waiting: waiting(&a.created_at).into(),
+    });
+    st.set_approvals(ModelRc::new(VecModel::from(rows)));
+}
+
+fn waiting(created_at: &str) -> String {
+    let Ok(t) = created_at.parse::<jiff::Timestamp>() else { return String::new() };
+    let s = jiff::Timestamp::now().duration_since(t).as_secs().max(0);
+    crate::connection::age_text(s as u64)
+}
