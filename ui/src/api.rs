@@ -70,6 +70,9 @@ struct ApiJson {
 
 impl Api {
     pub fn new(endpoint: Endpoint) -> Result<Api, String> {
+        // rustls with ring, as edged uses (the API is loopback HTTP; a remote edged over
+        // https would need it). Installing twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
             // A card payment waits for the cardholder; everything else answers fast.
@@ -192,7 +195,7 @@ impl Api {
 }
 
 /// Reads the event stream until it ends; `on` gets each event. Returns why it ended.
-pub async fn read_events(api: &Api, on: &(dyn Fn(Event) + Send + Sync)) -> String {
+pub async fn read_events(api: &Api, on_open: &(dyn Fn() + Send + Sync), on: &(dyn Fn(Event) + Send + Sync)) -> String {
     use futures_util::StreamExt;
     let url = match api.events_url() {
         Ok(u) => u,
@@ -203,6 +206,7 @@ pub async fn read_events(api: &Api, on: &(dyn Fn(Event) + Send + Sync)) -> Strin
         Ok(Err(e)) => return format!("event stream: {e}"),
         Err(_) => return "event stream: no answer in 3 s".into(),
     };
+    on_open();
     loop {
         // The daemon pings every 20 s; silence for 45 s means the connection is gone.
         let msg = match tokio::time::timeout(Duration::from_secs(45), ws.next()).await {

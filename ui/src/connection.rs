@@ -11,7 +11,19 @@ use std::time::Duration;
 
 fn set_connected(up: bool) {
     let _ = slint::invoke_from_event_loop(move || {
-        with(|_, ui| ui.global::<Session>().set_connected(up));
+        with(|_, ui| {
+            let s = ui.global::<Session>();
+            s.set_connected(up);
+            if !up {
+                s.set_live(false);
+            }
+        });
+    });
+}
+
+fn set_live(live: bool) {
+    let _ = slint::invoke_from_event_loop(move || {
+        with(|_, ui| ui.global::<Session>().set_live(live));
     });
 }
 
@@ -57,11 +69,13 @@ pub fn start(k: &Rc<Kiosk>) {
                     poll_sync(&api).await;
                 }
             };
+            let opened = || set_live(true);
             let why = tokio::select! {
-                why = crate::api::read_events(&api, &on) => why,
+                why = crate::api::read_events(&api, &opened, &on) => why,
                 _ = notify.notified() => "the token changed".to_string(),
                 _ = poll => String::new(),
             };
+            set_live(false);
             tracing::info!(%why, "event stream ended; reconnecting");
         }
     });

@@ -1,0 +1,189 @@
+#![allow(dead_code)]
+//! For the kiosk's tests and its screenshot run: a real `edged demo` (the binary built
+//! beside this one), a pty for a scanner the test types into, and helpers that drive the
+//! screens from a future on Slint's event loop (find by accessible label, click, wait).
+
+use edge_api::TokensFile;
+use i_slint_backend_testing::{ElementHandle, ElementRoot};
+use serialport::SerialPort;
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// `edged` beside this test or example (target/debug/edged).
+pub fn edged_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("EDGED_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let mut dir = exe.parent().expect("exe dir").to_path_buf();
+    if dir.ends_with("deps") || dir.ends_with("examples") {
+        dir.pop();
+    }
+    let p = dir.join("edged");
+    assert!(p.exists(), "{} is missing: build it first (cargo build -p edge)", p.display());
+    p
+}
+
+pub struct Demo {
+    pub child: Child,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    pub tokens: TokensFile,
+    /// The test's end of the scanner's pty (write a code and a CR to scan it).
+    pub scanner: serialport::TTYPort,
+    _scanner_dev: serialport::TTYPort,
+}
+
+impl Demo {
+    /// `edged demo` with a small catalog, its scanner on a pty this test holds.
+    pub fn start() -> Demo {
+        let dir = tempfile::Builder::new().prefix("kiosk-test-").tempdir().expect("tempdir");
+        let (scanner, dev) = serialport::TTYPort::pair().expect("pty pair");
+        let dev_path = dev.name().expect("pty name");
+        let log = std::fs::File::create(dir.path().join("edged.log")).expect("log");
+        let mut child = Command::new(edged_bin())
+            .args(["demo", "--no-ui", "--listen", "127.0.0.1:0", "--catalog-size", "300", "--data-dir"])
+            .arg(dir.path())
+            .arg("--device")
+            .arg(format!("scanner=serial://{dev_path}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn edged");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.strip_prefix("READY ") {
+                    let _ = tx.send(url.to_string());
+                }
+            }
+        });
+        let Ok(url) = rx.recv_timeout(Duration::from_secs(90)) else {
+            let _ = child.kill();
+            let log = std::fs::read_to_string(dir.path().join("edged.log")).unwrap_or_default();
+            panic!("edged demo did not get ready; its log:\n{log}");
+        };
+        let tokens: TokensFile =
+            serde_json::from_slice(&std::fs::read(dir.path().join("tokens.json")).expect("tokens.json"))
+                .expect("tokens");
+        Demo { child, url, dir, tokens, scanner, _scanner_dev: dev }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
+    /// Scans a code at the store's scanner.
+    pub fn scan(&mut self, code: &str) {
+        self.scanner.write_all(format!("{code}\r").as_bytes()).expect("scan");
+        self.scanner.flush().expect("flush");
+    }
+
+    /// A URL of the demo's own fakes (from its config.toml): `cloud`, `lightspeed`, `netsuite`.
+    pub fn fake_url(&self, remote: &str) -> String {
+        let text = std::fs::read_to_string(self.dir.path().join("config.toml")).expect("config");
+        let t: toml::Table = text.parse().expect("demo config is TOML");
+        t.get("remotes")
+            .and_then(|r| r.get(remote))
+            .and_then(|r| r.get("url"))
+            .and_then(|u| u.as_str())
+            .unwrap_or_else(|| panic!("no url for {remote}"))
+            .to_string()
+    }
+
+    /// Logs the demo's events of the moment, for a failing test.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("edged.log")).unwrap_or_default()
+    }
+
+    pub fn get(&self, path: &str, token: &str) -> serde_json::Value {
+        reqwest::blocking::Client::new()
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(token)
+            .send()
+            .expect("GET")
+            .json()
+            .expect("json")
+    }
+
+    pub fn post(&self, url: &str, body: &serde_json::Value) -> u16 {
+        reqwest::blocking::Client::new().post(url).json(body).send().map(|r| r.status().as_u16()).unwrap_or(0)
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The demo's item `i` and its barcode (the catalog is deterministic).
+pub use edge_sync::demo::{demo_ean, demo_item};
+
+/// Sleeps on Slint's event loop (the UI keeps running).
+pub async fn sleep(d: Duration) {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    slint::Timer::single_shot(d, move || {
+        let _ = tx.send(());
+    });
+    let _ = rx.await;
+}
+
+/// Waits until `cond` holds, or panics naming `what`.
+pub async fn wait_for(what: &str, secs: u64, cond: impl Fn() -> bool) {
+    let until = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(Instant::now() < until, "timed out after {secs} s waiting for: {what}");
+        sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Elements with this accessible label that are shown.
+pub fn find(ui: &impl ElementRoot, label: &str) -> Vec<ElementHandle> {
+    ui.root_element()
+        .query_descendants()
+        .match_predicate({
+            let label = label.to_string();
+            move |e| e.accessible_label().is_some_and(|l| l == label.as_str()) && e.is_valid()
+        })
+        .find_all()
+}
+
+pub fn exists(ui: &impl ElementRoot, label: &str) -> bool {
+    !find(ui, label).is_empty()
+}
+
+/// Clicks the (first) button with this accessible label.
+pub fn click(ui: &impl ElementRoot, label: &str) {
+    let all: Vec<ElementHandle> = find(ui, label)
+        .into_iter()
+        .filter(|e| e.accessible_role() == Some(i_slint_backend_testing::AccessibleRole::Button))
+        .collect();
+    let Some(e) = all.first() else { panic!("nothing labelled {label:?} on the screen") };
+    assert_ne!(e.accessible_enabled(), Some(false), "{label:?} is disabled");
+    e.invoke_accessible_default_action();
+}
+
+/// Types a PIN on the PIN pad shown and presses its OK button (`ok`).
+pub fn enter_pin(ui: &impl ElementRoot, pin: &str, ok: &str) {
+    for d in pin.chars() {
+        click(ui, &d.to_string());
+    }
+    click(ui, ok);
+}
+
+/// Texts on the screen that do not fit their space (the Label and Para widgets say so).
+pub fn cut_off(ui: &impl ElementRoot) -> Vec<String> {
+    ui.root_element()
+        .query_descendants()
+        .match_predicate(|e| e.accessible_description().is_some_and(|d| d == "cut-off"))
+        .find_all()
+        .iter()
+        .map(|e| e.accessible_label().map(|s| s.to_string()).unwrap_or_default())
+        .collect()
+}
