@@ -21,6 +21,9 @@ pub const EVENT_BUFFER: usize = 1024;
 pub const LAG_WARNING_S: u64 = 5 * 60;
 pub const LAG_CRITICAL_S: u64 = 15 * 60;
 
+/// The item count the categories were counted at, when, and the (name, items) pairs.
+type CategoriesCache = (u64, Instant, Vec<(String, u64)>);
+
 pub struct App {
     pub cfg: Config,
     pub store: Arc<dyn Store>,
@@ -49,7 +52,7 @@ pub struct App {
     /// Self-serve screens' requests for staff (age checks, help).
     pub approvals: crate::staff::Approvals,
     /// Catalog categories with their item counts, and the item count they were made at.
-    categories: std::sync::Mutex<Option<(u64, Instant, Vec<(String, u64)>)>>,
+    categories: std::sync::Mutex<Option<CategoriesCache>>,
     /// Flips to true when shutdown starts; event streams say goodbye.
     pub stopping: watch::Sender<bool>,
     accepting: AtomicBool,

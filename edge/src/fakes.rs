@@ -110,7 +110,10 @@ impl Listener for KillableListener {
         loop {
             match self.inner.accept().await {
                 Ok((s, a)) => {
-                    if self.down.load(Ordering::SeqCst) {
+                    // Down: connections are dropped before a byte is answered, except the
+                    // ones for the inspection and fault surface (`/_fake/…`), so a test can
+                    // always heal the fake.
+                    if self.down.load(Ordering::SeqCst) && !is_fake_surface(&s).await {
                         drop(s);
                         continue;
                     }
@@ -127,6 +130,15 @@ impl Listener for KillableListener {
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
         self.inner.local_addr()
+    }
+}
+
+/// Whether a new connection's first request is for `/_fake/…` (peeked, not consumed).
+async fn is_fake_surface(s: &tokio::net::TcpStream) -> bool {
+    let mut buf = [0u8; 64];
+    match tokio::time::timeout(std::time::Duration::from_millis(200), s.peek(&mut buf)).await {
+        Ok(Ok(n)) => buf[..n].windows(8).any(|w| w == b" /_fake/"),
+        _ => false,
     }
 }
 

@@ -1675,7 +1675,9 @@ async fn reprint(State(app): State<Arc<App>>, auth: Auth, Path(id): Path<String>
             StatusCode::FORBIDDEN,
             "forbidden",
             "Receipt not available here",
-            format!("a self-serve screen prints the receipt of its own sale within {KIOSK_RECEIPT_WINDOW_S} s; ask staff for a copy"),
+            format!(
+                "a self-serve screen prints the receipt of its own sale within {KIOSK_RECEIPT_WINDOW_S} s; ask staff for a copy"
+            ),
         ));
     }
     let Some(d) = app.devices.get().cloned() else {

@@ -222,7 +222,8 @@ mod tests {
         assert_eq!(c.items[1].amount_minor(), 700); // 19.99/kg × 0.350 = 6.9965
         assert_eq!(c.unweighed().map(|i| i.sku.as_str()), Some("W"));
         assert_eq!(c.count(), 5);
-        assert_eq!(c.total_minor(), 400 + 700 + 0 + 250);
+        // 2 × 2.50 − 1.00, 350 g at 19.99/kg, an unweighed line (0), 2.50.
+        assert_eq!(c.total_minor(), 1350);
         c.decrease(0);
         assert_eq!(c.items[0].qty, 1);
         c.decrease(0);

@@ -89,10 +89,12 @@ async fn poll_sync(api: &crate::api::Api) {
     }
 }
 
-/// The offline banner: any remote down or degraded, with the records not yet delivered
-/// and the age of the oldest (staff screens only show it).
+/// The offline banner: a remote that is down, or degraded (errors in the last minutes)
+/// with records still waiting for it; with the records not yet delivered and the age of
+/// the oldest. Staff screens only show it.
 pub fn apply_sync(_k: &Rc<Kiosk>, ui: &crate::AppWindow, remotes: &[edge_api::RemoteStatus]) {
-    let offline = remotes.iter().any(|r| r.state == "down" || r.state == "degraded");
+    let waiting = |r: &edge_api::RemoteStatus| r.pending + r.in_flight + r.unknown > 0;
+    let offline = remotes.iter().any(|r| r.state == "down" || (r.state == "degraded" && waiting(r)));
     let unsynced: u64 = remotes.iter().map(|r| r.pending + r.in_flight + r.unknown).max().unwrap_or(0);
     let oldest = remotes.iter().filter_map(|r| r.oldest_pending_age_s).max().unwrap_or(0);
     let st = ui.global::<StatusAdapter>();

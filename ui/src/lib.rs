@@ -10,7 +10,12 @@
 //!   whatever the network or the daemon does;
 //! - [`connection`] keeps the event stream up and says "reconnecting" while edged is away.
 
-slint::include_modules!();
+/// The code Slint generates from ui/*.slint (not ours to lint).
+#[allow(clippy::all, clippy::unwrap_used)]
+mod generated {
+    slint::include_modules!();
+}
+pub use generated::*;
 
 pub mod api;
 pub mod cart;

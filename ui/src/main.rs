@@ -11,7 +11,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "edge-kiosk", version, about = "A kiosk screen of the store edge daemon: staff register or self-serve")]
+#[command(
+    name = "edge-kiosk",
+    version,
+    about = "A kiosk screen of the store edge daemon: staff register or self-serve"
+)]
 struct Cli {
     /// The daemon's data dir (reads api.json, and tokens.json for the self-serve screen).
     #[arg(long, conflicts_with = "api")]
@@ -82,7 +86,9 @@ fn main() -> ExitCode {
     match ui.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("edge-kiosk: the window cannot run: {e} (set SLINT_BACKEND=winit-software under X, linuxkms-software without)");
+            eprintln!(
+                "edge-kiosk: the window cannot run: {e} (set SLINT_BACKEND=winit-software under X, linuxkms-software without)"
+            );
             ExitCode::from(1)
         }
     }

@@ -130,7 +130,17 @@ pub fn load_sales(k: &Rc<Kiosk>) {
                     .take(40)
                     .map(|s| SaleRow {
                         id: s.id.to_string().into(),
-                        short_id: s.id.to_string().chars().rev().take(8).collect::<String>().chars().rev().collect::<String>().into(),
+                        short_id: s
+                            .id
+                            .to_string()
+                            .chars()
+                            .rev()
+                            .take(8)
+                            .collect::<String>()
+                            .chars()
+                            .rev()
+                            .collect::<String>()
+                            .into(),
                         time: s
                             .created_at
                             .parse::<jiff::Timestamp>()

@@ -3,7 +3,10 @@
 
 use super::{encode, show_error};
 use crate::cart::{CartItem, parse_money};
-use crate::{AppWindow, CartAdapter, CartLine, CatalogAdapter, CategoryCard, ItemCard, Kiosk, Mode, SelfServeAdapter, Session, say};
+use crate::{
+    AppWindow, CartAdapter, CartLine, CatalogAdapter, CategoryCard, ItemCard, Kiosk, Mode, SelfServeAdapter, Session,
+    say,
+};
 use edge_api::{ApprovalIn, ApprovalOut, CatalogItem, CategoriesOut, ItemsPage, LoginOut, ScaleOut, VoidIn};
 use slint::{ComponentHandle, ModelRc, VecModel};
 use std::rc::Rc;
@@ -27,7 +30,9 @@ pub fn wire(ui: &AppWindow, k: &Rc<Kiosk>) {
     let kk = k.clone();
     c.on_weigh(move |i| weigh(&kk, i as usize));
     let kk = k.clone();
-    c.on_override_price(move |i, price, pin| adjust(&kk, i as usize, Adjust::Price, price.to_string(), pin.to_string()));
+    c.on_override_price(move |i, price, pin| {
+        adjust(&kk, i as usize, Adjust::Price, price.to_string(), pin.to_string())
+    });
     let kk = k.clone();
     c.on_discount(move |i, amount, pin| adjust(&kk, i as usize, Adjust::Discount, amount.to_string(), pin.to_string()));
     let kk = k.clone();

@@ -1,7 +1,7 @@
 //! Login by PIN (the role comes from the daemon), logout, language, navigation.
 
-use crate::{Kiosk, Mode, Session, StatusAdapter, say};
 use crate::{AppWindow, cart::Cart};
+use crate::{Kiosk, Mode, Session, StatusAdapter, say};
 use edge_api::{LoginIn, LoginOut};
 use slint::ComponentHandle;
 use std::rc::Rc;

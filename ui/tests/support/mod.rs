@@ -123,6 +123,7 @@ impl Drop for Demo {
 }
 
 /// The demo's item `i` and its barcode (the catalog is deterministic).
+#[allow(unused_imports)]
 pub use edge_sync::demo::{demo_ean, demo_item};
 
 /// Sleeps on Slint's event loop (the UI keeps running).
@@ -186,4 +187,53 @@ pub fn cut_off(ui: &impl ElementRoot) -> Vec<String> {
         .iter()
         .map(|e| e.accessible_label().map(|s| s.to_string()).unwrap_or_default())
         .collect()
+}
+
+/// Starts a kiosk screen on the testing backend against `demo`.
+pub fn kiosk(demo: &Demo, mode: edge_kiosk::Mode) -> edge_kiosk::AppWindow {
+    use slint::ComponentHandle;
+    let ui = edge_kiosk::start(edge_kiosk::Options {
+        endpoint: edge_kiosk::api::Endpoint::DataDir {
+            dir: demo.data_dir(),
+            kiosk_token: mode == edge_kiosk::Mode::SelfServe,
+        },
+        mode,
+        screen_name: "kiosk-1".into(),
+        language: "en".into(),
+        high_contrast: false,
+        font_scale: 1.0,
+        idle_timeout: Duration::from_secs(90),
+    })
+    .expect("kiosk starts");
+    ui.show().expect("show");
+    ui
+}
+
+/// Runs `flow` on the event loop to its end (a panic in it fails the test).
+pub fn run_flow(flow: impl std::future::Future<Output = ()> + 'static) {
+    let finished = std::rc::Rc::new(std::cell::Cell::new(false));
+    let fin = finished.clone();
+    slint::spawn_local(async move {
+        flow.await;
+        fin.set(true);
+        let _ = slint::quit_event_loop();
+    })
+    .expect("spawn the flow");
+    slint::run_event_loop().expect("event loop");
+    assert!(finished.get(), "the flow did not run to its end");
+}
+
+/// The first demo item matching `f` (by index).
+pub fn demo_index(f: impl Fn(&edge_sync::domain::Item) -> bool) -> u64 {
+    (0..300).find(|i| f(&demo_item(*i))).expect("a demo item of that kind")
+}
+
+/// Logs in at the staff screen with `pin` and waits for the event stream.
+pub async fn staff_login(ui: &edge_kiosk::AppWindow, pin: &str) {
+    use slint::ComponentHandle;
+    let s = ui.global::<edge_kiosk::Session>();
+    wait_for("the daemon is reachable", 60, || s.get_connected()).await;
+    enter_pin(ui, pin, "Log in");
+    wait_for("the register", 10, || s.get_screen() == "register").await;
+    wait_for("the event stream", 10, || s.get_live()).await;
 }
