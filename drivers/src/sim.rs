@@ -40,7 +40,7 @@ pub fn spawn(kinds: &[&'static str]) -> Result<Vec<(&'static str, DeviceUri)>, S
                     let _keep_open = slave;
                     let mut link = SerialLink::from_port(Box::new(master), kind);
                     let res = match kind {
-                        "scale" => serve_peer(&mut link, &Mutex::new(ScaleSim::with_load(0)), &STOP),
+                        "scale" => serve_peer(&mut link, &Mutex::new(ScaleSim::with_load(DEMO_SCALE_LOAD_G)), &STOP),
                         "display" => serve_peer(&mut link, &Mutex::new(DisplaySim::default()), &STOP),
                         _ => loop {
                             std::thread::sleep(std::time::Duration::from_secs(3600));
@@ -77,6 +77,9 @@ pub fn spawn_terminal(journal: std::path::PathBuf) -> Result<DeviceUri, String> 
         .map_err(|e| e.to_string())?;
     DeviceUri::parse(&format!("tcp://127.0.0.1:{port}")).map_err(|e| e.to_string())
 }
+
+/// What lies on the demo's embedded scale: weighed items can be sold at the demo register.
+pub const DEMO_SCALE_LOAD_G: i64 = 350;
 
 /// Runs the simulated payment terminal standalone (`edge-lab sim terminal`): plain APDUs over
 /// `--tcp`, DLE STX framing over `--link`; the journal in `journal` (kept across runs).

@@ -80,3 +80,10 @@ pub fn select_language(ui: &AppWindow, k: &Rc<Kiosk>, lang: &str) {
     ui.global::<Session>().set_language(lang.into());
     super::sell::refresh_cart(k, ui);
 }
+
+/// Switches the language from outside a callback (the screenshot run, tests).
+pub fn select_language_now(ui: &AppWindow, lang: &str) {
+    if let Some(k) = crate::with(|k, _| k.clone()) {
+        select_language(ui, &k, lang);
+    }
+}

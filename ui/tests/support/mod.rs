@@ -178,6 +178,11 @@ pub fn enter_pin(ui: &impl ElementRoot, pin: &str, ok: &str) {
     click(ui, ok);
 }
 
+/// The first of `labels` that is on the screen (e.g. the English and German words).
+pub fn first_label(ui: &impl ElementRoot, labels: &[&str]) -> String {
+    labels.iter().find(|l| exists(ui, l)).map(|l| l.to_string()).unwrap_or_else(|| labels[0].to_string())
+}
+
 /// Texts on the screen that do not fit their space (the Label and Para widgets say so).
 pub fn cut_off(ui: &impl ElementRoot) -> Vec<String> {
     ui.root_element()
@@ -233,7 +238,7 @@ pub async fn staff_login(ui: &edge_kiosk::AppWindow, pin: &str) {
     use slint::ComponentHandle;
     let s = ui.global::<edge_kiosk::Session>();
     wait_for("the daemon is reachable", 60, || s.get_connected()).await;
-    enter_pin(ui, pin, "Log in");
+    enter_pin(ui, pin, &first_label(ui, &["Log in", "Anmelden"]));
     wait_for("the register", 10, || s.get_screen() == "register").await;
     wait_for("the event stream", 10, || s.get_live()).await;
 }

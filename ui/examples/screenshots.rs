@@ -1,0 +1,216 @@
+//! Renders every screen of one mode in one language to PNG files, against a real
+//! `edged demo`, and lists any text that does not fit its space (exit 1 if there is one).
+//! Run under X (Xvfb) with the software renderer: `scripts/screenshots` does all four.
+//!
+//! `cargo run -p edge-kiosk --example screenshots -- --out DIR --mode staff|self-serve --lang en|de`
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use edge_kiosk::{AppWindow, CartAdapter, Mode, PayAdapter, ReportsAdapter, Session, StatusAdapter, Theme};
+use slint::{ComponentHandle, Model};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use support::*;
+
+struct Shots {
+    out: PathBuf,
+    prefix: String,
+    cut: Vec<String>,
+    taken: Vec<String>,
+}
+
+impl Shots {
+    async fn take(&mut self, ui: &AppWindow, name: &str) {
+        // Let bindings, layouts and the event stream settle.
+        sleep(Duration::from_millis(400)).await;
+        let file = format!("{}-{name}.png", self.prefix);
+        let buf = ui.window().take_snapshot().expect("snapshot");
+        write_png(&self.out.join(&file), buf.width(), buf.height(), buf.as_bytes());
+        for t in cut_off(ui) {
+            self.cut.push(format!("{file}: {t:?}"));
+        }
+        self.taken.push(file);
+    }
+}
+
+fn write_png(path: &Path, w: u32, h: u32, rgba: &[u8]) {
+    let f = std::fs::File::create(path).expect("png file");
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(f), w, h);
+    enc.set_color(png::ColorType::Rgba);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut wr = enc.write_header().expect("png header");
+    wr.write_image_data(rgba).expect("png data");
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let (mut out, mut mode, mut lang) = (PathBuf::from("docs/screenshots"), Mode::Staff, "en".to_string());
+    while let Some(a) = args.next() {
+        let v = args.next().unwrap_or_default();
+        match a.as_str() {
+            "--out" => out = PathBuf::from(v),
+            "--mode" => mode = Mode::parse(&v).unwrap_or_else(|e| panic!("{e}")),
+            "--lang" => lang = v,
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    std::fs::create_dir_all(&out).expect("out dir");
+    let mut demo = Demo::start();
+    let ui = kiosk(&demo, mode);
+    ui.window().set_size(slint::PhysicalSize::new(1280, 800));
+    edge_kiosk::controllers::session::select_language_now(&ui, &lang);
+    let prefix = format!("{}-{lang}", mode.as_str());
+    let ui2 = ui.clone_strong();
+    let out2 = out.clone();
+    let report = std::rc::Rc::new(std::cell::RefCell::new((Vec::new(), Vec::new())));
+    let rep = report.clone();
+    run_flow(async move {
+        let ui = ui2;
+        let mut shots = Shots { out: out2, prefix, cut: Vec::new(), taken: Vec::new() };
+        let s = ui.global::<Session>();
+        let unit = demo_index(|it| it.kind == edge_sync::domain::ItemKind::Unit && !it.age_restricted);
+        let unit2 = demo_index(|it| {
+            it.kind == edge_sync::domain::ItemKind::Unit && !it.age_restricted && it.sku != demo_item(unit).sku
+        });
+        let weighed = demo_index(|it| it.kind == edge_sync::domain::ItemKind::Weight);
+        let wine = demo_index(|it| it.age_restricted && it.kind == edge_sync::domain::ItemKind::Unit);
+        match mode {
+            Mode::Staff => {
+                wait_for("the daemon", 60, || s.get_connected()).await;
+                shots.take(&ui, "login").await;
+                staff_login(&ui, "1111").await;
+                let c = ui.global::<CartAdapter>();
+                for code in [demo_ean(unit), demo_ean(unit2), demo_ean(weighed), demo_ean(unit)] {
+                    demo.scan(&code);
+                    sleep(Duration::from_millis(300)).await;
+                }
+                wait_for("the cart", 10, || c.get_count() >= 4).await;
+                ui.global::<edge_kiosk::CatalogAdapter>().invoke_search("cheese".into());
+                demo.scan(&demo_ean(wine));
+                wait_for("the wine", 10, || c.get_lines().row_count() >= 4).await;
+                shots.take(&ui, "register").await;
+                click(&ui, &first_label(&ui, &["Price", "Preis"]));
+                shots.take(&ui, "price-override").await;
+                click(&ui, &first_label(&ui, &["Cancel", "Abbrechen"]));
+                click(&ui, &first_label(&ui, &["Pay cash", "Bar zahlen"]));
+                shots.take(&ui, "cash").await;
+                click(&ui, "100");
+                wait_for("done", 20, || s.get_screen() == "done").await;
+                shots.take(&ui, "done").await;
+                s.invoke_go("register".into());
+                demo.scan(&demo_ean(unit));
+                wait_for("the cart", 10, || c.get_count() == 1).await;
+                // The card screen as it looks while the terminal works.
+                let p = ui.global::<PayAdapter>();
+                p.set_total(c.get_total());
+                p.set_state("working".into());
+                p.set_prompt(if lang == "de" { "Karte bitte" } else { "Insert card" }.into());
+                s.set_screen("pay-card".into());
+                shots.take(&ui, "card").await;
+                p.set_state("idle".into());
+                s.set_screen("register".into());
+                // Customers' requests on the staff screen.
+                let ask = |body: serde_json::Value| {
+                    reqwest::blocking::Client::new()
+                        .post(format!("{}/v1/approvals", demo.url))
+                        .bearer_auth(&demo.tokens.kiosk)
+                        .json(&body)
+                        .send()
+                        .expect("ask");
+                };
+                ask(serde_json::json!({"kind": "age", "screen": "kiosk-2", "sku": demo_item(wine).sku}));
+                ask(serde_json::json!({"kind": "help", "screen": "kiosk-3"}));
+                let st = ui.global::<StatusAdapter>();
+                wait_for("the requests", 10, || st.get_approvals().row_count() == 2).await;
+                shots.take(&ui, "requests").await;
+                click(&ui, &first_label(&ui, &["Approve age", "Alter bestätigen"]));
+                shots.take(&ui, "decide-pin").await;
+                enter_pin(&ui, "1111", "OK");
+                s.invoke_go("refunds".into());
+                wait_for("today's sales", 10, || ui.global::<ReportsAdapter>().get_sales().row_count() > 0).await;
+                shots.take(&ui, "refunds").await;
+                s.invoke_go("reports".into());
+                ui.global::<ReportsAdapter>().invoke_x_report();
+                wait_for("the X report", 10, || ui.global::<ReportsAdapter>().get_rows().row_count() > 0).await;
+                shots.take(&ui, "reports").await;
+                s.invoke_go("devices".into());
+                wait_for("the devices", 10, || st.get_devices().row_count() > 0).await;
+                shots.take(&ui, "devices").await;
+                // The fake cloud goes down: a sale waits, the banner says so.
+                let cloud = demo.fake_url("cloud");
+                demo.post(&format!("{cloud}/_fake/faults"), &serde_json::json!({"down": true}));
+                s.invoke_go("register".into());
+                click(&ui, &first_label(&ui, &["Pay cash", "Bar zahlen"]));
+                click(&ui, &first_label(&ui, &["Exact", "Passend"]));
+                wait_for("done", 20, || s.get_screen() == "done").await;
+                s.invoke_go("register".into());
+                wait_for("the offline banner", 60, || st.get_offline()).await;
+                demo.scan(&demo_ean(unit2));
+                wait_for("the cart", 10, || c.get_count() == 1).await;
+                shots.take(&ui, "offline").await;
+                ui.global::<Theme>().set_high_contrast(true);
+                ui.global::<Theme>().set_font_scale(1.4);
+                shots.take(&ui, "register-high-contrast-large").await;
+            }
+            Mode::SelfServe => {
+                wait_for("the event stream", 60, || s.get_live()).await;
+                shots.take(&ui, "attract").await;
+                click(&ui, &first_label(&ui, &["Touch to start", "Zum Starten berühren"]));
+                wait_for("the categories", 10, || {
+                    ui.global::<edge_kiosk::CatalogAdapter>().get_categories().row_count() > 0
+                })
+                .await;
+                ui.global::<edge_kiosk::CatalogAdapter>().invoke_browse("bakery".into());
+                demo.scan(&demo_ean(unit));
+                demo.scan(&demo_ean(unit2));
+                let c = ui.global::<CartAdapter>();
+                wait_for("the cart", 10, || c.get_count() == 2).await;
+                shots.take(&ui, "shop").await;
+                demo.scan(&demo_ean(wine));
+                let ss = ui.global::<edge_kiosk::SelfServeAdapter>();
+                wait_for("the age check", 10, || ss.get_age_check() == "waiting").await;
+                shots.take(&ui, "age-check").await;
+                let pending = demo.get("/v1/approvals", &demo.tokens.cashier);
+                let id = pending["approvals"][0]["id"].as_str().unwrap_or_default().to_string();
+                reqwest::blocking::Client::new()
+                    .post(format!("{}/v1/approvals/{id}/decision", demo.url))
+                    .bearer_auth(&demo.tokens.cashier)
+                    .json(&serde_json::json!({"decision": "approve", "pin": "1111"}))
+                    .send()
+                    .expect("decide");
+                wait_for("approved", 10, || ss.get_age_check().is_empty()).await;
+                click(&ui, &first_label(&ui, &["Call staff", "Personal rufen"]));
+                wait_for("help called", 10, || s.get_message_code() == "help-called").await;
+                shots.take(&ui, "help-called").await;
+                let p = ui.global::<PayAdapter>();
+                p.set_total(c.get_total());
+                p.set_state("working".into());
+                p.set_prompt(if lang == "de" { "Karte bitte" } else { "Insert card" }.into());
+                s.set_screen("pay".into());
+                shots.take(&ui, "pay").await;
+                p.set_state("idle".into());
+                s.set_screen("shop".into());
+                ui.global::<edge_kiosk::SelfServeAdapter>().invoke_pay();
+                wait_for("thanks", 30, || s.get_screen() == "thanks").await;
+                shots.take(&ui, "thanks").await;
+                click(&ui, &first_label(&ui, &["No receipt", "Kein Bon"]));
+                ui.global::<Theme>().set_high_contrast(true);
+                ui.global::<Theme>().set_font_scale(1.4);
+                click(&ui, &first_label(&ui, &["Touch to start", "Zum Starten berühren"]));
+                ui.global::<edge_kiosk::CatalogAdapter>().invoke_browse("drinks".into());
+                demo.scan(&demo_ean(unit));
+                wait_for("the cart", 10, || c.get_count() == 1).await;
+                shots.take(&ui, "shop-high-contrast-large").await;
+            }
+        }
+        *rep.borrow_mut() = (shots.taken, shots.cut);
+    });
+    let (taken, cut) = report.borrow().clone();
+    println!("{} screenshots in {}", taken.len(), out.display());
+    if !cut.is_empty() {
+        eprintln!("text cut off:\n{}", cut.join("\n"));
+        std::process::exit(1);
+    }
+}
+
