@@ -43,11 +43,25 @@ struct Cli {
     /// Self-serve: seconds without a touch before the attract screen returns.
     #[arg(long, default_value_t = 90)]
     idle_timeout_s: u64,
+    /// Print the man page (roff) and exit.
+    #[arg(long, hide = true)]
+    man: bool,
 }
 
 fn main() -> ExitCode {
     edge_kiosk::init_logging();
     let cli = Cli::parse();
+    if cli.man {
+        let man = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command());
+        let mut out = Vec::new();
+        if let Err(e) = man.render(&mut out) {
+            eprintln!("edge-kiosk: cannot render the man page: {e}");
+            return ExitCode::from(1);
+        }
+        use std::io::Write;
+        let _ = std::io::stdout().write_all(&out);
+        return ExitCode::SUCCESS;
+    }
     let mode = match Mode::parse(&cli.mode) {
         Ok(m) => m,
         Err(e) => {
