@@ -80,6 +80,7 @@ pub fn make_sale(store: &dyn Store, pick: u64, lines: usize) -> Sale {
         change_minor: change,
         request_id: "test".into(),
         actor: "cashier".into(),
+        approved_by: None,
     }
 }
 
