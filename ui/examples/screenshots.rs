@@ -213,4 +213,3 @@ fn main() {
         std::process::exit(1);
     }
 }
-
