@@ -28,7 +28,10 @@ impl Shots {
         let buf = ui.window().take_snapshot().expect("snapshot");
         write_png(&self.out.join(&file), buf.width(), buf.height(), buf.as_bytes());
         for t in cut_off(ui) {
-            self.cut.push(format!("{file}: {t:?}"));
+            self.cut.push(format!("{file}: {t:?} is cut off"));
+        }
+        for b in small_buttons(ui) {
+            self.cut.push(format!("{file}: button {b} is under 48 px"));
         }
         self.taken.push(file);
     }
@@ -209,7 +212,7 @@ fn main() {
     let (taken, cut) = report.borrow().clone();
     println!("{} screenshots in {}", taken.len(), out.display());
     if !cut.is_empty() {
-        eprintln!("text cut off:\n{}", cut.join("\n"));
+        eprintln!("not fit for a touch screen:\n{}", cut.join("\n"));
         std::process::exit(1);
     }
 }

@@ -29,6 +29,9 @@ fn scan_card_done() {
         // Categories with pictures are there to browse.
         wait_for("the categories", 10, || exists(&ui, "Bakery")).await;
         assert!(exists(&ui, "Picture: bakery"));
+        // Touch targets: every button at least 48 × 48 px.
+        let small = small_buttons(&ui);
+        assert!(small.is_empty(), "small buttons: {small:?}");
         // Customers see nothing of the store's internals.
         assert!(!exists(&ui, "Offline banner"));
 

@@ -242,3 +242,19 @@ pub async fn staff_login(ui: &edge_kiosk::AppWindow, pin: &str) {
     wait_for("the register", 10, || s.get_screen() == "register").await;
     wait_for("the event stream", 10, || s.get_live()).await;
 }
+
+/// Buttons on the screen smaller than a 48 × 48 px touch target (label and size).
+pub fn small_buttons(ui: &impl ElementRoot) -> Vec<String> {
+    ui.root_element()
+        .query_descendants()
+        .match_accessible_role(i_slint_backend_testing::AccessibleRole::Button)
+        .find_all()
+        .iter()
+        .filter(|e| e.is_valid() && e.computed_opacity() > 0.0)
+        .filter(|e| {
+            let s = e.size();
+            s.width < 48.0 || s.height < 48.0
+        })
+        .map(|e| format!("{:?} {}x{}", e.accessible_label().unwrap_or_default(), e.size().width, e.size().height))
+        .collect()
+}
