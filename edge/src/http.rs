@@ -320,6 +320,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/reports/x", get(report_x))
         .route("/v1/reports/z", post(report_z))
         .route("/v1/login", post(login))
+        .route("/v1/whoami", get(whoami))
         .route("/v1/approvals", get(list_approvals).post(post_approval))
         .route("/v1/approvals/{id}", get(get_approval))
         .route("/v1/approvals/{id}/decision", post(decide_approval))
@@ -1486,6 +1487,12 @@ async fn login(State(app): State<Arc<App>>, ApiJson(req): ApiJson<LoginIn>) -> A
     Ok(Json(LoginOut { staff_id: m.id, name: m.name, role: m.role.as_str().into(), token }))
 }
 
+#[utoipa::path(get, path = "/v1/whoami", tag = "staff", security(("bearer" = [])),
+    responses((status = 200, body = WhoAmI, description = "The role of the token used"), (status = 401, body = Problem)))]
+async fn whoami(auth: Auth) -> Json<WhoAmI> {
+    Json(WhoAmI { role: auth.0.as_str().into() })
+}
+
 #[utoipa::path(get, path = "/v1/approvals", tag = "staff", security(("bearer" = [])),
     responses((status = 200, body = ApprovalsList, description = "Requests waiting for staff, oldest first")))]
 async fn list_approvals(State(app): State<Arc<App>>, auth: Auth) -> ApiResult<Json<ApprovalsList>> {
@@ -1713,12 +1720,12 @@ async fn post_void(State(app): State<Arc<App>>, auth: Auth, ApiJson(req): ApiJso
     info(title = "edged local API", version = "1", description = "The store edge daemon's loopback API. Errors are application/problem+json."),
     paths(health, openapi, catalog_items, catalog_barcode, post_sale, get_sale, post_refund, list_sales, sync_status, sync_run, list_outbox, get_outbox,
         retry_dead_one, retry_dead_all, devices, device_one, device_health, drawer_open, list_payments, terminal_op, report_x, report_z, events, metrics,
-        login, list_approvals, post_approval, get_approval, decide_approval, categories, scale, reprint, post_void),
+        login, whoami, list_approvals, post_approval, get_approval, decide_approval, categories, scale, reprint, post_void),
     components(schemas(RefundIn, RefundLineIn, Problem, Health, StoreHealth, CatalogItem, ItemsPage, SaleIn, SaleLineIn, TenderIn, SaleOut, SaleLineOut, TenderOut,
         SalesPage, SyncStatus, RemoteStatus, RetryOut, OutboxEntryOut, OutboxPage, DevicesList, DeviceOut, HealthCheckIn,
         HealthCheckOut, DrawerOut, PaymentOut, PaymentsList, TerminalOut, ForceOfflineIn, crate::reports::Report,
         crate::reports::Totals, Event, LoginIn, LoginOut, ApprovalIn, ApprovalOut, DecisionIn, ApprovalsList, CategoriesOut,
-        CategoryOut, ScaleOut, VoidIn)),
+        CategoryOut, ScaleOut, VoidIn, WhoAmI)),
     modifiers(&SecurityAddon)
 )]
 pub struct ApiDoc;

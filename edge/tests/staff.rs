@@ -28,6 +28,14 @@ fn staff_pins_overrides_voids_and_requests() {
     let who: Value = r.json().expect("json");
     assert_eq!((who["name"].as_str(), who["role"].as_str()), (Some("Max"), Some("manager")));
     assert_eq!(who["token"].as_str(), Some(d.tokens.manager.as_str()));
+    let me: Value = c
+        .get(format!("{}/v1/whoami", d.url))
+        .bearer_auth(who["token"].as_str().unwrap_or_default())
+        .send()
+        .expect("whoami")
+        .json()
+        .expect("json");
+    assert_eq!(me["role"].as_str(), Some("manager"));
     let p: Problem = login("12").json().expect("problem");
     assert_eq!((p.status, p.field.as_deref()), (422, Some("pin")));
 

@@ -71,7 +71,8 @@ fn main() -> ExitCode {
     };
     let endpoint = match (cli.data_dir, cli.api) {
         (Some(dir), None) => Endpoint::DataDir { dir, kiosk_token: mode == Mode::SelfServe },
-        (None, Some(url)) => Endpoint::Fixed { url, token: if mode == Mode::SelfServe { cli.token } else { None } },
+        // Staff log in by PIN; a token given here logs the screen in with its role.
+        (None, Some(url)) => Endpoint::Fixed { url, token: cli.token },
         _ => {
             eprintln!("edge-kiosk: give --data-dir DIR or --api URL");
             return ExitCode::from(2);

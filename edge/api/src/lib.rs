@@ -650,3 +650,10 @@ pub struct VoidIn {
     pub total_minor: i64,
     pub reason: String,
 }
+
+/// `GET /v1/whoami`: the role of the token used.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WhoAmI {
+    /// `cashier`, `manager`, `tech` or `kiosk`.
+    pub role: String,
+}

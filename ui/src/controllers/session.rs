@@ -7,6 +7,21 @@ use slint::ComponentHandle;
 use std::rc::Rc;
 
 pub fn wire(ui: &AppWindow, k: &Rc<Kiosk>) {
+    if k.opts.mode == Mode::Staff && k.api.has_token() {
+        // Started with a token (`--api URL --token T`): logged in with its role.
+        let api = k.api.clone();
+        k.spawn(async move { api.get::<edge_api::WhoAmI>("/v1/whoami").await }, |k, ui, r| match r {
+            Ok(w) if w.role != "kiosk" => {
+                k.token_changed.notify_one();
+                let s = ui.global::<Session>();
+                s.set_staff_name(w.role.clone().into());
+                s.set_role(w.role.into());
+                s.set_screen("register".into());
+            }
+            Ok(_) => say(ui, "refused", "the kiosk token cannot open the staff register", true),
+            Err(e) => super::show_error(ui, &e),
+        });
+    }
     let s = ui.global::<Session>();
     let kk = k.clone();
     s.on_login(move |pin| {
