@@ -3,27 +3,15 @@
 
 mod support;
 
-use edge_kiosk::api::Endpoint;
-use edge_kiosk::{CartAdapter, Mode, Options, PayAdapter, Session};
+use edge_kiosk::{CartAdapter, Mode, PayAdapter, Session};
 use slint::ComponentHandle;
-use std::time::Duration;
 use support::*;
 
 #[test]
 fn login_scan_cart_cash_done() {
     i_slint_backend_testing::init_integration_test_with_system_time();
     let mut demo = Demo::start();
-    let ui = edge_kiosk::start(Options {
-        endpoint: Endpoint::DataDir { dir: demo.data_dir(), kiosk_token: false },
-        mode: Mode::Staff,
-        screen_name: "register-1".into(),
-        language: "en".into(),
-        high_contrast: false,
-        font_scale: 1.0,
-        idle_timeout: Duration::from_secs(90),
-    })
-    .expect("kiosk starts");
-    ui.show().expect("show");
+    let ui = kiosk(&demo, Mode::Staff);
     // A plain item sold by the piece, not age-restricted.
     let i = (0..300).find(|i| {
         let it = demo_item(*i);
