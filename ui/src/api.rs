@@ -125,14 +125,22 @@ impl Api {
         }
     }
 
-    /// The event stream's URL (ws://…/v1/events?access_token=…).
-    pub fn events_url(&self) -> Result<String, ApiError> {
+    /// The event stream's request: ws://…/v1/events with the token in the Authorization
+    /// header (never in the URL, which error messages may repeat).
+    pub fn events_request(&self) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request, ApiError> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let (url, token) = self.url_token()?;
         let ws = url.replacen("http://", "ws://", 1).replacen("https://", "wss://", 1);
-        Ok(match token {
-            Some(t) => format!("{ws}/v1/events?access_token={t}"),
-            None => format!("{ws}/v1/events"),
-        })
+        let mut req = format!("{ws}/v1/events")
+            .into_client_request()
+            .map_err(|e| ApiError::Unreachable(format!("bad daemon URL: {e}")))?;
+        if let Some(t) = token {
+            let v = format!("Bearer {t}")
+                .parse()
+                .map_err(|_| ApiError::Unreachable("the token is not a valid header value".into()))?;
+            req.headers_mut().insert("authorization", v);
+        }
+        Ok(req)
     }
 
     async fn send<T: DeserializeOwned>(
@@ -197,11 +205,11 @@ impl Api {
 /// Reads the event stream until it ends; `on` gets each event. Returns why it ended.
 pub async fn read_events(api: &Api, on_open: &(dyn Fn() + Send + Sync), on: &(dyn Fn(Event) + Send + Sync)) -> String {
     use futures_util::StreamExt;
-    let url = match api.events_url() {
-        Ok(u) => u,
+    let req = match api.events_request() {
+        Ok(r) => r,
         Err(e) => return e.to_string(),
     };
-    let (mut ws, _) = match tokio::time::timeout(Duration::from_secs(3), tokio_tungstenite::connect_async(url)).await {
+    let (mut ws, _) = match tokio::time::timeout(Duration::from_secs(3), tokio_tungstenite::connect_async(req)).await {
         Ok(Ok(x)) => x,
         Ok(Err(e)) => return format!("event stream: {e}"),
         Err(_) => return "event stream: no answer in 3 s".into(),
