@@ -6,6 +6,7 @@ pub mod cloud;
 pub mod demo;
 pub mod domain;
 pub mod engine;
+pub mod lightspeed;
 pub mod money;
 pub mod netsuite;
 pub mod store;
