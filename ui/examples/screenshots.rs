@@ -96,6 +96,9 @@ fn main() {
                 click(&ui, &first_label(&ui, &["Price", "Preis"]));
                 shots.take(&ui, "price-override").await;
                 click(&ui, &first_label(&ui, &["Cancel", "Abbrechen"]));
+                click(&ui, &first_label(&ui, &["Void sale", "Stornieren"]));
+                shots.take(&ui, "void").await;
+                click(&ui, &first_label(&ui, &["Cancel", "Abbrechen"]));
                 click(&ui, &first_label(&ui, &["Pay cash", "Bar zahlen"]));
                 shots.take(&ui, "cash").await;
                 click(&ui, "100");
@@ -133,6 +136,9 @@ fn main() {
                 s.invoke_go("refunds".into());
                 wait_for("today's sales", 10, || ui.global::<ReportsAdapter>().get_sales().row_count() > 0).await;
                 shots.take(&ui, "refunds").await;
+                click(&ui, &first_label(&ui, &["Refund to cash", "Bar erstatten"]));
+                shots.take(&ui, "refund-dialog").await;
+                click(&ui, &first_label(&ui, &["Cancel", "Abbrechen"]));
                 s.invoke_go("reports".into());
                 ui.global::<ReportsAdapter>().invoke_x_report();
                 wait_for("the X report", 10, || ui.global::<ReportsAdapter>().get_rows().row_count() > 0).await;
@@ -192,6 +198,9 @@ fn main() {
                 p.set_prompt(if lang == "de" { "Karte bitte" } else { "Insert card" }.into());
                 s.set_screen("pay".into());
                 shots.take(&ui, "pay").await;
+                p.set_state("failed".into());
+                p.set_error(if lang == "de" { "Karte abgelehnt (05)" } else { "card declined (05)" }.into());
+                shots.take(&ui, "pay-failed").await;
                 p.set_state("idle".into());
                 s.set_screen("shop".into());
                 ui.global::<edge_kiosk::SelfServeAdapter>().invoke_pay();

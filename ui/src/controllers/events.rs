@@ -8,15 +8,16 @@ use std::rc::Rc;
 pub fn handle(k: &Rc<Kiosk>, ui: &AppWindow, ev: Event) {
     let screen = ui.global::<Session>().get_screen();
     match ev {
-        Event::Scan { data, gtin, .. } => {
+        Event::Scan { data, gtin, lot, expiry, .. } => {
             let code = gtin.unwrap_or(data);
+            let lot = lot.zip(expiry);
             match k.opts.mode {
-                Mode::Staff if screen == "register" => super::sell::add_code(k, &code),
+                Mode::Staff if screen == "register" => super::sell::add_code(k, &code, lot),
                 Mode::SelfServe if screen == "attract" => {
                     super::selfserve::start_shopping(k, ui);
-                    super::sell::add_code(k, &code);
+                    super::sell::add_code(k, &code, lot);
                 }
-                Mode::SelfServe if screen == "shop" => super::sell::add_code(k, &code),
+                Mode::SelfServe if screen == "shop" => super::sell::add_code(k, &code, lot),
                 _ => tracing::debug!(%screen, "scan ignored on this screen"),
             }
         }

@@ -14,9 +14,9 @@ use std::rc::Rc;
 pub fn wire(ui: &AppWindow, k: &Rc<Kiosk>) {
     let c = ui.global::<CartAdapter>();
     let kk = k.clone();
-    c.on_add_code(move |code| add_code(&kk, code.trim()));
+    c.on_add_code(move |code| add_code(&kk, code.trim(), None));
     let kk = k.clone();
-    c.on_add_sku(move |sku| add_code(&kk, sku.trim()));
+    c.on_add_sku(move |sku| add_code(&kk, sku.trim(), None));
     let kk = k.clone();
     c.on_increase(move |i| edit(&kk, |c| c.increase(i as usize)));
     let kk = k.clone();
@@ -101,8 +101,9 @@ pub fn refresh_cart(k: &Rc<Kiosk>, ui: &AppWindow) {
     c.set_lines(ModelRc::new(VecModel::from(lines)));
 }
 
-/// Finds a code (barcode first, then SKU) and adds the item.
-pub fn add_code(k: &Rc<Kiosk>, code: &str) {
+/// Finds a code (barcode first, then SKU) and adds the item; `lot` = (lot, expiry) from a
+/// GS1 scan, for lot-tracked items.
+pub fn add_code(k: &Rc<Kiosk>, code: &str, lot: Option<(String, String)>) {
     k.touch();
     if code.is_empty() {
         return;
@@ -121,8 +122,8 @@ pub fn add_code(k: &Rc<Kiosk>, code: &str) {
             }
             .map(|it| (it, code))
         },
-        |k, ui, r| match r {
-            Ok((Some(it), _)) => add_item(k, ui, &it),
+        move |k, ui, r| match r {
+            Ok((Some(it), _)) => add_item(k, ui, &it, lot),
             Ok((None, code)) => say(ui, "unknown-code", &code, true),
             Err(e) => show_error(ui, &e),
         },
@@ -131,9 +132,12 @@ pub fn add_code(k: &Rc<Kiosk>, code: &str) {
 
 /// Adds a found item: weighed ones are weighed at once (staff), age-restricted ones wait
 /// for staff at a self-serve screen.
-pub fn add_item(k: &Rc<Kiosk>, ui: &AppWindow, it: &CatalogItem) {
+pub fn add_item(k: &Rc<Kiosk>, ui: &AppWindow, it: &CatalogItem, lot: Option<(String, String)>) {
     *k.currency.borrow_mut() = it.currency.clone();
-    let item = CartItem::from_catalog(it);
+    let mut item = CartItem::from_catalog(it);
+    if it.kind == "lot" {
+        item.lot = lot;
+    }
     if k.opts.mode == Mode::SelfServe {
         if item.weighed {
             say(ui, "weigh-at-counter", &item.name, true);
