@@ -565,27 +565,19 @@ async fn post_sale(
             approver.as_deref(),
         )?;
         if let Some(by) = &sale.approved_by {
-            let rec = edge_sync::domain::AuditRecord {
-                id: new_id(),
-                at: Timestamp::now(),
-                actor: by.clone(),
-                action: "sale.price_approved".into(),
-                subject: sale.id.to_string(),
-                request_id: rid.clone(),
-                detail: sale
-                    .lines
-                    .iter()
-                    .filter(|l| l.list_price_minor.is_some() || l.discount_minor != 0)
-                    .map(|l| {
-                        format!(
-                            "line {}: list {:?} charged {} discount {}",
-                            l.line_no, l.list_price_minor, l.unit_price_minor, l.discount_minor
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            };
-            app2.store.append_audit(&rec)?;
+            let detail = sale
+                .lines
+                .iter()
+                .filter(|l| l.list_price_minor.is_some() || l.discount_minor != 0)
+                .map(|l| {
+                    format!(
+                        "line {}: list {:?} charged {} discount {}",
+                        l.line_no, l.list_price_minor, l.unit_price_minor, l.discount_minor
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            app2.store.append_audit(&audit_record(by, "sale.price_approved", &sale.id.to_string(), &rid, detail))?;
         }
         if sale.tenders.iter().any(|t| matches!(t, edge_sync::domain::Tender::Card { .. })) {
             // The terminal is asked only after the payment intent is stored (payments.rs).
@@ -964,17 +956,28 @@ async fn sync_run(State(app): State<Arc<App>>, auth: Auth) -> ApiResult<(StatusC
 }
 
 fn audit(app: &App, auth: &Auth, action: &str, subject: &str, detail: String) -> ApiResult<()> {
-    let rec = edge_sync::domain::AuditRecord {
+    let rid = current_request_id().unwrap_or_default();
+    app.store.append_audit(&audit_record(auth.0.as_str(), action, subject, &rid, detail))?;
+    Ok(())
+}
+
+/// An audit record made now, by `actor` (a role, or the staff member who gave a PIN).
+fn audit_record(
+    actor: &str,
+    action: &str,
+    subject: &str,
+    request_id: &str,
+    detail: String,
+) -> edge_sync::domain::AuditRecord {
+    edge_sync::domain::AuditRecord {
         id: edge_sync::domain::new_id(),
         at: Timestamp::now(),
-        actor: auth.0.as_str().to_string(),
+        actor: actor.into(),
         action: action.into(),
         subject: subject.into(),
-        request_id: current_request_id().unwrap_or_default(),
+        request_id: request_id.into(),
         detail,
-    };
-    app.store.append_audit(&rec)?;
-    Ok(())
+    }
 }
 
 /// Dead letters handed back to the worker at most per call.
@@ -1473,16 +1476,8 @@ fn verify_pin(app: &App, pin: &str, field: &str) -> ApiResult<crate::staff::Staf
 async fn login(State(app): State<Arc<App>>, ApiJson(req): ApiJson<LoginIn>) -> ApiResult<Json<LoginOut>> {
     let m = verify_pin(&app, &req.pin, "pin")?;
     let token = app.tokens.token_of(m.role).to_string();
-    let rec = edge_sync::domain::AuditRecord {
-        id: new_id(),
-        at: Timestamp::now(),
-        actor: m.id.clone(),
-        action: "staff.login".into(),
-        subject: m.role.as_str().into(),
-        request_id: current_request_id().unwrap_or_default(),
-        detail: String::new(),
-    };
-    app.store.append_audit(&rec)?;
+    let rid = current_request_id().unwrap_or_default();
+    app.store.append_audit(&audit_record(&m.id, "staff.login", m.role.as_str(), &rid, String::new()))?;
     tracing::info!(staff = %m.id, role = m.role.as_str(), "staff logged in");
     Ok(Json(LoginOut { staff_id: m.id, name: m.name, role: m.role.as_str().into(), token }))
 }
@@ -1622,16 +1617,9 @@ async fn decide_approval(
         .approvals
         .decide(&id, state, &m.name)
         .map_err(|e| ApiError::new(StatusCode::CONFLICT, "decided", "Answered already", e))?;
-    let rec = edge_sync::domain::AuditRecord {
-        id: new_id(),
-        at: Timestamp::now(),
-        actor: m.id.clone(),
-        action: format!("approval.{}", a.kind),
-        subject: a.id.to_string(),
-        request_id: current_request_id().unwrap_or_default(),
-        detail: format!("{state} for {} {}", a.screen, a.sku.as_deref().unwrap_or("")),
-    };
-    app.store.append_audit(&rec)?;
+    let rid = current_request_id().unwrap_or_default();
+    let detail = format!("{state} for {} {}", a.screen, a.sku.as_deref().unwrap_or(""));
+    app.store.append_audit(&audit_record(&m.id, &format!("approval.{}", a.kind), &a.id.to_string(), &rid, detail))?;
     let _ = app.events.send(Event::ApprovalDecided { at: Timestamp::now().to_string(), approval: a.clone() });
     let _ = auth;
     Ok(Json(a))
