@@ -45,8 +45,9 @@ pub fn wire(ui: &AppWindow, k: &Rc<Kiosk>) {
     r.on_refund(move |id, tender, reason, pin| {
         let api = kk.api.clone();
         let (id, tender, reason, pin) = (id.to_string(), tender.to_string(), reason.to_string(), pin.to_string());
-        // One key per refund asked for: a retry of this request cannot refund twice.
-        let key = Uuid::now_v7().to_string();
+        // The key is derived from the sale, never made anew on a retry: asking again after a
+        // lost answer returns the first refund (another tender under it is a 409).
+        let key = format!("refund-all-{id}");
         kk.spawn(
             async move {
                 let m = api.post::<_, LoginOut>("/v1/login", &LoginIn { pin }).await?;
