@@ -7,6 +7,7 @@ pub mod demo;
 pub mod domain;
 pub mod engine;
 pub mod lightspeed;
+pub mod mapping;
 pub mod money;
 pub mod netsuite;
 pub mod store;

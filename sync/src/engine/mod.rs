@@ -108,6 +108,22 @@ pub enum RecordResult {
     Retry(String),
     /// Refused for good; the reason names the field where the remote does.
     Refused(String),
+    /// Not sent: the request was a step before it (a token refresh). Back to the state it
+    /// had before this attempt (pending, or unknown if its outcome was unknown), no
+    /// failure counted.
+    NotSent(String),
+    /// Looked up after an unknown outcome and not at the remote: pending, to be sent.
+    Absent(String),
+}
+
+/// A connector's own reading of a reply the engine would otherwise judge by its status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// One result per record.
+    Results(BTreeMap<Uuid, RecordResult>),
+    /// The remote as a whole failed (e.g. its token endpoint refused us): the records go
+    /// back to pending and the breaker hears of it.
+    RemoteFailed(String),
 }
 
 /// A remote's protocol: how a batch of records becomes a request and what a 2xx reply says.
@@ -124,6 +140,32 @@ pub trait Connector: Send {
     fn parse(&mut self, ids: &[Uuid], reply: &HttpResponse) -> Result<BTreeMap<Uuid, RecordResult>, String>;
     /// The remote refused our credentials (401/403): refresh them if the protocol can.
     fn on_auth_refused(&mut self, _now: Timestamp) {}
+    /// An entry may not be picked before this time. A remote without idempotency keys looks
+    /// an entry of unknown outcome up before posting it again, and must first let any
+    /// request still on its way land, or the look-up could miss it.
+    fn not_before(&self, _entry: &OutboxEntry) -> Option<Timestamp> {
+        None
+    }
+    /// Sees every reply (any status) before the engine judges it: rate-limit headers.
+    fn observe(&mut self, _reply: &HttpResponse, _now: Timestamp) {}
+    /// Nothing may be sent before this time (a refresh under way, a bucket to drain).
+    fn ready_at(&mut self, _now: Timestamp) -> Option<Timestamp> {
+        None
+    }
+    /// The earliest time this request may go (the remote's bucket must have room for it).
+    fn pace(&self, _request: &HttpRequest, _now: Timestamp) -> Option<Timestamp> {
+        None
+    }
+    /// Reads a reply to a request that was not the records' own (a token refresh), or a
+    /// status the protocol gives its own meaning. `None`: the engine judges by status.
+    fn intercept(&mut self, _ids: &[Uuid], _reply: &HttpResponse, _now: Timestamp) -> Option<Verdict> {
+        None
+    }
+    /// The dead-letter reason of a 4xx refusal of one record, naming the field where the
+    /// remote's answer does.
+    fn refusal(&self, reply: &HttpResponse) -> String {
+        format!("refused ({}): {}", reply.status, reply.body_excerpt(300))
+    }
 }
 
 /// Bounds and timings of a worker.
@@ -272,6 +314,8 @@ pub struct Worker {
     solo: BTreeSet<Uuid>,
     /// Shadow mode: entries already validated.
     shadowed: BTreeSet<Uuid>,
+    /// Entries in flight whose outcome was unknown before this attempt.
+    was_unknown: BTreeSet<Uuid>,
     breaker: Breaker,
     remote_failures: u32,
     blocked_until_ms: i64,
@@ -306,6 +350,7 @@ impl Worker {
             deferred: BTreeMap::new(),
             solo: BTreeSet::new(),
             shadowed: BTreeSet::new(),
+            was_unknown: BTreeSet::new(),
             breaker: Breaker::Closed,
             remote_failures: 0,
             blocked_until_ms: i64::MIN,
@@ -356,6 +401,9 @@ impl Worker {
         if now_ms < self.blocked_until_ms {
             return Ok(Poll::WaitUntil(ts(self.blocked_until_ms)));
         }
+        if let Some(t) = self.connector.ready_at(now).filter(|t| *t > now) {
+            return Ok(Poll::WaitUntil(t));
+        }
         let mut max = self.policy.max_batch.min(self.connector.max_batch()).max(1);
         match self.breaker {
             Breaker::Open { until_ms, period_ms } => {
@@ -403,6 +451,12 @@ impl Worker {
                     && d.until_ms > now_ms
                 {
                     earliest_deferred = Some(earliest_deferred.map_or(d.until_ms, |x| x.min(d.until_ms)));
+                    continue;
+                }
+                if let Some(t) = self.connector.not_before(&e).map(ms)
+                    && t > now_ms
+                {
+                    earliest_deferred = Some(earliest_deferred.map_or(t, |x| x.min(t)));
                     continue;
                 }
                 if self.solo.contains(&e.id) {
@@ -478,6 +532,9 @@ impl Worker {
         let Some(request) = request.filter(|_| !records.is_empty()) else {
             return Ok(Poll::WaitUntil(now));
         };
+        if let Some(t) = self.connector.pace(&request, now).filter(|t| *t > now) {
+            return Ok(Poll::WaitUntil(t));
+        }
 
         // InFlight, durably, before anything is sent.
         let moves: Vec<OutboxMove> = records
@@ -493,7 +550,15 @@ impl Worker {
         let mut sent = Vec::with_capacity(records.len());
         for ((e, _), r) in records.iter().zip(&results) {
             match r {
-                Ok(_) => sent.push((e.id, e.attempts.saturating_add(1))),
+                Ok(_) => {
+                    sent.push((e.id, e.attempts.saturating_add(1)));
+                    let was_unknown = matches!(e.state, OutboxState::Unknown | OutboxState::InFlight { .. });
+                    if was_unknown {
+                        self.was_unknown.insert(e.id);
+                    } else {
+                        self.was_unknown.remove(&e.id);
+                    }
+                }
                 // Moved by someone else (a dead-letter replay racing us): leave it.
                 Err(why) => tracing::debug!(entry = %e.id, %why, "entry changed under the worker"),
             }
@@ -548,6 +613,11 @@ impl Worker {
         for (id, _) in &sent {
             self.busy.remove(id);
         }
+        let was_unknown: BTreeSet<Uuid> =
+            sent.iter().filter(|(id, _)| self.was_unknown.remove(id)).map(|s| s.0).collect();
+        // Not acted on: back to where it was. An entry whose outcome was unknown stays so
+        // (a remote without idempotency keys must look it up before posting it again).
+        let back = |id: &Uuid| if was_unknown.contains(id) { OutboxState::Unknown } else { OutboxState::Pending };
         let probing = matches!(self.breaker, Breaker::HalfOpen { probing: true, .. });
         if let Breaker::HalfOpen { period_ms, .. } = self.breaker {
             self.breaker = Breaker::HalfOpen { probing: false, period_ms };
@@ -565,7 +635,7 @@ impl Worker {
         };
         let resp = match reply {
             Err(TransportError::Connect(why)) => {
-                store.transition_outbox_many(&to(&|_| OutboxState::Pending), now)?;
+                store.transition_outbox_many(&to(&back), now)?;
                 self.remote_failed(now_ms, format!("cannot connect: {why}"), probing, None);
                 return Ok(());
             }
@@ -576,6 +646,20 @@ impl Worker {
             }
             Ok(r) => r,
         };
+        self.connector.observe(&resp, now);
+        let ids: Vec<Uuid> = sent.iter().map(|s| s.0).collect();
+        match self.connector.intercept(&ids, &resp, now) {
+            Some(Verdict::Results(results)) => {
+                self.remote_ok(now);
+                return self.apply_results(now, store, &sent, &results, &was_unknown);
+            }
+            Some(Verdict::RemoteFailed(why)) => {
+                store.transition_outbox_many(&to(&back), now)?;
+                self.remote_failed(now_ms, why, probing, None);
+                return Ok(());
+            }
+            None => {}
+        }
         self.read_rate_headers(now_ms, &resp);
         let retry_after = retry_after_ms(&resp, now);
         match resp.status {
@@ -591,11 +675,11 @@ impl Worker {
                 if let Breaker::HalfOpen { period_ms, .. } = self.breaker {
                     self.breaker = Breaker::HalfOpen { probing: false, period_ms };
                 }
-                store.transition_outbox_many(&to(&|_| OutboxState::Pending), now)?;
+                store.transition_outbox_many(&to(&back), now)?;
                 Ok(())
             }
             401 | 403 => {
-                store.transition_outbox_many(&to(&|_| OutboxState::Pending), now)?;
+                store.transition_outbox_many(&to(&back), now)?;
                 self.connector.on_auth_refused(now);
                 let why = format!("credentials refused ({}): {}", resp.status, resp.body_excerpt(200));
                 self.remote_failed(now_ms, why, probing, retry_after);
@@ -607,28 +691,25 @@ impl Worker {
                 self.remote_failed(now_ms, why, probing, retry_after);
                 Ok(())
             }
-            200..=299 => {
-                let ids: Vec<Uuid> = sent.iter().map(|s| s.0).collect();
-                match self.connector.parse(&ids, &resp) {
-                    Err(why) => {
-                        store.transition_outbox_many(&to(&|_| OutboxState::Unknown), now)?;
-                        self.remote_failed(now_ms, format!("answer makes no sense: {why}"), probing, None);
-                        Ok(())
-                    }
-                    Ok(results) => {
-                        self.remote_ok(now);
-                        self.apply_results(now, store, &sent, &results)
-                    }
+            200..=299 => match self.connector.parse(&ids, &resp) {
+                Err(why) => {
+                    store.transition_outbox_many(&to(&|_| OutboxState::Unknown), now)?;
+                    self.remote_failed(now_ms, format!("answer makes no sense: {why}"), probing, None);
+                    Ok(())
                 }
-            }
+                Ok(results) => {
+                    self.remote_ok(now);
+                    self.apply_results(now, store, &sent, &results, &was_unknown)
+                }
+            },
             _ => {
                 // A refusal of the request as a whole (400, 404, 409, 413, 422 …).
-                let why = format!("refused ({}): {}", resp.status, resp.body_excerpt(300));
+                let why = self.connector.refusal(&resp);
                 if sent.len() > 1 {
                     for (id, _) in &sent {
                         self.solo.insert(*id);
                     }
-                    store.transition_outbox_many(&to(&|_| OutboxState::Pending), now)?;
+                    store.transition_outbox_many(&to(&back), now)?;
                     tracing::warn!(remote = %self.remote, records = sent.len(), reason = %why,
                         "batch refused as a whole: its records go one by one");
                 } else {
@@ -650,6 +731,7 @@ impl Worker {
         store: &S,
         sent: &[(Uuid, u32)],
         results: &BTreeMap<Uuid, RecordResult>,
+        was_unknown: &BTreeSet<Uuid>,
     ) -> Result<(), EngineError> {
         let now_ms = ms(now);
         let mut moves = Vec::with_capacity(sent.len());
@@ -660,6 +742,14 @@ impl Worker {
                     self.deferred.remove(id);
                     self.solo.remove(id);
                     OutboxState::Confirmed { remote_id: rid.clone() }
+                }
+                Some(RecordResult::NotSent(why)) => {
+                    tracing::debug!(remote = %self.remote, entry = %id, %why, "not sent yet");
+                    if was_unknown.contains(id) { OutboxState::Unknown } else { OutboxState::Pending }
+                }
+                Some(RecordResult::Absent(why)) => {
+                    tracing::info!(remote = %self.remote, entry = %id, %why, "looked up: not at the remote");
+                    OutboxState::Pending
                 }
                 Some(RecordResult::Refused(why)) => {
                     self.deferred.remove(id);

@@ -12,8 +12,11 @@
 //! a durable copy that changes only by a durable outbox move and a sale commit (both durable
 //! by contract), and a crash throws away everything else, as a SIGKILL would.
 //!
-//! Every sale goes to two remotes, each with its own fake, faults and worker, so one
-//! remote's trouble must not hold the other back. Checked after every step: no record at a
+//! Every sale goes to three remotes — the cloud, Lightspeed and NetSuite, each with its
+//! real connector, its own fake, faults and worker — so one remote's trouble must not hold
+//! the others back. Lightspeed runs with short-lived access tokens (refreshes race crashes
+//! and lost replies; the tokens survive a crash only if saved before use) and its real
+//! bucket; NetSuite with TBA and its upsert by external id. Checked after every step: no record at a
 //! remote without a local origin, no sale kept twice, every Confirmed entry matches what the
 //! remote kept. Checked after the healed phase: every acknowledged sale confirmed exactly
 //! once at every remote (or rejected there, if that fake was told to refuse it), nothing
@@ -26,7 +29,13 @@ use crate::domain::{
     Item, ItemKind, LineRequest, OutboxEntry, OutboxState, RecordKind, Sale, SaleStatus, TaxMode, Tender, price_line,
     settle,
 };
+use crate::lightspeed::connector::{LightspeedConnector, LsAuth};
+use crate::lightspeed::fake::{FakeLightspeed, LsFakeConfig};
+use crate::lightspeed::oauth::TokenSet;
+use crate::mapping::{LightspeedMap, NetSuiteMap};
 use crate::money::Currency;
+use crate::netsuite::connector::{NetSuiteConnector, NsAuth};
+use crate::netsuite::fake::{FakeNetSuite, NsFakeConfig};
 use crate::store::{OutboxMove, StoreError};
 use crate::wire::{HttpRequest, HttpResponse, TransportError};
 use jiff::Timestamp;
@@ -36,8 +45,12 @@ use uuid::Uuid;
 
 use super::Jitter;
 
-/// Two remotes with their own fakes, faults and workers: every sale goes to both.
-const REMOTES: [(&str, &[u8]); 2] = [("cloud", b"demo-cloud-secret"), ("mirror", b"mirror-secret")];
+/// Three remotes with their own fakes, faults and workers: every sale goes to all.
+const REMOTES: [&str; 3] = ["cloud", "lightspeed", "netsuite"];
+const CLOUD_SECRET: &[u8] = b"demo-cloud-secret";
+const SIM_BASE: &str = "http://sim.invalid";
+/// Items the simulated sales draw from (`sim_item`).
+const SIM_ITEMS: u64 = 40;
 const STORE_ID: &str = "store-001";
 const START_MS: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 const REQUEST_TIMEOUT_MS: i64 = 5_000;
@@ -234,8 +247,7 @@ enum Net {
 /// One remote: its fake, the edge's worker for it, and the faults of the path to it.
 struct Remote {
     name: &'static str,
-    secret: &'static [u8],
-    fake: FakeCloud,
+    fake: SimFake,
     worker: Worker,
     /// Requests whose reply the edge is still waiting for: seq → (epoch, deadline).
     waiting: BTreeMap<u64, (u32, i64)>,
@@ -247,6 +259,7 @@ struct Remote {
 
 struct Sim {
     rng: Jitter,
+    vault: TokenVault,
     now_ms: i64,
     epoch: u32,
     store: SimStore,
@@ -274,8 +287,132 @@ fn policy() -> Policy {
     }
 }
 
-fn worker(name: &str, secret: &[u8], seed: u64) -> Worker {
-    Worker::new(name, Box::new(CloudConnector::new(STORE_ID, secret)), policy(), seed)
+/// A remote's fake, whichever protocol it speaks.
+enum SimFake {
+    Cloud(Box<FakeCloud>),
+    Lightspeed(Box<FakeLightspeed>),
+    NetSuite(Box<FakeNetSuite>),
+}
+
+/// One record a remote keeps: the entry id when the remote keys by it (the cloud), the
+/// sale, the remote's id.
+struct Kept {
+    entry: Option<Uuid>,
+    record: Uuid,
+    remote_id: String,
+}
+
+impl SimFake {
+    fn handle(&mut self, now: Timestamp, req: &HttpRequest) -> Disposition {
+        match self {
+            SimFake::Cloud(f) => f.handle(now, req),
+            SimFake::Lightspeed(f) => f.handle(now, req),
+            SimFake::NetSuite(f) => f.handle(now, req, 1),
+        }
+    }
+    fn faults(&self) -> &Faults {
+        match self {
+            SimFake::Cloud(f) => f.faults(),
+            SimFake::Lightspeed(f) => f.faults(),
+            SimFake::NetSuite(f) => f.faults(),
+        }
+    }
+    fn set_faults(&mut self, x: Faults) {
+        match self {
+            SimFake::Cloud(f) => f.set_faults(x),
+            SimFake::Lightspeed(f) => f.set_faults(x),
+            SimFake::NetSuite(f) => f.set_faults(x),
+        }
+    }
+    fn kept(&self) -> Vec<Kept> {
+        match self {
+            SimFake::Cloud(f) => f
+                .events()
+                .iter()
+                .map(|(id, k)| Kept { entry: Some(*id), record: k.record_id, remote_id: k.remote_id.clone() })
+                .collect(),
+            SimFake::Lightspeed(f) => f
+                .sales()
+                .values()
+                .map(|s| Kept {
+                    entry: None,
+                    record: Uuid::parse_str(&s.reference_number).unwrap_or_default(),
+                    remote_id: s.sale_id.to_string(),
+                })
+                .collect(),
+            SimFake::NetSuite(f) => f
+                .records()
+                .values()
+                .map(|r| Kept {
+                    entry: None,
+                    record: r.external_id.as_deref().and_then(|e| Uuid::parse_str(e).ok()).unwrap_or_default(),
+                    remote_id: r.id.to_string(),
+                })
+                .collect(),
+        }
+    }
+}
+
+fn ls_map() -> LightspeedMap {
+    LightspeedMap {
+        account_id: 12345,
+        shop_id: 1,
+        register_id: 1,
+        employee_id: 1,
+        customer_id: None,
+        reference_source: "edge".into(),
+        tenders: BTreeMap::from([("cash".into(), 1), ("card".into(), 2)]),
+        items: (0..SIM_ITEMS).map(|i| (crate::demo::demo_item(i).sku, i + 1)).collect(),
+        rate_rules: "current".into(),
+        registers: 1,
+    }
+}
+
+fn ns_map() -> NetSuiteMap {
+    NetSuiteMap {
+        account: "123456".into(),
+        subsidiary: "1".into(),
+        location: "1".into(),
+        walk_in_customer: "107".into(),
+        tenders: BTreeMap::from([("cash".into(), "1".into()), ("card".into(), "5".into())]),
+        tax_codes: BTreeMap::new(),
+        items: crate::mapping::NsItems::default(),
+        concurrency: 5,
+    }
+}
+
+/// Lightspeed's tokens as the store keeps them: what a crash leaves.
+type TokenVault = std::sync::Arc<Mutex<TokenSet>>;
+
+fn worker(name: &str, seed: u64, vault: &TokenVault) -> Worker {
+    let connector: Box<dyn super::Connector> = match name {
+        "lightspeed" => {
+            let tokens = vault.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let v = vault.clone();
+            let auth = LsAuth::new(
+                "demo-client",
+                "demo-secret",
+                tokens,
+                Box::new(move |t| {
+                    *v.lock().unwrap_or_else(|p| p.into_inner()) = t.clone();
+                    Ok(())
+                }),
+            );
+            // Longer than the slowest request of the simulated network takes to land (7 s).
+            Box::new(
+                LightspeedConnector::new(ls_map(), auth, std::sync::Arc::new(|_| None), None)
+                    .with_quarantine_ms(20_000),
+            )
+        }
+        "netsuite" => Box::new(NetSuiteConnector::new(
+            ns_map(),
+            NsAuth::Tba(crate::netsuite::fake::demo_tba()),
+            SIM_BASE,
+            seed ^ 0x4e53,
+        )),
+        _ => Box::new(CloudConnector::new(STORE_ID, CLOUD_SECRET)),
+    };
+    Worker::new(name, connector, policy(), seed)
 }
 
 fn sim_item(n: u64) -> Item {
@@ -295,19 +432,45 @@ fn new_uuid(rng: &mut Jitter, ms: i64) -> Uuid {
 impl Sim {
     fn new(seed: u64) -> Sim {
         let mut rng = Jitter::new(seed);
+        let vault: TokenVault = std::sync::Arc::new(Mutex::new(TokenSet {
+            access: String::new(),
+            refresh: "demo-refresh-token".into(),
+            access_expires_at_ms: 0,
+            refresh_used_at_ms: START_MS,
+            previous_refresh: None,
+        }));
         let remotes = REMOTES
             .iter()
-            .map(|(name, secret)| {
+            .map(|name| {
                 let fake_seed = rng.next_u64();
                 let worker_seed = rng.next_u64();
-                let mut cfg = FakeConfig::new(STORE_ID, secret);
-                cfg.bucket_capacity = 50.0;
-                cfg.refill_per_s = 5.0;
+                let fake = match *name {
+                    "lightspeed" => {
+                        let mut cfg = LsFakeConfig::demo(SIM_BASE);
+                        cfg.catalog_size = SIM_ITEMS;
+                        // Short-lived access tokens: many refreshes per run.
+                        cfg.access_lifetime_s = 240;
+                        // Five registers' bucket, sped up 4x: a run's sales fit its drip.
+                        cfg.registers = 5;
+                        cfg.speed = 4;
+                        SimFake::Lightspeed(Box::new(FakeLightspeed::new(cfg, fake_seed)))
+                    }
+                    "netsuite" => {
+                        let mut cfg = NsFakeConfig::demo(SIM_BASE);
+                        cfg.catalog_size = SIM_ITEMS;
+                        SimFake::NetSuite(Box::new(FakeNetSuite::new(cfg, fake_seed)))
+                    }
+                    _ => {
+                        let mut cfg = FakeConfig::new(STORE_ID, CLOUD_SECRET);
+                        cfg.bucket_capacity = 50.0;
+                        cfg.refill_per_s = 5.0;
+                        SimFake::Cloud(Box::new(FakeCloud::new(cfg, fake_seed)))
+                    }
+                };
                 Remote {
                     name,
-                    secret,
-                    fake: FakeCloud::new(cfg, fake_seed),
-                    worker: worker(name, secret, worker_seed),
+                    fake,
+                    worker: worker(name, worker_seed, &vault),
                     waiting: BTreeMap::new(),
                     partition: false,
                     slow: false,
@@ -318,6 +481,7 @@ impl Sim {
             .collect();
         Sim {
             rng,
+            vault,
             now_ms: START_MS,
             epoch: 0,
             store: SimStore::default(),
@@ -331,7 +495,7 @@ impl Sim {
     }
 
     fn log(&mut self, s: String) {
-        if self.trace.len() >= 60 {
+        if self.trace.len() >= 200 {
             self.trace.remove(0);
         }
         self.trace.push(format!("t+{}ms {s}", self.now_ms - START_MS));
@@ -421,7 +585,7 @@ impl Sim {
             let seed = self.rng.next_u64();
             let rm = &mut self.remotes[r];
             rm.waiting.clear();
-            rm.worker = worker(rm.name, rm.secret, seed);
+            rm.worker = worker(rm.name, seed, &self.vault);
         }
         self.report.crashes += 1;
         self.log("edge crashed and restarted".into());
@@ -504,7 +668,9 @@ impl Sim {
                         let epoch = self.epoch;
                         self.remotes[r].waiting.insert(b.seq, (epoch, deadline));
                         let name = self.remotes[r].name;
-                        self.log(format!("{name}: send #{} with {} events", b.seq, b.ids.len()));
+                        let what: String =
+                            format!("{} {}", b.request.method, b.request.path).chars().take(90).collect();
+                        self.log(format!("{name}: send #{} with {} records: {what}", b.seq, b.ids.len()));
                         let seq = b.seq;
                         if self.remotes[r].partition {
                             self.report.partitions += 1;
@@ -602,14 +768,28 @@ impl Sim {
         let by_id: BTreeMap<Uuid, &OutboxEntry> = entries.iter().map(|e| (e.id, e)).collect();
         for rm in &self.remotes {
             let mut per_record: BTreeMap<Uuid, u32> = BTreeMap::new();
-            for (id, k) in rm.fake.events() {
-                let Some(e) = by_id.get(id).filter(|e| e.remote == rm.name) else {
-                    return Err(format!("{} keeps event {id} that has no local origin", rm.name));
-                };
-                if e.record_id != k.record_id {
-                    return Err(format!("event {id} names sale {} but the entry is for {}", k.record_id, e.record_id));
+            let mut remote_ids: BTreeMap<Uuid, String> = BTreeMap::new();
+            let origins: BTreeSet<Uuid> = entries.iter().filter(|e| e.remote == rm.name).map(|e| e.record_id).collect();
+            for k in rm.fake.kept() {
+                match k.entry {
+                    Some(id) => {
+                        let Some(e) = by_id.get(&id).filter(|e| e.remote == rm.name) else {
+                            return Err(format!("{} keeps event {id} that has no local origin", rm.name));
+                        };
+                        if e.record_id != k.record {
+                            return Err(format!(
+                                "event {id} names sale {} but the entry is for {}",
+                                k.record, e.record_id
+                            ));
+                        }
+                    }
+                    None if !origins.contains(&k.record) => {
+                        return Err(format!("{} keeps record {} that has no local origin", rm.name, k.record));
+                    }
+                    None => {}
                 }
-                *per_record.entry(k.record_id).or_default() += 1;
+                *per_record.entry(k.record).or_default() += 1;
+                remote_ids.insert(k.record, k.remote_id);
             }
             if let Some((rec, n)) = per_record.iter().find(|(_, n)| **n > 1) {
                 return Err(format!("sale {rec} is kept {n} times by {}", rm.name));
@@ -617,13 +797,10 @@ impl Sim {
             let mine: Vec<&OutboxEntry> = entries.iter().filter(|e| e.remote == rm.name).collect();
             for e in &mine {
                 match &e.state {
-                    OutboxState::Confirmed { remote_id } => match rm.fake.events().get(&e.id) {
-                        Some(k) if &k.remote_id == remote_id => {}
+                    OutboxState::Confirmed { remote_id } => match remote_ids.get(&e.record_id) {
+                        Some(k) if k == remote_id => {}
                         Some(k) => {
-                            return Err(format!(
-                                "entry {} confirmed as {remote_id}, {} says {}",
-                                e.id, rm.name, k.remote_id
-                            ));
+                            return Err(format!("entry {} confirmed as {remote_id}, {} says {k}", e.id, rm.name));
                         }
                         None => {
                             return Err(format!(

@@ -43,7 +43,7 @@ impl std::fmt::Debug for TokenSet {
 
 impl TokenSet {
     pub fn needs_refresh(&self, now_ms: i64) -> bool {
-        now_ms >= self.access_expires_at_ms - EARLY_MS
+        now_ms >= self.access_expires_at_ms.saturating_sub(EARLY_MS)
     }
 
     /// A warning once the refresh token has fewer than 5 of its 30 unused days left, and

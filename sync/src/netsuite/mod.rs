@@ -1,11 +1,15 @@
-//! NetSuite (SuiteTalk REST): the connector's building blocks. So far: Token-Based
-//! Authentication (OAuth 1.0a with HMAC-SHA256), signer and verifier in one place so the
-//! connector and the fake agree by construction, and both are pinned to Oracle's published
-//! known-answer vectors (shared/reference/lightspeed-netsuite.md §B2); and the error
-//! envelope (`o:errorDetails`) turned into reasons that name the field.
+//! NetSuite (SuiteTalk REST): the connector and its fake.
 //!
-//! Still to come with issue 6: OAuth 2.0 client credentials, the record API (`cashSale`,
-//! `cashRefund` by `PUT …/eid:{id}`), SuiteQL paging, `o:errorDetails`, and the fake.
+//! - `tba`: Token-Based Authentication (OAuth 1.0a with HMAC-SHA256), signer and verifier
+//!   in one place so the connector and the fake agree by construction, both pinned to
+//!   Oracle's published known-answer vectors (shared/reference/lightspeed-netsuite.md §B2).
+//! - `m2m`: OAuth 2.0 client credentials with an ES256 JWT assertion (§B3).
+//! - `errors`: the error envelope (`o:errorDetails`) turned into reasons naming the field.
+//! - `connector`: `cashSale` / `cashRefund` upserted by `PUT …/eid:{sale id}`.
+//! - `fake`: the remote side, served by `edge-lab fakes` and run by the simulation.
 
+pub mod connector;
 pub mod errors;
+pub mod fake;
+pub mod m2m;
 pub mod tba;

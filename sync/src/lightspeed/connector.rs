@@ -1,0 +1,462 @@
+//! The Lightspeed connector edged ships: sales and refunds as completed `Sale`s, exactly
+//! once, under the account's leaky bucket and its rotating OAuth tokens. Sans-I/O (see
+//! `engine`): it builds requests and reads replies.
+//!
+//! - **No idempotency key at Lightspeed** (§0.3): every Sale carries `referenceNumber` = the
+//!   edge sale id and `referenceNumberSource`, every payment a `remoteReference`. An entry
+//!   whose last outcome is unknown (no reply, 5xx, a crash while in flight) is first looked
+//!   up by `referenceNumber`; only a look-up that finds nothing lets it be posted again.
+//! - **Tokens** ([`LsAuth`]): one refresher at a time (a flag under a mutex, shared with the
+//!   pulls); the new pair is saved to the store before it is used; a 401 marks the access
+//!   token spent; the refresh is form-encoded and sent as an ordinary request of the
+//!   worker, so it is paced, timed out and retried like any other.
+//! - **Bucket**: the connector reads `X-LS-API-Bucket-Level` / `-Drip-Rate` /
+//!   `-Burst-Level` and holds a request until the bucket has room for its cost (by the
+//!   account's cost rules), so the one overflow is never spent and a 429 is rare.
+//! - **Refunds** are Sales with negative quantities and payments (an unlinked return; the
+//!   edge does not hold Lightspeed's line ids for `parentSaleLineID`).
+//! - Mappings (`crate::mapping`): shop, register, employee, walk-in customer, tender →
+//!   paymentTypeID, SKU → itemID. A missing one makes the record a dead letter naming it.
+
+use super::bucket::{self, Milli, Pacer, RequestShape, Rules};
+use super::json::{self, int, money_str};
+use super::oauth::{self, TokenSet};
+use crate::domain::{OutboxEntry, OutboxState, Quantity, Sale, SaleKind};
+use crate::engine::{Connector, RecordResult, Verdict};
+use crate::mapping::{LightspeedMap, missing, tender_kind};
+use crate::wire::{HttpRequest, HttpResponse, Method};
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use uuid::Uuid;
+
+/// The token endpoint's path on the fake (the real one is on another host: give
+/// `mappings.lightspeed.token_url`).
+pub const TOKEN_PATH: &str = "/auth/oauth/token";
+
+type SaveFn = Box<dyn Fn(&TokenSet) -> Result<(), String> + Send + Sync>;
+
+/// What a caller may do for a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    Bearer(String),
+    /// This caller refreshes: send this form to the token endpoint.
+    Refresh(String),
+    /// Someone else is refreshing; ask again after this time (ms).
+    Wait(i64),
+    /// The refresh token is dead: the store must re-authorise.
+    Dead(String),
+}
+
+struct AuthState {
+    tokens: TokenSet,
+    refreshing_until_ms: i64,
+    warned_at_ms: i64,
+}
+
+/// The account's tokens, shared by every user of the account in the daemon.
+pub struct LsAuth {
+    client_id: String,
+    client_secret: String,
+    state: Mutex<AuthState>,
+    save: SaveFn,
+}
+
+/// A refresh not answered within this long may be tried again (by anyone).
+const REFRESH_TIMEOUT_MS: i64 = 30_000;
+
+impl LsAuth {
+    pub fn new(client_id: &str, client_secret: &str, tokens: TokenSet, save: SaveFn) -> Arc<LsAuth> {
+        Arc::new(LsAuth {
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            state: Mutex::new(AuthState { tokens, refreshing_until_ms: i64::MIN, warned_at_ms: i64::MIN }),
+            save,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, AuthState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn access(&self, now_ms: i64) -> Access {
+        let mut s = self.lock();
+        match s.tokens.refresh_health(now_ms) {
+            Err(e) => return Access::Dead(e),
+            Ok(Some(w)) if now_ms - s.warned_at_ms > 3_600_000 => {
+                s.warned_at_ms = now_ms;
+                tracing::warn!(warning = %w, "Lightspeed authorisation");
+            }
+            Ok(_) => {}
+        }
+        if !s.tokens.needs_refresh(now_ms) {
+            s.tokens.mark_used();
+            return Access::Bearer(s.tokens.access.clone());
+        }
+        if now_ms < s.refreshing_until_ms {
+            return Access::Wait(s.refreshing_until_ms.min(now_ms + 250));
+        }
+        s.refreshing_until_ms = now_ms + REFRESH_TIMEOUT_MS;
+        // A refresh whose answer was lost is repeated with the same refresh token: the
+        // server revokes it only when the access token it bought is first used.
+        Access::Refresh(oauth::refresh_form(&self.client_id, &self.client_secret, &s.tokens.refresh))
+    }
+
+    /// The token endpoint's 200 answer: saved before anyone uses it.
+    pub fn refreshed(&self, body: &[u8], now_ms: i64) -> Result<(), String> {
+        let mut s = self.lock();
+        s.refreshing_until_ms = i64::MIN;
+        let new = oauth::apply_response(Some(&s.tokens), body, now_ms)?;
+        (self.save)(&new).map_err(|e| format!("cannot save the new Lightspeed tokens: {e}"))?;
+        s.tokens = new;
+        Ok(())
+    }
+
+    pub fn refresh_failed(&self) {
+        self.lock().refreshing_until_ms = i64::MIN;
+    }
+
+    /// The remote said 401: this access token is spent.
+    pub fn refused(&self) {
+        let mut s = self.lock();
+        s.tokens.access_expires_at_ms = 0;
+    }
+
+    pub fn tokens(&self) -> TokenSet {
+        self.lock().tokens.clone()
+    }
+}
+
+/// Resolves a SKU to the itemID the Item pull learned.
+pub type ItemResolver = Arc<dyn Fn(&str) -> Option<u64> + Send + Sync>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    Token,
+    Lookup,
+    Post,
+}
+
+/// How long an entry of unknown outcome waits before its look-up: longer than a request
+/// can take to reach Lightspeed and be served (the client's timeout and Lightspeed's own).
+pub const DEFAULT_QUARANTINE_MS: i64 = 90_000;
+
+pub struct LightspeedConnector {
+    map: LightspeedMap,
+    quarantine_ms: i64,
+    rules: Rules,
+    auth: Arc<LsAuth>,
+    items: ItemResolver,
+    token_url: String,
+    pacer: Option<Pacer>,
+    burst_full_until_ms: i64,
+    sent: BTreeMap<Uuid, Sent>,
+}
+
+impl LightspeedConnector {
+    pub fn new(
+        map: LightspeedMap,
+        auth: Arc<LsAuth>,
+        items: ItemResolver,
+        token_url: Option<String>,
+    ) -> LightspeedConnector {
+        let rules = if map.rate_rules == "legacy" { Rules::Legacy } else { Rules::Current };
+        LightspeedConnector {
+            map,
+            quarantine_ms: DEFAULT_QUARANTINE_MS,
+            rules,
+            auth,
+            items,
+            token_url: token_url.unwrap_or_else(|| TOKEN_PATH.to_string()),
+            pacer: None,
+            burst_full_until_ms: i64::MIN,
+            sent: BTreeMap::new(),
+        }
+    }
+
+    /// Sets the wait before looking up an entry of unknown outcome.
+    pub fn with_quarantine_ms(mut self, ms: i64) -> LightspeedConnector {
+        self.quarantine_ms = ms.max(0);
+        self
+    }
+
+    fn base(&self) -> String {
+        format!("/API/V3/Account/{}", self.map.account_id)
+    }
+
+    /// The Sale body of an edge sale or refund, or the missing mapping's reason.
+    pub fn sale_body(&self, s: &Sale) -> Result<Value, String> {
+        let sign: i64 = if s.kind == SaleKind::Refund { -1 } else { 1 };
+        let mut lines = Vec::new();
+        for l in &s.lines {
+            let item = match self.map.items.get(&l.sku).copied().or_else(|| (self.items)(&l.sku)) {
+                Some(i) => i,
+                None => {
+                    return Err(missing(
+                        &format!("mappings.lightspeed.items.\"{}\"", l.sku),
+                        "no Lightspeed itemID for this SKU, neither in the config nor learned from the Item pull",
+                    ));
+                }
+            };
+            // Whole units keep their count; a weighed line is one unit of its price.
+            let q: i64 = match l.quantity {
+                Quantity::Units(u) if u > 0 => i64::from(u),
+                _ => 1,
+            };
+            let unit = (l.gross_minor + q - 1) / q;
+            let discount = unit * q - l.gross_minor;
+            let mut line = json!({"itemID": item.to_string(), "unitQuantity": (sign * q).to_string(),
+                                  "unitPrice": money_str(unit), "tax": "false"});
+            if discount != 0 {
+                line["discountAmount"] = json!(money_str(discount));
+            }
+            lines.push(line);
+        }
+        let mut pays = Vec::new();
+        for (i, t) in s.tenders.iter().enumerate() {
+            let kind = tender_kind(t);
+            let Some(pt) = self.map.tenders.get(kind) else {
+                return Err(missing(
+                    &format!("mappings.lightspeed.tenders.{kind}"),
+                    "no paymentTypeID for this tender",
+                ));
+            };
+            // The sale records what was handed over; cash change comes back out of it.
+            pays.push(json!({"paymentTypeID": pt.to_string(), "amount": money_str(sign * t.amount_minor()),
+                             "remoteReference": format!("{}-{}", s.id, i + 1)}));
+        }
+        let mut b = json!({
+            "employeeID": self.map.employee_id.to_string(),
+            "registerID": self.map.register_id.to_string(),
+            "shopID": self.map.shop_id.to_string(),
+            "completed": true,
+            "enablePromotions": false,
+            "referenceNumber": s.id.to_string(),
+            "referenceNumberSource": self.map.reference_source,
+            "completeTime": s.created_at.strftime("%Y-%m-%dT%H:%M:%S+00:00").to_string(),
+            "SaleLines": {"SaleLine": lines},
+            "SalePayments": {"SalePayment": pays},
+        });
+        if let Some(c) = self.map.customer_id {
+            b["customerID"] = json!(c.to_string());
+        }
+        Ok(b)
+    }
+
+    fn lookup_path(&self, id: &Uuid) -> String {
+        format!(
+            "{}/Sale.json?referenceNumber={}&referenceNumberSource={}",
+            self.base(),
+            id,
+            crate::netsuite::tba::pct(&self.map.reference_source)
+        )
+    }
+
+    /// What a request costs by the account's rules.
+    pub fn cost_of(&self, r: &HttpRequest) -> Milli {
+        let path = r.path.split('?').next().unwrap_or("");
+        let resource = path.strip_prefix(&format!("{}/", self.base())).unwrap_or(path);
+        let body: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+        let nested = ["SaleLines", "SalePayments"]
+            .iter()
+            .zip(["SaleLine", "SalePayment"])
+            .map(|(o, i)| body.get(o).and_then(|x| x.get(i)).map_or(0, |v| v.as_array().map_or(1, Vec::len)))
+            .sum::<usize>();
+        let shape = RequestShape {
+            method: r.method.as_str(),
+            resource,
+            completes_sale: body.get("completed") == Some(&Value::Bool(true)),
+            nested: nested as u32,
+            count: false,
+        };
+        bucket::cost(self.rules, &shape)
+    }
+}
+
+fn bearer(req: &mut HttpRequest, token: &str) {
+    req.headers.push(("Authorization".into(), format!("Bearer {token}")));
+    req.headers.push(("Accept".into(), "application/json".into()));
+}
+
+impl Connector for LightspeedConnector {
+    fn max_batch(&self) -> usize {
+        1
+    }
+
+    fn build(&mut self, records: &[(OutboxEntry, Sale)], now: Timestamp) -> (Option<HttpRequest>, Vec<(Uuid, String)>) {
+        let Some((e, s)) = records.first() else { return (None, Vec::new()) };
+        let token = match self.auth.access(now.as_millisecond()) {
+            Access::Bearer(t) => t,
+            Access::Refresh(form) => {
+                self.sent.insert(e.id, Sent::Token);
+                let req = HttpRequest {
+                    method: Method::Post,
+                    path: self.token_url.clone(),
+                    headers: vec![("Content-Type".into(), "application/x-www-form-urlencoded".into())],
+                    body: form.into_bytes(),
+                };
+                return (Some(req), Vec::new());
+            }
+            Access::Wait(_) | Access::Dead(_) => return (None, Vec::new()),
+        };
+        let unknown = matches!(e.state, OutboxState::Unknown | OutboxState::InFlight { .. });
+        let mut req = if unknown {
+            self.sent.insert(e.id, Sent::Lookup);
+            HttpRequest { method: Method::Get, path: self.lookup_path(&s.id), headers: Vec::new(), body: Vec::new() }
+        } else {
+            match self.sale_body(s) {
+                Ok(b) => {
+                    self.sent.insert(e.id, Sent::Post);
+                    HttpRequest {
+                        method: Method::Post,
+                        path: format!("{}/Sale.json", self.base()),
+                        headers: vec![("Content-Type".into(), "application/json".into())],
+                        body: b.to_string().into_bytes(),
+                    }
+                }
+                Err(why) => return (None, vec![(e.id, why)]),
+            }
+        };
+        bearer(&mut req, &token);
+        (Some(req), Vec::new())
+    }
+
+    fn parse(&mut self, ids: &[Uuid], reply: &HttpResponse) -> Result<BTreeMap<Uuid, RecordResult>, String> {
+        let id = ids.first().ok_or("no record in the batch")?;
+        self.sent.remove(id);
+        let v: Value =
+            serde_json::from_slice(&reply.body).map_err(|e| format!("Lightspeed's Sale answer is not JSON: {e}"))?;
+        let sale = v.get("Sale").ok_or("Lightspeed's answer has no Sale")?;
+        let sale_id = sale.get("saleID").and_then(int).ok_or("Lightspeed's Sale has no saleID")?;
+        if sale.get("completed").and_then(json::boolean) != Some(true) {
+            return Err(format!("Lightspeed kept sale {sale_id} but not as completed"));
+        }
+        Ok(BTreeMap::from([(*id, RecordResult::Confirmed(sale_id.to_string()))]))
+    }
+
+    fn intercept(&mut self, ids: &[Uuid], reply: &HttpResponse, now: Timestamp) -> Option<Verdict> {
+        let id = *ids.first()?;
+        let all = |r: RecordResult| Verdict::Results(ids.iter().map(|i| (*i, r.clone())).collect());
+        match self.sent.get(&id).copied() {
+            Some(Sent::Token) => {
+                self.sent.remove(&id);
+                if reply.status == 200 {
+                    match self.auth.refreshed(&reply.body, now.as_millisecond()) {
+                        Ok(()) => Some(all(RecordResult::NotSent("Lightspeed tokens refreshed".into()))),
+                        Err(e) => Some(Verdict::RemoteFailed(e)),
+                    }
+                } else {
+                    self.auth.refresh_failed();
+                    let err = serde_json::from_slice::<Value>(&reply.body)
+                        .ok()
+                        .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string))
+                        .unwrap_or_else(|| reply.body_excerpt(100));
+                    Some(Verdict::RemoteFailed(format!(
+                        "Lightspeed refused the token refresh ({}: {err}); if it lasts, re-authorise the store",
+                        reply.status
+                    )))
+                }
+            }
+            Some(Sent::Lookup) if reply.status == 200 => {
+                self.sent.remove(&id);
+                let v: Value = match serde_json::from_slice(&reply.body) {
+                    Ok(v) => v,
+                    Err(e) => return Some(Verdict::RemoteFailed(format!("Lightspeed's Sale list is not JSON: {e}"))),
+                };
+                let found: Result<Vec<Value>, String> = match v.get("Sale") {
+                    None => Ok(Vec::new()),
+                    Some(Value::Array(a)) => Ok(a.clone()),
+                    Some(o @ Value::Object(_)) => Ok(vec![o.clone()]),
+                    Some(other) => Err(format!("Lightspeed's Sale list holds {other}")),
+                };
+                match found {
+                    Err(e) => Some(Verdict::RemoteFailed(e)),
+                    Ok(list) => match list.iter().filter_map(|s| s.get("saleID").and_then(int)).min() {
+                        Some(sid) => Some(all(RecordResult::Confirmed(sid.to_string()))),
+                        None => Some(all(RecordResult::Absent(
+                            "not at Lightspeed after an unknown outcome: posting it".into(),
+                        ))),
+                    },
+                }
+            }
+            Some(_) => {
+                if reply.status != 200 {
+                    self.sent.remove(&id);
+                }
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn not_before(&self, e: &OutboxEntry) -> Option<Timestamp> {
+        match e.state {
+            OutboxState::Unknown | OutboxState::InFlight { .. } => {
+                Timestamp::from_millisecond(e.updated_at.as_millisecond().saturating_add(self.quarantine_ms)).ok()
+            }
+            _ => None,
+        }
+    }
+
+    fn on_auth_refused(&mut self, _now: Timestamp) {
+        self.auth.refused();
+    }
+
+    fn observe(&mut self, reply: &HttpResponse, now: Timestamp) {
+        let now_ms = now.as_millisecond();
+        if let Some(level) = reply.header("x-ls-api-bucket-level") {
+            self.pacer = Pacer::from_headers(level, reply.header("x-ls-api-drip-rate"), now_ms).or(self.pacer);
+        }
+        if let Some((n, max)) = reply.header("x-ls-api-burst-level").and_then(|b| b.split_once('/'))
+            && let (Ok(n), Ok(max)) = (n.trim().parse::<u32>(), max.trim().parse::<u32>())
+            && n >= max
+        {
+            self.burst_full_until_ms = now_ms + 1000;
+        }
+    }
+
+    fn ready_at(&mut self, now: Timestamp) -> Option<Timestamp> {
+        let now_ms = now.as_millisecond();
+        let at = match self.auth.access_state(now_ms) {
+            AuthWait::Ready => now_ms,
+            AuthWait::Until(t) => t,
+            AuthWait::Dead => now_ms + 60_000,
+        };
+        Timestamp::from_millisecond(at.max(self.burst_full_until_ms)).ok()
+    }
+
+    fn pace(&self, request: &HttpRequest, now: Timestamp) -> Option<Timestamp> {
+        if !request.path.starts_with(&self.base()) {
+            return None;
+        }
+        let now_ms = now.as_millisecond();
+        let wait = self.pacer.map_or(0, |p| p.wait_ms(self.cost_of(request), now_ms));
+        Timestamp::from_millisecond(now_ms + wait).ok()
+    }
+
+    fn refusal(&self, reply: &HttpResponse) -> String {
+        json::error_message(reply.status, &reply.body)
+    }
+}
+
+/// Whether a caller can go now.
+pub enum AuthWait {
+    Ready,
+    Until(i64),
+    Dead,
+}
+
+impl LsAuth {
+    /// Like [`LsAuth::access`] without taking the refresh: for pacing.
+    pub fn access_state(&self, now_ms: i64) -> AuthWait {
+        let s = self.lock();
+        if s.tokens.refresh_health(now_ms).is_err() {
+            AuthWait::Dead
+        } else if s.tokens.needs_refresh(now_ms) && now_ms < s.refreshing_until_ms {
+            AuthWait::Until(s.refreshing_until_ms.min(now_ms + 250))
+        } else {
+            AuthWait::Ready
+        }
+    }
+}

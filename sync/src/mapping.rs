@@ -1,0 +1,308 @@
+//! Mappings and routing: how the store's own names (store, tender kinds, tax rates, SKUs)
+//! become the ids Lightspeed and NetSuite know, and which remote receives what.
+//!
+//! Declared in the config (`[mappings.lightspeed]`, `[mappings.netsuite]`, `[routing]`) and
+//! checked by `edged check-config`. A record whose mapping is missing is not sent: it
+//! becomes a dead letter whose reason names the missing key (e.g.
+//! `mappings.lightspeed.tenders.card`), and a replay after the key is added delivers it once.
+//!
+//! Item identity: Lightspeed needs its `itemID`; it comes from `mappings.lightspeed.items`
+//! (SKU → itemID) or, failing that, from what the Item pull learned (the item whose
+//! `customSku` is the SKU; kept in the store's meta under [`ls_item_key`]). NetSuite takes
+//! a reference by external id, so with `items = "externalId"` (the default) the SKU is the
+//! item's external id; a table maps SKUs to internal ids instead.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Tender kinds a mapping names.
+pub const TENDER_KINDS: [&str; 2] = ["cash", "card"];
+
+/// `[mappings.lightspeed]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LightspeedMap {
+    pub account_id: u64,
+    pub shop_id: u64,
+    pub register_id: u64,
+    pub employee_id: u64,
+    /// The walk-in customer; absent = sales without a customer (Lightspeed allows that).
+    #[serde(default)]
+    pub customer_id: Option<u64>,
+    /// `referenceNumberSource` of every sale we post.
+    #[serde(default = "default_source")]
+    pub reference_source: String,
+    /// Tender kind (`cash`, `card`) → `paymentTypeID`.
+    #[serde(default)]
+    pub tenders: BTreeMap<String, u64>,
+    /// SKU → `itemID`, ahead of what the Item pull learned.
+    #[serde(default)]
+    pub items: BTreeMap<String, u64>,
+    /// Cost rules of the account's bucket: `current` (2026-03) or `legacy`.
+    #[serde(default = "default_rules")]
+    pub rate_rules: String,
+    /// Registers on the subscription (the bucket's size and drip grow with them).
+    #[serde(default = "one")]
+    pub registers: u32,
+}
+
+fn default_source() -> String {
+    "edge".into()
+}
+fn default_rules() -> String {
+    "current".into()
+}
+fn one() -> u32 {
+    1
+}
+
+/// `[mappings.netsuite]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetSuiteMap {
+    /// Account id as NetSuite spells it (`123456`, `123456_SB1`).
+    pub account: String,
+    pub subsidiary: String,
+    pub location: String,
+    /// The generic customer of anonymous cash sales (a cash sale needs one).
+    pub walk_in_customer: String,
+    /// Tender kind → payment method internal id.
+    #[serde(default)]
+    pub tenders: BTreeMap<String, String>,
+    /// Tax rate in basis points (`"1900"`) → tax code internal id (SuiteTax).
+    #[serde(default)]
+    pub tax_codes: BTreeMap<String, String>,
+    /// `"externalId"` (the SKU is the item's external id) or a table SKU → internal id.
+    #[serde(default)]
+    pub items: NsItems,
+    /// Requests at once the account allots this integration (concurrency governance).
+    #[serde(default = "five")]
+    pub concurrency: u32,
+}
+
+fn five() -> u32 {
+    5
+}
+
+/// How NetSuite items are named.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum NsItems {
+    /// `"externalId"`.
+    Rule(String),
+    Table(BTreeMap<String, String>),
+}
+
+impl Default for NsItems {
+    fn default() -> Self {
+        NsItems::Rule("externalId".into())
+    }
+}
+
+/// `[routing]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Routing {
+    /// Remotes that receive sales (default: every remote that is not off).
+    #[serde(default)]
+    pub sales: Option<Vec<String>>,
+    /// Remotes that receive refunds (default: as `sales`).
+    #[serde(default)]
+    pub refunds: Option<Vec<String>>,
+    /// The source of catalog, prices and stock: `cloud`, `lightspeed`, `netsuite` or `none`.
+    #[serde(default = "default_catalog")]
+    pub catalog: String,
+    /// Integrations outside this daemon that forward records between remotes, as
+    /// `"lightspeed->netsuite"`: used to warn of sales counted twice.
+    #[serde(default)]
+    pub forwarders: Vec<String>,
+}
+
+fn default_catalog() -> String {
+    "cloud".into()
+}
+
+impl Default for Routing {
+    fn default() -> Self {
+        Routing { sales: None, refunds: None, catalog: default_catalog(), forwarders: Vec::new() }
+    }
+}
+
+impl Routing {
+    /// Warnings of a route that would count a sale twice: the edge sends it to A and B
+    /// while a forwarder also carries A's records to B.
+    pub fn double_counts(&self, sale_remotes: &[String]) -> Vec<String> {
+        let mut out = Vec::new();
+        for f in &self.forwarders {
+            let Some((from, to)) = f.split_once("->") else { continue };
+            let (from, to) = (from.trim(), to.trim());
+            if sale_remotes.iter().any(|r| r == from) && sale_remotes.iter().any(|r| r == to) {
+                out.push(format!(
+                    "routing: sales go to {from} and to {to}, and the forwarder \"{f}\" also carries {from}'s sales to {to}: \
+                     every sale would be counted twice at {to}; drop {to} from routing.sales or the forwarder"
+                ));
+            }
+        }
+        out
+    }
+
+    /// Problems with names (unknown remotes, a malformed forwarder).
+    pub fn problems(&self, known: &[&str]) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (key, list) in [("routing.sales", &self.sales), ("routing.refunds", &self.refunds)] {
+            for r in list.iter().flatten() {
+                if !known.contains(&r.as_str()) {
+                    out.push((key.to_string(), format!("unknown remote {r:?}; known: {}", known.join(", "))));
+                }
+            }
+        }
+        if self.catalog != "none" && !known.contains(&self.catalog.as_str()) {
+            out.push(("routing.catalog".into(), format!("{:?} is not a remote (or \"none\")", self.catalog)));
+        }
+        for f in &self.forwarders {
+            match f.split_once("->") {
+                Some((a, b)) if known.contains(&a.trim()) && known.contains(&b.trim()) && a.trim() != b.trim() => {}
+                _ => out.push((
+                    "routing.forwarders".into(),
+                    format!("{f:?} is not \"REMOTE->REMOTE\" with two different known remotes"),
+                )),
+            }
+        }
+        out
+    }
+}
+
+/// Store meta key of a learned Lightspeed itemID.
+pub fn ls_item_key(sku: &str) -> String {
+    format!("lightspeed.item.{sku}")
+}
+
+/// The tender kind a mapping names.
+pub fn tender_kind(t: &crate::domain::Tender) -> &'static str {
+    match t {
+        crate::domain::Tender::Cash { .. } => "cash",
+        crate::domain::Tender::Card { .. } => "card",
+    }
+}
+
+/// The reason of a record that cannot go because a mapping key is missing.
+pub fn missing(key: &str, what: &str) -> String {
+    format!("mapping missing: {key} ({what}); add it to the config, then replay the dead letter")
+}
+
+impl LightspeedMap {
+    /// Problems: (key, what).
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (k, v) in [("account_id", self.account_id), ("shop_id", self.shop_id), ("register_id", self.register_id)] {
+            if v == 0 {
+                out.push((format!("mappings.lightspeed.{k}"), "must be a Lightspeed id (> 0)".into()));
+            }
+        }
+        if !matches!(self.rate_rules.as_str(), "current" | "legacy") {
+            out.push(("mappings.lightspeed.rate_rules".into(), "must be \"current\" or \"legacy\"".into()));
+        }
+        if self.reference_source.is_empty() || self.reference_source.len() > 255 {
+            out.push(("mappings.lightspeed.reference_source".into(), "must be 1–255 characters".into()));
+        }
+        for k in self.tenders.keys() {
+            if !TENDER_KINDS.contains(&k.as_str()) {
+                out.push((format!("mappings.lightspeed.tenders.{k}"), "unknown tender kind; known: cash, card".into()));
+            }
+        }
+        for k in TENDER_KINDS {
+            if !self.tenders.contains_key(k) {
+                out.push((
+                    format!("mappings.lightspeed.tenders.{k}"),
+                    "missing: sales paid this way will wait as dead letters".into(),
+                ));
+            }
+        }
+        out
+    }
+}
+
+impl NetSuiteMap {
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if crate::netsuite::tba::host_account(&self.account).is_empty()
+            || !self.account.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            out.push((
+                "mappings.netsuite.account".into(),
+                "must be a NetSuite account id like 123456 or 123456_SB1".into(),
+            ));
+        }
+        for (k, v) in [
+            ("subsidiary", &self.subsidiary),
+            ("location", &self.location),
+            ("walk_in_customer", &self.walk_in_customer),
+        ] {
+            if v.is_empty() {
+                out.push((format!("mappings.netsuite.{k}"), "must be an internal id".into()));
+            }
+        }
+        if let NsItems::Rule(r) = &self.items
+            && r != "externalId"
+        {
+            out.push(("mappings.netsuite.items".into(), "must be \"externalId\" or a table SKU → internal id".into()));
+        }
+        if !(1..=1000).contains(&self.concurrency) {
+            out.push(("mappings.netsuite.concurrency".into(), "must be 1–1000".into()));
+        }
+        for k in self.tenders.keys() {
+            if !TENDER_KINDS.contains(&k.as_str()) {
+                out.push((format!("mappings.netsuite.tenders.{k}"), "unknown tender kind; known: cash, card".into()));
+            }
+        }
+        for k in TENDER_KINDS {
+            if !self.tenders.contains_key(k) {
+                out.push((
+                    format!("mappings.netsuite.tenders.{k}"),
+                    "missing: sales paid this way will wait as dead letters".into(),
+                ));
+            }
+        }
+        for k in self.tax_codes.keys() {
+            if k.parse::<u32>().is_err() {
+                out.push((
+                    format!("mappings.netsuite.tax_codes.{k}"),
+                    "keys are tax rates in basis points (\"1900\")".into(),
+                ));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_route_through_a_forwarder_is_a_double_count() {
+        let r = Routing { forwarders: vec!["lightspeed->netsuite".into()], ..Routing::default() };
+        let all = vec!["cloud".to_string(), "lightspeed".into(), "netsuite".into()];
+        let w = r.double_counts(&all);
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("counted twice at netsuite"), "{w:?}");
+        assert!(r.double_counts(&["cloud".into(), "lightspeed".into()]).is_empty());
+        let bad = Routing { forwarders: vec!["lightspeed=>x".into()], catalog: "square".into(), ..Routing::default() };
+        let p = bad.problems(&["cloud", "lightspeed", "netsuite"]);
+        assert_eq!(p.len(), 2, "{p:?}");
+    }
+
+    #[test]
+    fn missing_tender_mappings_are_named() {
+        let m = LightspeedMap { account_id: 1, shop_id: 1, register_id: 1, ..LightspeedMap::default() };
+        let keys: Vec<String> = m.problems().into_iter().map(|p| p.0).collect();
+        assert!(keys.contains(&"mappings.lightspeed.tenders.card".to_string()), "{keys:?}");
+        let n: NetSuiteMap = toml::from_str(
+            "account = \"123456_sb1\"\nsubsidiary = \"1\"\nlocation = \"2\"\nwalk_in_customer = \"3\"\n\
+             items = { \"SKU-1\" = \"501\" }\n[tenders]\ncash = \"1\"\ncard = \"2\"\n",
+        )
+        .expect("parses");
+        assert!(n.problems().is_empty(), "{:?}", n.problems());
+        assert!(matches!(n.items, NsItems::Table(_)));
+    }
+}
