@@ -51,7 +51,7 @@ pub struct RemoteConfig {
 }
 
 /// Remotes whose connector this build has.
-pub const CONNECTORS: [&str; 1] = ["cloud"];
+pub const CONNECTORS: [&str; 3] = ["cloud", "lightspeed", "netsuite"];
 
 /// Reads a secret file: trimmed, non-empty, at most 4 KiB.
 pub fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
@@ -105,12 +105,34 @@ pub struct Config {
     pub offline: crate::payments::OfflinePolicy,
     /// `[staff.ID]`: who may log in at the staff screens, with which role.
     pub staff: Vec<crate::staff::StaffMember>,
+    /// `[mappings.lightspeed]`: the store's ids at Lightspeed.
+    pub lightspeed: Option<edge_sync::mapping::LightspeedMap>,
+    /// `[mappings.netsuite]`: the store's ids at NetSuite.
+    pub netsuite: Option<edge_sync::mapping::NetSuiteMap>,
+    /// `[routing]`: which remote receives what, and the catalog's source.
+    pub routing: edge_sync::mapping::Routing,
+    /// What `check-config` warns of without refusing the file.
+    pub warnings: Vec<ConfigProblem>,
 }
 
 impl Config {
-    /// Remotes that get an outbox entry for each sale (mode shadow or live).
+    /// Remotes that get an outbox entry for each sale: `routing.sales`, or every remote in
+    /// mode shadow or live.
     pub fn sale_remotes(&self) -> Vec<String> {
-        self.remotes.iter().filter(|(_, r)| r.mode != Mode::Off).map(|(n, _)| n.clone()).collect()
+        self.routed(self.routing.sales.as_ref())
+    }
+
+    /// Remotes that get an outbox entry for each refund: `routing.refunds`, else as sales.
+    pub fn refund_remotes(&self) -> Vec<String> {
+        self.routed(self.routing.refunds.as_ref().or(self.routing.sales.as_ref()))
+    }
+
+    fn routed(&self, list: Option<&Vec<String>>) -> Vec<String> {
+        self.remotes
+            .iter()
+            .filter(|(n, r)| r.mode != Mode::Off && list.is_none_or(|l| l.contains(n)))
+            .map(|(n, _)| n.clone())
+            .collect()
     }
 }
 
@@ -219,6 +241,10 @@ impl<'a> Checker<'a> {
         let mut all = vec![];
         walk("", self.root, &mut all);
         for k in all {
+            // Mappings and routing are read whole, by serde, which names unknown fields.
+            if k.starts_with("mappings.") || k.starts_with("routing.") {
+                continue;
+            }
             let known = self.used.iter().any(|u| u == &k);
             let under_reported = self.problems.iter().any(|p| k.starts_with(&format!("{}.", p.key)));
             if !known && !under_reported {
@@ -553,6 +579,68 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
         Some(_) => c.problem("staff", "must be a table of staff members"),
         None => {}
     }
+    // Mappings and routing (edge_sync::mapping), read whole and checked.
+    fn table<T: serde::de::DeserializeOwned>(c: &mut Checker<'_>, root: &toml::Table, key: &str) -> Option<T> {
+        let mut v = Some(root);
+        let mut found: Option<&toml::Value> = None;
+        for part in key.split('.') {
+            found = v.and_then(|t| t.get(part));
+            v = found.and_then(toml::Value::as_table);
+        }
+        let found = found?;
+        match found.clone().try_into::<T>() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                c.problem(key, e.to_string().trim().replace('\n', " "));
+                None
+            }
+        }
+    }
+    let lightspeed: Option<edge_sync::mapping::LightspeedMap> = table(&mut c, &root, "mappings.lightspeed");
+    let netsuite: Option<edge_sync::mapping::NetSuiteMap> = table(&mut c, &root, "mappings.netsuite");
+    let routing: edge_sync::mapping::Routing = table(&mut c, &root, "routing").unwrap_or_default();
+    if let Some(toml::Value::Table(t)) = root.get("mappings") {
+        for k in t.keys() {
+            if k != "lightspeed" && k != "netsuite" {
+                c.problem(&format!("mappings.{k}"), "unknown; known: lightspeed, netsuite");
+            }
+        }
+    }
+    let mut warnings = Vec::new();
+    for (k, m) in routing.problems(&REMOTE_NAMES) {
+        c.problem(&k, m);
+    }
+    let is_on = |n: &str| remotes.get(n).is_some_and(|r: &RemoteConfig| r.mode != Mode::Off);
+    let mut split = |list: Vec<(String, String)>, c: &mut Checker<'_>| {
+        for (k, m) in list {
+            if m.starts_with("missing:") {
+                warnings.push(ConfigProblem { key: k, message: m });
+            } else {
+                c.problem(&k, m);
+            }
+        }
+    };
+    match &lightspeed {
+        Some(m) => split(m.problems(), &mut c),
+        None if is_on("lightspeed") => c.problem("mappings.lightspeed", "required when remotes.lightspeed is not off"),
+        None => {}
+    }
+    match &netsuite {
+        Some(m) => split(m.problems(), &mut c),
+        None if is_on("netsuite") => c.problem("mappings.netsuite", "required when remotes.netsuite is not off"),
+        None => {}
+    }
+    let on: Vec<String> = remotes
+        .iter()
+        .filter(|(n, r)| r.mode != Mode::Off && routing.sales.as_ref().is_none_or(|l| l.contains(n)))
+        .map(|(n, _)| n.clone())
+        .collect();
+    for w in routing.double_counts(&on) {
+        warnings.push(ConfigProblem { key: "routing".into(), message: w });
+    }
+    if routing.catalog != "none" && routing.catalog != "cloud" && !is_on(&routing.catalog) {
+        c.problem("routing.catalog", format!("{} is off: it cannot be the catalog's source", routing.catalog));
+    }
     c.unknown_keys();
 
     match (c.problems.is_empty(), timezone, currency, listen) {
@@ -580,6 +668,10 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
             offline,
             log_level,
             staff,
+            lightspeed,
+            netsuite,
+            routing,
+            warnings,
         }),
         _ => Err(c.problems),
     }
@@ -601,8 +693,8 @@ pub fn load(path: &Path) -> Result<Config, Vec<ConfigProblem>> {
 /// The configuration `edged demo` runs with, written to `DIR/config.toml`.
 pub fn demo_toml(data_dir: &Path, listen: &str, urls: &BTreeMap<String, String>) -> String {
     let url = |name: &str| match urls.get(name) {
-        Some(u) => format!("url = {u:?}\n"),
-        None => String::new(),
+        Some(u) => format!("mode = \"live\"\nurl = {u:?}\n"),
+        None => "mode = \"off\"\n".to_string(),
     };
     format!(
         r#"# Written by `edged demo`. `edged run --config` this file to run the same store.
@@ -635,20 +727,46 @@ max_total_minor = 100000
 max_count = 500
 max_age_h = 24
 
-# Every sale goes to all three remotes. Lightspeed and NetSuite keep their records in the
-# outbox until their connectors land.
+# Every sale and refund goes to all three remotes; the cloud is the catalog's source.
 [remotes.cloud]
-mode = "live"
 {cloud}secret_file = "secrets/cloud.key"
 timeout_ms = 3000
 pull_interval_s = 5
 
 [remotes.lightspeed]
-mode = "live"
-{lightspeed}
+{lightspeed}secret_file = "secrets/lightspeed.json"
+timeout_ms = 5000
+pull_interval_s = 30
+
 [remotes.netsuite]
-mode = "live"
-{netsuite}
+{netsuite}secret_file = "secrets/netsuite.json"
+timeout_ms = 5000
+
+[routing]
+catalog = "cloud"
+
+# The store's ids at Lightspeed (the demo account of the fake). Item ids are learned from
+# the Item pull (customSku = SKU); [mappings.lightspeed.items] would pin them.
+[mappings.lightspeed]
+account_id = 12345
+shop_id = 1
+register_id = 1
+employee_id = 1
+reference_source = "edge"
+# A sale whose answer was lost is looked up after this wait (the client's timeout is 5 s).
+unknown_wait_s = 15
+tenders = {{ cash = 1, card = 2 }}
+
+# The store's ids at NetSuite (TBA with Oracle's example keys). Items by external id = SKU.
+[mappings.netsuite]
+account = "123456"
+subsidiary = "1"
+location = "1"
+walk_in_customer = "107"
+items = "externalId"
+tenders = {{ cash = "1", card = "5" }}
+tax_codes = {{ "700" = "7", "1900" = "19" }}
+concurrency = 5
 # Staff who log in at the register screen. Demo PINs: Anna 1111 (cashier), Max 9999
 # (manager), Tina 4242 (tech). `edged hash-pin ID` prints the line for a new PIN.
 [staff.anna]

@@ -312,7 +312,8 @@ pub async fn run(cfg: Config, store: Arc<dyn Store>, announce_dir: &Path) -> Res
     let listener = TcpListener::bind(cfg.listen).await.map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let url = format!("http://{addr}");
-    let engine = Arc::new(crate::delivery::build_engine(&cfg)?);
+    let ls_auth = crate::delivery::lightspeed_auth(&cfg, &store)?;
+    let engine = Arc::new(crate::delivery::build_engine(&cfg, &store, ls_auth.clone())?);
     let client = crate::delivery::http_client()?;
     let link = crate::delivery::build_cloud_link(&cfg)?;
     let app = Arc::new(App::new(cfg, store.clone(), tokens, engine.clone(), link));
@@ -327,6 +328,7 @@ pub async fn run(cfg: Config, store: Arc<dyn Store>, announce_dir: &Path) -> Res
     crate::payments::spawn_recovery(app.clone());
     spawn_disk_watch(app.clone());
     let mut workers = engine.spawn(store, client.clone(), app.stopping.subscribe());
+    workers.extend(crate::delivery::spawn_lightspeed_pull(&app, client.clone(), ls_auth));
     workers.extend(crate::delivery::spawn_cloud_link(&app, client));
     tokio::spawn(crate::delivery::announce_status(app.clone()));
     let api = serde_json::to_vec(&ApiFile { url: url.clone() }).map_err(|e| e.to_string())?;

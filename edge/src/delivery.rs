@@ -12,30 +12,170 @@ use edge_sync::engine::{Policy, Worker};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Secrets of a Lightspeed connection (`remotes.lightspeed.secret_file`, JSON).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LsSecret {
+    client_id: String,
+    client_secret: String,
+    /// The refresh token the store was authorised with (used until the first refresh;
+    /// after that the store keeps the rotating pair).
+    refresh_token: String,
+}
+
+/// Secrets of a NetSuite connection (`remotes.netsuite.secret_file`, JSON): `tba` or `m2m`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NsSecret {
+    #[serde(default)]
+    tba: Option<NsTba>,
+    #[serde(default)]
+    m2m: Option<NsM2m>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NsTba {
+    consumer_key: String,
+    consumer_secret: String,
+    token: String,
+    token_secret: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NsM2m {
+    client_id: String,
+    certificate_id: String,
+    /// The PKCS#8 P-256 private key, base64.
+    private_key_pkcs8_base64: String,
+}
+
+/// Store meta key of Lightspeed's token pair.
+pub const META_LS_TOKENS: &str = "lightspeed.tokens";
+const META_LS_BOOTSTRAP: &str = "lightspeed.bootstrap_sha256";
+
+fn secret_json<T: serde::de::DeserializeOwned>(name: &str, rc: &crate::config::RemoteConfig) -> Result<T, String> {
+    let key = format!("remotes.{name}.secret_file");
+    let f = rc.secret_file.as_ref().ok_or_else(|| format!("{key}: required when the mode is not \"off\""))?;
+    let raw = read_secret(f).map_err(|e| format!("{key}: {e}"))?;
+    serde_json::from_slice(&raw).map_err(|e| format!("{key}: {} is not the expected JSON: {e}", f.display()))
+}
+
+/// The Lightspeed account's tokens: the pair the store keeps, or the bootstrap refresh
+/// token from the secret file when it is new (a re-authorisation replaces the file).
+pub fn lightspeed_auth(
+    cfg: &Config,
+    store: &Arc<dyn edge_sync::store::Store>,
+) -> Result<Option<Arc<edge_sync::lightspeed::connector::LsAuth>>, String> {
+    use edge_sync::lightspeed::oauth::TokenSet;
+    use sha2::Digest;
+    let Some(rc) = cfg.remotes.get("lightspeed").filter(|r| r.mode != Mode::Off) else { return Ok(None) };
+    let secret: LsSecret = secret_json("lightspeed", rc)?;
+    let boot: String =
+        sha2::Sha256::digest(secret.refresh_token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let meta = |k: &str| store.meta_get(k).map_err(|e| format!("cannot read the store: {e}"));
+    let known_boot = meta(META_LS_BOOTSTRAP)?.map(|b| String::from_utf8_lossy(&b).into_owned());
+    let kept: Option<TokenSet> = match meta(META_LS_TOKENS)? {
+        Some(b) if known_boot.as_deref() == Some(boot.as_str()) => serde_json::from_slice(&b).ok(),
+        _ => None,
+    };
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    let tokens = match kept {
+        Some(t) => t,
+        None => {
+            tracing::info!("Lightspeed: starting from the refresh token in the secret file");
+            store.meta_set(META_LS_BOOTSTRAP, boot.as_bytes()).map_err(|e| format!("cannot write the store: {e}"))?;
+            TokenSet {
+                access: String::new(),
+                refresh: secret.refresh_token.clone(),
+                access_expires_at_ms: 0,
+                refresh_used_at_ms: now_ms,
+                previous_refresh: None,
+            }
+        }
+    };
+    let st = store.clone();
+    let save = Box::new(move |t: &TokenSet| {
+        let b = serde_json::to_vec(t).map_err(|e| e.to_string())?;
+        st.meta_set(META_LS_TOKENS, &b).map_err(|e| e.to_string())?;
+        st.sync().map_err(|e| e.to_string())
+    });
+    Ok(Some(edge_sync::lightspeed::connector::LsAuth::new(&secret.client_id, &secret.client_secret, tokens, save)))
+}
+
 /// Builds the workers the configuration asks for. Errors name the config key.
-pub fn build_engine(cfg: &Config) -> Result<SyncEngine, String> {
+pub fn build_engine(
+    cfg: &Config,
+    store: &Arc<dyn edge_sync::store::Store>,
+    ls_auth: Option<Arc<edge_sync::lightspeed::connector::LsAuth>>,
+) -> Result<SyncEngine, String> {
     let mut engine = SyncEngine::new();
     for (name, rc) in &cfg.remotes {
         if rc.mode == Mode::Off || !CONNECTORS.contains(&name.as_str()) {
             continue;
         }
-        let secret = match &rc.secret_file {
-            Some(f) => read_secret(f).map_err(|e| format!("remotes.{name}.secret_file: {e}"))?,
-            None => return Err(format!("remotes.{name}.secret_file: required when the mode is not \"off\"")),
-        };
-        let connector = match name.as_str() {
-            "cloud" => Box::new(CloudConnector::new(cfg.store_id.clone(), secret)),
+        let url = rc.url.clone().unwrap_or_default();
+        let seed = getrandom::u64().map_err(|e| format!("no random seed for the sync worker: {e}"))?;
+        let mut max_in_flight = rc.max_in_flight;
+        let connector: Box<dyn edge_sync::engine::Connector> = match name.as_str() {
+            "cloud" => {
+                let secret = match &rc.secret_file {
+                    Some(f) => read_secret(f).map_err(|e| format!("remotes.{name}.secret_file: {e}"))?,
+                    None => return Err(format!("remotes.{name}.secret_file: required when the mode is not \"off\"")),
+                };
+                Box::new(CloudConnector::new(cfg.store_id.clone(), secret))
+            }
+            "lightspeed" => {
+                let map =
+                    cfg.lightspeed.clone().ok_or("mappings.lightspeed: required when remotes.lightspeed is not off")?;
+                let auth = ls_auth.clone().ok_or("remotes.lightspeed: no tokens")?;
+                let st = store.clone();
+                let items: edge_sync::lightspeed::connector::ItemResolver = Arc::new(move |sku: &str| {
+                    let v = st.meta_get(&edge_sync::mapping::ls_item_key(sku)).ok()??;
+                    String::from_utf8_lossy(&v).parse().ok()
+                });
+                let token_url = map.token_url.clone();
+                Box::new(edge_sync::lightspeed::connector::LightspeedConnector::new(map, auth, items, token_url))
+            }
+            "netsuite" => {
+                use edge_sync::netsuite::connector::{NetSuiteConnector, NsAuth};
+                let map = cfg.netsuite.clone().ok_or("mappings.netsuite: required when remotes.netsuite is not off")?;
+                let secret: NsSecret = secret_json("netsuite", rc)?;
+                let auth = match (secret.tba, secret.m2m) {
+                    (Some(t), None) => NsAuth::Tba(edge_sync::netsuite::tba::Credentials {
+                        account: map.account.clone(),
+                        consumer_key: t.consumer_key,
+                        consumer_secret: t.consumer_secret,
+                        token: t.token,
+                        token_secret: t.token_secret,
+                    }),
+                    (None, Some(m)) => {
+                        use base64::Engine as _;
+                        let key = base64::engine::general_purpose::STANDARD
+                            .decode(m.private_key_pkcs8_base64.trim())
+                            .map_err(|e| {
+                            format!("remotes.netsuite.secret_file: m2m.private_key_pkcs8_base64: {e}")
+                        })?;
+                        NsAuth::M2m(
+                            edge_sync::netsuite::m2m::M2m::new(&m.client_id, &m.certificate_id, &key)
+                                .map_err(|e| format!("remotes.netsuite.secret_file: {e}"))?,
+                        )
+                    }
+                    _ => return Err("remotes.netsuite.secret_file: give exactly one of \"tba\" and \"m2m\"".into()),
+                };
+                max_in_flight = max_in_flight.min(map.concurrency as usize).max(1);
+                Box::new(NetSuiteConnector::new(map, auth, &url, seed ^ 0x4e53))
+            }
             other => return Err(format!("remotes.{other}: no connector in this build")),
         };
         let policy = Policy {
             max_batch: rc.max_batch,
-            max_in_flight: rc.max_in_flight,
+            max_in_flight,
             max_record_attempts: rc.max_attempts,
             shadow: rc.mode == Mode::Shadow,
             ..Policy::default()
         };
-        let seed = getrandom::u64().map_err(|e| format!("no random seed for the sync worker: {e}"))?;
-        let url = rc.url.clone().unwrap_or_default();
         engine.add(Worker::new(name.clone(), connector, policy, seed), &url, Duration::from_millis(rc.timeout_ms));
         tracing::info!(remote = %name, mode = rc.mode.as_str(), %url, "sync worker configured");
     }
@@ -216,5 +356,225 @@ pub async fn announce_status(app: Arc<App>) {
             last_sent = std::time::Instant::now();
             let _ = app.events.send(Event::SyncStatus { at: now.to_string(), remotes });
         }
+    }
+}
+
+/// Store meta key of the ItemShop feed's cursor (the last `timeStamp` read).
+const META_LS_ITEMSHOP_CURSOR: &str = "lightspeed.itemshop.cursor";
+
+/// Lightspeed's pulls: Item pages by cursor (the SKU → itemID identity the connector
+/// needs: `customSku` is the SKU), and, when Lightspeed is the catalog's source, ItemShop
+/// stock by `timeStamp` (the mapped shop's rows; the shopID 0 summary row ignored). Shares
+/// the account's tokens with the delivery worker (one refresher).
+pub fn spawn_lightspeed_pull(
+    app: &Arc<App>,
+    client: reqwest::Client,
+    auth: Option<Arc<edge_sync::lightspeed::connector::LsAuth>>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let (Some(auth), Some(map)) = (auth, app.cfg.lightspeed.clone()) else { return Vec::new() };
+    let Some(rc) = app.cfg.remotes.get("lightspeed").filter(|r| r.mode != Mode::Off).cloned() else {
+        return Vec::new();
+    };
+    let Some(base) = rc.url.clone() else { return Vec::new() };
+    let app = app.clone();
+    let stock = app.cfg.routing.catalog == "lightspeed";
+    vec![tokio::spawn(async move {
+        let mut stopping = app.stopping.subscribe();
+        let pull = LsPull {
+            client,
+            base: base.trim_end_matches('/').to_string(),
+            auth,
+            map,
+            timeout: Duration::from_millis(rc.timeout_ms),
+        };
+        loop {
+            match pull.round(&app, stock).await {
+                Ok(n) => tracing::debug!(items = n.0, levels = n.1, "Lightspeed pull done"),
+                Err(e) => tracing::warn!(error = %e, "Lightspeed pull failed; trying again later"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(rc.pull_interval_s)) => {}
+                _ = stopping.changed() => return,
+            }
+        }
+    })]
+}
+
+struct LsPull {
+    client: reqwest::Client,
+    base: String,
+    auth: Arc<edge_sync::lightspeed::connector::LsAuth>,
+    map: edge_sync::mapping::LightspeedMap,
+    timeout: Duration,
+}
+
+impl LsPull {
+    async fn bearer(&self) -> Result<String, String> {
+        use edge_sync::lightspeed::connector::Access;
+        for _ in 0..200 {
+            match self.auth.access(jiff::Timestamp::now().as_millisecond()) {
+                Access::Bearer(t) => return Ok(t),
+                Access::Dead(e) => return Err(e),
+                Access::Wait(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+                Access::Refresh(form) => {
+                    let path = self
+                        .map
+                        .token_url
+                        .clone()
+                        .unwrap_or_else(|| edge_sync::lightspeed::connector::TOKEN_PATH.into());
+                    let req = edge_sync::wire::HttpRequest {
+                        method: edge_sync::wire::Method::Post,
+                        path,
+                        headers: vec![("Content-Type".into(), "application/x-www-form-urlencoded".into())],
+                        body: form.into_bytes(),
+                    };
+                    match edge_sync::engine::run::exchange(&self.client, &self.base, &req, self.timeout).await {
+                        Ok(r) if r.status == 200 => {
+                            self.auth.refreshed(&r.body, jiff::Timestamp::now().as_millisecond())?
+                        }
+                        Ok(r) => {
+                            self.auth.refresh_failed();
+                            return Err(format!(
+                                "Lightspeed refused the token refresh ({}): {}",
+                                r.status,
+                                r.body_excerpt(200)
+                            ));
+                        }
+                        Err(e) => {
+                            self.auth.refresh_failed();
+                            return Err(format!("token refresh: {e}"));
+                        }
+                    }
+                }
+            }
+        }
+        Err("waited too long for the Lightspeed token refresh".into())
+    }
+
+    /// GETs a page (a path or the full `next` URL), honouring 401 and 429.
+    async fn get(&self, path: &str) -> Result<serde_json::Value, String> {
+        for _ in 0..5 {
+            let token = self.bearer().await?;
+            let req = edge_sync::wire::HttpRequest {
+                method: edge_sync::wire::Method::Get,
+                path: path.to_string(),
+                headers: vec![
+                    ("Authorization".into(), format!("Bearer {token}")),
+                    ("Accept".into(), "application/json".into()),
+                ],
+                body: Vec::new(),
+            };
+            let r = edge_sync::engine::run::exchange(&self.client, &self.base, &req, self.timeout)
+                .await
+                .map_err(|e| e.to_string())?;
+            match r.status {
+                200 => {
+                    // Keep clear of the bucket's top: the delivery worker shares it.
+                    if let Some((level, size)) =
+                        r.header("x-ls-api-bucket-level").and_then(edge_sync::lightspeed::bucket::parse_level)
+                        && level * 10 > size * 7
+                    {
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
+                    return serde_json::from_slice(&r.body)
+                        .map_err(|e| format!("Lightspeed answered something else than JSON: {e}"));
+                }
+                401 => self.auth.refused(),
+                429 => {
+                    let s = r.header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(2).min(60);
+                    tokio::time::sleep(Duration::from_secs(s)).await;
+                }
+                _ => return Err(edge_sync::lightspeed::json::error_message(r.status, &r.body)),
+            }
+        }
+        Err("Lightspeed kept refusing the pull".into())
+    }
+
+    fn rows(v: &serde_json::Value, key: &str) -> Vec<serde_json::Value> {
+        match v.get(key) {
+            Some(serde_json::Value::Array(a)) => a.clone(),
+            Some(o @ serde_json::Value::Object(_)) => vec![o.clone()],
+            _ => Vec::new(),
+        }
+    }
+
+    async fn round(&self, app: &Arc<App>, stock: bool) -> Result<(usize, usize), String> {
+        use edge_sync::lightspeed::json::int;
+        let acct = format!("/API/V3/Account/{}", self.map.account_id);
+        let mut items = 0;
+        let mut path = format!("{acct}/Item.json?limit=100");
+        loop {
+            let page = self.get(&path).await?;
+            for it in Self::rows(&page, "Item") {
+                let (Some(id), Some(sku)) =
+                    (it.get("itemID").and_then(int), it.get("customSku").and_then(|v| v.as_str()))
+                else {
+                    continue;
+                };
+                if sku.is_empty() {
+                    continue;
+                }
+                let key = edge_sync::mapping::ls_item_key(sku);
+                let new = id.to_string();
+                if app.store.meta_get(&key).ok().flatten().as_deref() != Some(new.as_bytes()) {
+                    app.store.meta_set(&key, new.as_bytes()).map_err(|e| e.to_string())?;
+                    app.store.meta_set(&format!("lightspeed.sku.{id}"), sku.as_bytes()).map_err(|e| e.to_string())?;
+                }
+                items += 1;
+            }
+            match edge_sync::lightspeed::json::next_page(&page) {
+                Some(n) => path = n,
+                None => break,
+            }
+        }
+        let mut levels = 0;
+        if stock {
+            let since = app
+                .store
+                .meta_get(META_LS_ITEMSHOP_CURSOR)
+                .ok()
+                .flatten()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_else(|| "1970-01-01T00:00:00+00:00".into());
+            let mut path = format!(
+                "{acct}/ItemShop.json?sort=timeStamp&limit=100&timeStamp={}",
+                edge_sync::netsuite::tba::pct(&format!(">=,{since}"))
+            );
+            let mut newest = since.clone();
+            loop {
+                let page = self.get(&path).await?;
+                let mut batch = Vec::new();
+                for row in Self::rows(&page, "ItemShop") {
+                    let shop = row.get("shopID").and_then(int).unwrap_or(0);
+                    let ts = row.get("timeStamp").and_then(|v| v.as_str()).unwrap_or("").to_string();
+                    if ts > newest {
+                        newest = ts.clone();
+                    }
+                    // shopID 0 is the all-shops summary; only the store's own shop counts.
+                    if shop == 0 || shop as u64 != self.map.shop_id {
+                        continue;
+                    }
+                    let (Some(item), Some(qoh)) = (row.get("itemID").and_then(int), row.get("qoh").and_then(int))
+                    else {
+                        continue;
+                    };
+                    let Some(sku) = app.store.meta_get(&format!("lightspeed.sku.{item}")).ok().flatten() else {
+                        continue;
+                    };
+                    let at = ts.parse::<jiff::Timestamp>().unwrap_or(jiff::Timestamp::now());
+                    batch.push((String::from_utf8_lossy(&sku).into_owned(), qoh, at));
+                }
+                levels += batch.len();
+                if !batch.is_empty() {
+                    app.store.set_remote_stock(&batch).map_err(|e| e.to_string())?;
+                }
+                match edge_sync::lightspeed::json::next_page(&page) {
+                    Some(n) => path = n,
+                    None => break,
+                }
+            }
+            app.store.meta_set(META_LS_ITEMSHOP_CURSOR, newest.as_bytes()).map_err(|e| e.to_string())?;
+        }
+        Ok((items, levels))
     }
 }

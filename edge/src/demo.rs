@@ -52,8 +52,20 @@ pub fn read_fakes(path: &Path) -> Result<BTreeMap<String, String>, String> {
 pub fn write_demo_secret(dir: &Path) -> Result<(), String> {
     let d = dir.join("secrets");
     std::fs::create_dir_all(&d).map_err(|e| format!("cannot make {}: {e}", d.display()))?;
-    crate::tokens::write_private(&d.join("cloud.key"), b"demo-cloud-secret\n")
-        .map_err(|e| format!("cannot write {}/cloud.key: {e}", d.display()))
+    let write = |name: &str, body: &[u8]| {
+        crate::tokens::write_private(&d.join(name), body)
+            .map_err(|e| format!("cannot write {}/{name}: {e}", d.display()))
+    };
+    write("cloud.key", b"demo-cloud-secret\n")?;
+    // CONTRACT: the Lightspeed demo client, and Oracle's published example TBA values.
+    write(
+        "lightspeed.json",
+        br#"{"client_id": "demo-client", "client_secret": "demo-secret", "refresh_token": "demo-refresh-token"}"#,
+    )?;
+    let t = edge_sync::netsuite::fake::demo_tba();
+    let ns = serde_json::json!({"tba": {"consumer_key": t.consumer_key, "consumer_secret": t.consumer_secret,
+                                        "token": t.token, "token_secret": t.token_secret}});
+    write("netsuite.json", ns.to_string().as_bytes())
 }
 
 /// Makes the data directory (a fresh temporary one unless given) and the demo config that
@@ -91,7 +103,8 @@ pub fn prepare(
 pub fn offline_config(dir: &Path) -> Result<Config, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
     write_demo_secret(dir)?;
-    let urls = BTreeMap::from([("cloud".to_string(), "http://127.0.0.1:9".to_string())]);
+    let urls: BTreeMap<String, String> =
+        ["cloud", "lightspeed", "netsuite"].iter().map(|n| (n.to_string(), "http://127.0.0.1:9".to_string())).collect();
     config::parse(&config::demo_toml(dir, "127.0.0.1:0", &urls), dir).map_err(|p| {
         let lines: Vec<String> = p.iter().map(ToString::to_string).collect();
         lines.join("; ")

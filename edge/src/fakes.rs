@@ -1,7 +1,8 @@
 //! The fake remotes over real HTTP (`edge-lab fakes`, and embedded in `edged demo`).
 //!
-//! The behaviour lives in `edge_sync::cloud::fake` (one state machine shared with the
-//! simulation); this module only puts it on a socket. Two faults need the socket itself:
+//! The behaviour lives in `edge_sync::cloud::fake`, `edge_sync::lightspeed::fake` and
+//! `edge_sync::netsuite::fake` (state machines shared with the simulation); this module
+//! only puts them on sockets, one listener each. Two faults need the socket itself:
 //! `down` drops every connection (new ones at accept, open ones at their next request),
 //! and a reply lost after commit drops the connection after the fake has kept the batch,
 //! so the client sees a broken connection exactly as it would in a store.
@@ -14,6 +15,8 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method as HttpMethod, Statu
 use axum::response::{IntoResponse, Response};
 use axum::serve::{IncomingStream, Listener};
 use edge_sync::cloud::fake::{Disposition, FakeCloud, FakeConfig};
+use edge_sync::lightspeed::fake::{FakeLightspeed, LsFakeConfig};
+use edge_sync::netsuite::fake::{FakeNetSuite, NsFakeConfig};
 use edge_sync::wire::{HttpRequest, Method};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -47,6 +50,20 @@ pub struct FakesOptions {
     pub cloud_refill_per_s: f64,
     /// The demo catalog the fakes start from (same items as `edged demo --catalog-size`).
     pub catalog_size: u64,
+    /// Lightspeed's cost rules.
+    pub ls_rules: edge_sync::lightspeed::bucket::Rules,
+    /// Lightspeed's registers (bucket 90 + 10 and drip 1 + 0.5 per extra register).
+    pub ls_registers: u32,
+    /// Lightspeed's drip-rate multiplier (drains measured in seconds).
+    pub ls_speed: u32,
+    /// Lightspeed bucket size and drip per second, instead of the rules' (thousandths).
+    pub ls_bucket: Option<(i64, i64)>,
+    /// NetSuite's concurrent request limit.
+    pub ns_concurrency: usize,
+    /// NetSuite's time to serve a request (requests overlap for this long).
+    pub ns_processing_ms: u64,
+    /// NetSuite M2M: client id, certificate id, public key.
+    pub ns_m2m: Option<(String, String, Vec<u8>)>,
 }
 
 impl Default for FakesOptions {
@@ -58,6 +75,13 @@ impl Default for FakesOptions {
             cloud_bucket: 1000.0,
             cloud_refill_per_s: 200.0,
             catalog_size: 2000,
+            ls_rules: edge_sync::lightspeed::bucket::Rules::Current,
+            ls_registers: 1,
+            ls_speed: 1,
+            ls_bucket: None,
+            ns_concurrency: 5,
+            ns_processing_ms: 5,
+            ns_m2m: None,
         }
     }
 }
@@ -270,6 +294,103 @@ async fn cloud_handler(
     if latency > 0 && !req.path.starts_with("/_fake/") {
         tokio::time::sleep(std::time::Duration::from_millis(latency.min(120_000))).await;
     }
+    reply(disp, &kill)
+}
+
+/// A fake of one protocol behind a socket.
+trait Served: Send + 'static {
+    fn serve(&mut self, now: Timestamp, req: &HttpRequest, concurrent: usize) -> Disposition;
+    fn down(&self) -> bool;
+    fn latency_ms(&self) -> u64;
+}
+
+impl Served for FakeLightspeed {
+    fn serve(&mut self, now: Timestamp, req: &HttpRequest, _concurrent: usize) -> Disposition {
+        self.handle(now, req)
+    }
+    fn down(&self) -> bool {
+        self.faults().down
+    }
+    fn latency_ms(&self) -> u64 {
+        self.faults().latency_ms
+    }
+}
+
+impl Served for FakeNetSuite {
+    fn serve(&mut self, now: Timestamp, req: &HttpRequest, concurrent: usize) -> Disposition {
+        self.handle(now, req, concurrent)
+    }
+    fn down(&self) -> bool {
+        self.faults().down
+    }
+    fn latency_ms(&self) -> u64 {
+        self.faults().latency_ms
+    }
+}
+
+struct ServedState<F> {
+    fake: Arc<Mutex<F>>,
+    down: Arc<AtomicBool>,
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    /// Time a request is held (counted as in flight) before it is answered.
+    processing_ms: u64,
+}
+
+impl<F> Clone for ServedState<F> {
+    fn clone(&self) -> Self {
+        ServedState {
+            fake: self.fake.clone(),
+            down: self.down.clone(),
+            in_flight: self.in_flight.clone(),
+            processing_ms: self.processing_ms,
+        }
+    }
+}
+
+/// Counts a request in flight until dropped.
+struct InFlight(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+async fn served_handler<F: Served>(
+    State(st): State<ServedState<F>>,
+    ConnectInfo(kill): ConnectInfo<ConnKill>,
+    method: HttpMethod,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let method = match method {
+        HttpMethod::GET => Method::Get,
+        HttpMethod::POST => Method::Post,
+        HttpMethod::PUT => Method::Put,
+        HttpMethod::DELETE => Method::Delete,
+        _ => return (StatusCode::METHOD_NOT_ALLOWED, "method not allowed").into_response(),
+    };
+    let req = to_request(method, &uri, &headers, body.to_vec());
+    let surface = req.path.starts_with("/_fake/");
+    let concurrent = st.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    let _guard = InFlight(st.in_flight.clone());
+    if st.processing_ms > 0 && !surface {
+        tokio::time::sleep(std::time::Duration::from_millis(st.processing_ms)).await;
+    }
+    let (disp, latency) = {
+        let mut f = st.fake.lock().unwrap_or_else(|p| p.into_inner());
+        let d = f.serve(Timestamp::now(), &req, if surface { 1 } else { concurrent });
+        st.down.store(f.down(), Ordering::SeqCst);
+        (d, f.latency_ms())
+    };
+    if latency > 0 && !surface {
+        tokio::time::sleep(std::time::Duration::from_millis(latency.min(120_000))).await;
+    }
+    reply(disp, &kill)
+}
+
+fn reply(disp: Disposition, kill: &ConnKill) -> Response {
     match disp {
         Disposition::Reply(r) => {
             let mut resp = Response::new(axum::body::Body::from(r.body));
@@ -288,13 +409,44 @@ async fn cloud_handler(
     }
 }
 
+/// Serves a fake on its own port; the fake is made once the URL is known.
+async fn serve_fake<F: Served>(
+    host: &str,
+    processing_ms: u64,
+    make: impl FnOnce(&str) -> F,
+) -> io::Result<(String, Arc<Mutex<F>>)> {
+    let listener = TcpListener::bind((host, 0)).await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let fake = Arc::new(Mutex::new(make(&url)));
+    let down = Arc::new(AtomicBool::new(false));
+    let st = ServedState {
+        fake: fake.clone(),
+        down: down.clone(),
+        in_flight: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        processing_ms,
+    };
+    let router =
+        Router::new().fallback(served_handler::<F>).layer(DefaultBodyLimit::max(8 * 1024 * 1024)).with_state(st);
+    let listener = KillableListener { inner: listener, down };
+    tokio::spawn(async move {
+        let svc = router.into_make_service_with_connect_info::<ConnKill>();
+        if let Err(e) = axum::serve(listener, svc).await {
+            tracing::error!(error = %e, "a fake stopped");
+        }
+    });
+    Ok((url, fake))
+}
+
 /// A running set of fakes.
 pub struct Fakes {
     pub file: FakesFile,
     pub cloud: Arc<Mutex<FakeCloud>>,
+    pub lightspeed: Arc<Mutex<FakeLightspeed>>,
+    pub netsuite: Arc<Mutex<FakeNetSuite>>,
 }
 
-/// Binds and serves the fake cloud on the current runtime; returns at once.
+/// Binds and serves the fakes (cloud, Lightspeed, NetSuite) on the current runtime; returns
+/// at once.
 pub async fn start(opts: &FakesOptions) -> io::Result<Fakes> {
     let mut cfg = FakeConfig::new(&opts.store_id, &opts.cloud_secret);
     cfg.bucket_capacity = opts.cloud_bucket;
@@ -324,7 +476,37 @@ pub async fn start(opts: &FakesOptions) -> io::Result<Fakes> {
     });
     let url = format!("http://{addr}");
     tracing::info!(%url, "fake cloud listening");
-    Ok(Fakes { file: FakesFile { cloud: Some(url), ..FakesFile::default() }, cloud })
+    let o = opts.clone();
+    let (ls_url, lightspeed) = serve_fake(&opts.host, 0, move |u| {
+        let mut c = LsFakeConfig::demo(u);
+        c.rules = o.ls_rules;
+        c.registers = o.ls_registers;
+        c.speed = o.ls_speed;
+        c.catalog_size = o.catalog_size;
+        let mut f = FakeLightspeed::new(c, seed ^ 0x4c53);
+        if let Some((size, drip)) = o.ls_bucket {
+            f.set_bucket(size, drip);
+        }
+        f
+    })
+    .await?;
+    tracing::info!(url = %ls_url, "fake Lightspeed listening");
+    let o = opts.clone();
+    let (ns_url, netsuite) = serve_fake(&opts.host, opts.ns_processing_ms, move |u| {
+        let mut c = NsFakeConfig::demo(u);
+        c.concurrency = o.ns_concurrency;
+        c.catalog_size = o.catalog_size;
+        c.m2m = o.ns_m2m.clone();
+        FakeNetSuite::new(c, seed ^ 0x4e53)
+    })
+    .await?;
+    tracing::info!(url = %ns_url, "fake NetSuite listening");
+    Ok(Fakes {
+        file: FakesFile { cloud: Some(url), lightspeed: Some(ls_url), netsuite: Some(ns_url) },
+        cloud,
+        lightspeed,
+        netsuite,
+    })
 }
 
 /// Starts the fakes on a thread of their own (the demo's embedded remotes), so they behave

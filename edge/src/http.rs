@@ -694,7 +694,7 @@ async fn post_refund(
             return crate::payments::card_sale(&app2, refund, key, fp);
         }
         let commit =
-            SaleCommit { sale: refund, idempotency_key: key, fingerprint: fp, remotes: app2.cfg.sale_remotes() };
+            SaleCommit { sale: refund, idempotency_key: key, fingerprint: fp, remotes: app2.cfg.refund_remotes() };
         Ok::<_, Refusal>(app2.store.commit_sale(commit)?)
     })
     .await

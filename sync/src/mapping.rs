@@ -44,6 +44,18 @@ pub struct LightspeedMap {
     /// Registers on the subscription (the bucket's size and drip grow with them).
     #[serde(default = "one")]
     pub registers: u32,
+    /// The OAuth token endpoint (Lightspeed's is `https://cloud.lightspeedapp.com/auth/oauth/token`,
+    /// on another host than the API); absent = `/auth/oauth/token` on the remote's URL.
+    #[serde(default)]
+    pub token_url: Option<String>,
+    /// Seconds an entry of unknown outcome waits before it is looked up by referenceNumber
+    /// (longer than a request can take to reach Lightspeed and be served).
+    #[serde(default = "unknown_wait")]
+    pub unknown_wait_s: u64,
+}
+
+fn unknown_wait() -> u64 {
+    90
 }
 
 fn default_source() -> String {
@@ -198,6 +210,9 @@ impl LightspeedMap {
             if v == 0 {
                 out.push((format!("mappings.lightspeed.{k}"), "must be a Lightspeed id (> 0)".into()));
             }
+        }
+        if !(1..=3600).contains(&self.unknown_wait_s) {
+            out.push(("mappings.lightspeed.unknown_wait_s".into(), "must be 1–3600 seconds".into()));
         }
         if !matches!(self.rate_rules.as_str(), "current" | "legacy") {
             out.push(("mappings.lightspeed.rate_rules".into(), "must be \"current\" or \"legacy\"".into()));

@@ -36,7 +36,7 @@ enum Cmd {
         #[arg(long)]
         hid: bool,
     },
-    /// The fake cloud (and, as their connectors land, Lightspeed and NetSuite) in one process.
+    /// The fake cloud, Lightspeed and NetSuite in one process (each on its own port).
     Fakes {
         /// Where fakes.json is written (default: a fresh temporary directory).
         #[arg(long)]
@@ -44,13 +44,22 @@ enum Cmd {
         /// Address the fakes listen on (ports are chosen by the system).
         #[arg(long, default_value = "127.0.0.1")]
         host: String,
-        /// Lightspeed leaky bucket size (used by the Lightspeed fake, not in this build yet).
-        #[arg(long, default_value_t = 60)]
-        lightspeed_bucket: u32,
-        /// Lightspeed drip rate per second (not in this build yet).
-        #[arg(long, default_value_t = 1.0)]
-        lightspeed_drip_per_s: f64,
-        /// NetSuite concurrent request limit (not in this build yet).
+        /// Lightspeed leaky bucket size (default: by the cost rules and registers).
+        #[arg(long)]
+        lightspeed_bucket: Option<u32>,
+        /// Lightspeed drip rate per second (default: by the cost rules and registers).
+        #[arg(long)]
+        lightspeed_drip_per_s: Option<f64>,
+        /// Lightspeed cost rules: current (2026-03) or legacy (GET 1, writes 10).
+        #[arg(long, default_value = "current")]
+        lightspeed_rules: String,
+        /// Registers on the Lightspeed subscription (bucket and drip grow with them).
+        #[arg(long, default_value_t = 1)]
+        lightspeed_registers: u32,
+        /// Lightspeed drip-rate multiplier, to measure drains in seconds.
+        #[arg(long, default_value_t = 1)]
+        lightspeed_speed: u32,
+        /// NetSuite concurrent request limit.
         #[arg(long, default_value_t = 5)]
         netsuite_concurrency: u32,
         /// Cloud event bucket size (events).
@@ -110,9 +119,12 @@ fn main() -> ExitCode {
         Cmd::Fakes {
             data_dir,
             host,
-            lightspeed_bucket: _,
-            lightspeed_drip_per_s: _,
-            netsuite_concurrency: _,
+            lightspeed_bucket,
+            lightspeed_drip_per_s,
+            lightspeed_rules,
+            lightspeed_registers,
+            lightspeed_speed,
+            netsuite_concurrency,
             cloud_bucket,
             cloud_refill_per_s,
             catalog_size,
@@ -131,6 +143,42 @@ fn main() -> ExitCode {
                 catalog_size,
                 ..FakesOptions::default()
             };
+            opts.ls_rules = match lightspeed_rules.as_str() {
+                "current" => edge_sync::lightspeed::bucket::Rules::Current,
+                "legacy" => edge_sync::lightspeed::bucket::Rules::Legacy,
+                other => {
+                    eprintln!("edge-lab fakes: --lightspeed-rules {other:?}: give current or legacy");
+                    return ExitCode::from(2);
+                }
+            };
+            if !(1..=100).contains(&lightspeed_registers) || !(1..=10_000).contains(&lightspeed_speed) {
+                eprintln!("edge-lab fakes: --lightspeed-registers must be 1–100 and --lightspeed-speed 1–10000");
+                return ExitCode::from(2);
+            }
+            opts.ls_registers = lightspeed_registers;
+            opts.ls_speed = lightspeed_speed;
+            if lightspeed_bucket.is_some() || lightspeed_drip_per_s.is_some() {
+                let (size, drip) = edge_sync::lightspeed::bucket::limits(opts.ls_rules, lightspeed_registers);
+                let size = lightspeed_bucket.map_or(size, |b| i64::from(b) * 1000);
+                let drip = match lightspeed_drip_per_s {
+                    Some(d) if d.is_finite() && d > 0.0 && d <= 10_000.0 => (d * 1000.0).round() as i64,
+                    Some(_) => {
+                        eprintln!("edge-lab fakes: --lightspeed-drip-per-s must be > 0 and at most 10000");
+                        return ExitCode::from(2);
+                    }
+                    None => drip,
+                };
+                if size < 1000 {
+                    eprintln!("edge-lab fakes: --lightspeed-bucket must be at least 1");
+                    return ExitCode::from(2);
+                }
+                opts.ls_bucket = Some((size, drip));
+            }
+            if !(1..=1000).contains(&netsuite_concurrency) {
+                eprintln!("edge-lab fakes: --netsuite-concurrency must be 1–1000");
+                return ExitCode::from(2);
+            }
+            opts.ns_concurrency = netsuite_concurrency as usize;
             if let Some(f) = cloud_secret_file {
                 match edge::config::read_secret(&f) {
                     Ok(s) => opts.cloud_secret = s,

@@ -78,7 +78,10 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Cmd::CheckConfig { file } => match config::load(&file) {
-            Ok(_) => {
+            Ok(c) => {
+                for w in &c.warnings {
+                    println!("warning: {w}");
+                }
                 println!("{}: ok", file.display());
                 ExitCode::SUCCESS
             }
@@ -127,8 +130,10 @@ fn main() -> ExitCode {
                 })
                 .map(|f| {
                     let mut m = std::collections::BTreeMap::new();
-                    if let Some(u) = f.cloud {
-                        m.insert("cloud".to_string(), u);
+                    for (name, u) in [("cloud", f.cloud), ("lightspeed", f.lightspeed), ("netsuite", f.netsuite)] {
+                        if let Some(u) = u {
+                            m.insert(name.to_string(), u);
+                        }
                     }
                     m
                 }),

@@ -229,7 +229,13 @@ pub async fn exchange(
         Ok(m) => m,
         Err(e) => return Err(TransportError::Connect(format!("bad method: {e}"))),
     };
-    let mut rb = client.request(method, format!("{base}{}", req.path)).timeout(timeout).body(req.body.clone());
+    // A path may be a whole URL (Lightspeed's token endpoint lives on another host).
+    let url = if req.path.starts_with("https://") || req.path.starts_with("http://") {
+        req.path.clone()
+    } else {
+        format!("{base}{}", req.path)
+    };
+    let mut rb = client.request(method, url).timeout(timeout).body(req.body.clone());
     for (k, v) in &req.headers {
         rb = rb.header(k, v);
     }

@@ -365,6 +365,8 @@ fn ls_map() -> LightspeedMap {
         items: (0..SIM_ITEMS).map(|i| (crate::demo::demo_item(i).sku, i + 1)).collect(),
         rate_rules: "current".into(),
         registers: 1,
+        token_url: None,
+        unknown_wait_s: 20,
     }
 }
 
@@ -399,10 +401,7 @@ fn worker(name: &str, seed: u64, vault: &TokenVault) -> Worker {
                 }),
             );
             // Longer than the slowest request of the simulated network takes to land (7 s).
-            Box::new(
-                LightspeedConnector::new(ls_map(), auth, std::sync::Arc::new(|_| None), None)
-                    .with_quarantine_ms(20_000),
-            )
+            Box::new(LightspeedConnector::new(ls_map(), auth, std::sync::Arc::new(|_| None), None))
         }
         "netsuite" => Box::new(NetSuiteConnector::new(
             ns_map(),

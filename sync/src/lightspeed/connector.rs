@@ -138,10 +138,6 @@ enum Sent {
     Post,
 }
 
-/// How long an entry of unknown outcome waits before its look-up: longer than a request
-/// can take to reach Lightspeed and be served (the client's timeout and Lightspeed's own).
-pub const DEFAULT_QUARANTINE_MS: i64 = 90_000;
-
 pub struct LightspeedConnector {
     map: LightspeedMap,
     quarantine_ms: i64,
@@ -163,22 +159,18 @@ impl LightspeedConnector {
     ) -> LightspeedConnector {
         let rules = if map.rate_rules == "legacy" { Rules::Legacy } else { Rules::Current };
         LightspeedConnector {
-            map,
-            quarantine_ms: DEFAULT_QUARANTINE_MS,
+            // How long an entry of unknown outcome waits before its look-up: longer than a
+            // request can take to reach Lightspeed and be served.
+            quarantine_ms: i64::try_from(map.unknown_wait_s.saturating_mul(1000)).unwrap_or(i64::MAX),
             rules,
             auth,
             items,
             token_url: token_url.unwrap_or_else(|| TOKEN_PATH.to_string()),
+            map,
             pacer: None,
             burst_full_until_ms: i64::MIN,
             sent: BTreeMap::new(),
         }
-    }
-
-    /// Sets the wait before looking up an entry of unknown outcome.
-    pub fn with_quarantine_ms(mut self, ms: i64) -> LightspeedConnector {
-        self.quarantine_ms = ms.max(0);
-        self
     }
 
     fn base(&self) -> String {

@@ -260,6 +260,10 @@ impl FakeLightspeed {
     pub fn config(&self) -> &LsFakeConfig {
         &self.cfg
     }
+    /// Another bucket (size and drip per second, thousandths), e.g. the legacy 60 / 1.
+    pub fn set_bucket(&mut self, size: Milli, drip: Milli) {
+        self.bucket = Bucket::new(size, drip * i64::from(self.cfg.speed.max(1)));
+    }
     pub fn faults(&self) -> &Faults {
         &self.faults
     }
