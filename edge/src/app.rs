@@ -35,6 +35,8 @@ pub struct App {
     pub cloud_link: Option<edge_sync::cloud::live::CloudLink>,
     /// The store's devices (printer, scanner, scale, pole display).
     pub devices: std::sync::OnceLock<Arc<crate::devices::Devices>>,
+    /// Lightspeed's tokens, shared by the delivery worker, the pulls and the report.
+    pub ls_auth: Option<Arc<edge_sync::lightspeed::connector::LsAuth>>,
     pub ws_clients: AtomicUsize,
     /// Card payments a request is working on (recovery leaves them alone).
     pub payments_busy: crate::payments::Busy,
@@ -107,6 +109,7 @@ impl App {
             engine,
             cloud_link,
             devices: std::sync::OnceLock::new(),
+            ls_auth: None,
             ws_clients: AtomicUsize::new(0),
             stopping: watch::channel(false).0,
             payments_busy: crate::payments::Busy::default(),

@@ -316,7 +316,9 @@ pub async fn run(cfg: Config, store: Arc<dyn Store>, announce_dir: &Path) -> Res
     let engine = Arc::new(crate::delivery::build_engine(&cfg, &store, ls_auth.clone())?);
     let client = crate::delivery::http_client()?;
     let link = crate::delivery::build_cloud_link(&cfg)?;
-    let app = Arc::new(App::new(cfg, store.clone(), tokens, engine.clone(), link));
+    let mut app = App::new(cfg, store.clone(), tokens, engine.clone(), link);
+    app.ls_auth = ls_auth.clone();
+    let app = Arc::new(app);
     let specs = app.cfg.devices.clone();
     let bus = app.events.clone();
     let _ = app.devices.set(Arc::new(crate::devices::Devices::start(

@@ -51,6 +51,108 @@ struct NsM2m {
     private_key_pkcs8_base64: String,
 }
 
+/// NetSuite credentials outside the delivery worker (the report's SuiteQL).
+pub struct NsSigner {
+    pub auth: edge_sync::netsuite::connector::NsAuth,
+    bearer: Option<(String, i64)>,
+}
+
+/// NetSuite's credentials from `remotes.netsuite.secret_file`.
+pub fn netsuite_auth(cfg: &Config, rc: &crate::config::RemoteConfig) -> Result<NsSigner, String> {
+    use edge_sync::netsuite::connector::NsAuth;
+    let map = cfg.netsuite.as_ref().ok_or("mappings.netsuite: required when remotes.netsuite is not off")?;
+    let secret: NsSecret = secret_json("netsuite", rc)?;
+    let auth = match (secret.tba, secret.m2m) {
+        (Some(t), None) => NsAuth::Tba(edge_sync::netsuite::tba::Credentials {
+            account: map.account.clone(),
+            consumer_key: t.consumer_key,
+            consumer_secret: t.consumer_secret,
+            token: t.token,
+            token_secret: t.token_secret,
+        }),
+        (None, Some(m)) => {
+            use base64::Engine as _;
+            let key = base64::engine::general_purpose::STANDARD
+                .decode(m.private_key_pkcs8_base64.trim())
+                .map_err(|e| format!("remotes.netsuite.secret_file: m2m.private_key_pkcs8_base64: {e}"))?;
+            NsAuth::M2m(
+                edge_sync::netsuite::m2m::M2m::new(&m.client_id, &m.certificate_id, &key)
+                    .map_err(|e| format!("remotes.netsuite.secret_file: {e}"))?,
+            )
+        }
+        _ => return Err("remotes.netsuite.secret_file: give exactly one of \"tba\" and \"m2m\"".into()),
+    };
+    Ok(NsSigner { auth, bearer: None })
+}
+
+impl NsSigner {
+    /// Adds the credentials to a request (buying a client-credentials token first if due).
+    pub async fn sign(
+        &mut self,
+        client: &reqwest::Client,
+        base: &str,
+        req: &mut edge_sync::wire::HttpRequest,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        use edge_sync::netsuite::connector::NsAuth;
+        let now = jiff::Timestamp::now();
+        let base = base.trim_end_matches('/');
+        match &self.auth {
+            NsAuth::Tba(c) => {
+                let nonce: String = (0..20)
+                    .map(|_| {
+                        let n = getrandom::u64().unwrap_or(7) % 62;
+                        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"[n as usize] as char
+                    })
+                    .collect();
+                let h = edge_sync::netsuite::tba::authorization(
+                    c,
+                    req.method.as_str(),
+                    &format!("{base}{}", req.path),
+                    &nonce,
+                    now.as_second().max(0) as u64,
+                )?;
+                req.headers.push(("Authorization".into(), h));
+                Ok(())
+            }
+            NsAuth::M2m(m) => {
+                let fresh =
+                    self.bearer.as_ref().filter(|(_, exp)| *exp > now.as_millisecond() + 60_000).map(|b| b.0.clone());
+                let token = match fresh {
+                    Some(t) => t,
+                    None => {
+                        let url = format!("{base}{}", edge_sync::netsuite::m2m::TOKEN_PATH);
+                        let treq = edge_sync::wire::HttpRequest {
+                            method: edge_sync::wire::Method::Post,
+                            path: edge_sync::netsuite::m2m::TOKEN_PATH.into(),
+                            headers: vec![("Content-Type".into(), "application/x-www-form-urlencoded".into())],
+                            body: m.token_form(&url, now.as_second())?.into_bytes(),
+                        };
+                        let r = edge_sync::engine::run::exchange(client, base, &treq, timeout)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        if r.status != 200 {
+                            return Err(format!(
+                                "NetSuite refused the assertion: {}",
+                                edge_sync::netsuite::errors::reason(r.status, &r.body)
+                            ));
+                        }
+                        let v: serde_json::Value = serde_json::from_slice(&r.body).map_err(|e| e.to_string())?;
+                        let t = v
+                            .get("access_token")
+                            .and_then(|x| x.as_str())
+                            .ok_or("NetSuite's token answer has no access_token")?;
+                        self.bearer = Some((t.to_string(), now.as_millisecond() + 3_000_000));
+                        t.to_string()
+                    }
+                };
+                req.headers.push(("Authorization".into(), format!("Bearer {token}")));
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Store meta key of Lightspeed's token pair.
 pub const META_LS_TOKENS: &str = "lightspeed.tokens";
 const META_LS_BOOTSTRAP: &str = "lightspeed.bootstrap_sha256";
@@ -139,31 +241,9 @@ pub fn build_engine(
                 Box::new(edge_sync::lightspeed::connector::LightspeedConnector::new(map, auth, items, token_url))
             }
             "netsuite" => {
-                use edge_sync::netsuite::connector::{NetSuiteConnector, NsAuth};
+                use edge_sync::netsuite::connector::NetSuiteConnector;
                 let map = cfg.netsuite.clone().ok_or("mappings.netsuite: required when remotes.netsuite is not off")?;
-                let secret: NsSecret = secret_json("netsuite", rc)?;
-                let auth = match (secret.tba, secret.m2m) {
-                    (Some(t), None) => NsAuth::Tba(edge_sync::netsuite::tba::Credentials {
-                        account: map.account.clone(),
-                        consumer_key: t.consumer_key,
-                        consumer_secret: t.consumer_secret,
-                        token: t.token,
-                        token_secret: t.token_secret,
-                    }),
-                    (None, Some(m)) => {
-                        use base64::Engine as _;
-                        let key = base64::engine::general_purpose::STANDARD
-                            .decode(m.private_key_pkcs8_base64.trim())
-                            .map_err(|e| {
-                            format!("remotes.netsuite.secret_file: m2m.private_key_pkcs8_base64: {e}")
-                        })?;
-                        NsAuth::M2m(
-                            edge_sync::netsuite::m2m::M2m::new(&m.client_id, &m.certificate_id, &key)
-                                .map_err(|e| format!("remotes.netsuite.secret_file: {e}"))?,
-                        )
-                    }
-                    _ => return Err("remotes.netsuite.secret_file: give exactly one of \"tba\" and \"m2m\"".into()),
-                };
+                let auth = netsuite_auth(cfg, rc)?.auth;
                 max_in_flight = max_in_flight.min(map.concurrency as usize).max(1);
                 Box::new(NetSuiteConnector::new(map, auth, &url, seed ^ 0x4e53))
             }
@@ -400,7 +480,9 @@ pub fn spawn_lightspeed_pull(
     })]
 }
 
-struct LsPull {
+/// Reads from Lightspeed outside the delivery worker (pulls, the report), with the shared
+/// tokens.
+pub struct LsPull {
     client: reqwest::Client,
     base: String,
     auth: Arc<edge_sync::lightspeed::connector::LsAuth>,
@@ -409,6 +491,22 @@ struct LsPull {
 }
 
 impl LsPull {
+    pub fn new(
+        client: reqwest::Client,
+        base: &str,
+        auth: Arc<edge_sync::lightspeed::connector::LsAuth>,
+        map: edge_sync::mapping::LightspeedMap,
+        timeout: Duration,
+    ) -> LsPull {
+        LsPull { client, base: base.trim_end_matches('/').to_string(), auth, map, timeout }
+    }
+
+    /// GETs a page and returns its body.
+    pub async fn get_raw(&self, path: &str) -> Result<Vec<u8>, String> {
+        let v = self.get(path).await?;
+        serde_json::to_vec(&v).map_err(|e| e.to_string())
+    }
+
     async fn bearer(&self) -> Result<String, String> {
         use edge_sync::lightspeed::connector::Access;
         for _ in 0..200 {

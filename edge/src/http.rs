@@ -307,6 +307,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/sales/{id}/refunds", post(post_refund))
         .route("/v1/sync", get(sync_status))
         .route("/v1/sync/run", post(sync_run))
+        .route("/v1/sync/report", get(sync_report))
         .route("/v1/outbox", get(list_outbox))
         .route("/v1/outbox/retry", post(retry_dead_all))
         .route("/v1/outbox/{id}", get(get_outbox))
@@ -953,6 +954,75 @@ async fn sync_run(State(app): State<Arc<App>>, auth: Auth) -> ApiResult<(StatusC
     }
     audit(&app, &auth, "sync.run", "all remotes", String::new())?;
     Ok((StatusCode::ACCEPTED, Json(SyncStatus { remotes: app.remote_statuses(now) })))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+struct ReportParams {
+    /// The business date, YYYY-MM-DD (default: today's in the store's time zone).
+    date: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/sync/report", tag = "sync", security(("bearer" = [])), params(ReportParams),
+    responses((status = 200, body = SyncReport, description = "The day reconciled with Lightspeed and NetSuite"),
+        (status = 400, body = Problem), (status = 403, body = Problem)))]
+async fn sync_report(
+    State(app): State<Arc<App>>,
+    auth: Auth,
+    axum::extract::Query(p): axum::extract::Query<ReportParams>,
+) -> ApiResult<Json<SyncReport>> {
+    auth.require(&[Role::Manager, Role::Tech])?;
+    let date = match p.date.as_deref() {
+        Some(d) => d.parse::<jiff::civil::Date>().map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad-date",
+                "Bad date",
+                format!("date: {d:?} is not YYYY-MM-DD: {e}"),
+            )
+        })?,
+        None => edge_sync::domain::business_date(Timestamp::now(), &app.cfg.timezone, app.cfg.business_day_start),
+    };
+    let (from, to) = crate::reconcile::window(&app, date).map_err(ApiError::internal)?;
+    let reports = crate::reconcile::report(&app, date).await.map_err(ApiError::internal)?;
+    let remotes = reports
+        .into_iter()
+        .map(|r| RemoteReconciliation {
+            clean: r.clean(),
+            remote: r.remote,
+            local_count: r.local.count,
+            local_total_minor: r.local.total_minor,
+            remote_count: r.remote_side.count,
+            remote_total_minor: r.remote_side.total_minor,
+            lost: r
+                .lost
+                .into_iter()
+                .map(|l| ReconLocal { sale_id: l.sale_id, total_minor: l.total_minor, state: l.state })
+                .collect(),
+            duplicated: r
+                .duplicated
+                .into_iter()
+                .map(|(sale_id, remote_ids)| ReconDuplicate { sale_id, remote_ids })
+                .collect(),
+            unexpected: r
+                .unexpected
+                .into_iter()
+                .map(|u| ReconRemote { reference: u.reference, remote_id: u.remote_id, total_minor: u.total_minor })
+                .collect(),
+            differs: r
+                .differs
+                .into_iter()
+                .map(|d| ReconDiffers { sale_id: d.sale_id, local_minor: d.local_minor, remote_minor: d.remote_minor })
+                .collect(),
+            error: r.error,
+        })
+        .collect();
+    Ok(Json(SyncReport {
+        date: date.to_string(),
+        store_id: app.cfg.store_id.clone(),
+        window_utc: vec![from.to_string(), to.to_string()],
+        remotes,
+    }))
 }
 
 fn audit(app: &App, auth: &Auth, action: &str, subject: &str, detail: String) -> ApiResult<()> {
@@ -1706,11 +1776,11 @@ async fn post_void(State(app): State<Arc<App>>, auth: Auth, ApiJson(req): ApiJso
 #[derive(OpenApi)]
 #[openapi(
     info(title = "edged local API", version = "1", description = "The store edge daemon's loopback API. Errors are application/problem+json."),
-    paths(health, openapi, catalog_items, catalog_barcode, post_sale, get_sale, post_refund, list_sales, sync_status, sync_run, list_outbox, get_outbox,
+    paths(health, openapi, catalog_items, catalog_barcode, post_sale, get_sale, post_refund, list_sales, sync_status, sync_run, sync_report, list_outbox, get_outbox,
         retry_dead_one, retry_dead_all, devices, device_one, device_health, drawer_open, list_payments, terminal_op, report_x, report_z, events, metrics,
         login, whoami, list_approvals, post_approval, get_approval, decide_approval, categories, scale, reprint, post_void),
     components(schemas(RefundIn, RefundLineIn, Problem, Health, StoreHealth, CatalogItem, ItemsPage, SaleIn, SaleLineIn, TenderIn, SaleOut, SaleLineOut, TenderOut,
-        SalesPage, SyncStatus, RemoteStatus, RetryOut, OutboxEntryOut, OutboxPage, DevicesList, DeviceOut, HealthCheckIn,
+        SalesPage, SyncStatus, SyncReport, RemoteReconciliation, ReconLocal, ReconDuplicate, ReconRemote, ReconDiffers, RemoteStatus, RetryOut, OutboxEntryOut, OutboxPage, DevicesList, DeviceOut, HealthCheckIn,
         HealthCheckOut, DrawerOut, PaymentOut, PaymentsList, TerminalOut, ForceOfflineIn, crate::reports::Report,
         crate::reports::Totals, Event, LoginIn, LoginOut, ApprovalIn, ApprovalOut, DecisionIn, ApprovalsList, CategoriesOut,
         CategoryOut, ScaleOut, VoidIn, WhoAmI)),

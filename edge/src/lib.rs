@@ -8,6 +8,7 @@
 //! - [`delivery`]: the sync engine's workers in edged; [`fakes`]: the fake remotes on HTTP;
 //! - [`devices`]: the store's devices (one thread per device, events, receipts);
 //! - [`payments`]: the card payment state machine and offline policy; [`reports`]: X / Z;
+//! - [`reconcile`]: a business day reconciled with Lightspeed and NetSuite;
 //! - [`doctor`]: `edgectl doctor`, the box's own checks (works with the daemon down);
 //! - [`client`]: the HTTP client edgectl (and tests, and benches) use.
 
@@ -23,6 +24,7 @@ pub mod fakes;
 pub mod http;
 pub mod metrics;
 pub mod payments;
+pub mod reconcile;
 pub mod reports;
 pub mod sale;
 pub mod staff;

@@ -10,6 +10,7 @@ pub mod lightspeed;
 pub mod mapping;
 pub mod money;
 pub mod netsuite;
+pub mod report;
 pub mod store;
 pub mod tls;
 pub mod wire;

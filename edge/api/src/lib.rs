@@ -321,6 +321,69 @@ pub struct SyncStatus {
     pub remotes: Vec<RemoteStatus>,
 }
 
+/// `GET /v1/sync/report?date=D`: one business day reconciled with each system of record.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SyncReport {
+    /// The business date (store time zone).
+    pub date: String,
+    pub store_id: String,
+    /// The day's window in UTC: from, to (exclusive).
+    pub window_utc: Vec<String>,
+    pub remotes: Vec<RemoteReconciliation>,
+}
+
+/// A day at one remote, in Jepsen's categories.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RemoteReconciliation {
+    pub remote: String,
+    /// Nothing lost (beyond records still waiting), duplicated, unexpected or differing.
+    pub clean: bool,
+    pub local_count: usize,
+    pub local_total_minor: i64,
+    pub remote_count: usize,
+    pub remote_total_minor: i64,
+    /// Sales of the day routed here that the remote does not keep, with their outbox state
+    /// (pending, in_flight, unknown: not delivered yet; confirmed: lost at the remote).
+    pub lost: Vec<ReconLocal>,
+    /// Sales the remote keeps more than once.
+    pub duplicated: Vec<ReconDuplicate>,
+    /// Records at the remote with no local sale of that day.
+    pub unexpected: Vec<ReconRemote>,
+    /// Records both sides have with different totals.
+    pub differs: Vec<ReconDiffers>,
+    /// Why the remote could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReconLocal {
+    pub sale_id: String,
+    /// Negative for a refund.
+    pub total_minor: i64,
+    pub state: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReconDuplicate {
+    pub sale_id: String,
+    pub remote_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReconRemote {
+    pub reference: String,
+    pub remote_id: String,
+    pub total_minor: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReconDiffers {
+    pub sale_id: String,
+    pub local_minor: i64,
+    pub remote_minor: i64,
+}
+
 /// One outbox entry: one record bound for one remote.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct OutboxEntryOut {

@@ -215,6 +215,13 @@ enum SyncCmd {
     Status,
     /// Deliver now: forget backoff, probe open circuit breakers.
     Run,
+    /// A business day reconciled with Lightspeed and NetSuite: counts, totals, and the lost,
+    /// duplicated and unexpected records. Exit 1 when anything is off.
+    Report {
+        /// Business date, YYYY-MM-DD (default: today in the store's time zone).
+        #[arg(long)]
+        date: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -789,11 +796,26 @@ fn run(cli: &Cli) -> Result<ExitCode, ClientError> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Sync { cmd: Some(SyncCmd::Report { date }) } => {
+            let c = client(cli)?;
+            let path = match date {
+                Some(d) => format!("/v1/sync/report?date={}", edge_sync::netsuite::tba::pct(d)),
+                None => "/v1/sync/report".to_string(),
+            };
+            let rep: edge_api::SyncReport = c.get(&path)?;
+            let clean = rep.remotes.iter().all(|r| r.clean);
+            if cli.json {
+                print_json(&rep);
+            } else {
+                print_sync_report(&rep);
+            }
+            Ok(if clean { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
         Cmd::Sync { cmd } => {
             let c = client(cli)?;
             let sync: SyncStatus = match cmd {
                 Some(SyncCmd::Run) => c.post("/v1/sync/run", &serde_json::json!({}), None)?,
-                None | Some(SyncCmd::Status) => c.get("/v1/sync")?,
+                None | Some(SyncCmd::Status) | Some(SyncCmd::Report { .. }) => c.get("/v1/sync")?,
             };
             if cli.json {
                 print_json(&sync);
@@ -1011,4 +1033,53 @@ fn print_entries(entries: &[OutboxEntryOut]) {
         ]);
     }
     println!("{t}");
+}
+
+/// `edgectl sync report` in words.
+fn print_sync_report(rep: &edge_api::SyncReport) {
+    let money = |m: i64| {
+        let sign = if m < 0 { "-" } else { "" };
+        format!("{sign}{}.{:02}", m.unsigned_abs() / 100, m.unsigned_abs() % 100)
+    };
+    println!(
+        "business day {} of {} ({} .. {} UTC)",
+        rep.date,
+        rep.store_id,
+        rep.window_utc.first().map_or("", |s| s),
+        rep.window_utc.get(1).map_or("", |s| s)
+    );
+    if rep.remotes.is_empty() {
+        println!("no system of record is configured (remotes.lightspeed / remotes.netsuite are off)");
+    }
+    for r in &rep.remotes {
+        println!();
+        println!("{} — {}", r.remote, if r.clean { "reconciled" } else { "NOT reconciled" });
+        if let Some(e) = &r.error {
+            println!("  could not read the remote: {e}");
+            continue;
+        }
+        let mut t = table(&["", "count", "total"]);
+        t.add_row(vec!["here".to_string(), r.local_count.to_string(), money(r.local_total_minor)]);
+        t.add_row(vec![r.remote.clone(), r.remote_count.to_string(), money(r.remote_total_minor)]);
+        println!("{t}");
+        let waiting = r.lost.iter().filter(|l| l.state != "confirmed").count();
+        println!("  lost: {} ({} still waiting to be delivered)", r.lost.len(), waiting);
+        for l in &r.lost {
+            println!("    {} {} ({})", l.sale_id, money(l.total_minor), l.state);
+        }
+        println!("  duplicated: {}", r.duplicated.len());
+        for d in &r.duplicated {
+            println!("    {} kept as {}", d.sale_id, d.remote_ids.join(", "));
+        }
+        println!("  unexpected: {}", r.unexpected.len());
+        for u in &r.unexpected {
+            println!("    {} ({}) {}", u.reference, u.remote_id, money(u.total_minor));
+        }
+        if !r.differs.is_empty() {
+            println!("  totals differ: {}", r.differs.len());
+            for d in &r.differs {
+                println!("    {} here {} there {}", d.sale_id, money(d.local_minor), money(d.remote_minor));
+            }
+        }
+    }
 }

@@ -1,0 +1,158 @@
+//! `GET /v1/sync/report?date=D` (and `edgectl sync report`): one business day reconciled
+//! with each system of record — the store's sales and refunds of the day against what
+//! Lightspeed and NetSuite keep, as counts, totals and Jepsen's lost / duplicated /
+//! unexpected lists (`edge_sync::report`).
+//!
+//! The day is the store's business day: from `business_day_start` in the store's time zone
+//! to the same time the next day. Lightspeed is read by `completeTime` over that window
+//! (UTC) and our `referenceNumberSource`; NetSuite by SuiteQL over `tranDate` (a plain date,
+//! the business date we sent). The cloud has no list endpoint in its contract and is not
+//! reconciled here (its per-event idempotency answers duplicates itself).
+
+use crate::app::App;
+use crate::config::Mode;
+use edge_sync::report::{LocalRecord, RemoteRecord, RemoteReport, lightspeed_page, netsuite_page, reconcile};
+use edge_sync::wire::{HttpRequest, Method};
+use jiff::Timestamp;
+use jiff::civil::Date;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Most records read from one remote for one day (a bound on a broken remote's paging).
+const MAX_RECORDS: usize = 100_000;
+
+/// The day's window in UTC.
+pub fn window(app: &App, date: Date) -> Result<(Timestamp, Timestamp), String> {
+    let start = date
+        .to_datetime(app.cfg.business_day_start)
+        .to_zoned(app.cfg.timezone.clone())
+        .map_err(|e| format!("the business day {date} has no start in the store's time zone: {e}"))?;
+    let end = start.tomorrow().map_err(|e| e.to_string())?;
+    Ok((start.timestamp(), end.timestamp()))
+}
+
+/// The store's sales and refunds of the business day, with each one's state for `remote`.
+pub fn local_day(app: &App, date: Date, remote: &str) -> Result<Vec<LocalRecord>, String> {
+    let (start, _) = window(app, date)?;
+    // Sale ids are UUID v7: start a day before the window (a sale's id is its creation time).
+    let from = start.as_millisecond().saturating_sub(86_400_000).max(0) as u64;
+    let mut after = Some(uuid::Builder::from_unix_timestamp_millis(from, &[0; 10]).into_uuid());
+    let mut out = Vec::new();
+    loop {
+        let page = app.store.sales_page(after.as_ref(), 500).map_err(|e| e.to_string())?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        for s in &page {
+            if s.business_date != date || s.status != edge_sync::domain::SaleStatus::Completed {
+                continue;
+            }
+            let sign = if s.kind == edge_sync::domain::SaleKind::Refund { -1 } else { 1 };
+            let state = app
+                .store
+                .outbox_entries_of(&s.id)
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .find(|e| e.remote == remote)
+                .map_or("none", |e| e.state.name());
+            out.push(LocalRecord { sale_id: s.id.to_string(), total_minor: sign * s.total_minor, state: state.into() });
+        }
+        if page.len() < 500 || last.created_at > Timestamp::now() {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+async fn lightspeed_records(app: &Arc<App>, client: &reqwest::Client, date: Date) -> Result<Vec<RemoteRecord>, String> {
+    let auth = app.ls_auth.clone().ok_or("Lightspeed is not configured")?;
+    let map = app.cfg.lightspeed.clone().ok_or("mappings.lightspeed is missing")?;
+    let rc = app.cfg.remotes.get("lightspeed").ok_or("remotes.lightspeed is missing")?;
+    let base = rc.url.clone().ok_or("remotes.lightspeed.url is missing")?;
+    let pull =
+        crate::delivery::LsPull::new(client.clone(), &base, auth, map.clone(), Duration::from_millis(rc.timeout_ms));
+    let (start, end) = window(app, date)?;
+    let fmt = |t: Timestamp| t.strftime("%Y-%m-%dT%H:%M:%S+00:00").to_string();
+    let last = end.checked_sub(jiff::SignedDuration::from_secs(1)).map_err(|e| e.to_string())?;
+    let mut path = format!(
+        "/API/V3/Account/{}/Sale.json?referenceNumberSource={}&completeTime={}&limit=100",
+        map.account_id,
+        edge_sync::netsuite::tba::pct(&map.reference_source),
+        edge_sync::netsuite::tba::pct(&format!("><,{},{}", fmt(start), fmt(last)))
+    );
+    let mut out = Vec::new();
+    loop {
+        let body = pull.get_raw(&path).await?;
+        let (recs, next) = lightspeed_page(&body)?;
+        out.extend(recs);
+        if out.len() > MAX_RECORDS {
+            return Err(format!("Lightspeed lists more than {MAX_RECORDS} sales for one day"));
+        }
+        match next {
+            Some(n) => path = n,
+            None => return Ok(out),
+        }
+    }
+}
+
+async fn netsuite_records(app: &Arc<App>, client: &reqwest::Client, date: Date) -> Result<Vec<RemoteRecord>, String> {
+    let rc = app.cfg.remotes.get("netsuite").ok_or("remotes.netsuite is missing")?;
+    let base = rc.url.clone().ok_or("remotes.netsuite.url is missing")?;
+    let mut auth = crate::delivery::netsuite_auth(&app.cfg, rc)?;
+    let timeout = Duration::from_millis(rc.timeout_ms);
+    let q = serde_json::json!({"q": edge_sync::report::netsuite_day_query(&date.to_string())}).to_string();
+    let mut out = Vec::new();
+    let mut offset = 0usize;
+    loop {
+        let mut req = HttpRequest {
+            method: Method::Post,
+            path: format!("/services/rest/query/v1/suiteql?limit=1000&offset={offset}"),
+            headers: vec![("Content-Type".into(), "application/json".into()), ("Prefer".into(), "transient".into())],
+            body: q.clone().into_bytes(),
+        };
+        auth.sign(client, &base, &mut req, timeout).await?;
+        let r = edge_sync::engine::run::exchange(client, &base, &req, timeout).await.map_err(|e| e.to_string())?;
+        if r.status != 200 {
+            return Err(edge_sync::netsuite::errors::reason(r.status, &r.body));
+        }
+        let (recs, more) = netsuite_page(&r.body)?;
+        let n = recs.len();
+        out.extend(recs);
+        if !more || n == 0 {
+            return Ok(out);
+        }
+        if out.len() > MAX_RECORDS {
+            return Err(format!("NetSuite lists more than {MAX_RECORDS} transactions for one day"));
+        }
+        offset += 1000;
+    }
+}
+
+/// The report of `date` for every configured system of record.
+pub async fn report(app: &Arc<App>, date: Date) -> Result<Vec<RemoteReport>, String> {
+    let client = crate::delivery::http_client()?;
+    let mut out = Vec::new();
+    for name in ["lightspeed", "netsuite"] {
+        if app.cfg.remotes.get(name).is_none_or(|r| r.mode == Mode::Off) {
+            continue;
+        }
+        let local = {
+            let app = app.clone();
+            let n = name.to_string();
+            tokio::task::spawn_blocking(move || local_day(&app, date, &n)).await.map_err(|e| e.to_string())??
+        };
+        let remote = match name {
+            "lightspeed" => lightspeed_records(app, &client, date).await,
+            _ => netsuite_records(app, &client, date).await,
+        };
+        out.push(match remote {
+            Ok(r) => reconcile(name, &local, &r),
+            Err(e) => {
+                let mut rep = reconcile(name, &local, &[]);
+                rep.lost.clear();
+                rep.error = Some(e);
+                rep
+            }
+        });
+    }
+    Ok(out)
+}
