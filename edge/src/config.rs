@@ -893,8 +893,45 @@ levle = "debug"
     fn the_demo_config_is_valid() {
         let d = tempfile::tempdir().expect("tempdir");
         crate::demo::write_demo_secret(d.path()).expect("secret");
-        let urls = BTreeMap::from([("cloud".to_string(), "http://127.0.0.1:1".to_string())]);
+        let urls: BTreeMap<String, String> =
+            REMOTE_NAMES.iter().map(|n| (n.to_string(), "http://127.0.0.1:1".to_string())).collect();
         let c = parse(&demo_toml(d.path(), "127.0.0.1:0", &urls), d.path()).expect("valid");
         assert_eq!(c.sale_remotes().len(), 3);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert_eq!(c.lightspeed.as_ref().map(|m| m.shop_id), Some(1));
+        // A remote the fakes do not name is off.
+        let only_cloud = BTreeMap::from([("cloud".to_string(), "http://127.0.0.1:1".to_string())]);
+        let c = parse(&demo_toml(d.path(), "127.0.0.1:0", &only_cloud), d.path()).expect("valid");
+        assert_eq!(c.sale_remotes(), vec!["cloud".to_string()]);
+    }
+
+    #[test]
+    fn routing_and_mappings_are_checked_and_a_double_count_is_warned() {
+        let d = tempfile::tempdir().expect("tempdir");
+        crate::demo::write_demo_secret(d.path()).expect("secret");
+        let urls: BTreeMap<String, String> =
+            REMOTE_NAMES.iter().map(|n| (n.to_string(), "http://127.0.0.1:1".to_string())).collect();
+        let base = demo_toml(d.path(), "127.0.0.1:0", &urls);
+        let twice = base.replace("[routing]\n", "[routing]\nforwarders = [\"lightspeed->netsuite\"]\n");
+        let c = parse(&twice, d.path()).expect("valid, with a warning");
+        assert!(c.warnings.iter().any(|w| w.message.contains("counted twice at netsuite")), "{:?}", c.warnings);
+        // Sales to the cloud and Lightspeed only; refunds to all: no double count.
+        let routed = base.replace(
+            "[routing]\n",
+            "[routing]\nsales = [\"cloud\", \"lightspeed\"]\nforwarders = [\"lightspeed->netsuite\"]\n",
+        );
+        let c = parse(&routed, d.path()).expect("valid");
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert_eq!(c.sale_remotes(), vec!["cloud".to_string(), "lightspeed".into()]);
+        assert_eq!(c.refund_remotes(), vec!["cloud".to_string(), "lightspeed".into()]);
+        // Bad names, an unknown mapping field, a missing mapping: each named by key.
+        let bad = base
+            .replace("[routing]\n", "[routing]\nsales = [\"square\"]\n")
+            .replace("shop_id = 1\n", "shop_id = 1\nshop = 2\n")
+            .replace("walk_in_customer = \"107\"\n", "");
+        let keys: Vec<String> = parse(&bad, d.path()).expect_err("invalid").into_iter().map(|p| p.key).collect();
+        for k in ["routing.sales", "mappings.lightspeed", "mappings.netsuite"] {
+            assert!(keys.contains(&k.to_string()), "{k} in {keys:?}");
+        }
     }
 }

@@ -1,0 +1,290 @@
+//! System tests of delivery to Lightspeed and NetSuite: `edge-lab fakes` as its own
+//! process (real HTTP on loopback), the real `edged`, SIGKILL, faults at both fakes
+//! (replies lost after commit, outages, 5xx, revoked credentials, 429 storms), and at the
+//! end the fakes' records and `edgectl sync report` agree: every acknowledged sale and
+//! refund kept exactly once at each, nothing lost, duplicated or unexpected.
+
+mod common;
+
+use common::{Daemon, Rng};
+use edge_api::{SaleOut, SyncStatus};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const EDGE_LAB: &str = env!("CARGO_BIN_EXE_edge-lab");
+
+struct Fakes {
+    child: Child,
+    file: PathBuf,
+    urls: BTreeMap<String, String>,
+}
+
+impl Drop for Fakes {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_fakes(dir: &Path, extra: &[&str]) -> Fakes {
+    let mut child = Command::new(EDGE_LAB)
+        .args(["fakes", "--catalog-size", "100", "--data-dir"])
+        .arg(dir)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn edge-lab");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read");
+    let file = PathBuf::from(line.trim().strip_prefix("READY ").expect("READY line"));
+    let urls: BTreeMap<String, String> =
+        serde_json::from_slice(&std::fs::read(&file).expect("fakes.json")).expect("json");
+    assert!(urls.contains_key("lightspeed") && urls.contains_key("netsuite"), "{urls:?}");
+    Fakes { child, file, urls }
+}
+
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn status(http: &reqwest::blocking::Client, url: &str, token: &str, remote: &str) -> edge_api::RemoteStatus {
+    let s: SyncStatus =
+        http.get(format!("{url}/v1/sync")).bearer_auth(token).send().expect("sync").json().expect("json");
+    s.remotes.into_iter().find(|r| r.name == remote).expect("remote")
+}
+
+fn settled(s: &edge_api::RemoteStatus) -> bool {
+    s.pending + s.in_flight + s.unknown == 0
+}
+
+fn sell(http: &reqwest::blocking::Client, d: &Daemon, key: &str, rng: &mut Rng) -> Option<SaleOut> {
+    let body = json!({"lines": [{"sku": format!("SKU-{:07}", 1 + rng.below(6) * 10), "qty": 1 + rng.below(3)},
+                                {"sku": "SKU-0000002", "qty": 1}],
+                      "tenders": [{"type": "cash", "amount_minor": 1_000_000}]});
+    let r = http
+        .post(format!("{}/v1/sales", d.url))
+        .bearer_auth(&d.tokens.cashier)
+        .header("Idempotency-Key", key)
+        .json(&body)
+        .send()
+        .ok()?;
+    (r.status().as_u16() == 201).then(|| r.json().ok()).flatten()
+}
+
+fn refund(http: &reqwest::blocking::Client, d: &Daemon, sale: &SaleOut, key: &str) -> Option<SaleOut> {
+    let r = http
+        .post(format!("{}/v1/sales/{}/refunds", d.url, sale.id))
+        .bearer_auth(&d.tokens.manager)
+        .header("Idempotency-Key", key)
+        .json(&json!({"tender": "cash", "reason": "customer changed their mind"}))
+        .send()
+        .ok()?;
+    (r.status().as_u16() == 201).then(|| r.json().ok()).flatten()
+}
+
+fn edgectl(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(common::EDGECTL).arg("--data-dir").arg(dir).args(args).output().expect("edgectl");
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+}
+
+/// Per edge sale id, how many records each fake keeps.
+fn kept(http: &reqwest::blocking::Client, f: &Fakes) -> (BTreeMap<String, u32>, BTreeMap<String, u32>) {
+    let ls: Value =
+        http.get(format!("{}/_fake/records", f.urls["lightspeed"])).send().expect("ls").json().expect("json");
+    let ns: Value = http.get(format!("{}/_fake/records", f.urls["netsuite"])).send().expect("ns").json().expect("json");
+    let mut a = BTreeMap::new();
+    for s in ls["sales"].as_array().expect("sales") {
+        *a.entry(s["reference_number"].as_str().unwrap_or("").to_string()).or_default() += 1;
+    }
+    let mut b = BTreeMap::new();
+    for r in ns["records"].as_array().expect("records") {
+        *b.entry(r["external_id"].as_str().unwrap_or("").to_string()).or_default() += 1;
+    }
+    (a, b)
+}
+
+#[test]
+fn sales_and_refunds_reach_lightspeed_and_netsuite_once_through_kills_and_faults() {
+    let seed: u64 = std::env::var("EDGE_SYNC_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(7)
+    });
+    let cycles: u64 = std::env::var("EDGE_SYNC_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(8);
+    eprintln!("remotes system test: {cycles} cycles, EDGE_SYNC_SEED={seed}");
+    let mut rng = Rng(seed);
+    let tmp = tempfile::tempdir().expect("tmp");
+    // Lightspeed's drip sped up 20x, so a test-sized run drains in seconds.
+    let fakes = start_fakes(&tmp.path().join("fakes"), &["--lightspeed-speed", "20"]);
+    let dir = tmp.path().join("edge");
+    let fakes_arg = fakes.file.to_string_lossy().into_owned();
+    let mut d = Daemon::start_with(&dir, 100, &["--fakes", &fakes_arg]);
+    let http = d.http();
+    let mut acked: Vec<SaleOut> = Vec::new();
+    let mut n = 0u64;
+    for cycle in 0..cycles {
+        for (name, url) in [("lightspeed", &fakes.urls["lightspeed"]), ("netsuite", &fakes.urls["netsuite"])] {
+            let f = match rng.below(7) {
+                0 => json!({"down": true}),
+                1 => json!({"error_rate": 0.5, "error_status": 503}),
+                2 | 3 => json!({"lose_reply_after_commit_rate": 0.6}),
+                4 => json!({"credentials_expired": true}),
+                5 => json!({"rate_limit_storm": true}),
+                _ => json!({}),
+            };
+            let r = http.post(format!("{url}/_fake/faults")).json(&f).send().expect("faults");
+            assert!(r.status().is_success(), "{name} refused faults {f}");
+        }
+        for _ in 0..(4 + rng.below(6)) {
+            n += 1;
+            if let Some(s) = sell(&http, &d, &format!("k{n}"), &mut rng) {
+                acked.push(s);
+            }
+        }
+        if let Some(s) = acked.get(rng.below(acked.len().max(1) as u64) as usize).cloned()
+            && s.kind != "refund"
+            && rng.below(2) == 0
+        {
+            n += 1;
+            if let Some(r) = refund(&http, &d, &s, &format!("r{n}")) {
+                acked.push(r);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200 + rng.below(800)));
+        d.kill9();
+        d = Daemon::start_with(&dir, 100, &["--fakes", &fakes_arg]);
+        eprintln!("cycle {cycle}: {} acknowledged", acked.len());
+    }
+    for url in fakes.urls.values() {
+        http.delete(format!("{url}/_fake/faults")).send().expect("heal");
+    }
+    let (code, out) = edgectl(&dir, &["sync", "run"]);
+    assert_eq!(code, Some(0), "{out}");
+    // Entries of unknown outcome wait unknown_wait_s (15 s in the demo) before the look-up.
+    for remote in ["lightspeed", "netsuite"] {
+        wait_for(&format!("{remote} settled"), 120, || settled(&status(&http, &d.url, &d.tokens.tech, remote)));
+        let s = status(&http, &d.url, &d.tokens.tech, remote);
+        assert_eq!((s.rejected, s.dead), (0, 0), "{remote}: dead letters after healing: {s:?}");
+    }
+    let (ls, ns) = kept(&http, &fakes);
+    let ids: BTreeSet<String> = acked.iter().map(|s| s.id.to_string()).collect();
+    for (name, m) in [("lightspeed", &ls), ("netsuite", &ns)] {
+        for id in &ids {
+            assert_eq!(m.get(id).copied().unwrap_or(0), 1, "{name} keeps sale {id} {:?} times", m.get(id));
+        }
+        for (id, k) in m.iter() {
+            assert_eq!(*k, 1, "{name} keeps {id} {k} times");
+            if !ids.contains(id) {
+                // A sale committed just before a kill lost its 201 but is a real sale.
+                let r = http.get(format!("{}/v1/sales/{id}", d.url)).bearer_auth(&d.tokens.tech).send().expect("get");
+                assert_eq!(r.status().as_u16(), 200, "{name} keeps {id} that the store does not have");
+            }
+        }
+    }
+    // The reconciliation report agrees: clean, counts equal, nothing lost or duplicated.
+    let (code, out) = edgectl(&dir, &["--json", "sync", "report"]);
+    assert_eq!(code, Some(0), "{out}");
+    let rep: Value = serde_json::from_str(&out).expect("json");
+    for r in rep["remotes"].as_array().expect("remotes") {
+        assert_eq!(r["clean"], true, "{r}");
+        assert_eq!(r["local_count"], r["remote_count"], "{r}");
+        assert_eq!(r["local_total_minor"], r["remote_total_minor"], "{r}");
+    }
+    let ls_stats: Value =
+        http.get(format!("{}/_fake/records", fakes.urls["lightspeed"])).send().expect("g").json().expect("j");
+    let ns_stats: Value =
+        http.get(format!("{}/_fake/records", fakes.urls["netsuite"])).send().expect("g").json().expect("j");
+    eprintln!(
+        "remotes system test: {} acknowledged (incl. refunds); lightspeed {}; netsuite {}",
+        acked.len(),
+        ls_stats["stats"],
+        ns_stats["stats"]
+    );
+}
+
+/// A missing mapping holds the record as a dead letter naming the key; after the mapping is
+/// added, a replay delivers it once. The report shows the lost sale meanwhile.
+#[test]
+fn a_missing_mapping_waits_as_a_dead_letter_and_a_replay_delivers_it_once() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let fakes = start_fakes(&tmp.path().join("fakes"), &[]);
+    let dir = tmp.path().join("edge");
+    let fakes_arg = fakes.file.to_string_lossy().into_owned();
+    // The demo writes its config; stop it and run the same store by that config, without the
+    // cash tender's Lightspeed mapping.
+    let mut d = Daemon::start_with(&dir, 100, &["--fakes", &fakes_arg]);
+    assert_eq!(d.term(), Some(0));
+    let cfg_path = dir.join("config.toml");
+    let full = std::fs::read_to_string(&cfg_path).expect("config");
+    let broken = full.replace("tenders = { cash = 1, card = 2 }", "tenders = { card = 2 }");
+    assert_ne!(full, broken, "the demo config names the tenders");
+    std::fs::write(&cfg_path, &broken).expect("write");
+    let out = Command::new(common::EDGED).args(["check-config"]).arg(&cfg_path).output().expect("check");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("warning: mappings.lightspeed.tenders.cash"), "{text}");
+
+    let run = |cfg: &Path| -> (Child, String) {
+        let mut child = Command::new(common::EDGED)
+            .args(["run", "--config"])
+            .arg(cfg)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read");
+        (child, line.trim().strip_prefix("READY ").expect("READY").to_string())
+    };
+    let tokens: edge_api::TokensFile =
+        serde_json::from_slice(&std::fs::read(dir.join("tokens.json")).expect("t")).expect("json");
+    let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
+    let (mut child, url) = run(&cfg_path);
+    let body =
+        json!({"lines": [{"sku": "SKU-0000001", "qty": 1}], "tenders": [{"type": "cash", "amount_minor": 10_000}]});
+    let r = http.post(format!("{url}/v1/sales")).bearer_auth(&tokens.cashier).json(&body).send().expect("sale");
+    assert_eq!(r.status().as_u16(), 201);
+    let sale: SaleOut = r.json().expect("sale");
+    wait_for("dead letter at lightspeed", 30, || status(&http, &url, &tokens.tech, "lightspeed").rejected == 1);
+    wait_for("netsuite has it", 30, || status(&http, &url, &tokens.tech, "netsuite").confirmed == 1);
+    let dead: Value = http
+        .get(format!("{url}/v1/outbox?remote=lightspeed&state=rejected"))
+        .bearer_auth(&tokens.tech)
+        .send()
+        .expect("outbox")
+        .json()
+        .expect("json");
+    let detail = dead["entries"][0]["detail"].as_str().unwrap_or("").to_string();
+    assert!(detail.contains("mapping missing: mappings.lightspeed.tenders.cash"), "{dead}");
+    // The report shows it as lost (rejected, not merely waiting) at Lightspeed.
+    let rep: Value =
+        http.get(format!("{url}/v1/sync/report")).bearer_auth(&tokens.tech).send().expect("r").json().expect("j");
+    let ls = rep["remotes"].as_array().expect("r").iter().find(|r| r["remote"] == "lightspeed").expect("ls").clone();
+    assert_eq!(ls["clean"], false, "{ls}");
+    assert_eq!(ls["lost"][0]["sale_id"], sale.id.to_string());
+    assert_eq!(ls["lost"][0]["state"], "rejected");
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    child.wait().expect("wait");
+
+    // The mapping is added; the replay delivers it, once.
+    std::fs::write(&cfg_path, &full).expect("write");
+    let (mut child, url) = run(&cfg_path);
+    let (code, out) = edgectl(&dir, &["queue", "dead", "retry-all"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("1 dead letters"), "{out}");
+    wait_for("replayed", 30, || status(&http, &url, &tokens.tech, "lightspeed").confirmed == 1);
+    let (ls, _) = kept(&http, &fakes);
+    assert_eq!(ls.get(&sale.id.to_string()), Some(&1));
+    let rep: Value =
+        http.get(format!("{url}/v1/sync/report")).bearer_auth(&tokens.tech).send().expect("r").json().expect("j");
+    assert!(rep["remotes"].as_array().expect("r").iter().all(|r| r["clean"] == true), "{rep}");
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    child.wait().expect("wait");
+}
