@@ -741,6 +741,8 @@ pull_interval_s = 30
 [remotes.netsuite]
 {netsuite}secret_file = "secrets/netsuite.json"
 timeout_ms = 5000
+# The account's concurrency allotted to this integration (mappings.netsuite.concurrency).
+max_in_flight = 5
 
 [routing]
 catalog = "cloud"

@@ -1,6 +1,6 @@
 //! edge-bench: benchmarks of the durable core that print figures (never assert).
 //!
-//! `edge-bench commit|concurrency|catalog|lookup|drain|devices|all [--dir DIR] [--items N] [--idle-secs S] [--scans N]`
+//! `edge-bench commit|concurrency|catalog|lookup|drain|drain-lightspeed|drain-netsuite|devices|all [--dir DIR] [--items N] [--idle-secs S] [--scans N]`
 //! Run it from a release build (`scripts/bench`); it starts the `edged` found next to it.
 
 use clap::{Parser, ValueEnum};
@@ -25,6 +25,10 @@ enum Which {
     Lookup,
     /// Drain of a queue after an outage against the fake cloud's rate limit.
     Drain,
+    /// Drain against the fake Lightspeed's leaky bucket (its real limits, the drip sped up).
+    DrainLightspeed,
+    /// Drain against the fake NetSuite's concurrency limit.
+    DrainNetsuite,
     /// Devices: idle CPU with every simulated device attached, and scan -> `scan` event on
     /// the WebSocket through a pty.
     Devices,
@@ -66,6 +70,18 @@ struct Args {
     /// The fake cloud's bucket, events (drain benchmark).
     #[arg(long, default_value_t = 100.0)]
     drain_bucket: f64,
+    /// Sales queued for the Lightspeed and NetSuite drains.
+    #[arg(long, default_value_t = 400)]
+    remote_sales: usize,
+    /// Lightspeed's drip-rate multiplier for its drain (its bucket and costs stay real).
+    #[arg(long, default_value_t = 25)]
+    lightspeed_speed: u32,
+    /// Lightspeed cost rules for its drain: current or legacy.
+    #[arg(long, default_value = "current")]
+    lightspeed_rules: String,
+    /// Time the fake NetSuite takes per request, ms (its drain).
+    #[arg(long, default_value_t = 50)]
+    netsuite_processing_ms: u64,
 }
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
@@ -177,8 +193,11 @@ fn bench_drain(base: &Path, args: &Args) {
         cloud_refill_per_s: args.drain_rate,
         ..edge::fakes::FakesOptions::default()
     };
-    let file = edge::fakes::start_in_background(opts).expect("fakes");
+    let mut file = edge::fakes::start_in_background(opts).expect("fakes");
     let cloud = file.cloud.clone().expect("cloud url");
+    // The cloud alone: Lightspeed and NetSuite have drains of their own.
+    file.lightspeed = None;
+    file.netsuite = None;
     let fakes_json = dir.join("fakes.json");
     std::fs::write(&fakes_json, serde_json::to_vec(&file).expect("json")).expect("write fakes.json");
     let e = Edged::start_with(&dir.join("edge"), 200, &["--fakes", &fakes_json.to_string_lossy()]);
@@ -231,6 +250,121 @@ fn bench_drain(base: &Path, args: &Args) {
         n as f64 / possible,
         throttled.saturating_sub(1)
     );
+    e.stop();
+}
+
+/// A drain against Lightspeed's or NetSuite's fake: sales queued while it is down, then
+/// delivered as fast as its limits allow. Lightspeed: the served cost against the bucket's
+/// ceiling (size + drip x t) and the 429s (target: none; the paced client never spends the
+/// one allowed overflow). NetSuite: requests per second against concurrency / service time,
+/// and the 429s of the concurrency cap.
+fn bench_remote_drain(base: &Path, args: &Args, remote: &str) {
+    println!("== drain: {remote} ==");
+    let dir = base.join(format!("drain-{remote}"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let rules = if args.lightspeed_rules == "legacy" {
+        edge_sync::lightspeed::bucket::Rules::Legacy
+    } else {
+        edge_sync::lightspeed::bucket::Rules::Current
+    };
+    let opts = edge::fakes::FakesOptions {
+        catalog_size: 200,
+        ls_speed: args.lightspeed_speed,
+        ls_rules: rules,
+        ns_processing_ms: args.netsuite_processing_ms,
+        ..edge::fakes::FakesOptions::default()
+    };
+    let (size, drip) = edge_sync::lightspeed::bucket::limits(rules, opts.ls_registers);
+    let ns_limit = opts.ns_concurrency;
+    let mut file = edge::fakes::start_in_background(opts).expect("fakes");
+    let url = match remote {
+        "lightspeed" => file.lightspeed.clone(),
+        _ => file.netsuite.clone(),
+    }
+    .expect("remote url");
+    // Only the remote under test (and the cloud, which the demo needs for its catalog).
+    if remote == "lightspeed" {
+        file.netsuite = None;
+    } else {
+        file.lightspeed = None;
+    }
+    let fakes_json = dir.join("fakes.json");
+    std::fs::write(&fakes_json, serde_json::to_vec(&file).expect("json")).expect("write fakes.json");
+    let e = Edged::start_with(&dir.join("edge"), 200, &["--fakes", &fakes_json.to_string_lossy()]);
+    let c = http();
+    let records =
+        || -> serde_json::Value { c.get(format!("{url}/_fake/records")).send().expect("get").json().expect("json") };
+    let status = || -> serde_json::Value {
+        let v: serde_json::Value =
+            c.get(format!("{}/v1/sync", e.url)).bearer_auth(&e.tokens.tech).send().expect("sync").json().expect("json");
+        v["remotes"].as_array().and_then(|a| a.iter().find(|r| r["name"] == remote).cloned()).expect("remote")
+    };
+    // Let Lightspeed's first Item pull learn the item ids, then take the remote down.
+    std::thread::sleep(Duration::from_secs(3));
+    let r = c.post(format!("{url}/_fake/faults")).json(&json!({"down": true})).send().expect("faults");
+    assert!(r.status().is_success());
+    let n = args.remote_sales;
+    std::thread::scope(|s| {
+        for w in 0..4 {
+            let (c, e) = (&c, &e);
+            s.spawn(move || {
+                for i in (w..n).step_by(4) {
+                    post_sale(c, e, i);
+                }
+            });
+        }
+    });
+    let before = records();
+    // Wait for the bucket to drain empty, so the ceiling starts from a known level.
+    if remote == "lightspeed" {
+        std::thread::sleep(Duration::from_millis(
+            (size * 1000 / drip.max(1) / i64::from(args.lightspeed_speed.max(1))) as u64 + 500,
+        ));
+    }
+    let t0 = Instant::now();
+    c.delete(format!("{url}/_fake/faults")).send().expect("heal");
+    c.post(format!("{}/v1/sync/run", e.url)).bearer_auth(&e.tokens.tech).send().expect("run");
+    let elapsed = loop {
+        let st = status();
+        if st["confirmed"].as_u64().unwrap_or(0) as usize >= n {
+            break t0.elapsed();
+        }
+        assert!(t0.elapsed() < Duration::from_secs(3600), "drain did not finish: {st}");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let after = records();
+    let secs = elapsed.as_secs_f64();
+    let d = |k: &str| after["stats"][k].as_i64().unwrap_or(0) - before["stats"][k].as_i64().unwrap_or(0);
+    if remote == "lightspeed" {
+        let speed = f64::from(args.lightspeed_speed.max(1));
+        let drip_s = drip as f64 / 1000.0 * speed;
+        let ceiling = size as f64 / 1000.0 + drip_s * secs;
+        let served = d("served_cost_milli") as f64 / 1000.0;
+        println!(
+            "drain lightspeed ({} rules, bucket {:.0}, drip {:.1}/s = {:.0}/s x {speed}): {n} sales in {secs:.2} s = {:.2} sales/s;              served {served:.1} drips of a ceiling of {ceiling:.1} (bucket + drip x t): achieved / ceiling = {:.3};              429s beyond the allowed overflow: {} (burst limiter: {}); requests {}, token refreshes {}",
+            args.lightspeed_rules,
+            size as f64 / 1000.0,
+            drip_s,
+            drip as f64 / 1000.0,
+            n as f64 / secs,
+            served / ceiling,
+            d("throttled"),
+            d("burst_throttled"),
+            d("requests"),
+            d("refreshes"),
+        );
+    } else {
+        let ceiling = ns_limit as f64 * 1000.0 / args.netsuite_processing_ms.max(1) as f64;
+        let requests = d("requests");
+        println!(
+            "drain netsuite (concurrency {ns_limit}, {} ms a request): {n} sales in {secs:.2} s = {:.1} requests/s of a ceiling              of {ceiling:.0}/s: achieved / ceiling = {:.3}; 429s (concurrency): {}; most at once: {}; requests {requests}",
+            args.netsuite_processing_ms,
+            requests as f64 / secs,
+            requests as f64 / secs / ceiling,
+            d("concurrency_refused"),
+            after["stats"]["max_concurrent"],
+        );
+    }
     e.stop();
 }
 
@@ -598,6 +732,12 @@ fn main() {
     }
     if all || args.which == Which::Drain {
         bench_drain(&base, &args);
+    }
+    if all || args.which == Which::DrainLightspeed {
+        bench_remote_drain(&base, &args, "lightspeed");
+    }
+    if all || args.which == Which::DrainNetsuite {
+        bench_remote_drain(&base, &args, "netsuite");
     }
     if all || args.which == Which::Devices {
         bench_devices(&base, &args);
