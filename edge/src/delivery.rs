@@ -553,6 +553,14 @@ impl LsPull {
     async fn get(&self, path: &str) -> Result<serde_json::Value, String> {
         for _ in 0..5 {
             let token = self.bearer().await?;
+            // The account's bucket is shared with the delivery worker: wait for room.
+            loop {
+                let now = jiff::Timestamp::now().as_millisecond();
+                match self.auth.reserve(1000, now) {
+                    Ok(()) => break,
+                    Err(at) => tokio::time::sleep(Duration::from_millis((at - now).clamp(1, 60_000) as u64)).await,
+                }
+            }
             let req = edge_sync::wire::HttpRequest {
                 method: edge_sync::wire::Method::Get,
                 path: path.to_string(),
@@ -565,15 +573,14 @@ impl LsPull {
             let r = edge_sync::engine::run::exchange(&self.client, &self.base, &req, self.timeout)
                 .await
                 .map_err(|e| e.to_string())?;
+            self.auth.observe(
+                r.header("x-ls-api-bucket-level"),
+                r.header("x-ls-api-drip-rate"),
+                r.header("x-ls-api-burst-level"),
+                jiff::Timestamp::now().as_millisecond(),
+            );
             match r.status {
                 200 => {
-                    // Keep clear of the bucket's top: the delivery worker shares it.
-                    if let Some((level, size)) =
-                        r.header("x-ls-api-bucket-level").and_then(edge_sync::lightspeed::bucket::parse_level)
-                        && level * 10 > size * 7
-                    {
-                        tokio::time::sleep(Duration::from_secs(2)).await;
-                    }
                     return serde_json::from_slice(&r.body)
                         .map_err(|e| format!("Lightspeed answered something else than JSON: {e}"));
                 }

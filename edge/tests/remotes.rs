@@ -103,11 +103,11 @@ fn kept(http: &reqwest::blocking::Client, f: &Fakes) -> (BTreeMap<String, u32>, 
     let ns: Value = http.get(format!("{}/_fake/records", f.urls["netsuite"])).send().expect("ns").json().expect("json");
     let mut a = BTreeMap::new();
     for s in ls["sales"].as_array().expect("sales") {
-        *a.entry(s["reference_number"].as_str().unwrap_or("").to_string()).or_default() += 1;
+        *a.entry(s["referenceNumber"].as_str().unwrap_or("").to_string()).or_default() += 1;
     }
     let mut b = BTreeMap::new();
     for r in ns["records"].as_array().expect("records") {
-        *b.entry(r["external_id"].as_str().unwrap_or("").to_string()).or_default() += 1;
+        *b.entry(r["externalId"].as_str().unwrap_or("").to_string()).or_default() += 1;
     }
     (a, b)
 }

@@ -153,7 +153,8 @@ pub trait Connector: Send {
         None
     }
     /// The earliest time this request may go (the remote's bucket must have room for it).
-    fn pace(&self, _request: &HttpRequest, _now: Timestamp) -> Option<Timestamp> {
+    /// `None`: it goes now (and the connector counts it as spent).
+    fn pace(&mut self, _request: &HttpRequest, _now: Timestamp) -> Option<Timestamp> {
         None
     }
     /// Reads a reply to a request that was not the records' own (a token refresh), or a

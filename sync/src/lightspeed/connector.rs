@@ -53,6 +53,12 @@ struct AuthState {
     tokens: TokenSet,
     refreshing_until_ms: i64,
     warned_at_ms: i64,
+    /// The account's bucket as we reckon it: the server's last word, plus what we sent since.
+    pacer: Option<Pacer>,
+    /// Requests a second the burst limiter allows (from `X-LS-API-Burst-Level`).
+    burst_max: u32,
+    /// When our last requests went (the burst window).
+    sent_ms: std::collections::VecDeque<i64>,
 }
 
 /// The account's tokens, shared by every user of the account in the daemon.
@@ -71,7 +77,14 @@ impl LsAuth {
         Arc::new(LsAuth {
             client_id: client_id.into(),
             client_secret: client_secret.into(),
-            state: Mutex::new(AuthState { tokens, refreshing_until_ms: i64::MIN, warned_at_ms: i64::MIN }),
+            state: Mutex::new(AuthState {
+                tokens,
+                refreshing_until_ms: i64::MIN,
+                warned_at_ms: i64::MIN,
+                pacer: None,
+                burst_max: 20,
+                sent_ms: std::collections::VecDeque::new(),
+            }),
             save,
         })
     }
@@ -126,6 +139,49 @@ impl LsAuth {
     pub fn tokens(&self) -> TokenSet {
         self.lock().tokens.clone()
     }
+
+    /// A reply's rate headers. The level we keep is the higher of the server's and ours
+    /// (ours counts requests still on their way, the server's counts other users of the
+    /// account's bucket).
+    pub fn observe(&self, level: Option<&str>, drip: Option<&str>, burst: Option<&str>, now_ms: i64) {
+        let mut s = self.lock();
+        if let Some(p) = level.and_then(|l| Pacer::from_headers(l, drip, now_ms)) {
+            let ours = s.pacer.map(|o| (o.level - (now_ms - o.at_ms).max(0) * o.drip / 1000).max(0)).unwrap_or(0);
+            s.pacer = Some(Pacer { level: p.level.max(ours), ..p });
+        }
+        if let Some((_, max)) = burst.and_then(|b| b.split_once('/'))
+            && let Ok(max) = max.trim().parse::<u32>()
+            && max >= 2
+        {
+            s.burst_max = max;
+        }
+    }
+
+    /// Spends `cost` on the bucket and a place in the burst window now, or says when
+    /// there will be room (`Err(ms)`) without spending anything.
+    pub fn reserve(&self, cost: Milli, now_ms: i64) -> Result<(), i64> {
+        let mut s = self.lock();
+        while s.sent_ms.front().is_some_and(|t| *t <= now_ms - 1000) {
+            s.sent_ms.pop_front();
+        }
+        // At most burst_max − 2 in any second: no fixed one-second window can see more.
+        let room = s.burst_max.saturating_sub(2).max(1) as usize;
+        if s.sent_ms.len() >= room
+            && let Some(first) = s.sent_ms.front()
+        {
+            return Err(first + 1000);
+        }
+        if let Some(p) = s.pacer {
+            let wait = p.wait_ms(cost, now_ms);
+            if wait > 0 {
+                return Err(now_ms + wait);
+            }
+            let level = (p.level - (now_ms - p.at_ms).max(0) * p.drip / 1000).max(0);
+            s.pacer = Some(Pacer { level: level + cost, at_ms: now_ms, ..p });
+        }
+        s.sent_ms.push_back(now_ms);
+        Ok(())
+    }
 }
 
 /// Resolves a SKU to the itemID the Item pull learned.
@@ -145,8 +201,6 @@ pub struct LightspeedConnector {
     auth: Arc<LsAuth>,
     items: ItemResolver,
     token_url: String,
-    pacer: Option<Pacer>,
-    burst_full_until_ms: i64,
     sent: BTreeMap<Uuid, Sent>,
 }
 
@@ -167,8 +221,6 @@ impl LightspeedConnector {
             items,
             token_url: token_url.unwrap_or_else(|| TOKEN_PATH.to_string()),
             map,
-            pacer: None,
-            burst_full_until_ms: i64::MIN,
             sent: BTreeMap::new(),
         }
     }
@@ -396,16 +448,12 @@ impl Connector for LightspeedConnector {
     }
 
     fn observe(&mut self, reply: &HttpResponse, now: Timestamp) {
-        let now_ms = now.as_millisecond();
-        if let Some(level) = reply.header("x-ls-api-bucket-level") {
-            self.pacer = Pacer::from_headers(level, reply.header("x-ls-api-drip-rate"), now_ms).or(self.pacer);
-        }
-        if let Some((n, max)) = reply.header("x-ls-api-burst-level").and_then(|b| b.split_once('/'))
-            && let (Ok(n), Ok(max)) = (n.trim().parse::<u32>(), max.trim().parse::<u32>())
-            && n >= max
-        {
-            self.burst_full_until_ms = now_ms + 1000;
-        }
+        self.auth.observe(
+            reply.header("x-ls-api-bucket-level"),
+            reply.header("x-ls-api-drip-rate"),
+            reply.header("x-ls-api-burst-level"),
+            now.as_millisecond(),
+        );
     }
 
     fn ready_at(&mut self, now: Timestamp) -> Option<Timestamp> {
@@ -415,16 +463,17 @@ impl Connector for LightspeedConnector {
             AuthWait::Until(t) => t,
             AuthWait::Dead => now_ms + 60_000,
         };
-        Timestamp::from_millisecond(at.max(self.burst_full_until_ms)).ok()
+        Timestamp::from_millisecond(at).ok()
     }
 
-    fn pace(&self, request: &HttpRequest, now: Timestamp) -> Option<Timestamp> {
+    fn pace(&mut self, request: &HttpRequest, now: Timestamp) -> Option<Timestamp> {
         if !request.path.starts_with(&self.base()) {
             return None;
         }
-        let now_ms = now.as_millisecond();
-        let wait = self.pacer.map_or(0, |p| p.wait_ms(self.cost_of(request), now_ms));
-        Timestamp::from_millisecond(now_ms + wait).ok()
+        match self.auth.reserve(self.cost_of(request), now.as_millisecond()) {
+            Ok(()) => None,
+            Err(at) => Timestamp::from_millisecond(at).ok(),
+        }
     }
 
     fn refusal(&self, reply: &HttpResponse) -> String {

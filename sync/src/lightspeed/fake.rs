@@ -91,8 +91,12 @@ impl LsFakeConfig {
 /// One kept sale (`GET /_fake/records`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LsSale {
+    #[serde(rename = "saleID")]
     pub sale_id: u64,
+    /// The edge sale id (CONTRACT: records show `referenceNumber`).
+    #[serde(rename = "referenceNumber")]
     pub reference_number: String,
+    #[serde(rename = "referenceNumberSource")]
     pub reference_source: String,
     pub total_minor: i64,
     pub change_minor: i64,

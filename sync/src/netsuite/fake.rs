@@ -83,6 +83,8 @@ impl NsFakeConfig {
 pub struct NsRecord {
     pub record_type: String,
     pub id: u64,
+    /// The edge sale id (CONTRACT: records show `externalId`).
+    #[serde(rename = "externalId")]
     pub external_id: Option<String>,
     pub tran_date: String,
     pub total_minor: i64,
