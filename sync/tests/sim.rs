@@ -1,6 +1,6 @@
 //! The sync engine's deterministic simulation (see `edge_sync::engine::sim`).
 //!
-//! `SIM_SEEDS` (default 500; each seed runs three remotes) seeds from `SIM_SEED_BASE`
+//! `SIM_SEEDS` (default 1000; each seed runs three remotes) seeds from `SIM_SEED_BASE`
 //! (default 0) run in CI;
 //! `SIM_SEED=n` replays one seed; `scripts/sim-soak` runs many more.
 
@@ -16,7 +16,7 @@ fn every_acknowledged_sale_reaches_every_remote_exactly_once() {
         Some(s) => vec![s],
         None => {
             let base = env_u64("SIM_SEED_BASE").unwrap_or(0);
-            let n = env_u64("SIM_SEEDS").unwrap_or(500);
+            let n = env_u64("SIM_SEEDS").unwrap_or(1000);
             (base..base + n).collect()
         }
     };

@@ -71,7 +71,7 @@ struct Args {
     #[arg(long, default_value_t = 100.0)]
     drain_bucket: f64,
     /// Sales queued for the Lightspeed and NetSuite drains.
-    #[arg(long, default_value_t = 400)]
+    #[arg(long, default_value_t = 600)]
     remote_sales: usize,
     /// Lightspeed's drip-rate multiplier for its drain (its bucket and costs stay real).
     #[arg(long, default_value_t = 25)]
@@ -79,8 +79,8 @@ struct Args {
     /// Lightspeed cost rules for its drain: current or legacy.
     #[arg(long, default_value = "current")]
     lightspeed_rules: String,
-    /// Time the fake NetSuite takes per request, ms (its drain).
-    #[arg(long, default_value_t = 50)]
+    /// Time the fake NetSuite takes per request, ms (its drain; real REST calls take hundreds).
+    #[arg(long, default_value_t = 300)]
     netsuite_processing_ms: u64,
 }
 
@@ -341,7 +341,7 @@ fn bench_remote_drain(base: &Path, args: &Args, remote: &str) {
         let ceiling = size as f64 / 1000.0 + drip_s * secs;
         let served = d("served_cost_milli") as f64 / 1000.0;
         println!(
-            "drain lightspeed ({} rules, bucket {:.0}, drip {:.1}/s = {:.0}/s x {speed}): {n} sales in {secs:.2} s = {:.2} sales/s;              served {served:.1} drips of a ceiling of {ceiling:.1} (bucket + drip x t): achieved / ceiling = {:.3};              429s beyond the allowed overflow: {} (burst limiter: {}); requests {}, token refreshes {}",
+            "drain lightspeed ({} rules, bucket {:.0}, drip {:.1}/s = {:.0}/s x {speed}): {n} sales in {secs:.2} s = {:.2} sales/s; served {served:.1} drips of a ceiling of {ceiling:.1} (bucket + drip x t): achieved / ceiling = {:.3}; 429s beyond the allowed overflow: {} (burst limiter: {}); requests {}, token refreshes {}",
             args.lightspeed_rules,
             size as f64 / 1000.0,
             drip_s,
@@ -357,7 +357,7 @@ fn bench_remote_drain(base: &Path, args: &Args, remote: &str) {
         let ceiling = ns_limit as f64 * 1000.0 / args.netsuite_processing_ms.max(1) as f64;
         let requests = d("requests");
         println!(
-            "drain netsuite (concurrency {ns_limit}, {} ms a request): {n} sales in {secs:.2} s = {:.1} requests/s of a ceiling              of {ceiling:.0}/s: achieved / ceiling = {:.3}; 429s (concurrency): {}; most at once: {}; requests {requests}",
+            "drain netsuite (concurrency {ns_limit}, {} ms a request): {n} sales in {secs:.2} s = {:.1} requests/s of a ceiling of {ceiling:.0}/s: achieved / ceiling = {:.3}; 429s (concurrency): {}; most at once: {}; requests {requests}",
             args.netsuite_processing_ms,
             requests as f64 / secs,
             requests as f64 / secs / ceiling,

@@ -912,7 +912,12 @@ impl Sim {
                 }
             }
             wake = self.pump().map_err(|e| self.fail(e))?;
-            self.check(false).map_err(|e| self.fail(e))?;
+            // Every violation the checks look for persists once it happens (a second record,
+            // a confirmation without a record), so checking every 16th step finds each one
+            // within 16 steps of its cause, at a sixteenth of the cost.
+            if self.step % 16 == 0 {
+                self.check(false).map_err(|e| self.fail(e))?;
+            }
             if let Some(h) = healed_at {
                 let has_dead = self.store.entries().iter().any(|e| matches!(e.state, OutboxState::Dead { .. }));
                 if has_dead && self.quiet() {
