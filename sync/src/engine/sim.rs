@@ -915,7 +915,7 @@ impl Sim {
             // Every violation the checks look for persists once it happens (a second record,
             // a confirmation without a record), so checking every 16th step finds each one
             // within 16 steps of its cause, at a sixteenth of the cost.
-            if self.step % 16 == 0 {
+            if self.step.is_multiple_of(16) {
                 self.check(false).map_err(|e| self.fail(e))?;
             }
             if let Some(h) = healed_at {
