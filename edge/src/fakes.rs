@@ -184,6 +184,16 @@ struct CloudState {
     pushed: Arc<tokio::sync::Notify>,
 }
 
+fn method_of(m: &HttpMethod) -> Option<Method> {
+    match *m {
+        HttpMethod::GET => Some(Method::Get),
+        HttpMethod::POST => Some(Method::Post),
+        HttpMethod::PUT => Some(Method::Put),
+        HttpMethod::DELETE => Some(Method::Delete),
+        _ => None,
+    }
+}
+
 fn to_request(method: Method, uri: &Uri, headers: &HeaderMap, body: Vec<u8>) -> HttpRequest {
     HttpRequest {
         method,
@@ -273,12 +283,8 @@ async fn cloud_handler(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let method = match method {
-        HttpMethod::GET => Method::Get,
-        HttpMethod::POST => Method::Post,
-        HttpMethod::PUT => Method::Put,
-        HttpMethod::DELETE => Method::Delete,
-        _ => return (StatusCode::METHOD_NOT_ALLOWED, "method not allowed").into_response(),
+    let Some(method) = method_of(&method) else {
+        return (StatusCode::METHOD_NOT_ALLOWED, "method not allowed").into_response();
     };
     let req = to_request(method, &uri, &headers, body.to_vec());
     let (disp, latency) = {
@@ -364,12 +370,8 @@ async fn served_handler<F: Served>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let method = match method {
-        HttpMethod::GET => Method::Get,
-        HttpMethod::POST => Method::Post,
-        HttpMethod::PUT => Method::Put,
-        HttpMethod::DELETE => Method::Delete,
-        _ => return (StatusCode::METHOD_NOT_ALLOWED, "method not allowed").into_response(),
+    let Some(method) = method_of(&method) else {
+        return (StatusCode::METHOD_NOT_ALLOWED, "method not allowed").into_response();
     };
     let req = to_request(method, &uri, &headers, body.to_vec());
     let surface = req.path.starts_with("/_fake/");

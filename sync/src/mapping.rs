@@ -184,6 +184,43 @@ impl Routing {
     }
 }
 
+impl LightspeedMap {
+    /// The demo account of the fake (CONTRACT), with the first `items` demo SKUs pinned to
+    /// the fake's item ids (`SKU-000000n` → n).
+    pub fn demo(items: u64) -> LightspeedMap {
+        LightspeedMap {
+            account_id: 12345,
+            shop_id: 1,
+            register_id: 1,
+            employee_id: 1,
+            customer_id: None,
+            reference_source: default_source(),
+            tenders: BTreeMap::from([("cash".into(), 1), ("card".into(), 2)]),
+            items: (0..items).map(|i| (crate::demo::demo_item(i).sku, i + 1)).collect(),
+            rate_rules: default_rules(),
+            registers: 1,
+            token_url: None,
+            unknown_wait_s: unknown_wait(),
+        }
+    }
+}
+
+impl NetSuiteMap {
+    /// The demo account of the fake (CONTRACT).
+    pub fn demo() -> NetSuiteMap {
+        NetSuiteMap {
+            account: "123456".into(),
+            subsidiary: "1".into(),
+            location: "1".into(),
+            walk_in_customer: "107".into(),
+            tenders: BTreeMap::from([("cash".into(), "1".into()), ("card".into(), "5".into())]),
+            tax_codes: BTreeMap::new(),
+            items: NsItems::default(),
+            concurrency: five(),
+        }
+    }
+}
+
 /// Store meta key of a learned Lightspeed itemID.
 pub fn ls_item_key(sku: &str) -> String {
     format!("lightspeed.item.{sku}")

@@ -13,7 +13,7 @@ use edge_sync::lightspeed::bucket::{self, Rules};
 use edge_sync::lightspeed::connector::{LightspeedConnector, LsAuth};
 use edge_sync::lightspeed::fake::{FakeLightspeed, LsFakeConfig};
 use edge_sync::lightspeed::oauth::TokenSet;
-use edge_sync::mapping::{LightspeedMap, NetSuiteMap, NsItems};
+use edge_sync::mapping::{LightspeedMap, NetSuiteMap};
 use edge_sync::money::Currency;
 use edge_sync::netsuite::connector::{NetSuiteConnector, NsAuth};
 use edge_sync::netsuite::fake::{FakeNetSuite, NsFakeConfig, demo_tba, reason_of};
@@ -107,32 +107,13 @@ fn commit(store: &SimStore, remote: &str, s: Sale) -> OutboxEntry {
 }
 
 fn ls_map() -> LightspeedMap {
-    LightspeedMap {
-        account_id: 12345,
-        shop_id: 1,
-        register_id: 1,
-        employee_id: 1,
-        customer_id: None,
-        reference_source: "edge".into(),
-        tenders: BTreeMap::from([("cash".into(), 1), ("card".into(), 2)]),
-        items: (0..40).map(|i| (edge_sync::demo::demo_item(i).sku, i + 1)).collect(),
-        rate_rules: "current".into(),
-        registers: 1,
-        token_url: None,
-        unknown_wait_s: 10,
-    }
+    LightspeedMap { unknown_wait_s: 10, ..LightspeedMap::demo(40) }
 }
 
 fn ns_map() -> NetSuiteMap {
     NetSuiteMap {
-        account: "123456".into(),
-        subsidiary: "1".into(),
-        location: "1".into(),
-        walk_in_customer: "107".into(),
-        tenders: BTreeMap::from([("cash".into(), "1".into()), ("card".into(), "5".into())]),
         tax_codes: BTreeMap::from([("700".into(), "7".into()), ("1900".into(), "19".into())]),
-        items: NsItems::default(),
-        concurrency: 5,
+        ..NetSuiteMap::demo()
     }
 }
 

@@ -185,6 +185,19 @@ fn post_sale(c: &reqwest::blocking::Client, e: &Edged, i: usize) -> Duration {
     t.elapsed()
 }
 
+/// N sales through the API from four clients.
+fn queue_sales(c: &reqwest::blocking::Client, e: &Edged, n: usize) {
+    std::thread::scope(|s| {
+        for w in 0..4 {
+            s.spawn(move || {
+                for i in (w..n).step_by(4) {
+                    post_sale(c, e, i);
+                }
+            });
+        }
+    });
+}
+
 fn bench_drain(base: &Path, args: &Args) {
     let dir = base.join("drain");
     std::fs::create_dir_all(&dir).expect("dir");
@@ -206,16 +219,7 @@ fn bench_drain(base: &Path, args: &Args) {
     assert!(r.status().is_success());
     let n = args.drain_sales;
     let t = Instant::now();
-    std::thread::scope(|s| {
-        for w in 0..4 {
-            let (c, e) = (&c, &e);
-            s.spawn(move || {
-                for i in (w..n).step_by(4) {
-                    post_sale(c, e, i);
-                }
-            });
-        }
-    });
+    queue_sales(&c, &e, n);
     println!("drain: {n} sales queued during the outage in {:.1} s", t.elapsed().as_secs_f64());
     let status = |c: &reqwest::blocking::Client| -> serde_json::Value {
         let v: serde_json::Value =
@@ -304,16 +308,7 @@ fn bench_remote_drain(base: &Path, args: &Args, remote: &str) {
     let r = c.post(format!("{url}/_fake/faults")).json(&json!({"down": true})).send().expect("faults");
     assert!(r.status().is_success());
     let n = args.remote_sales;
-    std::thread::scope(|s| {
-        for w in 0..4 {
-            let (c, e) = (&c, &e);
-            s.spawn(move || {
-                for i in (w..n).step_by(4) {
-                    post_sale(c, e, i);
-                }
-            });
-        }
-    });
+    queue_sales(&c, &e, n);
     let before = records();
     // Wait for the bucket to drain empty, so the ceiling starts from a known level.
     if remote == "lightspeed" {

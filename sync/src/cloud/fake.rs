@@ -62,6 +62,38 @@ impl Faults {
     }
 }
 
+/// The `/_fake/` surface of the Lightspeed and NetSuite fakes: `GET /_fake/records` (what
+/// `records` says), `GET|POST|DELETE /_fake/faults`. `None`: not a `/_fake/` path.
+pub fn fake_surface(
+    faults: &mut Faults,
+    req: &HttpRequest,
+    path: &str,
+    records: impl FnOnce() -> serde_json::Value,
+) -> Option<HttpResponse> {
+    match (req.method, path) {
+        (Method::Get, "/_fake/records") => Some(HttpResponse::json(200, &records())),
+        (Method::Get, "/_fake/faults") => Some(HttpResponse::json(200, &json!(faults))),
+        (Method::Post, "/_fake/faults") => Some(match serde_json::from_slice::<Faults>(&req.body) {
+            Ok(f) => {
+                *faults = f;
+                HttpResponse::json(200, &json!(faults))
+            }
+            Err(e) => HttpResponse::json(400, &json!({"error": format!("faults: {e}")})),
+        }),
+        (Method::Delete, "/_fake/faults") => {
+            *faults = Faults::healed();
+            Some(HttpResponse::json(200, &json!(faults)))
+        }
+        _ if path.starts_with("/_fake/") => Some(HttpResponse::json(404, &json!({"error": "no such fake endpoint"}))),
+        _ => None,
+    }
+}
+
+/// Whether a fault of probability `p` strikes now.
+pub fn strikes(rng: &mut Jitter, p: f64) -> bool {
+    p > 0.0 && (rng.next_u64() as f64 / u64::MAX as f64) < p
+}
+
 /// Limits of the fake (defaults: what the contract promises).
 #[derive(Debug, Clone)]
 pub struct FakeConfig {

@@ -354,33 +354,12 @@ impl SimFake {
 }
 
 fn ls_map() -> LightspeedMap {
-    LightspeedMap {
-        account_id: 12345,
-        shop_id: 1,
-        register_id: 1,
-        employee_id: 1,
-        customer_id: None,
-        reference_source: "edge".into(),
-        tenders: BTreeMap::from([("cash".into(), 1), ("card".into(), 2)]),
-        items: (0..SIM_ITEMS).map(|i| (crate::demo::demo_item(i).sku, i + 1)).collect(),
-        rate_rules: "current".into(),
-        registers: 1,
-        token_url: None,
-        unknown_wait_s: 20,
-    }
+    // unknown_wait_s (20 s) is longer than the slowest simulated request takes to land (7 s).
+    LightspeedMap { unknown_wait_s: 20, ..LightspeedMap::demo(SIM_ITEMS) }
 }
 
 fn ns_map() -> NetSuiteMap {
-    NetSuiteMap {
-        account: "123456".into(),
-        subsidiary: "1".into(),
-        location: "1".into(),
-        walk_in_customer: "107".into(),
-        tenders: BTreeMap::from([("cash".into(), "1".into()), ("card".into(), "5".into())]),
-        tax_codes: BTreeMap::new(),
-        items: crate::mapping::NsItems::default(),
-        concurrency: 5,
-    }
+    NetSuiteMap::demo()
 }
 
 /// Lightspeed's tokens as the store keeps them: what a crash leaves.
@@ -400,7 +379,6 @@ fn worker(name: &str, seed: u64, vault: &TokenVault) -> Worker {
                     Ok(())
                 }),
             );
-            // Longer than the slowest request of the simulated network takes to land (7 s).
             Box::new(LightspeedConnector::new(ls_map(), auth, std::sync::Arc::new(|_| None), None))
         }
         "netsuite" => Box::new(NetSuiteConnector::new(

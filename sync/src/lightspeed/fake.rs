@@ -306,7 +306,7 @@ impl FakeLightspeed {
         if self.faults.down {
             return Disposition::Refuse;
         }
-        if self.faults.error_rate > 0.0 && (self.rng.next_u64() as f64 / u64::MAX as f64) < self.faults.error_rate {
+        if crate::cloud::fake::strikes(&mut self.rng, self.faults.error_rate) {
             return Disposition::Reply(ls_error(self.faults.error_status, "injected failure"));
         }
         let now_ms = now.as_millisecond();
@@ -388,10 +388,7 @@ impl FakeLightspeed {
         }
         let (mut resp, commit) = self.route(now, req.method, resource, &query, &body);
         resp.headers.extend(headers);
-        if commit
-            && self.faults.lose_reply_after_commit_rate > 0.0
-            && (self.rng.next_u64() as f64 / u64::MAX as f64) < self.faults.lose_reply_after_commit_rate
-        {
+        if commit && crate::cloud::fake::strikes(&mut self.rng, self.faults.lose_reply_after_commit_rate) {
             self.stats.lost_replies += 1;
             return Disposition::LoseReply;
         }
@@ -399,28 +396,11 @@ impl FakeLightspeed {
     }
 
     fn fake_surface(&mut self, req: &HttpRequest, path: &str) -> Option<HttpResponse> {
-        match (req.method, path) {
-            (Method::Get, "/_fake/records") => {
-                let sales: Vec<&LsSale> = self.sales.values().collect();
-                Some(HttpResponse::json(200, &json!({"sales": sales, "stats": self.stats})))
-            }
-            (Method::Get, "/_fake/faults") => Some(HttpResponse::json(200, &json!(self.faults))),
-            (Method::Post, "/_fake/faults") => Some(match serde_json::from_slice::<Faults>(&req.body) {
-                Ok(f) => {
-                    self.faults = f;
-                    HttpResponse::json(200, &json!(self.faults))
-                }
-                Err(e) => HttpResponse::json(400, &json!({"error": format!("faults: {e}")})),
-            }),
-            (Method::Delete, "/_fake/faults") => {
-                self.faults = Faults::healed();
-                Some(HttpResponse::json(200, &json!(self.faults)))
-            }
-            _ if path.starts_with("/_fake/") => {
-                Some(HttpResponse::json(404, &json!({"error": "no such fake endpoint"})))
-            }
-            _ => None,
-        }
+        let (list, stats) = (&self.sales, &self.stats);
+        crate::cloud::fake::fake_surface(&mut self.faults, req, path, || {
+            let kept: Vec<&LsSale> = list.values().collect();
+            json!({"sales": kept, "stats": stats})
+        })
     }
 
     fn token_endpoint(&mut self, req: &HttpRequest, now_ms: i64) -> HttpResponse {

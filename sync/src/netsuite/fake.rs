@@ -36,13 +36,7 @@ const ITEM_ID_BASE: u64 = 500;
 
 /// Oracle's published example TBA values (CONTRACT: the demo's NetSuite credentials).
 pub fn demo_tba() -> Credentials {
-    Credentials {
-        account: "123456".into(),
-        consumer_key: "ef40afdd8abaac111b13825dd5e5e2ddddb44f86d5a0dd6dcf38c20aae6b67e4".into(),
-        consumer_secret: "d26ad321a4b2f23b0741c8d38392ce01c3e23e109df6c96eac6d099e9ab9e8b5".into(),
-        token: "2b0ce516420110bcbd36b69e99196d1b7f6de3c6234c5afb799b73d87569f5cc".into(),
-        token_secret: "c29a677df7d5439a458c063654187e3d678d73aca8e3c9d8bea1478a3eb0d295".into(),
-    }
+    tba::oracle_example()
 }
 
 #[derive(Debug, Clone)]
@@ -217,7 +211,7 @@ impl FakeNetSuite {
                 &[("CONCURRENCY_LIMIT_EXCEEDED", "Request blocked.", None)],
             ));
         }
-        if self.faults.error_rate > 0.0 && (self.rng.next_u64() as f64 / u64::MAX as f64) < self.faults.error_rate {
+        if crate::cloud::fake::strikes(&mut self.rng, self.faults.error_rate) {
             return Disposition::Reply(envelope(
                 self.faults.error_status,
                 "Service Unavailable",
@@ -233,10 +227,7 @@ impl FakeNetSuite {
             return Disposition::Reply(invalid_login());
         }
         let (resp, commit) = self.route(req, &path);
-        if commit
-            && self.faults.lose_reply_after_commit_rate > 0.0
-            && (self.rng.next_u64() as f64 / u64::MAX as f64) < self.faults.lose_reply_after_commit_rate
-        {
+        if commit && crate::cloud::fake::strikes(&mut self.rng, self.faults.lose_reply_after_commit_rate) {
             self.stats.lost_replies += 1;
             return Disposition::LoseReply;
         }
@@ -244,28 +235,11 @@ impl FakeNetSuite {
     }
 
     fn fake_surface(&mut self, req: &HttpRequest, path: &str) -> Option<HttpResponse> {
-        match (req.method, path) {
-            (Method::Get, "/_fake/records") => {
-                let recs: Vec<&NsRecord> = self.records.values().collect();
-                Some(HttpResponse::json(200, &json!({"records": recs, "stats": self.stats})))
-            }
-            (Method::Get, "/_fake/faults") => Some(HttpResponse::json(200, &json!(self.faults))),
-            (Method::Post, "/_fake/faults") => Some(match serde_json::from_slice::<Faults>(&req.body) {
-                Ok(f) => {
-                    self.faults = f;
-                    HttpResponse::json(200, &json!(self.faults))
-                }
-                Err(e) => HttpResponse::json(400, &json!({"error": format!("faults: {e}")})),
-            }),
-            (Method::Delete, "/_fake/faults") => {
-                self.faults = Faults::healed();
-                Some(HttpResponse::json(200, &json!(self.faults)))
-            }
-            _ if path.starts_with("/_fake/") => {
-                Some(HttpResponse::json(404, &json!({"error": "no such fake endpoint"})))
-            }
-            _ => None,
-        }
+        let (list, stats) = (&self.records, &self.stats);
+        crate::cloud::fake::fake_surface(&mut self.faults, req, path, || {
+            let kept: Vec<&NsRecord> = list.values().collect();
+            json!({"records": kept, "stats": stats})
+        })
     }
 
     fn authenticate(&mut self, req: &HttpRequest, now: Timestamp) -> Result<(), String> {

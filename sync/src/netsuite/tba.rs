@@ -34,6 +34,18 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// Oracle's published example TBA values (not real credentials): the known-answer vectors'
+/// inputs and the demo's NetSuite credentials (CONTRACT).
+pub fn oracle_example() -> Credentials {
+    Credentials {
+        account: "123456".into(),
+        consumer_key: "ef40afdd8abaac111b13825dd5e5e2ddddb44f86d5a0dd6dcf38c20aae6b67e4".into(),
+        consumer_secret: "d26ad321a4b2f23b0741c8d38392ce01c3e23e109df6c96eac6d099e9ab9e8b5".into(),
+        token: "2b0ce516420110bcbd36b69e99196d1b7f6de3c6234c5afb799b73d87569f5cc".into(),
+        token_secret: "c29a677df7d5439a458c063654187e3d678d73aca8e3c9d8bea1478a3eb0d295".into(),
+    }
+}
+
 /// The realm form of an account id: upper case, `_` (what the header's realm must say).
 pub fn realm(account: &str) -> String {
     account.replace('-', "_").to_uppercase()
@@ -222,15 +234,8 @@ pub fn verify(c: &Credentials, method: &str, url: &str, header: &str) -> Result<
 mod tests {
     use super::*;
 
-    /// Oracle's published example values (not real credentials).
     fn oracle() -> Credentials {
-        Credentials {
-            account: "123456".into(),
-            consumer_key: "ef40afdd8abaac111b13825dd5e5e2ddddb44f86d5a0dd6dcf38c20aae6b67e4".into(),
-            consumer_secret: "d26ad321a4b2f23b0741c8d38392ce01c3e23e109df6c96eac6d099e9ab9e8b5".into(),
-            token: "2b0ce516420110bcbd36b69e99196d1b7f6de3c6234c5afb799b73d87569f5cc".into(),
-            token_secret: "c29a677df7d5439a458c063654187e3d678d73aca8e3c9d8bea1478a3eb0d295".into(),
-        }
+        oracle_example()
     }
 
     const NONCE: &str = "fjaLirsIcCGVZWzBX0pg";
