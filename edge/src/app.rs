@@ -312,6 +312,13 @@ impl App {
                         (None, Mode::Live | Mode::Shadow) => {
                             Some("no connector for this remote in this build; its records wait in the outbox".into())
                         }
+                        // The authorisation's 30 unused days: a warning from day 25, then dead.
+                        _ if name == "lightspeed" => {
+                            self.ls_auth.as_ref().and_then(|a| match a.tokens().refresh_health(now.as_millisecond()) {
+                                Ok(w) => w,
+                                Err(e) => Some(e),
+                            })
+                        }
                         _ => None,
                     },
                     pull_last_success_at: link.as_ref().and_then(|l| l.pull_last_success).map(|t| t.to_string()),
