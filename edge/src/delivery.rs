@@ -270,13 +270,18 @@ pub fn build_cloud_link(cfg: &Config) -> Result<Option<CloudLink>, String> {
         Some(f) => read_secret(f).map_err(|e| format!("remotes.cloud.secret_file: {e}"))?,
         None => return Err("remotes.cloud.secret_file: required when the mode is not \"off\"".into()),
     };
-    Ok(Some(CloudLink::new(
+    let mut link = CloudLink::new(
         &cfg.store_id,
         &secret,
         url,
         Duration::from_secs(rc.pull_interval_s),
         Duration::from_millis(rc.timeout_ms),
-    )))
+    );
+    if cfg.routing.catalog != "cloud" {
+        // Another source (or none) owns catalog, prices and stock: only the config feed.
+        link.feeds = vec![edge_sync::cloud::pull::Feed::Config];
+    }
+    Ok(Some(link))
 }
 
 /// Starts the cloud link's puller and stream (if any).
@@ -646,6 +651,18 @@ impl LsPull {
                 edge_sync::netsuite::tba::pct(&format!(">=,{since}"))
             );
             let mut newest = since.clone();
+            // The newest saleID confirmed so far, remembered across restarts.
+            let stored: u64 = app
+                .store
+                .meta_get("lightspeed.newest_sale")
+                .ok()
+                .flatten()
+                .and_then(|b| String::from_utf8_lossy(&b).parse().ok())
+                .unwrap_or(0);
+            let seen = self.auth.newest_sale().max(stored);
+            if seen > stored {
+                app.store.meta_set("lightspeed.newest_sale", seen.to_string().as_bytes()).map_err(|e| e.to_string())?;
+            }
             loop {
                 let page = self.get(&path).await?;
                 let mut batch = Vec::new();
@@ -671,7 +688,12 @@ impl LsPull {
                 }
                 levels += batch.len();
                 if !batch.is_empty() {
-                    app.store.set_remote_stock(&batch).map_err(|e| e.to_string())?;
+                    // A local sale is in Lightspeed's level when Lightspeed had it before
+                    // this read began: its saleID is at most the newest one we had seen
+                    // confirmed then (sale ids grow). Later ones stay subtracted until the
+                    // next pull (never counted as sold twice, at worst once too few).
+                    let reflected = |rid: &str| rid.parse::<u64>().is_ok_and(|x| x <= seen);
+                    app.store.rebase_stock("lightspeed", &batch, &reflected).map_err(|e| e.to_string())?;
                 }
                 match edge_sync::lightspeed::json::next_page(&page) {
                     Some(n) => path = n,

@@ -288,3 +288,84 @@ fn a_missing_mapping_waits_as_a_dead_letter_and_a_replay_delivers_it_once() {
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
     child.wait().expect("wait");
 }
+
+fn stock_of(http: &reqwest::blocking::Client, url: &str, token: &str, sku: &str) -> i64 {
+    let v: Value = http
+        .get(format!("{url}/v1/catalog/items?q={sku}"))
+        .bearer_auth(token)
+        .send()
+        .expect("items")
+        .json()
+        .expect("json");
+    v["items"][0]["stock"].as_i64().expect("stock")
+}
+
+/// Lightspeed as the source of stock: ItemShop levels by `timeStamp` rebase the local
+/// stock, a sale Lightspeed has is subtracted once (not again on top of its level), and a
+/// sale made while Lightspeed is away stays subtracted until it arrives.
+#[test]
+fn lightspeed_as_the_stock_source_rebases_without_counting_a_sale_twice() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let fakes = start_fakes(&tmp.path().join("fakes"), &["--lightspeed-speed", "20"]);
+    let dir = tmp.path().join("edge");
+    let mut d = Daemon::start_with(&dir, 100, &["--fakes", &fakes.file.to_string_lossy()]);
+    assert_eq!(d.term(), Some(0));
+    let cfg_path = dir.join("config.toml");
+    let text = std::fs::read_to_string(&cfg_path).expect("config");
+    let text = text.replace("[routing]\ncatalog = \"cloud\"", "[routing]\ncatalog = \"lightspeed\"").replace(
+        "secret_file = \"secrets/lightspeed.json\"\ntimeout_ms = 5000\npull_interval_s = 30",
+        "secret_file = \"secrets/lightspeed.json\"\ntimeout_ms = 5000\npull_interval_s = 1",
+    );
+    assert!(text.contains("catalog = \"lightspeed\"") && text.contains("pull_interval_s = 1"), "{text}");
+    std::fs::write(&cfg_path, &text).expect("write");
+    let mut child = Command::new(common::EDGED)
+        .args(["run", "--config"])
+        .arg(&cfg_path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read");
+    let url = line.trim().strip_prefix("READY ").expect("READY").to_string();
+    let tokens: edge_api::TokensFile =
+        serde_json::from_slice(&std::fs::read(dir.join("tokens.json")).expect("t")).expect("json");
+    let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
+    let sku = "SKU-0000001";
+    let start = stock_of(&http, &url, &tokens.kiosk, sku);
+    let sell = |qty: u64| {
+        let body = json!({"lines": [{"sku": sku, "qty": qty}], "tenders": [{"type": "cash", "amount_minor": 100_000}]});
+        let r = http.post(format!("{url}/v1/sales")).bearer_auth(&tokens.cashier).json(&body).send().expect("sale");
+        assert_eq!(r.status().as_u16(), 201);
+    };
+    sell(3);
+    assert_eq!(stock_of(&http, &url, &tokens.kiosk, sku), start - 3);
+    wait_for("lightspeed has the sale", 30, || status(&http, &url, &tokens.tech, "lightspeed").confirmed == 1);
+    // Pulls every second: the level now includes the sale; shown stock stays start - 3.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(stock_of(&http, &url, &tokens.kiosk, sku), start - 3, "the sale counted twice?");
+    // A delivery received in Lightspeed itself: the pulled level shows at the register.
+    let r = http
+        .post(format!("{}/_fake/stock", fakes.urls["lightspeed"]))
+        .json(&json!({"itemID": 1, "shopID": 1, "qoh": 500}))
+        .send()
+        .expect("stock");
+    assert!(r.status().is_success());
+    wait_for("the new level", 10, || stock_of(&http, &url, &tokens.kiosk, sku) == 500);
+    let start = 503;
+    // Lightspeed away: a sale stays subtracted from the last level; when it arrives and the
+    // next pull reads it, still once.
+    let r = http.post(format!("{}/_fake/faults", fakes.urls["lightspeed"])).json(&json!({"down": true})).send();
+    assert!(r.expect("faults").status().is_success());
+    sell(2);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(stock_of(&http, &url, &tokens.kiosk, sku), start - 5);
+    http.delete(format!("{}/_fake/faults", fakes.urls["lightspeed"])).send().expect("heal");
+    let (code, out) = edgectl(&dir, &["sync", "run"]);
+    assert_eq!(code, Some(0), "{out}");
+    wait_for("lightspeed has both", 60, || status(&http, &url, &tokens.tech, "lightspeed").confirmed == 2);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(stock_of(&http, &url, &tokens.kiosk, sku), start - 5, "after the second pull");
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    child.wait().expect("wait");
+}

@@ -49,6 +49,8 @@ pub struct CloudLink {
     pub timeout: Duration,
     pub health: Arc<Mutex<LinkHealth>>,
     pub wake_pull: Arc<Notify>,
+    /// The feeds pulled (catalog, prices and stock only when the cloud is their source).
+    pub feeds: Vec<Feed>,
 }
 
 impl CloudLink {
@@ -61,6 +63,7 @@ impl CloudLink {
             timeout,
             health: Arc::new(Mutex::new(LinkHealth::default())),
             wake_pull: Arc::new(Notify::new()),
+            feeds: Feed::ALL.to_vec(),
         }
     }
 
@@ -75,7 +78,7 @@ impl CloudLink {
     /// One round over every feed, each until it has no more pages.
     pub async fn pull_round(&self, store: &Arc<dyn Store>, client: &reqwest::Client) -> Result<(), String> {
         let puller = Puller::new(self.store_id.clone(), self.secret.clone());
-        for feed in Feed::ALL {
+        for feed in self.feeds.iter().copied() {
             for _page in 0..10_000 {
                 let req = puller.request(store.as_ref(), feed, Timestamp::now()).map_err(|e| e.to_string())?;
                 let resp = exchange(client, &self.base_url, &req, self.timeout)

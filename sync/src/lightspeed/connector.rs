@@ -59,6 +59,8 @@ struct AuthState {
     burst_max: u32,
     /// When our last requests went (the burst window).
     sent_ms: std::collections::VecDeque<i64>,
+    /// The newest saleID Lightspeed confirmed to us (its stock pulls rebase by it).
+    newest_sale: u64,
 }
 
 /// The account's tokens, shared by every user of the account in the daemon.
@@ -84,6 +86,7 @@ impl LsAuth {
                 pacer: None,
                 burst_max: 20,
                 sent_ms: std::collections::VecDeque::new(),
+                newest_sale: 0,
             }),
             save,
         })
@@ -138,6 +141,17 @@ impl LsAuth {
 
     pub fn tokens(&self) -> TokenSet {
         self.lock().tokens.clone()
+    }
+
+    /// A sale Lightspeed confirmed (kept or found).
+    pub fn note_sale(&self, id: u64) {
+        let mut s = self.lock();
+        s.newest_sale = s.newest_sale.max(id);
+    }
+
+    /// The newest saleID confirmed so far (0 after a start, until the first).
+    pub fn newest_sale(&self) -> u64 {
+        self.lock().newest_sale
     }
 
     /// A reply's rate headers. The level we keep is the higher of the server's and ours
@@ -376,6 +390,7 @@ impl Connector for LightspeedConnector {
         if sale.get("completed").and_then(json::boolean) != Some(true) {
             return Err(format!("Lightspeed kept sale {sale_id} but not as completed"));
         }
+        self.auth.note_sale(u64::try_from(sale_id).unwrap_or(0));
         Ok(BTreeMap::from([(*id, RecordResult::Confirmed(sale_id.to_string()))]))
     }
 
@@ -417,7 +432,10 @@ impl Connector for LightspeedConnector {
                 match found {
                     Err(e) => Some(Verdict::RemoteFailed(e)),
                     Ok(list) => match list.iter().filter_map(|s| s.get("saleID").and_then(int)).min() {
-                        Some(sid) => Some(all(RecordResult::Confirmed(sid.to_string()))),
+                        Some(sid) => {
+                            self.auth.note_sale(u64::try_from(sid).unwrap_or(0));
+                            Some(all(RecordResult::Confirmed(sid.to_string())))
+                        }
                         None => Some(all(RecordResult::Absent(
                             "not at Lightspeed after an unknown outcome: posting it".into(),
                         ))),

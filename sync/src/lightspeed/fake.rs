@@ -396,6 +396,27 @@ impl FakeLightspeed {
     }
 
     fn fake_surface(&mut self, req: &HttpRequest, path: &str) -> Option<HttpResponse> {
+        if (req.method, path) == (Method::Post, "/_fake/stock") {
+            // A stock change made in Lightspeed itself (a delivery received at the POS):
+            // {"itemID": n, "shopID": s, "qoh": q}. The shopID 0 summary row follows.
+            let v: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+            let (item, shop, qoh) =
+                (v.get("itemID").and_then(int), v.get("shopID").and_then(int), v.get("qoh").and_then(int));
+            let (Some(item), Some(shop), Some(qoh)) = (item, shop, qoh) else {
+                return Some(HttpResponse::json(400, &json!({"error": "give itemID, shopID and qoh"})));
+            };
+            let now = Timestamp::now();
+            let Some(old) = self.item_shops.get(&(item as u64, shop as u64)).map(|r| r.qoh) else {
+                return Some(HttpResponse::json(404, &json!({"error": "no such ItemShop row"})));
+            };
+            for s in [shop as u64, 0] {
+                if let Some(row) = self.item_shops.get_mut(&(item as u64, s)) {
+                    row.qoh += qoh - old;
+                    row.ts = now;
+                }
+            }
+            return Some(HttpResponse::json(200, &json!({"itemID": item, "shopID": shop, "qoh": qoh})));
+        }
         let (list, stats) = (&self.sales, &self.stats);
         crate::cloud::fake::fake_surface(&mut self.faults, req, path, || {
             let kept: Vec<&LsSale> = list.values().collect();
