@@ -638,7 +638,12 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
     for w in routing.double_counts(&on) {
         warnings.push(ConfigProblem { key: "routing".into(), message: w });
     }
-    if routing.catalog != "none" && routing.catalog != "cloud" && !is_on(&routing.catalog) {
+    if routing.catalog == "netsuite" {
+        c.problem(
+            "routing.catalog",
+            "NetSuite as the catalog's source is not in this build (cloud, lightspeed or none)",
+        );
+    } else if routing.catalog != "none" && routing.catalog != "cloud" && !is_on(&routing.catalog) {
         c.problem("routing.catalog", format!("{} is off: it cannot be the catalog's source", routing.catalog));
     }
     c.unknown_keys();
@@ -927,6 +932,9 @@ levle = "debug"
         assert_eq!(c.sale_remotes(), vec!["cloud".to_string(), "lightspeed".into()]);
         assert_eq!(c.refund_remotes(), vec!["cloud".to_string(), "lightspeed".into()]);
         // Bad names, an unknown mapping field, a missing mapping: each named by key.
+        let ns = base.replace("catalog = \"cloud\"", "catalog = \"netsuite\"");
+        let p = parse(&ns, d.path()).expect_err("not in this build");
+        assert!(p.iter().any(|p| p.key == "routing.catalog" && p.message.contains("not in this build")), "{p:?}");
         let bad = base
             .replace("[routing]\n", "[routing]\nsales = [\"square\"]\n")
             .replace("shop_id = 1\n", "shop_id = 1\nshop = 2\n")

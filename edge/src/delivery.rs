@@ -238,7 +238,10 @@ pub fn build_engine(
                     String::from_utf8_lossy(&v).parse().ok()
                 });
                 let token_url = map.token_url.clone();
-                Box::new(edge_sync::lightspeed::connector::LightspeedConnector::new(map, auth, items, token_url))
+                Box::new(
+                    edge_sync::lightspeed::connector::LightspeedConnector::new(map, auth, items, token_url)
+                        .learning_items(),
+                )
             }
             "netsuite" => {
                 use edge_sync::netsuite::connector::NetSuiteConnector;
@@ -637,6 +640,7 @@ impl LsPull {
                 None => break,
             }
         }
+        self.auth.items_learned();
         let mut levels = 0;
         if stock {
             let since = app

@@ -61,6 +61,9 @@ struct AuthState {
     sent_ms: std::collections::VecDeque<i64>,
     /// The newest saleID Lightspeed confirmed to us (its stock pulls rebase by it).
     newest_sale: u64,
+    /// The Item pull has read every page once since the start: from then on a SKU without
+    /// an itemID is a missing mapping, before it only not learned yet.
+    items_known: bool,
 }
 
 /// The account's tokens, shared by every user of the account in the daemon.
@@ -87,6 +90,7 @@ impl LsAuth {
                 burst_max: 20,
                 sent_ms: std::collections::VecDeque::new(),
                 newest_sale: 0,
+                items_known: false,
             }),
             save,
         })
@@ -141,6 +145,15 @@ impl LsAuth {
 
     pub fn tokens(&self) -> TokenSet {
         self.lock().tokens.clone()
+    }
+
+    /// The Item pull read every page (SKU → itemID is complete as of now).
+    pub fn items_learned(&self) {
+        self.lock().items_known = true;
+    }
+
+    pub fn items_known(&self) -> bool {
+        self.lock().items_known
     }
 
     /// A sale Lightspeed confirmed (kept or found).
@@ -208,6 +221,9 @@ enum Sent {
     Post,
 }
 
+/// The Lightspeed delivery connector. With [`LightspeedConnector::learning_items`] (edged),
+/// sales wait until the Item pull has read every page once, rather than become dead letters
+/// for want of an itemID not learned yet.
 pub struct LightspeedConnector {
     map: LightspeedMap,
     quarantine_ms: i64,
@@ -216,6 +232,8 @@ pub struct LightspeedConnector {
     items: ItemResolver,
     token_url: String,
     sent: BTreeMap<Uuid, Sent>,
+    /// Item ids come from the Item pull (wait for its first round).
+    learn_items: bool,
 }
 
 impl LightspeedConnector {
@@ -234,6 +252,7 @@ impl LightspeedConnector {
             auth,
             items,
             token_url: token_url.unwrap_or_else(|| TOKEN_PATH.to_string()),
+            learn_items: false,
             map,
             sent: BTreeMap::new(),
         }
@@ -241,6 +260,12 @@ impl LightspeedConnector {
 
     fn base(&self) -> String {
         format!("/API/V3/Account/{}", self.map.account_id)
+    }
+
+    /// Item ids come from the Item pull: hold sales until it has read every page once.
+    pub fn learning_items(mut self) -> LightspeedConnector {
+        self.learn_items = true;
+        self
     }
 
     /// The Sale body of an edge sale or refund, or the missing mapping's reason.
@@ -476,6 +501,9 @@ impl Connector for LightspeedConnector {
 
     fn ready_at(&mut self, now: Timestamp) -> Option<Timestamp> {
         let now_ms = now.as_millisecond();
+        if self.learn_items && !self.auth.items_known() {
+            return Timestamp::from_millisecond(now_ms + 1000).ok();
+        }
         let at = match self.auth.access_state(now_ms) {
             AuthWait::Ready => now_ms,
             AuthWait::Until(t) => t,
