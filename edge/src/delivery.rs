@@ -51,14 +51,11 @@ struct NsM2m {
     private_key_pkcs8_base64: String,
 }
 
-/// NetSuite credentials outside the delivery worker (the report's SuiteQL).
-pub struct NsSigner {
-    pub auth: edge_sync::netsuite::connector::NsAuth,
-    bearer: Option<(String, i64)>,
-}
-
 /// NetSuite's credentials from `remotes.netsuite.secret_file`.
-pub fn netsuite_auth(cfg: &Config, rc: &crate::config::RemoteConfig) -> Result<NsSigner, String> {
+pub fn netsuite_auth(
+    cfg: &Config,
+    rc: &crate::config::RemoteConfig,
+) -> Result<edge_sync::netsuite::live::NsSigner, String> {
     use edge_sync::netsuite::connector::NsAuth;
     let map = cfg.netsuite.as_ref().ok_or("mappings.netsuite: required when remotes.netsuite is not off")?;
     let secret: NsSecret = secret_json("netsuite", rc)?;
@@ -82,75 +79,7 @@ pub fn netsuite_auth(cfg: &Config, rc: &crate::config::RemoteConfig) -> Result<N
         }
         _ => return Err("remotes.netsuite.secret_file: give exactly one of \"tba\" and \"m2m\"".into()),
     };
-    Ok(NsSigner { auth, bearer: None })
-}
-
-impl NsSigner {
-    /// Adds the credentials to a request (buying a client-credentials token first if due).
-    pub async fn sign(
-        &mut self,
-        client: &reqwest::Client,
-        base: &str,
-        req: &mut edge_sync::wire::HttpRequest,
-        timeout: Duration,
-    ) -> Result<(), String> {
-        use edge_sync::netsuite::connector::NsAuth;
-        let now = jiff::Timestamp::now();
-        let base = base.trim_end_matches('/');
-        match &self.auth {
-            NsAuth::Tba(c) => {
-                let nonce: String = (0..20)
-                    .map(|_| {
-                        let n = getrandom::u64().unwrap_or(7) % 62;
-                        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"[n as usize] as char
-                    })
-                    .collect();
-                let h = edge_sync::netsuite::tba::authorization(
-                    c,
-                    req.method.as_str(),
-                    &format!("{base}{}", req.path),
-                    &nonce,
-                    now.as_second().max(0) as u64,
-                )?;
-                req.headers.push(("Authorization".into(), h));
-                Ok(())
-            }
-            NsAuth::M2m(m) => {
-                let fresh =
-                    self.bearer.as_ref().filter(|(_, exp)| *exp > now.as_millisecond() + 60_000).map(|b| b.0.clone());
-                let token = match fresh {
-                    Some(t) => t,
-                    None => {
-                        let url = format!("{base}{}", edge_sync::netsuite::m2m::TOKEN_PATH);
-                        let treq = edge_sync::wire::HttpRequest {
-                            method: edge_sync::wire::Method::Post,
-                            path: edge_sync::netsuite::m2m::TOKEN_PATH.into(),
-                            headers: vec![("Content-Type".into(), "application/x-www-form-urlencoded".into())],
-                            body: m.token_form(&url, now.as_second())?.into_bytes(),
-                        };
-                        let r = edge_sync::engine::run::exchange(client, base, &treq, timeout)
-                            .await
-                            .map_err(|e| e.to_string())?;
-                        if r.status != 200 {
-                            return Err(format!(
-                                "NetSuite refused the assertion: {}",
-                                edge_sync::netsuite::errors::reason(r.status, &r.body)
-                            ));
-                        }
-                        let v: serde_json::Value = serde_json::from_slice(&r.body).map_err(|e| e.to_string())?;
-                        let t = v
-                            .get("access_token")
-                            .and_then(|x| x.as_str())
-                            .ok_or("NetSuite's token answer has no access_token")?;
-                        self.bearer = Some((t.to_string(), now.as_millisecond() + 3_000_000));
-                        t.to_string()
-                    }
-                };
-                req.headers.push(("Authorization".into(), format!("Bearer {token}")));
-                Ok(())
-            }
-        }
-    }
+    Ok(edge_sync::netsuite::live::NsSigner::new(auth))
 }
 
 /// Store meta key of Lightspeed's token pair.
@@ -447,9 +376,6 @@ pub async fn announce_status(app: Arc<App>) {
     }
 }
 
-/// Store meta key of the ItemShop feed's cursor (the last `timeStamp` read).
-const META_LS_ITEMSHOP_CURSOR: &str = "lightspeed.itemshop.cursor";
-
 /// Lightspeed's pulls: Item pages by cursor (the SKU → itemID identity the connector
 /// needs: `customSku` is the SKU), and, when Lightspeed is the catalog's source, ItemShop
 /// stock by `timeStamp` (the mapped shop's rows; the shopID 0 summary row ignored). Shares
@@ -468,15 +394,10 @@ pub fn spawn_lightspeed_pull(
     let stock = app.cfg.routing.catalog == "lightspeed";
     vec![tokio::spawn(async move {
         let mut stopping = app.stopping.subscribe();
-        let pull = LsPull {
-            client,
-            base: base.trim_end_matches('/').to_string(),
-            auth,
-            map,
-            timeout: Duration::from_millis(rc.timeout_ms),
-        };
+        let pull =
+            edge_sync::lightspeed::live::LsPull::new(client, &base, auth, map, Duration::from_millis(rc.timeout_ms));
         loop {
-            match pull.round(&app, stock).await {
+            match pull.round(&app.store, stock).await {
                 Ok(n) => tracing::debug!(items = n.0, levels = n.1, "Lightspeed pull done"),
                 Err(e) => tracing::warn!(error = %e, "Lightspeed pull failed; trying again later"),
             }
@@ -486,226 +407,4 @@ pub fn spawn_lightspeed_pull(
             }
         }
     })]
-}
-
-/// Reads from Lightspeed outside the delivery worker (pulls, the report), with the shared
-/// tokens.
-pub struct LsPull {
-    client: reqwest::Client,
-    base: String,
-    auth: Arc<edge_sync::lightspeed::connector::LsAuth>,
-    map: edge_sync::mapping::LightspeedMap,
-    timeout: Duration,
-}
-
-impl LsPull {
-    pub fn new(
-        client: reqwest::Client,
-        base: &str,
-        auth: Arc<edge_sync::lightspeed::connector::LsAuth>,
-        map: edge_sync::mapping::LightspeedMap,
-        timeout: Duration,
-    ) -> LsPull {
-        LsPull { client, base: base.trim_end_matches('/').to_string(), auth, map, timeout }
-    }
-
-    /// GETs a page and returns its body.
-    pub async fn get_raw(&self, path: &str) -> Result<Vec<u8>, String> {
-        let v = self.get(path).await?;
-        serde_json::to_vec(&v).map_err(|e| e.to_string())
-    }
-
-    async fn bearer(&self) -> Result<String, String> {
-        use edge_sync::lightspeed::connector::Access;
-        for _ in 0..200 {
-            match self.auth.access(jiff::Timestamp::now().as_millisecond()) {
-                Access::Bearer(t) => return Ok(t),
-                Access::Dead(e) => return Err(e),
-                Access::Wait(_) => tokio::time::sleep(Duration::from_millis(250)).await,
-                Access::Refresh(form) => {
-                    let path = self
-                        .map
-                        .token_url
-                        .clone()
-                        .unwrap_or_else(|| edge_sync::lightspeed::connector::TOKEN_PATH.into());
-                    let req = edge_sync::wire::HttpRequest {
-                        method: edge_sync::wire::Method::Post,
-                        path,
-                        headers: vec![("Content-Type".into(), "application/x-www-form-urlencoded".into())],
-                        body: form.into_bytes(),
-                    };
-                    match edge_sync::engine::run::exchange(&self.client, &self.base, &req, self.timeout).await {
-                        Ok(r) if r.status == 200 => {
-                            self.auth.refreshed(&r.body, jiff::Timestamp::now().as_millisecond())?
-                        }
-                        Ok(r) => {
-                            self.auth.refresh_failed();
-                            return Err(format!(
-                                "Lightspeed refused the token refresh ({}): {}",
-                                r.status,
-                                r.body_excerpt(200)
-                            ));
-                        }
-                        Err(e) => {
-                            self.auth.refresh_failed();
-                            return Err(format!("token refresh: {e}"));
-                        }
-                    }
-                }
-            }
-        }
-        Err("waited too long for the Lightspeed token refresh".into())
-    }
-
-    /// GETs a page (a path or the full `next` URL), honouring 401 and 429.
-    async fn get(&self, path: &str) -> Result<serde_json::Value, String> {
-        for _ in 0..5 {
-            let token = self.bearer().await?;
-            // The account's bucket is shared with the delivery worker: wait for room.
-            loop {
-                let now = jiff::Timestamp::now().as_millisecond();
-                match self.auth.reserve(1000, now) {
-                    Ok(()) => break,
-                    Err(at) => tokio::time::sleep(Duration::from_millis((at - now).clamp(1, 60_000) as u64)).await,
-                }
-            }
-            let req = edge_sync::wire::HttpRequest {
-                method: edge_sync::wire::Method::Get,
-                path: path.to_string(),
-                headers: vec![
-                    ("Authorization".into(), format!("Bearer {token}")),
-                    ("Accept".into(), "application/json".into()),
-                ],
-                body: Vec::new(),
-            };
-            let r = edge_sync::engine::run::exchange(&self.client, &self.base, &req, self.timeout)
-                .await
-                .map_err(|e| e.to_string())?;
-            self.auth.observe(
-                r.header("x-ls-api-bucket-level"),
-                r.header("x-ls-api-drip-rate"),
-                r.header("x-ls-api-burst-level"),
-                jiff::Timestamp::now().as_millisecond(),
-            );
-            match r.status {
-                200 => {
-                    return serde_json::from_slice(&r.body)
-                        .map_err(|e| format!("Lightspeed answered something else than JSON: {e}"));
-                }
-                401 => self.auth.refused(),
-                429 => {
-                    let s = r.header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(2).min(60);
-                    tokio::time::sleep(Duration::from_secs(s)).await;
-                }
-                _ => return Err(edge_sync::lightspeed::json::error_message(r.status, &r.body)),
-            }
-        }
-        Err("Lightspeed kept refusing the pull".into())
-    }
-
-    fn rows(v: &serde_json::Value, key: &str) -> Vec<serde_json::Value> {
-        match v.get(key) {
-            Some(serde_json::Value::Array(a)) => a.clone(),
-            Some(o @ serde_json::Value::Object(_)) => vec![o.clone()],
-            _ => Vec::new(),
-        }
-    }
-
-    async fn round(&self, app: &Arc<App>, stock: bool) -> Result<(usize, usize), String> {
-        use edge_sync::lightspeed::json::int;
-        let acct = format!("/API/V3/Account/{}", self.map.account_id);
-        let mut items = 0;
-        let mut path = format!("{acct}/Item.json?limit=100");
-        loop {
-            let page = self.get(&path).await?;
-            for it in Self::rows(&page, "Item") {
-                let (Some(id), Some(sku)) =
-                    (it.get("itemID").and_then(int), it.get("customSku").and_then(|v| v.as_str()))
-                else {
-                    continue;
-                };
-                if sku.is_empty() {
-                    continue;
-                }
-                let key = edge_sync::mapping::ls_item_key(sku);
-                let new = id.to_string();
-                if app.store.meta_get(&key).ok().flatten().as_deref() != Some(new.as_bytes()) {
-                    app.store.meta_set(&key, new.as_bytes()).map_err(|e| e.to_string())?;
-                    app.store.meta_set(&format!("lightspeed.sku.{id}"), sku.as_bytes()).map_err(|e| e.to_string())?;
-                }
-                items += 1;
-            }
-            match edge_sync::lightspeed::json::next_page(&page) {
-                Some(n) => path = n,
-                None => break,
-            }
-        }
-        self.auth.items_learned();
-        let mut levels = 0;
-        if stock {
-            let since = app
-                .store
-                .meta_get(META_LS_ITEMSHOP_CURSOR)
-                .ok()
-                .flatten()
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_else(|| "1970-01-01T00:00:00+00:00".into());
-            let mut path = format!(
-                "{acct}/ItemShop.json?sort=timeStamp&limit=100&timeStamp={}",
-                edge_sync::netsuite::tba::pct(&format!(">=,{since}"))
-            );
-            let mut newest = since.clone();
-            // The newest saleID confirmed so far, remembered across restarts.
-            let stored: u64 = app
-                .store
-                .meta_get("lightspeed.newest_sale")
-                .ok()
-                .flatten()
-                .and_then(|b| String::from_utf8_lossy(&b).parse().ok())
-                .unwrap_or(0);
-            let seen = self.auth.newest_sale().max(stored);
-            if seen > stored {
-                app.store.meta_set("lightspeed.newest_sale", seen.to_string().as_bytes()).map_err(|e| e.to_string())?;
-            }
-            loop {
-                let page = self.get(&path).await?;
-                let mut batch = Vec::new();
-                for row in Self::rows(&page, "ItemShop") {
-                    let shop = row.get("shopID").and_then(int).unwrap_or(0);
-                    let ts = row.get("timeStamp").and_then(|v| v.as_str()).unwrap_or("").to_string();
-                    if ts > newest {
-                        newest = ts.clone();
-                    }
-                    // shopID 0 is the all-shops summary; only the store's own shop counts.
-                    if shop == 0 || shop as u64 != self.map.shop_id {
-                        continue;
-                    }
-                    let (Some(item), Some(qoh)) = (row.get("itemID").and_then(int), row.get("qoh").and_then(int))
-                    else {
-                        continue;
-                    };
-                    let Some(sku) = app.store.meta_get(&format!("lightspeed.sku.{item}")).ok().flatten() else {
-                        continue;
-                    };
-                    let at = ts.parse::<jiff::Timestamp>().unwrap_or(jiff::Timestamp::now());
-                    batch.push((String::from_utf8_lossy(&sku).into_owned(), qoh, at));
-                }
-                levels += batch.len();
-                if !batch.is_empty() {
-                    // A local sale is in Lightspeed's level when Lightspeed had it before
-                    // this read began: its saleID is at most the newest one we had seen
-                    // confirmed then (sale ids grow). Later ones stay subtracted until the
-                    // next pull (never counted as sold twice, at worst once too few).
-                    let reflected = |rid: &str| rid.parse::<u64>().is_ok_and(|x| x <= seen);
-                    app.store.rebase_stock("lightspeed", &batch, &reflected).map_err(|e| e.to_string())?;
-                }
-                match edge_sync::lightspeed::json::next_page(&page) {
-                    Some(n) => path = n,
-                    None => break,
-                }
-            }
-            app.store.meta_set(META_LS_ITEMSHOP_CURSOR, newest.as_bytes()).map_err(|e| e.to_string())?;
-        }
-        Ok((items, levels))
-    }
 }

@@ -11,15 +11,12 @@
 
 use crate::app::App;
 use crate::config::Mode;
-use edge_sync::report::{LocalRecord, RemoteRecord, RemoteReport, lightspeed_page, netsuite_page, reconcile};
-use edge_sync::wire::{HttpRequest, Method};
+use edge_sync::lightspeed::live::LsPull;
+use edge_sync::report::{LocalRecord, RemoteRecord, RemoteReport, reconcile};
 use jiff::Timestamp;
 use jiff::civil::Date;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Most records read from one remote for one day (a bound on a broken remote's paging).
-const MAX_RECORDS: usize = 100_000;
 
 /// The day's window in UTC.
 pub fn window(app: &App, date: Date) -> Result<(Timestamp, Timestamp), String> {
@@ -68,63 +65,18 @@ async fn lightspeed_records(app: &Arc<App>, client: &reqwest::Client, date: Date
     let map = app.cfg.lightspeed.clone().ok_or("mappings.lightspeed is missing")?;
     let rc = app.cfg.remotes.get("lightspeed").ok_or("remotes.lightspeed is missing")?;
     let base = rc.url.clone().ok_or("remotes.lightspeed.url is missing")?;
-    let pull =
-        crate::delivery::LsPull::new(client.clone(), &base, auth, map.clone(), Duration::from_millis(rc.timeout_ms));
     let (start, end) = window(app, date)?;
-    let fmt = |t: Timestamp| t.strftime("%Y-%m-%dT%H:%M:%S+00:00").to_string();
-    let last = end.checked_sub(jiff::SignedDuration::from_secs(1)).map_err(|e| e.to_string())?;
-    let mut path = format!(
-        "/API/V3/Account/{}/Sale.json?referenceNumberSource={}&completeTime={}&limit=100",
-        map.account_id,
-        edge_sync::netsuite::tba::pct(&map.reference_source),
-        edge_sync::netsuite::tba::pct(&format!("><,{},{}", fmt(start), fmt(last)))
-    );
-    let mut out = Vec::new();
-    loop {
-        let body = pull.get_raw(&path).await?;
-        let (recs, next) = lightspeed_page(&body)?;
-        out.extend(recs);
-        if out.len() > MAX_RECORDS {
-            return Err(format!("Lightspeed lists more than {MAX_RECORDS} sales for one day"));
-        }
-        match next {
-            Some(n) => path = n,
-            None => return Ok(out),
-        }
-    }
+    let (account, source) = (map.account_id, map.reference_source.clone());
+    let pull = LsPull::new(client.clone(), &base, auth, map, Duration::from_millis(rc.timeout_ms));
+    edge_sync::report::lightspeed_day(&pull, account, &source, start, end).await
 }
 
 async fn netsuite_records(app: &Arc<App>, client: &reqwest::Client, date: Date) -> Result<Vec<RemoteRecord>, String> {
     let rc = app.cfg.remotes.get("netsuite").ok_or("remotes.netsuite is missing")?;
     let base = rc.url.clone().ok_or("remotes.netsuite.url is missing")?;
-    let mut auth = crate::delivery::netsuite_auth(&app.cfg, rc)?;
+    let mut signer = crate::delivery::netsuite_auth(&app.cfg, rc)?;
     let timeout = Duration::from_millis(rc.timeout_ms);
-    let q = serde_json::json!({"q": edge_sync::report::netsuite_day_query(&date.to_string())}).to_string();
-    let mut out = Vec::new();
-    let mut offset = 0usize;
-    loop {
-        let mut req = HttpRequest {
-            method: Method::Post,
-            path: format!("/services/rest/query/v1/suiteql?limit=1000&offset={offset}"),
-            headers: vec![("Content-Type".into(), "application/json".into()), ("Prefer".into(), "transient".into())],
-            body: q.clone().into_bytes(),
-        };
-        auth.sign(client, &base, &mut req, timeout).await?;
-        let r = edge_sync::engine::run::exchange(client, &base, &req, timeout).await.map_err(|e| e.to_string())?;
-        if r.status != 200 {
-            return Err(edge_sync::netsuite::errors::reason(r.status, &r.body));
-        }
-        let (recs, more) = netsuite_page(&r.body)?;
-        let n = recs.len();
-        out.extend(recs);
-        if !more || n == 0 {
-            return Ok(out);
-        }
-        if out.len() > MAX_RECORDS {
-            return Err(format!("NetSuite lists more than {MAX_RECORDS} transactions for one day"));
-        }
-        offset += 1000;
-    }
+    edge_sync::report::netsuite_day(client, &base, &mut signer, &date.to_string(), timeout).await
 }
 
 /// The report of `date` for every configured system of record.

@@ -168,6 +168,78 @@ pub fn netsuite_day_query(date: &str) -> String {
     )
 }
 
+/// Most records read from one remote for one day (a bound on a broken remote's paging).
+const MAX_RECORDS: usize = 100_000;
+
+/// Lightspeed's sales of a day: `completeTime` within [start, end) and our
+/// `referenceNumberSource`, every page.
+pub async fn lightspeed_day(
+    pull: &crate::lightspeed::live::LsPull,
+    account_id: u64,
+    source: &str,
+    start: jiff::Timestamp,
+    end: jiff::Timestamp,
+) -> Result<Vec<RemoteRecord>, String> {
+    let fmt = |t: jiff::Timestamp| t.strftime("%Y-%m-%dT%H:%M:%S+00:00").to_string();
+    let last = end.checked_sub(jiff::SignedDuration::from_secs(1)).map_err(|e| e.to_string())?;
+    let pct = crate::netsuite::tba::pct;
+    let mut path = format!(
+        "/API/V3/Account/{account_id}/Sale.json?referenceNumberSource={}&completeTime={}&limit=100",
+        pct(source),
+        pct(&format!("><,{},{}", fmt(start), fmt(last)))
+    );
+    let mut out = Vec::new();
+    loop {
+        let body = pull.get_raw(&path).await?;
+        let (recs, next) = lightspeed_page(&body)?;
+        out.extend(recs);
+        if out.len() > MAX_RECORDS {
+            return Err(format!("Lightspeed lists more than {MAX_RECORDS} sales for one day"));
+        }
+        match next {
+            Some(n) => path = n,
+            None => return Ok(out),
+        }
+    }
+}
+
+/// NetSuite's cash sales and refunds of a day by SuiteQL on `tranDate`, every page.
+pub async fn netsuite_day(
+    client: &reqwest::Client,
+    base: &str,
+    signer: &mut crate::netsuite::live::NsSigner,
+    date: &str,
+    timeout: std::time::Duration,
+) -> Result<Vec<RemoteRecord>, String> {
+    use crate::wire::{HttpRequest, Method};
+    let q = serde_json::json!({"q": netsuite_day_query(date)}).to_string();
+    let mut out = Vec::new();
+    let mut offset = 0usize;
+    loop {
+        let mut req = HttpRequest {
+            method: Method::Post,
+            path: format!("/services/rest/query/v1/suiteql?limit=1000&offset={offset}"),
+            headers: vec![("Content-Type".into(), "application/json".into()), ("Prefer".into(), "transient".into())],
+            body: q.clone().into_bytes(),
+        };
+        signer.sign(client, base, &mut req, timeout).await?;
+        let r = crate::engine::run::exchange(client, base, &req, timeout).await.map_err(|e| e.to_string())?;
+        if r.status != 200 {
+            return Err(crate::netsuite::errors::reason(r.status, &r.body));
+        }
+        let (recs, more) = netsuite_page(&r.body)?;
+        let n = recs.len();
+        out.extend(recs);
+        if !more || n == 0 {
+            return Ok(out);
+        }
+        if out.len() > MAX_RECORDS {
+            return Err(format!("NetSuite lists more than {MAX_RECORDS} transactions for one day"));
+        }
+        offset += 1000;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

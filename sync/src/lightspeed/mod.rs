@@ -15,4 +15,5 @@ pub mod bucket;
 pub mod connector;
 pub mod fake;
 pub mod json;
+pub mod live;
 pub mod oauth;

@@ -11,5 +11,6 @@
 pub mod connector;
 pub mod errors;
 pub mod fake;
+pub mod live;
 pub mod m2m;
 pub mod tba;

@@ -1,0 +1,228 @@
+//! Lightspeed reads outside the delivery worker: the Item pull (SKU → itemID from
+//! `customSku`), the ItemShop stock pull by `timeStamp` (rebasing local stock), and the
+//! pages the reconciliation report reads. Shares the account's tokens and pacer
+//! ([`LsAuth`]) with the delivery worker.
+
+use super::connector::LsAuth;
+use crate::store::Store;
+use jiff::Timestamp;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Store meta key of the ItemShop feed's cursor (the last `timeStamp` read).
+const META_LS_ITEMSHOP_CURSOR: &str = "lightspeed.itemshop.cursor";
+
+/// Reads from Lightspeed outside the delivery worker (pulls, the report), with the shared
+/// tokens.
+pub struct LsPull {
+    client: reqwest::Client,
+    base: String,
+    auth: Arc<LsAuth>,
+    map: crate::mapping::LightspeedMap,
+    timeout: Duration,
+}
+
+impl LsPull {
+    pub fn new(
+        client: reqwest::Client,
+        base: &str,
+        auth: Arc<LsAuth>,
+        map: crate::mapping::LightspeedMap,
+        timeout: Duration,
+    ) -> LsPull {
+        LsPull { client, base: base.trim_end_matches('/').to_string(), auth, map, timeout }
+    }
+
+    /// GETs a page and returns its body.
+    pub async fn get_raw(&self, path: &str) -> Result<Vec<u8>, String> {
+        let v = self.get(path).await?;
+        serde_json::to_vec(&v).map_err(|e| e.to_string())
+    }
+
+    async fn bearer(&self) -> Result<String, String> {
+        use crate::lightspeed::connector::Access;
+        for _ in 0..200 {
+            match self.auth.access(Timestamp::now().as_millisecond()) {
+                Access::Bearer(t) => return Ok(t),
+                Access::Dead(e) => return Err(e),
+                Access::Wait(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+                Access::Refresh(form) => {
+                    let path =
+                        self.map.token_url.clone().unwrap_or_else(|| crate::lightspeed::connector::TOKEN_PATH.into());
+                    let req = crate::wire::HttpRequest {
+                        method: crate::wire::Method::Post,
+                        path,
+                        headers: vec![("Content-Type".into(), "application/x-www-form-urlencoded".into())],
+                        body: form.into_bytes(),
+                    };
+                    match crate::engine::run::exchange(&self.client, &self.base, &req, self.timeout).await {
+                        Ok(r) if r.status == 200 => self.auth.refreshed(&r.body, Timestamp::now().as_millisecond())?,
+                        Ok(r) => {
+                            self.auth.refresh_failed();
+                            return Err(format!(
+                                "Lightspeed refused the token refresh ({}): {}",
+                                r.status,
+                                r.body_excerpt(200)
+                            ));
+                        }
+                        Err(e) => {
+                            self.auth.refresh_failed();
+                            return Err(format!("token refresh: {e}"));
+                        }
+                    }
+                }
+            }
+        }
+        Err("waited too long for the Lightspeed token refresh".into())
+    }
+
+    /// GETs a page (a path or the full `next` URL), honouring 401 and 429.
+    async fn get(&self, path: &str) -> Result<serde_json::Value, String> {
+        for _ in 0..5 {
+            let token = self.bearer().await?;
+            // The account's bucket is shared with the delivery worker: wait for room.
+            loop {
+                let now = Timestamp::now().as_millisecond();
+                match self.auth.reserve(1000, now) {
+                    Ok(()) => break,
+                    Err(at) => tokio::time::sleep(Duration::from_millis((at - now).clamp(1, 60_000) as u64)).await,
+                }
+            }
+            let req = crate::wire::HttpRequest {
+                method: crate::wire::Method::Get,
+                path: path.to_string(),
+                headers: vec![
+                    ("Authorization".into(), format!("Bearer {token}")),
+                    ("Accept".into(), "application/json".into()),
+                ],
+                body: Vec::new(),
+            };
+            let r = crate::engine::run::exchange(&self.client, &self.base, &req, self.timeout)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.auth.observe(
+                r.header("x-ls-api-bucket-level"),
+                r.header("x-ls-api-drip-rate"),
+                r.header("x-ls-api-burst-level"),
+                Timestamp::now().as_millisecond(),
+            );
+            match r.status {
+                200 => {
+                    return serde_json::from_slice(&r.body)
+                        .map_err(|e| format!("Lightspeed answered something else than JSON: {e}"));
+                }
+                401 => self.auth.refused(),
+                429 => {
+                    let s = r.header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(2).min(60);
+                    tokio::time::sleep(Duration::from_secs(s)).await;
+                }
+                _ => return Err(crate::lightspeed::json::error_message(r.status, &r.body)),
+            }
+        }
+        Err("Lightspeed kept refusing the pull".into())
+    }
+
+    fn rows(v: &serde_json::Value, key: &str) -> Vec<serde_json::Value> {
+        match v.get(key) {
+            Some(serde_json::Value::Array(a)) => a.clone(),
+            Some(o @ serde_json::Value::Object(_)) => vec![o.clone()],
+            _ => Vec::new(),
+        }
+    }
+
+    pub async fn round(&self, store: &Arc<dyn Store>, stock: bool) -> Result<(usize, usize), String> {
+        use crate::lightspeed::json::int;
+        let acct = format!("/API/V3/Account/{}", self.map.account_id);
+        let mut items = 0;
+        let mut path = format!("{acct}/Item.json?limit=100");
+        loop {
+            let page = self.get(&path).await?;
+            for it in Self::rows(&page, "Item") {
+                let (Some(id), Some(sku)) =
+                    (it.get("itemID").and_then(int), it.get("customSku").and_then(|v| v.as_str()))
+                else {
+                    continue;
+                };
+                if sku.is_empty() {
+                    continue;
+                }
+                let key = crate::mapping::ls_item_key(sku);
+                let new = id.to_string();
+                if store.meta_get(&key).ok().flatten().as_deref() != Some(new.as_bytes()) {
+                    store.meta_set(&key, new.as_bytes()).map_err(|e| e.to_string())?;
+                    store.meta_set(&format!("lightspeed.sku.{id}"), sku.as_bytes()).map_err(|e| e.to_string())?;
+                }
+                items += 1;
+            }
+            match crate::lightspeed::json::next_page(&page) {
+                Some(n) => path = n,
+                None => break,
+            }
+        }
+        self.auth.items_learned();
+        let mut levels = 0;
+        if stock {
+            let since = store
+                .meta_get(META_LS_ITEMSHOP_CURSOR)
+                .ok()
+                .flatten()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_else(|| "1970-01-01T00:00:00+00:00".into());
+            let mut path = format!(
+                "{acct}/ItemShop.json?sort=timeStamp&limit=100&timeStamp={}",
+                crate::netsuite::tba::pct(&format!(">=,{since}"))
+            );
+            let mut newest = since.clone();
+            // The newest saleID confirmed so far, remembered across restarts.
+            let stored: u64 = store
+                .meta_get("lightspeed.newest_sale")
+                .ok()
+                .flatten()
+                .and_then(|b| String::from_utf8_lossy(&b).parse().ok())
+                .unwrap_or(0);
+            let seen = self.auth.newest_sale().max(stored);
+            if seen > stored {
+                store.meta_set("lightspeed.newest_sale", seen.to_string().as_bytes()).map_err(|e| e.to_string())?;
+            }
+            loop {
+                let page = self.get(&path).await?;
+                let mut batch = Vec::new();
+                for row in Self::rows(&page, "ItemShop") {
+                    let shop = row.get("shopID").and_then(int).unwrap_or(0);
+                    let ts = row.get("timeStamp").and_then(|v| v.as_str()).unwrap_or("").to_string();
+                    if ts > newest {
+                        newest = ts.clone();
+                    }
+                    // shopID 0 is the all-shops summary; only the store's own shop counts.
+                    if shop == 0 || shop as u64 != self.map.shop_id {
+                        continue;
+                    }
+                    let (Some(item), Some(qoh)) = (row.get("itemID").and_then(int), row.get("qoh").and_then(int))
+                    else {
+                        continue;
+                    };
+                    let Some(sku) = store.meta_get(&format!("lightspeed.sku.{item}")).ok().flatten() else {
+                        continue;
+                    };
+                    let at = ts.parse::<Timestamp>().unwrap_or(Timestamp::now());
+                    batch.push((String::from_utf8_lossy(&sku).into_owned(), qoh, at));
+                }
+                levels += batch.len();
+                if !batch.is_empty() {
+                    // A local sale is in Lightspeed's level when Lightspeed had it before
+                    // this read began: its saleID is at most the newest one we had seen
+                    // confirmed then (sale ids grow). Later ones stay subtracted until the
+                    // next pull (never counted as sold twice, at worst once too few).
+                    let reflected = |rid: &str| rid.parse::<u64>().is_ok_and(|x| x <= seen);
+                    store.rebase_stock("lightspeed", &batch, &reflected).map_err(|e| e.to_string())?;
+                }
+                match crate::lightspeed::json::next_page(&page) {
+                    Some(n) => path = n,
+                    None => break,
+                }
+            }
+            store.meta_set(META_LS_ITEMSHOP_CURSOR, newest.as_bytes()).map_err(|e| e.to_string())?;
+        }
+        Ok((items, levels))
+    }
+}
