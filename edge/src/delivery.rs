@@ -380,6 +380,9 @@ pub async fn announce_status(app: Arc<App>) {
 /// needs: `customSku` is the SKU), and, when Lightspeed is the catalog's source, ItemShop
 /// stock by `timeStamp` (the mapped shop's rows; the shopID 0 summary row ignored). Shares
 /// the account's tokens with the delivery worker (one refresher).
+/// How often the Item pages are read again once known.
+const ITEM_PULL_EVERY: Duration = Duration::from_secs(3600);
+
 pub fn spawn_lightspeed_pull(
     app: &Arc<App>,
     client: reqwest::Client,
@@ -396,9 +399,19 @@ pub fn spawn_lightspeed_pull(
         let mut stopping = app.stopping.subscribe();
         let pull =
             edge_sync::lightspeed::live::LsPull::new(client, &base, auth, map, Duration::from_millis(rc.timeout_ms));
+        let mut items_read: Option<std::time::Instant> = None;
         loop {
-            match pull.round(&app.store, stock).await {
-                Ok(n) => tracing::debug!(items = n.0, levels = n.1, "Lightspeed pull done"),
+            // Item identities change rarely and cost a drip a page: at start (until one full
+            // read succeeds), then hourly. Stock follows every pull_interval_s.
+            let items_due =
+                !pull.items_known() || items_read.is_none_or(|t: std::time::Instant| t.elapsed() >= ITEM_PULL_EVERY);
+            match pull.round(&app.store, items_due, stock).await {
+                Ok(n) => {
+                    if items_due {
+                        items_read = Some(std::time::Instant::now());
+                    }
+                    tracing::debug!(items = n.0, levels = n.1, "Lightspeed pull done")
+                }
                 Err(e) => tracing::warn!(error = %e, "Lightspeed pull failed; trying again later"),
             }
             tokio::select! {

@@ -33,6 +33,11 @@ impl LsPull {
         LsPull { client, base: base.trim_end_matches('/').to_string(), auth, map, timeout }
     }
 
+    /// Whether a full Item read has succeeded since the start.
+    pub fn items_known(&self) -> bool {
+        self.auth.items_known()
+    }
+
     /// GETs a page and returns its body.
     pub async fn get_raw(&self, path: &str) -> Result<Vec<u8>, String> {
         let v = self.get(path).await?;
@@ -130,12 +135,17 @@ impl LsPull {
         }
     }
 
-    pub async fn round(&self, store: &Arc<dyn Store>, stock: bool) -> Result<(usize, usize), String> {
+    /// One round: the Item pages when `items` (the whole catalog: the bucket pays a drip a
+    /// page, so callers do this rarely), then ItemShop stock when `stock`.
+    pub async fn round(&self, store: &Arc<dyn Store>, items_too: bool, stock: bool) -> Result<(usize, usize), String> {
         use crate::lightspeed::json::int;
         let acct = format!("/API/V3/Account/{}", self.map.account_id);
         let mut items = 0;
         let mut path = format!("{acct}/Item.json?limit=100");
         loop {
+            if !items_too {
+                break;
+            }
             let page = self.get(&path).await?;
             for it in Self::rows(&page, "Item") {
                 let (Some(id), Some(sku)) =
@@ -156,10 +166,12 @@ impl LsPull {
             }
             match crate::lightspeed::json::next_page(&page) {
                 Some(n) => path = n,
-                None => break,
+                None => {
+                    self.auth.items_learned();
+                    break;
+                }
             }
         }
-        self.auth.items_learned();
         let mut levels = 0;
         if stock {
             let since = store
