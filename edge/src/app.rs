@@ -37,6 +37,8 @@ pub struct App {
     pub devices: std::sync::OnceLock<Arc<crate::devices::Devices>>,
     /// Lightspeed's tokens, shared by the delivery worker, the pulls and the report.
     pub ls_auth: Option<Arc<edge_sync::lightspeed::connector::LsAuth>>,
+    /// The newest NetSuite internal id confirmed (the NetSuite stock pull rebases by it).
+    pub ns_newest: Arc<edge_sync::netsuite::live::NsNewest>,
     pub ws_clients: AtomicUsize,
     /// Card payments a request is working on (recovery leaves them alone).
     pub payments_busy: crate::payments::Busy,
@@ -110,6 +112,7 @@ impl App {
             cloud_link,
             devices: std::sync::OnceLock::new(),
             ls_auth: None,
+            ns_newest: Arc::default(),
             ws_clients: AtomicUsize::new(0),
             stopping: watch::channel(false).0,
             payments_busy: crate::payments::Busy::default(),

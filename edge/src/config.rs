@@ -127,6 +127,29 @@ impl Config {
         self.routed(self.routing.refunds.as_ref().or(self.routing.sales.as_ref()))
     }
 
+    /// Remotes that get an outbox entry for each stock adjustment: `routing.adjustments`,
+    /// else those of the sales routes that take adjustments (the cloud, NetSuite).
+    pub fn adjustment_remotes(&self) -> Vec<String> {
+        match &self.routing.adjustments {
+            Some(l) => self.routed(Some(l)),
+            None => self
+                .sale_remotes()
+                .into_iter()
+                .filter(|r| edge_sync::mapping::TAKES_ADJUSTMENTS.contains(&r.as_str()))
+                .collect(),
+        }
+    }
+
+    /// Why stock adjustments are refused here, if they are: Lightspeed keeps the stock and
+    /// takes no adjustments from the edge (its levels would never include them).
+    pub fn adjustments_refused(&self) -> Option<String> {
+        (self.routing.catalog == "lightspeed").then(|| {
+            "stock is kept in Lightspeed (routing.catalog = \"lightspeed\"), which takes no adjustments from the \
+             edge: adjust it in Lightspeed, and the next stock pull brings the level here"
+                .to_string()
+        })
+    }
+
     fn routed(&self, list: Option<&Vec<String>>) -> Vec<String> {
         self.remotes
             .iter()
@@ -638,13 +661,34 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
     for w in routing.double_counts(&on) {
         warnings.push(ConfigProblem { key: "routing".into(), message: w });
     }
-    if routing.catalog == "netsuite" {
-        c.problem(
-            "routing.catalog",
-            "NetSuite as the catalog's source is not in this build (cloud, lightspeed or none)",
-        );
-    } else if routing.catalog != "none" && routing.catalog != "cloud" && !is_on(&routing.catalog) {
+    if routing.catalog != "none" && routing.catalog != "cloud" && !is_on(&routing.catalog) {
         c.problem("routing.catalog", format!("{} is off: it cannot be the catalog's source", routing.catalog));
+    }
+    if routing.catalog == "netsuite" && netsuite.as_ref().is_some_and(|m| m.tax_schedules.is_empty()) {
+        warnings.push(ConfigProblem {
+            key: "mappings.netsuite.tax_schedules".into(),
+            message: "missing: NetSuite is the catalog's source, and no item can be priced without a tax rate for \
+                      its tax schedule"
+                .into(),
+        });
+    }
+    // Adjustments must reach the stock source, or its levels never include them.
+    let adjusted: Vec<String> = match &routing.adjustments {
+        Some(l) => l.iter().filter(|n| is_on(n)).cloned().collect(),
+        None => on.iter().filter(|n| edge_sync::mapping::TAKES_ADJUSTMENTS.contains(&n.as_str())).cloned().collect(),
+    };
+    if matches!(routing.catalog.as_str(), "cloud" | "netsuite")
+        && is_on(&routing.catalog)
+        && !adjusted.contains(&routing.catalog)
+    {
+        warnings.push(ConfigProblem {
+            key: "routing.adjustments".into(),
+            message: format!(
+                "stock adjustments do not go to {0}, the stock source: its levels will never include them, and \
+                 local stock keeps them on top of every level {0} sends",
+                routing.catalog
+            ),
+        });
     }
     c.unknown_keys();
 
@@ -774,6 +818,11 @@ items = "externalId"
 tenders = {{ cash = "1", card = "5" }}
 tax_codes = {{ "700" = "7", "1900" = "19" }}
 concurrency = 5
+# Stock adjustments are booked to this account; with routing.catalog = "netsuite", items
+# are priced at this price level and taxed by their tax schedule.
+adjustment_account = "140"
+price_level = "1"
+tax_schedules = {{ "1" = 1900, "2" = 700 }}
 # Staff who log in at the register screen. Demo PINs: Anna 1111 (cashier), Max 9999
 # (manager), Tina 4242 (tech). `edged hash-pin ID` prints the line for a new PIN.
 [staff.anna]
@@ -933,8 +982,19 @@ levle = "debug"
         assert_eq!(c.refund_remotes(), vec!["cloud".to_string(), "lightspeed".into()]);
         // Bad names, an unknown mapping field, a missing mapping: each named by key.
         let ns = base.replace("catalog = \"cloud\"", "catalog = \"netsuite\"");
-        let p = parse(&ns, d.path()).expect_err("not in this build");
-        assert!(p.iter().any(|p| p.key == "routing.catalog" && p.message.contains("not in this build")), "{p:?}");
+        let c = parse(&ns, d.path()).expect("NetSuite can be the catalog's source");
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert_eq!(c.adjustment_remotes(), vec!["cloud".to_string(), "netsuite".into()]);
+        assert_eq!(c.adjustments_refused(), None);
+        let ls = base.replace("catalog = \"cloud\"", "catalog = \"lightspeed\"");
+        assert!(parse(&ls, d.path()).expect("valid").adjustments_refused().is_some());
+        // Adjustments to Lightspeed are refused; adjustments that miss the stock source warned.
+        let to_ls = base.replace("[routing]\n", "[routing]\nadjustments = [\"lightspeed\"]\n");
+        let p = parse(&to_ls, d.path()).expect_err("Lightspeed takes no adjustments");
+        assert!(p.iter().any(|p| p.key == "routing.adjustments"), "{p:?}");
+        let miss = base.replace("[routing]\n", "[routing]\nadjustments = [\"netsuite\"]\n");
+        let c = parse(&miss, d.path()).expect("valid, with a warning");
+        assert!(c.warnings.iter().any(|w| w.key == "routing.adjustments"), "{:?}", c.warnings);
         let bad = base
             .replace("[routing]\n", "[routing]\nsales = [\"square\"]\n")
             .replace("shop_id = 1\n", "shop_id = 1\nshop = 2\n")

@@ -313,11 +313,13 @@ pub async fn run(cfg: Config, store: Arc<dyn Store>, announce_dir: &Path) -> Res
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let url = format!("http://{addr}");
     let ls_auth = crate::delivery::lightspeed_auth(&cfg, &store)?;
-    let engine = Arc::new(crate::delivery::build_engine(&cfg, &store, ls_auth.clone())?);
+    let ns_newest = Arc::new(edge_sync::netsuite::live::NsNewest::default());
+    let engine = Arc::new(crate::delivery::build_engine(&cfg, &store, ls_auth.clone(), ns_newest.clone())?);
     let client = crate::delivery::http_client()?;
     let link = crate::delivery::build_cloud_link(&cfg)?;
     let mut app = App::new(cfg, store.clone(), tokens, engine.clone(), link);
     app.ls_auth = ls_auth.clone();
+    app.ns_newest = ns_newest;
     let app = Arc::new(app);
     let specs = app.cfg.devices.clone();
     let bus = app.events.clone();
@@ -331,6 +333,7 @@ pub async fn run(cfg: Config, store: Arc<dyn Store>, announce_dir: &Path) -> Res
     spawn_disk_watch(app.clone());
     let mut workers = engine.spawn(store, client.clone(), app.stopping.subscribe());
     workers.extend(crate::delivery::spawn_lightspeed_pull(&app, client.clone(), ls_auth));
+    workers.extend(crate::delivery::spawn_netsuite_pull(&app, client.clone()));
     workers.extend(crate::delivery::spawn_cloud_link(&app, client));
     tokio::spawn(crate::delivery::announce_status(app.clone()));
     let api = serde_json::to_vec(&ApiFile { url: url.clone() }).map_err(|e| e.to_string())?;

@@ -140,6 +140,7 @@ pub fn build_engine(
     cfg: &Config,
     store: &Arc<dyn edge_sync::store::Store>,
     ls_auth: Option<Arc<edge_sync::lightspeed::connector::LsAuth>>,
+    ns_newest: Arc<edge_sync::netsuite::live::NsNewest>,
 ) -> Result<SyncEngine, String> {
     let mut engine = SyncEngine::new();
     for (name, rc) in &cfg.remotes {
@@ -177,7 +178,7 @@ pub fn build_engine(
                 let map = cfg.netsuite.clone().ok_or("mappings.netsuite: required when remotes.netsuite is not off")?;
                 let auth = netsuite_auth(cfg, rc)?.auth;
                 max_in_flight = max_in_flight.min(map.concurrency as usize).max(1);
-                Box::new(NetSuiteConnector::new(map, auth, &url, seed ^ 0x4e53))
+                Box::new(NetSuiteConnector::new(map, auth, &url, seed ^ 0x4e53).with_newest(ns_newest.clone()))
             }
             other => return Err(format!("remotes.{other}: no connector in this build")),
         };
@@ -413,6 +414,56 @@ pub fn spawn_lightspeed_pull(
                     tracing::debug!(items = n.0, levels = n.1, "Lightspeed pull done")
                 }
                 Err(e) => tracing::warn!(error = %e, "Lightspeed pull failed; trying again later"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(rc.pull_interval_s)) => {}
+                _ = stopping.changed() => return,
+            }
+        }
+    })]
+}
+
+/// The catalog, price and stock pull from NetSuite (SuiteQL) when NetSuite is the
+/// catalog's source: every `pull_interval_s`, items and prices into the catalog overlay and
+/// stock levels rebased (see `edge_sync::netsuite::live`).
+pub fn spawn_netsuite_pull(app: &Arc<App>, client: reqwest::Client) -> Vec<tokio::task::JoinHandle<()>> {
+    if app.cfg.routing.catalog != "netsuite" {
+        return Vec::new();
+    }
+    let Some(map) = app.cfg.netsuite.clone() else { return Vec::new() };
+    let Some(rc) = app.cfg.remotes.get("netsuite").filter(|r| r.mode != Mode::Off).cloned() else {
+        return Vec::new();
+    };
+    let Some(base) = rc.url.clone() else { return Vec::new() };
+    let signer = match netsuite_auth(&app.cfg, &rc) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "NetSuite pull not started");
+            return Vec::new();
+        }
+    };
+    let app = app.clone();
+    vec![tokio::spawn(async move {
+        let mut stopping = app.stopping.subscribe();
+        let mut pull = edge_sync::netsuite::live::NsPull::new(
+            client,
+            &base,
+            signer,
+            map,
+            app.cfg.currency,
+            app.ns_newest.clone(),
+            Duration::from_millis(rc.timeout_ms),
+        );
+        loop {
+            match pull.round(&app.store).await {
+                Ok(n) => tracing::debug!(
+                    items = n.items,
+                    changed = n.items_changed,
+                    skipped = n.skipped,
+                    levels = n.levels,
+                    "NetSuite pull done"
+                ),
+                Err(e) => tracing::warn!(error = %e, "NetSuite pull failed; trying again later"),
             }
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_secs(rc.pull_interval_s)) => {}

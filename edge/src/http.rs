@@ -18,7 +18,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use edge_api::*;
 use edge_sync::domain::{OutboxEntry, OutboxState, RecordKind, new_id};
-use edge_sync::store::{CommitOutcome, OutboxQuery, SaleCommit};
+use edge_sync::store::{AdjustmentCommit, AdjustmentOutcome, CommitOutcome, OutboxQuery, SaleCommit};
 use jiff::Timestamp;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -305,6 +305,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/sales", get(list_sales).post(post_sale))
         .route("/v1/sales/{id}", get(get_sale))
         .route("/v1/sales/{id}/refunds", post(post_refund))
+        .route("/v1/stock/adjustments", get(list_adjustments).post(post_adjustment))
+        .route("/v1/stock/adjustments/{id}", get(get_adjustment))
         .route("/v1/sync", get(sync_status))
         .route("/v1/sync/run", post(sync_run))
         .route("/v1/sync/report", get(sync_report))
@@ -729,6 +731,126 @@ async fn post_refund(
     }
 }
 
+#[utoipa::path(post, path = "/v1/stock/adjustments", tag = "stock", request_body = AdjustmentIn,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key answers the stored adjustment")),
+    security(("bearer" = [])),
+    responses((status = 201, body = AdjustmentOut), (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 422, body = Problem), (status = 403, body = Problem), (status = 507, body = Problem)))]
+async fn post_adjustment(
+    State(app): State<Arc<App>>,
+    auth: Auth,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<AdjustmentIn>,
+) -> ApiResult<Response> {
+    auth.require(&[Role::Manager])?;
+    if let Some(why) = app.cfg.adjustments_refused() {
+        return Err(ApiError::new(StatusCode::CONFLICT, "adjustments-refused", "Adjust stock at the source", why));
+    }
+    let key = idempotency_key(&headers)?;
+    let app3 = app.clone();
+    if let Err(why) = tokio::task::spawn_blocking(move || app3.disk_guard()).await.map_err(ApiError::internal)? {
+        return Err(ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "disk-low", "Disk nearly full", why));
+    }
+    let rid = current_request_id().unwrap_or_else(|| new_id().to_string());
+    let Some(gate) = app.commit_gate() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting-down",
+            "Daemon stopping",
+            "edged is shutting down",
+        ));
+    };
+    let app2 = app.clone();
+    let role = auth.0;
+    let joined = tokio::task::spawn_blocking(move || {
+        let _gate = gate;
+        let adj = crate::adjust::build(&req, app2.store.as_ref(), &app2.cfg, Timestamp::now(), &rid, role.as_str())?;
+        let commit = AdjustmentCommit {
+            adjustment: adj,
+            idempotency_key: key,
+            fingerprint: crate::sale::fingerprint_of(&req),
+            remotes: app2.cfg.adjustment_remotes(),
+        };
+        let outcome = app2.store.commit_adjustment(commit)?;
+        let sku = match &outcome {
+            AdjustmentOutcome::Created(a) | AdjustmentOutcome::Replayed(a) => Some(a.sku.clone()),
+            AdjustmentOutcome::Conflict { .. } => None,
+        };
+        let stock = match sku {
+            Some(s) => app2.store.stock(&s)?.available(),
+            None => None,
+        };
+        Ok::<_, Refusal>((outcome, stock))
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    let (outcome, stock) = joined?;
+    let created = |a: &edge_sync::domain::StockAdjustment, replayed: bool| {
+        let mut resp = (StatusCode::CREATED, Json(crate::adjust::out(a, stock))).into_response();
+        if let Ok(v) = HeaderValue::from_str(&format!("/v1/stock/adjustments/{}", a.id)) {
+            resp.headers_mut().insert(header::LOCATION, v);
+        }
+        if replayed {
+            resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+        }
+        resp
+    };
+    match outcome {
+        AdjustmentOutcome::Created(a) => {
+            tracing::info!(adjustment_id = %a.id, sku = %a.sku, delta = a.delta, reason = a.reason.as_str(), "stock adjusted");
+            app.engine.wake();
+            Ok(created(&a, false))
+        }
+        AdjustmentOutcome::Replayed(a) => Ok(created(&a, true)),
+        AdjustmentOutcome::Conflict { id, what } => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "adjustment-conflict",
+            "Adjustment refused",
+            format!("{what} ({id})"),
+        )),
+    }
+}
+
+#[utoipa::path(get, path = "/v1/stock/adjustments", tag = "stock", params(PageQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = AdjustmentsPage), (status = 403, body = Problem)))]
+async fn list_adjustments(
+    State(app): State<Arc<App>>,
+    auth: Auth,
+    uri: axum::http::Uri,
+) -> ApiResult<Json<AdjustmentsPage>> {
+    auth.require(&[Role::Manager, Role::Tech])?;
+    let q: PageQuery = query(&uri)?;
+    let limit = page_limit(q.limit)?;
+    let after = q.cursor.as_deref().map(|c| parse_uuid(c, "cursor")).transpose()?;
+    let store = app.store.clone();
+    let page = tokio::task::spawn_blocking(move || store.adjustments_page(after.as_ref(), limit))
+        .await
+        .map_err(ApiError::internal)??;
+    let next = if page.len() == limit { page.last().map(|a| a.id.to_string()) } else { None };
+    Ok(Json(AdjustmentsPage {
+        adjustments: page.iter().map(|a| crate::adjust::out(a, None)).collect(),
+        next_cursor: next,
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/stock/adjustments/{id}", tag = "stock", params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, body = AdjustmentOut), (status = 404, body = Problem), (status = 403, body = Problem)))]
+async fn get_adjustment(
+    State(app): State<Arc<App>>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AdjustmentOut>> {
+    auth.require(&[Role::Manager, Role::Tech])?;
+    let id = parse_uuid(&id, "id")?;
+    let a = app.store.adjustment(&id)?.ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, "unknown-adjustment", "Unknown adjustment", format!("no adjustment {id}"))
+            .field("id")
+    })?;
+    Ok(Json(crate::adjust::out(&a, None)))
+}
+
 /// Queues a sale's receipt (a reprint is marked COPY and gets its own job id: the
 /// printer prints each job id once).
 fn print_receipt(
@@ -857,6 +979,7 @@ fn outbox_out(e: OutboxEntry) -> OutboxEntryOut {
         remote: e.remote,
         kind: match e.kind {
             RecordKind::Sale => "sale".into(),
+            RecordKind::Adjustment => "adjustment".into(),
         },
         record_id: e.record_id,
         state: e.state.name().into(),
@@ -1776,10 +1899,10 @@ async fn post_void(State(app): State<Arc<App>>, auth: Auth, ApiJson(req): ApiJso
 #[derive(OpenApi)]
 #[openapi(
     info(title = "edged local API", version = "1", description = "The store edge daemon's loopback API. Errors are application/problem+json."),
-    paths(health, openapi, catalog_items, catalog_barcode, post_sale, get_sale, post_refund, list_sales, sync_status, sync_run, sync_report, list_outbox, get_outbox,
+    paths(health, openapi, catalog_items, catalog_barcode, post_sale, get_sale, post_refund, list_sales, post_adjustment, list_adjustments, get_adjustment, sync_status, sync_run, sync_report, list_outbox, get_outbox,
         retry_dead_one, retry_dead_all, devices, device_one, device_health, drawer_open, list_payments, terminal_op, report_x, report_z, events, metrics,
         login, whoami, list_approvals, post_approval, get_approval, decide_approval, categories, scale, reprint, post_void),
-    components(schemas(RefundIn, RefundLineIn, Problem, Health, StoreHealth, CatalogItem, ItemsPage, SaleIn, SaleLineIn, TenderIn, SaleOut, SaleLineOut, TenderOut,
+    components(schemas(AdjustmentIn, AdjustmentOut, AdjustmentsPage, RefundIn, RefundLineIn, Problem, Health, StoreHealth, CatalogItem, ItemsPage, SaleIn, SaleLineIn, TenderIn, SaleOut, SaleLineOut, TenderOut,
         SalesPage, SyncStatus, SyncReport, RemoteReconciliation, ReconLocal, ReconDuplicate, ReconRemote, ReconDiffers, RemoteStatus, RetryOut, OutboxEntryOut, OutboxPage, DevicesList, DeviceOut, HealthCheckIn,
         HealthCheckOut, DrawerOut, PaymentOut, PaymentsList, TerminalOut, ForceOfflineIn, crate::reports::Report,
         crate::reports::Totals, Event, LoginIn, LoginOut, ApprovalIn, ApprovalOut, DecisionIn, ApprovalsList, CategoriesOut,

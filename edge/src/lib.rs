@@ -12,6 +12,7 @@
 //! - [`doctor`]: `edgectl doctor`, the box's own checks (works with the daemon down);
 //! - [`client`]: the HTTP client edgectl (and tests, and benches) use.
 
+pub mod adjust;
 pub mod app;
 pub mod client;
 pub mod config;

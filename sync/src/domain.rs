@@ -603,6 +603,81 @@ impl OutboxState {
 #[serde(rename_all = "snake_case")]
 pub enum RecordKind {
     Sale,
+    /// A [`StockAdjustment`].
+    Adjustment,
+}
+
+/// Why stock was adjusted at the edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdjustReason {
+    /// A shelf count found a different quantity.
+    Count,
+    /// Broken, spoiled or expired goods written off.
+    Damaged,
+    /// Missing without a sale.
+    Theft,
+    /// Goods received without a purchase order in the stock source.
+    Received,
+    /// Goods sent back to the supplier.
+    ReturnedToVendor,
+    /// Any other correction (say why in the note).
+    Correction,
+}
+
+impl AdjustReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdjustReason::Count => "count",
+            AdjustReason::Damaged => "damaged",
+            AdjustReason::Theft => "theft",
+            AdjustReason::Received => "received",
+            AdjustReason::ReturnedToVendor => "returned_to_vendor",
+            AdjustReason::Correction => "correction",
+        }
+    }
+}
+
+/// A stock change that is not a sale, made at the edge by a manager: a delta (units, or
+/// grams for weighed items), never an absolute level, so that it can be replayed and merged
+/// with sales. Its id is the external id at the remotes (NetSuite `inventoryAdjustment`
+/// upserted by `eid:`), so a replay never adjusts twice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockAdjustment {
+    pub id: Uuid,
+    pub store_id: String,
+    pub sku: String,
+    /// Units, or grams when `by_weight`; positive adds stock.
+    pub delta: i64,
+    /// A weighed item: the delta is in grams.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub by_weight: bool,
+    pub reason: AdjustReason,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
+    /// UTC.
+    pub created_at: Timestamp,
+    /// In the store's time zone.
+    pub business_date: Date,
+    pub request_id: String,
+    /// The role (or staff member) that made it.
+    pub actor: String,
+}
+
+/// What an outbox entry delivers, loaded from the store by its kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    Sale(Sale),
+    Adjustment(StockAdjustment),
+}
+
+impl Record {
+    pub fn id(&self) -> Uuid {
+        match self {
+            Record::Sale(s) => s.id,
+            Record::Adjustment(a) => a.id,
+        }
+    }
 }
 
 /// One record to deliver to one remote.

@@ -90,6 +90,20 @@ pub struct NetSuiteMap {
     /// Requests at once the account allots this integration (concurrency governance).
     #[serde(default = "five")]
     pub concurrency: u32,
+    /// The account stock adjustments are booked to (`inventoryAdjustment.account`).
+    #[serde(default)]
+    pub adjustment_account: Option<String>,
+    /// The price level whose unit price is the shelf price when NetSuite is the catalog
+    /// source (`1` = Base Price).
+    #[serde(default = "base_price")]
+    pub price_level: String,
+    /// Tax schedule internal id → tax rate in basis points, for items NetSuite supplies.
+    #[serde(default)]
+    pub tax_schedules: BTreeMap<String, u32>,
+}
+
+fn base_price() -> String {
+    "1".into()
 }
 
 fn five() -> u32 {
@@ -128,7 +142,14 @@ pub struct Routing {
     /// `"lightspeed->netsuite"`: used to warn of sales counted twice.
     #[serde(default)]
     pub forwarders: Vec<String>,
+    /// Remotes that receive stock adjustments (default: every remote of `sales` that takes
+    /// them: the cloud and NetSuite; Lightspeed does not).
+    #[serde(default)]
+    pub adjustments: Option<Vec<String>>,
 }
+
+/// Remotes that take stock adjustments from the edge.
+pub const TAKES_ADJUSTMENTS: [&str; 2] = ["cloud", "netsuite"];
 
 fn default_catalog() -> String {
     "cloud".into()
@@ -136,7 +157,7 @@ fn default_catalog() -> String {
 
 impl Default for Routing {
     fn default() -> Self {
-        Routing { sales: None, refunds: None, catalog: default_catalog(), forwarders: Vec::new() }
+        Routing { sales: None, refunds: None, catalog: default_catalog(), forwarders: Vec::new(), adjustments: None }
     }
 }
 
@@ -161,7 +182,19 @@ impl Routing {
     /// Problems with names (unknown remotes, a malformed forwarder).
     pub fn problems(&self, known: &[&str]) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        for (key, list) in [("routing.sales", &self.sales), ("routing.refunds", &self.refunds)] {
+        for r in self.adjustments.iter().flatten() {
+            if known.contains(&r.as_str()) && !TAKES_ADJUSTMENTS.contains(&r.as_str()) {
+                out.push((
+                    "routing.adjustments".into(),
+                    format!("{r} takes no stock adjustments from the edge; only {}", TAKES_ADJUSTMENTS.join(", ")),
+                ));
+            }
+        }
+        for (key, list) in [
+            ("routing.sales", &self.sales),
+            ("routing.refunds", &self.refunds),
+            ("routing.adjustments", &self.adjustments),
+        ] {
             for r in list.iter().flatten() {
                 if !known.contains(&r.as_str()) {
                     out.push((key.to_string(), format!("unknown remote {r:?}; known: {}", known.join(", "))));
@@ -217,6 +250,9 @@ impl NetSuiteMap {
             tax_codes: BTreeMap::new(),
             items: NsItems::default(),
             concurrency: five(),
+            adjustment_account: Some("140".into()),
+            price_level: base_price(),
+            tax_schedules: BTreeMap::from([("1".into(), 1900), ("2".into(), 700)]),
         }
     }
 }
@@ -313,6 +349,17 @@ impl NetSuiteMap {
                     format!("mappings.netsuite.tenders.{k}"),
                     "missing: sales paid this way will wait as dead letters".into(),
                 ));
+            }
+        }
+        if self.adjustment_account.as_deref().is_some_and(str::is_empty) {
+            out.push(("mappings.netsuite.adjustment_account".into(), "must be an internal id".into()));
+        }
+        if self.price_level.is_empty() || !self.price_level.bytes().all(|b| b.is_ascii_digit()) {
+            out.push(("mappings.netsuite.price_level".into(), "must be a price level's internal id".into()));
+        }
+        for (k, bp) in &self.tax_schedules {
+            if *bp > 10_000 {
+                out.push((format!("mappings.netsuite.tax_schedules.{k}"), "a rate in basis points, 0–10000".into()));
             }
         }
         for k in self.tax_codes.keys() {

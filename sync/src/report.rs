@@ -6,7 +6,7 @@
 //! Pure: the caller fetches the remote's records (Lightspeed: `Sale.json` by
 //! `completeTime` over the day's UTC window and `referenceNumberSource`; NetSuite: SuiteQL
 //! over `transaction` by `tranDate`), parses them with [`lightspeed_page`] /
-//! [`netsuite_page`] and hands them to [`reconcile`].
+//! [`netsuite_rows`] and hands them to [`reconcile`].
 
 use crate::lightspeed::json::{int, money_minor};
 use serde::{Deserialize, Serialize};
@@ -144,11 +144,8 @@ pub fn lightspeed_page(body: &[u8]) -> Result<(Vec<RemoteRecord>, Option<String>
     Ok((out, crate::lightspeed::json::next_page(&v)))
 }
 
-/// A page of a SuiteQL answer over `transaction`: its records (ours: with an external id)
-/// and whether more follow.
-pub fn netsuite_page(body: &[u8]) -> Result<(Vec<RemoteRecord>, bool), String> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| format!("NetSuite's SuiteQL answer is not JSON: {e}"))?;
-    let items = v.get("items").and_then(Value::as_array).ok_or("NetSuite's SuiteQL answer has no items")?;
+/// SuiteQL rows over `transaction`: its records (ours: with an external id).
+pub fn netsuite_rows(items: &[Value]) -> Result<Vec<RemoteRecord>, String> {
     let mut out = Vec::new();
     for it in items {
         let Some(reference) = it.get("externalid").and_then(Value::as_str).filter(|s| !s.is_empty()) else { continue };
@@ -156,7 +153,7 @@ pub fn netsuite_page(body: &[u8]) -> Result<(Vec<RemoteRecord>, bool), String> {
         let total = it.get("foreigntotal").and_then(money_minor).ok_or("a transaction without foreigntotal")?;
         out.push(RemoteRecord { reference: reference.to_string(), remote_id: id.to_string(), total_minor: total });
     }
-    Ok((out, v.get("hasMore").and_then(Value::as_bool).unwrap_or(false)))
+    Ok(out)
 }
 
 /// The SuiteQL query of a day's transactions (a unique ORDER BY: pages neither skip nor
@@ -211,33 +208,11 @@ pub async fn netsuite_day(
     date: &str,
     timeout: std::time::Duration,
 ) -> Result<Vec<RemoteRecord>, String> {
-    use crate::wire::{HttpRequest, Method};
-    let q = serde_json::json!({"q": netsuite_day_query(date)}).to_string();
-    let mut out = Vec::new();
-    let mut offset = 0usize;
-    loop {
-        let mut req = HttpRequest {
-            method: Method::Post,
-            path: format!("/services/rest/query/v1/suiteql?limit=1000&offset={offset}"),
-            headers: vec![("Content-Type".into(), "application/json".into()), ("Prefer".into(), "transient".into())],
-            body: q.clone().into_bytes(),
-        };
-        signer.sign(client, base, &mut req, timeout).await?;
-        let r = crate::engine::run::exchange(client, base, &req, timeout).await.map_err(|e| e.to_string())?;
-        if r.status != 200 {
-            return Err(crate::netsuite::errors::reason(r.status, &r.body));
-        }
-        let (recs, more) = netsuite_page(&r.body)?;
-        let n = recs.len();
-        out.extend(recs);
-        if !more || n == 0 {
-            return Ok(out);
-        }
-        if out.len() > MAX_RECORDS {
-            return Err(format!("NetSuite lists more than {MAX_RECORDS} transactions for one day"));
-        }
-        offset += 1000;
+    let rows = crate::netsuite::live::suiteql_all(client, base, signer, &netsuite_day_query(date), timeout).await?;
+    if rows.len() > MAX_RECORDS {
+        return Err(format!("NetSuite lists more than {MAX_RECORDS} transactions for one day"));
     }
+    netsuite_rows(&rows)
 }
 
 #[cfg(test)]

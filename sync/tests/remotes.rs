@@ -8,7 +8,7 @@ use edge_sync::domain::{
     price_line, settle,
 };
 use edge_sync::engine::sim::SimStore;
-use edge_sync::engine::{Policy, Poll, Worker};
+use edge_sync::engine::{OutboxStore, Policy, Poll, Worker};
 use edge_sync::lightspeed::bucket::{self, Rules};
 use edge_sync::lightspeed::connector::{LightspeedConnector, LsAuth};
 use edge_sync::lightspeed::fake::{FakeLightspeed, LsFakeConfig};
@@ -158,9 +158,9 @@ fn policy() -> Policy {
 
 /// Drives a worker against `serve` until nothing is left to send or `until_ms` passes; each
 /// request takes 20 ms. Returns the time reached and every request sent.
-fn drive(
+fn drive<S: OutboxStore + ?Sized>(
     w: &mut Worker,
-    store: &SimStore,
+    store: &S,
     mut now_ms: i64,
     until_ms: i64,
     mut serve: impl FnMut(Timestamp, &HttpRequest) -> Disposition,
@@ -793,4 +793,102 @@ fn netsuite_suiteql_pages_by_limit_and_offset_with_has_more() {
     let Disposition::Reply(r) = fake.handle(ts(T0), &q(1001, 0), 1) else { panic!() };
     assert_eq!(r.status, 400);
     assert!(reason_of(&r).contains("query parameter limit"), "{}", reason_of(&r));
+}
+
+/// A stock adjustment at NetSuite: an `inventoryAdjustment` upserted by `eid:` (its
+/// `adjustQtyBy` is a delta, so a repeat after a lost reply must update, never add), booked
+/// to the mapped account at the store's location; NetSuite's quantity on hand moves once.
+/// Without an adjustment account it waits as a dead letter naming the key.
+#[test]
+fn netsuite_inventory_adjustment_is_upserted_by_external_id_and_moves_stock_once() {
+    use edge_sync::domain::{AdjustReason, StockAdjustment};
+    use edge_sync::store::{AdjustmentCommit, SledStore, Store, StoreConfig};
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = SledStore::open(StoreConfig::new(dir.path())).expect("store");
+    store.put_items(&[edge_sync::demo::demo_item(4), edge_sync::demo::demo_item(7)]).expect("items");
+    let mut fake = FakeNetSuite::new(NsFakeConfig::demo(BASE), 3);
+    let before = fake.quantity_on_hand("SKU-0000005", "1").expect("level");
+    let at = T0;
+    let adj = |sku: &str, delta: i64, by_weight: bool| StockAdjustment {
+        id: edge_sync::domain::new_id(),
+        store_id: "store-001".into(),
+        sku: sku.into(),
+        delta,
+        by_weight,
+        reason: AdjustReason::Count,
+        note: "shelf count".into(),
+        created_at: ts(at),
+        business_date: jiff::civil::date(2026, 12, 2),
+        request_id: "t".into(),
+        actor: "manager".into(),
+    };
+    let commit = |a: &StockAdjustment| {
+        store
+            .commit_adjustment(AdjustmentCommit {
+                adjustment: a.clone(),
+                idempotency_key: None,
+                fingerprint: a.id.to_string(),
+                remotes: vec!["netsuite".into()],
+            })
+            .expect("commit")
+    };
+    let a = adj("SKU-0000005", -3, false);
+    commit(&a);
+    let mut w = Worker::new(
+        "netsuite",
+        Box::new(NetSuiteConnector::new(ns_map(), NsAuth::Tba(demo_tba()), BASE, 9)),
+        policy(),
+        1,
+    );
+    fake.set_faults(Faults { lose_reply_after_commit_rate: 1.0, ..Faults::healed() });
+    let (t, _) = drive(&mut w, &store, at, at + 100, |t, r| fake.handle(t, r, 1));
+    fake.set_faults(Faults::healed());
+    let (t, sent) = drive(&mut w, &store, t, t + 60_000, |t, r| fake.handle(t, r, 1));
+    assert_eq!(sent[0].0.method, Method::Put);
+    assert_eq!(sent[0].0.path, format!("/services/rest/record/v1/inventoryAdjustment/eid:{}", a.id));
+    assert_eq!(sent[0].1, 204);
+    let body: Value = serde_json::from_slice(&sent[0].0.body).expect("json");
+    assert_eq!(body["inventory"]["items"][0]["adjustQtyBy"], json!(-3));
+    assert_eq!(body["account"]["id"], json!("140"));
+    assert_eq!((body["adjLocation"]["id"].as_str(), body["tranDate"].as_str()), (Some("1"), Some("2026-12-02")));
+    assert_eq!(fake.records().len(), 1, "the repeat upserted the same record");
+    let rec = fake.records().values().next().expect("record");
+    assert_eq!((rec.record_type.as_str(), rec.writes), ("inventoryadjustment", 2));
+    assert_eq!(rec.external_id.as_deref(), Some(a.id.to_string().as_str()));
+    let after = fake.quantity_on_hand("SKU-0000005", "1").expect("level");
+    let n = |s: &str| s.parse::<i64>().expect("whole units");
+    assert_eq!(n(&after), n(&before) - 3, "adjusted once, not twice");
+    let entries = store.outbox_entries_of(&a.id).expect("entries");
+    assert!(matches!(&entries[0].state, OutboxState::Confirmed { remote_id } if *remote_id == rec.id.to_string()));
+
+    // A weighed item goes in kilograms.
+    let kg = adj("SKU-0000008", 1250, true);
+    commit(&kg);
+    let (t, sent) = drive(&mut w, &store, t, t + 60_000, |t, r| fake.handle(t, r, 1));
+    let body: Value = serde_json::from_slice(&sent[0].0.body).expect("json");
+    assert_eq!(body["inventory"]["items"][0]["adjustQtyBy"].to_string(), "1.25");
+
+    // No account to book to: a dead letter that names the key; nothing sent.
+    let mut w = Worker::new(
+        "netsuite",
+        Box::new(NetSuiteConnector::new(
+            NetSuiteMap { adjustment_account: None, ..ns_map() },
+            NsAuth::Tba(demo_tba()),
+            BASE,
+            9,
+        )),
+        policy(),
+        1,
+    );
+    let b = adj("SKU-0000005", 5, false);
+    commit(&b);
+    let (_, sent) = drive(&mut w, &store, t, t + 10_000, |t, r| fake.handle(t, r, 1));
+    assert!(sent.is_empty(), "{sent:?}");
+    let e = &store.outbox_entries_of(&b.id).expect("entries")[0];
+    assert!(
+        matches!(&e.state, OutboxState::Dead { reason } | OutboxState::Rejected { reason }
+            if reason.contains("mappings.netsuite.adjustment_account")),
+        "{:?}",
+        e.state
+    );
 }

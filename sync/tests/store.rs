@@ -4,8 +4,11 @@ mod common;
 
 use common::{REMOTES, commit_of, make_sale, open, seed};
 use edge_sync::demo::{demo_ean, demo_item};
-use edge_sync::domain::{OutboxState, Quantity};
-use edge_sync::store::{CommitOutcome, FORMAT_VERSION, OutboxQuery, SledStore, Store, StoreConfig, StoreError};
+use edge_sync::domain::{AdjustReason, OutboxState, Quantity, RecordKind, StockAdjustment, new_id};
+use edge_sync::store::{
+    AdjustmentCommit, AdjustmentOutcome, CommitOutcome, FORMAT_VERSION, OutboxQuery, SledStore, Store, StoreConfig,
+    StoreError,
+};
 use jiff::Timestamp;
 
 #[test]
@@ -231,10 +234,102 @@ fn a_store_of_the_previous_format_is_migrated_and_keeps_its_sales() {
     }
     let s = open(dir.path());
     assert_eq!(s.format_version(), FORMAT_VERSION);
-    assert_eq!(FORMAT_VERSION, 2);
+    assert_eq!(FORMAT_VERSION, 3);
     assert_eq!(s.sale(&sale.id).expect("get").map(|x| x.id), Some(sale.id));
     assert!(s.payments_open().expect("payments").is_empty());
     assert!(s.refunded(&sale.id).expect("refunded").is_empty());
+    drop(s);
+    // Format 2 (the release before adjustments) migrates too, and takes adjustments after.
+    {
+        let db = open_raw(dir.path());
+        db.open_tree("meta").expect("meta").insert("format_version", &2u32.to_be_bytes()).expect("ins");
+        db.flush().expect("flush");
+    }
+    let s = open(dir.path());
+    assert_eq!(s.format_version(), 3);
+    let a = adjustment(&s, 1, -2);
+    assert!(matches!(s.commit_adjustment(adj_commit(a, None, "fp")).expect("commit"), AdjustmentOutcome::Created(_)));
+}
+
+fn adjustment(s: &SledStore, item: u64, delta: i64) -> StockAdjustment {
+    let now = Timestamp::now();
+    let sku = demo_item(item).sku;
+    assert!(s.item(&sku).expect("item").is_some());
+    StockAdjustment {
+        id: new_id(),
+        store_id: "store-001".into(),
+        sku,
+        delta,
+        by_weight: false,
+        reason: AdjustReason::Damaged,
+        note: "dropped a crate".into(),
+        created_at: now,
+        business_date: now.to_zoned(jiff::tz::TimeZone::UTC).date(),
+        request_id: "t".into(),
+        actor: "manager".into(),
+    }
+}
+
+fn adj_commit(a: StockAdjustment, key: Option<&str>, fp: &str) -> AdjustmentCommit {
+    AdjustmentCommit {
+        adjustment: a,
+        idempotency_key: key.map(str::to_string),
+        fingerprint: fp.into(),
+        remotes: vec!["cloud".into(), "netsuite".into()],
+    }
+}
+
+/// An adjustment is one atomic write (record, outbox entries of its kind, stock delta,
+/// audit), durable when it returns (it survives reopening), and a retry with the same key
+/// never adjusts twice.
+#[test]
+fn a_stock_adjustment_moves_stock_once_and_survives_reopening() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (first, sku) = {
+        let s = open(dir.path());
+        seed(&s, 10);
+        let a = adjustment(&s, 3, -4);
+        let sku = a.sku.clone();
+        let out = s.commit_adjustment(adj_commit(a.clone(), Some("adj-1"), "fp")).expect("commit");
+        assert_eq!(out, AdjustmentOutcome::Created(a.clone()));
+        assert_eq!(s.stock(&sku).expect("stock").unreflected, -4);
+        // A retry makes a new object (new id) from the same request: the key answers it.
+        let retry = adjustment(&s, 3, -4);
+        let out = s.commit_adjustment(adj_commit(retry.clone(), Some("adj-1"), "fp")).expect("replay");
+        assert_eq!(out, AdjustmentOutcome::Replayed(a.clone()));
+        // Same key, other request: refused, nothing stored.
+        let other = adjustment(&s, 3, 7);
+        let out = s.commit_adjustment(adj_commit(other.clone(), Some("adj-1"), "fp2")).expect("conflict");
+        assert!(matches!(out, AdjustmentOutcome::Conflict { id, .. } if id == a.id), "{out:?}");
+        assert_eq!(s.adjustment(&other.id).expect("get"), None);
+        assert_eq!(s.adjustment(&retry.id).expect("get"), None);
+        assert_eq!(s.stock(&sku).expect("stock").unreflected, -4);
+        // Not synced on purpose: the commit itself must have made it durable.
+        (a, sku)
+    };
+    let s = open(dir.path());
+    assert_eq!(s.adjustment(&first.id).expect("get"), Some(first.clone()));
+    assert_eq!(s.adjustments_page(None, 10).expect("page"), vec![first.clone()]);
+    assert_eq!(s.stock(&sku).expect("stock").unreflected, -4);
+    let entries = s.outbox_entries_of(&first.id).expect("entries");
+    assert_eq!(entries.len(), 2);
+    assert!(entries.iter().all(|e| e.kind == RecordKind::Adjustment && e.state == OutboxState::Pending));
+    assert_eq!(s.outbox_counts()["netsuite"].pending, 1);
+    let audit = s.audit_page(None, 100).expect("audit");
+    assert!(audit.iter().any(|r| r.action == "stock.adjusted" && r.subject == sku), "{audit:?}");
+    // The stock source confirms it and its next level includes it: the delta is dropped.
+    let e = entries.iter().find(|e| e.remote == "netsuite").expect("netsuite entry");
+    s.transition_outbox(
+        "netsuite",
+        &e.id,
+        &OutboxState::Pending,
+        OutboxState::Confirmed { remote_id: "1001".into() },
+        Timestamp::now(),
+    )
+    .expect("confirm");
+    s.rebase_stock("netsuite", &[(sku.clone(), 96, Timestamp::now())], &|rid| rid == "1001").expect("rebase");
+    let st = s.stock(&sku).expect("stock");
+    assert_eq!((st.remote_level, st.unreflected, st.available()), (Some(96), 0, Some(96)));
 }
 
 #[test]

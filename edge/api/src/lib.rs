@@ -262,6 +262,49 @@ pub struct RefundIn {
     pub reason: String,
 }
 
+/// `POST /v1/stock/adjustments` (manager): a stock change that is not a sale.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdjustmentIn {
+    pub sku: String,
+    /// Units, or grams for weighed items; positive adds stock, negative takes it; never 0.
+    pub delta: i64,
+    /// `count`, `damaged`, `theft`, `received`, `returned_to_vendor` or `correction`.
+    pub reason: String,
+    /// Up to 200 characters, kept with the adjustment and sent to the remotes' memo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// A stock adjustment as stored.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AdjustmentOut {
+    /// UUID v7 made at the edge; the external id at the remotes.
+    pub id: String,
+    pub sku: String,
+    pub delta: i64,
+    /// `units` or `grams`.
+    pub unit: String,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
+    /// UTC, RFC 3339.
+    pub created_at: String,
+    /// In the store's time zone.
+    pub business_date: String,
+    pub actor: String,
+    /// Available after it (units or grams), when answered to the request that made it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stock: Option<i64>,
+}
+
+/// `GET /v1/stock/adjustments`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AdjustmentsPage {
+    pub adjustments: Vec<AdjustmentOut>,
+    pub next_cursor: Option<String>,
+}
+
 /// `GET /v1/sales`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SalesPage {

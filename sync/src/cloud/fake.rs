@@ -617,10 +617,18 @@ impl FakeCloud {
                 }
                 continue;
             }
-            if let Some(err) = self.validate(&ev) {
-                results.push(EventResult { id: ev.id, status: "rejected".into(), remote_id: None, error: Some(err) });
-                continue;
-            }
+            let data = match self.validate(&ev) {
+                Ok(d) => d,
+                Err(err) => {
+                    results.push(EventResult {
+                        id: ev.id,
+                        status: "rejected".into(),
+                        remote_id: None,
+                        error: Some(err),
+                    });
+                    continue;
+                }
+            };
             let p = self.faults.event_retry_rate;
             if self.chance(p) {
                 results.push(EventResult {
@@ -638,12 +646,23 @@ impl FakeCloud {
             let number = self.next_remote;
             let remote_id = format!("evt_{number:08}");
             self.next_remote += 1;
-            // The cloud's stock follows the sales it keeps.
-            for l in &ev.data.lines {
-                let qty = i64::from(l.units.or(l.grams).unwrap_or(0));
-                let cur = self.stock.get(&l.sku).map_or(0, |x| x.0);
-                self.set_level(&l.sku, cur - qty);
-            }
+            // The cloud's stock follows the sales, refunds and adjustments it keeps.
+            let total_minor = match &data {
+                super::EventData::Sale(d) => {
+                    let sign = if d.kind.as_deref() == Some("refund") { 1 } else { -1 };
+                    for l in &d.lines {
+                        let qty = i64::from(l.units.or(l.grams).unwrap_or(0));
+                        let cur = self.stock.get(&l.sku).map_or(0, |x| x.0);
+                        self.set_level(&l.sku, cur + sign * qty);
+                    }
+                    d.total_minor
+                }
+                super::EventData::Adjustment(a) => {
+                    let cur = self.stock.get(&a.sku).map_or(0, |x| x.0);
+                    self.set_level(&a.sku, cur.saturating_add(a.delta));
+                    0
+                }
+            };
             self.events_through = number;
             self.events.insert(
                 ev.id,
@@ -653,7 +672,7 @@ impl FakeCloud {
                     record_id: ev.record_id,
                     remote_id: remote_id.clone(),
                     received_at: now,
-                    total_minor: ev.data.total_minor,
+                    total_minor,
                     deliveries: 1,
                     digest,
                 },
@@ -670,35 +689,52 @@ impl FakeCloud {
         Disposition::Reply(r)
     }
 
-    fn validate(&self, ev: &super::Event) -> Option<EventError> {
-        let bad = |field: &str, message: String| {
-            Some(EventError { code: "invalid".into(), message, field: Some(field.into()) })
-        };
-        if ev.kind != "sale.completed" {
-            return bad("type", format!("unknown event type {:?}", ev.kind));
-        }
+    fn validate(&self, ev: &super::Event) -> Result<super::EventData, EventError> {
+        let bad =
+            |field: &str, message: String| EventError { code: "invalid".into(), message, field: Some(field.into()) };
         if self.faults.reject_records.contains(&ev.record_id) {
-            return bad("data.lines[0].sku", "the cloud does not know this SKU".into());
+            return Err(bad("data.lines[0].sku", "the cloud does not know this SKU".into()));
         }
-        let d = &ev.data;
-        if d.id != ev.record_id {
-            return bad("data.id", "data.id differs from record_id".into());
+        let data = ev.parse_data().map_err(|(field, why)| bad(&field, why))?;
+        match &data {
+            super::EventData::Sale(d) => {
+                if d.id != ev.record_id {
+                    return Err(bad("data.id", "data.id differs from record_id".into()));
+                }
+                if d.store_id != self.cfg.store_id {
+                    return Err(bad("data.store_id", format!("store {:?} is not this store", d.store_id)));
+                }
+                if d.lines.is_empty() {
+                    return Err(bad("data.lines", "a sale needs at least one line".into()));
+                }
+                let gross: i64 = d.lines.iter().map(|l| l.gross_minor).sum();
+                if gross != d.total_minor {
+                    return Err(bad(
+                        "data.total_minor",
+                        format!("lines add up to {gross}, total says {}", d.total_minor),
+                    ));
+                }
+                let tendered: i64 = d.tenders.iter().map(|t| t.amount_minor).sum();
+                if tendered - d.change_minor != d.total_minor {
+                    return Err(bad("data.tenders", "tenders minus change do not equal the total".into()));
+                }
+            }
+            super::EventData::Adjustment(a) => {
+                if a.id != ev.record_id {
+                    return Err(bad("data.id", "data.id differs from record_id".into()));
+                }
+                if a.store_id != self.cfg.store_id {
+                    return Err(bad("data.store_id", format!("store {:?} is not this store", a.store_id)));
+                }
+                if !self.stock.contains_key(&a.sku) && !self.items.contains_key(&a.sku) {
+                    return Err(bad("data.sku", format!("the cloud does not know SKU {:?}", a.sku)));
+                }
+                if a.delta == 0 {
+                    return Err(bad("data.delta", "an adjustment of 0 changes nothing".into()));
+                }
+            }
         }
-        if d.store_id != self.cfg.store_id {
-            return bad("data.store_id", format!("store {:?} is not this store", d.store_id));
-        }
-        if d.lines.is_empty() {
-            return bad("data.lines", "a sale needs at least one line".into());
-        }
-        let gross: i64 = d.lines.iter().map(|l| l.gross_minor).sum();
-        if gross != d.total_minor {
-            return bad("data.total_minor", format!("lines add up to {gross}, total says {}", d.total_minor));
-        }
-        let tendered: i64 = d.tenders.iter().map(|t| t.amount_minor).sum();
-        if tendered - d.change_minor != d.total_minor {
-            return bad("data.tenders", "tenders minus change do not equal the total".into());
-        }
-        None
+        Ok(data)
     }
 }
 
@@ -761,6 +797,12 @@ mod tests {
         (entry, sale)
     }
 
+    fn as_records(
+        v: &[(crate::domain::OutboxEntry, crate::domain::Sale)],
+    ) -> Vec<(crate::domain::OutboxEntry, crate::domain::Record)> {
+        v.iter().map(|(e, s)| (e.clone(), crate::domain::Record::Sale(s.clone()))).collect()
+    }
+
     fn reply(d: Disposition) -> HttpResponse {
         match d {
             Disposition::Reply(r) => r,
@@ -778,6 +820,58 @@ mod tests {
         }
     }
 
+    /// The cloud's stock follows what it keeps: a sale takes, a refund gives back, an
+    /// adjustment adds its delta; an adjustment of an unknown SKU is refused naming the field.
+    #[test]
+    fn stock_follows_sales_refunds_and_adjustments() {
+        let now = Timestamp::from_second(1_767_225_600).expect("ts");
+        let mut fake = FakeCloud::new(FakeConfig::new("store-001", b"s"), 1);
+        fake.seed_catalog(5);
+        let mut conn = CloudConnector::new("store-001", b"s".to_vec());
+        let sku = crate::demo::demo_item(0).sku;
+        let level = |f: &FakeCloud| f.stock.get(&sku).map(|x| x.0);
+        let start = level(&fake).expect("seeded");
+        let (e1, sale) = sale_entry(1);
+        let (e2, mut refund) = sale_entry(2);
+        let template = e1.clone();
+        refund.kind = crate::domain::SaleKind::Refund;
+        refund.refund_of = Some(sale.id);
+        let adj = |n: u8, sku: &str, delta: i64| {
+            let a = crate::domain::StockAdjustment {
+                id: Uuid::from_u128(0x0300 + u128::from(n)),
+                store_id: "store-001".into(),
+                sku: sku.into(),
+                delta,
+                by_weight: false,
+                reason: crate::domain::AdjustReason::Received,
+                note: String::new(),
+                created_at: now,
+                business_date: now.to_zoned(jiff::tz::TimeZone::UTC).date(),
+                request_id: "r".into(),
+                actor: "manager".into(),
+            };
+            let mut e = template.clone();
+            e.id = Uuid::from_u128(0x0400 + u128::from(n));
+            e.kind = crate::domain::RecordKind::Adjustment;
+            e.record_id = a.id;
+            (e, crate::domain::Record::Adjustment(a))
+        };
+        let recs = vec![
+            (e1, crate::domain::Record::Sale(sale)),
+            (e2, crate::domain::Record::Sale(refund)),
+            adj(1, &sku, 10),
+            adj(2, "NO-SUCH-SKU", 1),
+        ];
+        let ids: Vec<Uuid> = recs.iter().map(|r| r.0.id).collect();
+        let (req, bad) = conn.build(&recs, now);
+        assert!(bad.is_empty());
+        let r = conn.parse(&ids, &reply(fake.handle(now, &req.expect("request")))).expect("parse");
+        assert!(ids[..3].iter().all(|i| matches!(r[i], RecordResult::Confirmed(_))), "{r:?}");
+        assert!(matches!(&r[&ids[3]], RecordResult::Refused(w) if w.contains("field data.sku")), "{r:?}");
+        // Sold 2, refunded 2, received 10.
+        assert_eq!(level(&fake), Some(start + 10));
+    }
+
     #[test]
     fn events_are_kept_once_and_refusals_name_the_field() {
         let now = Timestamp::from_second(1_767_225_600).expect("ts");
@@ -785,7 +879,7 @@ mod tests {
         let mut conn = CloudConnector::new("store-001", b"s".to_vec());
         let recs = vec![sale_entry(1), sale_entry(2)];
         let ids: Vec<Uuid> = recs.iter().map(|r| r.0.id).collect();
-        let (req, bad) = conn.build(&recs, now);
+        let (req, bad) = conn.build(&as_records(&recs), now);
         assert!(bad.is_empty());
         let req = req.expect("request");
         let first = conn.parse(&ids, &reply(fake.handle(now, &req))).expect("parse");
@@ -802,14 +896,14 @@ mod tests {
         changed[0].1.total_minor += 1;
         changed[0].1.tendered_minor += 1;
         changed[0].1.tenders = vec![crate::domain::Tender::Cash { amount_minor: changed[0].1.total_minor }];
-        let (req, _) = conn.build(&changed, now);
+        let (req, _) = conn.build(&as_records(&changed), now);
         let r = conn.parse(&[ids[0]], &reply(fake.handle(now, &req.expect("req")))).expect("parse");
         assert!(matches!(&r[&ids[0]], RecordResult::Refused(w) if w.contains("conflict")), "{r:?}");
 
         // An invalid sale: refused with the field named.
         let mut broken = vec![sale_entry(3)];
         broken[0].1.total_minor += 5;
-        let (req, _) = conn.build(&broken, now);
+        let (req, _) = conn.build(&as_records(&broken), now);
         let r = conn.parse(&[broken[0].0.id], &reply(fake.handle(now, &req.expect("req")))).expect("parse");
         assert!(
             matches!(&r[&broken[0].0.id], RecordResult::Refused(w) if w.contains("field data.total_minor")),
@@ -826,16 +920,16 @@ mod tests {
         cfg.refill_per_s = 0.5;
         let mut fake = FakeCloud::new(cfg, 1);
         let mut conn = CloudConnector::new("store-001", b"s".to_vec());
-        let (req, _) = conn.build(&[sale_entry(1), sale_entry(2)], now);
+        let (req, _) = conn.build(&as_records(&[sale_entry(1), sale_entry(2)]), now);
         let r = reply(fake.handle(now, &req.expect("req")));
         assert_eq!(r.status, 429, "two events do not fit a bucket of one");
         assert_eq!(r.header("retry-after"), Some("2"));
         assert!(fake.events().is_empty(), "a refused batch keeps nothing");
 
         let mut other = CloudConnector::new("store-001", b"wrong".to_vec());
-        let (req, _) = other.build(&[sale_entry(1)], now);
+        let (req, _) = other.build(&as_records(&[sale_entry(1)]), now);
         assert_eq!(reply(fake.handle(now, &req.expect("req"))).status, 401);
-        let (req, _) = conn.build(&[sale_entry(1)], now);
+        let (req, _) = conn.build(&as_records(&[sale_entry(1)]), now);
         let late = Timestamp::from_second(1_767_225_600 + 301).expect("ts");
         assert_eq!(reply(fake.handle(late, &req.expect("req"))).status, 401, "timestamp too far away");
 

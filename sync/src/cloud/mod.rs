@@ -22,7 +22,7 @@ pub mod fake;
 pub mod live;
 pub mod pull;
 
-use crate::domain::{OutboxEntry, Quantity, Sale, Tender};
+use crate::domain::{OutboxEntry, Quantity, Record, Sale, Tender};
 use crate::engine::{Connector, RecordResult};
 use crate::wire::{HttpRequest, HttpResponse, Method};
 use hmac::{Hmac, Mac};
@@ -48,7 +48,69 @@ pub struct Event {
     pub kind: String,
     pub record_id: Uuid,
     pub occurred_at: Timestamp,
-    pub data: SaleDoc,
+    /// A [`SaleDoc`] for `sale.completed`, an [`AdjustmentDoc`] for `stock.adjusted`
+    /// ([`Event::parse_data`] reads it by type and names the wrong field).
+    pub data: serde_json::Value,
+}
+
+/// The event type of a sale or refund.
+pub const SALE_COMPLETED: &str = "sale.completed";
+/// The event type of a stock adjustment.
+pub const STOCK_ADJUSTED: &str = "stock.adjusted";
+
+/// A stock adjustment as the cloud contract spells it: a signed delta, never a level.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdjustmentDoc {
+    pub id: Uuid,
+    pub store_id: String,
+    pub business_date: String,
+    pub sku: String,
+    /// Units, or grams for weighed items; positive adds stock.
+    pub delta: i64,
+    /// `count`, `damaged`, `theft`, `received`, `returned_to_vendor` or `correction`.
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
+}
+
+impl AdjustmentDoc {
+    pub fn of(a: &crate::domain::StockAdjustment) -> AdjustmentDoc {
+        AdjustmentDoc {
+            id: a.id,
+            store_id: a.store_id.clone(),
+            business_date: a.business_date.to_string(),
+            sku: a.sku.clone(),
+            delta: a.delta,
+            reason: a.reason.as_str().into(),
+            note: a.note.clone(),
+        }
+    }
+}
+
+/// An event's data, read by its type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventData {
+    Sale(SaleDoc),
+    Adjustment(AdjustmentDoc),
+}
+
+impl Event {
+    /// The data by the event's type, or the field that is wrong and why.
+    pub fn parse_data(&self) -> Result<EventData, (String, String)> {
+        fn read<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> Result<T, (String, String)> {
+            serde_path_to_error::deserialize::<_, T>(v).map_err(|e| {
+                let path = e.path().to_string();
+                let field = if path == "." { "data".to_string() } else { format!("data.{path}") };
+                (field, e.inner().to_string())
+            })
+        }
+        match self.kind.as_str() {
+            SALE_COMPLETED => read(&self.data).map(EventData::Sale),
+            STOCK_ADJUSTED => read(&self.data).map(EventData::Adjustment),
+            other => Err(("type".into(), format!("unknown event type {other:?}"))),
+        }
+    }
 }
 
 /// A sale as the cloud contract spells it (a wire type, apart from the domain's `Sale`).
@@ -304,16 +366,23 @@ impl CloudConnector {
     }
 
     /// The request body for these records.
-    pub fn batch_of(records: &[(OutboxEntry, Sale)]) -> EventBatch {
+    pub fn batch_of(records: &[(OutboxEntry, Record)]) -> EventBatch {
         EventBatch {
             events: records
                 .iter()
-                .map(|(e, s)| Event {
-                    id: e.id,
-                    kind: "sale.completed".into(),
-                    record_id: s.id,
-                    occurred_at: s.created_at,
-                    data: SaleDoc::of(s),
+                .map(|(e, r)| {
+                    // Plain structs of strings and numbers: encoding cannot fail.
+                    let (kind, at, data) = match r {
+                        Record::Sale(s) => {
+                            (SALE_COMPLETED, s.created_at, serde_json::to_value(SaleDoc::of(s)).unwrap_or_default())
+                        }
+                        Record::Adjustment(a) => (
+                            STOCK_ADJUSTED,
+                            a.created_at,
+                            serde_json::to_value(AdjustmentDoc::of(a)).unwrap_or_default(),
+                        ),
+                    };
+                    Event { id: e.id, kind: kind.into(), record_id: r.id(), occurred_at: at, data }
                 })
                 .collect(),
         }
@@ -325,7 +394,11 @@ impl Connector for CloudConnector {
         MAX_EVENTS
     }
 
-    fn build(&mut self, records: &[(OutboxEntry, Sale)], now: Timestamp) -> (Option<HttpRequest>, Vec<(Uuid, String)>) {
+    fn build(
+        &mut self,
+        records: &[(OutboxEntry, Record)],
+        now: Timestamp,
+    ) -> (Option<HttpRequest>, Vec<(Uuid, String)>) {
         let batch = Self::batch_of(records);
         let body = match serde_json::to_vec(&batch) {
             Ok(b) => b,

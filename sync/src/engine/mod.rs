@@ -52,7 +52,7 @@
 pub mod run;
 pub mod sim;
 
-use crate::domain::{OutboxEntry, OutboxState, Sale, id_time};
+use crate::domain::{OutboxEntry, OutboxState, Record, RecordKind, id_time};
 use crate::store::{OutboxMove, Store, StoreError};
 use crate::wire::{HttpRequest, HttpResponse, TransportError};
 use jiff::Timestamp;
@@ -73,7 +73,8 @@ pub trait OutboxStore: Send + Sync {
         moves: &[OutboxMove],
         at: Timestamp,
     ) -> Result<Vec<Result<OutboxEntry, String>>, StoreError>;
-    fn sale(&self, id: &Uuid) -> Result<Option<Sale>, StoreError>;
+    /// The record an entry delivers (a sale or a stock adjustment), if the store has it.
+    fn record(&self, entry: &OutboxEntry) -> Result<Option<Record>, StoreError>;
 }
 
 impl<T: Store + ?Sized> OutboxStore for T {
@@ -94,8 +95,11 @@ impl<T: Store + ?Sized> OutboxStore for T {
     ) -> Result<Vec<Result<OutboxEntry, String>>, StoreError> {
         Store::transition_outbox_durable(self, moves, at)
     }
-    fn sale(&self, id: &Uuid) -> Result<Option<Sale>, StoreError> {
-        Store::sale(self, id)
+    fn record(&self, entry: &OutboxEntry) -> Result<Option<Record>, StoreError> {
+        Ok(match entry.kind {
+            RecordKind::Sale => Store::sale(self, &entry.record_id)?.map(Record::Sale),
+            RecordKind::Adjustment => Store::adjustment(self, &entry.record_id)?.map(Record::Adjustment),
+        })
     }
 }
 
@@ -134,7 +138,11 @@ pub trait Connector: Send {
     /// Builds the request for `records` (at least one). A record that cannot be sent at all
     /// (e.g. a mapping is missing) is returned in the second part with the reason; it is
     /// not in the request.
-    fn build(&mut self, records: &[(OutboxEntry, Sale)], now: Timestamp) -> (Option<HttpRequest>, Vec<(Uuid, String)>);
+    fn build(
+        &mut self,
+        records: &[(OutboxEntry, Record)],
+        now: Timestamp,
+    ) -> (Option<HttpRequest>, Vec<(Uuid, String)>);
     /// Reads a 2xx reply: one result per entry id, or an error saying why the reply makes no
     /// sense (then the outcome of every record in the batch is unknown).
     fn parse(&mut self, ids: &[Uuid], reply: &HttpResponse) -> Result<BTreeMap<Uuid, RecordResult>, String>;
@@ -483,10 +491,10 @@ impl Worker {
         let mut records = Vec::with_capacity(picked.len());
         let mut refused: Vec<(Uuid, OutboxState, String)> = Vec::new();
         for e in picked {
-            match store.sale(&e.record_id)? {
-                Some(s) => records.push((e, s)),
+            match store.record(&e)? {
+                Some(r) => records.push((e, r)),
                 None => {
-                    let why = format!("the sale {} of this entry is not in the store", e.record_id);
+                    let why = format!("the {:?} {} of this entry is not in the store", e.kind, e.record_id);
                     refused.push((e.id, e.state.clone(), why));
                 }
             }

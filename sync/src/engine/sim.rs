@@ -176,8 +176,8 @@ impl OutboxStore for SimStore {
         Ok(res)
     }
 
-    fn sale(&self, id: &Uuid) -> Result<Option<Sale>, StoreError> {
-        Ok(self.live().sales.get(id).cloned())
+    fn record(&self, entry: &OutboxEntry) -> Result<Option<crate::domain::Record>, StoreError> {
+        Ok(self.live().sales.get(&entry.record_id).cloned().map(crate::domain::Record::Sale))
     }
 }
 

@@ -21,7 +21,7 @@
 use super::bucket::{self, Milli, Pacer, RequestShape, Rules};
 use super::json::{self, int, money_str};
 use super::oauth::{self, TokenSet};
-use crate::domain::{OutboxEntry, OutboxState, Quantity, Sale, SaleKind};
+use crate::domain::{OutboxEntry, OutboxState, Quantity, Record, Sale, SaleKind};
 use crate::engine::{Connector, RecordResult, Verdict};
 use crate::mapping::{LightspeedMap, missing, tender_kind};
 use crate::wire::{HttpRequest, HttpResponse, Method};
@@ -367,8 +367,20 @@ impl Connector for LightspeedConnector {
         1
     }
 
-    fn build(&mut self, records: &[(OutboxEntry, Sale)], now: Timestamp) -> (Option<HttpRequest>, Vec<(Uuid, String)>) {
-        let Some((e, s)) = records.first() else { return (None, Vec::new()) };
+    fn build(
+        &mut self,
+        records: &[(OutboxEntry, Record)],
+        now: Timestamp,
+    ) -> (Option<HttpRequest>, Vec<(Uuid, String)>) {
+        let Some((e, r)) = records.first() else { return (None, Vec::new()) };
+        let s = match r {
+            Record::Sale(s) => s,
+            Record::Adjustment(_) => {
+                let why = "Lightspeed takes no stock adjustments from the edge (its ItemShop qoh is an absolute \
+                           level that a sale in between would overwrite): route adjustments elsewhere (routing.adjustments)";
+                return (None, vec![(e.id, why.into())]);
+            }
+        };
         let token = match self.auth.access(now.as_millisecond()) {
             Access::Bearer(t) => t,
             Access::Refresh(form) => {

@@ -52,6 +52,8 @@ pub struct NsFakeConfig {
     pub customers: Vec<String>,
     pub payment_methods: Vec<String>,
     pub tax_codes: Vec<String>,
+    /// Accounts stock adjustments may be booked to.
+    pub adjustment_accounts: Vec<String>,
     pub catalog_size: u64,
 }
 
@@ -67,6 +69,7 @@ impl NsFakeConfig {
             customers: vec!["107".into()],
             payment_methods: vec!["1".into(), "5".into()],
             tax_codes: vec!["7".into(), "19".into(), "0".into()],
+            adjustment_accounts: vec!["140".into()],
             catalog_size: 2000,
         }
     }
@@ -107,6 +110,11 @@ pub struct FakeNetSuite {
     bearer: BTreeMap<String, i64>,
     next_id: u64,
     stats: NsStats,
+    /// Quantity on hand in thousandths (units, or kilograms of weighed items) per item
+    /// internal id and location; cash sales take, cash refunds and adjustments give.
+    stock: BTreeMap<(u64, String), i64>,
+    /// Unit price (minor units) of each item at the base price level (`1`).
+    prices: BTreeMap<u64, i64>,
 }
 
 /// One error detail: code, text, and where (`o:errorPath` … and its value).
@@ -146,6 +154,34 @@ fn invalid_login() -> HttpResponse {
     )
 }
 
+/// Thousandths of a NetSuite quantity (a JSON number or a numeric string, at most three
+/// decimals).
+fn milli(v: &Value) -> Option<i64> {
+    let text = match v {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.trim().to_string(),
+        _ => return None,
+    };
+    let (neg, body) = match text.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, text.as_str()),
+    };
+    let (whole, frac) = body.split_once('.').unwrap_or((body, ""));
+    if whole.is_empty() || frac.len() > 3 || !whole.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let v = whole.parse::<i64>().ok()?.checked_mul(1000)? + format!("{frac:0<3}").parse::<i64>().ok()?;
+    Some(if neg { -v } else { v })
+}
+
+/// A quantity in thousandths as NetSuite prints it (`12`, `0.35`, `-1.5`).
+fn thousandths(q: i64) -> String {
+    let (sign, a) = if q < 0 { ("-", q.unsigned_abs()) } else { ("", q as u64) };
+    let frac = format!("{:03}", a % 1000);
+    let frac = frac.trim_end_matches('0');
+    if frac.is_empty() { format!("{sign}{}", a / 1000) } else { format!("{sign}{}.{frac}", a / 1000) }
+}
+
 /// Minor units of a NetSuite amount (a JSON number or a numeric string).
 fn minor(v: &Value) -> Option<i64> {
     crate::lightspeed::json::money_minor(v)
@@ -162,7 +198,68 @@ impl FakeNetSuite {
             bearer: BTreeMap::new(),
             next_id: 1001,
             stats: NsStats::default(),
+            stock: BTreeMap::new(),
+            prices: BTreeMap::new(),
         }
+        .with_catalog()
+    }
+
+    fn with_catalog(mut self) -> FakeNetSuite {
+        let loc = self.cfg.locations.first().cloned().unwrap_or_else(|| "1".into());
+        for i in 0..self.cfg.catalog_size {
+            let it = crate::demo::demo_item(i);
+            let s = crate::demo::demo_stock(i);
+            let milli = if it.kind == crate::domain::ItemKind::Weight { s } else { s * 1000 };
+            self.stock.insert((ITEM_ID_BASE + i + 1, loc.clone()), milli);
+            self.prices.insert(ITEM_ID_BASE + i + 1, it.price_minor);
+        }
+        self
+    }
+
+    /// The internal id an item reference names, if the item exists.
+    fn item_id(&self, r: &Value) -> Option<u64> {
+        let n = self.cfg.catalog_size;
+        match (r.get("id").and_then(Value::as_str), r.get("externalId").and_then(Value::as_str)) {
+            (Some(id), _) => id.parse::<u64>().ok().filter(|i| *i > ITEM_ID_BASE && *i <= ITEM_ID_BASE + n),
+            (None, Some(e)) => e
+                .strip_prefix("SKU-")
+                .and_then(|d| d.parse::<u64>().ok())
+                .filter(|i| *i >= 1 && *i <= n)
+                .map(|i| ITEM_ID_BASE + i),
+            _ => None,
+        }
+    }
+
+    /// The stock effect of a record body: (item, location, thousandths).
+    fn stock_effect(&self, ty: &str, b: &Value) -> Vec<(u64, String, i64)> {
+        let (sublist, field, sign) = match ty {
+            "cashsale" => ("item", "quantity", -1),
+            "cashrefund" => ("item", "quantity", 1),
+            _ => (super::connector::ADJUSTMENT_SUBLIST, "adjustQtyBy", 1),
+        };
+        let header_loc =
+            b.get("location").or_else(|| b.get("adjLocation")).and_then(|l| l.get("id")).and_then(Value::as_str);
+        let lines = b.get(sublist).and_then(|i| i.get("items")).and_then(Value::as_array).cloned().unwrap_or_default();
+        lines
+            .iter()
+            .filter_map(|l| {
+                let item = self.item_id(l.get("item")?)?;
+                let loc = l.get("location").and_then(|x| x.get("id")).and_then(Value::as_str).or(header_loc)?;
+                Some((item, loc.to_string(), sign * milli(l.get(field)?)?))
+            })
+            .collect()
+    }
+
+    fn apply_stock(&mut self, effect: &[(u64, String, i64)], sign: i64) {
+        for (item, loc, q) in effect {
+            *self.stock.entry((*item, loc.clone())).or_default() += sign * q;
+        }
+    }
+
+    /// Quantity on hand of an item (by external id) at a location, as NetSuite shows it.
+    pub fn quantity_on_hand(&self, external_id: &str, location: &str) -> Option<String> {
+        let id = self.item_id(&json!({"externalId": external_id}))?;
+        Some(thousandths(self.stock.get(&(id, location.to_string())).copied().unwrap_or(0)))
     }
 
     pub fn config(&self) -> &NsFakeConfig {
@@ -235,6 +332,46 @@ impl FakeNetSuite {
     }
 
     fn fake_surface(&mut self, req: &HttpRequest, path: &str) -> Option<HttpResponse> {
+        // Changes made in NetSuite itself: a count or receipt sets a quantity on hand
+        // ({"externalId", "location", "quantityonhand"}); a price list change sets the base
+        // price ({"externalId", "price"}). GET /_fake/stock?location=L lists the levels.
+        let refuse = |e: &str| Some(HttpResponse::json(400, &json!({"error": e})));
+        match (req.method, path) {
+            (Method::Post, "/_fake/stock" | "/_fake/prices") => {
+                let v: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+                let Some(id) = v.get("externalId").and_then(|e| self.item_id(&json!({"externalId": e}))) else {
+                    return refuse("give the externalId of an item the fake has");
+                };
+                if path == "/_fake/stock" {
+                    let loc = v.get("location").and_then(Value::as_str).unwrap_or("1").to_string();
+                    let Some(q) = v.get("quantityonhand").and_then(milli) else {
+                        return refuse("give quantityonhand as a number");
+                    };
+                    self.stock.insert((id, loc), q);
+                } else {
+                    let Some(p) = v.get("price").and_then(minor).filter(|p| *p >= 0) else {
+                        return refuse("give price as a decimal amount");
+                    };
+                    self.prices.insert(id, p);
+                }
+                return Some(HttpResponse::json(200, &v));
+            }
+            (Method::Get, "/_fake/stock") => {
+                let q = crate::lightspeed::fake::query_pairs(&req.path);
+                let loc = q.iter().find(|(k, _)| k == "location").map(|(_, v)| v.clone());
+                let levels: Vec<Value> = self
+                    .stock
+                    .iter()
+                    .filter(|((_, l), _)| loc.as_ref().is_none_or(|x| x == l))
+                    .map(|((id, l), q)| {
+                        json!({"externalId": format!("SKU-{:07}", id - ITEM_ID_BASE), "location": l,
+                               "quantityonhand": thousandths(*q)})
+                    })
+                    .collect();
+                return Some(HttpResponse::json(200, &json!({"levels": levels})));
+            }
+            _ => {}
+        }
         let (list, stats) = (&self.records, &self.stats);
         crate::cloud::fake::fake_surface(&mut self.faults, req, path, || {
             let kept: Vec<&NsRecord> = list.values().collect();
@@ -390,17 +527,7 @@ impl FakeNetSuite {
     }
 
     fn item_ok(&self, v: Option<&Value>) -> bool {
-        let n = self.cfg.catalog_size;
-        match v {
-            Some(r) => match (r.get("id").and_then(Value::as_str), r.get("externalId").and_then(Value::as_str)) {
-                (Some(id), _) => id.parse::<u64>().is_ok_and(|i| i > ITEM_ID_BASE && i <= ITEM_ID_BASE + n),
-                (None, Some(e)) => {
-                    e.strip_prefix("SKU-").and_then(|d| d.parse::<u64>().ok()).is_some_and(|i| i >= 1 && i <= n)
-                }
-                _ => false,
-            },
-            None => false,
-        }
+        v.and_then(|r| self.item_id(r)).is_some()
     }
 
     fn write(&mut self, ty: &str, eid: Option<String>, b: Value, upsert: bool) -> (HttpResponse, bool) {
@@ -447,10 +574,25 @@ impl FakeNetSuite {
         if !self.reference_ok(b.get("subsidiary"), &self.cfg.subsidiaries) {
             return (bad("INVALID_KEY_OR_REF", "Invalid subsidiary reference key.", "subsidiary"), false);
         }
-        let lines = b.get("item").and_then(|i| i.get("items")).and_then(Value::as_array).cloned().unwrap_or_default();
+        let sublist = if ty == "inventoryadjustment" {
+            if !self.reference_ok(b.get("account"), &self.cfg.adjustment_accounts) {
+                return (bad("INVALID_KEY_OR_REF", "Invalid account reference key.", "account"), false);
+            }
+            if !self.reference_ok(b.get("adjLocation"), &self.cfg.locations) {
+                return (bad("INVALID_KEY_OR_REF", "Invalid adjLocation reference key.", "adjLocation"), false);
+            }
+            super::connector::ADJUSTMENT_SUBLIST
+        } else {
+            "item"
+        };
+        let lines = b.get(sublist).and_then(|i| i.get("items")).and_then(Value::as_array).cloned().unwrap_or_default();
         if lines.is_empty() {
             return (
-                bad("USER_ERROR", "You must enter at least one line item for this transaction.", "item.items"),
+                bad(
+                    "USER_ERROR",
+                    "You must enter at least one line item for this transaction.",
+                    &format!("{sublist}.items"),
+                ),
                 false,
             );
         }
@@ -458,7 +600,7 @@ impl FakeNetSuite {
         for (i, l) in lines.iter().enumerate() {
             if !self.item_ok(l.get("item")) {
                 return (
-                    bad("INVALID_KEY_OR_REF", "Invalid item reference key.", &format!("item.items[{i}].item")),
+                    bad("INVALID_KEY_OR_REF", "Invalid item reference key.", &format!("{sublist}.items[{i}].item")),
                     false,
                 );
             }
@@ -466,7 +608,11 @@ impl FakeNetSuite {
                 && !self.reference_ok(Some(loc), &self.cfg.locations)
             {
                 return (
-                    bad("INVALID_KEY_OR_REF", "Invalid location reference key.", &format!("item.items[{i}].location")),
+                    bad(
+                        "INVALID_KEY_OR_REF",
+                        "Invalid location reference key.",
+                        &format!("{sublist}.items[{i}].location"),
+                    ),
                     false,
                 );
             }
@@ -478,19 +624,33 @@ impl FakeNetSuite {
                     false,
                 );
             }
-            let amount_field = if ty == "inventoryadjustment" { "adjustQtyBy" } else { "amount" };
-            let Some(a) = l.get(amount_field).and_then(minor) else {
+            if ty == "inventoryadjustment" {
+                if l.get("adjustQtyBy").and_then(milli).is_none_or(|q| q == 0) {
+                    return (
+                        bad(
+                            "INVALID_FIELD_VALUE",
+                            "adjustQtyBy must be a non-zero number.",
+                            &format!("{sublist}.items[{i}].adjustQtyBy"),
+                        ),
+                        false,
+                    );
+                }
+                continue;
+            }
+            let Some(a) = l.get("amount").and_then(minor) else {
                 return (
-                    bad(
-                        "INVALID_FIELD_VALUE",
-                        &format!("{amount_field} must be a number."),
-                        &format!("item.items[{i}].{amount_field}"),
-                    ),
+                    bad("INVALID_FIELD_VALUE", "amount must be a number.", &format!("item.items[{i}].amount")),
                     false,
                 );
             };
             total += a;
         }
+        // Stock follows the record: an upsert replaces the old record's effect.
+        let new_effect = self.stock_effect(ty, &b);
+        if let Some(old) = existing.and_then(|id| self.records.get(&id)).map(|r| self.stock_effect(ty, &r.body)) {
+            self.apply_stock(&old, -1);
+        }
+        self.apply_stock(&new_effect, 1);
         let id = match existing {
             Some(id) => {
                 self.stats.upserts_of_existing += 1;
@@ -571,16 +731,41 @@ impl FakeNetSuite {
                            "foreigntotal": crate::lightspeed::json::money_str(if r.record_type == "cashrefund" { -r.total_minor } else { r.total_minor })})
                 })
                 .collect()
-        } else if text.contains(" from item") {
+        } else if text.contains(" from itemprice") {
+            // Only the base price level is kept.
+            let level = number_after(&text, "pricelevel =").unwrap_or(1);
+            self.prices
+                .iter()
+                .filter(|_| level == 1)
+                .map(|(id, p)| {
+                    json!({"links": [], "item": id.to_string(), "pricelevel": "1",
+                           "price": crate::lightspeed::json::money_str(*p)})
+                })
+                .collect()
+        } else if text.contains(" from inventoryitemlocations") {
+            let loc = number_after(&text, "location =").map(|l| l.to_string());
+            self.stock
+                .iter()
+                .filter(|((_, l), _)| loc.as_ref().is_none_or(|x| x == l))
+                .map(|((id, l), q)| {
+                    json!({"links": [], "item": id.to_string(), "location": l, "quantityonhand": thousandths(*q)})
+                })
+                .collect()
+        } else if text.contains(" from item ") || text.ends_with(" from item") {
             (1..=self.cfg.catalog_size)
                 .map(|i| {
                     let it = crate::demo::demo_item(i - 1);
-                    json!({"links": [], "id": (ITEM_ID_BASE + i).to_string(), "externalid": it.sku, "itemid": it.name,
-                           "baseprice": crate::lightspeed::json::money_str(it.price_minor)})
+                    json!({"links": [], "id": (ITEM_ID_BASE + i).to_string(), "externalid": it.sku, "itemid": it.sku,
+                           "displayname": it.name, "upccode": it.barcodes.first(), "isinactive": "F",
+                           "taxschedule": if it.tax_rate_bp == 1900 { "1" } else { "2" }})
                 })
                 .collect()
         } else {
-            return bad("INVALID_PARAMETER", "The fake answers SELECTs from transaction or item only.", "q");
+            return bad(
+                "INVALID_PARAMETER",
+                "The fake answers SELECTs from transaction, item, itemprice or inventoryitemlocations only.",
+                "q",
+            );
         };
         let total = rows.len().min(SUITEQL_MAX_RESULTS);
         let page: Vec<Value> = rows.into_iter().take(total).skip(offset).take(limit).collect();
@@ -595,6 +780,13 @@ impl FakeNetSuite {
             &json!({"links": links, "count": page.len(), "hasMore": has_more, "items": page, "offset": offset, "totalResults": total}),
         )
     }
+}
+
+/// The whole number after `key` in a query text (`location = 2`, `location = '2'`).
+fn number_after(text: &str, key: &str) -> Option<u64> {
+    let rest = text.split(key).nth(1)?.trim_start().trim_start_matches('\'');
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 /// The reason a fake refusal gives, for tests.

@@ -1,9 +1,311 @@
-//! NetSuite reads outside the delivery worker (the reconciliation report's SuiteQL):
-//! credentials added to a request, a client-credentials token bought when due.
+//! NetSuite reads outside the delivery worker: credentials added to a request (a
+//! client-credentials token bought when due), SuiteQL read page by page ([`suiteql_all`]),
+//! and the catalog pull ([`NsPull`]) when NetSuite is the source of catalog, prices and
+//! stock.
+//!
+//! # The catalog pull
+//!
+//! Three SuiteQL queries, each with a unique `ORDER BY` so that offset pages neither skip
+//! nor repeat (reference §B8), every page at most 1,000 rows:
+//!
+//! 1. `item` (active items): external id (= SKU, or the SKU of `mappings.netsuite.items`),
+//!    display name, UPC code (the barcode) and tax schedule (a rate through
+//!    `mappings.netsuite.tax_schedules`);
+//! 2. `itemprice` at `mappings.netsuite.price_level`: the shelf price;
+//! 3. `inventoryitemlocations` at `mappings.netsuite.location`: quantity on hand (kilograms
+//!    of weighed items become grams).
+//!
+//! Items and prices go into the catalog overlay (only those that changed). Stock levels
+//! rebase local stock: a local sale, refund or adjustment is in NetSuite's level when
+//! NetSuite had confirmed it before the read began — its internal id is at most the newest
+//! one confirmed then (NetSuite numbers transactions in the order it creates them; kept in
+//! meta `netsuite.newest_record`); later ones stay subtracted until the next pull.
+//!
+//! An item whose tax schedule has no mapping, or that has no price at the level and none
+//! locally, is skipped and named in the log with the missing key; the rest apply.
 
 use super::connector::NsAuth;
+use crate::domain::{Item, ItemKind};
+use crate::mapping::{NetSuiteMap, NsItems};
+use crate::money::Currency;
+use crate::store::Store;
 use jiff::Timestamp;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+/// Rows SuiteQL gives at most per page.
+pub const SUITEQL_PAGE: usize = 1000;
+/// Most rows read for one query (SuiteQL's own cap without SuiteAnalytics Connect).
+pub const SUITEQL_MAX_ROWS: usize = 100_000;
+/// Store meta key of the newest NetSuite internal id confirmed (see the module doc).
+pub const META_NS_NEWEST: &str = "netsuite.newest_record";
+
+/// Every row of a SuiteQL query, page by page (`limit` 1000, `offset`, until `hasMore` is
+/// false), with the credentials added to each request.
+pub async fn suiteql_all(
+    client: &reqwest::Client,
+    base: &str,
+    signer: &mut NsSigner,
+    query: &str,
+    timeout: Duration,
+) -> Result<Vec<Value>, String> {
+    use crate::wire::{HttpRequest, Method};
+    let q = serde_json::json!({ "q": query }).to_string();
+    let mut out = Vec::new();
+    let mut offset = 0usize;
+    loop {
+        let mut req = HttpRequest {
+            method: Method::Post,
+            path: format!("/services/rest/query/v1/suiteql?limit={SUITEQL_PAGE}&offset={offset}"),
+            headers: vec![("Content-Type".into(), "application/json".into()), ("Prefer".into(), "transient".into())],
+            body: q.clone().into_bytes(),
+        };
+        signer.sign(client, base, &mut req, timeout).await?;
+        let r = crate::engine::run::exchange(client, base, &req, timeout).await.map_err(|e| e.to_string())?;
+        if r.status != 200 {
+            return Err(crate::netsuite::errors::reason(r.status, &r.body));
+        }
+        let v: Value =
+            serde_json::from_slice(&r.body).map_err(|e| format!("NetSuite's SuiteQL answer is not JSON: {e}"))?;
+        let items = v.get("items").and_then(Value::as_array).ok_or("NetSuite's SuiteQL answer has no items")?;
+        let n = items.len();
+        out.extend(items.iter().cloned());
+        let more = v.get("hasMore").and_then(Value::as_bool).unwrap_or(false);
+        if !more || n == 0 {
+            return Ok(out);
+        }
+        if out.len() > SUITEQL_MAX_ROWS {
+            return Err(format!("NetSuite answers more than {SUITEQL_MAX_ROWS} rows to one query"));
+        }
+        offset += SUITEQL_PAGE;
+    }
+}
+
+/// The newest NetSuite internal id confirmed, shared by the delivery worker (which notes
+/// each confirmation) and the stock pull.
+#[derive(Debug, Default)]
+pub struct NsNewest(AtomicU64);
+
+impl NsNewest {
+    pub fn note(&self, internal_id: u64) {
+        self.0.fetch_max(internal_id, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// What one pull round did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NsRound {
+    pub items: usize,
+    pub items_changed: usize,
+    pub skipped: usize,
+    pub levels: usize,
+}
+
+/// The catalog, price and stock pull from NetSuite.
+pub struct NsPull {
+    client: reqwest::Client,
+    base: String,
+    signer: NsSigner,
+    map: NetSuiteMap,
+    currency: Currency,
+    newest: Arc<NsNewest>,
+    timeout: Duration,
+}
+
+fn text(row: &Value, key: &str) -> Option<String> {
+    match row.get(key)? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+impl NsPull {
+    pub fn new(
+        client: reqwest::Client,
+        base: &str,
+        signer: NsSigner,
+        map: NetSuiteMap,
+        currency: Currency,
+        newest: Arc<NsNewest>,
+        timeout: Duration,
+    ) -> NsPull {
+        NsPull { client, base: base.trim_end_matches('/').to_string(), signer, map, currency, newest, timeout }
+    }
+
+    pub fn items_query() -> String {
+        "SELECT item.id, item.externalid, item.itemid, item.displayname, item.upccode, item.taxschedule \
+         FROM item WHERE item.isinactive = 'F' ORDER BY item.id"
+            .into()
+    }
+
+    pub fn prices_query(&self) -> String {
+        format!(
+            "SELECT itemprice.item, itemprice.price FROM itemprice WHERE itemprice.pricelevel = {} \
+             ORDER BY itemprice.item",
+            self.map.price_level
+        )
+    }
+
+    pub fn stock_query(&self) -> String {
+        format!(
+            "SELECT inventoryitemlocations.item, inventoryitemlocations.quantityonhand FROM inventoryitemlocations \
+             WHERE inventoryitemlocations.location = {} ORDER BY inventoryitemlocations.item",
+            self.map.location
+        )
+    }
+
+    async fn all(&mut self, q: &str) -> Result<Vec<Value>, String> {
+        suiteql_all(&self.client, &self.base, &mut self.signer, q, self.timeout).await
+    }
+
+    /// One round: items, prices, then stock.
+    pub async fn round(&mut self, store: &Arc<dyn Store>) -> Result<NsRound, String> {
+        let mut out = NsRound::default();
+        // The newest confirmed internal id before the stock read begins, kept across
+        // restarts.
+        let stored: u64 = store
+            .meta_get(META_NS_NEWEST)
+            .ok()
+            .flatten()
+            .and_then(|b| String::from_utf8_lossy(&b).parse().ok())
+            .unwrap_or(0);
+        let seen = self.newest.get().max(stored);
+        if seen > stored {
+            store.meta_set(META_NS_NEWEST, seen.to_string().as_bytes()).map_err(|e| e.to_string())?;
+        }
+        let read_at = Timestamp::now();
+
+        let items = self.all(&Self::items_query()).await?;
+        let q = self.prices_query();
+        let prices: BTreeMap<String, i64> = self
+            .all(&q)
+            .await?
+            .iter()
+            .filter_map(|r| Some((text(r, "item")?, crate::lightspeed::json::money_minor(r.get("price")?)?)))
+            .collect();
+        let by_id: BTreeMap<String, String> = match &self.map.items {
+            NsItems::Table(t) => t.iter().map(|(sku, id)| (id.clone(), sku.clone())).collect(),
+            NsItems::Rule(_) => BTreeMap::new(),
+        };
+        let mut sku_of: BTreeMap<String, (String, ItemKind)> = BTreeMap::new();
+        let mut changed = Vec::new();
+        for row in &items {
+            let Some(id) = text(row, "id") else { continue };
+            let sku = match &self.map.items {
+                NsItems::Table(_) => by_id.get(&id).cloned(),
+                NsItems::Rule(_) => text(row, "externalid"),
+            };
+            let Some(sku) = sku else { continue };
+            out.items += 1;
+            let local = store.item(&sku).map_err(|e| e.to_string())?;
+            match self.item_of(row, &id, &sku, local.as_ref(), prices.get(&id).copied()) {
+                Ok(item) => {
+                    sku_of.insert(id, (sku, item.kind));
+                    if local.as_ref() != Some(&item) {
+                        changed.push(item);
+                    }
+                }
+                Err(why) => {
+                    if let Some(l) = &local {
+                        sku_of.insert(id, (sku.clone(), l.kind));
+                    }
+                    tracing::warn!(remote = "netsuite", %sku, %why, "pulled item skipped");
+                    out.skipped += 1;
+                }
+            }
+        }
+        out.items_changed = changed.len();
+        for chunk in changed.chunks(500) {
+            store.put_items(chunk).map_err(|e| e.to_string())?;
+        }
+
+        let q = self.stock_query();
+        let rows = self.all(&q).await?;
+        let mut levels = Vec::new();
+        for r in &rows {
+            let (Some(id), Some(q)) = (text(r, "item"), r.get("quantityonhand").and_then(thousandths)) else {
+                continue;
+            };
+            let Some((sku, kind)) = sku_of.get(&id) else { continue };
+            let level = if *kind == ItemKind::Weight { q } else { q.div_euclid(1000) };
+            levels.push((sku.clone(), level, read_at));
+        }
+        out.levels = levels.len();
+        for chunk in levels.chunks(500) {
+            let reflected = |rid: &str| rid.parse::<u64>().is_ok_and(|x| x <= seen);
+            store.rebase_stock("netsuite", chunk, &reflected).map_err(|e| e.to_string())?;
+        }
+        Ok(out)
+    }
+
+    /// The local item of a NetSuite item row, or why it cannot be one.
+    fn item_of(
+        &self,
+        row: &Value,
+        id: &str,
+        sku: &str,
+        local: Option<&Item>,
+        price: Option<i64>,
+    ) -> Result<Item, String> {
+        let schedule = text(row, "taxschedule").unwrap_or_default();
+        let Some(rate) = self.map.tax_schedules.get(&schedule).copied() else {
+            return Err(crate::mapping::missing(
+                &format!("mappings.netsuite.tax_schedules.\"{schedule}\""),
+                &format!("no tax rate for NetSuite item {id}'s tax schedule"),
+            ));
+        };
+        let Some(price_minor) = price.or(local.map(|l| l.price_minor)) else {
+            return Err(format!("NetSuite item {id} has no price at price level {}", self.map.price_level));
+        };
+        let name = text(row, "displayname").or_else(|| text(row, "itemid")).unwrap_or_else(|| sku.to_string());
+        let mut barcodes: Vec<String> = local.map(|l| l.barcodes.clone()).unwrap_or_default();
+        if let Some(upc) =
+            text(row, "upccode").filter(|u| u.len() <= 64 && u.chars().all(|c| c.is_ascii_alphanumeric()))
+            && !barcodes.contains(&upc)
+        {
+            barcodes.insert(0, upc);
+        }
+        Ok(Item {
+            sku: sku.to_string(),
+            name: name.chars().take(200).collect(),
+            price_minor,
+            currency: self.currency,
+            tax_rate_bp: rate,
+            kind: local.map_or(ItemKind::Unit, |l| l.kind),
+            barcodes,
+            category: local.map(|l| l.category.clone()).unwrap_or_default(),
+            age_restricted: local.is_some_and(|l| l.age_restricted),
+        })
+    }
+}
+
+/// Thousandths of a quantity NetSuite gives (a number or numeric string, decimals cut at
+/// three).
+fn thousandths(v: &Value) -> Option<i64> {
+    let t = match v {
+        Value::String(s) => s.trim().to_string(),
+        Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    let (neg, body) = match t.strip_prefix('-') {
+        Some(r) => (true, r.to_string()),
+        None => (false, t),
+    };
+    let (w, f) = body.split_once('.').unwrap_or((&body, ""));
+    if w.is_empty() || !w.bytes().chain(f.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let f3: String = f.chars().chain(std::iter::repeat('0')).take(3).collect();
+    let v = w.parse::<i64>().ok()?.checked_mul(1000)?.checked_add(f3.parse::<i64>().ok()?)?;
+    Some(if neg { -v } else { v })
+}
 
 /// NetSuite credentials outside the delivery worker (the report's SuiteQL).
 pub struct NsSigner {

@@ -13,6 +13,7 @@
 //! | `stock` | SKU | [`StockLevel`] (JSON) |
 //! | `stock_deltas` | SKU, `0x00`, sale id, line no (4 bytes BE) | [`StockDelta`] (JSON) |
 //! | `audit` | record id (16 bytes, UUID v7) | [`AuditRecord`] (JSON) |
+//! | `adjustments` | adjustment id (16 bytes, UUID v7) | [`StockAdjustment`] (JSON) |
 //!
 //! Beside the trees, `journal/` holds the commit journal ([`journal`]) and `catalog/` the
 //! catalog snapshot ([`catalog`]): the last full catalog as read-only files. The `items`,
@@ -33,6 +34,11 @@
 //! "201 created" only after it returns. An `Idempotency-Key` or a sale id seen before returns
 //! the stored sale instead — after a journal sync too, so a replay never acknowledges a sale
 //! that is still only in memory.
+//!
+//! A stock adjustment ([`Store::commit_adjustment`]) is one sled transaction of the same
+//! kind (the adjustment, `adjustment:`/`adjustment-key:` idempotency records, its outbox
+//! entries, one stock delta keyed by its id, the audit record), made durable by a
+//! checkpoint before it returns: adjustments are rare, so they skip the journal.
 //!
 //! # Durable means: survives power loss
 //!
@@ -93,7 +99,9 @@ pub mod durability;
 pub mod journal;
 pub mod sled_store;
 
-use crate::domain::{AuditRecord, Item, OutboxEntry, OutboxState, Payment, Sale, StockDelta, StockLevel};
+use crate::domain::{
+    AuditRecord, Item, OutboxEntry, OutboxState, Payment, Sale, StockAdjustment, StockDelta, StockLevel,
+};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -112,7 +120,10 @@ pub use sled_store::SledStore;
 ///   (sales of kind `refund`, `refunded:` records). Migration from 1 adds nothing but the
 ///   version: the new trees start empty and old sales read as kind `sale`. A format-1
 ///   edged must not open a format-2 store: it would read a refund as a sale.
-pub const FORMAT_VERSION: u32 = 2;
+/// * 3: stock adjustments (`adjustments`; outbox entries of kind `adjustment`). Migration
+///   from 2 adds nothing but the version. A format-2 edged must not open a format-3 store:
+///   it cannot read an adjustment's outbox entry.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Errors of the store. Every variant says what happened in words a field tech can act on.
 #[derive(Debug, thiserror::Error)]
@@ -175,6 +186,28 @@ pub struct SaleCommit {
     pub fingerprint: String,
     /// One outbox entry is made per remote (remotes whose mode is not `off`).
     pub remotes: Vec<String>,
+}
+
+/// A stock adjustment to commit, with everything that goes into the same atomic write.
+#[derive(Debug, Clone)]
+pub struct AdjustmentCommit {
+    pub adjustment: StockAdjustment,
+    pub idempotency_key: Option<String>,
+    /// Digest of the request; a replay with other content is a conflict.
+    pub fingerprint: String,
+    /// One outbox entry per remote that receives adjustments.
+    pub remotes: Vec<String>,
+}
+
+/// What an adjustment commit did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AdjustmentOutcome {
+    /// Stored now and durable.
+    Created(StockAdjustment),
+    /// Seen before with the same request: the stored adjustment (durable).
+    Replayed(StockAdjustment),
+    /// Seen before with a different request: nothing stored.
+    Conflict { id: Uuid, what: String },
 }
 
 /// What a commit did.
@@ -304,6 +337,14 @@ pub trait Store: Send + Sync {
     /// Sales in id (= time) order after `after`.
     fn sales_page(&self, after: Option<&Uuid>, limit: usize) -> Result<Vec<Sale>>;
     fn stock_deltas_of_sale(&self, sale: &Sale) -> Result<Vec<StockDelta>>;
+
+    // --- stock adjustments ---
+    /// Atomically stores a stock adjustment, its outbox entries, its stock delta and an
+    /// audit record, and returns only when all of it is durable.
+    fn commit_adjustment(&self, commit: AdjustmentCommit) -> Result<AdjustmentOutcome>;
+    fn adjustment(&self, id: &Uuid) -> Result<Option<StockAdjustment>>;
+    /// Adjustments in id (= time) order after `after`.
+    fn adjustments_page(&self, after: Option<&Uuid>, limit: usize) -> Result<Vec<StockAdjustment>>;
 
     // --- outbox ---
     fn outbox_entry(&self, id: &Uuid) -> Result<Option<OutboxEntry>>;

@@ -4,12 +4,12 @@
 use super::catalog::{Snapshot, SnapshotRecord};
 use super::journal::{CHECKPOINT_EVERY, Journal};
 use super::{
-    CatalogEntry, CommitOutcome, FORMAT_VERSION, FatalHook, IdemRecord, OutboxCounts, OutboxMove, OutboxQuery,
-    RebaseStats, Result, SaleCommit, Store, StoreConfig, StoreError, StoreStats,
+    AdjustmentCommit, AdjustmentOutcome, CatalogEntry, CommitOutcome, FORMAT_VERSION, FatalHook, IdemRecord,
+    OutboxCounts, OutboxMove, OutboxQuery, RebaseStats, Result, SaleCommit, Store, StoreConfig, StoreError, StoreStats,
 };
 use crate::domain::{
-    AuditRecord, Item, OutboxEntry, OutboxState, Payment, PaymentState, RecordKind, Sale, StockDelta, StockLevel,
-    id_time, new_id,
+    AuditRecord, Item, OutboxEntry, OutboxState, Payment, PaymentState, RecordKind, Sale, StockAdjustment, StockDelta,
+    StockLevel, id_time, new_id,
 };
 use jiff::Timestamp;
 use serde::Serialize;
@@ -84,6 +84,7 @@ pub struct SledStore {
     audit: Tree,
     payments: Tree,
     payments_open: Tree,
+    adjustments: Tree,
     db_file: File,
     journal: Journal,
     /// The last full catalog (read-only files); the items, barcodes and stock trees overlay it.
@@ -244,6 +245,7 @@ impl SledStore {
         let audit = tree("audit")?;
         let payments = tree("payments")?;
         let payments_open = tree("payments_open")?;
+        let adjustments = tree("adjustments")?;
 
         let found = match meta.get(META_FORMAT).map_err(io)? {
             Some(v) => {
@@ -255,15 +257,15 @@ impl SledStore {
             }
             None => None,
         };
-        let data_trees = [&items, &barcodes, &sales, &idem, &outbox, &stock, &deltas, &audit, &payments];
+        let data_trees = [&items, &barcodes, &sales, &idem, &outbox, &stock, &deltas, &audit, &payments, &adjustments];
         let format_version = match found {
             Some(v) if v > FORMAT_VERSION => {
                 return Err(StoreError::NewerFormat { path, found: v, supported: FORMAT_VERSION });
             }
             Some(v) if v < FORMAT_VERSION => {
                 // 1 → 2: the payment trees are new (empty) and sales gain a kind that
-                // defaults to `sale`; only the version changes. Journal records of format 1
-                // are read by this build as they are.
+                // defaults to `sale`; 2 → 3: the adjustments tree is new (empty). Only the
+                // version changes. Journal records of earlier formats are read as they are.
                 meta.insert(META_FORMAT, &FORMAT_VERSION.to_be_bytes()).map_err(io)?;
                 tracing::info!(path = %path.display(), from = v, to = FORMAT_VERSION, "store format migrated");
                 FORMAT_VERSION
@@ -329,6 +331,7 @@ impl SledStore {
             audit,
             payments,
             payments_open,
+            adjustments,
             db_file,
             journal,
             snapshot: std::sync::RwLock::new(snapshot),
@@ -1199,6 +1202,148 @@ impl Store for SledStore {
 
     fn sale(&self, id: &Uuid) -> Result<Option<Sale>> {
         self.get_json(&self.sales, id.as_bytes(), || format!("sale {id}"))
+    }
+
+    fn commit_adjustment(&self, c: AdjustmentCommit) -> Result<AdjustmentOutcome> {
+        if let Some(e) = self.journal.failure() {
+            return Err(StoreError::Fatal(e));
+        }
+        let adj = c.adjustment;
+        let now = adj.created_at;
+        let mut remotes = c.remotes;
+        remotes.sort();
+        remotes.dedup();
+        let entries: Vec<OutboxEntry> = remotes
+            .iter()
+            .map(|r| OutboxEntry {
+                id: new_id(),
+                remote: r.clone(),
+                kind: RecordKind::Adjustment,
+                record_id: adj.id,
+                state: OutboxState::Pending,
+                attempts: 0,
+                created_at: now,
+                updated_at: now,
+                request_id: adj.request_id.clone(),
+            })
+            .collect();
+        let audit = AuditRecord {
+            id: new_id(),
+            at: now,
+            actor: adj.actor.clone(),
+            action: "stock.adjusted".into(),
+            subject: adj.sku.clone(),
+            request_id: adj.request_id.clone(),
+            detail: format!(
+                "{:+} {} ({}) {}",
+                adj.delta,
+                if adj.by_weight { "g" } else { "units" },
+                adj.reason.as_str(),
+                adj.id
+            ),
+        };
+        let mut idem_keys = vec![format!("adjustment:{}", adj.id)];
+        if let Some(k) = &c.idempotency_key {
+            idem_keys.push(format!("adjustment-key:{k}"));
+        }
+        let adj_json = to_json(&adj)?;
+        let idem_json = to_json(&IdemRecord { sale_id: adj.id, fingerprint: c.fingerprint.clone() })?;
+        let entries_json: Vec<Vec<u8>> = entries.iter().map(to_json).collect::<Result<_>>()?;
+        let delta = StockDelta { sku: adj.sku.clone(), sale_id: adj.id, line_no: 0, delta: adj.delta, at: now };
+        let delta_k = delta_key(&adj.sku, &adj.id, 0);
+        let delta_json = to_json(&delta)?;
+        let audit_json = to_json(&audit)?;
+        let seen = {
+            let _order = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
+            let trees = (
+                &self.adjustments,
+                &self.idem,
+                &self.outbox,
+                &self.outbox_by_record,
+                &self.stock,
+                &self.deltas,
+                &self.audit,
+            );
+            let out = trees
+                .transaction(
+                    |(adjs, idem, outbox, by_rec, stock, deltas_t, audit_t): &(
+                        TransactionalTree,
+                        TransactionalTree,
+                        TransactionalTree,
+                        TransactionalTree,
+                        TransactionalTree,
+                        TransactionalTree,
+                        TransactionalTree,
+                    )| {
+                        for k in &idem_keys {
+                            if let Some(v) = idem.get(k.as_bytes())? {
+                                return Ok(Some(tx_json::<IdemRecord>("idempotency record", &v)?));
+                            }
+                        }
+                        adjs.insert(adj.id.as_bytes(), adj_json.as_slice())?;
+                        for k in &idem_keys {
+                            idem.insert(k.as_bytes(), idem_json.as_slice())?;
+                        }
+                        for (e, j) in entries.iter().zip(&entries_json) {
+                            outbox.insert(outbox_key(&e.remote, &e.id), j.as_slice())?;
+                            by_rec.insert(by_record_key(&adj.id, &e.remote), e.id.as_bytes())?;
+                        }
+                        deltas_t.insert(delta_k.as_slice(), delta_json.as_slice())?;
+                        let mut cur: StockLevel = match stock.get(adj.sku.as_bytes())? {
+                            Some(v) => tx_json("stock", &v)?,
+                            None => StockLevel::default(),
+                        };
+                        cur.unreflected = cur.unreflected.saturating_add(adj.delta);
+                        stock.insert(adj.sku.as_bytes(), tx_enc(&cur)?)?;
+                        audit_t.insert(audit.id.as_bytes(), audit_json.as_slice())?;
+                        Ok(None)
+                    },
+                )
+                .map_err(tx_err)
+                .map_err(|e| self.fatal_io(e))?;
+            if out.is_none() {
+                let mut idx = self.lock_index();
+                for e in &entries {
+                    idx.entry(e.remote.clone()).or_default().add(e.id, &e.state);
+                }
+            }
+            out
+        };
+        // Durable before it is acknowledged: adjustments are rare, so a checkpoint (sled
+        // flushed and fdatasynced) rather than a journal record. A replayed request waits
+        // for the same, so it never acknowledges what the first one has not made durable.
+        self.checkpoint()?;
+        match seen {
+            None => Ok(AdjustmentOutcome::Created(adj)),
+            Some(found) if found.fingerprint != c.fingerprint => Ok(AdjustmentOutcome::Conflict {
+                id: found.sale_id,
+                what: "an adjustment with this id or Idempotency-Key exists with different content".into(),
+            }),
+            Some(found) => match self.adjustment(&found.sale_id)? {
+                Some(a) => Ok(AdjustmentOutcome::Replayed(a)),
+                None => Err(StoreError::Corrupt {
+                    what: format!("adjustment {}", found.sale_id),
+                    detail: "its idempotency record exists but the adjustment does not".into(),
+                }),
+            },
+        }
+    }
+
+    fn adjustment(&self, id: &Uuid) -> Result<Option<StockAdjustment>> {
+        self.get_json(&self.adjustments, id.as_bytes(), || format!("adjustment {id}"))
+    }
+
+    fn adjustments_page(&self, after: Option<&Uuid>, limit: usize) -> Result<Vec<StockAdjustment>> {
+        let start = match after {
+            Some(a) => Bound::Excluded(a.as_bytes().to_vec()),
+            None => Bound::Unbounded,
+        };
+        let mut out = Vec::new();
+        for kv in self.adjustments.range::<Vec<u8>, _>((start, Bound::Unbounded)).take(limit) {
+            let (k, v) = kv.map_err(io)?;
+            out.push(from_json(|| format!("adjustment {:?}", uuid_of(&k)), &v)?);
+        }
+        Ok(out)
     }
 
     fn sales_page(&self, after: Option<&Uuid>, limit: usize) -> Result<Vec<Sale>> {
