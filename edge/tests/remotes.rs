@@ -91,6 +91,68 @@ fn refund(http: &reqwest::blocking::Client, d: &Daemon, sale: &SaleOut, key: &st
     (r.status().as_u16() == 201).then(|| r.json().ok()).flatten()
 }
 
+fn adjust(http: &reqwest::blocking::Client, d: &Daemon, key: &str, rng: &mut Rng) -> Option<edge_api::AdjustmentOut> {
+    let delta = if rng.below(2) == 0 { -1 } else { 5 };
+    let body = json!({"sku": format!("SKU-{:07}", 1 + rng.below(6) * 10), "delta": delta, "reason": "count"});
+    let r = http
+        .post(format!("{}/v1/stock/adjustments", d.url))
+        .bearer_auth(&d.tokens.manager)
+        .header("Idempotency-Key", key)
+        .json(&body)
+        .send()
+        .ok()?;
+    (r.status().as_u16() == 201).then(|| r.json().ok()).flatten()
+}
+
+/// NetSuite's quantity on hand per SKU at location 1 (whole units).
+fn ns_levels(http: &reqwest::blocking::Client, f: &Fakes) -> BTreeMap<String, i64> {
+    let v: Value =
+        http.get(format!("{}/_fake/stock?location=1", f.urls["netsuite"])).send().expect("stock").json().expect("json");
+    v["levels"]
+        .as_array()
+        .expect("levels")
+        .iter()
+        .filter_map(|r| Some((r["externalId"].as_str()?.to_string(), r["quantityonhand"].as_str()?.parse().ok()?)))
+        .collect()
+}
+
+/// Every stock movement the store holds, per SKU: sales take, refunds give back,
+/// adjustments add their delta (all of them, also those whose answer a kill cut off).
+fn store_movements(http: &reqwest::blocking::Client, d: &Daemon) -> BTreeMap<String, i64> {
+    let mut out: BTreeMap<String, i64> = BTreeMap::new();
+    let mut cursor = String::new();
+    loop {
+        let p: edge_api::SalesPage = http
+            .get(format!("{}/v1/sales?limit=500{cursor}", d.url))
+            .bearer_auth(&d.tokens.tech)
+            .send()
+            .expect("sales")
+            .json()
+            .expect("json");
+        for s in &p.sales {
+            let sign = if s.kind == "refund" { 1 } else { -1 };
+            for l in &s.lines {
+                *out.entry(l.sku.clone()).or_default() += sign * i64::from(l.qty.unwrap_or(0));
+            }
+        }
+        match p.next_cursor {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    let p: edge_api::AdjustmentsPage = http
+        .get(format!("{}/v1/stock/adjustments?limit=500", d.url))
+        .bearer_auth(&d.tokens.tech)
+        .send()
+        .expect("adjustments")
+        .json()
+        .expect("json");
+    for a in &p.adjustments {
+        *out.entry(a.sku.clone()).or_default() += a.delta;
+    }
+    out
+}
+
 fn edgectl(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
     let out = Command::new(common::EDGECTL).arg("--data-dir").arg(dir).args(args).output().expect("edgectl");
     (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
@@ -127,7 +189,9 @@ fn sales_and_refunds_reach_lightspeed_and_netsuite_once_through_kills_and_faults
     let fakes_arg = fakes.file.to_string_lossy().into_owned();
     let mut d = Daemon::start_with(&dir, 100, &["--fakes", &fakes_arg]);
     let http = d.http();
+    let ns_start = ns_levels(&http, &fakes);
     let mut acked: Vec<SaleOut> = Vec::new();
+    let mut adjusted: Vec<edge_api::AdjustmentOut> = Vec::new();
     let mut n = 0u64;
     for cycle in 0..cycles {
         for (name, url) in [("lightspeed", &fakes.urls["lightspeed"]), ("netsuite", &fakes.urls["netsuite"])] {
@@ -157,6 +221,12 @@ fn sales_and_refunds_reach_lightspeed_and_netsuite_once_through_kills_and_faults
                 acked.push(r);
             }
         }
+        if rng.below(2) == 0 {
+            n += 1;
+            if let Some(a) = adjust(&http, &d, &format!("a{n}"), &mut rng) {
+                adjusted.push(a);
+            }
+        }
         std::thread::sleep(Duration::from_millis(200 + rng.below(800)));
         d.kill9();
         d = Daemon::start_with(&dir, 100, &["--fakes", &fakes_arg]);
@@ -175,19 +245,33 @@ fn sales_and_refunds_reach_lightspeed_and_netsuite_once_through_kills_and_faults
     }
     let (ls, ns) = kept(&http, &fakes);
     let ids: BTreeSet<String> = acked.iter().map(|s| s.id.to_string()).collect();
+    let adj_ids: BTreeSet<String> = adjusted.iter().map(|a| a.id.clone()).collect();
+    for id in &adj_ids {
+        assert_eq!(ns.get(id).copied().unwrap_or(0), 1, "netsuite keeps adjustment {id} {:?} times", ns.get(id));
+        assert!(!ls.contains_key(id), "an adjustment went to Lightspeed");
+    }
     for (name, m) in [("lightspeed", &ls), ("netsuite", &ns)] {
         for id in &ids {
             assert_eq!(m.get(id).copied().unwrap_or(0), 1, "{name} keeps sale {id} {:?} times", m.get(id));
         }
         for (id, k) in m.iter() {
             assert_eq!(*k, 1, "{name} keeps {id} {k} times");
-            if !ids.contains(id) {
-                // A sale committed just before a kill lost its 201 but is a real sale.
-                let r = http.get(format!("{}/v1/sales/{id}", d.url)).bearer_auth(&d.tokens.tech).send().expect("get");
-                assert_eq!(r.status().as_u16(), 200, "{name} keeps {id} that the store does not have");
+            if !ids.contains(id) && !adj_ids.contains(id) {
+                // A record committed just before a kill lost its 201 but is real.
+                let sale = http.get(format!("{}/v1/sales/{id}", d.url)).bearer_auth(&d.tokens.tech).send();
+                let adj = http.get(format!("{}/v1/stock/adjustments/{id}", d.url)).bearer_auth(&d.tokens.tech).send();
+                let found = [sale, adj].into_iter().any(|r| r.expect("get").status().as_u16() == 200);
+                assert!(found, "{name} keeps {id} that the store does not have");
             }
         }
     }
+    // NetSuite's stock moved exactly once per sale, refund and adjustment the store holds.
+    let moved = store_movements(&http, &d);
+    let ns_end = ns_levels(&http, &fakes);
+    for (sku, m) in &moved {
+        assert_eq!(ns_end[sku], ns_start[sku] + m, "NetSuite's level of {sku}");
+    }
+    eprintln!("remotes system test: {} adjustments acknowledged", adjusted.len());
     // The reconciliation report agrees: clean, counts equal, nothing lost or duplicated.
     let (code, out) = edgectl(&dir, &["--json", "sync", "report"]);
     assert_eq!(code, Some(0), "{out}");
@@ -366,6 +450,134 @@ fn lightspeed_as_the_stock_source_rebases_without_counting_a_sale_twice() {
     wait_for("lightspeed has both", 60, || status(&http, &url, &tokens.tech, "lightspeed").confirmed == 2);
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(stock_of(&http, &url, &tokens.kiosk, sku), start - 5, "after the second pull");
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    child.wait().expect("wait");
+}
+
+fn price_of(http: &reqwest::blocking::Client, url: &str, token: &str, sku: &str) -> i64 {
+    let v: Value = http
+        .get(format!("{url}/v1/catalog/items?q={sku}"))
+        .bearer_auth(token)
+        .send()
+        .expect("items")
+        .json()
+        .expect("json");
+    v["items"][0]["price_minor"].as_i64().expect("price")
+}
+
+/// NetSuite as the source of catalog, prices and stock (SuiteQL pages), and stock
+/// adjustments: a price changed in NetSuite shows at the register; a sale and an adjustment
+/// NetSuite has are in its level once (not again on top of it); the adjustment reaches
+/// NetSuite as one `inventoryAdjustment` and the cloud as one `stock.adjusted` event; a
+/// retried request with the same Idempotency-Key adjusts nothing more.
+#[test]
+fn netsuite_as_the_catalog_source_and_stock_adjustments_reach_it_once() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let fakes = start_fakes(&tmp.path().join("fakes"), &[]);
+    let dir = tmp.path().join("edge");
+    let mut d = Daemon::start_with(&dir, 100, &["--fakes", &fakes.file.to_string_lossy()]);
+    assert_eq!(d.term(), Some(0));
+    let cfg_path = dir.join("config.toml");
+    let text = std::fs::read_to_string(&cfg_path).expect("config");
+    let text = text
+        .replace("[routing]\ncatalog = \"cloud\"", "[routing]\ncatalog = \"netsuite\"")
+        .replace("max_in_flight = 5\n", "max_in_flight = 5\npull_interval_s = 1\n");
+    assert!(text.contains("catalog = \"netsuite\"") && text.contains("pull_interval_s = 1\n"), "{text}");
+    std::fs::write(&cfg_path, &text).expect("write");
+    let mut child = Command::new(common::EDGED)
+        .args(["run", "--config"])
+        .arg(&cfg_path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read");
+    let url = line.trim().strip_prefix("READY ").expect("READY").to_string();
+    let tokens: edge_api::TokensFile =
+        serde_json::from_slice(&std::fs::read(dir.join("tokens.json")).expect("t")).expect("json");
+    let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
+    let ns = fakes.urls["netsuite"].clone();
+    let sku = "SKU-0000001";
+    let ns_level = |http: &reqwest::blocking::Client| -> i64 {
+        let v: Value = http.get(format!("{ns}/_fake/stock?location=1")).send().expect("stock").json().expect("json");
+        let row = v["levels"].as_array().expect("levels").iter().find(|r| r["externalId"] == sku).cloned();
+        row.and_then(|r| r["quantityonhand"].as_str().and_then(|q| q.parse().ok())).expect("level")
+    };
+
+    // A count in NetSuite sets the level, a price list change the price: both show here.
+    let r = http.post(format!("{ns}/_fake/stock")).json(&json!({"externalId": sku, "quantityonhand": 40})).send();
+    assert!(r.expect("stock").status().is_success());
+    let r = http.post(format!("{ns}/_fake/prices")).json(&json!({"externalId": sku, "price": "12.34"})).send();
+    assert!(r.expect("price").status().is_success());
+    wait_for("NetSuite's level and price", 20, || {
+        stock_of(&http, &url, &tokens.kiosk, sku) == 40 && price_of(&http, &url, &tokens.kiosk, sku) == 1234
+    });
+
+    // A sale: subtracted once, also after NetSuite has it and the next pulls read its level.
+    let body = json!({"lines": [{"sku": sku, "qty": 3}], "tenders": [{"type": "cash", "amount_minor": 100_000}]});
+    let r = http.post(format!("{url}/v1/sales")).bearer_auth(&tokens.cashier).json(&body).send().expect("sale");
+    assert_eq!(r.status().as_u16(), 201);
+    assert_eq!(stock_of(&http, &url, &tokens.kiosk, sku), 37);
+
+    // An adjustment: managers only; bad input named; then applied at once.
+    let adj = json!({"sku": sku, "delta": -2, "reason": "damaged", "note": "dropped"});
+    let post = |token: &str, body: &Value, key: &str| {
+        http.post(format!("{url}/v1/stock/adjustments"))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key)
+            .json(body)
+            .send()
+            .expect("adjustment")
+    };
+    assert_eq!(post(&tokens.cashier, &adj, "a1").status().as_u16(), 403);
+    let r = post(&tokens.manager, &json!({"sku": sku, "delta": 0, "reason": "damaged"}), "a0");
+    assert_eq!(r.status().as_u16(), 422);
+    assert_eq!(r.json::<Value>().expect("problem")["field"], "delta");
+    let r = post(&tokens.manager, &json!({"sku": sku, "delta": 1, "reason": "lost"}), "a0");
+    assert_eq!(r.json::<Value>().expect("problem")["field"], "reason");
+    let r = post(&tokens.manager, &json!({"sku": "NOPE", "delta": 1, "reason": "count"}), "a0");
+    assert_eq!(r.status().as_u16(), 404);
+    let r = post(&tokens.manager, &adj, "a1");
+    assert_eq!(r.status().as_u16(), 201);
+    let made: edge_api::AdjustmentOut = r.json().expect("adjustment");
+    assert_eq!((made.delta, made.unit.as_str(), made.stock), (-2, "units", Some(35)));
+    // The same request again (a lost answer): the stored one, nothing more.
+    let r = post(&tokens.manager, &adj, "a1");
+    assert_eq!(r.status().as_u16(), 201);
+    assert_eq!(r.headers().get("idempotent-replayed").and_then(|v| v.to_str().ok()), Some("true"));
+    assert_eq!(r.json::<edge_api::AdjustmentOut>().expect("again").id, made.id);
+    assert_eq!(stock_of(&http, &url, &tokens.kiosk, sku), 35);
+    let page: edge_api::AdjustmentsPage = http
+        .get(format!("{url}/v1/stock/adjustments"))
+        .bearer_auth(&tokens.tech)
+        .send()
+        .expect("list")
+        .json()
+        .expect("json");
+    assert_eq!(page.adjustments.len(), 1);
+
+    wait_for("NetSuite has the sale and the adjustment", 30, || {
+        status(&http, &url, &tokens.tech, "netsuite").confirmed == 2
+    });
+    wait_for("the cloud has both", 30, || status(&http, &url, &tokens.tech, "cloud").confirmed == 2);
+    assert_eq!(ns_level(&http), 35, "NetSuite's own level: 40 - 3 - 2");
+    // Pulls every second: the level now includes both; shown stock stays 35.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(stock_of(&http, &url, &tokens.kiosk, sku), 35, "counted twice?");
+    let v: Value = http.get(format!("{ns}/_fake/records")).send().expect("records").json().expect("json");
+    let adjs: Vec<&Value> = v["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter(|r| r["record_type"] == "inventoryadjustment")
+        .collect();
+    assert_eq!(adjs.len(), 1, "{adjs:?}");
+    assert_eq!(adjs[0]["externalId"], made.id.as_str());
+    let v: Value =
+        http.get(format!("{}/_fake/records", fakes.urls["cloud"])).send().expect("records").json().expect("json");
+    let text = v.to_string();
+    assert_eq!(text.matches("stock.adjusted").count(), 1, "{text}");
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
     child.wait().expect("wait");
 }
