@@ -664,6 +664,14 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
     if routing.catalog != "none" && routing.catalog != "cloud" && !is_on(&routing.catalog) {
         c.problem("routing.catalog", format!("{} is off: it cannot be the catalog's source", routing.catalog));
     }
+    if routing.catalog == "lightspeed" && lightspeed.as_ref().is_some_and(|m| m.tax_classes.is_empty()) {
+        warnings.push(ConfigProblem {
+            key: "mappings.lightspeed.tax_classes".into(),
+            message: "missing: Lightspeed is the catalog's source, and an item the store does not have yet cannot \
+                      be added without a tax rate for its tax class (prices of known items still follow)"
+                .into(),
+        });
+    }
     if routing.catalog == "netsuite" && netsuite.as_ref().is_some_and(|m| m.tax_schedules.is_empty()) {
         warnings.push(ConfigProblem {
             key: "mappings.netsuite.tax_schedules".into(),
@@ -807,6 +815,10 @@ reference_source = "edge"
 # A sale whose answer was lost is looked up after this wait (the client's timeout is 5 s).
 unknown_wait_s = 15
 tenders = {{ cash = 1, card = 2 }}
+# With routing.catalog = "lightspeed": the shelf price's use type, and the tax rate of each
+# tax class for items the store does not have yet.
+price_use_type = "Default"
+tax_classes = {{ "1" = 1900, "2" = 700 }}
 
 # The store's ids at NetSuite (TBA with Oracle's example keys). Items by external id = SKU.
 [mappings.netsuite]

@@ -398,8 +398,12 @@ pub fn spawn_lightspeed_pull(
     let stock = app.cfg.routing.catalog == "lightspeed";
     vec![tokio::spawn(async move {
         let mut stopping = app.stopping.subscribe();
-        let pull =
+        let mut pull =
             edge_sync::lightspeed::live::LsPull::new(client, &base, auth, map, Duration::from_millis(rc.timeout_ms));
+        if stock {
+            // The catalog's source: prices and names too (edited items every interval).
+            pull = pull.with_catalog(app.cfg.currency);
+        }
         let mut items_read: Option<std::time::Instant> = None;
         loop {
             // Item identities change rarely and cost a drip a page: at start (until one full

@@ -436,6 +436,19 @@ fn lightspeed_as_the_stock_source_rebases_without_counting_a_sale_twice() {
         .expect("stock");
     assert!(r.status().is_success());
     wait_for("the new level", 10, || stock_of(&http, &url, &tokens.kiosk, sku) == 500);
+    // A price edited in Lightspeed (the item's timeStamp moves): the register follows.
+    let r = http.post(format!("{}/_fake/items", fakes.urls["lightspeed"])).json(&json!({"itemID": 1, "price": "9.99"}));
+    assert!(r.send().expect("price").status().is_success());
+    wait_for("Lightspeed's price", 10, || price_of(&http, &url, &tokens.kiosk, sku) == 999);
+    // Stock is Lightspeed's to adjust: the edge refuses and says where.
+    let r = http
+        .post(format!("{url}/v1/stock/adjustments"))
+        .bearer_auth(&tokens.manager)
+        .json(&json!({"sku": sku, "delta": 1, "reason": "count"}))
+        .send()
+        .expect("adjustment");
+    assert_eq!(r.status().as_u16(), 409);
+    assert!(r.text().expect("body").contains("adjust it in Lightspeed"));
     let start = 503;
     // Lightspeed away: a sale stays subtracted from the last level; when it arrives and the
     // next pull reads it, still once.

@@ -52,6 +52,14 @@ pub struct LightspeedMap {
     /// (longer than a request can take to reach Lightspeed and be served).
     #[serde(default = "unknown_wait")]
     pub unknown_wait_s: u64,
+    /// With `routing.catalog = "lightspeed"`: the `ItemPrice` use type that is the shelf
+    /// price.
+    #[serde(default = "default_use_type")]
+    pub price_use_type: String,
+    /// With `routing.catalog = "lightspeed"`: tax class id → tax rate in basis points, for
+    /// items Lightspeed has and the store does not yet.
+    #[serde(default)]
+    pub tax_classes: BTreeMap<String, u32>,
 }
 
 fn unknown_wait() -> u64 {
@@ -60,6 +68,9 @@ fn unknown_wait() -> u64 {
 
 fn default_source() -> String {
     "edge".into()
+}
+fn default_use_type() -> String {
+    "Default".into()
 }
 fn default_rules() -> String {
     "current".into()
@@ -234,6 +245,8 @@ impl LightspeedMap {
             registers: 1,
             token_url: None,
             unknown_wait_s: unknown_wait(),
+            price_use_type: default_use_type(),
+            tax_classes: BTreeMap::from([("1".into(), 1900), ("2".into(), 700)]),
         }
     }
 }

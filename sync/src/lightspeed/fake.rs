@@ -150,6 +150,9 @@ pub struct FakeLightspeed {
     sales: BTreeMap<u64, LsSale>,
     by_reference: BTreeMap<String, Vec<u64>>,
     item_shops: BTreeMap<(u64, u64), ItemShopRow>,
+    /// Items edited in Lightspeed (`/_fake/items`): default price and the edit's time, which
+    /// is the item's `timeStamp` (stock changes leave it alone).
+    item_edits: BTreeMap<u64, (i64, Timestamp)>,
     stats: LsStats,
     next_sale: u64,
 }
@@ -246,6 +249,7 @@ impl FakeLightspeed {
             sales: BTreeMap::new(),
             by_reference: BTreeMap::new(),
             item_shops: BTreeMap::new(),
+            item_edits: BTreeMap::new(),
             stats: LsStats::default(),
             next_sale: 1,
         };
@@ -396,6 +400,18 @@ impl FakeLightspeed {
     }
 
     fn fake_surface(&mut self, req: &HttpRequest, path: &str) -> Option<HttpResponse> {
+        if (req.method, path) == (Method::Post, "/_fake/items") {
+            // A price changed in Lightspeed itself: {"itemID": n, "price": "2.50"}; the
+            // item's timeStamp moves.
+            let v: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+            let item = v.get("itemID").and_then(int).filter(|i| *i > 0 && (*i as u64) <= self.cfg.catalog_size);
+            let price = v.get("price").and_then(super::json::money_minor).filter(|p| *p >= 0);
+            let (Some(item), Some(price)) = (item, price) else {
+                return Some(HttpResponse::json(400, &json!({"error": "give the itemID of an item and a price"})));
+            };
+            self.item_edits.insert(item as u64, (price, Timestamp::now()));
+            return Some(HttpResponse::json(200, &v));
+        }
         if (req.method, path) == (Method::Post, "/_fake/stock") {
             // A stock change made in Lightspeed itself (a delivery received at the POS):
             // {"itemID": n, "shopID": s, "qoh": q}. The shopID 0 summary row follows.
@@ -706,8 +722,36 @@ impl FakeLightspeed {
     }
 
     fn list_items(&self, q: &[(String, String)]) -> HttpResponse {
-        let rows: Vec<(Vec<Value>, u64)> = (1..=self.cfg.catalog_size).map(|id| (vec![json!(id)], id)).collect();
-        self.page(rows, q, "Item.json", "Item", |id| item_json(*id))
+        let mut since: Option<Timestamp> = None;
+        for (k, v) in q {
+            match k.as_str() {
+                "timeStamp" => match v.split_once(',') {
+                    Some((">=", t)) => match t.parse::<Timestamp>() {
+                        Ok(t) => since = Some(t),
+                        Err(_) => return ls_error(400, "timeStamp: not an ISO-8601 instant"),
+                    },
+                    _ => return ls_error(400, "timeStamp: the fake takes only >=,<instant>"),
+                },
+                "sort" if v == "timeStamp" || v == "itemID" => {}
+                "sort" => return ls_error(400, "Item sorts by itemID or timeStamp"),
+                "limit" | "after" | "before" | "load_relations" => {}
+                other => return ls_error(400, &format!("{other} is not a field the fake filters Item by")),
+            }
+        }
+        let edits = &self.item_edits;
+        let ts = |id: u64| edits.get(&id).map_or(Timestamp::UNIX_EPOCH, |e| e.1);
+        let rows: Vec<(Vec<Value>, u64)> = match since {
+            None => (1..=self.cfg.catalog_size).map(|id| (vec![json!(id)], id)).collect(),
+            Some(s) => {
+                let mut r: Vec<(Vec<Value>, u64)> = (1..=self.cfg.catalog_size)
+                    .filter(|id| ts(*id) >= s)
+                    .map(|id| (vec![json!(ts(id).as_millisecond()), json!(id)], id))
+                    .collect();
+                r.sort_by_key(|(_, id)| (ts(*id), *id));
+                r
+            }
+        };
+        self.page(rows, q, "Item.json", "Item", |id| item_json(*id, edits.get(id).copied()))
     }
 
     fn list_item_shops(&self, q: &[(String, String)]) -> HttpResponse {
@@ -801,8 +845,12 @@ fn sale_json(s: &LsSale) -> Value {
     })
 }
 
-fn item_json(id: u64) -> Value {
-    let it = crate::demo::demo_item(id - 1);
+fn item_json(id: u64, edit: Option<(i64, Timestamp)>) -> Value {
+    let mut it = crate::demo::demo_item(id - 1);
+    if let Some((p, _)) = edit {
+        it.price_minor = p;
+    }
+    let stamp = edit.map_or(Timestamp::UNIX_EPOCH, |e| e.1);
     json!({
         "itemID": id.to_string(),
         "systemSku": format!("21{:011}", id),
@@ -812,7 +860,8 @@ fn item_json(id: u64) -> Value {
         "tax": "true",
         "archived": "false",
         "itemType": if it.kind == ItemKind::Weight { "non_inventory" } else { "default" },
-        "timeStamp": ts_str(Timestamp::UNIX_EPOCH),
+        "taxClassID": if it.tax_rate_bp == 1900 { "1" } else { "2" },
+        "timeStamp": ts_str(stamp),
         "Prices": {"ItemPrice": [
             {"amount": money_str(it.price_minor), "useTypeID": "1", "useType": "Default"},
             {"amount": money_str(it.price_minor), "useTypeID": "2", "useType": "MSRP"}

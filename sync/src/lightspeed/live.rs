@@ -2,6 +2,14 @@
 //! `customSku`), the ItemShop stock pull by `timeStamp` (rebasing local stock), and the
 //! pages the reconciliation report reads. Shares the account's tokens and pacer
 //! ([`LsAuth`]) with the delivery worker.
+//!
+//! When Lightspeed is the catalog's source ([`LsPull::with_catalog`]), items carry their
+//! prices too: the `ItemPrice` of `mappings.lightspeed.price_use_type` is the shelf price and
+//! `description` the name. The full Item read (at start, then hourly) sets them and notes the
+//! newest `Item.timeStamp`; between full reads, only items whose `timeStamp` moved are read
+//! (a price edit moves it; a stock change does not, which is why stock has its own feed).
+//! An item the store does not have yet is added when its `taxClassID` maps to a rate
+//! (`mappings.lightspeed.tax_classes`), else skipped and named in the log.
 
 use super::connector::LsAuth;
 use crate::store::Store;
@@ -11,6 +19,8 @@ use std::time::Duration;
 
 /// Store meta key of the ItemShop feed's cursor (the last `timeStamp` read).
 const META_LS_ITEMSHOP_CURSOR: &str = "lightspeed.itemshop.cursor";
+/// Store meta key of the Item feed's cursor (the newest `Item.timeStamp` read).
+const META_LS_ITEM_CURSOR: &str = "lightspeed.item.cursor";
 
 /// Reads from Lightspeed outside the delivery worker (pulls, the report), with the shared
 /// tokens.
@@ -20,6 +30,8 @@ pub struct LsPull {
     auth: Arc<LsAuth>,
     map: crate::mapping::LightspeedMap,
     timeout: Duration,
+    /// Lightspeed is the catalog's source: prices and names too, in this currency.
+    catalog: Option<crate::money::Currency>,
 }
 
 impl LsPull {
@@ -30,7 +42,72 @@ impl LsPull {
         map: crate::mapping::LightspeedMap,
         timeout: Duration,
     ) -> LsPull {
-        LsPull { client, base: base.trim_end_matches('/').to_string(), auth, map, timeout }
+        LsPull { client, base: base.trim_end_matches('/').to_string(), auth, map, timeout, catalog: None }
+    }
+
+    /// Lightspeed is the catalog's source: item prices and names go into the catalog.
+    pub fn with_catalog(mut self, currency: crate::money::Currency) -> LsPull {
+        self.catalog = Some(currency);
+        self
+    }
+
+    /// The local item a Lightspeed Item row makes (price and name from Lightspeed), or why
+    /// not. `None`: nothing changes.
+    fn priced(
+        &self,
+        it: &serde_json::Value,
+        sku: &str,
+        local: Option<&crate::domain::Item>,
+    ) -> Result<Option<crate::domain::Item>, String> {
+        let Some(currency) = self.catalog else { return Ok(None) };
+        let prices = it.get("Prices").map(|p| Self::rows(p, "ItemPrice")).unwrap_or_default();
+        let price = prices
+            .iter()
+            .find(|p| p.get("useType").and_then(|u| u.as_str()) == Some(self.map.price_use_type.as_str()))
+            .and_then(|p| p.get("amount"))
+            .and_then(crate::lightspeed::json::money_minor)
+            .filter(|p| *p >= 0);
+        let Some(price) = price else {
+            return Err(format!("no {:?} price (mappings.lightspeed.price_use_type)", self.map.price_use_type));
+        };
+        let name: String = it
+            .get("description")
+            .and_then(|d| d.as_str())
+            .filter(|d| !d.is_empty())
+            .unwrap_or(sku)
+            .chars()
+            .take(200)
+            .collect();
+        let item = match local {
+            Some(l) => crate::domain::Item { price_minor: price, name, ..l.clone() },
+            None => {
+                let class = it.get("taxClassID").and_then(|v| v.as_str()).unwrap_or("");
+                let Some(rate) = self.map.tax_classes.get(class).copied() else {
+                    return Err(crate::mapping::missing(
+                        &format!("mappings.lightspeed.tax_classes.\"{class}\""),
+                        "no tax rate for the item's tax class",
+                    ));
+                };
+                let barcodes = ["ean", "upc"]
+                    .iter()
+                    .filter_map(|k| it.get(*k).and_then(|v| v.as_str()))
+                    .filter(|b| !b.is_empty() && b.len() <= 64 && b.chars().all(|c| c.is_ascii_alphanumeric()))
+                    .map(str::to_string)
+                    .collect();
+                crate::domain::Item {
+                    sku: sku.to_string(),
+                    name,
+                    price_minor: price,
+                    currency,
+                    tax_rate_bp: rate,
+                    kind: crate::domain::ItemKind::Unit,
+                    barcodes,
+                    category: String::new(),
+                    age_restricted: false,
+                }
+            }
+        };
+        Ok((local != Some(&item)).then_some(item))
     }
 
     /// Whether a full Item read has succeeded since the start.
@@ -135,15 +212,29 @@ impl LsPull {
         }
     }
 
-    /// One round: the Item pages when `items` (the whole catalog: the bucket pays a drip a
-    /// page, so callers do this rarely), then ItemShop stock when `stock`.
+    /// One round: the Item pages when `items_too` (the whole catalog: the bucket pays a drip
+    /// a page, so callers do this rarely) — else, when Lightspeed is the catalog's source,
+    /// only the items edited since the last read — then ItemShop stock when `stock`.
     pub async fn round(&self, store: &Arc<dyn Store>, items_too: bool, stock: bool) -> Result<(usize, usize), String> {
         use crate::lightspeed::json::int;
         let acct = format!("/API/V3/Account/{}", self.map.account_id);
         let mut items = 0;
-        let mut path = format!("{acct}/Item.json?limit=100");
+        let read_start = Timestamp::now();
+        let item_cursor =
+            store.meta_get(META_LS_ITEM_CURSOR).ok().flatten().map(|b| String::from_utf8_lossy(&b).into_owned());
+        let mut path = match (&item_cursor, items_too) {
+            (Some(c), false) if self.catalog.is_some() => format!(
+                "{acct}/Item.json?sort=timeStamp&limit=100&timeStamp={}",
+                crate::netsuite::tba::pct(&format!(">=,{c}"))
+            ),
+            _ => format!("{acct}/Item.json?limit=100"),
+        };
+        let read = items_too || (self.catalog.is_some() && item_cursor.is_some());
+        let mut newest_item = item_cursor.clone().unwrap_or_default();
+        let mut changed = Vec::new();
+        let mut skipped = 0usize;
         loop {
-            if !items_too {
+            if !read {
                 break;
             }
             let page = self.get(&path).await?;
@@ -156,21 +247,65 @@ impl LsPull {
                 if sku.is_empty() {
                     continue;
                 }
+                if let Some(ts) = it.get("timeStamp").and_then(|v| v.as_str())
+                    && ts > newest_item.as_str()
+                {
+                    newest_item = ts.to_string();
+                }
                 let key = crate::mapping::ls_item_key(sku);
                 let new = id.to_string();
                 if store.meta_get(&key).ok().flatten().as_deref() != Some(new.as_bytes()) {
                     store.meta_set(&key, new.as_bytes()).map_err(|e| e.to_string())?;
                     store.meta_set(&format!("lightspeed.sku.{id}"), sku.as_bytes()).map_err(|e| e.to_string())?;
                 }
+                let local = store.item(sku).map_err(|e| e.to_string())?;
+                match self.priced(&it, sku, local.as_ref()) {
+                    Ok(Some(item)) => changed.push(item),
+                    Ok(None) => {}
+                    Err(why) => {
+                        skipped += 1;
+                        tracing::warn!(remote = "lightspeed", %sku, %why, "pulled item skipped");
+                    }
+                }
                 items += 1;
+            }
+            if changed.len() >= 500 {
+                store.put_items(&changed).map_err(|e| e.to_string())?;
+                changed.clear();
             }
             match crate::lightspeed::json::next_page(&page) {
                 Some(n) => path = n,
                 None => {
-                    self.auth.items_learned();
+                    if items_too {
+                        self.auth.items_learned();
+                    }
                     break;
                 }
             }
+        }
+        if !changed.is_empty() {
+            store.put_items(&changed).map_err(|e| e.to_string())?;
+        }
+        if read && self.catalog.is_some() {
+            // After a full read, never earlier than five minutes before it began: items
+            // nobody edited keep an old timeStamp, and the next reads must not page through
+            // all of them again (an edit older than that was in this full read).
+            if items_too {
+                let floor = read_start
+                    .checked_sub(jiff::SignedDuration::from_secs(300))
+                    .unwrap_or(read_start)
+                    .strftime("%Y-%m-%dT%H:%M:%S+00:00")
+                    .to_string();
+                if floor > newest_item {
+                    newest_item = floor;
+                }
+            }
+            if !newest_item.is_empty() {
+                store.meta_set(META_LS_ITEM_CURSOR, newest_item.as_bytes()).map_err(|e| e.to_string())?;
+            }
+        }
+        if skipped > 0 {
+            tracing::debug!(skipped, "Lightspeed items skipped this round");
         }
         let mut levels = 0;
         if stock {
