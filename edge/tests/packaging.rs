@@ -110,7 +110,7 @@ fn doctor_checks_the_box_with_and_without_the_daemon() {
     assert_eq!(code, Some(if any_fail { 1 } else { 0 }), "exit 1 exactly when a check fails: {by:?}");
     assert_eq!(d.term(), Some(0));
     let (_, by) = doctor();
-    assert!(by["store"].1.starts_with("opens; format 2"), "{by:?}");
+    assert!(by["store"].1.starts_with("opens; format 3"), "{by:?}");
     assert_eq!(by["daemon"].0, "warn", "{by:?}");
     std::fs::set_permissions(data.join("tokens.json"), std::fs::Permissions::from_mode(0o644)).expect("chmod");
     let (code, by) = doctor();
