@@ -469,6 +469,26 @@ async fn catalog_barcode(
     Ok(Json(catalog_item(item, &stock)))
 }
 
+/// Admits a commit: refused below the disk guard (507) or while edged stops (503); the
+/// returned gate keeps shutdown from finishing under the commit.
+async fn admit_commit(app: &Arc<App>, what: &str) -> ApiResult<tokio::sync::OwnedRwLockReadGuard<()>> {
+    let app3 = app.clone();
+    if let Err(why) = tokio::task::spawn_blocking(move || app3.disk_guard()).await.map_err(ApiError::internal)? {
+        tracing::warn!(%why, "{what} refused: disk low");
+        return Err(ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "disk-low", "Disk nearly full", why));
+    }
+    app.commit_gate().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting-down",
+            "Daemon stopping",
+            format!(
+                "edged is shutting down and takes no new {what}s; retry with the same Idempotency-Key when it is back"
+            ),
+        )
+    })
+}
+
 fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
     let s = v.to_str().ok().filter(|s| !s.is_empty() && s.len() <= 255 && s.bytes().all(|b| (0x21..0x7f).contains(&b)));
@@ -521,20 +541,7 @@ async fn post_sale(
     };
     let rid = current_request_id().unwrap_or_else(|| new_id().to_string());
     let print = req.receipt != Some(false);
-    let app3 = app.clone();
-    if let Err(why) = tokio::task::spawn_blocking(move || app3.disk_guard()).await.map_err(ApiError::internal)? {
-        tracing::warn!(%why, "sale refused: disk low");
-        return Err(ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "disk-low", "Disk nearly full", why));
-    }
-    // Holding the gate keeps shutdown from finishing under a commit.
-    let Some(gate) = app.commit_gate() else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting-down",
-            "Daemon stopping",
-            "edged is shutting down and takes no new sales; retry with the same Idempotency-Key when it is back",
-        ));
-    };
+    let gate = admit_commit(&app, "sale").await?;
     let app2 = app.clone();
     let role = auth.0;
     let started = Instant::now();
@@ -666,19 +673,8 @@ async fn post_refund(
     auth.require(&[Role::Manager])?;
     let id = parse_uuid(&id, "id")?;
     let key = idempotency_key(&headers)?;
-    let app3 = app.clone();
-    if let Err(why) = tokio::task::spawn_blocking(move || app3.disk_guard()).await.map_err(ApiError::internal)? {
-        return Err(ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "disk-low", "Disk nearly full", why));
-    }
+    let gate = admit_commit(&app, "refund").await?;
     let rid = current_request_id().unwrap_or_else(|| new_id().to_string());
-    let Some(gate) = app.commit_gate() else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting-down",
-            "Daemon stopping",
-            "edged is shutting down",
-        ));
-    };
     let app2 = app.clone();
     let role = auth.0;
     let joined = tokio::task::spawn_blocking(move || {
@@ -747,19 +743,8 @@ async fn post_adjustment(
         return Err(ApiError::new(StatusCode::CONFLICT, "adjustments-refused", "Adjust stock at the source", why));
     }
     let key = idempotency_key(&headers)?;
-    let app3 = app.clone();
-    if let Err(why) = tokio::task::spawn_blocking(move || app3.disk_guard()).await.map_err(ApiError::internal)? {
-        return Err(ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "disk-low", "Disk nearly full", why));
-    }
+    let gate = admit_commit(&app, "adjustment").await?;
     let rid = current_request_id().unwrap_or_else(|| new_id().to_string());
-    let Some(gate) = app.commit_gate() else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting-down",
-            "Daemon stopping",
-            "edged is shutting down",
-        ));
-    };
     let app2 = app.clone();
     let role = auth.0;
     let joined = tokio::task::spawn_blocking(move || {

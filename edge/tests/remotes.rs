@@ -315,18 +315,7 @@ fn a_missing_mapping_waits_as_a_dead_letter_and_a_replay_delivers_it_once() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("warning: mappings.lightspeed.tenders.cash"), "{text}");
 
-    let run = |cfg: &Path| -> (Child, String) {
-        let mut child = Command::new(common::EDGED)
-            .args(["run", "--config"])
-            .arg(cfg)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read");
-        (child, line.trim().strip_prefix("READY ").expect("READY").to_string())
-    };
+    let run = run_config;
     let tokens: edge_api::TokensFile =
         serde_json::from_slice(&std::fs::read(dir.join("tokens.json")).expect("t")).expect("json");
     let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
@@ -373,6 +362,33 @@ fn a_missing_mapping_waits_as_a_dead_letter_and_a_replay_delivers_it_once() {
     child.wait().expect("wait");
 }
 
+/// `edged run --config CFG` as a child; its URL from the READY line.
+fn run_config(cfg: &Path) -> (Child, String) {
+    let mut child = Command::new(common::EDGED)
+        .args(["run", "--config"])
+        .arg(cfg)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read");
+    (child, line.trim().strip_prefix("READY ").expect("READY").to_string())
+}
+
+/// A demo store in DIR made against the fakes, then run by its own config after `edit`:
+/// the child, its URL and the role tokens.
+fn run_edited(dir: &Path, fakes: &Fakes, edit: impl FnOnce(String) -> String) -> (Child, String, edge_api::TokensFile) {
+    let mut d = Daemon::start_with(dir, 100, &["--fakes", &fakes.file.to_string_lossy()]);
+    assert_eq!(d.term(), Some(0));
+    let cfg_path = dir.join("config.toml");
+    let text = edit(std::fs::read_to_string(&cfg_path).expect("config"));
+    std::fs::write(&cfg_path, &text).expect("write");
+    let (child, url) = run_config(&cfg_path);
+    let tokens = serde_json::from_slice(&std::fs::read(dir.join("tokens.json")).expect("t")).expect("json");
+    (child, url, tokens)
+}
+
 fn stock_of(http: &reqwest::blocking::Client, url: &str, token: &str, sku: &str) -> i64 {
     let v: Value = http
         .get(format!("{url}/v1/catalog/items?q={sku}"))
@@ -392,28 +408,14 @@ fn lightspeed_as_the_stock_source_rebases_without_counting_a_sale_twice() {
     let tmp = tempfile::tempdir().expect("tmp");
     let fakes = start_fakes(&tmp.path().join("fakes"), &["--lightspeed-speed", "20"]);
     let dir = tmp.path().join("edge");
-    let mut d = Daemon::start_with(&dir, 100, &["--fakes", &fakes.file.to_string_lossy()]);
-    assert_eq!(d.term(), Some(0));
-    let cfg_path = dir.join("config.toml");
-    let text = std::fs::read_to_string(&cfg_path).expect("config");
-    let text = text.replace("[routing]\ncatalog = \"cloud\"", "[routing]\ncatalog = \"lightspeed\"").replace(
-        "secret_file = \"secrets/lightspeed.json\"\ntimeout_ms = 5000\npull_interval_s = 30",
-        "secret_file = \"secrets/lightspeed.json\"\ntimeout_ms = 5000\npull_interval_s = 1",
-    );
-    assert!(text.contains("catalog = \"lightspeed\"") && text.contains("pull_interval_s = 1"), "{text}");
-    std::fs::write(&cfg_path, &text).expect("write");
-    let mut child = Command::new(common::EDGED)
-        .args(["run", "--config"])
-        .arg(&cfg_path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read");
-    let url = line.trim().strip_prefix("READY ").expect("READY").to_string();
-    let tokens: edge_api::TokensFile =
-        serde_json::from_slice(&std::fs::read(dir.join("tokens.json")).expect("t")).expect("json");
+    let (mut child, url, tokens) = run_edited(&dir, &fakes, |text| {
+        let text = text.replace("[routing]\ncatalog = \"cloud\"", "[routing]\ncatalog = \"lightspeed\"").replace(
+            "secret_file = \"secrets/lightspeed.json\"\ntimeout_ms = 5000\npull_interval_s = 30",
+            "secret_file = \"secrets/lightspeed.json\"\ntimeout_ms = 5000\npull_interval_s = 1",
+        );
+        assert!(text.contains("catalog = \"lightspeed\"") && text.contains("pull_interval_s = 1"), "{text}");
+        text
+    });
     let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
     let sku = "SKU-0000001";
     let start = stock_of(&http, &url, &tokens.kiosk, sku);
@@ -488,27 +490,13 @@ fn netsuite_as_the_catalog_source_and_stock_adjustments_reach_it_once() {
     let tmp = tempfile::tempdir().expect("tmp");
     let fakes = start_fakes(&tmp.path().join("fakes"), &[]);
     let dir = tmp.path().join("edge");
-    let mut d = Daemon::start_with(&dir, 100, &["--fakes", &fakes.file.to_string_lossy()]);
-    assert_eq!(d.term(), Some(0));
-    let cfg_path = dir.join("config.toml");
-    let text = std::fs::read_to_string(&cfg_path).expect("config");
-    let text = text
-        .replace("[routing]\ncatalog = \"cloud\"", "[routing]\ncatalog = \"netsuite\"")
-        .replace("max_in_flight = 5\n", "max_in_flight = 5\npull_interval_s = 1\n");
-    assert!(text.contains("catalog = \"netsuite\"") && text.contains("pull_interval_s = 1\n"), "{text}");
-    std::fs::write(&cfg_path, &text).expect("write");
-    let mut child = Command::new(common::EDGED)
-        .args(["run", "--config"])
-        .arg(&cfg_path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read");
-    let url = line.trim().strip_prefix("READY ").expect("READY").to_string();
-    let tokens: edge_api::TokensFile =
-        serde_json::from_slice(&std::fs::read(dir.join("tokens.json")).expect("t")).expect("json");
+    let (mut child, url, tokens) = run_edited(&dir, &fakes, |text| {
+        let text = text
+            .replace("[routing]\ncatalog = \"cloud\"", "[routing]\ncatalog = \"netsuite\"")
+            .replace("max_in_flight = 5\n", "max_in_flight = 5\npull_interval_s = 1\n");
+        assert!(text.contains("catalog = \"netsuite\"") && text.contains("pull_interval_s = 1\n"), "{text}");
+        text
+    });
     let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
     let ns = fakes.urls["netsuite"].clone();
     let sku = "SKU-0000001";

@@ -725,12 +725,9 @@ impl FakeLightspeed {
         let mut since: Option<Timestamp> = None;
         for (k, v) in q {
             match k.as_str() {
-                "timeStamp" => match v.split_once(',') {
-                    Some((">=", t)) => match t.parse::<Timestamp>() {
-                        Ok(t) => since = Some(t),
-                        Err(_) => return ls_error(400, "timeStamp: not an ISO-8601 instant"),
-                    },
-                    _ => return ls_error(400, "timeStamp: the fake takes only >=,<instant>"),
+                "timeStamp" => match since_filter(v) {
+                    Ok(t) => since = Some(t),
+                    Err(r) => return r,
                 },
                 "sort" if v == "timeStamp" || v == "itemID" => {}
                 "sort" => return ls_error(400, "Item sorts by itemID or timeStamp"),
@@ -758,12 +755,9 @@ impl FakeLightspeed {
         let mut since: Option<Timestamp> = None;
         for (k, v) in q {
             match k.as_str() {
-                "timeStamp" => match v.split_once(',') {
-                    Some((">=", t)) => match t.parse::<Timestamp>() {
-                        Ok(t) => since = Some(t),
-                        Err(_) => return ls_error(400, "timeStamp: not an ISO-8601 instant"),
-                    },
-                    _ => return ls_error(400, "timeStamp: the fake takes only >=,<instant>"),
+                "timeStamp" => match since_filter(v) {
+                    Ok(t) => since = Some(t),
+                    Err(r) => return r,
                 },
                 "sort" if v == "timeStamp" => {}
                 "sort" => return ls_error(400, "ItemShop sorts by itemShopID or timeStamp"),
@@ -782,6 +776,14 @@ impl FakeLightspeed {
             json!({"itemShopID": r.id.to_string(), "qoh": r.qoh.to_string(), "sellable": r.qoh.max(0).to_string(),
                    "itemID": r.item.to_string(), "shopID": r.shop.to_string(), "timeStamp": ts_str(r.ts)})
         })
+    }
+}
+
+/// A `timeStamp` filter the fake takes: `>=,<instant>`.
+fn since_filter(v: &str) -> Result<Timestamp, HttpResponse> {
+    match v.split_once(',') {
+        Some((">=", t)) => t.parse::<Timestamp>().map_err(|_| ls_error(400, "timeStamp: not an ISO-8601 instant")),
+        _ => Err(ls_error(400, "timeStamp: the fake takes only >=,<instant>")),
     }
 }
 

@@ -33,6 +33,27 @@ pub fn boolean(v: &Value) -> Option<bool> {
 /// A decimal amount (`"9.99"`, `"-3.5"`, `9.99`) in minor units of a 2-decimal currency,
 /// rounded half away from zero past the second decimal. None if it is not a number.
 pub fn money_minor(v: &Value) -> Option<i64> {
+    let (neg, whole, mut digits) = decimal(v)?;
+    digits.resize(digits.len().max(3), 0);
+    let cents = i64::from(digits[0]) * 10 + i64::from(digits[1]);
+    let round = i64::from(digits[2] >= 5);
+    let m = whole.checked_mul(100)?.checked_add(cents + round)?;
+    Some(if neg { -m } else { m })
+}
+
+/// Thousandths of a quantity (a JSON number or a numeric string; digits past the third
+/// decimal are cut): `"1.25"` → 1250.
+pub fn thousandths(v: &Value) -> Option<i64> {
+    let (neg, whole, mut digits) = decimal(v)?;
+    digits.resize(digits.len().max(3), 0);
+    let f = i64::from(digits[0]) * 100 + i64::from(digits[1]) * 10 + i64::from(digits[2]);
+    let m = whole.checked_mul(1000)?.checked_add(f)?;
+    Some(if neg { -m } else { m })
+}
+
+/// Sign, whole part and decimal digits of a number that may come as a JSON number or a
+/// numeric string.
+fn decimal(v: &Value) -> Option<(bool, i64, Vec<u8>)> {
     let s = match v {
         Value::String(s) => s.trim().to_string(),
         Value::Number(n) => n.to_string(),
@@ -46,13 +67,7 @@ pub fn money_minor(v: &Value) -> Option<i64> {
     if w.is_empty() || !w.bytes().all(|b| b.is_ascii_digit()) || !f.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let whole: i64 = w.parse().ok()?;
-    let mut digits: Vec<u8> = f.bytes().map(|b| b - b'0').collect();
-    digits.resize(digits.len().max(3), 0);
-    let cents = i64::from(digits[0]) * 10 + i64::from(digits[1]);
-    let round = i64::from(digits[2] >= 5);
-    let m = whole.checked_mul(100)?.checked_add(cents + round)?;
-    Some(if neg { -m } else { m })
+    Some((neg, w.parse().ok()?, f.bytes().map(|b| b - b'0').collect()))
 }
 
 /// Minor units as Lightspeed writes amounts: `"12.30"`.

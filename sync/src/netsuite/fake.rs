@@ -154,24 +154,9 @@ fn invalid_login() -> HttpResponse {
     )
 }
 
-/// Thousandths of a NetSuite quantity (a JSON number or a numeric string, at most three
-/// decimals).
+/// Thousandths of a NetSuite quantity.
 fn milli(v: &Value) -> Option<i64> {
-    let text = match v {
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => s.trim().to_string(),
-        _ => return None,
-    };
-    let (neg, body) = match text.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, text.as_str()),
-    };
-    let (whole, frac) = body.split_once('.').unwrap_or((body, ""));
-    if whole.is_empty() || frac.len() > 3 || !whole.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let v = whole.parse::<i64>().ok()?.checked_mul(1000)? + format!("{frac:0<3}").parse::<i64>().ok()?;
-    Some(if neg { -v } else { v })
+    crate::lightspeed::json::thousandths(v)
 }
 
 /// A quantity in thousandths as NetSuite prints it (`12`, `0.35`, `-1.5`).

@@ -230,7 +230,9 @@ impl NsPull {
         let rows = self.all(&q).await?;
         let mut levels = Vec::new();
         for r in &rows {
-            let (Some(id), Some(q)) = (text(r, "item"), r.get("quantityonhand").and_then(thousandths)) else {
+            let (Some(id), Some(q)) =
+                (text(r, "item"), r.get("quantityonhand").and_then(crate::lightspeed::json::thousandths))
+            else {
                 continue;
             };
             let Some((sku, kind)) = sku_of.get(&id) else { continue };
@@ -284,27 +286,6 @@ impl NsPull {
             age_restricted: local.is_some_and(|l| l.age_restricted),
         })
     }
-}
-
-/// Thousandths of a quantity NetSuite gives (a number or numeric string, decimals cut at
-/// three).
-fn thousandths(v: &Value) -> Option<i64> {
-    let t = match v {
-        Value::String(s) => s.trim().to_string(),
-        Value::Number(n) => n.to_string(),
-        _ => return None,
-    };
-    let (neg, body) = match t.strip_prefix('-') {
-        Some(r) => (true, r.to_string()),
-        None => (false, t),
-    };
-    let (w, f) = body.split_once('.').unwrap_or((&body, ""));
-    if w.is_empty() || !w.bytes().chain(f.bytes()).all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let f3: String = f.chars().chain(std::iter::repeat('0')).take(3).collect();
-    let v = w.parse::<i64>().ok()?.checked_mul(1000)?.checked_add(f3.parse::<i64>().ok()?)?;
-    Some(if neg { -v } else { v })
 }
 
 /// NetSuite credentials outside the delivery worker (the report's SuiteQL).

@@ -104,6 +104,32 @@ pub struct SledStore {
     format_version: u32,
 }
 
+/// One pending outbox entry per remote (each named once) for a new record.
+fn new_entries(
+    mut remotes: Vec<String>,
+    kind: RecordKind,
+    record_id: Uuid,
+    at: Timestamp,
+    request_id: &str,
+) -> Vec<OutboxEntry> {
+    remotes.sort();
+    remotes.dedup();
+    remotes
+        .into_iter()
+        .map(|remote| OutboxEntry {
+            id: new_id(),
+            remote,
+            kind,
+            record_id,
+            state: OutboxState::Pending,
+            attempts: 0,
+            created_at: at,
+            updated_at: at,
+            request_id: request_id.to_string(),
+        })
+        .collect()
+}
+
 fn io(e: impl std::fmt::Display) -> StoreError {
     StoreError::Io(e.to_string())
 }
@@ -1122,23 +1148,7 @@ impl Store for SledStore {
         let sale = c.sale;
         let now = sale.created_at;
         // Ids are made once, here, and travel in the journal record: a replay reuses them.
-        let mut remotes = c.remotes;
-        remotes.sort();
-        remotes.dedup();
-        let entries: Vec<OutboxEntry> = remotes
-            .iter()
-            .map(|r| OutboxEntry {
-                id: new_id(),
-                remote: r.clone(),
-                kind: RecordKind::Sale,
-                record_id: sale.id,
-                state: OutboxState::Pending,
-                attempts: 0,
-                created_at: now,
-                updated_at: now,
-                request_id: sale.request_id.clone(),
-            })
-            .collect();
+        let entries = new_entries(c.remotes, RecordKind::Sale, sale.id, now, &sale.request_id);
         let audit = AuditRecord {
             id: new_id(),
             at: now,
@@ -1210,23 +1220,7 @@ impl Store for SledStore {
         }
         let adj = c.adjustment;
         let now = adj.created_at;
-        let mut remotes = c.remotes;
-        remotes.sort();
-        remotes.dedup();
-        let entries: Vec<OutboxEntry> = remotes
-            .iter()
-            .map(|r| OutboxEntry {
-                id: new_id(),
-                remote: r.clone(),
-                kind: RecordKind::Adjustment,
-                record_id: adj.id,
-                state: OutboxState::Pending,
-                attempts: 0,
-                created_at: now,
-                updated_at: now,
-                request_id: adj.request_id.clone(),
-            })
-            .collect();
+        let entries = new_entries(c.remotes, RecordKind::Adjustment, adj.id, now, &adj.request_id);
         let audit = AuditRecord {
             id: new_id(),
             at: now,
