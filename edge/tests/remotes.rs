@@ -390,6 +390,11 @@ fn run_edited(dir: &Path, fakes: &Fakes, edit: impl FnOnce(String) -> String) ->
 }
 
 fn stock_of(http: &reqwest::blocking::Client, url: &str, token: &str, sku: &str) -> i64 {
+    item_field(http, url, token, sku, "stock")
+}
+
+/// A number of the catalog's item `sku` (`stock`, `price_minor`).
+fn item_field(http: &reqwest::blocking::Client, url: &str, token: &str, sku: &str, field: &str) -> i64 {
     let v: Value = http
         .get(format!("{url}/v1/catalog/items?q={sku}"))
         .bearer_auth(token)
@@ -397,7 +402,7 @@ fn stock_of(http: &reqwest::blocking::Client, url: &str, token: &str, sku: &str)
         .expect("items")
         .json()
         .expect("json");
-    v["items"][0]["stock"].as_i64().expect("stock")
+    v["items"][0][field].as_i64().unwrap_or_else(|| panic!("{field} of {sku}: {v}"))
 }
 
 /// Lightspeed as the source of stock: ItemShop levels by `timeStamp` rebase the local
@@ -470,14 +475,7 @@ fn lightspeed_as_the_stock_source_rebases_without_counting_a_sale_twice() {
 }
 
 fn price_of(http: &reqwest::blocking::Client, url: &str, token: &str, sku: &str) -> i64 {
-    let v: Value = http
-        .get(format!("{url}/v1/catalog/items?q={sku}"))
-        .bearer_auth(token)
-        .send()
-        .expect("items")
-        .json()
-        .expect("json");
-    v["items"][0]["price_minor"].as_i64().expect("price")
+    item_field(http, url, token, sku, "price_minor")
 }
 
 /// NetSuite as the source of catalog, prices and stock (SuiteQL pages), and stock
