@@ -394,6 +394,11 @@ impl Connector for CloudConnector {
         MAX_EVENTS
     }
 
+    /// Event ids are idempotency keys: a repeat is answered `duplicate`.
+    fn resend_is_safe(&self) -> bool {
+        true
+    }
+
     fn build(
         &mut self,
         records: &[(OutboxEntry, Record)],

@@ -29,7 +29,10 @@
 //!   with the sale commits' group commit) before it returns the request. After a crash,
 //!   an entry found InFlight (or Unknown) is an entry whose outcome is unknown; it is settled
 //!   by sending it again with the same id, which the remote answers as a duplicate. Other
-//!   moves are durable at the next sync; losing one only causes such a re-send.
+//!   moves are durable at the next sync; losing one only causes such a re-send. Where a
+//!   blind re-send can never duplicate ([`Connector::resend_is_safe`]: the cloud's event
+//!   ids, NetSuite's upsert by external id) the InFlight move is not flushed first either;
+//!   only a remote that must be asked before a re-post (Lightspeed) pays the flush.
 //! * **Errors are classified**: a failure of the remote as a whole (cannot connect, timeout,
 //!   5xx, 401/403, garbled answer) does not count against the records — it feeds the
 //!   circuit breaker and the remote's backoff, so a week-long outage never kills a sale. A
@@ -174,6 +177,13 @@ pub trait Connector: Send {
     /// remote's answer does.
     fn refusal(&self, reply: &HttpResponse) -> String {
         format!("refused ({}): {}", reply.status, reply.body_excerpt(300))
+    }
+    /// Whether sending a record again, blind, can never make a second copy at the remote
+    /// (an idempotent event id, an upsert by external id). Then InFlight need not be durable
+    /// before the send: a crash that loses the move leaves the entry pending, and sending it
+    /// again is harmless. A remote that needs a look-up first (Lightspeed) says no.
+    fn resend_is_safe(&self) -> bool {
+        false
     }
 }
 
@@ -545,7 +555,9 @@ impl Worker {
             return Ok(Poll::WaitUntil(t));
         }
 
-        // InFlight, durably, before anything is sent.
+        // InFlight, durably before anything is sent — unless a blind re-send is harmless
+        // at this remote (then the move rides on the next checkpoint and a request does not
+        // wait for a disk flush).
         let moves: Vec<OutboxMove> = records
             .iter()
             .map(|(e, _)| OutboxMove {
@@ -555,7 +567,11 @@ impl Worker {
                 next: OutboxState::InFlight { attempt: e.attempts.saturating_add(1) },
             })
             .collect();
-        let results = store.transition_outbox_durable(&moves, now)?;
+        let results = if self.connector.resend_is_safe() {
+            store.transition_outbox_many(&moves, now)?
+        } else {
+            store.transition_outbox_durable(&moves, now)?
+        };
         let mut sent = Vec::with_capacity(records.len());
         for ((e, _), r) in records.iter().zip(&results) {
             match r {

@@ -305,4 +305,9 @@ impl Connector for NetSuiteConnector {
     fn refusal(&self, reply: &HttpResponse) -> String {
         errors::reason(reply.status, &reply.body)
     }
+
+    /// `PUT …/eid:{id}` upserts: a repeat updates the same record.
+    fn resend_is_safe(&self) -> bool {
+        true
+    }
 }
