@@ -1,6 +1,6 @@
 //! `GET /v1/sync/report?date=D` (and `edgectl sync report`): one business day reconciled
-//! with each system of record — the store's sales and refunds of the day against what
-//! Lightspeed and NetSuite keep, as counts, totals and Jepsen's lost / duplicated /
+//! with each system of record — the store's sales and refunds of the day (at NetSuite also
+//! its stock adjustments, counted with no money) against what Lightspeed and NetSuite keep, as counts, totals and Jepsen's lost / duplicated /
 //! unexpected lists (`edge_sync::report`).
 //!
 //! The day is the store's business day: from `business_day_start` in the store's time zone
@@ -55,6 +55,28 @@ pub fn local_day(app: &App, date: Date, remote: &str) -> Result<Vec<LocalRecord>
         }
         if page.len() < 500 || last.created_at > Timestamp::now() {
             break;
+        }
+    }
+    // Stock adjustments are records at NetSuite too (`inventoryAdjustment`, no money).
+    if remote == "netsuite" {
+        let mut after = Some(uuid::Builder::from_unix_timestamp_millis(from, &[0; 10]).into_uuid());
+        loop {
+            let page = app.store.adjustments_page(after.as_ref(), 500).map_err(|e| e.to_string())?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id);
+            for a in page.iter().filter(|a| a.business_date == date) {
+                let state = app
+                    .store
+                    .outbox_entries_of(&a.id)
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .find(|e| e.remote == remote)
+                    .map_or("none", |e| e.state.name());
+                out.push(LocalRecord { sale_id: a.id.to_string(), total_minor: 0, state: state.into() });
+            }
+            if page.len() < 500 {
+                break;
+            }
         }
     }
     Ok(out)

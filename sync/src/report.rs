@@ -161,7 +161,8 @@ pub fn netsuite_rows(items: &[Value]) -> Result<Vec<RemoteRecord>, String> {
 pub fn netsuite_day_query(date: &str) -> String {
     format!(
         "SELECT id, externalid, trandate, type, foreigntotal FROM transaction \
-         WHERE trandate = TO_DATE('{date}', 'YYYY-MM-DD') AND type IN ('CashSale', 'CashRfnd') ORDER BY id"
+         WHERE trandate = TO_DATE('{date}', 'YYYY-MM-DD') AND type IN ('CashSale', 'CashRfnd', 'InvAdjst') \
+         ORDER BY id"
     )
 }
 

@@ -455,8 +455,13 @@ impl Worker {
         let mut earliest_deferred: Option<i64> = None;
         let mut after: Option<Uuid> = None;
         let mut scanned = 0usize;
+        // The first page is sized for what this poll can take (a batch, past the entries
+        // already in flight or waiting out a backoff): each entry read is a store lookup, and
+        // reading 256 to send one cost milliseconds per request.
+        let mut page_size = (max + self.busy.len() + self.deferred.len()).clamp(16, 256);
         'scan: while scanned < self.policy.scan_limit {
-            let page = store.outbox_waiting(&self.remote, after.as_ref(), 256)?;
+            let page = store.outbox_waiting(&self.remote, after.as_ref(), page_size)?;
+            page_size = 256;
             if page.is_empty() {
                 break;
             }

@@ -708,11 +708,15 @@ impl FakeNetSuite {
             let day = text.split("trandate = to_date('").nth(1).and_then(|r| r.split('\'').next()).map(str::to_string);
             self.records
                 .values()
-                .filter(|r| r.record_type != "inventoryadjustment")
                 .filter(|r| day.as_deref().is_none_or(|d| r.tran_date == d))
                 .map(|r| {
+                    let ty = match r.record_type.as_str() {
+                        "cashsale" => "CashSale",
+                        "cashrefund" => "CashRfnd",
+                        _ => "InvAdjst",
+                    };
                     json!({"links": [], "id": r.id.to_string(), "externalid": r.external_id, "trandate": r.tran_date,
-                           "type": if r.record_type == "cashsale" { "CashSale" } else { "CashRfnd" },
+                           "type": ty,
                            "foreigntotal": crate::lightspeed::json::money_str(if r.record_type == "cashrefund" { -r.total_minor } else { r.total_minor })})
                 })
                 .collect()
