@@ -280,8 +280,8 @@ fn adj_commit(a: StockAdjustment, key: Option<&str>, fp: &str) -> AdjustmentComm
 }
 
 /// An adjustment is one atomic write (record, outbox entries of its kind, stock delta,
-/// audit), durable when it returns (it survives reopening), and a retry with the same key
-/// never adjusts twice.
+/// audit) that a reopened store reads back, and a retry with the same key never adjusts
+/// twice.
 #[test]
 fn a_stock_adjustment_moves_stock_once_and_survives_reopening() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -304,7 +304,9 @@ fn a_stock_adjustment_moves_stock_once_and_survives_reopening() {
         assert_eq!(s.adjustment(&other.id).expect("get"), None);
         assert_eq!(s.adjustment(&retry.id).expect("get"), None);
         assert_eq!(s.stock(&sku).expect("stock").unreflected, -4);
-        // Not synced on purpose: the commit itself must have made it durable.
+        // No sync here: what the commit wrote is what the reopened store reads. (Against
+        // power loss it rests on the checkpoint inside the commit; a reopen in one process
+        // cannot show that.)
         (a, sku)
     };
     let s = open(dir.path());

@@ -258,13 +258,17 @@ impl LsPull {
                     store.meta_set(&key, new.as_bytes()).map_err(|e| e.to_string())?;
                     store.meta_set(&format!("lightspeed.sku.{id}"), sku.as_bytes()).map_err(|e| e.to_string())?;
                 }
-                let local = store.item(sku).map_err(|e| e.to_string())?;
-                match self.priced(&it, sku, local.as_ref()) {
-                    Ok(Some(item)) => changed.push(item),
-                    Ok(None) => {}
-                    Err(why) => {
-                        skipped += 1;
-                        tracing::warn!(remote = "lightspeed", %sku, %why, "pulled item skipped");
+                // Prices only when Lightspeed is the catalog's source: otherwise the full
+                // read costs no catalog lookup per item.
+                if self.catalog.is_some() {
+                    let local = store.item(sku).map_err(|e| e.to_string())?;
+                    match self.priced(&it, sku, local.as_ref()) {
+                        Ok(Some(item)) => changed.push(item),
+                        Ok(None) => {}
+                        Err(why) => {
+                            skipped += 1;
+                            tracing::warn!(remote = "lightspeed", %sku, %why, "pulled item skipped");
+                        }
                     }
                 }
                 items += 1;
