@@ -580,3 +580,140 @@ fn netsuite_as_the_catalog_source_and_stock_adjustments_reach_it_once() {
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
     child.wait().expect("wait");
 }
+
+/// A sale Lightspeed applied before its reply reached us is in the ItemShop level a pull read
+/// meanwhile, so for a moment the register subtracts it twice. Once the sale is confirmed,
+/// the pull settles it: the row is read again by `itemID=IN,[…]` (the `timeStamp` feed will
+/// not bring it back while a newer row leads it), and the SKU ends at Lightspeed's level.
+/// In-process fakes and pull over loopback HTTP; the worker is driven by hand so that the
+/// replies can be held back past the read.
+#[test]
+fn a_lightspeed_sale_confirmed_after_the_stock_read_is_read_again_not_subtracted_twice() {
+    use edge_sync::domain::{LineRequest, Sale, SaleKind, SaleStatus, TaxMode, Tender, price_line, settle};
+    use edge_sync::engine::{Policy, Poll, Worker};
+    use edge_sync::lightspeed::connector::{LightspeedConnector, LsAuth};
+    use edge_sync::lightspeed::live::LsPull;
+    use edge_sync::lightspeed::oauth::TokenSet;
+    use edge_sync::mapping::LightspeedMap;
+    use edge_sync::money::Currency;
+    use edge_sync::store::{SaleCommit, SledStore, Store, StoreConfig};
+    use jiff::Timestamp;
+    use std::sync::Arc;
+
+    edge_sync::tls::install_provider();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let opts = edge::fakes::FakesOptions { catalog_size: 40, ..Default::default() };
+        let fakes = edge::fakes::start(&opts).await.expect("fakes");
+        let ls_url = fakes.file.lightspeed.clone().expect("Lightspeed url");
+        let tmp = tempfile::tempdir().expect("tmp");
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(StoreConfig::new(tmp.path())).expect("store"));
+        let items: Vec<_> = (0..40).map(edge_sync::demo::demo_item).collect();
+        store.put_items(&items).expect("seed");
+        let tokens = TokenSet {
+            access: String::new(),
+            refresh: "demo-refresh-token".into(),
+            access_expires_at_ms: 0,
+            refresh_used_at_ms: Timestamp::now().as_millisecond(),
+            previous_refresh: None,
+        };
+        let auth = LsAuth::new("demo-client", "demo-secret", tokens, Box::new(|_| Ok(())));
+        let map = LightspeedMap::demo(40);
+        let pull = LsPull::new(reqwest::Client::new(), &ls_url, auth.clone(), map.clone(), Duration::from_secs(5));
+        pull.round(&store, true, true).await.expect("first round");
+
+        // Two unit items, X then Y, each sold once.
+        let units: Vec<_> = items.iter().filter(|i| i.kind == edge_sync::domain::ItemKind::Unit).collect();
+        let (x, y) = (units[0], units[1]);
+        let id_of = |sku: &str| map.items[sku];
+        let qoh = |sku: &str| fakes.lightspeed.lock().expect("fake").qoh(id_of(sku), map.shop_id).expect("row");
+        let available = |sku: &str| store.stock(sku).expect("stock").available().expect("level");
+        assert_eq!(available(&x.sku), qoh(&x.sku), "the first read sets the level");
+        let sell = |item: &edge_sync::domain::Item, units: u64| {
+            let now = Timestamp::now();
+            let bd = now.to_zoned(jiff::tz::TimeZone::get("Europe/Berlin").expect("tz")).date();
+            let line = price_line(1, item, &LineRequest::Units(units), None, TaxMode::Inclusive, Currency::EUR, bd)
+                .expect("line");
+            let tenders = vec![Tender::Cash { amount_minor: line.gross_minor }];
+            let lines = vec![line];
+            let (net, tax, total, tendered, change) = settle(&lines, &tenders, Currency::EUR).expect("settle");
+            let sale = Sale {
+                id: edge_sync::domain::new_id(),
+                status: SaleStatus::Completed,
+                kind: SaleKind::Sale,
+                refund_of: None,
+                reason: None,
+                created_at: now,
+                business_date: bd,
+                store_id: "store-001".into(),
+                currency: Currency::EUR,
+                tax_mode: TaxMode::Inclusive,
+                lines,
+                tenders,
+                net_minor: net,
+                tax_minor: tax,
+                total_minor: total,
+                tendered_minor: tendered,
+                change_minor: change,
+                request_id: "t".into(),
+                actor: "cashier".into(),
+                approved_by: None,
+            };
+            let commit =
+                SaleCommit { sale, idempotency_key: None, fingerprint: "t".into(), remotes: vec!["lightspeed".into()] };
+            store.commit_sale(commit).expect("commit");
+        };
+        sell(x, 2);
+        sell(y, 1);
+
+        // The worker sends both sales; Lightspeed applies them, their replies are held back.
+        let s2 = store.clone();
+        let resolver: edge_sync::lightspeed::connector::ItemResolver = Arc::new(move |sku: &str| {
+            let b = s2.meta_get(&edge_sync::mapping::ls_item_key(sku)).ok().flatten()?;
+            String::from_utf8_lossy(&b).parse().ok()
+        });
+        let connector = LightspeedConnector::new(map.clone(), auth.clone(), resolver, None);
+        let policy = Policy { max_in_flight: 2, ..Policy::default() };
+        let mut w = Worker::new("lightspeed", Box::new(connector), policy, 1);
+        let mut held = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while held.len() < 2 {
+            assert!(std::time::Instant::now() < deadline, "the worker did not send both sales");
+            match w.poll(Timestamp::now(), store.as_ref()).expect("poll") {
+                Poll::Send(b) => {
+                    let reply = match fakes.lightspeed.lock().expect("fake").handle(Timestamp::now(), &b.request) {
+                        edge_sync::cloud::fake::Disposition::Reply(r) => r,
+                        _ => panic!("the fake did not answer"),
+                    };
+                    if b.request.path.contains("/Sale.json") {
+                        held.push((b.seq, reply));
+                        // Y's row must be newer than X's (Lightspeed's timeStamp has seconds).
+                        tokio::time::sleep(Duration::from_millis(1100)).await;
+                    } else {
+                        w.on_reply(Timestamp::now(), store.as_ref(), b.seq, Ok(reply)).expect("reply");
+                    }
+                }
+                Poll::WaitUntil(t) => {
+                    let ms = (t.as_millisecond() - Timestamp::now().as_millisecond()).clamp(1, 1000);
+                    tokio::time::sleep(Duration::from_millis(ms as u64)).await;
+                }
+                Poll::Idle => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+        // The pull reads both rows while neither sale is confirmed: each is subtracted twice.
+        pull.round(&store, false, true).await.expect("second round");
+        assert_eq!(available(&x.sku), qoh(&x.sku) - 2, "X before its confirmation");
+        assert_eq!(available(&y.sku), qoh(&y.sku) - 1, "Y before its confirmation");
+
+        // The replies arrive. The next round's feed brings back only Y's row (the newest);
+        // X is settled by reading its row again.
+        for (seq, reply) in held {
+            w.on_reply(Timestamp::now(), store.as_ref(), seq, Ok(reply)).expect("reply");
+        }
+        pull.round(&store, false, true).await.expect("third round");
+        for sku in [&x.sku, &y.sku] {
+            let st = store.stock(sku).expect("stock");
+            assert_eq!((st.available(), st.unreflected), (Some(qoh(sku)), 0), "{sku} counted once");
+        }
+    });
+}

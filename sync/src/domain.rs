@@ -564,6 +564,13 @@ pub struct StockLevel {
     pub remote_at: Option<Timestamp>,
     /// Sum of local deltas not yet reflected remotely.
     pub unreflected: i64,
+    /// What the level includes, in the stock source's own numbering: a local record whose
+    /// confirmed remote id numbers at most this is in it (the cloud's `events_through`; for
+    /// Lightspeed and NetSuite, the newest id they had confirmed to us when the read began).
+    /// A record confirmed after the level was read is settled against it later
+    /// ([`crate::store::Store::settle_stock`]). `None` for an imported level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub through: Option<u64>,
 }
 
 impl StockLevel {

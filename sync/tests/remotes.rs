@@ -580,6 +580,23 @@ fn lightspeed_item_and_itemshop_cursors() {
     };
     assert_eq!(fake.qoh(2, 1), Some(before - sold));
     assert_eq!(fake.qoh(2, 0), Some(before - sold), "the summary row moves too");
+    // Rows of named items in one shop (the pull's second look at a settled sale's SKU).
+    let ins = edge_sync::netsuite::tba::pct("IN,[2,3]");
+    let r = get(&mut fake, &format!("/API/V3/Account/12345/ItemShop.json?shopID=1&itemID={ins}"), &token, T0 + 110_000);
+    assert_eq!(r.status, 200);
+    let v: Value = serde_json::from_slice(&r.body).expect("json");
+    let mut got: Vec<(String, String)> = v["ItemShop"]
+        .as_array()
+        .expect("two rows")
+        .iter()
+        .map(|r| (r["itemID"].as_str().unwrap_or("").to_string(), r["shopID"].as_str().unwrap_or("").to_string()))
+        .collect();
+    got.sort();
+    assert_eq!(got, vec![("2".into(), "1".into()), ("3".into(), "1".into())], "{v}");
+    let many: Vec<String> = (1..=101).map(|i: u32| i.to_string()).collect();
+    let ins = edge_sync::netsuite::tba::pct(&format!("IN,[{}]", many.join(",")));
+    let r = get(&mut fake, &format!("/API/V3/Account/12345/ItemShop.json?itemID={ins}"), &token, T0 + 111_000);
+    assert_eq!(r.status, 400, "IN takes at most 100 values");
 }
 
 #[test]

@@ -329,9 +329,69 @@ fn a_stock_adjustment_moves_stock_once_and_survives_reopening() {
         Timestamp::now(),
     )
     .expect("confirm");
-    s.rebase_stock("netsuite", &[(sku.clone(), 96, Timestamp::now())], &|rid| rid == "1001").expect("rebase");
+    s.rebase_stock("netsuite", &[(sku.clone(), 96, Timestamp::now())], 1001, &|rid| rid.parse().ok()).expect("rebase");
     let st = s.stock(&sku).expect("stock");
     assert_eq!((st.remote_level, st.unreflected, st.available()), (Some(96), 0, Some(96)));
+}
+
+/// A sale the stock source confirms only after a pull read a level that already held it:
+/// settling drops its delta by the level's marker, so it is not subtracted twice; one
+/// confirmed above the marker waits for a fresh read; an unconfirmed one stays.
+#[test]
+fn a_sale_confirmed_after_the_pull_that_counted_it_is_settled_by_the_levels_marker() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = open(dir.path());
+    seed(&s, 40);
+    let number = |rid: &str| rid.strip_prefix("evt_").and_then(|n| n.parse::<u64>().ok());
+    let sales: Vec<_> = (0..3)
+        .map(|_| {
+            let sale = make_sale(&s, 0, 1);
+            s.commit_sale(commit_of(sale.clone(), None, "fp")).expect("commit");
+            sale
+        })
+        .collect();
+    let sku = sales[0].lines[0].sku.clone();
+    assert!(sales.iter().all(|x| x.lines[0].sku == sku));
+    let qty = |x: &edge_sync::domain::Sale| -s.stock_deltas_of_sale(x).expect("deltas")[0].delta;
+    let sold: Vec<i64> = sales.iter().map(qty).collect();
+    let confirm = |i: usize, rid: &str| {
+        let e = s.outbox_entries_of(&sales[i].id).expect("entries").into_iter().find(|e| e.remote == "cloud");
+        let e = e.expect("cloud entry");
+        s.transition_outbox(
+            "cloud",
+            &e.id,
+            &e.state,
+            OutboxState::Confirmed { remote_id: rid.into() },
+            Timestamp::now(),
+        )
+        .expect("confirm");
+    };
+    // The cloud applied sales 0 and 1 (events 7 and 8) and reported the level through
+    // event 8, but only sale 0's confirmation had come back when the level was read.
+    confirm(0, "evt_7");
+    s.rebase_stock("cloud", &[(sku.clone(), 100, Timestamp::now())], 8, &number).expect("rebase");
+    let st = s.stock(&sku).expect("stock");
+    assert_eq!((st.through, st.unreflected), (Some(8), -(sold[1] + sold[2])));
+    // Sale 1's confirmation arrives (event 8, in the level); sale 2 is confirmed as event 9.
+    confirm(1, "evt_8");
+    confirm(2, "evt_9");
+    let settled = s.settle_stock("cloud", &number).expect("settle");
+    assert_eq!(settled.deltas_reflected, 1);
+    assert_eq!(settled.waiting, vec![sku.clone()], "event 9 is above the level's marker");
+    let st = s.stock(&sku).expect("stock");
+    assert_eq!((st.remote_level, st.unreflected), (Some(100), -sold[2]), "sale 1 counted once");
+    // Settling again changes nothing; a level through event 9 takes sale 2 in.
+    assert_eq!(s.settle_stock("cloud", &number).expect("settle").deltas_reflected, 0);
+    s.rebase_stock("cloud", &[(sku.clone(), 100 - sold[2], Timestamp::now())], 9, &number).expect("rebase");
+    let st = s.stock(&sku).expect("stock");
+    assert_eq!((st.unreflected, st.available()), (0, Some(100 - sold[2])));
+    let settled = s.settle_stock("cloud", &number).expect("settle");
+    assert!(settled.waiting.is_empty() && settled.deltas_reflected == 0, "{settled:?}");
+    // The other remotes' deltas are untouched: the rebase is per source.
+    assert_eq!(s.settle_stock("netsuite", &|r: &str| r.parse().ok()).expect("settle"), Default::default());
+    // An imported level knows no marker: nothing is settled against it.
+    s.set_remote_stock(&[(sku.clone(), 50, Timestamp::now())]).expect("import");
+    assert_eq!(s.stock(&sku).expect("stock").through, None);
 }
 
 #[test]

@@ -10,7 +10,9 @@
 //! Stock pulls rebase (never overwrite local sales): a level comes with `events_through`,
 //! the number of the last event the cloud had applied to stock. A local sale whose cloud
 //! entry is confirmed as `evt_<n>` with n ≤ `events_through` is in the level; every other
-//! local sale stays subtracted from it.
+//! local sale stays subtracted from it. The level keeps its `events_through`, so a sale whose
+//! confirmation arrives after the pull that counted it is settled by the next round
+//! ([`crate::store::Store::settle_stock`]) rather than subtracted until the SKU next changes.
 
 use super::sign;
 use crate::domain::{Item, ItemKind};
@@ -297,9 +299,18 @@ impl Puller {
                 let levels: Vec<(String, i64, Timestamp)> =
                     page.levels.iter().map(|l| (l.sku.clone(), l.level, page.as_of)).collect();
                 let through = page.events_through;
-                let st =
-                    store.rebase_stock("cloud", &levels, &|rid| event_number(rid).is_some_and(|n| n <= through))?;
-                tracing::debug!(levels = st.levels, stale = st.stale, reflected = st.deltas_reflected, "stock rebased");
+                let st = store.rebase_stock("cloud", &levels, through, &event_number)?;
+                // Once the feed is read: sales the cloud confirmed after their SKU's level was
+                // read, and in that level.
+                let settled =
+                    if page.has_more { 0 } else { store.settle_stock("cloud", &event_number)?.deltas_reflected };
+                tracing::debug!(
+                    levels = st.levels,
+                    stale = st.stale,
+                    reflected = st.deltas_reflected,
+                    settled,
+                    "stock rebased"
+                );
                 out.records = st.levels;
                 out.has_more = page.has_more;
                 page.next_cursor

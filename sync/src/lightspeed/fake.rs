@@ -23,7 +23,8 @@
 //!
 //! Departures (see docs/ARCHITECTURE.md): one account; a sale's tax is not recomputed
 //! (line prices are taken as tax-inclusive, as in the demo store); query operators other
-//! than `=` and `><` are refused with a 400 naming them; `speed` scales the drip rate so
+//! than `=`, `><`, `>=` on `timeStamp` and `IN` on ItemShop's `itemID` are refused with a
+//! 400 naming them; `speed` scales the drip rate so
 //! drains can be measured in seconds.
 
 use super::bucket::{self, Bucket, Milli, RequestShape, Rules};
@@ -753,11 +754,20 @@ impl FakeLightspeed {
 
     fn list_item_shops(&self, q: &[(String, String)]) -> HttpResponse {
         let mut since: Option<Timestamp> = None;
+        let (mut items, mut shop): (Option<Vec<u64>>, Option<u64>) = (None, None);
         for (k, v) in q {
             match k.as_str() {
                 "timeStamp" => match since_filter(v) {
                     Ok(t) => since = Some(t),
                     Err(r) => return r,
+                },
+                "itemID" => match in_filter(v) {
+                    Ok(ids) => items = Some(ids),
+                    Err(r) => return r,
+                },
+                "shopID" => match v.parse::<u64>() {
+                    Ok(id) => shop = Some(id),
+                    Err(_) => return ls_error(400, "shopID: the fake takes one shopID"),
                 },
                 "sort" if v == "timeStamp" => {}
                 "sort" => return ls_error(400, "ItemShop sorts by itemShopID or timeStamp"),
@@ -769,6 +779,8 @@ impl FakeLightspeed {
             .item_shops
             .values()
             .filter(|r| since.is_none_or(|s| r.ts >= s))
+            .filter(|r| items.as_ref().is_none_or(|ids| ids.contains(&r.item)))
+            .filter(|r| shop.is_none_or(|s| r.shop == s))
             .map(|r| (vec![json!(r.ts.as_millisecond()), json!(r.id)], r))
             .collect();
         rows.sort_by_key(|(_, r)| (r.ts, r.id));
@@ -777,6 +789,21 @@ impl FakeLightspeed {
                    "itemID": r.item.to_string(), "shopID": r.shop.to_string(), "timeStamp": ts_str(r.ts)})
         })
     }
+}
+
+/// An `IN,[1,2,3]` filter: at most 100 ids, as Lightspeed allows.
+fn in_filter(v: &str) -> Result<Vec<u64>, HttpResponse> {
+    let bad = || ls_error(400, "itemID: the fake takes IN,[id,id,...] or one id");
+    let list = match v.strip_prefix("IN,[").and_then(|r| r.strip_suffix(']')) {
+        Some(l) => l,
+        None => return v.parse::<u64>().map(|id| vec![id]).map_err(|_| bad()),
+    };
+    let ids: Vec<u64> =
+        list.split(',').map(|x| x.trim().parse::<u64>()).collect::<Result<_, _>>().map_err(|_| bad())?;
+    if ids.len() > 100 {
+        return Err(ls_error(400, "IN takes at most 100 values"));
+    }
+    Ok(ids)
 }
 
 /// A `timeStamp` filter the fake takes: `>=,<instant>`.

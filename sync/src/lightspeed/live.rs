@@ -325,47 +325,20 @@ impl LsPull {
             );
             let mut newest = since.clone();
             // The newest saleID confirmed so far, remembered across restarts.
-            let stored: u64 = store
-                .meta_get("lightspeed.newest_sale")
-                .ok()
-                .flatten()
-                .and_then(|b| String::from_utf8_lossy(&b).parse().ok())
-                .unwrap_or(0);
+            let stored = Self::stored_newest(store);
             let seen = self.auth.newest_sale().max(stored);
             if seen > stored {
                 store.meta_set("lightspeed.newest_sale", seen.to_string().as_bytes()).map_err(|e| e.to_string())?;
             }
             loop {
                 let page = self.get(&path).await?;
-                let mut batch = Vec::new();
-                for row in Self::rows(&page, "ItemShop") {
-                    let shop = row.get("shopID").and_then(int).unwrap_or(0);
-                    let ts = row.get("timeStamp").and_then(|v| v.as_str()).unwrap_or("").to_string();
-                    if ts > newest {
-                        newest = ts.clone();
-                    }
-                    // shopID 0 is the all-shops summary; only the store's own shop counts.
-                    if shop == 0 || shop as u64 != self.map.shop_id {
-                        continue;
-                    }
-                    let (Some(item), Some(qoh)) = (row.get("itemID").and_then(int), row.get("qoh").and_then(int))
-                    else {
-                        continue;
-                    };
-                    let Some(sku) = store.meta_get(&format!("lightspeed.sku.{item}")).ok().flatten() else {
-                        continue;
-                    };
-                    let at = ts.parse::<Timestamp>().unwrap_or(Timestamp::now());
-                    batch.push((String::from_utf8_lossy(&sku).into_owned(), qoh, at));
-                }
+                let batch = self.levels_of(store, &page, &mut newest);
                 levels += batch.len();
                 if !batch.is_empty() {
                     // A local sale is in Lightspeed's level when Lightspeed had it before
                     // this read began: its saleID is at most the newest one we had seen
-                    // confirmed then (sale ids grow). Later ones stay subtracted until the
-                    // next pull (never counted as sold twice, at worst once too few).
-                    let reflected = |rid: &str| rid.parse::<u64>().is_ok_and(|x| x <= seen);
-                    store.rebase_stock("lightspeed", &batch, &reflected).map_err(|e| e.to_string())?;
+                    // confirmed then (sale ids grow). Later ones stay subtracted for now.
+                    store.rebase_stock("lightspeed", &batch, seen, &sale_number).map_err(|e| e.to_string())?;
                 }
                 match crate::lightspeed::json::next_page(&page) {
                     Some(n) => path = n,
@@ -373,7 +346,101 @@ impl LsPull {
                 }
             }
             store.meta_set(META_LS_ITEMSHOP_CURSOR, newest.as_bytes()).map_err(|e| e.to_string())?;
+            levels += self.settle(store, &acct).await?;
         }
         Ok((items, levels))
     }
+
+    /// The newest saleID confirmed before the last stock read (kept across restarts).
+    fn stored_newest(store: &Arc<dyn Store>) -> u64 {
+        store
+            .meta_get("lightspeed.newest_sale")
+            .ok()
+            .flatten()
+            .and_then(|b| String::from_utf8_lossy(&b).parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// The store's levels in an ItemShop page (the summary row and other shops' rows left
+    /// out), moving `newest` to the newest `timeStamp` seen.
+    fn levels_of(
+        &self,
+        store: &Arc<dyn Store>,
+        page: &serde_json::Value,
+        newest: &mut String,
+    ) -> Vec<(String, i64, Timestamp)> {
+        use crate::lightspeed::json::int;
+        let mut batch = Vec::new();
+        for row in Self::rows(page, "ItemShop") {
+            let shop = row.get("shopID").and_then(int).unwrap_or(0);
+            let ts = row.get("timeStamp").and_then(|v| v.as_str()).unwrap_or("").to_string();
+            if ts > *newest {
+                newest.clone_from(&ts);
+            }
+            // shopID 0 is the all-shops summary; only the store's own shop counts.
+            if shop == 0 || shop as u64 != self.map.shop_id {
+                continue;
+            }
+            let (Some(item), Some(qoh)) = (row.get("itemID").and_then(int), row.get("qoh").and_then(int)) else {
+                continue;
+            };
+            let Some(sku) = store.meta_get(&format!("lightspeed.sku.{item}")).ok().flatten() else {
+                continue;
+            };
+            let at = ts.parse::<Timestamp>().unwrap_or(Timestamp::now());
+            batch.push((String::from_utf8_lossy(&sku).into_owned(), qoh, at));
+        }
+        batch
+    }
+
+    /// Settles sales confirmed after the read that counted them, then reads again the rows
+    /// of SKUs whose confirmed sale is newer than their level's marker: the level may or may
+    /// not hold it, and the `timeStamp` feed will not bring the row back unless it changes.
+    /// Lightspeed moves `qoh` before it answers the POST, so a read begun after the
+    /// confirmation holds the sale. Returns the levels read.
+    async fn settle(&self, store: &Arc<dyn Store>, acct: &str) -> Result<usize, String> {
+        let settled = store.settle_stock("lightspeed", &sale_number).map_err(|e| e.to_string())?;
+        let mut ids = Vec::new();
+        for sku in &settled.waiting {
+            let id = match self.map.items.get(sku) {
+                Some(id) => Some(*id),
+                None => store
+                    .meta_get(&crate::mapping::ls_item_key(sku))
+                    .map_err(|e| e.to_string())?
+                    .and_then(|b| String::from_utf8_lossy(&b).parse::<u64>().ok()),
+            };
+            match id {
+                Some(id) => ids.push(id),
+                None => tracing::warn!(remote = "lightspeed", %sku, "no itemID to read the stock of again"),
+            }
+        }
+        let mut levels = 0;
+        // Lightspeed's `IN` takes at most 100 values.
+        for chunk in ids.chunks(100) {
+            let seen = self.auth.newest_sale().max(Self::stored_newest(store));
+            let list = chunk.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+            let mut path = format!(
+                "{acct}/ItemShop.json?shopID={}&itemID={}",
+                self.map.shop_id,
+                crate::netsuite::tba::pct(&format!("IN,[{list}]"))
+            );
+            let mut unused = String::new();
+            loop {
+                let page = self.get(&path).await?;
+                let batch = self.levels_of(store, &page, &mut unused);
+                levels += batch.len();
+                store.rebase_stock("lightspeed", &batch, seen, &sale_number).map_err(|e| e.to_string())?;
+                match crate::lightspeed::json::next_page(&page) {
+                    Some(n) => path = n,
+                    None => break,
+                }
+            }
+        }
+        Ok(levels)
+    }
+}
+
+/// The number in a Lightspeed remote id (its saleID).
+fn sale_number(remote_id: &str) -> Option<u64> {
+    remote_id.parse().ok()
 }

@@ -240,10 +240,12 @@ impl NsPull {
             levels.push((sku.clone(), level, read_at));
         }
         out.levels = levels.len();
+        let number = |rid: &str| rid.parse::<u64>().ok();
         for chunk in levels.chunks(500) {
-            let reflected = |rid: &str| rid.parse::<u64>().is_ok_and(|x| x <= seen);
-            store.rebase_stock("netsuite", chunk, &reflected).map_err(|e| e.to_string())?;
+            store.rebase_stock("netsuite", chunk, seen, &number).map_err(|e| e.to_string())?;
         }
+        // Records confirmed during the read, numbered at most `seen`, are in those levels.
+        store.settle_stock("netsuite", &number).map_err(|e| e.to_string())?;
         Ok(out)
     }
 

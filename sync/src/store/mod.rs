@@ -264,6 +264,15 @@ pub struct RebaseStats {
     pub deltas_reflected: u64,
 }
 
+/// What settling confirmed deltas against the held levels did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SettleStats {
+    /// Deltas found in their level and dropped.
+    pub deltas_reflected: u64,
+    /// SKUs with a confirmed delta numbered above their level's marker.
+    pub waiting: Vec<String>,
+}
+
 /// Catalog item with its stock.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CatalogEntry {
@@ -315,15 +324,25 @@ pub trait Store: Send + Sync {
     fn set_remote_stock(&self, levels: &[(String, i64, Timestamp)]) -> Result<()>;
 
     /// A stock pull from `source` rebases: each level (with the source's time) replaces the
-    /// last one, and the local deltas the level already reflects — those of sales `source`
-    /// confirmed under a remote id for which `reflected` says yes — are dropped; the rest
-    /// stay unreflected. A level older than the one held is ignored.
+    /// last one and remembers `through`, the source's marker of what it includes; the local
+    /// deltas the level already reflects — those of records `source` confirmed under a
+    /// remote id that `number` maps to at most `through` — are dropped; the rest stay
+    /// unreflected. A level older than the one held is ignored.
     fn rebase_stock(
         &self,
         source: &str,
         levels: &[(String, i64, Timestamp)],
-        reflected: &dyn Fn(&str) -> bool,
+        through: u64,
+        number: &dyn Fn(&str) -> Option<u64>,
     ) -> Result<RebaseStats>;
+
+    /// Settles deltas confirmed by `source` after their SKU's level was read: one whose
+    /// remote id numbers at most the level's `through` is in that level and is dropped now.
+    /// Without this, a sale confirmed a moment after the pull that already counted it would
+    /// stay subtracted until the SKU's level next changed. The SKUs that still hold a
+    /// confirmed delta numbered above their level's marker are returned in `waiting`: only
+    /// a fresh read of their level can tell whether it includes the record.
+    fn settle_stock(&self, source: &str, number: &dyn Fn(&str) -> Option<u64>) -> Result<SettleStats>;
 
     // --- sales ---
     /// Atomically stores a sale, outbox entries, stock deltas and an audit record, then

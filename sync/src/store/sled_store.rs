@@ -5,7 +5,8 @@ use super::catalog::{Snapshot, SnapshotRecord};
 use super::journal::{CHECKPOINT_EVERY, Journal};
 use super::{
     AdjustmentCommit, AdjustmentOutcome, CatalogEntry, CommitOutcome, FORMAT_VERSION, FatalHook, IdemRecord,
-    OutboxCounts, OutboxMove, OutboxQuery, RebaseStats, Result, SaleCommit, Store, StoreConfig, StoreError, StoreStats,
+    OutboxCounts, OutboxMove, OutboxQuery, RebaseStats, Result, SaleCommit, SettleStats, Store, StoreConfig,
+    StoreError, StoreStats,
 };
 use crate::domain::{
     AuditRecord, Item, OutboxEntry, OutboxState, Payment, PaymentState, RecordKind, Sale, StockAdjustment, StockDelta,
@@ -673,6 +674,39 @@ impl SledStore {
         }
     }
 
+    /// The number `source` gave the record of a stock delta, if `source` confirmed it.
+    fn confirmed_number(
+        &self,
+        source: &str,
+        d: &StockDelta,
+        number: &dyn Fn(&str) -> Option<u64>,
+    ) -> Result<Option<u64>> {
+        let Some(id) = self.outbox_by_record.get(by_record_key(&d.sale_id, source)).map_err(io)? else {
+            return Ok(None);
+        };
+        let Some(id) = uuid_of(&id) else { return Ok(None) };
+        let entry: Option<OutboxEntry> =
+            self.get_json(&self.outbox, &outbox_key(source, &id), || format!("outbox entry {id}"))?;
+        Ok(match entry.map(|e| e.state) {
+            Some(OutboxState::Confirmed { remote_id }) => number(&remote_id),
+            _ => None,
+        })
+    }
+
+    /// Writes a SKU's level and removes the deltas it now includes, in one transaction.
+    /// The caller holds the commit lock.
+    fn write_level(&self, sku: &str, level: &StockLevel, drop_keys: &[sled::IVec]) -> Result<()> {
+        (&self.stock, &self.deltas)
+            .transaction(|(st, dt)| {
+                st.insert(sku.as_bytes(), tx_enc(level)?)?;
+                for k in drop_keys {
+                    dt.remove(k.as_ref())?;
+                }
+                Ok(())
+            })
+            .map_err(tx_err)
+    }
+
     /// Overlay stock of a SKU, with the snapshot record's level where the overlay has none.
     /// Takes no lock: the caller looked the record up.
     fn stock_from(&self, sku: &str, snap: Option<&SnapshotRecord>) -> Result<StockLevel> {
@@ -1076,6 +1110,7 @@ impl Store for SledStore {
                         };
                         cur.remote_level = Some(*level);
                         cur.remote_at = Some(*at);
+                        cur.through = None;
                         t.insert(sku.as_bytes(), tx_enc(&cur)?)?;
                     }
                     Ok(())
@@ -1089,7 +1124,8 @@ impl Store for SledStore {
         &self,
         source: &str,
         levels: &[(String, i64, Timestamp)],
-        reflected: &dyn Fn(&str) -> bool,
+        through: u64,
+        number: &dyn Fn(&str) -> Option<u64>,
     ) -> Result<RebaseStats> {
         let mut stats = RebaseStats::default();
         for (sku, level, at) in levels {
@@ -1107,36 +1143,73 @@ impl Store for SledStore {
             for kv in self.deltas.scan_prefix(&prefix) {
                 let (k, v) = kv.map_err(io)?;
                 let d: StockDelta = from_json(|| format!("stock delta of {sku}"), &v)?;
-                let entry_id = self.outbox_by_record.get(by_record_key(&d.sale_id, source)).map_err(io)?;
-                let entry: Option<OutboxEntry> = match entry_id.as_deref().and_then(uuid_of) {
-                    Some(id) => {
-                        self.get_json(&self.outbox, &outbox_key(source, &id), || format!("outbox entry {id}"))?
-                    }
-                    None => None,
-                };
-                let is_reflected = match entry.as_ref().map(|e| &e.state) {
-                    Some(OutboxState::Confirmed { remote_id }) => reflected(remote_id),
-                    // A sale the stock source never gets cannot be in its level.
-                    _ => false,
-                };
-                if is_reflected {
+                // A record the stock source never confirmed cannot be in its level.
+                if self.confirmed_number(source, &d, number)?.is_some_and(|n| n <= through) {
                     drop_keys.push(k);
                 } else {
                     keep_sum = keep_sum.saturating_add(d.delta);
                 }
             }
-            let next = StockLevel { remote_level: Some(*level), remote_at: Some(*at), unreflected: keep_sum };
-            (&self.stock, &self.deltas)
-                .transaction(|(st, dt)| {
-                    st.insert(sku.as_bytes(), tx_enc(&next)?)?;
-                    for k in &drop_keys {
-                        dt.remove(k.as_ref())?;
-                    }
-                    Ok(())
-                })
-                .map_err(tx_err)?;
+            let next = StockLevel {
+                remote_level: Some(*level),
+                remote_at: Some(*at),
+                unreflected: keep_sum,
+                through: Some(through),
+            };
+            self.write_level(sku, &next, &drop_keys)?;
             stats.levels += 1;
             stats.deltas_reflected += drop_keys.len() as u64;
+        }
+        Ok(stats)
+    }
+
+    fn settle_stock(&self, source: &str, number: &dyn Fn(&str) -> Option<u64>) -> Result<SettleStats> {
+        let mut stats = SettleStats::default();
+        // Deltas are keyed by SKU first: one SKU at a time, under the commit lock as in a
+        // rebase, so that no commit's delta slips between the scan and the write.
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let next = match &after {
+                Some(k) => self.deltas.range::<&[u8], _>((Bound::Included(k.as_slice()), Bound::Unbounded)).next(),
+                None => self.deltas.iter().next(),
+            };
+            let Some(kv) = next else { break };
+            let (k, _) = kv.map_err(io)?;
+            let Some(end) = k.iter().position(|b| *b == 0) else {
+                return Err(StoreError::Corrupt { what: "stock delta key".into(), detail: "no SKU separator".into() });
+            };
+            let sku = String::from_utf8_lossy(&k[..end]).into_owned();
+            let mut prefix = k[..=end].to_vec();
+            let _order = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
+            let cur = self.stock(&sku)?;
+            if let Some(through) = cur.through {
+                let (mut dropped_sum, mut drop_keys, mut waits) = (0i64, Vec::new(), false);
+                for kv in self.deltas.scan_prefix(&prefix) {
+                    let (k, v) = kv.map_err(io)?;
+                    let d: StockDelta = from_json(|| format!("stock delta of {sku}"), &v)?;
+                    match self.confirmed_number(source, &d, number)? {
+                        Some(n) if n <= through => {
+                            dropped_sum = dropped_sum.saturating_add(d.delta);
+                            drop_keys.push(k);
+                        }
+                        Some(_) => waits = true,
+                        None => {}
+                    }
+                }
+                if !drop_keys.is_empty() {
+                    let next = StockLevel { unreflected: cur.unreflected.saturating_sub(dropped_sum), ..cur };
+                    self.write_level(&sku, &next, &drop_keys)?;
+                    stats.deltas_reflected += drop_keys.len() as u64;
+                }
+                if waits {
+                    stats.waiting.push(sku);
+                }
+            }
+            // Past every key of this SKU: its prefix with the separator raised by one.
+            if let Some(last) = prefix.last_mut() {
+                *last = 1;
+            }
+            after = Some(prefix);
         }
         Ok(stats)
     }
