@@ -21,12 +21,13 @@ fn every_acknowledged_sale_reaches_every_remote_exactly_once() {
         }
     };
     let started = std::time::Instant::now();
-    let (mut sales, mut crashes, mut lost, mut throttled, mut requests, mut replayed, mut virt) =
-        (0usize, 0u32, 0u64, 0u64, 0u64, 0usize, 0i64);
+    let (mut sales, mut adjustments, mut crashes, mut lost, mut throttled, mut requests, mut replayed, mut virt) =
+        (0usize, 0usize, 0u32, 0u64, 0u64, 0u64, 0usize, 0i64);
     for seed in &seeds {
         match run(&SimParams::new(*seed)) {
             Ok(r) => {
                 sales += r.sales;
+                adjustments += r.adjustments;
                 crashes += r.crashes;
                 lost += r.lost_replies;
                 throttled += r.throttled;
@@ -38,7 +39,7 @@ fn every_acknowledged_sale_reaches_every_remote_exactly_once() {
         }
     }
     println!(
-        "{} seeds in {:.1} s: {sales} sales, {requests} requests, {crashes} crashes, {lost} lost replies, \
+        "{} seeds in {:.1} s: {sales} sales, {adjustments} adjustments, {requests} requests, {crashes} crashes, {lost} lost replies, \
          {throttled} 429s, {replayed} dead letters replayed, {:.1} virtual hours",
         seeds.len(),
         started.elapsed().as_secs_f64(),

@@ -16,18 +16,21 @@
 //! real connector, its own fake, faults and worker — so one remote's trouble must not hold
 //! the others back. Lightspeed runs with short-lived access tokens (refreshes race crashes
 //! and lost replies; the tokens survive a crash only if saved before use) and its real
-//! bucket; NetSuite with TBA and its upsert by external id. Checked after every step: no record at a
-//! remote without a local origin, no sale kept twice, every Confirmed entry matches what the
-//! remote kept. Checked after the healed phase: every acknowledged sale confirmed exactly
-//! once at every remote (or rejected there, if that fake was told to refuse it), nothing
-//! pending, in flight or unknown.
+//! bucket; NetSuite with TBA and its upsert by external id. About one sale in eight is
+//! followed by a stock adjustment, which goes to the cloud (a `stock.adjusted` event) and
+//! NetSuite (an `inventoryAdjustment` by `eid:`), never to Lightspeed. Checked after every
+//! step: no record at a remote without a local origin, no record kept twice, every
+//! Confirmed entry matches what the remote kept. Checked after the healed phase: every
+//! acknowledged sale and adjustment confirmed exactly once at every remote it goes to (or
+//! rejected there, if that fake was told to refuse it), nothing pending, in flight or
+//! unknown.
 
 use super::{OutboxStore, Policy, Poll, Worker};
 use crate::cloud::CloudConnector;
 use crate::cloud::fake::{Disposition, FakeCloud, FakeConfig, Faults};
 use crate::domain::{
-    Item, ItemKind, LineRequest, OutboxEntry, OutboxState, RecordKind, Sale, SaleStatus, TaxMode, Tender, price_line,
-    settle,
+    AdjustReason, Item, ItemKind, LineRequest, OutboxEntry, OutboxState, Record, RecordKind, Sale, SaleStatus,
+    StockAdjustment, TaxMode, Tender, price_line, settle,
 };
 use crate::lightspeed::connector::{LightspeedConnector, LsAuth};
 use crate::lightspeed::fake::{FakeLightspeed, LsFakeConfig};
@@ -47,6 +50,8 @@ use super::Jitter;
 
 /// Three remotes with their own fakes, faults and workers: every sale goes to all.
 const REMOTES: [&str; 3] = ["cloud", "lightspeed", "netsuite"];
+/// The remotes that take stock adjustments (Lightspeed keeps absolute levels: none).
+const TAKES_ADJUSTMENTS: [&str; 2] = ["cloud", "netsuite"];
 const CLOUD_SECRET: &[u8] = b"demo-cloud-secret";
 const SIM_BASE: &str = "http://sim.invalid";
 /// Items the simulated sales draw from (`sim_item`).
@@ -59,6 +64,7 @@ const REQUEST_TIMEOUT_MS: i64 = 5_000;
 struct StoreState {
     entries: BTreeMap<Uuid, OutboxEntry>,
     sales: BTreeMap<Uuid, Sale>,
+    adjustments: BTreeMap<Uuid, StockAdjustment>,
 }
 
 /// An outbox store whose unsynced writes a crash loses.
@@ -81,6 +87,17 @@ impl SimStore {
     pub fn commit(&self, sale: Sale, entries: Vec<OutboxEntry>) {
         for st in [&mut *self.live(), &mut *self.durable()] {
             st.sales.insert(sale.id, sale.clone());
+            for e in &entries {
+                st.entries.insert(e.id, e.clone());
+            }
+        }
+    }
+
+    /// A stock adjustment with its outbox entries: durable at once (the real store makes a
+    /// checkpoint before answering).
+    pub fn commit_adjustment(&self, a: StockAdjustment, entries: Vec<OutboxEntry>) {
+        for st in [&mut *self.live(), &mut *self.durable()] {
+            st.adjustments.insert(a.id, a.clone());
             for e in &entries {
                 st.entries.insert(e.id, e.clone());
             }
@@ -177,7 +194,11 @@ impl OutboxStore for SimStore {
     }
 
     fn record(&self, entry: &OutboxEntry) -> Result<Option<crate::domain::Record>, StoreError> {
-        Ok(self.live().sales.get(&entry.record_id).cloned().map(crate::domain::Record::Sale))
+        let st = self.live();
+        Ok(match entry.kind {
+            RecordKind::Adjustment => st.adjustments.get(&entry.record_id).cloned().map(Record::Adjustment),
+            _ => st.sales.get(&entry.record_id).cloned().map(Record::Sale),
+        })
     }
 }
 
@@ -205,6 +226,8 @@ pub struct SimReport {
     pub seed: u64,
     pub steps: u64,
     pub sales: usize,
+    /// Stock adjustments made (to the cloud and NetSuite).
+    pub adjustments: usize,
     pub rejected_on_purpose: usize,
     pub crashes: u32,
     pub requests: u64,
@@ -441,7 +464,10 @@ impl Sim {
                         let mut cfg = FakeConfig::new(STORE_ID, CLOUD_SECRET);
                         cfg.bucket_capacity = 50.0;
                         cfg.refill_per_s = 5.0;
-                        SimFake::Cloud(Box::new(FakeCloud::new(cfg, fake_seed)))
+                        let mut f = FakeCloud::new(cfg, fake_seed);
+                        // Adjustments name SKUs the cloud must know.
+                        f.seed_catalog(SIM_ITEMS);
+                        SimFake::Cloud(Box::new(f))
                     }
                 };
                 Remote {
@@ -553,6 +579,68 @@ impl Sim {
         self.report.sales += 1;
         self.log(format!("sale {id} acknowledged"));
         Ok(())
+    }
+
+    /// A manager's stock adjustment, to the remotes that take them.
+    fn make_adjustment(&mut self) {
+        let at = now_ts(self.now_ms);
+        let reasons = [
+            AdjustReason::Count,
+            AdjustReason::Damaged,
+            AdjustReason::Theft,
+            AdjustReason::Received,
+            AdjustReason::ReturnedToVendor,
+            AdjustReason::Correction,
+        ];
+        let reason = reasons[self.rng.below(reasons.len() as u64 - 1) as usize];
+        let size = 1 + self.rng.below(9) as i64;
+        let delta = if reason == AdjustReason::Received || (reason == AdjustReason::Count && self.chance(0.5)) {
+            size
+        } else {
+            -size
+        };
+        let id = new_uuid(&mut self.rng, self.now_ms);
+        let a = StockAdjustment {
+            id,
+            store_id: STORE_ID.into(),
+            sku: sim_item(self.rng.below(1000)).sku,
+            delta,
+            by_weight: false,
+            reason,
+            note: String::new(),
+            created_at: at,
+            business_date: at.to_zoned(jiff::tz::TimeZone::UTC).date(),
+            request_id: format!("sim-adj-{}", self.report.adjustments),
+            actor: "manager".into(),
+        };
+        let mut entries = Vec::new();
+        for r in 0..self.remotes.len() {
+            if !TAKES_ADJUSTMENTS.contains(&self.remotes[r].name) {
+                continue;
+            }
+            entries.push(OutboxEntry {
+                id: new_uuid(&mut self.rng, self.now_ms),
+                remote: self.remotes[r].name.into(),
+                kind: RecordKind::Adjustment,
+                record_id: id,
+                state: OutboxState::Pending,
+                attempts: 0,
+                created_at: at,
+                updated_at: at,
+                request_id: a.request_id.clone(),
+            });
+            if self.chance(0.02) {
+                let rm = &mut self.remotes[r];
+                rm.rejects.insert(id);
+                let mut f = rm.fake.faults().clone();
+                f.reject_records.insert(id);
+                rm.fake.set_faults(f);
+                self.report.rejected_on_purpose += 1;
+            }
+        }
+        self.store.commit_adjustment(a, entries);
+        self.report.adjustments += 1;
+        self.log(format!("adjustment {id} ({delta:+}) acknowledged"));
     }
 
     fn crash(&mut self) {
@@ -769,7 +857,7 @@ impl Sim {
                 remote_ids.insert(k.record, k.remote_id);
             }
             if let Some((rec, n)) = per_record.iter().find(|(_, n)| **n > 1) {
-                return Err(format!("sale {rec} is kept {n} times by {}", rm.name));
+                return Err(format!("record {rec} is kept {n} times by {}", rm.name));
             }
             let mine: Vec<&OutboxEntry> = entries.iter().filter(|e| e.remote == rm.name).collect();
             for e in &mine {
@@ -803,19 +891,23 @@ impl Sim {
                     };
                     if !ok {
                         return Err(format!(
-                            "after healing, {} entry {} of sale {} is {:?}",
+                            "after healing, {} entry {} of record {} is {:?}",
                             rm.name, e.id, e.record_id, e.state
                         ));
                     }
                     let kept = per_record.get(&e.record_id).copied().unwrap_or(0);
                     if kept != u32::from(!refused) {
-                        return Err(format!("after healing, sale {} is kept {kept} times by {}", e.record_id, rm.name));
+                        return Err(format!(
+                            "after healing, record {} is kept {kept} times by {}",
+                            e.record_id, rm.name
+                        ));
                     }
                 }
             }
-            if final_phase && mine.len() != self.report.sales {
+            let adjustments = if TAKES_ADJUSTMENTS.contains(&rm.name) { self.report.adjustments } else { 0 };
+            if final_phase && mine.len() != self.report.sales + adjustments {
                 return Err(format!(
-                    "{} sales acknowledged, {} outbox entries for {}",
+                    "{} sales and {adjustments} adjustments acknowledged, {} outbox entries for {}",
                     self.report.sales,
                     mine.len(),
                     rm.name
@@ -877,6 +969,10 @@ impl Sim {
                     let sale_p = p.sales as f64 / (p.chaos_ms as f64 / 1000.0);
                     if self.report.sales < p.sales && self.chance(sale_p.min(0.9)) {
                         self.make_sale().map_err(|e| self.fail(e))?;
+                        // About one adjustment to every eight sales.
+                        if self.chance(0.12) {
+                            self.make_adjustment();
+                        }
                     }
                     if self.chance(0.15) {
                         self.chaos();
