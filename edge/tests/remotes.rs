@@ -589,13 +589,11 @@ fn netsuite_as_the_catalog_source_and_stock_adjustments_reach_it_once() {
 /// replies can be held back past the read.
 #[test]
 fn a_lightspeed_sale_confirmed_after_the_stock_read_is_read_again_not_subtracted_twice() {
-    use edge_sync::domain::{LineRequest, Sale, SaleKind, SaleStatus, TaxMode, Tender, price_line, settle};
     use edge_sync::engine::{Policy, Poll, Worker};
     use edge_sync::lightspeed::connector::{LightspeedConnector, LsAuth};
     use edge_sync::lightspeed::live::LsPull;
     use edge_sync::lightspeed::oauth::TokenSet;
     use edge_sync::mapping::LightspeedMap;
-    use edge_sync::money::Currency;
     use edge_sync::store::{SaleCommit, SledStore, Store, StoreConfig};
     use jiff::Timestamp;
     use std::sync::Arc;
@@ -629,36 +627,18 @@ fn a_lightspeed_sale_confirmed_after_the_stock_read_is_read_again_not_subtracted
         let qoh = |sku: &str| fakes.lightspeed.lock().expect("fake").qoh(id_of(sku), map.shop_id).expect("row");
         let available = |sku: &str| store.stock(sku).expect("stock").available().expect("level");
         assert_eq!(available(&x.sku), qoh(&x.sku), "the first read sets the level");
+        // Priced and settled as the API does it, under the demo store's config.
+        let cfg =
+            edge::config::parse(&edge::config::demo_toml(tmp.path(), "127.0.0.1:0", &Default::default()), tmp.path())
+                .expect("demo config");
         let sell = |item: &edge_sync::domain::Item, units: u64| {
-            let now = Timestamp::now();
-            let bd = now.to_zoned(jiff::tz::TimeZone::get("Europe/Berlin").expect("tz")).date();
-            let line = price_line(1, item, &LineRequest::Units(units), None, TaxMode::Inclusive, Currency::EUR, bd)
-                .expect("line");
-            let tenders = vec![Tender::Cash { amount_minor: line.gross_minor }];
-            let lines = vec![line];
-            let (net, tax, total, tendered, change) = settle(&lines, &tenders, Currency::EUR).expect("settle");
-            let sale = Sale {
-                id: edge_sync::domain::new_id(),
-                status: SaleStatus::Completed,
-                kind: SaleKind::Sale,
-                refund_of: None,
-                reason: None,
-                created_at: now,
-                business_date: bd,
-                store_id: "store-001".into(),
-                currency: Currency::EUR,
-                tax_mode: TaxMode::Inclusive,
-                lines,
-                tenders,
-                net_minor: net,
-                tax_minor: tax,
-                total_minor: total,
-                tendered_minor: tendered,
-                change_minor: change,
-                request_id: "t".into(),
-                actor: "cashier".into(),
-                approved_by: None,
-            };
+            let req: edge_api::SaleIn = serde_json::from_value(json!({
+                "lines": [{"sku": item.sku, "qty": units}],
+                "tenders": [{"type": "cash", "amount_minor": 1_000_000}],
+            }))
+            .expect("request");
+            let sale = edge::sale::build_sale(&req, store.as_ref(), &cfg, Timestamp::now(), "t", "cashier", None)
+                .expect("priced");
             let commit =
                 SaleCommit { sale, idempotency_key: None, fingerprint: "t".into(), remotes: vec!["lightspeed".into()] };
             store.commit_sale(commit).expect("commit");

@@ -552,20 +552,33 @@ impl Sim {
             actor: "cashier".into(),
             approved_by: None,
         };
+        let entries = self.entries_for(RecordKind::Sale, id, &sale.request_id, &REMOTES);
+        self.store.commit(sale, entries);
+        self.report.sales += 1;
+        self.log(format!("sale {id} acknowledged"));
+        Ok(())
+    }
+
+    /// One outbox entry per remote in `to` for a record made now. Now and then one remote
+    /// is told to refuse the record as invalid; the others keep it.
+    fn entries_for(&mut self, kind: RecordKind, id: Uuid, request_id: &str, to: &[&str]) -> Vec<OutboxEntry> {
+        let at = now_ts(self.now_ms);
         let mut entries = Vec::new();
         for r in 0..self.remotes.len() {
+            if !to.contains(&self.remotes[r].name) {
+                continue;
+            }
             entries.push(OutboxEntry {
                 id: new_uuid(&mut self.rng, self.now_ms),
                 remote: self.remotes[r].name.into(),
-                kind: RecordKind::Sale,
+                kind,
                 record_id: id,
                 state: OutboxState::Pending,
                 attempts: 0,
                 created_at: at,
                 updated_at: at,
-                request_id: sale.request_id.clone(),
+                request_id: request_id.to_string(),
             });
-            // Now and then one remote refuses the sale as invalid; the other keeps it.
             if self.chance(0.02) {
                 let rm = &mut self.remotes[r];
                 rm.rejects.insert(id);
@@ -575,10 +588,7 @@ impl Sim {
                 self.report.rejected_on_purpose += 1;
             }
         }
-        self.store.commit(sale, entries);
-        self.report.sales += 1;
-        self.log(format!("sale {id} acknowledged"));
-        Ok(())
+        entries
     }
 
     /// A manager's stock adjustment, to the remotes that take them.
@@ -613,31 +623,7 @@ impl Sim {
             request_id: format!("sim-adj-{}", self.report.adjustments),
             actor: "manager".into(),
         };
-        let mut entries = Vec::new();
-        for r in 0..self.remotes.len() {
-            if !TAKES_ADJUSTMENTS.contains(&self.remotes[r].name) {
-                continue;
-            }
-            entries.push(OutboxEntry {
-                id: new_uuid(&mut self.rng, self.now_ms),
-                remote: self.remotes[r].name.into(),
-                kind: RecordKind::Adjustment,
-                record_id: id,
-                state: OutboxState::Pending,
-                attempts: 0,
-                created_at: at,
-                updated_at: at,
-                request_id: a.request_id.clone(),
-            });
-            if self.chance(0.02) {
-                let rm = &mut self.remotes[r];
-                rm.rejects.insert(id);
-                let mut f = rm.fake.faults().clone();
-                f.reject_records.insert(id);
-                rm.fake.set_faults(f);
-                self.report.rejected_on_purpose += 1;
-            }
-        }
+        let entries = self.entries_for(RecordKind::Adjustment, id, &a.request_id, &TAKES_ADJUSTMENTS);
         self.store.commit_adjustment(a, entries);
         self.report.adjustments += 1;
         self.log(format!("adjustment {id} ({delta:+}) acknowledged"));
