@@ -564,13 +564,20 @@ pub struct StockLevel {
     pub remote_at: Option<Timestamp>,
     /// Sum of local deltas not yet reflected remotely.
     pub unreflected: i64,
-    /// What the level includes, in the stock source's own numbering: a local record whose
-    /// confirmed remote id numbers at most this is in it (the cloud's `events_through`; for
-    /// Lightspeed and NetSuite, the newest id they had confirmed to us when the read began).
-    /// A record confirmed after the level was read is settled against it later
-    /// ([`crate::store::Store::settle_stock`]). `None` for an imported level.
+    /// What the level includes, in its stock source's own numbering: a local record that
+    /// source confirmed under a remote id numbered at most `through` is in it (the cloud's
+    /// `events_through`; for Lightspeed and NetSuite, the newest id they had confirmed to us
+    /// when the read began). A record confirmed after the level was read is settled against
+    /// it later ([`crate::store::Store::settle_stock`]). `None` for an imported level.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub through: Option<u64>,
+    pub through: Option<StockMarker>,
+}
+
+/// The stock source whose level it is, and how far that level reaches in its numbering.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockMarker {
+    pub source: String,
+    pub through: u64,
 }
 
 impl StockLevel {

@@ -371,7 +371,8 @@ fn a_sale_confirmed_after_the_pull_that_counted_it_is_settled_by_the_levels_mark
     confirm(0, "evt_7");
     s.rebase_stock("cloud", &[(sku.clone(), 100, Timestamp::now())], 8, &number).expect("rebase");
     let st = s.stock(&sku).expect("stock");
-    assert_eq!((st.through, st.unreflected), (Some(8), -(sold[1] + sold[2])));
+    assert_eq!(st.through.as_ref().map(|m| (m.source.as_str(), m.through)), Some(("cloud", 8)));
+    assert_eq!(st.unreflected, -(sold[1] + sold[2]));
     // Sale 1's confirmation arrives (event 8, in the level); sale 2 is confirmed as event 9.
     confirm(1, "evt_8");
     confirm(2, "evt_9");
@@ -387,8 +388,23 @@ fn a_sale_confirmed_after_the_pull_that_counted_it_is_settled_by_the_levels_mark
     assert_eq!((st.unreflected, st.available()), (0, Some(100 - sold[2])));
     let settled = s.settle_stock("cloud", &number).expect("settle");
     assert!(settled.waiting.is_empty() && settled.deltas_reflected == 0, "{settled:?}");
-    // The other remotes' deltas are untouched: the rebase is per source.
+    // Another source's settle leaves the cloud's level alone, even where its numbers would
+    // fall under the cloud's marker.
+    let sale = make_sale(&s, 0, 1);
+    s.commit_sale(commit_of(sale.clone(), None, "fp")).expect("commit");
+    let e = s.outbox_entries_of(&sale.id).expect("entries").into_iter().find(|e| e.remote == "netsuite");
+    let e = e.expect("netsuite entry");
+    s.transition_outbox(
+        "netsuite",
+        &e.id,
+        &e.state,
+        OutboxState::Confirmed { remote_id: "3".into() },
+        Timestamp::now(),
+    )
+    .expect("confirm");
+    let before = s.stock(&sku).expect("stock");
     assert_eq!(s.settle_stock("netsuite", &|r: &str| r.parse().ok()).expect("settle"), Default::default());
+    assert_eq!(s.stock(&sku).expect("stock"), before);
     // An imported level knows no marker: nothing is settled against it.
     s.set_remote_stock(&[(sku.clone(), 50, Timestamp::now())]).expect("import");
     assert_eq!(s.stock(&sku).expect("stock").through, None);

@@ -10,7 +10,7 @@ use super::{
 };
 use crate::domain::{
     AuditRecord, Item, OutboxEntry, OutboxState, Payment, PaymentState, RecordKind, Sale, StockAdjustment, StockDelta,
-    StockLevel, id_time, new_id,
+    StockLevel, StockMarker, id_time, new_id,
 };
 use jiff::Timestamp;
 use serde::Serialize;
@@ -1154,7 +1154,7 @@ impl Store for SledStore {
                 remote_level: Some(*level),
                 remote_at: Some(*at),
                 unreflected: keep_sum,
-                through: Some(through),
+                through: Some(StockMarker { source: source.to_string(), through }),
             };
             self.write_level(sku, &next, &drop_keys)?;
             stats.levels += 1;
@@ -1182,7 +1182,8 @@ impl Store for SledStore {
             let mut prefix = k[..=end].to_vec();
             let _order = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
             let cur = self.stock(&sku)?;
-            if let Some(through) = cur.through {
+            // Only a level of this source: another source numbers its records otherwise.
+            if let Some(through) = cur.through.as_ref().filter(|m| m.source == source).map(|m| m.through) {
                 let (mut dropped_sum, mut drop_keys, mut waits) = (0i64, Vec::new(), false);
                 for kv in self.deltas.scan_prefix(&prefix) {
                     let (k, v) = kv.map_err(io)?;
