@@ -10,6 +10,11 @@
 //! (a price edit moves it; a stock change does not, which is why stock has its own feed).
 //! An item the store does not have yet is added when its `taxClassID` maps to a rate
 //! (`mappings.lightspeed.tax_classes`), else skipped and named in the log.
+//!
+//! After each ItemShop read, sales confirmed since are settled against their level's marker
+//! (`Store::settle_stock`); the SKUs of sales newer than the marker get their rows read again
+//! by `itemID=IN,[…]` (at most 100 a request), since the `timeStamp` feed returns a row only
+//! when it changes again.
 
 use super::connector::LsAuth;
 use crate::store::Store;
