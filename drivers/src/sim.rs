@@ -9,6 +9,7 @@ use crate::transport::{SerialLink, TcpLink, serve_peer};
 use crate::uri::DeviceUri;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -84,12 +85,15 @@ pub const DEMO_SCALE_LOAD_G: i64 = 350;
 /// Runs the simulated payment terminal standalone (`edge-lab sim terminal`): plain APDUs over
 /// `--tcp`, DLE STX framing over `--link`; the journal in `journal` (kept across runs).
 /// Lines on stdin steer it: `next RULE` (the next payment's outcome), `default RULE`,
-/// `offline on|off`, `corrupt N` (serial: the next N frames with a bad CRC), `journal`.
+/// `offline on|off`, `processing MS` (card read to decision), `keyed AMOUNT` (a payment
+/// keyed at the terminal itself, as a clerk might), `corrupt N` (serial: the next N frames
+/// with a bad CRC), `journal`.
 /// RULE: approve, decline[:CODE], abort, timeout, hang, crash-after-approving, refuse[:CODE].
-pub fn run_terminal(at: Endpoint, journal: std::path::PathBuf) -> Result<(), String> {
+pub fn run_terminal(at: Endpoint, journal: std::path::PathBuf, processing: Duration) -> Result<(), String> {
     use crate::zvt::sim::{Rule, SimFraming, TerminalPeer, TerminalSim};
     use std::io::BufRead;
-    let sim = TerminalSim::with_journal(journal)?;
+    let mut sim = TerminalSim::with_journal(journal)?;
+    sim.processing = processing;
     let framing = match at {
         Endpoint::Tcp(_) => SimFraming::Plain,
         Endpoint::Link(_) => SimFraming::Serial,
@@ -110,6 +114,18 @@ pub fn run_terminal(at: Endpoint, journal: std::path::PathBuf) -> Result<(), Str
                 Ok(())
             }
             ("corrupt", Some(n)) => n.parse().map(|n| p.corrupt_next = n).map_err(|_| format!("{n:?} is not a count")),
+            ("keyed", Some(a)) => a
+                .parse()
+                .ok()
+                .filter(|a| *a > 0)
+                .map(|a| {
+                    p.sim.keyed_payment(a);
+                })
+                .ok_or_else(|| format!("{a:?} is not an amount in minor units")),
+            ("processing", Some(ms)) => ms
+                .parse()
+                .map(|ms| p.sim.processing = Duration::from_millis(ms))
+                .map_err(|_| format!("{ms:?} is not milliseconds")),
             ("journal", _) => {
                 for e in p.sim.journal() {
                     println!("{e:?}");
@@ -118,7 +134,10 @@ pub fn run_terminal(at: Endpoint, journal: std::path::PathBuf) -> Result<(), Str
                 Ok(())
             }
             ("", _) => Ok(()),
-            _ => Err("next RULE | default RULE | offline on|off | corrupt N | journal".into()),
+            _ => {
+                Err("next RULE | default RULE | offline on|off | processing MS | keyed AMOUNT | corrupt N | journal"
+                    .into())
+            }
         };
         match said {
             Ok(()) => println!("ok"),

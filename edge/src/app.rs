@@ -40,8 +40,8 @@ pub struct App {
     /// The newest NetSuite internal id confirmed (the NetSuite stock pull rebases by it).
     pub ns_newest: Arc<edge_sync::netsuite::live::NsNewest>,
     pub ws_clients: AtomicUsize,
-    /// Card payments a request is working on (recovery leaves them alone).
-    pub payments_busy: crate::payments::Busy,
+    /// The payment terminal, held by one payment (or recovery, reversal, end-of-day) at a time.
+    pub terminal_lease: crate::payments::Lease,
     /// A manager forced card acceptance offline (audited).
     pub force_offline: AtomicBool,
     /// Free bytes on the data dir's disk as last measured (u64::MAX until measured).
@@ -115,7 +115,7 @@ impl App {
             ns_newest: Arc::default(),
             ws_clients: AtomicUsize::new(0),
             stopping: watch::channel(false).0,
-            payments_busy: crate::payments::Busy::default(),
+            terminal_lease: crate::payments::Lease::default(),
             force_offline: AtomicBool::new(false),
             disk_free: std::sync::atomic::AtomicU64::new(u64::MAX),
             disk_at: std::sync::Mutex::new(None),

@@ -319,6 +319,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/devices/{id}/health", post(device_health))
         .route("/v1/drawer/open", post(drawer_open))
         .route("/v1/payments", get(list_payments))
+        .route("/v1/payments/{id}/settle", post(settle_payment))
         .route("/v1/terminal/{op}", post(terminal_op))
         .route("/v1/reports/x", get(report_x))
         .route("/v1/reports/z", post(report_z))
@@ -687,6 +688,17 @@ async fn post_refund(
             field: Some("id".into()),
         })?;
         let fp = crate::sale::fingerprint_of(&(id, &req));
+        // A repeated request answers from what the first one stored: the refund it made
+        // (perhaps completed by recovery after a restart) is not refused as "refunded
+        // already". Another body under the same key is a conflict (commit_sale).
+        if let Some(k) = &key
+            && let Some((rid, _)) = app2.store.sale_for_key(k)?
+            && let Some(stored) = app2.store.sale(&rid)?
+        {
+            let commit =
+                SaleCommit { sale: stored, idempotency_key: key, fingerprint: fp, remotes: app2.cfg.refund_remotes() };
+            return Ok(app2.store.commit_sale(commit)?);
+        }
         let done = app2.store.refunded(&orig.id)?;
         let refund = crate::sale::build_refund(&orig, &req, &done, &app2.cfg, Timestamp::now(), &rid, role.as_str())?;
         if refund.tenders.iter().any(|t| matches!(t, edge_sync::domain::Tender::Card { .. })) {
@@ -1330,6 +1342,44 @@ async fn list_payments(State(app): State<Arc<App>>, auth: Auth, uri: axum::http:
     }))
 }
 
+#[utoipa::path(post, path = "/v1/payments/{id}/settle", tag = "payments", params(("id" = String, Path)),
+    request_body = PaymentSettleIn, security(("bearer" = [])),
+    responses((status = 200, body = PaymentOut, description = "Settled: failed (not charged), or recorded with its sale"),
+        (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "Not in doubt"), (status = 422, body = Problem)))]
+async fn settle_payment(
+    State(app): State<Arc<App>>,
+    auth: Auth,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<PaymentSettleIn>,
+) -> ApiResult<Json<PaymentOut>> {
+    auth.require(&[Role::Manager])?;
+    let id = parse_uuid(&id, "id")?;
+    let charged = match (req.charged, req.receipt_no) {
+        (true, Some(r)) if (1..=9999).contains(&r) => Some(r),
+        (true, _) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "receipt-required",
+                "Receipt number required",
+                "a payment settled as charged needs the terminal's receipt number for it (1 to 9999)",
+            )
+            .field("receipt_no"));
+        }
+        (false, _) => None,
+    };
+    let app2 = app.clone();
+    let who = auth.0.as_str().to_string();
+    let p = tokio::task::spawn_blocking(move || crate::payments::settle_by_hand(&app2, id, charged, &who))
+        .await
+        .map_err(ApiError::internal)??;
+    audit(&app, &auth, "payment.settle", &id.to_string(), format!("charged: {:?}", charged))?;
+    if p.state == edge_sync::domain::PaymentState::Recorded {
+        app.engine.wake();
+    }
+    Ok(Json(payment_out(&p, Timestamp::now())))
+}
+
 #[utoipa::path(post, path = "/v1/terminal/{op}", tag = "payments", params(("op" = String, Path,
         description = "status, diagnosis, eod (manager, tech), abort (cashier, kiosk: stops the payment under way), offline (manager: body ForceOfflineIn)")),
     security(("bearer" = [])),
@@ -1402,7 +1452,10 @@ async fn terminal_op(
     };
     let app2 = app.clone();
     let (r, forwarded) = tokio::task::spawn_blocking(move || {
-        let r = devices.terminal(top, Box::new(|_| {}), std::time::Duration::from_secs(120));
+        let r = match top {
+            TerminalOp::EndOfDay => crate::payments::end_of_day(&app2).map_err(crate::devices::not_run),
+            _ => devices.terminal(top, Box::new(|_| {}), std::time::Duration::from_secs(120)),
+        };
         let fwd = match (&r, top) {
             (Ok(o), TerminalOp::EndOfDay) if o.approved => crate::reports::forwarded(&app2).unwrap_or(0),
             _ => 0,
@@ -1885,11 +1938,11 @@ async fn post_void(State(app): State<Arc<App>>, auth: Auth, ApiJson(req): ApiJso
 #[openapi(
     info(title = "edged local API", version = "1", description = "The store edge daemon's loopback API. Errors are application/problem+json."),
     paths(health, openapi, catalog_items, catalog_barcode, post_sale, get_sale, post_refund, list_sales, post_adjustment, list_adjustments, get_adjustment, sync_status, sync_run, sync_report, list_outbox, get_outbox,
-        retry_dead_one, retry_dead_all, devices, device_one, device_health, drawer_open, list_payments, terminal_op, report_x, report_z, events, metrics,
+        retry_dead_one, retry_dead_all, devices, device_one, device_health, drawer_open, list_payments, settle_payment, terminal_op, report_x, report_z, events, metrics,
         login, whoami, list_approvals, post_approval, get_approval, decide_approval, categories, scale, reprint, post_void),
     components(schemas(AdjustmentIn, AdjustmentOut, AdjustmentsPage, RefundIn, RefundLineIn, Problem, Health, StoreHealth, CatalogItem, ItemsPage, SaleIn, SaleLineIn, TenderIn, SaleOut, SaleLineOut, TenderOut,
         SalesPage, SyncStatus, SyncReport, RemoteReconciliation, ReconLocal, ReconDuplicate, ReconRemote, ReconDiffers, RemoteStatus, RetryOut, OutboxEntryOut, OutboxPage, DevicesList, DeviceOut, HealthCheckIn,
-        HealthCheckOut, DrawerOut, PaymentOut, PaymentsList, TerminalOut, ForceOfflineIn, crate::reports::Report,
+        HealthCheckOut, DrawerOut, PaymentOut, PaymentsList, PaymentSettleIn, TerminalOut, ForceOfflineIn, crate::reports::Report,
         crate::reports::Totals, Event, LoginIn, LoginOut, ApprovalIn, ApprovalOut, DecisionIn, ApprovalsList, CategoriesOut,
         CategoryOut, ScaleOut, VoidIn, WhoAmI)),
     modifiers(&SecurityAddon)

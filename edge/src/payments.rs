@@ -1,22 +1,41 @@
 //! Card payments: the state machine that no crash can confuse.
 //!
 //! A card sale goes: the priced sale and a payment **intent** (sale id, amount, terminal,
-//! the terminal's last receipt number) are stored durably — journaled and fdatasynced —
-//! before the first byte goes to the terminal. Every later move is stored the same way
-//! before the next step: `Intent → Approved → Recorded` (the sale committed with the card
-//! tender), or `Declined` / `Failed` (nothing charged), or `InDoubt` when the terminal's
-//! answer was lost.
+//! and the **baseline**: the terminal's last receipt number, read from the terminal itself)
+//! are stored durably — journaled and fdatasynced — before the first byte of the payment
+//! goes to the terminal. Every later move is stored the same way before the next step:
+//! `Intent → Approved → Recorded` (the sale committed with the card tender and the
+//! terminal's data), or `Declined` / `Failed` (nothing charged), or `InDoubt` when the
+//! terminal's answer was lost.
 //!
-//! An in-doubt payment is settled by **asking the terminal** (repeat receipt: a receipt
-//! number other than the one stored with the intent, for this amount and approved, means
-//! it charged), never by charging again. An approved payment whose sale cannot be committed
-//! is **reversed** (06 30) and the staff are told; if the reversal fails too the payment
-//! stays `ReversalFailed`, retried, and staff see a `staff.alert`. A card payment becomes
-//! part of a sale only when the terminal approved it.
+//! ## One payment at a time per terminal, and evidence that proves
+//! A ZVT terminal's repeat receipt answers only its **last** transaction. That answers
+//! "did it charge payment P?" only if nothing else ran on the terminal since P's baseline
+//! was read. So:
+//! - a payment holds the terminal's [`Lease`] from reading its baseline until its outcome is
+//!   stored (and its sale committed or the charge reversed): a second screen's payment, a
+//!   reversal, the end-of-day and the recovery loop wait for the lease;
+//! - the baseline is read while the lease is held, never taken from an earlier note;
+//! - no payment, reversal or end-of-day starts on a terminal while one of its payments is
+//!   `Intent` or `InDoubt` (after a crash, before anything else, those are settled first).
+//!   What the terminal cannot prove stays `InDoubt`: new card payments on that terminal are
+//!   refused with the reason, staff get a `staff.alert`, and a manager settles it by hand
+//!   (`POST /v1/payments/{id}/settle`, audited) after reading the terminal's own journal.
+//!
+//! [`judge`] is the rule, a pure function: the last transaction is the baseline → not
+//! charged; another receipt, approved, for this amount → charged (its card data completes
+//! the sale); declined → not charged; anything else → not provable.
+//!
+//! An approved payment whose sale cannot be committed is **reversed** (06 30) and the staff
+//! are told; if the reversal fails too the payment stays `ReversalFailed`, retried, and staff
+//! see a `staff.alert`. A card payment becomes part of a sale only when the terminal
+//! approved it, and the approval (with the terminal's receipt number, trace, masked PAN,
+//! card name and auth code in the sale's card tender) is stored before the sale is
+//! committed from it, so a sale completed after a restart carries the same card data.
 //!
 //! [`recover`] runs at start and then every [`RECOVER_EVERY`]: it settles intents and
 //! in-doubt payments, commits approved ones (the stored sale, exactly as priced), and
-//! retries failed reversals. Payments being worked on by a request are skipped.
+//! retries failed reversals — holding the lease, so never beside a live payment.
 //!
 //! The offline policy ([`OfflinePolicy`]) decides whether a card may be taken while the
 //! terminal cannot reach its host (store-and-forward): caps per transaction, in total
@@ -27,30 +46,48 @@ use crate::app::App;
 use crate::devices::TerminalOp;
 use crate::sale::Refusal;
 use edge_api::Event;
+use edge_drivers::zvt::host::Outcome;
 use edge_sync::domain::{CardResult, Payment, PaymentKind, PaymentState, Sale, Tender, new_id};
 use edge_sync::store::{CommitOutcome, SaleCommit};
 use jiff::Timestamp;
-use std::collections::BTreeSet;
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 use uuid::Uuid;
 
 /// How often open payments are looked at again.
 pub const RECOVER_EVERY: Duration = Duration::from_secs(15);
 
-/// Payments a request in this process is working on (recovery leaves them alone).
+/// The terminal, held by one payment (or recovery, a reversal, the end-of-day) at a time.
+///
+/// Held from reading a payment's baseline until its outcome is stored, so the terminal's
+/// last transaction can only be that payment's. Waiting is bounded: a request that cannot
+/// get the terminal in time is refused (nothing charged), never queued without end.
 #[derive(Default)]
-pub struct Busy(Mutex<BTreeSet<Uuid>>);
+pub struct Lease {
+    held: Mutex<bool>,
+    freed: Condvar,
+}
 
-impl Busy {
-    fn take(&self, id: Uuid) -> bool {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(id)
+/// Proof that the terminal's lease is held; the terminal is released when it is dropped.
+pub struct Held<'a>(&'a Lease);
+
+impl Lease {
+    /// Takes the lease, waiting at most `wait` for the holder to finish.
+    pub fn take(&self, wait: Duration) -> Option<Held<'_>> {
+        let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut held, _) = self.freed.wait_timeout_while(held, wait, |h| *h).unwrap_or_else(|p| p.into_inner());
+        if *held {
+            return None;
+        }
+        *held = true;
+        Some(Held(self))
     }
-    fn give(&self, id: &Uuid) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
-    }
-    fn has(&self, id: &Uuid) -> bool {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).contains(id)
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        *self.0.held.lock().unwrap_or_else(|p| p.into_inner()) = false;
+        self.0.freed.notify_one();
     }
 }
 
@@ -166,24 +203,89 @@ fn fault(name: &str) -> bool {
     }
 }
 
-fn meta_key(terminal: &str) -> String {
-    format!("terminal.{terminal}.last_receipt")
+/// What the terminal's repeat receipt showed of its last transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LastTransaction {
+    /// The terminal has no transaction to repeat (ZVT `83`, function not possible).
+    Nothing,
+    /// Its last transaction: receipt number, result (0 = approved) and amount.
+    Receipt { receipt_no: Option<u32>, result: Option<u8>, amount_minor: Option<i64> },
 }
 
-fn last_receipt(app: &App, terminal: &str) -> Option<u32> {
-    let v = app.store.meta_get(&meta_key(terminal)).ok()??;
-    std::str::from_utf8(&v).ok()?.parse().ok()
+/// What the evidence proves about a payment that was (maybe) sent to the terminal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Charged,
+    NotCharged(String),
+    /// The evidence cannot decide; the reason says why, for staff.
+    Unprovable(String),
 }
 
-fn note_receipt(app: &App, terminal: &str, o: &edge_drivers::zvt::host::Outcome) {
-    if let Some(r) = o.info.as_ref().and_then(|i| i.receipt_no)
-        && let Err(e) = app.store.meta_set(&meta_key(terminal), r.to_string().as_bytes())
-    {
-        tracing::warn!(error = %e, "terminal receipt number not kept");
+/// Did the terminal charge `p`? Decided from its last transaction alone, which proves
+/// something only because `p` held the terminal from its baseline on (see the module doc).
+pub fn judge(p: &Payment, last: &LastTransaction) -> Verdict {
+    if !p.baseline_from_terminal {
+        return Verdict::Unprovable(
+            "its baseline receipt number was not read from the terminal (stored by an earlier version); \
+             check the terminal's journal and settle it by hand"
+                .into(),
+        );
+    }
+    let before = p.receipt_before;
+    match last {
+        LastTransaction::Nothing if before.is_none() => {
+            Verdict::NotCharged("the terminal still has no transaction at all".into())
+        }
+        LastTransaction::Nothing => Verdict::Unprovable(format!(
+            "the terminal now shows no transaction, though its last receipt was {} before this payment",
+            before.unwrap_or_default()
+        )),
+        LastTransaction::Receipt { receipt_no: None, .. } => {
+            Verdict::Unprovable("the terminal's repeat receipt carries no receipt number".into())
+        }
+        LastTransaction::Receipt { receipt_no: Some(r), .. } if Some(*r) == before => Verdict::NotCharged(format!(
+            "the terminal's last transaction is still receipt {r}, the one before this payment"
+        )),
+        LastTransaction::Receipt { receipt_no: Some(r), result: Some(0), amount_minor } => {
+            if *amount_minor == Some(p.amount_minor) {
+                Verdict::Charged
+            } else {
+                Verdict::Unprovable(format!(
+                    "the terminal's last transaction (receipt {r}, amount {}) is not this payment of {}: something \
+                     else ran on the terminal",
+                    amount_minor.map_or("unknown".to_string(), |a| a.to_string()),
+                    p.amount_minor
+                ))
+            }
+        }
+        LastTransaction::Receipt { receipt_no: Some(r), result: Some(code), .. } => {
+            Verdict::NotCharged(format!("the terminal declined it (receipt {r}, code {code:02X})"))
+        }
+        LastTransaction::Receipt { receipt_no: Some(r), result: None, .. } => {
+            Verdict::Unprovable(format!("the terminal's receipt {r} carries no result"))
+        }
     }
 }
 
-fn card_of(o: &edge_drivers::zvt::host::Outcome) -> CardResult {
+/// The terminal's last transaction, asked for with a repeat receipt, and the answer itself
+/// (its card data completes a sale that recovery finds charged). `Err`: cannot tell now.
+fn read_last(app: &App, _held: &Held) -> Result<(LastTransaction, Option<Outcome>), String> {
+    let devices = app.devices.get().ok_or("the devices are not started")?;
+    let o = devices
+        .terminal(TerminalOp::RepeatReceipt, Box::new(|_| {}), Duration::from_secs(30))
+        .map_err(|f| f.to_string())?;
+    match o.info.clone() {
+        Some(i) => Ok((
+            LastTransaction::Receipt { receipt_no: i.receipt_no, result: i.result, amount_minor: i.amount_minor },
+            Some(o),
+        )),
+        // "Function not possible": the terminal has no transaction at all.
+        None if o.code == 0x83 => Ok((LastTransaction::Nothing, None)),
+        None => Err(format!("the repeat receipt said: {}", o.text)),
+    }
+}
+
+fn card_of(o: &Outcome) -> CardResult {
     let i = o.info.clone().unwrap_or_default();
     let offline = i.text.as_deref().is_some_and(|t| t.to_ascii_uppercase().contains("OFFLINE"));
     CardResult {
@@ -194,7 +296,7 @@ fn card_of(o: &edge_drivers::zvt::host::Outcome) -> CardResult {
         trace: i.trace,
         terminal_id: i.terminal_id,
         offline,
-        receipt: o.receipt.clone(),
+        receipt: o.receipt.iter().filter(|l| l.as_str() != "** COPY **").cloned().collect(),
     }
 }
 
@@ -218,43 +320,130 @@ fn advance(app: &App, p: &mut Payment, state: PaymentState, reason: Option<Strin
     Ok(())
 }
 
+/// The terminal approved `p`: its card data goes into the stored sale's card tender, and
+/// the approval is durable before any commit is made from it.
+fn approve(app: &App, p: &mut Payment, card: CardResult) -> Result<(), Refusal> {
+    p.offline = p.offline || card.offline;
+    if let Some(s) = p.sale.as_mut() {
+        for t in s.tenders.iter_mut() {
+            if let Tender::Card { payment_id, card: c, .. } = t
+                && *payment_id == p.id
+            {
+                *c = Some(card.clone());
+            }
+        }
+    }
+    p.card = Some(card);
+    advance(app, p, PaymentState::Approved, None)
+}
+
 fn alert(app: &App, text: String) {
     tracing::error!(%text, "staff alert");
     let _ = app.events.send(Event::StaffAlert { at: Timestamp::now().to_string(), text });
 }
 
-/// The terminal's last transaction, asked for with a repeat receipt: did it charge `p`?
-/// `Ok(Some(outcome))` charged, `Ok(None)` not charged, `Err` cannot tell yet.
-fn ask_terminal(app: &App, p: &Payment) -> Result<Option<edge_drivers::zvt::host::Outcome>, String> {
-    let devices = app.devices.get().ok_or("no devices")?;
-    let o = devices
-        .terminal(TerminalOp::RepeatReceipt, Box::new(|_| {}), Duration::from_secs(30))
-        .map_err(|f| f.to_string())?;
-    let Some(info) = o.info.clone() else {
-        // "function not possible": the terminal has no transaction at all.
-        return if o.code == 0x83 { Ok(None) } else { Err(format!("the repeat receipt said: {}", o.text)) };
+/// Settles an `Intent` or `InDoubt` payment with the terminal's evidence (the lease held):
+/// charged → approved and its sale committed; not charged → failed; not provable → left in
+/// doubt (staff told when it first becomes so). Returns the verdict.
+fn settle(app: &App, p: &mut Payment, held: &Held) -> Result<Verdict, Refusal> {
+    let (last, answer) = match read_last(app, held) {
+        Ok(x) => x,
+        Err(why) => {
+            tracing::info!(payment_id = %p.id, %why, "in-doubt payment not settled yet: the terminal cannot be asked");
+            return Ok(Verdict::Unprovable(format!("the terminal cannot be asked now ({why})")));
+        }
     };
-    let charged = info.result == Some(0)
-        && info.receipt_no.is_some()
-        && info.receipt_no != p.receipt_before
-        && info.amount_minor == Some(p.amount_minor)
-        && info.pan_masked.is_some();
-    Ok(charged.then_some(o))
+    let verdict = judge(p, &last);
+    match &verdict {
+        Verdict::Charged => {
+            let card = answer.as_ref().map(card_of).unwrap_or_default();
+            approve(app, p, card)?;
+            commit_approved(app, p, held)?;
+        }
+        Verdict::NotCharged(why) => {
+            advance(app, p, PaymentState::Failed, Some(format!("settled with the terminal: not charged ({why})")))?
+        }
+        Verdict::Unprovable(why) => {
+            let reason = format!("in doubt: {why}");
+            if p.state != PaymentState::InDoubt || p.reason.as_deref() != Some(reason.as_str()) {
+                advance(app, p, PaymentState::InDoubt, Some(reason))?;
+                alert(
+                    app,
+                    format!(
+                        "Card payment {} of {} on terminal {} cannot be settled: {why}. No card payment is taken on \
+                         this terminal until a manager settles it (edgectl payments settle)",
+                        p.id, p.amount_minor, p.terminal
+                    ),
+                );
+            }
+        }
+    }
+    Ok(verdict)
 }
 
-/// A card sale: intent, terminal, commit. Blocking (run it off the async runtime).
-pub fn card_sale(app: &App, mut sale: Sale, key: Option<String>, fp: String) -> Result<CommitOutcome, Refusal> {
+/// The terminal's payments that are neither settled nor approved (the lease held).
+fn unsettled_on(app: &App, terminal: &str) -> Result<Vec<Payment>, Refusal> {
+    Ok(app
+        .store
+        .payments_open()
+        .map_err(|e| Refusal::unavailable(e.to_string()))?
+        .into_iter()
+        .filter(|p| p.terminal == terminal && matches!(p.state, PaymentState::Intent | PaymentState::InDoubt))
+        .collect())
+}
+
+/// Settles what is open on the terminal before anything new runs on it; refuses while
+/// a payment stays in doubt (its evidence would be lost under a new transaction).
+fn clear_terminal(app: &App, terminal: &str, held: &Held) -> Result<(), Refusal> {
+    for mut p in unsettled_on(app, terminal)? {
+        if let Verdict::Unprovable(why) = settle(app, &mut p, held)? {
+            return Err(Refusal::conflict(
+                "terminal-in-doubt",
+                "Terminal blocked by a payment in doubt",
+                format!(
+                    "card payment {} of {} on this terminal is in doubt ({why}); no card payment is taken on it until \
+                     that one is settled — take cash, or a manager settles it (edgectl payments settle)",
+                    p.id, p.amount_minor
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn terminal_busy() -> Refusal {
+    Refusal {
+        status: 503,
+        slug: "terminal-busy",
+        title: "Terminal busy",
+        detail: "the payment terminal is busy with another payment; nothing was charged, try again".into(),
+        field: None,
+    }
+}
+
+/// A card sale or refund: lease, baseline, intent, terminal, approval, commit. Blocking
+/// (run it off the async runtime).
+pub fn card_sale(app: &App, sale: Sale, key: Option<String>, fp: String) -> Result<CommitOutcome, Refusal> {
     let Some(Tender::Card { amount_minor, payment_id, terminal, .. }) =
         sale.tenders.iter().find(|t| matches!(t, Tender::Card { .. })).cloned()
     else {
         return Err(Refusal::unprocessable("bad-tender", "Bad tender", "tenders".into(), "no card tender"));
     };
     let devices = app.devices.get().ok_or_else(|| Refusal::unavailable("the devices are not started"))?.clone();
-    // A repeated request: the sale it made, or the payment still being settled.
-    if let Some(k) = &key {
+    let refund = sale.kind == edge_sync::domain::SaleKind::Refund;
+    let remotes = if refund { app.cfg.refund_remotes() } else { app.cfg.sale_remotes() };
+    // A repeated request: the sale it made, or the payment still being settled. Asked
+    // again once the terminal is held: a retry may have waited for the first attempt.
+    let replay = |app: &App| -> Result<Option<CommitOutcome>, Refusal> {
+        let Some(k) = &key else { return Ok(None) };
         if app.store.sale_for_key(k).map_err(|e| Refusal::unavailable(e.to_string()))?.is_some() {
-            let commit = SaleCommit { sale, idempotency_key: key, fingerprint: fp, remotes: app.cfg.sale_remotes() };
-            return app.store.commit_sale(commit).map_err(|e| Refusal::unavailable(e.to_string()));
+            let commit = SaleCommit {
+                sale: sale.clone(),
+                idempotency_key: key.clone(),
+                fingerprint: fp.clone(),
+                remotes: remotes.clone(),
+            };
+            return app.store.commit_sale(commit).map(Some).map_err(|e| Refusal::unavailable(e.to_string()));
         }
         let open = app.store.payments_open().map_err(|e| Refusal::unavailable(e.to_string()))?;
         if let Some(p) = open.iter().find(|p| p.idempotency_key.as_deref() == Some(k) && !p.state.is_final()) {
@@ -267,12 +456,20 @@ pub fn card_sale(app: &App, mut sale: Sale, key: Option<String>, fp: String) -> 
                 ),
             ));
         }
+        Ok(None)
+    };
+    if let Some(done) = replay(app)? {
+        return Ok(done);
     }
+    let held = app.terminal_lease.take(p_timeout(app)).ok_or_else(terminal_busy)?;
+    if let Some(done) = replay(app)? {
+        return Ok(done);
+    }
+    clear_terminal(app, &terminal, &held)?;
     // Is the terminal ready, and can it reach its host? (A status enquiry: one round trip.)
     if let Err(f) = devices.terminal(TerminalOp::Status, Box::new(|_| {}), Duration::from_secs(10)) {
         return Err(Refusal::unavailable(format!("the payment terminal does not answer; take cash ({f})")));
     }
-    let refund = sale.kind == edge_sync::domain::SaleKind::Refund;
     // The offline policy, when the terminal cannot reach its host (or a manager forced it).
     let offline = devices.terminal_offline() || app.forced_offline();
     if offline && refund {
@@ -287,6 +484,22 @@ pub fn card_sale(app: &App, mut sale: Sale, key: Option<String>, fp: String) -> 
         check_offline(&app.cfg.offline, &book, amount_minor, Timestamp::now())
             .map_err(|why| Refusal::payment("offline-refused", "Card not accepted offline", why))?;
     }
+    // The baseline: the terminal's own last receipt, read while this payment holds it.
+    let receipt_before = match read_last(app, &held) {
+        Ok((LastTransaction::Nothing, _)) => None,
+        Ok((LastTransaction::Receipt { receipt_no: Some(r), .. }, _)) => Some(r),
+        Ok((LastTransaction::Receipt { receipt_no: None, .. }, _)) => {
+            return Err(Refusal::unavailable(
+                "the payment terminal's last receipt carries no number, so a lost answer could not be settled; \
+                 nothing was charged — take cash",
+            ));
+        }
+        Err(why) => {
+            return Err(Refusal::unavailable(format!(
+                "the payment terminal cannot tell its last receipt ({why}); nothing was charged — take cash"
+            )));
+        }
+    };
     let now = Timestamp::now();
     let mut p = Payment {
         id: payment_id,
@@ -299,7 +512,9 @@ pub fn card_sale(app: &App, mut sale: Sale, key: Option<String>, fp: String) -> 
         created_at: now,
         updated_at: now,
         rev: 0,
-        receipt_before: last_receipt(app, &terminal),
+        receipt_before,
+        baseline_from_terminal: true,
+        fingerprint: Some(fp.clone()),
         card: None,
         reason: None,
         idempotency_key: key.clone(),
@@ -309,82 +524,67 @@ pub fn card_sale(app: &App, mut sale: Sale, key: Option<String>, fp: String) -> 
         request_id: sale.request_id.clone(),
         actor: sale.actor.clone(),
     };
-    app.payments_busy.take(p.id);
-    let res = (|| {
-        advance(app, &mut p, PaymentState::Intent, None)?;
-        crash_point("payment.intent");
-        let bus = app.events.clone();
-        let pid = p.id;
-        let mut prompted = false;
-        let r = devices.terminal(
-            if refund { TerminalOp::Refund(amount_minor) } else { TerminalOp::Authorise(amount_minor) },
-            Box::new(move |e| {
-                if let edge_drivers::zvt::host::Event::Prompt { text, .. } = e {
-                    if !prompted {
-                        prompted = true;
-                        crash_point("payment.prompt");
-                    }
-                    let _ = bus.send(Event::TerminalPrompt { at: Timestamp::now().to_string(), payment_id: pid, text });
+    advance(app, &mut p, PaymentState::Intent, None)?;
+    crash_point("payment.intent");
+    let bus = app.events.clone();
+    let pid = p.id;
+    let mut prompted = false;
+    let r = devices.terminal(
+        if refund { TerminalOp::Refund(amount_minor) } else { TerminalOp::Authorise(amount_minor) },
+        Box::new(move |e| {
+            if let edge_drivers::zvt::host::Event::Prompt { text, .. } = e {
+                if !prompted {
+                    prompted = true;
+                    crash_point("payment.prompt");
                 }
-            }),
-            p_timeout(app),
-        );
-        crash_point("payment.answered");
-        let approved = match r {
-            Ok(o) => {
-                note_receipt(app, &terminal, &o);
-                if !o.approved {
-                    advance(app, &mut p, PaymentState::Declined, Some(o.text.clone()))?;
-                    return Err(Refusal::payment("card-declined", "Card declined", o.text));
+                let _ = bus.send(Event::TerminalPrompt { at: Timestamp::now().to_string(), payment_id: pid, text });
+            }
+        }),
+        p_timeout(app),
+    );
+    crash_point("payment.answered");
+    match r {
+        Ok(o) if o.approved => approve(app, &mut p, card_of(&o))?,
+        Ok(o) => {
+            advance(app, &mut p, PaymentState::Declined, Some(o.text.clone()))?;
+            return Err(Refusal::payment("card-declined", "Card declined", o.text));
+        }
+        Err(f) if !f.in_doubt => {
+            advance(app, &mut p, PaymentState::Failed, Some(f.to_string()))?;
+            return Err(Refusal::unavailable(format!("the card was not charged: {f}")));
+        }
+        Err(f) => {
+            advance(app, &mut p, PaymentState::InDoubt, Some(f.to_string()))?;
+            match settle(app, &mut p, &held)? {
+                Verdict::Charged => {}
+                Verdict::NotCharged(why) => {
+                    return Err(Refusal::unavailable(format!("the card was not charged ({f}; {why})")));
                 }
-                o
-            }
-            Err(f) if !f.in_doubt => {
-                advance(app, &mut p, PaymentState::Failed, Some(f.to_string()))?;
-                return Err(Refusal::unavailable(format!("the card was not charged: {f}")));
-            }
-            Err(f) => {
-                advance(app, &mut p, PaymentState::InDoubt, Some(f.to_string()))?;
-                match ask_terminal(app, &p) {
-                    Ok(Some(o)) => {
-                        note_receipt(app, &terminal, &o);
-                        o
-                    }
-                    Ok(None) => {
-                        advance(app, &mut p, PaymentState::Failed, Some("the terminal shows no charge for it".into()))?;
-                        return Err(Refusal::unavailable(format!("the card was not charged ({f})")));
-                    }
-                    Err(why) => {
-                        return Err(Refusal::gateway(
-                            "payment-in-doubt",
-                            "Card payment outcome unknown",
-                            format!(
-                                "the terminal's answer was lost ({f}) and it cannot be asked now ({why}); payment {} is \
-                                 settled with the terminal when it answers, never charged twice",
-                                p.id
-                            ),
-                        ));
-                    }
+                Verdict::Unprovable(why) => {
+                    return Err(Refusal::gateway(
+                        "payment-in-doubt",
+                        "Card payment outcome unknown",
+                        format!(
+                            "the terminal's answer was lost ({f}) and its outcome cannot be proven yet ({why}); \
+                             payment {} is settled with the terminal or by a manager, never charged twice",
+                            p.id
+                        ),
+                    ));
                 }
-            }
-        };
-        let card = card_of(&approved);
-        p.offline = card.offline || p.offline;
-        p.card = Some(card.clone());
-        advance(app, &mut p, PaymentState::Approved, None)?;
-        crash_point("payment.approved");
-        for t in sale.tenders.iter_mut() {
-            if let Tender::Card { payment_id, card: c, .. } = t
-                && *payment_id == p.id
-            {
-                *c = Some(card.clone());
             }
         }
-        p.sale = Some(Box::new(sale.clone()));
-        commit_paid(app, &mut p, key.clone(), fp.clone())
-    })();
-    app.payments_busy.give(&p.id);
-    res
+    }
+    crash_point("payment.approved");
+    let committed = if p.state == PaymentState::Approved {
+        commit_approved(app, &mut p, &held)?
+    } else {
+        // Settled as charged above: its sale is committed already.
+        app.store
+            .sale(&p.sale_id)
+            .map_err(|e| Refusal::unavailable(e.to_string()))?
+            .ok_or_else(|| Refusal::unavailable(format!("payment {} is settled but its sale is missing", p.id)))?
+    };
+    Ok(CommitOutcome::Created(committed))
 }
 
 fn p_timeout(app: &App) -> Duration {
@@ -396,14 +596,21 @@ fn p_timeout(app: &App) -> Duration {
         + Duration::from_secs(30)
 }
 
-/// Commits the sale an approved payment pays; reverses the payment if it cannot be.
-fn commit_paid(app: &App, p: &mut Payment, key: Option<String>, fp: String) -> Result<CommitOutcome, Refusal> {
+/// Commits the sale an approved payment pays (as it was priced, with the card data), under
+/// the request's key and fingerprint; reverses the payment if it cannot be committed.
+fn commit_approved(app: &App, p: &mut Payment, held: &Held) -> Result<Sale, Refusal> {
     let Some(sale) = p.sale.clone() else {
-        return reverse(app, p, "the approved payment has no sale stored with it".into())
-            .and(Err(Refusal::unavailable("the payment was reversed: its sale was not stored")));
+        reverse(app, p, "the approved payment has no sale stored with it".into(), held)?;
+        return Err(Refusal::unavailable("the payment was reversed: its sale was not stored"));
     };
     crash_point("payment.before_commit");
-    let commit = SaleCommit { sale: *sale, idempotency_key: key, fingerprint: fp, remotes: app.cfg.sale_remotes() };
+    let remotes = if p.kind == PaymentKind::Refund { app.cfg.refund_remotes() } else { app.cfg.sale_remotes() };
+    let commit = SaleCommit {
+        sale: *sale,
+        idempotency_key: p.idempotency_key.clone(),
+        fingerprint: p.fingerprint.clone().unwrap_or_else(|| "recovered".into()),
+        remotes,
+    };
     let committed = if fault("payment.commit_refused") {
         Ok(CommitOutcome::Conflict { sale_id: p.sale_id, what: "refused by EDGED_FAULT".into() })
     } else {
@@ -413,14 +620,14 @@ fn commit_paid(app: &App, p: &mut Payment, key: Option<String>, fp: String) -> R
         Ok(CommitOutcome::Created(s)) | Ok(CommitOutcome::Replayed(s)) if s.id == p.sale_id => {
             crash_point("payment.after_commit");
             advance(app, p, PaymentState::Recorded, None)?;
-            Ok(CommitOutcome::Created(s))
+            Ok(s)
         }
         Ok(other) => {
             let why = match &other {
                 CommitOutcome::Conflict { what, .. } => what.clone(),
                 _ => "another sale holds its key".into(),
             };
-            reverse(app, p, format!("the sale could not be committed: {why}"))?;
+            reverse(app, p, format!("the sale could not be committed: {why}"), held)?;
             Err(Refusal::conflict(
                 "payment-reversed",
                 "Card payment reversed",
@@ -435,8 +642,8 @@ fn commit_paid(app: &App, p: &mut Payment, key: Option<String>, fp: String) -> R
     }
 }
 
-/// Reverses an approved payment; tells staff whatever happens.
-fn reverse(app: &App, p: &mut Payment, why: String) -> Result<(), Refusal> {
+/// Reverses an approved payment (the lease held); tells staff whatever happens.
+fn reverse(app: &App, p: &mut Payment, why: String, _held: &Held) -> Result<(), Refusal> {
     let Some(receipt) = p.card.as_ref().and_then(|c| c.receipt_no) else {
         advance(app, p, PaymentState::ReversalFailed, Some(format!("{why}; no receipt number to reverse")))?;
         alert(
@@ -475,8 +682,11 @@ fn reverse(app: &App, p: &mut Payment, why: String) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// Settles what a crash or a lost answer left open. Returns how many payments moved.
+/// Settles what a crash or a lost answer left open, holding the terminal (a round is
+/// skipped while a payment runs). In-doubt payments first: nothing else touches the
+/// terminal while one cannot be proven. Returns how many payments moved.
 pub fn recover(app: &App) -> usize {
+    let Some(held) = app.terminal_lease.take(Duration::from_secs(1)) else { return 0 };
     let open = match app.store.payments_open() {
         Ok(o) => o,
         Err(e) => {
@@ -485,82 +695,93 @@ pub fn recover(app: &App) -> usize {
         }
     };
     let mut moved = 0;
-    for mut p in open {
-        if app.payments_busy.has(&p.id) || !app.payments_busy.take(p.id) {
-            continue;
-        }
-        let before = p.state;
-        let r = (|| -> Result<(), Refusal> {
-            match p.state {
-                PaymentState::Intent | PaymentState::InDoubt => match ask_terminal(app, &p) {
-                    Ok(Some(o)) => {
-                        note_receipt(app, &p.terminal, &o);
-                        let card = card_of(&o);
-                        p.offline = p.offline || card.offline;
-                        if let Some(s) = p.sale.as_mut() {
-                            for t in s.tenders.iter_mut() {
-                                if let Tender::Card { payment_id, card: c, .. } = t
-                                    && *payment_id == p.id
-                                {
-                                    *c = Some(card.clone());
-                                }
-                            }
-                        }
-                        p.card = Some(card);
-                        advance(app, &mut p, PaymentState::Approved, None)?;
-                        commit_after_restart(app, &mut p)
-                    }
-                    Ok(None) => advance(
-                        app,
-                        &mut p,
-                        PaymentState::Failed,
-                        Some("settled after a lost answer: the terminal shows no charge for it".into()),
-                    ),
-                    Err(why) => {
-                        tracing::info!(payment_id = %p.id, %why, "in-doubt payment not settled yet");
-                        Ok(())
-                    }
-                },
-                PaymentState::Approved => commit_after_restart(app, &mut p),
-                PaymentState::ReversalFailed => {
-                    let why = p.reason.clone().unwrap_or_default();
-                    reverse(app, &mut p, why)
+    let mut blocked = std::collections::BTreeSet::new();
+    let (unsettled, rest): (Vec<Payment>, Vec<Payment>) =
+        open.into_iter().partition(|p| matches!(p.state, PaymentState::Intent | PaymentState::InDoubt));
+    for mut p in unsettled.into_iter().chain(rest) {
+        let before = (p.state, p.rev);
+        let r = match p.state {
+            PaymentState::Intent | PaymentState::InDoubt if blocked.contains(&p.terminal) => Ok(()),
+            PaymentState::Intent | PaymentState::InDoubt => settle(app, &mut p, &held).map(|v| {
+                if matches!(v, Verdict::Unprovable(_)) {
+                    blocked.insert(p.terminal.clone());
                 }
-                _ => Ok(()),
+            }),
+            PaymentState::Approved => commit_after_restart(app, &mut p, &held),
+            PaymentState::ReversalFailed if !blocked.contains(&p.terminal) => {
+                let why = p.reason.clone().unwrap_or_default();
+                reverse(app, &mut p, why, &held)
             }
-        })();
+            _ => Ok(()),
+        };
         if let Err(e) = r {
             tracing::warn!(payment_id = %p.id, error = %e.detail, "payment not settled");
         }
-        if p.state != before {
+        if (p.state, p.rev) != before && p.state != before.0 {
             moved += 1;
         }
-        app.payments_busy.give(&p.id);
     }
     moved
 }
 
 /// An approved payment found after a restart: its sale is committed as it was priced (the
 /// customer paid for it), or found committed already.
-fn commit_after_restart(app: &App, p: &mut Payment) -> Result<(), Refusal> {
+fn commit_after_restart(app: &App, p: &mut Payment, held: &Held) -> Result<(), Refusal> {
     if app.store.sale(&p.sale_id).map_err(|e| Refusal::unavailable(e.to_string()))?.is_some() {
         return advance(app, p, PaymentState::Recorded, None);
     }
-    let key = p.idempotency_key.clone();
-    match commit_paid(app, p, key, "recovered".into()) {
-        Ok(_) => {
-            let _ = app.events.send(Event::SaleCompleted {
-                at: Timestamp::now().to_string(),
-                sale_id: p.sale_id,
-                total_minor: p.sale.as_ref().map_or(0, |s| s.total_minor),
-                currency: p.currency.to_string(),
-                business_date: p.sale.as_ref().map(|s| s.business_date.to_string()).unwrap_or_default(),
-            });
-            alert(app, format!("Sale {} was completed after a restart: its card payment had been approved", p.sale_id));
-            Ok(())
-        }
-        Err(e) => Err(e),
+    commit_approved(app, p, held)?;
+    let _ = app.events.send(Event::SaleCompleted {
+        at: Timestamp::now().to_string(),
+        sale_id: p.sale_id,
+        total_minor: p.sale.as_ref().map_or(0, |s| s.total_minor),
+        currency: p.currency.to_string(),
+        business_date: p.sale.as_ref().map(|s| s.business_date.to_string()).unwrap_or_default(),
+    });
+    alert(app, format!("Sale {} was completed after a restart: its card payment had been approved", p.sale_id));
+    Ok(())
+}
+
+/// Settles the outcome by hand: a manager read the terminal's own journal (or its
+/// printout) for a payment the evidence could not prove. `charged` carries the receipt
+/// number the terminal printed for it; the sale is then committed as priced.
+pub fn settle_by_hand(app: &App, id: Uuid, charged: Option<u32>, who: &str) -> Result<Payment, Refusal> {
+    let held = app.terminal_lease.take(p_timeout(app)).ok_or_else(terminal_busy)?;
+    let mut p = app.store.payment(&id).map_err(|e| Refusal::unavailable(e.to_string()))?.ok_or_else(|| Refusal {
+        status: 404,
+        slug: "unknown-payment",
+        title: "Unknown payment",
+        detail: format!("no payment {id}"),
+        field: Some("id".into()),
+    })?;
+    if !matches!(p.state, PaymentState::Intent | PaymentState::InDoubt) {
+        return Err(Refusal::conflict(
+            "payment-not-in-doubt",
+            "Payment not in doubt",
+            format!("payment {id} is {:?}: only a payment in doubt is settled by hand", p.state),
+        ));
     }
+    match charged {
+        Some(receipt_no) => {
+            let card = CardResult { receipt_no: Some(receipt_no), terminal_id: None, ..CardResult::default() };
+            approve(app, &mut p, card)?;
+            tracing::warn!(payment_id = %p.id, %who, receipt_no, "payment settled by hand: charged");
+            commit_approved(app, &mut p, &held)?;
+        }
+        None => advance(app, &mut p, PaymentState::Failed, Some(format!("settled by hand by {who}: not charged")))?,
+    }
+    Ok(p)
+}
+
+/// The terminal's end-of-day (forwards its offline payments), holding the terminal and
+/// refused while one of its payments is in doubt (its evidence would be lost).
+pub fn end_of_day(app: &App) -> Result<Outcome, String> {
+    let devices = app.devices.get().ok_or("the devices are not started")?.clone();
+    let held = app.terminal_lease.take(p_timeout(app)).ok_or("the payment terminal is busy with a payment")?;
+    if let Some(t) = devices.terminal_id() {
+        clear_terminal(app, &t, &held).map_err(|r| r.detail)?;
+    }
+    devices.terminal(TerminalOp::EndOfDay, Box::new(|_| {}), Duration::from_secs(120)).map_err(|f| f.to_string())
 }
 
 /// Starts the recovery loop (at once, then every [`RECOVER_EVERY`]).
@@ -592,6 +813,86 @@ pub fn new_payment_id() -> Uuid {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn payment(before: Option<u32>, amount: i64) -> Payment {
+        let now = Timestamp::now();
+        Payment {
+            id: new_id(),
+            kind: PaymentKind::Sale,
+            sale_id: new_id(),
+            amount_minor: amount,
+            currency: edge_sync::money::Currency::EUR,
+            terminal: "terminal".into(),
+            state: PaymentState::Intent,
+            created_at: now,
+            updated_at: now,
+            rev: 1,
+            receipt_before: before,
+            baseline_from_terminal: true,
+            fingerprint: None,
+            card: None,
+            reason: None,
+            idempotency_key: None,
+            sale: None,
+            offline: false,
+            forwarded: false,
+            request_id: String::new(),
+            actor: String::new(),
+        }
+    }
+
+    fn last(receipt: u32, result: u8, amount: i64) -> LastTransaction {
+        LastTransaction::Receipt { receipt_no: Some(receipt), result: Some(result), amount_minor: Some(amount) }
+    }
+
+    /// The evidence rule, case by case: only what the last transaction proves is decided.
+    #[test]
+    fn judge_decides_only_what_the_last_transaction_proves() {
+        let p = payment(Some(41), 2570);
+        let charged = |v: &Verdict| matches!(v, Verdict::Charged);
+        let not = |v: &Verdict| matches!(v, Verdict::NotCharged(_));
+        let doubt = |v: &Verdict| matches!(v, Verdict::Unprovable(_));
+        // Nothing ran since the baseline: not charged (the payment never reached it, or
+        // was aborted before a receipt).
+        assert!(not(&judge(&p, &last(41, 0, 999))), "the baseline itself");
+        // The next receipt, approved, this amount: charged.
+        assert!(charged(&judge(&p, &last(42, 0, 2570))));
+        // The next receipt, declined: not charged.
+        assert!(not(&judge(&p, &last(42, 0x05, 2570))));
+        // Approved, another amount: something else ran on the terminal — never "no charge".
+        let v = judge(&p, &last(42, 0, 1000));
+        assert!(doubt(&v), "{v:?}");
+        // No receipt number, no result: cannot tell.
+        let no_number = LastTransaction::Receipt { receipt_no: None, result: Some(0), amount_minor: Some(2570) };
+        assert!(doubt(&judge(&p, &no_number)));
+        let no_result = LastTransaction::Receipt { receipt_no: Some(42), result: None, amount_minor: Some(2570) };
+        assert!(doubt(&judge(&p, &no_result)));
+        // The terminal had receipts before and now has none: cannot tell.
+        assert!(doubt(&judge(&p, &LastTransaction::Nothing)));
+        // A terminal with no transaction at all before and after: not charged.
+        let fresh = payment(None, 2570);
+        assert!(not(&judge(&fresh, &LastTransaction::Nothing)));
+        assert!(charged(&judge(&fresh, &last(1, 0, 2570))));
+        // A baseline taken from our own notes (an earlier version) proves nothing.
+        let legacy = Payment { baseline_from_terminal: false, ..payment(Some(41), 2570) };
+        assert!(doubt(&judge(&legacy, &last(42, 0, 2570))));
+        assert!(doubt(&judge(&legacy, &last(41, 0, 2570))));
+    }
+
+    /// One holder at a time; a waiter gets the lease when it is released, and gives up
+    /// after its wait.
+    #[test]
+    fn the_lease_has_one_holder_and_bounded_waits() {
+        let lease = std::sync::Arc::new(Lease::default());
+        let held = lease.take(Duration::ZERO).expect("free");
+        assert!(lease.take(Duration::from_millis(20)).is_none(), "held elsewhere");
+        let l2 = lease.clone();
+        let waiter = std::thread::spawn(move || l2.take(Duration::from_secs(5)).is_some());
+        std::thread::sleep(Duration::from_millis(50));
+        drop(held);
+        assert!(waiter.join().expect("join"), "the waiter gets it once released");
+        assert!(lease.take(Duration::ZERO).is_some(), "free again after the waiter dropped it");
+    }
 
     /// Each cap refuses exactly at its boundary, and says which cap.
     #[test]

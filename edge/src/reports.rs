@@ -5,7 +5,6 @@
 //! covered.
 
 use crate::app::App;
-use crate::devices::TerminalOp;
 use edge_sync::domain::{PaymentState, Sale, Tender};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -135,9 +134,8 @@ pub fn x_report(app: &App) -> Result<Report, String> {
 pub fn z_report(app: &App) -> Result<Report, String> {
     let mut r = x_report(app)?;
     r.kind = "z".into();
-    if let Some(devices) = app.devices.get().filter(|d| d.terminal_id().is_some()) {
-        let o = devices
-            .terminal(TerminalOp::EndOfDay, Box::new(|_| {}), std::time::Duration::from_secs(120))
+    if app.devices.get().is_some_and(|d| d.terminal_id().is_some()) {
+        let o = crate::payments::end_of_day(app)
             .map_err(|f| format!("the terminal's end-of-day failed, the Z report is not closed: {f}"))?;
         if !o.approved {
             return Err(format!("the terminal's end-of-day was refused ({}); the Z report is not closed", o.text));

@@ -393,9 +393,20 @@ pub struct Payment {
     pub updated_at: Timestamp,
     /// Grows with every stored move (a journal replay keeps the newest).
     pub rev: u64,
-    /// The terminal's last receipt number before this payment was sent: a repeat receipt
-    /// showing another number (and this amount) means the terminal charged it.
+    /// The terminal's last receipt number before this payment was sent (None: the terminal
+    /// had no transaction). A repeat receipt showing this number means the terminal did not
+    /// act on the payment; another number, approved for this amount, means it charged.
     pub receipt_before: Option<u32>,
+    /// `receipt_before` was read from the terminal itself (repeat receipt) while this payment
+    /// held it, and no other payment could use the terminal until this one was settled: only
+    /// then does the terminal's last transaction prove the outcome. False for payments stored
+    /// by versions that took the number from their own notes (staff settle those in doubt).
+    #[serde(default)]
+    pub baseline_from_terminal: bool,
+    /// The fingerprint of the request that started it, so a sale completed after a restart
+    /// answers a retry of that same request (and a different body under its key is refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub card: Option<CardResult>,
     /// Why it was declined, failed or reversed, in words.

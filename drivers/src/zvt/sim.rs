@@ -142,6 +142,11 @@ pub struct TerminalSim {
     batch: u32,
     /// A payment or refund is under way (its completion or abort not yet sent).
     busy: bool,
+    /// The decision of the payment under way, taken once its first prompt is acknowledged
+    /// and the processing time has passed (card read, PIN, host).
+    pending: Option<(Kind, i64, Rule)>,
+    /// How long a payment or refund takes from the card prompt to the decision.
+    pub processing: std::time::Duration,
     /// Commands received (by name), for tests.
     pub commands: Vec<&'static str>,
 }
@@ -160,6 +165,8 @@ impl Default for TerminalSim {
             last: None,
             batch: 1,
             busy: false,
+            pending: None,
+            processing: std::time::Duration::ZERO,
             commands: Vec::new(),
         }
     }
@@ -190,6 +197,15 @@ impl TerminalSim {
                 t.batch = t.batch.max(e.batch + 1);
                 t.journal.push(e);
             }
+        }
+        // A terminal keeps its last receipt across its own restarts (repeat receipt).
+        if let Some(e) = t.journal.last().cloned() {
+            let title = match e.kind {
+                Kind::Payment => "PAYMENT",
+                Kind::Refund => "REFUND",
+                Kind::Reversal => "REVERSAL",
+            };
+            t.last = Some((t.info(&e), t.receipt_lines(&e, title)));
         }
         t.path = Some(path);
         Ok(t)
@@ -267,10 +283,49 @@ impl TerminalSim {
         v
     }
 
-    /// Builds the messages of a payment or refund under the next rule; returns what to send
-    /// now (after the command's ACK), or None for "say nothing at all".
+    /// Starts a payment or refund under the next rule: the card prompt now, the decision
+    /// (journal, status, receipt, completion) once the prompt is acknowledged and the
+    /// processing time has passed. None: say nothing at all.
     fn transaction(&mut self, kind: Kind, amount: i64) -> Option<()> {
         let rule = self.rules.pop_front().unwrap_or_else(|| self.default_rule.clone());
+        match rule {
+            Rule::Hang => return None,
+            Rule::Refuse(code) => self.out.push_back(Apdu::nak(code)),
+            Rule::Timeout => self.out.push_back(prompt(0x0A)),
+            Rule::Abort => {
+                self.out.push_back(prompt(0x0A));
+                self.out.push_back(msg(0x06, 0x1E, vec![0x6C]));
+            }
+            Rule::CrashAfterApproving | Rule::Decline(_) | Rule::Approve => {
+                self.out.push_back(prompt(0x0A));
+                self.pending = Some((kind, amount, rule));
+            }
+        }
+        Some(())
+    }
+
+    /// A payment keyed at the terminal itself (a clerk using its own keypad, not through
+    /// any ECR): journaled and its receipt the last one, as a real terminal would.
+    pub fn keyed_payment(&mut self, amount: i64) -> u32 {
+        let (receipt_no, trace) = self.next_numbers();
+        let e = Entry {
+            kind: Kind::Payment,
+            receipt_no,
+            trace,
+            amount_minor: amount,
+            result: 0,
+            reversed: false,
+            offline: self.offline,
+            batch: 0,
+        };
+        self.journal.push(e.clone());
+        self.save();
+        self.last = Some((self.info(&e), self.receipt_lines(&e, "PAYMENT")));
+        receipt_no
+    }
+
+    /// The terminal decides: journaled first (the host has answered), then told.
+    fn decide(&mut self, kind: Kind, amount: i64, rule: Rule) {
         let (receipt_no, trace) = self.next_numbers();
         let mut e = Entry {
             kind,
@@ -283,36 +338,20 @@ impl TerminalSim {
             batch: 0,
         };
         match rule {
-            Rule::Hang => return None,
-            Rule::Refuse(code) => {
-                self.out.push_back(Apdu::nak(code));
-                return Some(());
-            }
-            Rule::Timeout => {
-                self.out.push_back(prompt(0x0A));
-                return Some(());
-            }
-            Rule::Abort => {
-                self.out.push_back(prompt(0x0A));
-                self.out.push_back(msg(0x06, 0x1E, vec![0x6C]));
-                return Some(());
-            }
             Rule::CrashAfterApproving => {
                 self.journal.push(e.clone());
                 self.save();
                 self.last = Some((self.info(&e), self.receipt_lines(&e, "PAYMENT")));
-                self.out.push_back(prompt(0x0A));
-                return Some(());
+                return;
             }
             Rule::Decline(code) => e.result = if code == 0 { 0x05 } else { code },
-            Rule::Approve => e.offline = self.offline,
+            _ => e.offline = self.offline,
         }
         self.journal.push(e.clone());
         self.save();
         let title = if kind == Kind::Refund { "REFUND" } else { "PAYMENT" };
         let info = self.info(&e);
         let lines = self.receipt_lines(&e, title);
-        self.out.push_back(prompt(0x0A));
         self.out.push_back(prompt(0x01));
         if !self.offline {
             self.out.push_back(prompt(0x04));
@@ -323,7 +362,6 @@ impl TerminalSim {
         }
         self.out.push_back(if e.result == 0 { msg(0x06, 0x0F, Vec::new()) } else { msg(0x06, 0x1E, vec![e.result]) });
         self.last = Some((info, lines));
-        Some(())
     }
 
     fn complete(&mut self, info: StatusInfo, lines: Vec<String>) {
@@ -347,10 +385,12 @@ impl TerminalSim {
                 return vec![Apdu::nak(0x83)];
             }
             self.out.clear();
+            self.pending = None;
             self.busy = false;
             return vec![Apdu::ack(), msg(0x06, 0x1E, vec![0x6C])];
         }
         self.out.clear();
+        self.pending = None;
         self.busy = false;
         let fields = |d: &[u8]| bmps(d).unwrap_or_default();
         let amount_of = |f: &[(u8, Vec<u8>)]| {
@@ -491,6 +531,12 @@ impl TerminalSim {
     }
 
     fn pop(&mut self) -> Option<Apdu> {
+        if self.out.is_empty()
+            && let Some((kind, amount, rule)) = self.pending.take()
+        {
+            std::thread::sleep(self.processing);
+            self.decide(kind, amount, rule);
+        }
         let m = self.out.pop_front()?;
         if m.is(0x06, 0x0F) || m.is(0x06, 0x1E) {
             self.busy = false;

@@ -518,6 +518,16 @@ pub struct PaymentOut {
     pub age_s: u64,
 }
 
+/// `POST /v1/payments/{id}/settle` (manager): the outcome of a payment in doubt, read by a
+/// manager from the terminal's own journal or printout when the terminal's answer cannot
+/// prove it. `charged: true` needs the terminal's `receipt_no` for the payment.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PaymentSettleIn {
+    pub charged: bool,
+    #[serde(default)]
+    pub receipt_no: Option<u32>,
+}
+
 /// `GET /v1/payments`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PaymentsList {

@@ -31,6 +31,10 @@ enum Cmd {
         /// Terminal only: the journal file (kept across runs; default ./terminal-journal.tsv).
         #[arg(long)]
         journal: Option<PathBuf>,
+        /// Terminal only: milliseconds from the card prompt to the decision (card read, PIN,
+        /// host); 0 decides at once.
+        #[arg(long, default_value_t = 0)]
+        processing_ms: u64,
         /// Scanner only: send HID POS scanned-data reports (as a USB HID POS scanner does)
         /// instead of CR-terminated codes.
         #[arg(long)]
@@ -86,7 +90,7 @@ fn main() -> ExitCode {
     edge::daemon::init_logging(edge::config::LogFormat::Text, "info");
     match cli.cmd {
         Cmd::Man => edge::print_man(<Cli as clap::CommandFactory>::command()),
-        Cmd::Sim { kind, tcp, link, hid, journal } => {
+        Cmd::Sim { kind, tcp, link, hid, journal, processing_ms } => {
             let kind = match (kind.as_str(), hid) {
                 ("scanner", true) => "scanner-hid".to_string(),
                 (_, true) => {
@@ -104,7 +108,11 @@ fn main() -> ExitCode {
                 }
             };
             let ran = if kind == "terminal" {
-                edge_drivers::sim::run_terminal(at, journal.unwrap_or_else(|| PathBuf::from("terminal-journal.tsv")))
+                edge_drivers::sim::run_terminal(
+                    at,
+                    journal.unwrap_or_else(|| PathBuf::from("terminal-journal.tsv")),
+                    std::time::Duration::from_millis(processing_ms),
+                )
             } else {
                 edge_drivers::sim::run_standalone(&kind, at)
             };

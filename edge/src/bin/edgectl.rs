@@ -84,8 +84,12 @@ enum Cmd {
         #[command(subcommand)]
         cmd: TerminalCmd,
     },
-    /// Card payments: state, offline ones waiting to be forwarded and their age.
+    /// Card payments: state, offline ones waiting to be forwarded and their age;
+    /// `payments settle ID --not-charged | --charged RECEIPT` (manager) settles a payment
+    /// in doubt after reading the terminal's own journal.
     Payments {
+        #[command(subcommand)]
+        cmd: Option<PaymentsCmd>,
         /// Only those not settled, and offline ones not forwarded.
         #[arg(long)]
         open: bool,
@@ -164,6 +168,20 @@ enum TerminalCmd {
     /// on / off.
     Offline {
         state: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PaymentsCmd {
+    /// Settles a payment in doubt by hand (manager): what the terminal's journal shows.
+    Settle {
+        id: String,
+        /// The terminal charged it: its receipt number there.
+        #[arg(long, conflicts_with = "not_charged", required_unless_present = "not_charged")]
+        charged: Option<u32>,
+        /// The terminal did not charge it.
+        #[arg(long)]
+        not_charged: bool,
     },
 }
 
@@ -721,7 +739,24 @@ fn run(cli: &Cli) -> Result<ExitCode, ClientError> {
             }
             Ok(if out.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
-        Cmd::Payments { open, limit } => {
+        Cmd::Payments { cmd: Some(PaymentsCmd::Settle { id, charged, not_charged }), .. } => {
+            let m = match (&cli.api, &cli.data_dir) {
+                (None, dir) => Client::from_data_dir(
+                    dir.as_deref().unwrap_or(std::path::Path::new("/var/lib/edged")),
+                    Role::Manager,
+                )?,
+                (Some(_), _) => client(cli)?,
+            };
+            let body = edge_api::PaymentSettleIn { charged: !*not_charged && charged.is_some(), receipt_no: *charged };
+            let p: edge_api::PaymentOut = m.post(&format!("/v1/payments/{id}/settle"), &body, None)?;
+            if cli.json {
+                print_json(&p);
+            } else {
+                println!("payment {}: {}{}", p.id, p.state, p.reason.map(|r| format!(" ({r})")).unwrap_or_default());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Payments { open, limit, .. } => {
             let list: edge_api::PaymentsList =
                 client(cli)?.get(&format!("/v1/payments?limit={limit}{}", if *open { "&open=true" } else { "" }))?;
             if cli.json {
