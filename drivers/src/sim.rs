@@ -145,7 +145,15 @@ pub fn run_terminal(at: Endpoint, journal: std::path::PathBuf, processing: Durat
         }
         let _ = std::io::stdout().flush();
     }
-    Ok(())
+    serve_until_terminated()
+}
+
+/// A simulator whose stdin closed (started in a script with `&`, or by a service manager)
+/// keeps serving its device until SIGTERM ends the process.
+fn serve_until_terminated() -> ! {
+    loop {
+        std::thread::park();
+    }
 }
 
 /// Serves a standalone simulator at its endpoint from a background thread: TCP connections
@@ -201,7 +209,8 @@ enum State {
 }
 
 /// Runs one simulated device until stdin closes (`edge-lab sim KIND`). Lines on stdin
-/// steer it — printer: `paper-end on|off`, `near-end on|off`, `cover on|off`,
+/// steer it — printer: `paper-end on|off`, `near-end on|off`, `cover on|off`, `hang on|off`
+/// (takes bytes, never answers),
 /// `offline on|off`, `cutter on|off`, `drawer close`, `jobs`; scale: `weight GRAMS`,
 /// `motion on|off`; scanner: any other line is scanned (with its AIM id if given, e.g.
 /// `]E04006381333931`), framed with CR or, for `scanner-hid`, as HID POS scanned-data
@@ -245,6 +254,7 @@ pub fn run_standalone(kind: &str, at: Endpoint) -> Result<(), String> {
                     "cover" => p.condition.cover_open = on(arg),
                     "offline" => p.condition.offline = on(arg),
                     "cutter" => p.condition.cutter_error = on(arg),
+                    "hang" => p.condition.hang = on(arg),
                     "drawer" => p.condition.drawer_open = arg != Some("close"),
                     "jobs" => {
                         for (i, j) in p.jobs().iter().enumerate() {
@@ -253,7 +263,9 @@ pub fn run_standalone(kind: &str, at: Endpoint) -> Result<(), String> {
                         println!("--- end of jobs ({}) ---", p.jobs().len());
                     }
                     "" => {}
-                    other => println!("? {other}: paper-end|near-end|cover|offline|cutter on|off, drawer close, jobs"),
+                    other => {
+                        println!("? {other}: paper-end|near-end|cover|offline|cutter|hang on|off, drawer close, jobs")
+                    }
                 }
             }
             State::Scale(s) => {
@@ -288,5 +300,5 @@ pub fn run_standalone(kind: &str, at: Endpoint) -> Result<(), String> {
             }
         }
     }
-    Ok(())
+    serve_until_terminated()
 }

@@ -42,6 +42,8 @@ pub struct App {
     pub ws_clients: AtomicUsize,
     /// The payment terminal, held by one payment (or recovery, reversal, end-of-day) at a time.
     pub terminal_lease: crate::payments::Lease,
+    /// Drawer kicks, receipts and pole display after a commit, off the request path.
+    pub after: crate::checkout::after::AfterCommit,
     /// A manager forced card acceptance offline (audited).
     pub force_offline: AtomicBool,
     /// Free bytes on the data dir's disk as last measured (u64::MAX until measured).
@@ -116,6 +118,7 @@ impl App {
             ws_clients: AtomicUsize::new(0),
             stopping: watch::channel(false).0,
             terminal_lease: crate::payments::Lease::default(),
+            after: crate::checkout::after::AfterCommit::default(),
             force_offline: AtomicBool::new(false),
             disk_free: std::sync::atomic::AtomicU64::new(u64::MAX),
             disk_at: std::sync::Mutex::new(None),

@@ -329,6 +329,7 @@ pub async fn run(cfg: Config, store: Arc<dyn Store>, announce_dir: &Path) -> Res
             let _ = bus.send(e);
         }),
     )));
+    crate::checkout::spawn(&app);
     crate::payments::spawn_recovery(app.clone());
     spawn_disk_watch(app.clone());
     let mut workers = engine.spawn(store, client.clone(), app.stopping.subscribe());

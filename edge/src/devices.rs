@@ -95,12 +95,17 @@ impl DeviceSpec {
     }
 }
 
+/// Told once a print job ends: printed, or why not.
+pub type PrintDone = Box<dyn FnOnce(Result<(), String>) + Send>;
+/// Told once the drawer kick ends: whether the drawer's sensor reads open, or why not.
+pub type DrawerDone = Box<dyn FnOnce(Result<bool, String>) + Send>;
+
 enum Command {
-    Print { job_id: String, receipt: Box<Receipt> },
+    Print { job_id: String, receipt: Box<Receipt>, done: Option<PrintDone> },
     Show { upper: String, lower: String },
     Weigh { reply: Sender<Result<Weight, String>> },
     Health { level: HealthLevel, reply: Sender<Result<String, String>> },
-    OpenDrawer { reply: Sender<Result<bool, String>> },
+    OpenDrawer { done: DrawerDone },
     Terminal { op: TerminalOp, events: TerminalEvents, reply: Sender<Result<Outcome, Failure>> },
 }
 
@@ -216,10 +221,22 @@ impl Devices {
         slot.tx.lock().unwrap_or_else(|p| p.into_inner()).send(c).map_err(|_| format!("{} is stopped", slot.spec.id))
     }
 
-    /// Queues a receipt on the first printer (job id = the sale id: printed once).
-    pub fn print(&self, job_id: &str, receipt: Receipt) -> Result<(), String> {
+    /// Whether a device of this kind is configured.
+    pub fn has(&self, kind: Kind) -> bool {
+        self.first(kind).is_some()
+    }
+
+    /// Queues a receipt on the first printer (job id = the sale id: printed once); `done`
+    /// is told how it ended, from the printer's thread.
+    pub fn print(&self, job_id: &str, receipt: Receipt, done: Option<PrintDone>) -> Result<(), String> {
         let slot = self.first(Kind::Printer).ok_or("no printer configured")?;
-        self.send(slot, Command::Print { job_id: job_id.to_string(), receipt: Box::new(receipt) })
+        self.send(slot, Command::Print { job_id: job_id.to_string(), receipt: Box::new(receipt), done })
+    }
+
+    /// Queues a drawer kick on the first printer; `done` is told how it ended.
+    pub fn kick_drawer(&self, done: DrawerDone) -> Result<(), String> {
+        let slot = self.first(Kind::Printer).ok_or("no printer (and so no cash drawer) configured")?;
+        self.send(slot, Command::OpenDrawer { done })
     }
 
     /// Shows two lines on the first pole display.
@@ -297,7 +314,14 @@ impl Devices {
     pub fn open_drawer(&self, wait: Duration) -> Result<bool, String> {
         let slot = self.first(Kind::Printer).ok_or("no printer (and so no cash drawer) configured")?;
         let (tx, rx) = channel();
-        self.send(slot, Command::OpenDrawer { reply: tx })?;
+        self.send(
+            slot,
+            Command::OpenDrawer {
+                done: Box::new(move |r| {
+                    let _ = tx.send(r);
+                }),
+            },
+        )?;
         rx.recv_timeout(wait).map_err(|_| "the printer did not answer the drawer kick in time".to_string())?
     }
 }
@@ -441,16 +465,17 @@ fn fail(c: Command, id: &str, state: &str) {
         Command::Weigh { reply } => {
             let _ = reply.send(Err(format!("{id} is {state}")));
         }
-        Command::Print { job_id, .. } => {
-            tracing::warn!(device = id, job = %job_id, "receipt not printed: the printer is {state}")
+        Command::Print { job_id, done, .. } => {
+            tracing::warn!(device = id, job = %job_id, "receipt not printed: the printer is {state}");
+            if let Some(done) = done {
+                done(Err(format!("the printer {id} is {state}")));
+            }
         }
         Command::Show { .. } => {}
         Command::Health { reply, .. } => {
             let _ = reply.send(Err(format!("{id} is {state}")));
         }
-        Command::OpenDrawer { reply } => {
-            let _ = reply.send(Err(format!("{id} is {state}")));
-        }
+        Command::OpenDrawer { done } => done(Err(format!("{id} is {state}"))),
         Command::Terminal { reply, .. } => {
             let _ = reply.send(Err(not_run(format!("{id} is {state}"))));
         }
@@ -574,27 +599,39 @@ fn serve(slot: &Slot, rx: &Receiver<Command>, emit: &Emit, driver: &mut Driver) 
         };
         slot.queued.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         match (c, &mut *driver) {
-            (Command::Print { job_id, receipt }, Driver::Printer(p)) => match p.print(&job_id, &receipt) {
-                Ok((outcome, events)) => {
-                    for e in events {
-                        tracing::debug!(device = %id, event = ?e, "printer event");
+            (Command::Print { job_id, receipt, done }, Driver::Printer(p)) => {
+                let result = match p.print(&job_id, &receipt) {
+                    Ok((outcome, events)) => {
+                        for e in events {
+                            tracing::debug!(device = %id, event = ?e, "printer event");
+                        }
+                        let health = printer_health(p, &mut drawer_open_since).unwrap_or_else(|e| e);
+                        set(slot, emit, "online", health, p.lifecycle.stats.report());
+                        match outcome {
+                            JobOutcome::Printed => {
+                                tracing::info!(device = %id, job = %job_id, "receipt printed");
+                                Ok(())
+                            }
+                            JobOutcome::NotPrinted(why) => Err(why),
+                            JobOutcome::InDoubt(why) => Err(format!("{why} (part of it may have printed)")),
+                        }
                     }
-                    match &outcome {
-                        JobOutcome::Printed => tracing::info!(device = %id, job = %job_id, "receipt printed"),
-                        other => tracing::warn!(device = %id, job = %job_id, outcome = ?other, "receipt not printed"),
-                    }
-                    let health = printer_health(p, &mut drawer_open_since).unwrap_or_else(|e| e);
-                    set(slot, emit, "online", health, p.lifecycle.stats.report());
+                    Err(e) => Err(e.to_string()),
+                };
+                if let Err(why) = &result {
+                    tracing::warn!(device = %id, job = %job_id, %why, "receipt not printed");
                 }
-                Err(e) => tracing::warn!(device = %id, job = %job_id, error = %e, "receipt refused"),
-            },
-            (Command::OpenDrawer { reply }, Driver::Printer(p)) => {
+                if let Some(done) = done {
+                    done(result);
+                }
+            }
+            (Command::OpenDrawer { done }, Driver::Printer(p)) => {
                 let r = p.open_drawer().map_err(|e| e.to_string());
                 if r.is_ok() {
                     drawer_open_since = None;
                     tracing::info!(device = %id, "cash drawer kicked");
                 }
-                let _ = reply.send(r);
+                done(r);
             }
             (Command::Show { upper, lower }, Driver::Display(d)) => {
                 if let Err(e) = d.show(&upper, &lower) {

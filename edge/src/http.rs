@@ -608,37 +608,8 @@ async fn post_sale(
     };
     match outcome {
         CommitOutcome::Created(sale) => {
-            app.metrics.sales_committed.inc();
             app.metrics.commit_duration.observe(started.elapsed().as_secs_f64());
-            tracing::info!(sale_id = %sale.id, total = %sale.total(), lines = sale.lines.len(), "sale committed");
-            app.engine.wake();
-            if let Some(d) = app.devices.get() {
-                let cash_in = sale.change_minor > 0
-                    || sale.tenders.iter().any(|t| matches!(t, edge_sync::domain::Tender::Cash { .. }));
-                if cash_in {
-                    // Cash in: the drawer opens for the money and the change.
-                    if let Err(e) = d.open_drawer(std::time::Duration::from_secs(3)) {
-                        tracing::debug!(sale_id = %sale.id, why = %e, "drawer not opened");
-                    }
-                }
-                if !print {
-                    tracing::debug!(sale_id = %sale.id, "no receipt asked for");
-                } else if let Err(e) = print_receipt(&app, d, &sale, false) {
-                    tracing::debug!(sale_id = %sale.id, why = %e, "no receipt printed");
-                }
-                if let Some(l) = sale.lines.last() {
-                    let amount = edge_sync::Money::new(l.gross_minor, sale.currency).to_string();
-                    let (upper, lower) = crate::devices::display_lines(&l.name, &amount, &sale.total().to_string());
-                    let _ = d.show(&upper, &lower);
-                }
-            }
-            let _ = app.events.send(Event::SaleCompleted {
-                at: Timestamp::now().to_string(),
-                sale_id: sale.id,
-                total_minor: sale.total_minor,
-                currency: sale.currency.to_string(),
-                business_date: sale.business_date.to_string(),
-            });
+            crate::checkout::after_sale(&app, &sale, print, crate::checkout::Origin::Request);
             Ok(sale_created(&sale, false))
         }
         CommitOutcome::Replayed(sale) => {
@@ -712,8 +683,6 @@ async fn post_refund(
     .map_err(ApiError::internal)?;
     match joined? {
         CommitOutcome::Created(r) => {
-            tracing::info!(refund_id = %r.id, sale_id = %id, total = %r.total(), "refund committed");
-            app.engine.wake();
             audit(
                 &app,
                 &auth,
@@ -721,12 +690,7 @@ async fn post_refund(
                 &id.to_string(),
                 format!("{} {}: {}", r.id, r.total(), r.reason.clone().unwrap_or_default()),
             )?;
-            if r.tenders.iter().any(|t| matches!(t, edge_sync::domain::Tender::Cash { .. }))
-                && let Some(d) = app.devices.get()
-                && let Err(e) = d.open_drawer(std::time::Duration::from_secs(3))
-            {
-                tracing::debug!(refund_id = %r.id, why = %e, "drawer not opened for the cash refund");
-            }
+            crate::checkout::after_sale(&app, &r, false, crate::checkout::Origin::Request);
             Ok(sale_created(&r, false))
         }
         CommitOutcome::Replayed(r) => Ok(sale_created(&r, true)),
@@ -795,7 +759,7 @@ async fn post_adjustment(
     match outcome {
         AdjustmentOutcome::Created(a) => {
             tracing::info!(adjustment_id = %a.id, sku = %a.sku, delta = a.delta, reason = a.reason.as_str(), "stock adjusted");
-            app.engine.wake();
+            crate::checkout::after_adjustment(&app);
             Ok(created(&a, false))
         }
         AdjustmentOutcome::Replayed(a) => Ok(created(&a, true)),
@@ -850,32 +814,6 @@ async fn get_adjustment(
 
 /// Queues a sale's receipt (a reprint is marked COPY and gets its own job id: the
 /// printer prints each job id once).
-fn print_receipt(
-    app: &App,
-    d: &crate::devices::Devices,
-    sale: &edge_sync::domain::Sale,
-    copy: bool,
-) -> Result<(), String> {
-    let lines: Vec<(String, String)> = sale
-        .lines
-        .iter()
-        .map(|l| (l.name.clone(), edge_sync::Money::new(l.gross_minor, sale.currency).to_string()))
-        .collect();
-    let card: Vec<String> = sale
-        .tenders
-        .iter()
-        .filter_map(|t| match t {
-            edge_sync::domain::Tender::Card { card: Some(c), .. } => Some(c.receipt.clone()),
-            _ => None,
-        })
-        .flatten()
-        .collect();
-    let head = if copy { format!("{} - COPY", app.cfg.store_name) } else { app.cfg.store_name.clone() };
-    let r = crate::devices::receipt_of(&head, &lines, &sale.total().to_string(), &sale.id.to_string(), &card);
-    let job = if copy { format!("{}-copy-{}", sale.id, new_id()) } else { sale.id.to_string() };
-    d.print(&job, r)
-}
-
 fn sale_created(sale: &edge_sync::domain::Sale, replayed: bool) -> Response {
     let mut resp = (StatusCode::CREATED, Json(sale_out(sale))).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("/v1/sales/{}", sale.id)) {
@@ -902,7 +840,9 @@ async fn get_sale(State(app): State<Arc<App>>, auth: Auth, Path(id): Path<String
     let sale = app.store.sale(&id)?.ok_or_else(|| {
         ApiError::new(StatusCode::NOT_FOUND, "unknown-sale", "Unknown sale", format!("no sale {id}")).field("id")
     })?;
-    Ok(Json(sale_out(&sale)))
+    let mut out = sale_out(&sale);
+    out.receipt = Some(app.after.receipt(&id));
+    Ok(Json(out))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -1374,9 +1314,6 @@ async fn settle_payment(
         .await
         .map_err(ApiError::internal)??;
     audit(&app, &auth, "payment.settle", &id.to_string(), format!("charged: {:?}", charged))?;
-    if p.state == edge_sync::domain::PaymentState::Recorded {
-        app.engine.wake();
-    }
     Ok(Json(payment_out(&p, Timestamp::now())))
 }
 
@@ -1906,11 +1843,12 @@ async fn reprint(State(app): State<Arc<App>>, auth: Auth, Path(id): Path<String>
             ),
         ));
     }
-    let Some(d) = app.devices.get().cloned() else {
+    if !app.devices.get().is_some_and(|d| d.has(crate::devices::Kind::Printer)) {
         return Err(ApiError::new(StatusCode::CONFLICT, "no-printer", "No printer", "no printer is configured"));
-    };
-    print_receipt(&app, &d, &sale, !kiosk)
-        .map_err(|e| ApiError::new(StatusCode::CONFLICT, "printer-unavailable", "Printer unavailable", e))?;
+    }
+    // Queued like every receipt: the outcome comes as receipt.printed / receipt.failed and
+    // in GET /v1/sales/{id}.
+    crate::checkout::reprint(&app, &sale, !kiosk);
     audit(&app, &auth, "receipt.reprint", &id.to_string(), String::new())?;
     Ok(StatusCode::ACCEPTED)
 }

@@ -14,6 +14,7 @@
 
 pub mod adjust;
 pub mod app;
+pub mod checkout;
 pub mod client;
 pub mod config;
 pub mod daemon;

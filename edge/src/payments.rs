@@ -345,7 +345,7 @@ fn alert(app: &App, text: String) {
 /// Settles an `Intent` or `InDoubt` payment with the terminal's evidence (the lease held):
 /// charged → approved and its sale committed; not charged → failed; not provable → left in
 /// doubt (staff told when it first becomes so). Returns the verdict.
-fn settle(app: &App, p: &mut Payment, held: &Held) -> Result<Verdict, Refusal> {
+fn settle(app: &App, p: &mut Payment, held: &Held, origin: crate::checkout::Origin) -> Result<Verdict, Refusal> {
     let (last, answer) = match read_last(app, held) {
         Ok(x) => x,
         Err(why) => {
@@ -358,7 +358,10 @@ fn settle(app: &App, p: &mut Payment, held: &Held) -> Result<Verdict, Refusal> {
         Verdict::Charged => {
             let card = answer.as_ref().map(card_of).unwrap_or_default();
             approve(app, p, card)?;
-            commit_approved(app, p, held)?;
+            let sale = commit_approved(app, p, held)?;
+            if origin == crate::checkout::Origin::Recovery {
+                crate::checkout::after_sale(app, &sale, false, origin);
+            }
         }
         Verdict::NotCharged(why) => {
             advance(app, p, PaymentState::Failed, Some(format!("settled with the terminal: not charged ({why})")))?
@@ -396,7 +399,7 @@ fn unsettled_on(app: &App, terminal: &str) -> Result<Vec<Payment>, Refusal> {
 /// a payment stays in doubt (its evidence would be lost under a new transaction).
 fn clear_terminal(app: &App, terminal: &str, held: &Held) -> Result<(), Refusal> {
     for mut p in unsettled_on(app, terminal)? {
-        if let Verdict::Unprovable(why) = settle(app, &mut p, held)? {
+        if let Verdict::Unprovable(why) = settle(app, &mut p, held, crate::checkout::Origin::Recovery)? {
             return Err(Refusal::conflict(
                 "terminal-in-doubt",
                 "Terminal blocked by a payment in doubt",
@@ -555,7 +558,7 @@ pub fn card_sale(app: &App, sale: Sale, key: Option<String>, fp: String) -> Resu
         }
         Err(f) => {
             advance(app, &mut p, PaymentState::InDoubt, Some(f.to_string()))?;
-            match settle(app, &mut p, &held)? {
+            match settle(app, &mut p, &held, crate::checkout::Origin::Request)? {
                 Verdict::Charged => {}
                 Verdict::NotCharged(why) => {
                     return Err(Refusal::unavailable(format!("the card was not charged ({f}; {why})")));
@@ -702,11 +705,13 @@ pub fn recover(app: &App) -> usize {
         let before = (p.state, p.rev);
         let r = match p.state {
             PaymentState::Intent | PaymentState::InDoubt if blocked.contains(&p.terminal) => Ok(()),
-            PaymentState::Intent | PaymentState::InDoubt => settle(app, &mut p, &held).map(|v| {
-                if matches!(v, Verdict::Unprovable(_)) {
-                    blocked.insert(p.terminal.clone());
-                }
-            }),
+            PaymentState::Intent | PaymentState::InDoubt => {
+                settle(app, &mut p, &held, crate::checkout::Origin::Recovery).map(|v| {
+                    if matches!(v, Verdict::Unprovable(_)) {
+                        blocked.insert(p.terminal.clone());
+                    }
+                })
+            }
             PaymentState::Approved => commit_after_restart(app, &mut p, &held),
             PaymentState::ReversalFailed if !blocked.contains(&p.terminal) => {
                 let why = p.reason.clone().unwrap_or_default();
@@ -730,14 +735,8 @@ fn commit_after_restart(app: &App, p: &mut Payment, held: &Held) -> Result<(), R
     if app.store.sale(&p.sale_id).map_err(|e| Refusal::unavailable(e.to_string()))?.is_some() {
         return advance(app, p, PaymentState::Recorded, None);
     }
-    commit_approved(app, p, held)?;
-    let _ = app.events.send(Event::SaleCompleted {
-        at: Timestamp::now().to_string(),
-        sale_id: p.sale_id,
-        total_minor: p.sale.as_ref().map_or(0, |s| s.total_minor),
-        currency: p.currency.to_string(),
-        business_date: p.sale.as_ref().map(|s| s.business_date.to_string()).unwrap_or_default(),
-    });
+    let sale = commit_approved(app, p, held)?;
+    crate::checkout::after_sale(app, &sale, false, crate::checkout::Origin::Recovery);
     alert(app, format!("Sale {} was completed after a restart: its card payment had been approved", p.sale_id));
     Ok(())
 }
@@ -766,7 +765,8 @@ pub fn settle_by_hand(app: &App, id: Uuid, charged: Option<u32>, who: &str) -> R
             let card = CardResult { receipt_no: Some(receipt_no), terminal_id: None, ..CardResult::default() };
             approve(app, &mut p, card)?;
             tracing::warn!(payment_id = %p.id, %who, receipt_no, "payment settled by hand: charged");
-            commit_approved(app, &mut p, &held)?;
+            let sale = commit_approved(app, &mut p, &held)?;
+            crate::checkout::after_sale(app, &sale, false, crate::checkout::Origin::Recovery);
         }
         None => advance(app, &mut p, PaymentState::Failed, Some(format!("settled by hand by {who}: not charged")))?,
     }

@@ -418,6 +418,7 @@ pub fn sale_out(s: &Sale) -> SaleOut {
         refund_of: s.refund_of,
         reason: s.reason.clone(),
         approved_by: s.approved_by.clone(),
+        receipt: None,
         id: s.id,
         status: "completed".into(),
         total_minor: s.total_minor,

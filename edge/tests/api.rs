@@ -208,13 +208,14 @@ fn a_cash_sale_is_priced_durable_replayable_and_visible_everywhere() {
     let b: SaleOut = post(&c, &d, &d.tokens.kiosk, &with_id, None).json().expect("sale");
     assert_eq!((a.id, &a), (id, &b));
 
-    let got: SaleOut = c
+    let mut got: SaleOut = c
         .get(format!("{}/v1/sales/{}", d.url, sale.id))
         .bearer_auth(&d.tokens.cashier)
         .send()
         .expect("get")
         .json()
         .expect("sale");
+    assert!(got.receipt.take().is_some(), "GET tells the receipt's state");
     assert_eq!(got, sale);
     let r =
         c.get(format!("{}/v1/sales/{}", d.url, uuid::Uuid::now_v7())).bearer_auth(&d.tokens.tech).send().expect("get");
@@ -420,7 +421,7 @@ fn sigterm_drains_exits_zero_and_a_restart_keeps_sales_and_tokens() {
     drop(d);
     let d = Daemon::start(dir.path(), 100);
     assert_eq!((d.tokens.cashier.as_str(), d.tokens.tech.as_str()), (tokens.cashier.as_str(), tokens.tech.as_str()));
-    let got: SaleOut = d
+    let mut got: SaleOut = d
         .http()
         .get(format!("{}/v1/sales/{}", d.url, sale.id))
         .bearer_auth(&d.tokens.tech)
@@ -428,6 +429,7 @@ fn sigterm_drains_exits_zero_and_a_restart_keeps_sales_and_tokens() {
         .expect("get")
         .json()
         .expect("sale");
+    assert_eq!(got.receipt.take().map(|r| r.state).as_deref(), Some("unknown"), "edged restarted since");
     assert_eq!(got, sale);
     let health: Value = d.http().get(format!("{}/v1/health", d.url)).send().expect("get").json().expect("json");
     assert_eq!((health["status"].as_str(), health["store"]["items"].as_u64()), (Some("ok"), Some(100)));

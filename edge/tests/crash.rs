@@ -109,13 +109,14 @@ fn check_acked_present(d: &Daemon, ledger: &Ledger, mut sample: Option<&mut Rng>
         None => true,
     };
     for (key, sale) in ledger.acked.iter().filter(|_| picked(&mut sample)) {
-        let got: SaleOut = http
+        let mut got: SaleOut = http
             .get(format!("{}/v1/sales/{}", d.url, sale.id))
             .bearer_auth(&d.tokens.tech)
             .send()
             .expect("get")
             .json()
             .unwrap_or_else(|e| panic!("acknowledged sale {} of key {key} is missing after restart: {e}", sale.id));
+        assert!(got.receipt.take().is_some(), "GET tells the receipt's state");
         assert_eq!(&got, sale, "sale of key {key} changed after restart");
     }
 }

@@ -97,13 +97,14 @@ fn a_full_disk_stops_the_daemon_and_loses_no_acknowledged_sale() {
     let d = Daemon::start(&dir, 100);
     let http = d.http();
     for s in &acked {
-        let got: SaleOut = http
+        let mut got: SaleOut = http
             .get(format!("{}/v1/sales/{}", d.url, s.id))
             .bearer_auth(&d.tokens.tech)
             .send()
             .expect("get")
             .json()
             .expect("acknowledged sale present");
+        got.receipt = None;
         assert_eq!(&got, s);
     }
     let health: serde_json::Value = http.get(format!("{}/v1/health", d.url)).send().expect("get").json().expect("json");

@@ -24,6 +24,8 @@ pub struct Condition {
     pub paper_end: bool,
     pub cutter_error: bool,
     pub drawer_open: bool,
+    /// Hung: takes every byte and answers nothing (no status, no print).
+    pub hang: bool,
 }
 
 /// One finished (cut) job.
@@ -114,6 +116,9 @@ impl PrinterSim {
 
     /// Takes bytes from the host; returns the bytes to send back (status replies).
     pub fn feed(&mut self, bytes: &[u8]) -> Vec<u8> {
+        if self.condition.hang {
+            return Vec::new();
+        }
         self.pending.extend_from_slice(bytes);
         let mut out = Vec::new();
         while let Some(used) = self.step(&mut out) {

@@ -669,6 +669,8 @@ mod tests {
         auth.extend([0x49, 0x09, 0x78, 0x06, 0x00]);
         let first = t.handle(Apdu::new(0x06, 0x01, auth));
         assert_eq!(first[0], Apdu::ack());
+        assert_eq!(t.net_charged(), 0, "the card prompt first; the decision once it is acknowledged");
+        t.handle(Apdu::ack());
         let t2 = TerminalSim::with_journal(path.clone()).expect("reopen");
         assert_eq!(t2.net_charged(), 1234);
         std::fs::write(&path, "garbage\n").expect("write");

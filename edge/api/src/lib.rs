@@ -237,6 +237,26 @@ pub struct SaleOut {
     /// The manager who approved a price override or discount on it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approved_by: Option<String>,
+    /// What became of its receipt (in `GET /v1/sales/{id}`; not in the 201, which answers
+    /// as soon as the sale is durable, before anything is printed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<ReceiptOut>,
+}
+
+/// What became of a sale's receipt since edged started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReceiptOut {
+    /// `queued`, `printed`, `failed` (see `reason`; offer a reprint), `not_requested`,
+    /// `no_printer`, or `unknown` (nothing heard of it since edged started).
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Copies (reprints) asked for.
+    #[serde(default)]
+    pub copies: u32,
+    /// When it reached its state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
 }
 
 /// One line to refund.
@@ -635,13 +655,32 @@ pub enum Event {
     /// The daemon is stopping; reconnect later.
     #[serde(rename = "daemon.stopping")]
     Stopping { at: String },
+    /// A sale's receipt (or a copy) came out of the printer.
+    #[serde(rename = "receipt.printed")]
+    ReceiptPrinted { at: String, sale_id: Uuid, copy: bool },
+    /// A sale's receipt did not print (printer absent, hung, out of paper …): offer a reprint.
+    #[serde(rename = "receipt.failed")]
+    ReceiptFailed { at: String, sale_id: Uuid, copy: bool, reason: String },
+    /// The cash drawer was kicked open for a sale or refund; staff screens only.
+    #[serde(rename = "drawer.opened")]
+    DrawerOpened { at: String, sale_id: Uuid },
+    /// The cash drawer could not be kicked open (why); staff screens only.
+    #[serde(rename = "drawer.failed")]
+    DrawerFailed { at: String, sale_id: Uuid, reason: String },
 }
 
 impl Event {
     /// Events cardholders at a self-serve kiosk must not see (offline payments, store
     /// internals); sent to staff roles only.
     pub fn staff_only(&self) -> bool {
-        matches!(self, Event::PaymentStatus { .. } | Event::StaffAlert { .. } | Event::ApprovalRequested { .. })
+        matches!(
+            self,
+            Event::PaymentStatus { .. }
+                | Event::StaffAlert { .. }
+                | Event::ApprovalRequested { .. }
+                | Event::DrawerOpened { .. }
+                | Event::DrawerFailed { .. }
+        )
     }
 }
 

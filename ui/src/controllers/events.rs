@@ -39,6 +39,19 @@ pub fn handle(k: &Rc<Kiosk>, ui: &AppWindow, ev: Event) {
             Mode::SelfServe => super::selfserve::decided(k, ui, &approval),
         },
         Event::Stopping { .. } => ui.global::<Session>().set_connected(false),
+        // The register offers a reprint (the sale's receipt endpoint) when one failed.
+        Event::ReceiptFailed { sale_id, reason, .. } if k.opts.mode == Mode::Staff => {
+            ui.global::<StatusAdapter>().set_alert(
+                format!("Receipt of sale {sale_id} not printed: {reason}. Reprint it once the printer is back.").into(),
+            )
+        }
+        Event::DrawerFailed { reason, .. } if k.opts.mode == Mode::Staff => {
+            ui.global::<StatusAdapter>().set_alert(format!("Cash drawer did not open: {reason}").into())
+        }
+        Event::ReceiptFailed { .. }
+        | Event::ReceiptPrinted { .. }
+        | Event::DrawerOpened { .. }
+        | Event::DrawerFailed { .. } => {}
         Event::Lagged { .. } | Event::SaleCompleted { .. } | Event::PaymentStatus { .. } => {}
     }
 }
