@@ -374,6 +374,7 @@ async fn openapi() -> Response {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ItemsQuery {
     /// SKU, barcode, or part of the name.
@@ -846,6 +847,7 @@ async fn get_sale(State(app): State<Arc<App>>, auth: Auth, Path(id): Path<String
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct PageQuery {
     /// 1 to 500, default 100.
@@ -891,6 +893,7 @@ async fn sync_status(State(app): State<Arc<App>>, _auth: Auth) -> Json<SyncStatu
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct OutboxParams {
     /// `cloud`, `lightspeed` or `netsuite`.
@@ -1017,6 +1020,7 @@ async fn sync_run(State(app): State<Arc<App>>, auth: Auth) -> ApiResult<(StatusC
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ReportParams {
     /// The business date, YYYY-MM-DD (default: today's in the store's time zone).
@@ -1167,6 +1171,7 @@ async fn retry_dead_one(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct RetryParams {
     /// Only this remote's dead letters.
@@ -1255,6 +1260,7 @@ fn payment_out(p: &edge_sync::domain::Payment, now: Timestamp) -> PaymentOut {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct PaymentsQuery {
     /// Only payments not settled yet, and offline ones not forwarded.
@@ -1729,7 +1735,7 @@ async fn post_approval(
     Ok((StatusCode::CREATED, Json(a)))
 }
 
-#[utoipa::path(get, path = "/v1/approvals/{id}", tag = "staff", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/approvals/{id}", tag = "staff", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = ApprovalOut), (status = 404, body = Problem)))]
 async fn get_approval(
     State(app): State<Arc<App>>,
@@ -1743,7 +1749,7 @@ async fn get_approval(
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not-found", "No such request", format!("no request {id}")))
 }
 
-#[utoipa::path(post, path = "/v1/approvals/{id}/decision", tag = "staff", security(("bearer" = [])), request_body = DecisionIn,
+#[utoipa::path(post, path = "/v1/approvals/{id}/decision", tag = "staff", params(("id" = String, Path)), security(("bearer" = [])), request_body = DecisionIn,
     responses((status = 200, body = ApprovalOut, description = "Answered; every screen hears approval.decided"),
         (status = 401, body = Problem, description = "Wrong PIN"), (status = 409, body = Problem, description = "Answered already")))]
 async fn decide_approval(
@@ -1817,7 +1823,7 @@ async fn scale(State(app): State<Arc<App>>, _auth: Auth) -> ApiResult<Json<Scale
     }
 }
 
-#[utoipa::path(post, path = "/v1/sales/{id}/receipt", tag = "sales", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/sales/{id}/receipt", tag = "sales", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 202, description = "A copy is queued at the printer"), (status = 404, body = Problem),
         (status = 409, body = Problem, description = "No printer")))]
 async fn reprint(State(app): State<Arc<App>>, auth: Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
