@@ -16,8 +16,8 @@
 //!
 //! The kernel must not keep its own copy of the data, or a cut would not show: every file is
 //! opened with `FOPEN_DIRECT_IO` and attributes and entries are never cached (TTL 0).
-//! Memory: each file written since the layer started is held whole (fine for a test data
-//! dir of tens of megabytes; a bound is checked, see [`MAX_HELD`]).
+//! Memory: only what is written and not yet synced is held, as extents over the backing
+//! file (bounded by [`MAX_HELD`]); a sync writes them out and forgets them.
 
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner, OpenFlags,
@@ -40,13 +40,75 @@ pub const MAX_HELD: usize = 2 << 30;
 const TTL: Duration = Duration::ZERO;
 const ROOT: u64 = 1;
 
-/// A file's content as the writer sees it, and whether it differs from the backing file.
+/// What a file holds beyond its backing file: writes not synced yet, and its length.
 struct Held {
-    data: Vec<u8>,
-    /// Bytes from here on may differ from the backing file (None: all synced).
-    dirty_from: Option<usize>,
-    /// The backing file may be longer than `data` (a truncate not synced yet).
-    shrunk: bool,
+    /// Non-overlapping extents by offset.
+    extents: std::collections::BTreeMap<u64, Vec<u8>>,
+    /// The file's length as the writer sees it.
+    len: u64,
+    /// The backing file's bytes past this offset are not the file's (a truncate not synced):
+    /// they read as zeros up to `len`.
+    base_len: u64,
+}
+
+impl Held {
+    fn bytes(&self) -> usize {
+        self.extents.values().map(Vec::len).sum()
+    }
+
+    /// Writes `data` at `at`, over whatever extents it covers.
+    fn write(&mut self, at: u64, data: &[u8]) {
+        let end = at + data.len() as u64;
+        let mut merged = data.to_vec();
+        let mut start = at;
+        // Extents that touch or overlap [at, end) are merged into one.
+        let touching: Vec<u64> =
+            self.extents.range(..=end).filter(|(o, v)| **o + v.len() as u64 >= at).map(|(o, _)| *o).collect();
+        for o in touching {
+            let Some(v) = self.extents.remove(&o) else { continue };
+            let v_end = o + v.len() as u64;
+            if o < start {
+                let mut head = v[..(start - o) as usize].to_vec();
+                head.extend_from_slice(&merged);
+                merged = head;
+                start = o;
+            }
+            let m_end = start + merged.len() as u64;
+            if v_end > m_end {
+                merged.extend_from_slice(&v[(m_end - o) as usize..]);
+            }
+        }
+        self.extents.insert(start, merged);
+        self.len = self.len.max(end);
+    }
+
+    /// Truncates (or extends with zeros) to `len`.
+    fn set_len(&mut self, len: u64) {
+        if len < self.len {
+            self.extents.retain(|o, _| *o < len);
+            if let Some((o, v)) = self.extents.iter_mut().next_back()
+                && *o + v.len() as u64 > len
+            {
+                v.truncate((len - *o) as usize);
+            }
+            self.base_len = self.base_len.min(len);
+        }
+        self.len = len;
+    }
+
+    /// Lays the extents over `buf`, which holds the file's bytes from `off`.
+    fn overlay(&self, off: u64, buf: &mut [u8]) {
+        let end = off + buf.len() as u64;
+        for (o, v) in self.extents.range(..end) {
+            let v_end = *o + v.len() as u64;
+            if v_end <= off {
+                continue;
+            }
+            let from = off.max(*o);
+            let to = end.min(v_end);
+            buf[(from - off) as usize..(to - off) as usize].copy_from_slice(&v[(from - o) as usize..(to - o) as usize]);
+        }
+    }
 }
 
 #[derive(Default)]
@@ -94,20 +156,12 @@ impl PowerCut {
     /// The power goes: every byte not synced is dropped. Returns (files, bytes) dropped.
     pub fn cut(&self) -> (u64, u64) {
         let mut g = self.lock();
-        let mut files = 0;
-        let mut bytes = 0;
-        g.held.retain(|_, h| match h.dirty_from {
-            Some(from) => {
-                files += 1;
-                bytes += h.data.len().saturating_sub(from) as u64;
-                false
-            }
-            None if h.shrunk => {
-                files += 1;
-                false
-            }
-            None => true,
-        });
+        let mut files = 0u64;
+        let mut bytes = 0u64;
+        for (_, h) in g.held.drain() {
+            files += 1;
+            bytes += h.bytes() as u64;
+        }
         g.stats.cuts += 1;
         g.stats.dropped_files += files;
         g.stats.dropped_bytes += bytes;
@@ -178,13 +232,13 @@ impl Inner {
     }
 
     fn held_bytes(&self) -> usize {
-        self.held.values().map(|h| h.data.len()).sum()
+        self.held.values().map(Held::bytes).sum()
     }
 }
 
 impl PowerCut {
     fn attr(&self, g: &Inner, ino: u64, m: &fs::Metadata) -> FileAttr {
-        let size = g.held.get(&ino).map_or(m.len(), |h| h.data.len() as u64);
+        let size = g.held.get(&ino).map_or(m.len(), |h| h.len);
         FileAttr {
             ino: INodeNo(ino),
             size,
@@ -216,47 +270,46 @@ impl PowerCut {
         }
     }
 
-    /// The file's content in memory, loaded from the backing file on first use.
+    /// What the file holds beyond its backing file (made on its first unsynced change).
     fn load<'a>(&self, g: &'a mut Inner, ino: u64) -> Result<&'a mut Held, Errno> {
         if !g.held.contains_key(&ino) {
             let rel = g.path(ino)?;
-            let data = match fs::read(self.real(&rel)) {
-                Ok(d) => d,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            let len = match fs::metadata(self.real(&rel)) {
+                Ok(m) => m.len(),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
                 Err(e) => return Err(errno(e)),
             };
-            g.held.insert(ino, Held { data, dirty_from: None, shrunk: false });
+            g.held.insert(ino, Held { extents: Default::default(), len, base_len: len });
         }
         g.held.get_mut(&ino).ok_or(Errno::EIO)
     }
 
     fn set_len(&self, g: &mut Inner, ino: u64, len: u64) -> Result<(), Errno> {
-        let h = self.load(g, ino)?;
-        let len = len as usize;
-        if len < h.data.len() {
-            h.shrunk = true;
-        }
-        let from = h.data.len().min(len);
-        h.data.resize(len, 0);
-        h.dirty_from = Some(h.dirty_from.map_or(from, |d| d.min(from)));
+        self.load(g, ino)?.set_len(len);
         Ok(())
     }
 
-    /// fsync: what the writer wrote reaches the backing file (and its disk).
+    /// fsync: what the writer wrote reaches the backing file (and its disk), and is
+    /// forgotten here.
     fn sync(&self, g: &mut Inner, ino: u64) -> Result<(), Errno> {
-        let Some(rel) = g.paths.get(&ino).cloned() else { return Ok(()) };
-        let Some(h) = g.held.get_mut(&ino) else { return Ok(()) };
-        if h.dirty_from.is_none() && !h.shrunk {
+        let Some(rel) = g.paths.get(&ino).cloned() else {
+            g.held.remove(&ino);
             return Ok(());
-        }
-        let from = h.dirty_from.unwrap_or(h.data.len()).min(h.data.len());
+        };
+        let Some(h) = g.held.get(&ino) else { return Ok(()) };
         let f = OpenOptions::new().write(true).open(self.real(&rel)).map_err(errno)?;
-        f.write_all_at(&h.data[from..], from as u64).map_err(errno)?;
-        f.set_len(h.data.len() as u64).map_err(errno)?;
+        if h.base_len < h.len {
+            // A truncate not synced: the bytes past it were cut, whatever the disk holds.
+            f.set_len(h.base_len).map_err(errno)?;
+        }
+        let mut n = 0u64;
+        for (o, v) in &h.extents {
+            f.write_all_at(v, *o).map_err(errno)?;
+            n += v.len() as u64;
+        }
+        f.set_len(h.len).map_err(errno)?;
         f.sync_data().map_err(errno)?;
-        let n = (h.data.len() - from) as u64;
-        h.dirty_from = None;
-        h.shrunk = false;
+        g.held.remove(&ino);
         g.stats.syncs += 1;
         g.stats.synced_bytes += n;
         Ok(())
@@ -354,6 +407,9 @@ impl Filesystem for PowerCut {
         };
         match fs::remove_file(self.real(&rel)) {
             Ok(()) => {
+                if let Some(i) = g.inodes.get(&rel).copied() {
+                    g.held.remove(&i);
+                }
                 g.forget_path(&rel);
                 reply.ok()
             }
@@ -485,30 +541,45 @@ impl Filesystem for PowerCut {
         reply: ReplyData,
     ) {
         let g = self.lock();
-        if let Some(h) = g.held.get(&ino.0) {
-            let start = (offset as usize).min(h.data.len());
-            let end = start.saturating_add(size as usize).min(h.data.len());
-            return reply.data(&h.data[start..end]);
-        }
         let rel = match g.path(ino.0) {
             Ok(p) => p,
             Err(e) => return reply.error(e),
         };
-        let f = match File::open(self.real(&rel)) {
-            Ok(f) => f,
-            Err(e) => return reply.error(errno(e)),
-        };
-        let mut buf = vec![0u8; size as usize];
-        let mut got = 0;
-        while got < buf.len() {
-            match f.read_at(&mut buf[got..], offset + got as u64) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+        let held = g.held.get(&ino.0);
+        let len = match held {
+            Some(h) => h.len,
+            None => match fs::metadata(self.real(&rel)) {
+                Ok(m) => m.len(),
                 Err(e) => return reply.error(errno(e)),
+            },
+        };
+        if offset >= len {
+            return reply.data(&[]);
+        }
+        let want = (size as u64).min(len - offset) as usize;
+        let mut buf = vec![0u8; want];
+        // From the backing file, as far as it is still the file's.
+        let base = held.map_or(len, |h| h.base_len);
+        if offset < base {
+            let f = match File::open(self.real(&rel)) {
+                Ok(f) => f,
+                Err(e) => return reply.error(errno(e)),
+            };
+            let upto = ((base - offset) as usize).min(want);
+            let mut got = 0;
+            while got < upto {
+                match f.read_at(&mut buf[got..upto], offset + got as u64) {
+                    Ok(0) => break,
+                    Ok(n) => got += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return reply.error(errno(e)),
+                }
             }
         }
-        reply.data(&buf[..got]);
+        if let Some(h) = held {
+            h.overlay(offset, &mut buf);
+        }
+        reply.data(&buf);
     }
 
     fn write(
@@ -527,17 +598,10 @@ impl Filesystem for PowerCut {
         if g.held_bytes() + data.len() > MAX_HELD {
             return reply.error(Errno::ENOSPC);
         }
-        let h = match self.load(&mut g, ino.0) {
-            Ok(h) => h,
+        match self.load(&mut g, ino.0) {
+            Ok(h) => h.write(offset, data),
             Err(e) => return reply.error(e),
-        };
-        let at = offset as usize;
-        let end = at + data.len();
-        if h.data.len() < end {
-            h.data.resize(end, 0);
         }
-        h.data[at..end].copy_from_slice(data);
-        h.dirty_from = Some(h.dirty_from.map_or(at, |d| d.min(at)));
         reply.written(data.len() as u32);
     }
 
@@ -637,6 +701,53 @@ impl Filesystem for PowerCut {
         match self.lock().path(ino.0) {
             Ok(_) => reply.ok(),
             Err(e) => reply.error(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Held;
+
+    /// Extents against a plain byte vector: random writes and truncates over a base read
+    /// the same through the overlay.
+    #[test]
+    fn extents_read_as_the_bytes_written() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n.max(1)
+        };
+        for _ in 0..200 {
+            let base: Vec<u8> = (0..next(64)).map(|i| i as u8).collect();
+            let mut model = base.clone();
+            let mut h = Held { extents: Default::default(), len: base.len() as u64, base_len: base.len() as u64 };
+            for _ in 0..20 {
+                if next(5) == 0 {
+                    let len = next(80);
+                    model.resize(len as usize, 0);
+                    h.set_len(len);
+                } else {
+                    let at = next(80);
+                    let data: Vec<u8> = (0..1 + next(20)).map(|_| 100 + next(100) as u8).collect();
+                    let end = at as usize + data.len();
+                    if model.len() < end {
+                        model.resize(end, 0);
+                    }
+                    model[at as usize..end].copy_from_slice(&data);
+                    h.write(at, &data);
+                }
+                assert_eq!(h.len as usize, model.len());
+                let mut buf = vec![0u8; model.len()];
+                let keep = (h.base_len as usize).min(base.len()).min(buf.len());
+                buf[..keep].copy_from_slice(&base[..keep]);
+                h.overlay(0, &mut buf);
+                assert_eq!(buf, model);
+                let spans: Vec<(u64, u64)> = h.extents.iter().map(|(o, v)| (*o, *o + v.len() as u64)).collect();
+                assert!(spans.windows(2).all(|w| w[0].1 < w[1].0), "extents stay apart: {spans:?}");
+            }
         }
     }
 }
