@@ -44,7 +44,7 @@ pub fn build(
         return Err(bad("note", format!("a note is up to {MAX_NOTE} printable characters")));
     }
     let item = store.item(&req.sku)?.ok_or_else(|| Refusal {
-        status: 404,
+        kind: crate::sale::RefusalKind::NotFound,
         slug: "unknown-item",
         title: "Unknown item",
         detail: format!("no item has SKU {:?}", req.sku),

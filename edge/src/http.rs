@@ -63,7 +63,16 @@ impl ApiError {
 
 impl From<Refusal> for ApiError {
     fn from(r: Refusal) -> ApiError {
-        let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+        use crate::sale::RefusalKind as K;
+        let status = match r.kind {
+            K::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+            K::NotFound => StatusCode::NOT_FOUND,
+            K::NeedsApproval => StatusCode::FORBIDDEN,
+            K::Declined => StatusCode::PAYMENT_REQUIRED,
+            K::Conflict => StatusCode::CONFLICT,
+            K::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            K::InDoubt => StatusCode::GATEWAY_TIMEOUT,
+        };
         let e = ApiError::new(status, r.slug, r.title, r.detail);
         match r.field {
             Some(f) => e.field(f),
@@ -653,7 +662,7 @@ async fn post_refund(
     let joined = tokio::task::spawn_blocking(move || {
         let _gate = gate;
         let orig = app2.store.sale(&id)?.ok_or_else(|| Refusal {
-            status: 404,
+            kind: crate::sale::RefusalKind::NotFound,
             slug: "unknown-sale",
             title: "Unknown sale",
             detail: format!("no sale {id}"),

@@ -416,7 +416,7 @@ fn clear_terminal(app: &App, terminal: &str, held: &Held) -> Result<(), Refusal>
 
 fn terminal_busy() -> Refusal {
     Refusal {
-        status: 503,
+        kind: crate::sale::RefusalKind::Unavailable,
         slug: "terminal-busy",
         title: "Terminal busy",
         detail: "the payment terminal is busy with another payment; nothing was charged, try again".into(),
@@ -747,7 +747,7 @@ fn commit_after_restart(app: &App, p: &mut Payment, held: &Held) -> Result<(), R
 pub fn settle_by_hand(app: &App, id: Uuid, charged: Option<u32>, who: &str) -> Result<Payment, Refusal> {
     let held = app.terminal_lease.take(p_timeout(app)).ok_or_else(terminal_busy)?;
     let mut p = app.store.payment(&id).map_err(|e| Refusal::unavailable(e.to_string()))?.ok_or_else(|| Refusal {
-        status: 404,
+        kind: crate::sale::RefusalKind::NotFound,
         slug: "unknown-payment",
         title: "Unknown payment",
         detail: format!("no payment {id}"),

@@ -15,10 +15,30 @@ use sha2::{Digest, Sha256};
 /// Most tenders on one sale.
 pub const MAX_TENDERS: usize = 20;
 
-/// A refused sale: HTTP status, problem slug, title, detail and the field at fault.
+/// Why a sale, refund or payment was refused, in the domain's terms; the API maps each kind
+/// to its status (http.rs), nothing here knows HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalKind {
+    /// The request itself is wrong: an unknown SKU, a short tender, a bad quantity.
+    Invalid,
+    /// What it names does not exist (a sale to refund, a payment).
+    NotFound,
+    /// It needs a manager's approval it does not carry.
+    NeedsApproval,
+    /// The card was declined or may not be taken now (offline policy).
+    Declined,
+    /// It collides with the state of a payment or a sale (in progress, in doubt, reversed).
+    Conflict,
+    /// Something it needs (the store, the terminal) is not there now; nothing was done.
+    Unavailable,
+    /// The terminal's answer is unknown for now; it is settled with the terminal.
+    InDoubt,
+}
+
+/// A refusal: its kind, problem slug, title, detail and the field at fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    pub status: u16,
+    pub kind: RefusalKind,
     pub slug: &'static str,
     pub title: &'static str,
     pub detail: String,
@@ -27,34 +47,45 @@ pub struct Refusal {
 
 impl Refusal {
     pub fn unprocessable(slug: &'static str, title: &'static str, field: String, detail: impl Into<String>) -> Refusal {
-        Refusal { status: 422, slug, title, detail: detail.into(), field: Some(field) }
+        Refusal { kind: RefusalKind::Invalid, slug, title, detail: detail.into(), field: Some(field) }
     }
 
-    /// 503: something the sale needs (the store, the terminal) is not there now.
+    /// Something the sale needs (the store, the terminal) is not there now.
     pub fn unavailable(detail: impl Into<String>) -> Refusal {
-        Refusal { status: 503, slug: "unavailable", title: "Not available now", detail: detail.into(), field: None }
+        Refusal {
+            kind: RefusalKind::Unavailable,
+            slug: "unavailable",
+            title: "Not available now",
+            detail: detail.into(),
+            field: None,
+        }
     }
 
-    /// 402: the card was declined or may not be taken (offline policy).
+    /// The card was declined or may not be taken (offline policy).
     pub fn payment(slug: &'static str, title: &'static str, detail: impl Into<String>) -> Refusal {
-        Refusal { status: 402, slug, title, detail: detail.into(), field: None }
+        Refusal { kind: RefusalKind::Declined, slug, title, detail: detail.into(), field: None }
     }
 
-    /// 409: the request collides with the state of a payment or sale.
+    /// The request collides with the state of a payment or sale.
     pub fn conflict(slug: &'static str, title: &'static str, detail: impl Into<String>) -> Refusal {
-        Refusal { status: 409, slug, title, detail: detail.into(), field: None }
+        Refusal { kind: RefusalKind::Conflict, slug, title, detail: detail.into(), field: None }
     }
 
-    /// 504: the terminal's answer is unknown for now.
+    /// The terminal's answer is unknown for now.
     pub fn gateway(slug: &'static str, title: &'static str, detail: impl Into<String>) -> Refusal {
-        Refusal { status: 504, slug, title, detail: detail.into(), field: None }
+        Refusal { kind: RefusalKind::InDoubt, slug, title, detail: detail.into(), field: None }
+    }
+
+    /// What it names does not exist.
+    pub fn not_found(slug: &'static str, title: &'static str, field: &str, detail: impl Into<String>) -> Refusal {
+        Refusal { kind: RefusalKind::NotFound, slug, title, detail: detail.into(), field: Some(field.into()) }
     }
 }
 
 impl From<StoreError> for Refusal {
     fn from(e: StoreError) -> Refusal {
         Refusal {
-            status: 503,
+            kind: RefusalKind::Unavailable,
             slug: "store-unavailable",
             title: "Store unavailable",
             detail: e.to_string(),
@@ -265,7 +296,7 @@ pub fn build_sale(
                 if approver.is_none() {
                     let what = if price.is_some() { "unit_price_minor" } else { "discount_minor" };
                     return Err(Refusal {
-                        status: 403,
+                        kind: RefusalKind::NeedsApproval,
                         slug: "approval-required",
                         title: "Manager approval required",
                         detail: format!(

@@ -805,7 +805,7 @@ impl Till {
                     l.closed.insert(key);
                 }
                 // Killed, busy, in doubt, being settled, stopping: unknown, retried later.
-                None | Some(409) | Some(502) | Some(503) => {}
+                None | Some(409) | Some(502) | Some(503) | Some(504) => {}
                 Some(other) => panic!("unexpected {other} for key {key} ({attempt:?}): {text}"),
             }
             drop(l);
