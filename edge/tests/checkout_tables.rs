@@ -63,6 +63,11 @@ fn price(r: &Rig, exclusive: bool, body: Value, approver: Option<&str>) -> Resul
     build_sale(&req, &r.store, cfg, r.now, "t", "cashier", approver)
 }
 
+/// A priced row: name, exclusive tax, request, approving manager, (total, tax, change).
+type PriceRow = (&'static str, bool, Value, Option<&'static str>, (i64, i64, i64));
+/// A refused row: name, request, approving manager, kind, the field named.
+type RefusalRow = (&'static str, Value, Option<&'static str>, RefusalKind, &'static str);
+
 fn cash(amount: i64) -> Value {
     json!([{"type": "cash", "amount_minor": amount}])
 }
@@ -73,7 +78,7 @@ fn cash(amount: i64) -> Value {
 fn sales_price_as_the_tables_say() {
     let r = rig();
     #[rustfmt::skip]
-    let rows: Vec<(&str, bool, Value, Option<&str>, (i64, i64, i64))> = vec![
+    let rows: Vec<PriceRow> = vec![
         ("2 x 1.19 at 19 % inclusive", false,
             json!({"lines": [{"sku": "SKU-A", "qty": 2}], "tenders": cash(500)}), None, (238, 38, 262)),
         ("350 g at 12.99/kg, 7 % inclusive: 454.65 rounds to 4.55", false,
@@ -112,7 +117,7 @@ fn sales_price_as_the_tables_say() {
 fn refusals_name_their_field() {
     let r = rig();
     #[rustfmt::skip]
-    let rows: Vec<(&str, Value, Option<&str>, RefusalKind, &str)> = vec![
+    let rows: Vec<RefusalRow> = vec![
         ("unknown SKU", json!({"lines": [{"sku": "SKU-X", "qty": 1}], "tenders": cash(500)}), None,
             RefusalKind::Invalid, "lines[0].sku"),
         ("no lines", json!({"lines": [], "tenders": cash(500)}), None, RefusalKind::Invalid, "lines"),
