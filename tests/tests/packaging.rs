@@ -12,7 +12,7 @@ fn repo() -> &'static Path {
 
 #[test]
 fn the_shipped_config_passes_check_config() {
-    let out = Command::new(common::EDGED)
+    let out = Command::new(common::edged())
         .args(["check-config"])
         .arg(repo().join("packaging/edged.toml"))
         .output()
@@ -24,7 +24,7 @@ fn the_shipped_config_passes_check_config() {
         + "\n[remotes.cloud]\nmode = \"live\"\nurl = \"https://edge.example.com\"\nsecret_file = \"credential:cloud.key\"\n";
     let cfg = dir.path().join("edged.toml");
     std::fs::write(&cfg, text).expect("write");
-    let out = Command::new(common::EDGED)
+    let out = Command::new(common::edged())
         .arg("check-config")
         .arg(&cfg)
         .env_remove("CREDENTIALS_DIRECTORY")
@@ -34,7 +34,7 @@ fn the_shipped_config_passes_check_config() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("remotes.cloud.secret_file") && err.contains("LoadCredential"), "{err}");
     std::fs::write(dir.path().join("cloud.key"), "s3cret").expect("secret");
-    let out = Command::new(common::EDGED)
+    let out = Command::new(common::edged())
         .arg("check-config")
         .arg(&cfg)
         .env("CREDENTIALS_DIRECTORY", dir.path())
@@ -51,7 +51,7 @@ fn the_systemd_unit_verifies() {
     let r = root.path();
     std::fs::create_dir_all(r.join("usr/bin")).expect("bin");
     std::fs::create_dir_all(r.join("lib/systemd/system")).expect("units");
-    std::fs::copy(common::EDGED, r.join("usr/bin/edged")).expect("edged");
+    std::fs::copy(common::edged(), r.join("usr/bin/edged")).expect("edged");
     std::fs::copy(repo().join("packaging/systemd/edged.service"), r.join("lib/systemd/system/edged.service"))
         .expect("unit");
     for e in std::fs::read_dir("/lib/systemd/system").expect("system units").flatten() {
@@ -79,7 +79,7 @@ fn doctor_checks_the_box_with_and_without_the_daemon() {
     let data = dir.path().join("store-box");
     let mut d = common::Daemon::start(&data, 50);
     let doctor = || {
-        let out = Command::new(common::EDGECTL)
+        let out = Command::new(common::edgectl())
             .arg("--data-dir")
             .arg(&data)
             .args(["doctor", "--json", "--config"])
@@ -135,7 +135,7 @@ fn a_support_bundle_holds_no_card_number_token_or_secret() {
         assert_eq!(r.status(), 201);
     }
     let out_path = dir.path().join("bundle.tar.gz");
-    let out = Command::new(common::EDGECTL)
+    let out = Command::new(common::edgectl())
         .arg("--data-dir")
         .arg(&data)
         .args(["bundle", "--out"])
@@ -177,7 +177,7 @@ fn a_support_bundle_holds_no_card_number_token_or_secret() {
         assert!(!text.contains(f.as_str()), "the bundle leaks {f:?}");
     }
     assert!(text.contains("terminal") && text.contains("edged_"), "devices and metrics are in it");
-    let logs = Command::new(common::EDGECTL)
+    let logs = Command::new(common::edgectl())
         .arg("--data-dir")
         .arg(&data)
         .args(["logs", "--level", "info", "--grep", "payment"])
@@ -185,8 +185,8 @@ fn a_support_bundle_holds_no_card_number_token_or_secret() {
         .expect("logs");
     let l = String::from_utf8_lossy(&logs.stdout);
     assert!(logs.status.success() && l.contains("payment") && l.lines().all(|x| x.contains("payment")), "{l}");
-    let man = Command::new(common::EDGECTL).arg("man").output().expect("man");
+    let man = Command::new(common::edgectl()).arg("man").output().expect("man");
     assert!(String::from_utf8_lossy(&man.stdout).contains(".TH edgectl"));
-    let comp = Command::new(common::EDGECTL).args(["completions", "bash"]).output().expect("completions");
+    let comp = Command::new(common::edgectl()).args(["completions", "bash"]).output().expect("completions");
     assert!(String::from_utf8_lossy(&comp.stdout).contains("_edgectl"));
 }

@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const EDGE_LAB: &str = env!("CARGO_BIN_EXE_edge-lab");
+fn edge_lab() -> std::path::PathBuf {
+    edge_tests::support::bin("edge-lab")
+}
 
 struct Fakes {
     child: Child,
@@ -31,7 +33,7 @@ impl Drop for Fakes {
 }
 
 fn start_fakes(dir: &Path, extra: &[&str]) -> Fakes {
-    let mut child = Command::new(EDGE_LAB)
+    let mut child = Command::new(edge_lab())
         .args(["fakes", "--catalog-size", "100", "--data-dir"])
         .arg(dir)
         .args(extra)
@@ -154,7 +156,7 @@ fn store_movements(http: &reqwest::blocking::Client, d: &Daemon) -> BTreeMap<Str
 }
 
 fn edgectl(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
-    let out = Command::new(common::EDGECTL).arg("--data-dir").arg(dir).args(args).output().expect("edgectl");
+    let out = Command::new(common::edgectl()).arg("--data-dir").arg(dir).args(args).output().expect("edgectl");
     (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
 }
 
@@ -310,7 +312,7 @@ fn a_missing_mapping_waits_as_a_dead_letter_and_a_replay_delivers_it_once() {
     let broken = full.replace("tenders = { cash = 1, card = 2 }", "tenders = { card = 2 }");
     assert_ne!(full, broken, "the demo config names the tenders");
     std::fs::write(&cfg_path, &broken).expect("write");
-    let out = Command::new(common::EDGED).args(["check-config"]).arg(&cfg_path).output().expect("check");
+    let out = Command::new(common::edged()).args(["check-config"]).arg(&cfg_path).output().expect("check");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("warning: mappings.lightspeed.tenders.cash"), "{text}");
@@ -364,7 +366,7 @@ fn a_missing_mapping_waits_as_a_dead_letter_and_a_replay_delivers_it_once() {
 
 /// `edged run --config CFG` as a child; its URL from the READY line.
 fn run_config(cfg: &Path) -> (Child, String) {
-    let mut child = Command::new(common::EDGED)
+    let mut child = Command::new(common::edged())
         .args(["run", "--config"])
         .arg(cfg)
         .stdout(Stdio::piped())

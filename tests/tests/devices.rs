@@ -108,7 +108,7 @@ fn a_sale_prints_its_receipt_and_scans_reach_the_event_stream() {
             }
         }
     });
-    let out = std::process::Command::new(common::EDGECTL)
+    let out = std::process::Command::new(common::edgectl())
         .arg("--data-dir")
         .arg(dir.path())
         .args(["devices"])
@@ -122,7 +122,7 @@ fn a_sale_prints_its_receipt_and_scans_reach_the_event_stream() {
 
     // The field tech's checks, through edgectl and the API.
     let edgectl = |args: &[&str]| {
-        let out = std::process::Command::new(common::EDGECTL)
+        let out = std::process::Command::new(common::edgectl())
             .arg("--data-dir")
             .arg(dir.path())
             .args(args)
@@ -195,7 +195,7 @@ fn edgectl_scan_identifies_attached_simulators() {
     for p in &paths {
         args.extend(["--path".to_string(), p.clone()]);
     }
-    let out = std::process::Command::new(common::EDGECTL).args(&args).output().expect("edgectl");
+    let out = std::process::Command::new(common::edgectl()).args(&args).output().expect("edgectl");
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
     let kinds: Vec<&Value> = v["found"].as_array().expect("found").iter().map(|f| &f["kind"]).collect();
     assert_eq!(kinds, [&json!("printer"), &json!("scale"), &Value::Null], "{v}");
@@ -211,10 +211,12 @@ fn standalone_simulators_serve_edged_over_a_link_and_tcp() {
     use futures_util::StreamExt;
     use std::io::{BufRead, Write};
     use std::process::{Command, Stdio};
-    const EDGE_LAB: &str = env!("CARGO_BIN_EXE_edge-lab");
+    fn edge_lab() -> std::path::PathBuf {
+        edge_tests::support::bin("edge-lab")
+    }
     let dir = tempfile::tempdir().expect("tmp");
     let start = |args: &[&str]| {
-        let mut c = Command::new(EDGE_LAB)
+        let mut c = Command::new(edge_lab())
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -299,7 +301,7 @@ fn a_weighed_item_takes_only_a_stable_weight_from_the_scale() {
     use std::process::{Command, Stdio};
     let dir = tempfile::tempdir().expect("tmp");
     let link = dir.path().join("scale");
-    let mut scale = Command::new(env!("CARGO_BIN_EXE_edge-lab"))
+    let mut scale = Command::new(edge_tests::support::bin("edge-lab"))
         .args(["sim", "scale", "--link", link.to_str().expect("path")])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Daemon, EDGECTL, EDGED};
+use common::{Daemon, edgectl, edged};
 use edge_api::{Problem, SaleOut, SalesPage, SyncStatus};
 use edge_sync::demo::{demo_ean, demo_item};
 use edge_sync::domain::ItemKind;
@@ -443,7 +443,7 @@ fn check_config_names_every_bad_key_and_exits_2() {
     let dir = tempfile::tempdir().expect("tmp");
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[store]\nid = \"s1\"\ntimezone = \"Mars/Olympus\"\ncurrency = \"eur\"\n[api]\nlisten = \"nope\"\n[data]\ndir = \"d\"\n[remotes.cloud]\nmode = \"sometimes\"\n").expect("write");
-    let out = std::process::Command::new(EDGED).arg("check-config").arg(&bad).output().expect("run");
+    let out = std::process::Command::new(edged()).arg("check-config").arg(&bad).output().expect("run");
     assert_eq!(out.status.code(), Some(2));
     let text = String::from_utf8_lossy(&out.stdout);
     let keys: Vec<&str> = text.lines().filter_map(|l| l.split(':').next()).collect();
@@ -453,13 +453,14 @@ fn check_config_names_every_bad_key_and_exits_2() {
     edge::demo::write_demo_secret(dir.path()).expect("secret");
     let urls = std::collections::BTreeMap::from([("cloud".to_string(), "http://127.0.0.1:9".to_string())]);
     std::fs::write(&good, edge::config::demo_toml(dir.path(), "127.0.0.1:7420", &urls)).expect("write");
-    let out = std::process::Command::new(EDGED).arg("check-config").arg(&good).output().expect("run");
+    let out = std::process::Command::new(edged()).arg("check-config").arg(&good).output().expect("run");
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
-    let out = std::process::Command::new(EDGECTL).args(["config", "check", "--json"]).arg(&bad).output().expect("run");
+    let out =
+        std::process::Command::new(edgectl()).args(["config", "check", "--json"]).arg(&bad).output().expect("run");
     assert_eq!(out.status.code(), Some(2));
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["problems"].as_array().map(Vec::len), Some(4));
-    let out = std::process::Command::new(EDGED)
+    let out = std::process::Command::new(edged())
         .arg("check-config")
         .arg(dir.path().join("missing.toml"))
         .output()
@@ -475,8 +476,12 @@ fn edgectl_reports_status_queue_and_sales_from_the_data_dir() {
     let body = json!({"lines": [{"sku": unit}], "tenders": [{"type": "cash", "amount_minor": 100_000}]});
     let sale: SaleOut = post(&d.http(), &d, &d.tokens.cashier, &body, None).json().expect("sale");
     let ctl = |args: &[&str]| {
-        let out =
-            std::process::Command::new(EDGECTL).arg("--data-dir").arg(dir.path()).args(args).output().expect("edgectl");
+        let out = std::process::Command::new(edgectl())
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(args)
+            .output()
+            .expect("edgectl");
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -514,13 +519,13 @@ fn edgectl_reports_status_queue_and_sales_from_the_data_dir() {
     assert_eq!(code, Some(1));
     assert!(err.contains("404"), "{err}");
     // With --api and --token instead of a data dir.
-    let out = std::process::Command::new(EDGECTL)
+    let out = std::process::Command::new(edgectl())
         .args(["--api", &d.url, "--token", &d.tokens.tech, "status", "--json"])
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(0));
     // A daemon that is not there is reported as such.
-    let out = std::process::Command::new(EDGECTL)
+    let out = std::process::Command::new(edgectl())
         .args(["--api", "http://127.0.0.1:9", "--token", "x", "status"])
         .output()
         .expect("run");
@@ -540,7 +545,7 @@ fn a_store_from_a_newer_version_stops_the_daemon_with_a_clear_message() {
         db.open_tree("meta").expect("meta").insert("format_version", &99u32.to_be_bytes()).expect("insert");
         db.flush().expect("flush");
     }
-    let out = std::process::Command::new(EDGED)
+    let out = std::process::Command::new(edged())
         .args(["demo", "--no-ui", "--catalog-size", "10", "--data-dir"])
         .arg(dir.path())
         .output()
@@ -568,7 +573,7 @@ fn edged_run_serves_from_a_config_file_and_stops_on_sigterm() {
     )
     .expect("write config");
     std::fs::write(dir.path().join("cloud.key"), "k\n").expect("write secret");
-    let mut child = std::process::Command::new(EDGED)
+    let mut child = std::process::Command::new(edged())
         .args(["run", "--config"])
         .arg(&cfg)
         .stdout(std::process::Stdio::piped())

@@ -21,7 +21,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const EDGE_LAB: &str = env!("CARGO_BIN_EXE_edge-lab");
+fn edge_lab() -> std::path::PathBuf {
+    edge_tests::support::bin("edge-lab")
+}
 const CLIENTS: usize = 3;
 
 struct Fakes {
@@ -38,7 +40,7 @@ impl Drop for Fakes {
 }
 
 fn start_fakes(dir: &Path) -> Fakes {
-    let mut child = Command::new(EDGE_LAB)
+    let mut child = Command::new(edge_lab())
         .args(["fakes", "--data-dir"])
         .arg(dir)
         .stdout(Stdio::piped())
@@ -225,7 +227,7 @@ fn sale(http: &reqwest::blocking::Client, d: &Daemon) -> SaleOut {
 }
 
 fn edgectl(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
-    let out = Command::new(common::EDGECTL).arg("--data-dir").arg(dir).args(args).output().expect("edgectl");
+    let out = Command::new(common::edgectl()).arg("--data-dir").arg(dir).args(args).output().expect("edgectl");
     (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
@@ -453,7 +455,7 @@ fn shadow_mode_builds_and_logs_but_sends_nothing() {
     std::fs::create_dir_all(tmp.path().join("secrets")).expect("dir");
     std::fs::copy(data.join("secrets/cloud.key"), tmp.path().join("secrets/cloud.key")).expect("secret");
     let log_path = tmp.path().join("run.log");
-    let mut child = Command::new(common::EDGED)
+    let mut child = Command::new(common::edged())
         .args(["run", "--config"])
         .arg(&cfg)
         .stdout(Stdio::piped())

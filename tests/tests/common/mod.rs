@@ -16,8 +16,15 @@ pub struct Daemon {
     pub log_path: std::path::PathBuf,
 }
 
-pub const EDGED: &str = env!("CARGO_BIN_EXE_edged");
-pub const EDGECTL: &str = env!("CARGO_BIN_EXE_edgectl");
+/// The `edged` binary of this build (beside the test, see `edge_tests::support::bin`).
+pub fn edged() -> PathBuf {
+    edge_tests::support::bin("edged")
+}
+
+/// The `edgectl` binary of this build.
+pub fn edgectl() -> PathBuf {
+    edge_tests::support::bin("edgectl")
+}
 
 impl Daemon {
     /// Starts `edged demo` on `dir` and waits for its READY line.
@@ -39,7 +46,7 @@ impl Daemon {
         edge_sync::tls::install_provider();
         std::fs::create_dir_all(dir).expect("data dir");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(log_path).expect("log file");
-        let mut child = Command::new(EDGED)
+        let mut child = Command::new(edged())
             .args([
                 "demo",
                 "--no-ui",

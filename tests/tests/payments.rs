@@ -14,7 +14,9 @@ use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const EDGE_LAB: &str = env!("CARGO_BIN_EXE_edge-lab");
+fn edge_lab() -> std::path::PathBuf {
+    edge_tests::support::bin("edge-lab")
+}
 
 /// The terminal simulator as its own process.
 struct Sim {
@@ -28,7 +30,7 @@ struct Sim {
 impl Sim {
     fn start(dir: &Path) -> Sim {
         let journal = dir.join("terminal-journal.tsv");
-        let mut child = Command::new(EDGE_LAB)
+        let mut child = Command::new(edge_lab())
             .args(["sim", "terminal", "--tcp", "127.0.0.1:0", "--journal"])
             .arg(&journal)
             .stdin(Stdio::piped())
@@ -203,7 +205,7 @@ fn offline_card_payments_within_caps_and_forwarded_at_end_of_day() {
     let d = Daemon::start_with(&dir.path().join("edged"), 100, &["--device", &term]);
     let data = d.dir.clone();
     let edgectl = |args: &[&str]| {
-        let out = Command::new(common::EDGECTL).arg("--data-dir").arg(&data).args(args).output().expect("edgectl");
+        let out = Command::new(common::edgectl()).arg("--data-dir").arg(&data).args(args).output().expect("edgectl");
         (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string())
     };
     sim.say("offline on");
@@ -423,7 +425,7 @@ fn a_payment_the_terminal_cannot_prove_waits_for_a_manager() {
     let data = dir.path().join("edged");
     let log = dir.path().join("edged.log");
     let edgectl = |args: &[&str]| {
-        let out = Command::new(common::EDGECTL).arg("--data-dir").arg(&data).args(args).output().expect("edgectl");
+        let out = Command::new(common::edgectl()).arg("--data-dir").arg(&data).args(args).output().expect("edgectl");
         (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr))
     };
     let in_doubt = |d: &Daemon| -> Value {
