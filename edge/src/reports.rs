@@ -12,73 +12,39 @@ use uuid::Uuid;
 
 const META_LAST_Z: &str = "reports.last_z";
 
-/// Totals over a run of sales.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Totals {
-    pub sales: u64,
-    /// Refunds, and what they paid back (already taken off the other totals).
-    pub refunds: u64,
-    pub refunds_minor: i64,
-    pub total_minor: i64,
-    pub tax_minor: i64,
-    pub cash_minor: i64,
-    pub card_minor: i64,
-    pub card_offline_minor: i64,
-    pub change_minor: i64,
-    /// Cash that should be in the drawer from these sales (cash taken minus change).
-    pub cash_in_drawer_minor: i64,
-}
+pub use edge_api::{Report, Totals};
 
-impl Totals {
-    fn add(&mut self, s: &Sale) {
+/// Adds a sale to the totals (a refund counts against them: money going back).
+fn add(t: &mut Totals, s: &Sale) {
+    {
         // A refund counts against the totals: money going back.
         let sign = match s.kind {
             edge_sync::domain::SaleKind::Sale => {
-                self.sales += 1;
+                t.sales += 1;
                 1
             }
             edge_sync::domain::SaleKind::Refund => {
-                self.refunds += 1;
-                self.refunds_minor += s.total_minor;
+                t.refunds += 1;
+                t.refunds_minor += s.total_minor;
                 -1
             }
         };
-        self.total_minor += sign * s.total_minor;
-        self.tax_minor += sign * s.tax_minor;
-        self.change_minor += s.change_minor;
-        for t in &s.tenders {
-            match t {
-                Tender::Cash { amount_minor } => self.cash_minor += sign * amount_minor,
+        t.total_minor += sign * s.total_minor;
+        t.tax_minor += sign * s.tax_minor;
+        t.change_minor += s.change_minor;
+        for tender in &s.tenders {
+            match tender {
+                Tender::Cash { amount_minor } => t.cash_minor += sign * amount_minor,
                 Tender::Card { amount_minor, card, .. } => {
-                    self.card_minor += sign * amount_minor;
+                    t.card_minor += sign * amount_minor;
                     if card.as_ref().is_some_and(|c| c.offline) {
-                        self.card_offline_minor += sign * amount_minor;
+                        t.card_offline_minor += sign * amount_minor;
                     }
                 }
             }
         }
-        self.cash_in_drawer_minor = self.cash_minor - self.change_minor;
+        t.cash_in_drawer_minor = t.cash_minor - t.change_minor;
     }
-}
-
-/// A report (`GET /v1/reports/x`, `POST /v1/reports/z`).
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Report {
-    /// `x` or `z`.
-    pub kind: String,
-    /// Z reports are numbered from 1; an X report carries the number the next Z will have.
-    pub number: u64,
-    pub currency: String,
-    pub from_sale: Option<Uuid>,
-    pub to_sale: Option<Uuid>,
-    pub first_at: Option<String>,
-    pub last_at: Option<String>,
-    pub totals: Totals,
-    /// Z: what the terminal's end-of-day said, its receipt lines.
-    pub terminal: Option<String>,
-    #[serde(default)]
-    pub terminal_receipt: Vec<String>,
-    pub made_at: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -120,7 +86,7 @@ pub fn x_report(app: &App) -> Result<Report, String> {
             }
             r.to_sale = Some(s.id);
             r.last_at = Some(s.created_at.to_string());
-            r.totals.add(s);
+            add(&mut r.totals, s);
         }
         match page.last() {
             Some(s) if page.len() == 1000 => after = Some(s.id),

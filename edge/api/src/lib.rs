@@ -812,3 +812,40 @@ pub struct WhoAmI {
     /// `cashier`, `manager`, `tech` or `kiosk`.
     pub role: String,
 }
+
+/// Totals over a run of sales.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Totals {
+    pub sales: u64,
+    /// Refunds, and what they paid back (already taken off the other totals).
+    pub refunds: u64,
+    pub refunds_minor: i64,
+    pub total_minor: i64,
+    pub tax_minor: i64,
+    pub cash_minor: i64,
+    pub card_minor: i64,
+    pub card_offline_minor: i64,
+    pub change_minor: i64,
+    /// Cash that should be in the drawer from these sales (cash taken minus change).
+    pub cash_in_drawer_minor: i64,
+}
+
+/// A report (`GET /v1/reports/x`, `POST /v1/reports/z`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Report {
+    /// `x` or `z`.
+    pub kind: String,
+    /// Z reports are numbered from 1; an X report carries the number the next Z will have.
+    pub number: u64,
+    pub currency: String,
+    pub from_sale: Option<Uuid>,
+    pub to_sale: Option<Uuid>,
+    pub first_at: Option<String>,
+    pub last_at: Option<String>,
+    pub totals: Totals,
+    /// Z: what the terminal's end-of-day said, its receipt lines.
+    pub terminal: Option<String>,
+    #[serde(default)]
+    pub terminal_receipt: Vec<String>,
+    pub made_at: String,
+}

@@ -2,7 +2,7 @@
 
 use super::show_error;
 use crate::{AppWindow, Kiosk, ReportRow, ReportsAdapter, SaleRow, say};
-use edge_api::{LoginIn, LoginOut, RefundIn, SaleOut, SalesPage};
+use edge_api::{LoginIn, LoginOut, RefundIn, Report, SaleOut, SalesPage};
 use slint::{ComponentHandle, ModelRc, VecModel};
 use std::rc::Rc;
 use uuid::Uuid;
@@ -12,7 +12,7 @@ pub fn wire(ui: &AppWindow, k: &Rc<Kiosk>) {
     let kk = k.clone();
     r.on_x_report(move || {
         let api = kk.api.clone();
-        kk.spawn(async move { api.get::<serde_json::Value>("/v1/reports/x").await }, |k, ui, r| match r {
+        kk.spawn(async move { api.get::<Report>("/v1/reports/x").await }, |k, ui, r| match r {
             Ok(v) => show_report(k, ui, &v),
             Err(e) => show_error(ui, &e),
         });
@@ -27,12 +27,11 @@ pub fn wire(ui: &AppWindow, k: &Rc<Kiosk>) {
                 if m.role != "manager" {
                     return Ok(Err(m.name));
                 }
-                let v = api
-                    .post_with::<_, serde_json::Value>("/v1/reports/z", &serde_json::json!({}), Some(&m.token), &[])
-                    .await?;
+                let v =
+                    api.post_with::<_, Report>("/v1/reports/z", &serde_json::json!({}), Some(&m.token), &[]).await?;
                 Ok(Ok(v))
             },
-            |k, ui, r: Result<Result<serde_json::Value, String>, crate::api::ApiError>| match r {
+            |k, ui, r: Result<Result<Report, String>, crate::api::ApiError>| match r {
                 Ok(Ok(v)) => show_report(k, ui, &v),
                 Ok(Err(name)) => say(ui, "not-manager", &name, true),
                 Err(e) => show_error(ui, &e),
@@ -74,33 +73,27 @@ pub fn wire(ui: &AppWindow, k: &Rc<Kiosk>) {
 }
 
 /// Report lines: a code (translated in the .slint files) and the value.
-fn show_report(k: &Rc<Kiosk>, ui: &AppWindow, v: &serde_json::Value) {
-    let kind = v.get("kind").and_then(|x| x.as_str()).unwrap_or("x");
-    let number = v.get("number").and_then(|x| x.as_u64()).unwrap_or(0);
+fn show_report(k: &Rc<Kiosk>, ui: &AppWindow, v: &Report) {
     let r = ui.global::<ReportsAdapter>();
-    r.set_title(kind.into());
-    r.set_number(i32::try_from(number).unwrap_or(i32::MAX));
-    let mut rows = Vec::new();
-    if let Some(t) = v.get("totals").and_then(|t| t.as_object()) {
-        for key in [
-            "sales",
-            "refunds",
-            "total_minor",
-            "tax_minor",
-            "cash_minor",
-            "card_minor",
-            "card_offline_minor",
-            "change_minor",
-            "refunds_minor",
-            "cash_in_drawer_minor",
-        ] {
-            let Some(n) = t.get(key).and_then(|x| x.as_i64()) else { continue };
-            let value = if key.ends_with("_minor") { k.money(ui, n) } else { n.to_string() };
-            rows.push(ReportRow { label: key.into(), value: value.into() });
-        }
-    }
-    if let Some(term) = v.get("terminal").and_then(|x| x.as_str()) {
-        rows.push(ReportRow { label: "terminal".into(), value: term.into() });
+    r.set_title(v.kind.as_str().into());
+    r.set_number(i32::try_from(v.number).unwrap_or(i32::MAX));
+    let t = &v.totals;
+    let counts = [("sales", t.sales), ("refunds", t.refunds)];
+    let amounts = [
+        ("total_minor", t.total_minor),
+        ("tax_minor", t.tax_minor),
+        ("cash_minor", t.cash_minor),
+        ("card_minor", t.card_minor),
+        ("card_offline_minor", t.card_offline_minor),
+        ("change_minor", t.change_minor),
+        ("refunds_minor", t.refunds_minor),
+        ("cash_in_drawer_minor", t.cash_in_drawer_minor),
+    ];
+    let mut rows: Vec<ReportRow> =
+        counts.iter().map(|(key, n)| ReportRow { label: (*key).into(), value: n.to_string().into() }).collect();
+    rows.extend(amounts.iter().map(|(key, n)| ReportRow { label: (*key).into(), value: k.money(ui, *n).into() }));
+    if let Some(term) = &v.terminal {
+        rows.push(ReportRow { label: "terminal".into(), value: term.as_str().into() });
     }
     r.set_rows(ModelRc::new(VecModel::from(rows)));
 }
