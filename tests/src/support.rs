@@ -286,17 +286,32 @@ impl Drop for Layer {
     }
 }
 
-/// The real `edged demo` on a data dir, READY parsed from stdout, stderr to `log`.
+/// The real `edged demo` on a data dir, READY parsed from stdout, stderr to a log file.
 pub struct Daemon {
     pub child: Child,
     pub url: String,
     pub dir: PathBuf,
     pub tokens: TokensFile,
-    pub log: PathBuf,
+    pub log_path: PathBuf,
 }
 
 impl Daemon {
-    pub fn start(dir: &Path, log: &Path, catalog: u64, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
+    /// `edged demo` on `dir` (log in `DIR/edged.stderr.log`), once READY.
+    pub fn start(dir: &Path, catalog: u64) -> Daemon {
+        Daemon::start_with(dir, catalog, &[])
+    }
+
+    pub fn start_with(dir: &Path, catalog: u64, extra: &[&str]) -> Daemon {
+        Daemon::start_logging_to(dir, &dir.join("edged.stderr.log"), catalog, extra)
+    }
+
+    /// Like [`Daemon::start_with`], with the log kept at `log`.
+    pub fn start_logging_to(dir: &Path, log: &Path, catalog: u64, extra: &[&str]) -> Daemon {
+        Daemon::start_env(dir, log, catalog, extra, &[])
+    }
+
+    /// Like [`Daemon::start_logging_to`], with environment variables for edged.
+    pub fn start_env(dir: &Path, log: &Path, catalog: u64, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         Daemon::try_start(dir, log, catalog, extra, env).unwrap_or_else(|| {
             let text = std::fs::read_to_string(log).unwrap_or_default();
             let tail: Vec<&str> = text.lines().rev().take(40).collect();
@@ -307,7 +322,7 @@ impl Daemon {
         })
     }
 
-    /// Like [`Daemon::start`]; None when edged exits (or is killed) before its READY line.
+    /// Like [`Daemon::start_env`]; None when edged exits (or is killed) before its READY line.
     pub fn try_start(dir: &Path, log: &Path, catalog: u64, extra: &[&str], env: &[(&str, &str)]) -> Option<Daemon> {
         edge_sync::tls::install_provider();
         std::fs::create_dir_all(dir).expect("data dir");
@@ -337,7 +352,12 @@ impl Daemon {
         };
         let tokens: TokensFile =
             serde_json::from_slice(&std::fs::read(dir.join("tokens.json")).expect("tokens.json")).expect("tokens json");
-        Some(Daemon { child, url, dir: dir.to_path_buf(), tokens, log: log.to_path_buf() })
+        Some(Daemon { child, url, dir: dir.to_path_buf(), tokens, log_path: log.to_path_buf() })
+    }
+
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
     pub fn kill9(&mut self) {

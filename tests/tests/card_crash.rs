@@ -74,7 +74,7 @@ fn card_payments_from_several_tills_survive_sigkill_at_any_instant() {
             t.join().expect("till");
         }
     }
-    let mut d = Daemon::start(&data, &log, 100, &["--device", &device], &[]);
+    let mut d = Daemon::start_env(&data, &log, 100, &["--device", &device], &[]);
     let books = run.books(&mut d, Some(&term), cycles);
     eprintln!("{} in {:.0} s", books.summary("card crash test"), started.elapsed().as_secs_f64());
     assert!(books.sales > 0 && books.refunds > 0, "the tills made card sales and refunds: {}", books.summary("run"));

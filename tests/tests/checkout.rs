@@ -54,7 +54,7 @@ fn a_hung_or_absent_printer_never_holds_a_sale() {
     let dir = tempfile::tempdir().expect("tmp");
     let mut printer = Device::start("printer");
     let dev = format!("printer={}", printer.uri);
-    let d = Daemon::start(&dir.path().join("edged"), &dir.path().join("edged.log"), 100, &["--device", &dev], &[]);
+    let d = Daemon::start_env(&dir.path().join("edged"), &dir.path().join("edged.log"), 100, &["--device", &dev], &[]);
     let http = reqwest::blocking::Client::builder().timeout(Duration::from_millis(2500)).build().expect("client");
     let healthy = cash_sale(&d, &http);
     let id = healthy["id"].as_str().expect("id").to_string();
@@ -94,7 +94,7 @@ fn a_hung_or_absent_printer_never_holds_a_sale() {
     drop(d);
 
     // No printer at all where one is configured: sales go on, the receipt says why not.
-    let d = Daemon::start(
+    let d = Daemon::start_env(
         &dir.path().join("edged2"),
         &dir.path().join("edged2.log"),
         100,
@@ -119,7 +119,7 @@ fn a_sale_recovered_after_a_restart_is_delivered_without_waiting() {
     let dev = format!("terminal={}", term.uri);
     let args = ["--fakes", fk.as_str(), "--device", dev.as_str()];
     // Let the engine go idle first: one sale delivered, then quiet.
-    let d = Daemon::start(&data, &log, 100, &args, &[("EDGED_CRASH_AT", "payment.approved")]);
+    let d = Daemon::start_env(&data, &log, 100, &args, &[("EDGED_CRASH_AT", "payment.approved")]);
     let r = d
         .http()
         .post(format!("{}/v1/sales", d.url))
@@ -129,7 +129,7 @@ fn a_sale_recovered_after_a_restart_is_delivered_without_waiting() {
     assert!(r.is_err(), "edged dies at the approval");
     let mut d = d;
     d.kill9();
-    let d = Daemon::start(&data, &log, 100, &args, &[]);
+    let d = Daemon::start_env(&data, &log, 100, &args, &[]);
     let deadline = Instant::now() + Duration::from_secs(20);
     let sale_id = loop {
         let v: Value = d
@@ -167,7 +167,7 @@ fn card_refunds_follow_the_refund_routing() {
     let term = Terminal::start(dir.path(), 0);
     let data = dir.path().join("edged");
     let log = dir.path().join("edged.log");
-    let mut d = Daemon::start(&data, &log, 100, &[], &[]);
+    let mut d = Daemon::start_env(&data, &log, 100, &[], &[]);
     assert_eq!(d.term(), Some(0));
     let cfg = data.join("config.toml");
     let text = std::fs::read_to_string(&cfg).expect("config").replace(

@@ -13,7 +13,7 @@ fn the_openapi_document_passes_the_validator() {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.tools/venv/bin/openapi-spec-validator"));
     assert!(validator.exists(), "{} is missing: run scripts/setup", validator.display());
     let dir = tempfile::tempdir().expect("tmp");
-    let d = Daemon::start(&dir.path().join("edged"), &dir.path().join("edged.log"), 50, &[], &[]);
+    let d = Daemon::start(&dir.path().join("edged"), 50);
     let doc = d.http().get(format!("{}/v1/openapi.json", d.url)).send().expect("get").text().expect("text");
     let v: serde_json::Value = serde_json::from_str(&doc).expect("the document is JSON");
     assert!(v["paths"]["/v1/payments/{id}/settle"].is_object(), "the new endpoints are in it");

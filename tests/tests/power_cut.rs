@@ -105,7 +105,7 @@ fn cut_cycles(rig: &mut Rig, run: &CardRun, extra: &[&str], cuts: u64, seed: u64
     let mut rng = Rng(seed);
     let mut dropped = (0u64, 0u64);
     for cycle in 0..cuts {
-        let mut d = Daemon::start(&rig.data, &rig.log, 100, extra, &[]);
+        let mut d = Daemon::start_env(&rig.data, &rig.log, 100, extra, &[]);
         let stop = Arc::new(AtomicBool::new(false));
         let tills = run.tills(&d, &stop, seed ^ (cycle << 8));
         std::thread::sleep(Duration::from_millis(100 + rng.below(1500)));
@@ -129,7 +129,7 @@ fn cash_sales_survive_power_cuts() {
     let run = CardRun::cash(4, 100);
     let started = Instant::now();
     cut_cycles(&mut rig, &run, &[], cuts, seed);
-    let mut d = Daemon::start(&rig.data, &rig.log, 100, &[], &[]);
+    let mut d = Daemon::start_env(&rig.data, &rig.log, 100, &[], &[]);
     let books = run.books(&mut d, None, cuts);
     eprintln!("{} in {:.0} s", books.summary("cash power-cut test"), started.elapsed().as_secs_f64());
     assert!(books.acked > 0, "sales were acknowledged: {}", books.summary("run"));
@@ -150,7 +150,7 @@ fn card_sales_survive_power_cuts() {
     let run = CardRun::new(2, 100);
     let started = Instant::now();
     cut_cycles(&mut rig, &run, &["--device", &device], cuts, seed);
-    let mut d = Daemon::start(&rig.data, &rig.log, 100, &["--device", &device], &[]);
+    let mut d = Daemon::start_env(&rig.data, &rig.log, 100, &["--device", &device], &[]);
     let books = run.books(&mut d, Some(&term), cuts);
     eprintln!("{} in {:.0} s", books.summary("card power-cut test"), started.elapsed().as_secs_f64());
     assert!(books.sales > 0, "card sales were made: {}", books.summary("run"));

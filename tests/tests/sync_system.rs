@@ -128,7 +128,7 @@ fn every_acknowledged_sale_reaches_the_fake_cloud_exactly_once() {
     let clients: Vec<_> = (0..CLIENTS)
         .map(|i| {
             let (u, t, l, s) = (url.clone(), d.tokens.cashier.clone(), ledger.clone(), stop.clone());
-            let seed = rng.next() ^ i as u64;
+            let seed = rng.next_u64() ^ i as u64;
             std::thread::spawn(move || client(u, t, l, s, seed))
         })
         .collect();
