@@ -286,6 +286,17 @@ fn client(cli: &Cli) -> Result<Client, ClientError> {
     }
 }
 
+/// A client with the manager's token: from the data dir's tokens file, or the given
+/// `--api`/`--token` (which must then be a manager's).
+fn manager_client(cli: &Cli) -> Result<Client, ClientError> {
+    match (&cli.api, &cli.data_dir) {
+        (None, dir) => {
+            Client::from_data_dir(dir.as_deref().unwrap_or(std::path::Path::new("/var/lib/edged")), Role::Manager)
+        }
+        (Some(_), _) => client(cli),
+    }
+}
+
 fn devices(cli: &Cli, cmd: &DevicesCmd) -> Result<ExitCode, ClientError> {
     match cmd {
         DevicesCmd::Ls => {
@@ -740,13 +751,7 @@ fn run(cli: &Cli) -> Result<ExitCode, ClientError> {
             Ok(if out.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Cmd::Payments { cmd: Some(PaymentsCmd::Settle { id, charged, not_charged }), .. } => {
-            let m = match (&cli.api, &cli.data_dir) {
-                (None, dir) => Client::from_data_dir(
-                    dir.as_deref().unwrap_or(std::path::Path::new("/var/lib/edged")),
-                    Role::Manager,
-                )?,
-                (Some(_), _) => client(cli)?,
-            };
+            let m = manager_client(cli)?;
             let body = edge_api::PaymentSettleIn { charged: !*not_charged && charged.is_some(), receipt_no: *charged };
             let p: edge_api::PaymentOut = m.post(&format!("/v1/payments/{id}/settle"), &body, None)?;
             if cli.json {
@@ -791,13 +796,7 @@ fn run(cli: &Cli) -> Result<ExitCode, ClientError> {
             let r: serde_json::Value = match cmd {
                 ReportCmd::X => client(cli)?.get("/v1/reports/x")?,
                 ReportCmd::Z => {
-                    let m = match (&cli.api, &cli.data_dir) {
-                        (None, dir) => Client::from_data_dir(
-                            dir.as_deref().unwrap_or(std::path::Path::new("/var/lib/edged")),
-                            Role::Manager,
-                        )?,
-                        (Some(_), _) => client(cli)?,
-                    };
+                    let m = manager_client(cli)?;
                     m.post("/v1/reports/z", &serde_json::json!({}), None)?
                 }
             };
