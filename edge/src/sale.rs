@@ -102,8 +102,7 @@ pub fn fingerprint_of<T: serde::Serialize>(req: &T) -> String {
 
 /// Digest of a sale request: a replay with other content is told apart from a true retry.
 pub fn fingerprint(req: &SaleIn) -> String {
-    let bytes = serde_json::to_vec(req).unwrap_or_default();
-    Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
+    fingerprint_of(req)
 }
 
 /// Fills `weight_g` of the lines that ask for the scale (`from_scale: true`) with a stable
