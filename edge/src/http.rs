@@ -683,8 +683,14 @@ async fn post_refund(
         let done = app2.store.refunded(&orig.id)?;
         let refund = crate::sale::build_refund(&orig, &req, &done, &app2.cfg, Timestamp::now(), &rid, role.as_str())?;
         if refund.tenders.iter().any(|t| matches!(t, edge_sync::domain::Tender::Card { .. })) {
+            // What is left to refund is checked again once the terminal is held.
             return crate::payments::card_sale(&app2, refund, key, fp);
         }
+        // Refunds are made one at a time with card payments: a cash refund cannot take
+        // what a card refund at the terminal is paying out meanwhile.
+        let _held = crate::payments::hold_for_refund(&app2)?;
+        let done = app2.store.refunded(&orig.id)?;
+        let refund = crate::sale::build_refund(&orig, &req, &done, &app2.cfg, refund.created_at, &rid, role.as_str())?;
         let commit =
             SaleCommit { sale: refund, idempotency_key: key, fingerprint: fp, remotes: app2.cfg.refund_remotes() };
         Ok::<_, Refusal>(app2.store.commit_sale(commit)?)
@@ -1403,16 +1409,12 @@ async fn terminal_op(
         _ => TerminalOp::EndOfDay,
     };
     let app2 = app.clone();
-    let (r, forwarded) = tokio::task::spawn_blocking(move || {
-        let r = match top {
-            TerminalOp::EndOfDay => crate::payments::end_of_day(&app2).map_err(crate::devices::not_run),
-            _ => devices.terminal(top, Box::new(|_| {}), std::time::Duration::from_secs(120)),
-        };
-        let fwd = match (&r, top) {
-            (Ok(o), TerminalOp::EndOfDay) if o.approved => crate::reports::forwarded(&app2).unwrap_or(0),
-            _ => 0,
-        };
-        (r, fwd)
+    let (r, forwarded) = tokio::task::spawn_blocking(move || match top {
+        TerminalOp::EndOfDay => match crate::payments::end_of_day(&app2) {
+            Ok((o, fwd)) => (Ok(o), fwd),
+            Err(e) => (Err(crate::devices::not_run(e)), 0),
+        },
+        _ => (devices.terminal(top, Box::new(|_| {}), std::time::Duration::from_secs(120)), 0),
     })
     .await
     .map_err(ApiError::internal)?;

@@ -24,7 +24,16 @@
 //!
 //! [`judge`] is the rule, a pure function: the last transaction is the baseline → not
 //! charged; another receipt, approved, for this amount → charged (its card data completes
-//! the sale); declined → not charged; anything else → not provable.
+//! the sale); declined → not charged; a reversal, another amount, anything else → not
+//! provable. Every failure once the intent is stored — even one the driver calls "nothing
+//! sent" (a lost acknowledgement looks the same) — and a "declined" that follows an
+//! approval are settled by this evidence, never trusted as "not charged".
+//!
+//! Refunds of a sale are made one at a time with card payments (a cash refund holds the
+//! lease too), and a card refund checks what is left of its sale once the terminal is
+//! held, so two refunds can never pay out the same goods. A card refund is never sent a
+//! reversal (ZVT reverses payments only). The end-of-day waits while a payment is in doubt,
+//! approved but not recorded, or waiting for its reversal (it closes the batch).
 //!
 //! An approved payment whose sale cannot be committed is **reversed** (06 30) and the staff
 //! are told; if the reversal fails too the payment stays `ReversalFailed`, retried, and staff
@@ -208,8 +217,9 @@ fn fault(name: &str) -> bool {
 pub enum LastTransaction {
     /// The terminal has no transaction to repeat (ZVT `83`, function not possible).
     Nothing,
-    /// Its last transaction: receipt number, result (0 = approved) and amount.
-    Receipt { receipt_no: Option<u32>, result: Option<u8>, amount_minor: Option<i64> },
+    /// Its last transaction: receipt number, result (0 = approved), amount, and whether it
+    /// was a reversal (it names an original trace).
+    Receipt { receipt_no: Option<u32>, result: Option<u8>, amount_minor: Option<i64>, reversal: bool },
 }
 
 /// What the evidence proves about a payment that was (maybe) sent to the terminal.
@@ -246,7 +256,11 @@ pub fn judge(p: &Payment, last: &LastTransaction) -> Verdict {
         LastTransaction::Receipt { receipt_no: Some(r), .. } if Some(*r) == before => Verdict::NotCharged(format!(
             "the terminal's last transaction is still receipt {r}, the one before this payment"
         )),
-        LastTransaction::Receipt { receipt_no: Some(r), result: Some(0), amount_minor } => {
+        LastTransaction::Receipt { receipt_no: Some(r), reversal: true, .. } => Verdict::Unprovable(format!(
+            "the terminal's last transaction (receipt {r}) is a reversal, not this payment: something else ran on \
+             the terminal"
+        )),
+        LastTransaction::Receipt { receipt_no: Some(r), result: Some(0), amount_minor, .. } => {
             if *amount_minor == Some(p.amount_minor) {
                 Verdict::Charged
             } else {
@@ -276,7 +290,12 @@ fn read_last(app: &App, _held: &Held) -> Result<(LastTransaction, Option<Outcome
         .map_err(|f| f.to_string())?;
     match o.info.clone() {
         Some(i) => Ok((
-            LastTransaction::Receipt { receipt_no: i.receipt_no, result: i.result, amount_minor: i.amount_minor },
+            LastTransaction::Receipt {
+                receipt_no: i.receipt_no,
+                result: i.result,
+                amount_minor: i.amount_minor,
+                reversal: i.original_trace.is_some(),
+            },
             Some(o),
         )),
         // "Function not possible": the terminal has no transaction at all.
@@ -424,6 +443,37 @@ fn terminal_busy() -> Refusal {
     }
 }
 
+/// The terminal's lease for a cash refund: refunds of a sale are made one at a time with
+/// card payments, so a cash refund cannot take what a card refund is paying out.
+pub fn hold_for_refund(app: &App) -> Result<Held<'_>, Refusal> {
+    app.terminal_lease.take(p_timeout(app)).ok_or_else(terminal_busy)
+}
+
+/// A card refund still fits what is left of its sale (checked with the terminal held, so
+/// no other refund of the sale can commit in between).
+fn refund_still_fits(app: &App, refund: &Sale) -> Result<(), Refusal> {
+    let Some(orig_id) = refund.refund_of else { return Ok(()) };
+    let orig = app.store.sale(&orig_id)?.ok_or_else(|| Refusal::unavailable(format!("sale {orig_id} is gone")))?;
+    let done = app.store.refunded(&orig_id)?;
+    for l in &refund.lines {
+        let sold = orig.lines.iter().find(|o| o.line_no == l.line_no).map_or(0, |o| u64::from(o.quantity.amount()));
+        let so_far = done.get(&l.line_no).copied().unwrap_or(0);
+        if so_far + u64::from(l.quantity.amount()) > sold {
+            return Err(Refusal::conflict(
+                "refund-refused",
+                "Refunded meanwhile",
+                format!(
+                    "line {} of sale {orig_id} sold {sold}, {so_far} refunded already (another refund meanwhile): {} \
+                     more cannot be refunded; nothing was paid out",
+                    l.line_no,
+                    l.quantity.amount()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A card sale or refund: lease, baseline, intent, terminal, approval, commit. Blocking
 /// (run it off the async runtime).
 pub fn card_sale(app: &App, sale: Sale, key: Option<String>, fp: String) -> Result<CommitOutcome, Refusal> {
@@ -467,6 +517,9 @@ pub fn card_sale(app: &App, sale: Sale, key: Option<String>, fp: String) -> Resu
     let held = app.terminal_lease.take(p_timeout(app)).ok_or_else(terminal_busy)?;
     if let Some(done) = replay(app)? {
         return Ok(done);
+    }
+    if refund {
+        refund_still_fits(app, &sale)?;
     }
     clear_terminal(app, &terminal, &held)?;
     // Is the terminal ready, and can it reach its host? (A status enquiry: one round trip.)
@@ -546,29 +599,34 @@ pub fn card_sale(app: &App, sale: Sale, key: Option<String>, fp: String) -> Resu
         p_timeout(app),
     );
     crash_point("payment.answered");
+    // An answer that says "declined" after the terminal reported an approval (an abort
+    // pressed after the decision), and every failure once the intent is stored, are
+    // settled by the terminal's evidence: a driver's "nothing was sent" can be wrong when
+    // only the acknowledgement was lost.
+    let contradicts = |o: &Outcome| !o.approved && o.info.as_ref().and_then(|i| i.result) == Some(0);
     match r {
         Ok(o) if o.approved => approve(app, &mut p, card_of(&o))?,
-        Ok(o) => {
+        Ok(o) if !contradicts(&o) => {
             advance(app, &mut p, PaymentState::Declined, Some(o.text.clone()))?;
             return Err(Refusal::payment("card-declined", "Card declined", o.text));
         }
-        Err(f) if !f.in_doubt => {
-            advance(app, &mut p, PaymentState::Failed, Some(f.to_string()))?;
-            return Err(Refusal::unavailable(format!("the card was not charged: {f}")));
-        }
-        Err(f) => {
-            advance(app, &mut p, PaymentState::InDoubt, Some(f.to_string()))?;
+        r => {
+            let what = match &r {
+                Ok(o) => format!("the terminal reported an approval, then {}", o.text),
+                Err(f) => f.to_string(),
+            };
+            advance(app, &mut p, PaymentState::InDoubt, Some(what.clone()))?;
             match settle(app, &mut p, &held, crate::checkout::Origin::Request)? {
                 Verdict::Charged => {}
                 Verdict::NotCharged(why) => {
-                    return Err(Refusal::unavailable(format!("the card was not charged ({f}; {why})")));
+                    return Err(Refusal::unavailable(format!("the card was not charged ({what}; {why})")));
                 }
                 Verdict::Unprovable(why) => {
                     return Err(Refusal::gateway(
                         "payment-in-doubt",
                         "Card payment outcome unknown",
                         format!(
-                            "the terminal's answer was lost ({f}) and its outcome cannot be proven yet ({why}); \
+                            "the terminal's answer was lost ({what}) and its outcome cannot be proven yet ({why}); \
                              payment {} is settled with the terminal or by a manager, never charged twice",
                             p.id
                         ),
@@ -645,8 +703,37 @@ fn commit_approved(app: &App, p: &mut Payment, held: &Held) -> Result<Sale, Refu
     }
 }
 
-/// Reverses an approved payment (the lease held); tells staff whatever happens.
+/// Reverses an approved payment (the lease held); tells staff whatever happens. Never while
+/// another payment of the terminal is in doubt (a reversal would become the terminal's last
+/// transaction, the evidence that payment is settled by); never for a card refund (ZVT
+/// reverses payments only: the refund was paid out and staff must settle it).
 fn reverse(app: &App, p: &mut Payment, why: String, _held: &Held) -> Result<(), Refusal> {
+    if p.kind == PaymentKind::Refund {
+        if p.state != PaymentState::ReversalFailed {
+            advance(
+                app,
+                p,
+                PaymentState::ReversalFailed,
+                Some(format!("{why}; a card refund cannot be taken back at the terminal")),
+            )?;
+            alert(
+                app,
+                format!(
+                    "Card refund {} of {} was paid out at the terminal but could not be recorded ({why}): settle it \
+                     with the customer",
+                    p.id, p.amount_minor
+                ),
+            );
+        }
+        return Ok(());
+    }
+    if let Some(other) = unsettled_on(app, &p.terminal)?.into_iter().find(|o| o.id != p.id) {
+        let reason = format!("{why}; the reversal waits until payment {} on this terminal is settled", other.id);
+        if p.state != PaymentState::ReversalFailed || p.reason.as_deref() != Some(reason.as_str()) {
+            advance(app, p, PaymentState::ReversalFailed, Some(reason))?;
+        }
+        return Ok(());
+    }
     let Some(receipt) = p.card.as_ref().and_then(|c| c.receipt_no) else {
         advance(app, p, PaymentState::ReversalFailed, Some(format!("{why}; no receipt number to reverse")))?;
         alert(
@@ -706,14 +793,15 @@ pub fn recover(app: &App) -> usize {
         let r = match p.state {
             PaymentState::Intent | PaymentState::InDoubt if blocked.contains(&p.terminal) => Ok(()),
             PaymentState::Intent | PaymentState::InDoubt => {
-                settle(app, &mut p, &held, crate::checkout::Origin::Recovery).map(|v| {
-                    if matches!(v, Verdict::Unprovable(_)) {
-                        blocked.insert(p.terminal.clone());
-                    }
-                })
+                let v = settle(app, &mut p, &held, crate::checkout::Origin::Recovery);
+                if !matches!(v, Ok(Verdict::Charged | Verdict::NotCharged(_))) {
+                    blocked.insert(p.terminal.clone());
+                }
+                v.map(|_| ())
             }
-            PaymentState::Approved => commit_after_restart(app, &mut p, &held),
-            PaymentState::ReversalFailed if !blocked.contains(&p.terminal) => {
+            // A commit that fails reverses: not while the terminal's evidence is needed.
+            PaymentState::Approved if !blocked.contains(&p.terminal) => commit_after_restart(app, &mut p, &held),
+            PaymentState::ReversalFailed if !blocked.contains(&p.terminal) && p.kind == PaymentKind::Sale => {
                 let why = p.reason.clone().unwrap_or_default();
                 reverse(app, &mut p, why, &held)
             }
@@ -775,13 +863,35 @@ pub fn settle_by_hand(app: &App, id: Uuid, charged: Option<u32>, who: &str) -> R
 
 /// The terminal's end-of-day (forwards its offline payments), holding the terminal and
 /// refused while one of its payments is in doubt (its evidence would be lost).
-pub fn end_of_day(app: &App) -> Result<Outcome, String> {
+///
+/// Also refused while an approved card payment waits for its sale or its reversal: the
+/// end-of-day closes the batch, after which the terminal reverses nothing. Returns the
+/// terminal's answer and how many offline payments it forwarded (marked so while the
+/// terminal is still held, so a payment taken after it is not marked).
+pub fn end_of_day(app: &App) -> Result<(Outcome, u32), String> {
     let devices = app.devices.get().ok_or("the devices are not started")?.clone();
     let held = app.terminal_lease.take(p_timeout(app)).ok_or("the payment terminal is busy with a payment")?;
     if let Some(t) = devices.terminal_id() {
         clear_terminal(app, &t, &held).map_err(|r| r.detail)?;
+        let open = app.store.payments_open().map_err(|e| e.to_string())?;
+        if let Some(p) = open.iter().find(|p| {
+            p.terminal == t
+                && p.kind == PaymentKind::Sale
+                && matches!(p.state, PaymentState::Approved | PaymentState::ReversalFailed)
+        }) {
+            return Err(format!(
+                "card payment {} is {:?}: the end-of-day waits until it is recorded or reversed ({})",
+                p.id,
+                p.state,
+                p.reason.as_deref().unwrap_or("retried every 15 s")
+            ));
+        }
     }
-    devices.terminal(TerminalOp::EndOfDay, Box::new(|_| {}), Duration::from_secs(120)).map_err(|f| f.to_string())
+    let o = devices
+        .terminal(TerminalOp::EndOfDay, Box::new(|_| {}), Duration::from_secs(120))
+        .map_err(|f| f.to_string())?;
+    let forwarded = if o.approved { crate::reports::forwarded(app)? } else { 0 };
+    Ok((o, forwarded))
 }
 
 /// Starts the recovery loop (at once, then every [`RECOVER_EVERY`]).
@@ -842,7 +952,12 @@ mod tests {
     }
 
     fn last(receipt: u32, result: u8, amount: i64) -> LastTransaction {
-        LastTransaction::Receipt { receipt_no: Some(receipt), result: Some(result), amount_minor: Some(amount) }
+        LastTransaction::Receipt {
+            receipt_no: Some(receipt),
+            result: Some(result),
+            amount_minor: Some(amount),
+            reversal: false,
+        }
     }
 
     /// The evidence rule, case by case: only what the last transaction proves is decided.
@@ -863,9 +978,20 @@ mod tests {
         let v = judge(&p, &last(42, 0, 1000));
         assert!(doubt(&v), "{v:?}");
         // No receipt number, no result: cannot tell.
-        let no_number = LastTransaction::Receipt { receipt_no: None, result: Some(0), amount_minor: Some(2570) };
+        let no_number =
+            LastTransaction::Receipt { receipt_no: None, result: Some(0), amount_minor: Some(2570), reversal: false };
         assert!(doubt(&judge(&p, &no_number)));
-        let no_result = LastTransaction::Receipt { receipt_no: Some(42), result: None, amount_minor: Some(2570) };
+        let no_result =
+            LastTransaction::Receipt { receipt_no: Some(42), result: None, amount_minor: Some(2570), reversal: false };
+        assert!(doubt(&judge(&p, &no_result)));
+        // A reversal of the same amount is not this payment's charge.
+        let reversal = LastTransaction::Receipt {
+            receipt_no: Some(42),
+            result: Some(0),
+            amount_minor: Some(2570),
+            reversal: true,
+        };
+        assert!(doubt(&judge(&p, &reversal)), "a reversal is never read as a charge");
         assert!(doubt(&judge(&p, &no_result)));
         // The terminal had receipts before and now has none: cannot tell.
         assert!(doubt(&judge(&p, &LastTransaction::Nothing)));

@@ -101,14 +101,13 @@ pub fn z_report(app: &App) -> Result<Report, String> {
     let mut r = x_report(app)?;
     r.kind = "z".into();
     if app.devices.get().is_some_and(|d| d.terminal_id().is_some()) {
-        let o = crate::payments::end_of_day(app)
+        let (o, _) = crate::payments::end_of_day(app)
             .map_err(|f| format!("the terminal's end-of-day failed, the Z report is not closed: {f}"))?;
         if !o.approved {
             return Err(format!("the terminal's end-of-day was refused ({}); the Z report is not closed", o.text));
         }
         r.terminal = o.info.as_ref().and_then(|i| i.text.clone());
         r.terminal_receipt = o.receipt.clone();
-        forwarded(app)?;
     }
     let z = LastZ { number: r.number, last_sale: r.to_sale.or(last_z(app)?.last_sale) };
     let v = serde_json::to_vec(&z).map_err(|e| e.to_string())?;

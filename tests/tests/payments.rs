@@ -527,3 +527,36 @@ fn a_payment_the_terminal_cannot_prove_waits_for_a_manager() {
     assert_eq!(r.status(), 404, "no sale for a payment settled as not charged");
     assert_eq!(card_sale(&d, "lost-2", 2).status(), 201, "the retry pays anew");
 }
+
+/// Refunds of one sale are made one at a time with card payments: while a card refund is
+/// at the terminal, a cash refund of the same goods waits for it, then finds nothing left.
+#[test]
+fn a_cash_refund_cannot_take_what_a_card_refund_is_paying_out() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut sim = Sim::start(dir.path());
+    let term = format!("terminal={}", sim.uri);
+    let d = Daemon::start_with(&dir.path().join("edged"), 100, &["--device", &term]);
+    let r = card_sale(&d, "sold", 2);
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().expect("sale")["id"].as_str().expect("id").to_string();
+    sim.say("processing 1500");
+    let refund = |key: &str, tender: &str| {
+        d.http()
+            .post(format!("{}/v1/sales/{id}/refunds", d.url))
+            .bearer_auth(&d.tokens.manager)
+            .header("Idempotency-Key", key)
+            .json(&json!({"tender": tender, "reason": "damaged"}))
+            .send()
+            .expect("refund")
+    };
+    let (card, cash) = std::thread::scope(|s| {
+        let card = s.spawn(|| refund("r-card", "card").status().as_u16());
+        std::thread::sleep(Duration::from_millis(400));
+        let cash = refund("r-cash", "cash");
+        (card.join().expect("card refund"), (cash.status().as_u16(), cash.text().unwrap_or_default()))
+    });
+    assert_eq!(card, 201, "the card refund pays out");
+    assert_eq!(cash.0, 409, "the cash refund finds nothing left: {}", cash.1);
+    let refunds: Vec<_> = sim.journal().into_iter().filter(|e| e.0 == "refund" && e.3 == 0).collect();
+    assert_eq!(refunds.len(), 1, "one refund paid out: {refunds:?}");
+}

@@ -145,6 +145,8 @@ pub struct TerminalSim {
     /// The decision of the payment under way, taken once its first prompt is acknowledged
     /// and the processing time has passed (card read, PIN, host).
     pending: Option<(Kind, i64, Rule)>,
+    /// The transaction under way has been decided (journaled).
+    decided: bool,
     /// How long a payment or refund takes from the card prompt to the decision.
     pub processing: std::time::Duration,
     /// Commands received (by name), for tests.
@@ -166,6 +168,7 @@ impl Default for TerminalSim {
             batch: 1,
             busy: false,
             pending: None,
+            decided: false,
             processing: std::time::Duration::ZERO,
             commands: Vec::new(),
         }
@@ -241,9 +244,12 @@ impl TerminalSim {
         }
     }
 
+    /// The next receipt and trace numbers: one after the last transaction's, wrapping
+    /// after 9999 and 999999 as terminals do.
     fn next_numbers(&self) -> (u32, u32) {
-        let receipt = self.journal.iter().map(|e| e.receipt_no).max().unwrap_or(0) % 9999 + 1;
-        let trace = self.journal.iter().map(|e| e.trace).max().unwrap_or(0) % 999_999 + 1;
+        let last = self.journal.last();
+        let receipt = last.map_or(0, |e| e.receipt_no) % 9999 + 1;
+        let trace = last.map_or(0, |e| e.trace) % 999_999 + 1;
         (receipt, trace)
     }
 
@@ -326,6 +332,7 @@ impl TerminalSim {
 
     /// The terminal decides: journaled first (the host has answered), then told.
     fn decide(&mut self, kind: Kind, amount: i64, rule: Rule) {
+        self.decided = true;
         let (receipt_no, trace) = self.next_numbers();
         let mut e = Entry {
             kind,
@@ -380,8 +387,9 @@ impl TerminalSim {
         }
         self.commands.push(super::command_name(&a));
         if a.is(0x06, 0xB0) {
-            // Abort request: only while a transaction is under way.
-            if !self.busy {
+            // Abort request: only while a transaction is under way and not yet decided (a
+            // payment the host approved cannot be aborted, only reversed).
+            if !self.busy || self.decided {
                 return vec![Apdu::nak(0x83)];
             }
             self.out.clear();
@@ -391,6 +399,7 @@ impl TerminalSim {
         }
         self.out.clear();
         self.pending = None;
+        self.decided = false;
         self.busy = false;
         let fields = |d: &[u8]| bmps(d).unwrap_or_default();
         let amount_of = |f: &[(u8, Vec<u8>)]| {
@@ -671,6 +680,8 @@ mod tests {
         assert_eq!(first[0], Apdu::ack());
         assert_eq!(t.net_charged(), 0, "the card prompt first; the decision once it is acknowledged");
         t.handle(Apdu::ack());
+        // Decided: an abort now is refused (an approved payment is reversed, not aborted).
+        assert_eq!(t.handle(Apdu::new(0x06, 0xB0, vec![])), vec![Apdu::nak(0x83)]);
         let t2 = TerminalSim::with_journal(path.clone()).expect("reopen");
         assert_eq!(t2.net_charged(), 1234);
         std::fs::write(&path, "garbage\n").expect("write");
