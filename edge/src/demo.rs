@@ -198,7 +198,15 @@ pub fn spawn_kiosk(dir: &Path) -> Option<std::process::Child> {
         tracing::warn!(path = %exe.display(), "edge-kiosk is not installed beside edged; no kiosk UI");
         return None;
     }
-    match std::process::Command::new(&exe).arg("--data-dir").arg(dir).args(["--mode", "staff"]).spawn() {
+    match std::process::Command::new(&exe)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["--mode", "staff"])
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID")
+        .spawn()
+    {
         Ok(c) => {
             tracing::info!(pid = c.id(), "kiosk UI started (staff register)");
             Some(c)

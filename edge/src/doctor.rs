@@ -40,8 +40,12 @@ fn my_uid() -> Option<u32> {
 
 /// Free and total bytes of the file system holding `path` (from `df`, which every box has).
 pub fn disk_free(path: &Path) -> Result<(u64, u64), String> {
-    let out =
-        std::process::Command::new("df").args(["-P", "-B1"]).arg(path).output().map_err(|e| format!("df: {e}"))?;
+    let out = std::process::Command::new("df")
+        .args(["-P", "-B1"])
+        .arg(path)
+        .env_remove("NOTIFY_SOCKET")
+        .output()
+        .map_err(|e| format!("df: {e}"))?;
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().nth(1).ok_or("df printed nothing")?;
     let f: Vec<&str> = line.split_whitespace().collect();
@@ -201,7 +205,15 @@ pub fn clock_synchronised() -> Option<bool> {
     if Path::new("/run/systemd/timesync/synchronized").exists() {
         return Some(true);
     }
-    match std::process::Command::new("timedatectl").args(["show", "-p", "NTPSynchronized", "--value"]).output() {
+    match std::process::Command::new("timedatectl")
+        .args(["show", "-p", "NTPSynchronized", "--value"])
+        // systemd's tools report their own failure (ERRNO=…) to an inherited notify socket:
+        // under systemd that would be read as edged's.
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID")
+        .output()
+    {
         Ok(o) if o.status.success() => Some(String::from_utf8_lossy(&o.stdout).trim() == "yes"),
         _ => None,
     }
