@@ -94,6 +94,18 @@ fn card_sale(d: &Daemon, key: &str, qty: u32) -> reqwest::blocking::Response {
         .expect("post")
 }
 
+/// One piece of SKU-0000001 (25.70) paid with 50.00 in cash.
+fn cash_sale(d: &Daemon) -> reqwest::blocking::Response {
+    d.http()
+        .post(format!("{}/v1/sales", d.url))
+        .bearer_auth(&d.tokens.cashier)
+        .json(
+            &json!({"lines": [{"sku": "SKU-0000001", "qty": 1}], "tenders": [{"type": "cash", "amount_minor": 5000}]}),
+        )
+        .send()
+        .expect("cash sale")
+}
+
 /// A card sale whose request may find edged gone.
 fn try_card_sale(d: &Daemon, key: &str, qty: u32) -> reqwest::Result<reqwest::blocking::Response> {
     d.http()
@@ -253,16 +265,7 @@ fn offline_card_payments_within_caps_and_forwarded_at_end_of_day() {
 
     // X report: the running totals; Z closes them and the terminal's end-of-day forwards.
     sim.say("offline off");
-    let r = d
-        .http()
-        .post(format!("{}/v1/sales", d.url))
-        .bearer_auth(&d.tokens.cashier)
-        .json(
-            &json!({"lines": [{"sku": "SKU-0000001", "qty": 1}], "tenders": [{"type": "cash", "amount_minor": 5000}]}),
-        )
-        .send()
-        .expect("cash sale");
-    assert_eq!(r.status(), 201);
+    assert_eq!(cash_sale(&d).status(), 201);
     let (code, text) = edgectl(&["report", "x", "--json"]);
     assert_eq!(code, Some(0), "{text}");
     let x: Value = serde_json::from_str(&text).expect("x json");
@@ -463,16 +466,7 @@ fn a_payment_the_terminal_cannot_prove_waits_for_a_manager() {
     let problem: Value = r.json().expect("problem");
     assert!(problem["detail"].as_str().unwrap_or("").contains("edgectl payments settle"), "{problem}");
     // Cash still sells.
-    let r = d
-        .http()
-        .post(format!("{}/v1/sales", d.url))
-        .bearer_auth(&d.tokens.cashier)
-        .json(
-            &json!({"lines": [{"sku": "SKU-0000001", "qty": 1}], "tenders": [{"type": "cash", "amount_minor": 5000}]}),
-        )
-        .send()
-        .expect("cash");
-    assert_eq!(r.status(), 201);
+    assert_eq!(cash_sale(&d).status(), 201);
     // "Charged" needs the receipt number; a cashier cannot settle.
     let id = p["id"].as_str().expect("id").to_string();
     let r = d
