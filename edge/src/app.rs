@@ -1,6 +1,7 @@
 //! The daemon's shared state: configuration, store, tokens, event bus, metrics, and the
 //! gate that lets shutdown wait for commits in progress.
 
+use crate::checkout::Checkout;
 use crate::config::{Config, Mode};
 use crate::metrics::Metrics;
 use crate::tokens::Tokens;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use std::time::Instant;
-use tokio::sync::{OwnedRwLockReadGuard, RwLock, broadcast, watch};
+use tokio::sync::{broadcast, watch};
 
 /// Events buffered per slow client before it is told it lagged.
 pub const EVENT_BUFFER: usize = 1024;
@@ -25,11 +26,11 @@ pub const LAG_CRITICAL_S: u64 = 15 * 60;
 type CategoriesCache = (u64, Instant, Vec<(String, u64)>);
 
 pub struct App {
-    pub cfg: Config,
+    pub cfg: Arc<Config>,
     pub store: Arc<dyn Store>,
     pub tokens: Tokens,
     pub events: broadcast::Sender<Event>,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     pub engine: Arc<SyncEngine>,
     /// Pulls and push stream of the cloud (when it is live).
     pub cloud_link: Option<edge_sync::cloud::live::CloudLink>,
@@ -40,15 +41,8 @@ pub struct App {
     /// The newest NetSuite internal id confirmed (the NetSuite stock pull rebases by it).
     pub ns_newest: Arc<edge_sync::netsuite::live::NsNewest>,
     pub ws_clients: AtomicUsize,
-    /// The payment terminal, held by one payment (or recovery, reversal, end-of-day) at a time.
-    pub terminal_lease: crate::payments::Lease,
-    /// Drawer kicks, receipts and pole display after a commit, off the request path.
-    pub after: crate::checkout::after::AfterCommit,
-    /// A manager forced card acceptance offline (audited).
-    pub force_offline: AtomicBool,
-    /// Free bytes on the data dir's disk as last measured (u64::MAX until measured).
-    pub disk_free: std::sync::atomic::AtomicU64,
-    disk_at: std::sync::Mutex<Option<Instant>>,
+    /// Sales, refunds and adjustments: admission, pricing, payments, commit, after-commit.
+    pub checkout: Arc<Checkout>,
     /// The machine says its clock is not synchronised (checked every 5 minutes).
     pub clock_unsynced: AtomicBool,
     /// The last wall-clock jump seen: when, and by how many seconds.
@@ -61,8 +55,6 @@ pub struct App {
     categories: std::sync::Mutex<Option<CategoriesCache>>,
     /// Flips to true when shutdown starts; event streams say goodbye.
     pub stopping: watch::Sender<bool>,
-    accepting: AtomicBool,
-    gate: Arc<RwLock<()>>,
     started: Instant,
 }
 
@@ -101,6 +93,18 @@ impl App {
         engine: Arc<SyncEngine>,
         cloud_link: Option<edge_sync::cloud::live::CloudLink>,
     ) -> App {
+        let cfg = Arc::new(cfg);
+        let events = broadcast::channel(EVENT_BUFFER).0;
+        let metrics = Arc::new(Metrics::new());
+        let data_dir = cfg.data_dir.clone();
+        let wake_engine = engine.clone();
+        let ports = crate::checkout::ports::Ports {
+            clock: Arc::new(crate::checkout::ports::SystemClock),
+            events: events.clone(),
+            wake: Arc::new(move || wake_engine.wake()),
+            disk_free: Arc::new(move || crate::doctor::disk_free(&data_dir).map(|(free, _)| free)),
+        };
+        let checkout = Arc::new(Checkout::new(cfg.clone(), store.clone(), ports, metrics.clone()));
         App {
             staff: crate::staff::Staff::new(cfg.staff.clone()),
             approvals: crate::staff::Approvals::default(),
@@ -108,8 +112,8 @@ impl App {
             cfg,
             store,
             tokens,
-            events: broadcast::channel(EVENT_BUFFER).0,
-            metrics: Metrics::new(),
+            events,
+            metrics,
             engine,
             cloud_link,
             devices: std::sync::OnceLock::new(),
@@ -117,92 +121,36 @@ impl App {
             ns_newest: Arc::default(),
             ws_clients: AtomicUsize::new(0),
             stopping: watch::channel(false).0,
-            terminal_lease: crate::payments::Lease::default(),
-            after: crate::checkout::after::AfterCommit::default(),
-            force_offline: AtomicBool::new(false),
-            disk_free: std::sync::atomic::AtomicU64::new(u64::MAX),
-            disk_at: std::sync::Mutex::new(None),
+            checkout,
             clock_jumped: std::sync::Mutex::new(None),
             clock_unsynced: AtomicBool::new(false),
-            accepting: AtomicBool::new(true),
-            gate: Arc::new(RwLock::new(())),
             started: Instant::now(),
         }
     }
 
-    /// A permit to commit, or None once shutdown has begun.
-    pub fn commit_gate(&self) -> Option<OwnedRwLockReadGuard<()>> {
-        if !self.accepting.load(Ordering::SeqCst) {
-            return None;
-        }
-        self.gate.clone().try_read_owned().ok()
+    /// Plugs the started devices into the daemon and the checkout (which starts its
+    /// after-commit worker).
+    pub fn attach_devices(&self, d: Arc<crate::devices::Devices>) {
+        let _ = self.devices.set(d.clone());
+        self.checkout.attach(d);
     }
 
     /// Stops taking sales and waits until every commit in progress has returned.
     pub async fn drain(&self) {
-        self.accepting.store(false, Ordering::SeqCst);
         let _ = self.stopping.send(true);
-        let _all = self.gate.write().await;
+        self.checkout.drain().await;
     }
 
     pub fn note_clock_jump(&self, at: Timestamp, secs: i64) {
         *self.clock_jumped.lock().unwrap_or_else(|p| p.into_inner()) = Some((at, secs));
     }
 
-    /// Measures the data dir's free disk now.
-    pub fn measure_disk(&self) -> u64 {
-        match crate::doctor::disk_free(&self.cfg.data_dir) {
-            Ok((free, _)) => {
-                self.disk_free.store(free, Ordering::SeqCst);
-                *self.disk_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
-                free
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "free disk not measured");
-                u64::MAX
-            }
-        }
-    }
-
-    /// Whether a new sale may be taken: refused (with the reason) below `data.min_free_mb`,
-    /// before the store can fill. A low reading is measured again, so freed space counts at once.
-    pub fn disk_guard(&self) -> Result<(), String> {
-        let min = self.cfg.min_free_bytes;
-        if min == 0 {
-            return Ok(());
-        }
-        // A reading older than a second (or a low one) is taken again: at most one `df` a
-        // second however fast sales come.
-        let fresh = self
-            .disk_at
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some_and(|t| t.elapsed() < Duration::from_secs(1));
-        let mut free = self.disk_free.load(Ordering::SeqCst);
-        if !fresh || free < min {
-            free = self.measure_disk();
-        }
-        if free < min {
-            return Err(format!(
-                "only {} MiB free on the data disk ({}); new sales are refused below {} MiB so the store cannot fill: free space, then retry",
-                free >> 20,
-                self.cfg.data_dir.display(),
-                min >> 20
-            ));
-        }
-        Ok(())
-    }
-
     pub fn is_stopping(&self) -> bool {
         *self.stopping.borrow()
     }
 
-    pub fn forced_offline(&self) -> bool {
-        self.force_offline.load(Ordering::SeqCst)
-    }
-
     pub fn accepting(&self) -> bool {
-        self.accepting.load(Ordering::SeqCst)
+        self.checkout.accepting()
     }
 
     pub fn health(&self) -> Health {
@@ -222,7 +170,7 @@ impl App {
                 "the clock jumped by {secs} s at {at}: check time synchronisation (business dates depend on it)"
             ));
         }
-        let free = self.disk_free.load(Ordering::SeqCst);
+        let free = self.checkout.disk_free();
         if self.cfg.warn_free_bytes > 0 && free < self.cfg.warn_free_bytes {
             reasons.push(format!(
                 "disk low: {} MiB free (new sales are refused below {} MiB)",

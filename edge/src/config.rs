@@ -102,7 +102,7 @@ pub struct Config {
     /// cd5220 | escpos; scanner: serial | hid-pos, hid-pos over USB).
     pub devices: Vec<crate::devices::DeviceSpec>,
     /// `[payments.offline]`: when a card may be taken while the terminal cannot reach its host.
-    pub offline: crate::payments::OfflinePolicy,
+    pub offline: OfflinePolicy,
     /// `[staff.ID]`: who may log in at the staff screens, with which role.
     pub staff: Vec<crate::staff::StaffMember>,
     /// `[mappings.lightspeed]`: the store's ids at Lightspeed.
@@ -545,8 +545,8 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
     } else if root.get("devices").is_some() {
         c.problem("devices", "must be a table of devices");
     }
-    let d = crate::payments::OfflinePolicy::default();
-    let offline = crate::payments::OfflinePolicy {
+    let d = OfflinePolicy::default();
+    let offline = OfflinePolicy {
         enabled: c.boolean("payments.offline.enabled", d.enabled),
         max_per_tx_minor: c.integer("payments.offline.max_per_tx_minor", d.max_per_tx_minor, 1, 1_000_000_000),
         max_total_minor: c.integer("payments.offline.max_total_minor", d.max_total_minor, 1, 100_000_000_000),
@@ -860,6 +860,33 @@ pin_sha256 = "{tina}"
         lightspeed = url("lightspeed"),
         netsuite = url("netsuite"),
     )
+}
+
+/// The store's offline card policy (`[payments.offline]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfflinePolicy {
+    pub enabled: bool,
+    /// Largest single offline payment.
+    pub max_per_tx_minor: i64,
+    /// Largest total of offline payments not yet forwarded.
+    pub max_total_minor: i64,
+    /// Most offline payments not yet forwarded.
+    pub max_count: u32,
+    /// Oldest an unforwarded offline payment may be before no more are taken.
+    pub max_age: std::time::Duration,
+}
+
+impl Default for OfflinePolicy {
+    fn default() -> Self {
+        // Off by default: the merchant carries the risk of every offline decline.
+        OfflinePolicy {
+            enabled: false,
+            max_per_tx_minor: 10_000,
+            max_total_minor: 100_000,
+            max_count: 50,
+            max_age: std::time::Duration::from_secs(24 * 3600),
+        }
+    }
 }
 
 #[cfg(test)]

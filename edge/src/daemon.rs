@@ -281,7 +281,7 @@ fn spawn_disk_watch(app: Arc<App>) {
             }
             round += 1;
             if app.cfg.min_free_bytes > 0 || app.cfg.warn_free_bytes > 0 {
-                let free = app.measure_disk();
+                let free = app.checkout.measure_disk();
                 let now_low = free < app.cfg.warn_free_bytes;
                 if now_low && !low {
                     tracing::warn!(free_mib = free >> 20, "disk low on the data dir");
@@ -323,14 +323,13 @@ pub async fn run(cfg: Config, store: Arc<dyn Store>, announce_dir: &Path) -> Res
     let app = Arc::new(app);
     let specs = app.cfg.devices.clone();
     let bus = app.events.clone();
-    let _ = app.devices.set(Arc::new(crate::devices::Devices::start(
+    app.attach_devices(Arc::new(crate::devices::Devices::start(
         specs,
         Arc::new(move |e| {
             let _ = bus.send(e);
         }),
     )));
-    crate::checkout::spawn(&app);
-    crate::payments::spawn_recovery(app.clone());
+    crate::checkout::payments::spawn_recovery(app.checkout.clone());
     spawn_disk_watch(app.clone());
     let mut workers = engine.spawn(store, client.clone(), app.stopping.subscribe());
     workers.extend(crate::delivery::spawn_lightspeed_pull(&app, client.clone(), ls_auth));

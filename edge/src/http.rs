@@ -6,8 +6,10 @@
 //! into the sale and its outbox entries.
 
 use crate::app::App;
-use crate::sale::{Refusal, build_sale, fingerprint, kind_str, sale_out};
+use crate::checkout::Refusal;
+use crate::checkout::order::Actor;
 use crate::tokens::Role;
+use crate::wire::{kind_str, sale_out};
 use axum::body::Bytes;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Path, Query, Request, State};
@@ -18,7 +20,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use edge_api::*;
 use edge_sync::domain::{OutboxEntry, OutboxState, RecordKind, new_id};
-use edge_sync::store::{AdjustmentCommit, AdjustmentOutcome, CommitOutcome, OutboxQuery, SaleCommit};
+use edge_sync::store::OutboxQuery;
 use jiff::Timestamp;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -63,7 +65,7 @@ impl ApiError {
 
 impl From<Refusal> for ApiError {
     fn from(r: Refusal) -> ApiError {
-        use crate::sale::RefusalKind as K;
+        use crate::checkout::RefusalKind as K;
         let status = match r.kind {
             K::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
             K::NotFound => StatusCode::NOT_FOUND,
@@ -72,6 +74,7 @@ impl From<Refusal> for ApiError {
             K::Conflict => StatusCode::CONFLICT,
             K::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             K::InDoubt => StatusCode::GATEWAY_TIMEOUT,
+            K::StorageLow => StatusCode::INSUFFICIENT_STORAGE,
         };
         let e = ApiError::new(status, r.slug, r.title, r.detail);
         match r.field {
@@ -480,26 +483,6 @@ async fn catalog_barcode(
     Ok(Json(catalog_item(item, &stock)))
 }
 
-/// Admits a commit: refused below the disk guard (507) or while edged stops (503); the
-/// returned gate keeps shutdown from finishing under the commit.
-async fn admit_commit(app: &Arc<App>, what: &str) -> ApiResult<tokio::sync::OwnedRwLockReadGuard<()>> {
-    let app3 = app.clone();
-    if let Err(why) = tokio::task::spawn_blocking(move || app3.disk_guard()).await.map_err(ApiError::internal)? {
-        tracing::warn!(%why, "{what} refused: disk low");
-        return Err(ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "disk-low", "Disk nearly full", why));
-    }
-    app.commit_gate().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting-down",
-            "Daemon stopping",
-            format!(
-                "edged is shutting down and takes no new {what}s; retry with the same Idempotency-Key when it is back"
-            ),
-        )
-    })
-}
-
 fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
     let s = v.to_str().ok().filter(|s| !s.is_empty() && s.len() <= 255 && s.bytes().all(|b| (0x21..0x7f).contains(&b)));
@@ -550,94 +533,15 @@ async fn post_sale(
         }
         None => None,
     };
-    let rid = current_request_id().unwrap_or_else(|| new_id().to_string());
-    let print = req.receipt != Some(false);
-    let gate = admit_commit(&app, "sale").await?;
-    let app2 = app.clone();
-    let role = auth.0;
-    let started = Instant::now();
-    let joined = tokio::task::spawn_blocking(move || {
-        let _gate = gate;
-        let fp = fingerprint(&req);
-        // A repeated request answers from what the first one stored, before anything else
-        // is asked of a device (a scale in motion must not turn a replay into a refusal).
-        // It still goes through commit_sale: a replay is answered only once the first
-        // commit is durable, and another body under the same key is a conflict.
-        if let Some(k) = &key
-            && let Some((id, _)) = app2.store.sale_for_key(k)?
-            && let Some(stored) = app2.store.sale(&id)?
-        {
-            let commit =
-                SaleCommit { sale: stored, idempotency_key: key, fingerprint: fp, remotes: app2.cfg.sale_remotes() };
-            return Ok(app2.store.commit_sale(commit)?);
-        }
-        let mut req = req;
-        crate::sale::weigh_lines(&mut req, &|| match app2.devices.get() {
-            Some(d) => d.weigh(std::time::Duration::from_secs(3)).map(|w| w.grams),
-            None => Err("no scale configured".into()),
-        })?;
-        let sale = build_sale(
-            &req,
-            app2.store.as_ref(),
-            &app2.cfg,
-            Timestamp::now(),
-            &rid,
-            role.as_str(),
-            approver.as_deref(),
-        )?;
-        if let Some(by) = &sale.approved_by {
-            let detail = sale
-                .lines
-                .iter()
-                .filter(|l| l.list_price_minor.is_some() || l.discount_minor != 0)
-                .map(|l| {
-                    format!(
-                        "line {}: list {:?} charged {} discount {}",
-                        l.line_no, l.list_price_minor, l.unit_price_minor, l.discount_minor
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("; ");
-            app2.store.append_audit(&audit_record(by, "sale.price_approved", &sale.id.to_string(), &rid, detail))?;
-        }
-        if sale.tenders.iter().any(|t| matches!(t, edge_sync::domain::Tender::Card { .. })) {
-            // The terminal is asked only after the payment intent is stored (payments.rs).
-            return crate::payments::card_sale(&app2, sale, key, fp);
-        }
-        let commit = SaleCommit { sale, idempotency_key: key, fingerprint: fp, remotes: app2.cfg.sale_remotes() };
-        Ok::<_, Refusal>(app2.store.commit_sale(commit)?)
-    })
-    .await
-    .map_err(ApiError::internal)?;
-    let outcome = match joined {
-        Ok(o) => o,
-        Err(r) => {
-            app.metrics.sales_refused.get_or_create(&crate::metrics::ReasonLabel { reason: r.slug.to_string() }).inc();
-            return Err(r.into());
-        }
+    let actor = Actor {
+        role: auth.0.as_str().into(),
+        approver,
+        request_id: current_request_id().unwrap_or_else(|| new_id().to_string()),
     };
-    match outcome {
-        CommitOutcome::Created(sale) => {
-            app.metrics.commit_duration.observe(started.elapsed().as_secs_f64());
-            crate::checkout::after_sale(&app, &sale, print, crate::checkout::Origin::Request);
-            Ok(sale_created(&sale, false))
-        }
-        CommitOutcome::Replayed(sale) => {
-            tracing::info!(sale_id = %sale.id, "sale replayed for a repeated key or id");
-            Ok(sale_created(&sale, true))
-        }
-        CommitOutcome::Conflict { sale_id, what } => {
-            app.metrics.sales_refused.get_or_create(&crate::metrics::ReasonLabel { reason: "conflict".into() }).inc();
-            let field = if headers.contains_key("idempotency-key") { "Idempotency-Key" } else { "id" };
-            Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "idempotency-conflict",
-                "Different request for the same key",
-                format!("{what} (sale {sale_id})"),
-            )
-            .field(field))
-        }
-    }
+    let co = app.checkout.clone();
+    let order = crate::wire::sale_order(req);
+    let c = tokio::task::spawn_blocking(move || co.sell(order, key, &actor)).await.map_err(ApiError::internal)??;
+    Ok(sale_created(c.record(), c.replayed()))
 }
 
 #[utoipa::path(post, path = "/v1/sales/{id}/refunds", tag = "sales", params(("id" = String, Path)), request_body = RefundIn,
@@ -655,68 +559,16 @@ async fn post_refund(
     auth.require(&[Role::Manager])?;
     let id = parse_uuid(&id, "id")?;
     let key = idempotency_key(&headers)?;
-    let gate = admit_commit(&app, "refund").await?;
-    let rid = current_request_id().unwrap_or_else(|| new_id().to_string());
-    let app2 = app.clone();
-    let role = auth.0;
-    let joined = tokio::task::spawn_blocking(move || {
-        let _gate = gate;
-        let orig = app2.store.sale(&id)?.ok_or_else(|| Refusal {
-            kind: crate::sale::RefusalKind::NotFound,
-            slug: "unknown-sale",
-            title: "Unknown sale",
-            detail: format!("no sale {id}"),
-            field: Some("id".into()),
-        })?;
-        let fp = crate::sale::fingerprint_of(&(id, &req));
-        // A repeated request answers from what the first one stored: the refund it made
-        // (perhaps completed by recovery after a restart) is not refused as "refunded
-        // already". Another body under the same key is a conflict (commit_sale).
-        if let Some(k) = &key
-            && let Some((rid, _)) = app2.store.sale_for_key(k)?
-            && let Some(stored) = app2.store.sale(&rid)?
-        {
-            let commit =
-                SaleCommit { sale: stored, idempotency_key: key, fingerprint: fp, remotes: app2.cfg.refund_remotes() };
-            return Ok(app2.store.commit_sale(commit)?);
-        }
-        let done = app2.store.refunded(&orig.id)?;
-        let refund = crate::sale::build_refund(&orig, &req, &done, &app2.cfg, Timestamp::now(), &rid, role.as_str())?;
-        if refund.tenders.iter().any(|t| matches!(t, edge_sync::domain::Tender::Card { .. })) {
-            // What is left to refund is checked again once the terminal is held.
-            return crate::payments::card_sale(&app2, refund, key, fp);
-        }
-        // Refunds are made one at a time with card payments: a cash refund cannot take
-        // what a card refund at the terminal is paying out meanwhile.
-        let _held = crate::payments::hold_for_refund(&app2)?;
-        let done = app2.store.refunded(&orig.id)?;
-        let refund = crate::sale::build_refund(&orig, &req, &done, &app2.cfg, refund.created_at, &rid, role.as_str())?;
-        let commit =
-            SaleCommit { sale: refund, idempotency_key: key, fingerprint: fp, remotes: app2.cfg.refund_remotes() };
-        Ok::<_, Refusal>(app2.store.commit_sale(commit)?)
-    })
-    .await
-    .map_err(ApiError::internal)?;
-    match joined? {
-        CommitOutcome::Created(r) => {
-            audit(
-                &app,
-                &auth,
-                "sale.refund",
-                &id.to_string(),
-                format!("{} {}: {}", r.id, r.total(), r.reason.clone().unwrap_or_default()),
-            )?;
-            crate::checkout::after_sale(&app, &r, false, crate::checkout::Origin::Request);
-            Ok(sale_created(&r, false))
-        }
-        CommitOutcome::Replayed(r) => Ok(sale_created(&r, true)),
-        CommitOutcome::Conflict { sale_id, what } => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "refund-refused",
-            "Refund refused",
-            format!("{what} (sale {sale_id})"),
-        )),
-    }
+    let actor = Actor {
+        role: auth.0.as_str().into(),
+        approver: None,
+        request_id: current_request_id().unwrap_or_else(|| new_id().to_string()),
+    };
+    let order = crate::wire::refund_order(req);
+    let co = app.checkout.clone();
+    let c =
+        tokio::task::spawn_blocking(move || co.refund(id, order, key, &actor)).await.map_err(ApiError::internal)??;
+    Ok(sale_created(c.record(), c.replayed()))
 }
 
 #[utoipa::path(post, path = "/v1/stock/adjustments", tag = "stock", request_body = AdjustmentIn,
@@ -731,61 +583,25 @@ async fn post_adjustment(
     ApiJson(req): ApiJson<AdjustmentIn>,
 ) -> ApiResult<Response> {
     auth.require(&[Role::Manager])?;
-    if let Some(why) = app.cfg.adjustments_refused() {
-        return Err(ApiError::new(StatusCode::CONFLICT, "adjustments-refused", "Adjust stock at the source", why));
-    }
     let key = idempotency_key(&headers)?;
-    let gate = admit_commit(&app, "adjustment").await?;
-    let rid = current_request_id().unwrap_or_else(|| new_id().to_string());
-    let app2 = app.clone();
-    let role = auth.0;
-    let joined = tokio::task::spawn_blocking(move || {
-        let _gate = gate;
-        let adj = crate::adjust::build(&req, app2.store.as_ref(), &app2.cfg, Timestamp::now(), &rid, role.as_str())?;
-        let commit = AdjustmentCommit {
-            adjustment: adj,
-            idempotency_key: key,
-            fingerprint: crate::sale::fingerprint_of(&req),
-            remotes: app2.cfg.adjustment_remotes(),
-        };
-        let outcome = app2.store.commit_adjustment(commit)?;
-        let sku = match &outcome {
-            AdjustmentOutcome::Created(a) | AdjustmentOutcome::Replayed(a) => Some(a.sku.clone()),
-            AdjustmentOutcome::Conflict { .. } => None,
-        };
-        let stock = match sku {
-            Some(s) => app2.store.stock(&s)?.available(),
-            None => None,
-        };
-        Ok::<_, Refusal>((outcome, stock))
-    })
-    .await
-    .map_err(ApiError::internal)?;
-    let (outcome, stock) = joined?;
-    let created = |a: &edge_sync::domain::StockAdjustment, replayed: bool| {
-        let mut resp = (StatusCode::CREATED, Json(crate::adjust::out(a, stock))).into_response();
-        if let Ok(v) = HeaderValue::from_str(&format!("/v1/stock/adjustments/{}", a.id)) {
-            resp.headers_mut().insert(header::LOCATION, v);
-        }
-        if replayed {
-            resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
-        }
-        resp
+    let actor = Actor {
+        role: auth.0.as_str().into(),
+        approver: None,
+        request_id: current_request_id().unwrap_or_else(|| new_id().to_string()),
     };
-    match outcome {
-        AdjustmentOutcome::Created(a) => {
-            tracing::info!(adjustment_id = %a.id, sku = %a.sku, delta = a.delta, reason = a.reason.as_str(), "stock adjusted");
-            crate::checkout::after_adjustment(&app);
-            Ok(created(&a, false))
-        }
-        AdjustmentOutcome::Replayed(a) => Ok(created(&a, true)),
-        AdjustmentOutcome::Conflict { id, what } => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "adjustment-conflict",
-            "Adjustment refused",
-            format!("{what} ({id})"),
-        )),
+    let order = crate::wire::adjust_order(req);
+    let co = app.checkout.clone();
+    let (c, stock) =
+        tokio::task::spawn_blocking(move || co.adjust(order, key, &actor)).await.map_err(ApiError::internal)??;
+    let a = c.record();
+    let mut resp = (StatusCode::CREATED, Json(crate::wire::adjustment_out(a, stock))).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/v1/stock/adjustments/{}", a.id)) {
+        resp.headers_mut().insert(header::LOCATION, v);
     }
+    if c.replayed() {
+        resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(resp)
 }
 
 #[utoipa::path(get, path = "/v1/stock/adjustments", tag = "stock", params(PageQuery),
@@ -806,7 +622,7 @@ async fn list_adjustments(
         .map_err(ApiError::internal)??;
     let next = if page.len() == limit { page.last().map(|a| a.id.to_string()) } else { None };
     Ok(Json(AdjustmentsPage {
-        adjustments: page.iter().map(|a| crate::adjust::out(a, None)).collect(),
+        adjustments: page.iter().map(|a| crate::wire::adjustment_out(a, None)).collect(),
         next_cursor: next,
     }))
 }
@@ -825,7 +641,7 @@ async fn get_adjustment(
         ApiError::new(StatusCode::NOT_FOUND, "unknown-adjustment", "Unknown adjustment", format!("no adjustment {id}"))
             .field("id")
     })?;
-    Ok(Json(crate::adjust::out(&a, None)))
+    Ok(Json(crate::wire::adjustment_out(&a, None)))
 }
 
 /// Queues a sale's receipt (a reprint is marked COPY and gets its own job id: the
@@ -857,7 +673,7 @@ async fn get_sale(State(app): State<Arc<App>>, auth: Auth, Path(id): Path<String
         ApiError::new(StatusCode::NOT_FOUND, "unknown-sale", "Unknown sale", format!("no sale {id}")).field("id")
     })?;
     let mut out = sale_out(&sale);
-    out.receipt = Some(app.after.receipt(&id));
+    out.receipt = Some(crate::wire::receipt_out(app.checkout.after.receipt(&id)));
     Ok(Json(out))
 }
 
@@ -1292,13 +1108,13 @@ async fn list_payments(State(app): State<Arc<App>>, auth: Auth, uri: axum::http:
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let now = Timestamp::now();
     let list = if q.open.unwrap_or(false) { app.store.payments_open()? } else { app.store.payments_recent(limit)? };
-    let book = crate::payments::offline_book(&app).map_err(ApiError::internal)?;
+    let book = crate::checkout::payments::offline_book(&app.checkout).map_err(ApiError::internal)?;
     Ok(Json(PaymentsList {
         payments: list.iter().take(limit).map(|p| payment_out(p, now)).collect(),
         offline_pending: book.count,
         offline_pending_minor: book.total_minor,
         offline_oldest_age_s: book.oldest.map(|o| now.duration_since(o).as_secs().max(0) as u64),
-        forced_offline: app.forced_offline(),
+        forced_offline: app.checkout.forced_offline(),
         terminal_offline: app.devices.get().is_some_and(|d| d.terminal_offline()),
     }))
 }
@@ -1331,9 +1147,11 @@ async fn settle_payment(
     };
     let app2 = app.clone();
     let who = auth.0.as_str().to_string();
-    let p = tokio::task::spawn_blocking(move || crate::payments::settle_by_hand(&app2, id, charged, &who))
-        .await
-        .map_err(ApiError::internal)??;
+    let p = tokio::task::spawn_blocking(move || {
+        crate::checkout::payments::settle_by_hand(&app2.checkout, id, charged, &who)
+    })
+    .await
+    .map_err(ApiError::internal)??;
     audit(&app, &auth, "payment.settle", &id.to_string(), format!("charged: {:?}", charged))?;
     Ok(Json(payment_out(&p, Timestamp::now())))
 }
@@ -1391,7 +1209,7 @@ async fn terminal_op(
                     format!("expected {{\"force\": true|false}}: {e}"),
                 )
             })?;
-            app.force_offline.store(req.force, Ordering::SeqCst);
+            app.checkout.force_offline(req.force);
             audit(&app, &auth, "terminal.force_offline", "terminal", req.force.to_string())?;
             tracing::warn!(force = req.force, "card acceptance forced offline by a manager");
             return Ok(Json(done(if req.force {
@@ -1410,7 +1228,7 @@ async fn terminal_op(
     };
     let app2 = app.clone();
     let (r, forwarded) = tokio::task::spawn_blocking(move || match top {
-        TerminalOp::EndOfDay => match crate::payments::end_of_day(&app2) {
+        TerminalOp::EndOfDay => match crate::checkout::payments::end_of_day(&app2.checkout) {
             Ok((o, fwd)) => (Ok(o), fwd),
             Err(e) => (Err(crate::devices::not_run(e)), 0),
         },
@@ -1865,7 +1683,7 @@ async fn reprint(State(app): State<Arc<App>>, auth: Auth, Path(id): Path<String>
     }
     // Queued like every receipt: the outcome comes as receipt.printed / receipt.failed and
     // in GET /v1/sales/{id}.
-    crate::checkout::reprint(&app, &sale, !kiosk);
+    app.checkout.reprint(&sale, !kiosk);
     audit(&app, &auth, "receipt.reprint", &id.to_string(), String::new())?;
     Ok(StatusCode::ACCEPTED)
 }

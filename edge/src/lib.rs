@@ -2,17 +2,18 @@
 //!
 //! - [`config`]: the TOML configuration, checked whole with every problem named by key;
 //! - [`tokens`]: role tokens (`tokens.json`);
-//! - [`sale`]: a sale request → a priced, settled domain sale, or a refusal naming the field;
-//! - [`app`]: shared state; [`http`]: the local API v1; [`metrics`]: `/metrics`;
+//! - [`checkout`]: the path of a sale, refund and stock adjustment — admit, price, tender
+//!   (cash, or card through the payment state machine), commit, after-commit — with no HTTP;
+//! - [`app`]: shared state; [`http`]: the local API v1 (an adapter over checkout);
+//!   [`wire`]: records → the API's wire types; [`metrics`]: `/metrics`;
 //! - [`daemon`]: serving and graceful shutdown; [`demo`]: `edged demo`;
 //! - [`delivery`]: the sync engine's workers in edged; [`fakes`]: the fake remotes on HTTP;
 //! - [`devices`]: the store's devices (one thread per device, events, receipts);
-//! - [`payments`]: the card payment state machine and offline policy; [`reports`]: X / Z;
+//! - [`reports`]: X / Z;
 //! - [`reconcile`]: a business day reconciled with Lightspeed and NetSuite;
 //! - [`doctor`]: `edgectl doctor`, the box's own checks (works with the daemon down);
 //! - [`client`]: the HTTP client edgectl (and tests, and benches) use.
 
-pub mod adjust;
 pub mod app;
 pub mod checkout;
 pub mod client;
@@ -25,12 +26,11 @@ pub mod doctor;
 pub mod fakes;
 pub mod http;
 pub mod metrics;
-pub mod payments;
 pub mod reconcile;
 pub mod reports;
-pub mod sale;
 pub mod staff;
 pub mod tokens;
+pub mod wire;
 
 /// Prints a command-line tool's man page (roff) on stdout (`edged man`, `edgectl man`,
 /// `edge-lab man`).

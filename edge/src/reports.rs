@@ -5,7 +5,7 @@
 //! covered.
 
 use crate::app::App;
-use edge_sync::domain::{PaymentState, Sale, Tender};
+use edge_sync::domain::{Sale, Tender};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -100,8 +100,8 @@ pub fn x_report(app: &App) -> Result<Report, String> {
 pub fn z_report(app: &App) -> Result<Report, String> {
     let mut r = x_report(app)?;
     r.kind = "z".into();
-    if app.devices.get().is_some_and(|d| d.terminal_id().is_some()) {
-        let (o, _) = crate::payments::end_of_day(app)
+    if app.checkout.peripherals().is_some_and(|d| d.terminal_id().is_some()) {
+        let (o, _) = crate::checkout::payments::end_of_day(&app.checkout)
             .map_err(|f| format!("the terminal's end-of-day failed, the Z report is not closed: {f}"))?;
         if !o.approved {
             return Err(format!("the terminal's end-of-day was refused ({}); the Z report is not closed", o.text));
@@ -114,19 +114,4 @@ pub fn z_report(app: &App) -> Result<Report, String> {
     app.store.meta_set(META_LAST_Z, &v).map_err(|e| e.to_string())?;
     app.store.sync().map_err(|e| e.to_string())?;
     Ok(r)
-}
-
-/// After the terminal's end-of-day: its stored offline payments went to the host.
-pub fn forwarded(app: &App) -> Result<u32, String> {
-    let mut n = 0;
-    for mut p in app.store.payments_open().map_err(|e| e.to_string())? {
-        if p.offline && !p.forwarded && p.state == PaymentState::Recorded {
-            p.forwarded = true;
-            p.rev += 1;
-            p.updated_at = Timestamp::now();
-            app.store.put_payment(&p).map_err(|e| e.to_string())?;
-            n += 1;
-        }
-    }
-    Ok(n)
 }

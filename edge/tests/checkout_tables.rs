@@ -3,7 +3,8 @@
 //! does between parsing a body and committing). Refunds against what is left of a sale.
 //! No HTTP, no daemon, no devices.
 
-use edge::sale::{RefusalKind, build_refund, build_sale};
+use edge::checkout::RefusalKind;
+use edge::checkout::price::{build_refund, build_sale};
 use edge_sync::domain::{Item, ItemKind, Sale};
 use edge_sync::money::Currency;
 use edge_sync::store::{SaleCommit, SledStore, SnapshotRecord, Store, StoreConfig};
@@ -57,8 +58,8 @@ fn rig() -> Rig {
     Rig { now: "2026-12-06T10:00:00Z".parse().expect("time"), store, inclusive, exclusive, _dir: dir }
 }
 
-fn price(r: &Rig, exclusive: bool, body: Value, approver: Option<&str>) -> Result<Sale, edge::sale::Refusal> {
-    let req: edge_api::SaleIn = serde_json::from_value(body).expect("request");
+fn price(r: &Rig, exclusive: bool, body: Value, approver: Option<&str>) -> Result<Sale, edge::checkout::Refusal> {
+    let req = edge::wire::sale_order(serde_json::from_value(body).expect("request"));
     let cfg = if exclusive { &r.exclusive } else { &r.inclusive };
     build_sale(&req, &r.store, cfg, r.now, "t", "cashier", approver)
 }
@@ -154,8 +155,8 @@ fn refunds_never_exceed_what_is_left() {
     .expect("sale");
     let commit = SaleCommit { sale: sale.clone(), idempotency_key: None, fingerprint: "t".into(), remotes: vec![] };
     r.store.commit_sale(commit).expect("commit");
-    let refund = |body: Value| -> Result<Sale, edge::sale::Refusal> {
-        let req: edge_api::RefundIn = serde_json::from_value(body).expect("refund request");
+    let refund = |body: Value| -> Result<Sale, edge::checkout::Refusal> {
+        let req = edge::wire::refund_order(serde_json::from_value(body).expect("refund request"));
         let done = r.store.refunded(&sale.id).expect("refunded");
         build_refund(&sale, &req, &done, &r.inclusive, r.now, "t", "manager")
     };

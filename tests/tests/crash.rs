@@ -198,7 +198,7 @@ fn acknowledged_sales_survive_sigkill_exactly_once() {
     let by_id: BTreeMap<_, _> = sales.iter().map(|s| (s.id, s)).collect();
     for (key, acked) in &l.acked {
         let s = by_id.get(&acked.id).unwrap_or_else(|| panic!("sale of {key} missing"));
-        assert_eq!(&edge::sale::sale_out(s), acked);
+        assert_eq!(&edge::wire::sale_out(s), acked);
     }
     let mut per_sku: BTreeMap<String, i64> = BTreeMap::new();
     for s in &sales {

@@ -634,13 +634,16 @@ fn a_lightspeed_sale_confirmed_after_the_stock_read_is_read_again_not_subtracted
             edge::config::parse(&edge::config::demo_toml(tmp.path(), "127.0.0.1:0", &Default::default()), tmp.path())
                 .expect("demo config");
         let sell = |item: &edge_sync::domain::Item, units: u64| {
-            let req: edge_api::SaleIn = serde_json::from_value(json!({
-                "lines": [{"sku": item.sku, "qty": units}],
-                "tenders": [{"type": "cash", "amount_minor": 1_000_000}],
-            }))
-            .expect("request");
-            let sale = edge::sale::build_sale(&req, store.as_ref(), &cfg, Timestamp::now(), "t", "cashier", None)
-                .expect("priced");
+            let req = edge::wire::sale_order(
+                serde_json::from_value(json!({
+                    "lines": [{"sku": item.sku, "qty": units}],
+                    "tenders": [{"type": "cash", "amount_minor": 1_000_000}],
+                }))
+                .expect("request"),
+            );
+            let sale =
+                edge::checkout::price::build_sale(&req, store.as_ref(), &cfg, Timestamp::now(), "t", "cashier", None)
+                    .expect("priced");
             let commit =
                 SaleCommit { sale, idempotency_key: None, fingerprint: "t".into(), remotes: vec!["lightspeed".into()] };
             store.commit_sale(commit).expect("commit");

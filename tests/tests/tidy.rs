@@ -133,3 +133,96 @@ fn the_engine_and_the_connectors_do_no_io() {
     }
     assert!(found.is_empty(), "{found:?}");
 }
+
+/// Lines of code before the file's `#[cfg(test)]` module (tests may reach anywhere).
+fn non_test_lines(p: &Path) -> Vec<(usize, String)> {
+    code_lines(p).into_iter().take_while(|(_, l)| !l.trim_start().starts_with("#[cfg(test)]")).collect()
+}
+
+/// The checkout is HTTP-free: nothing under edge/src/checkout/ names axum, a status code,
+/// the daemon's `App`, or an edge-api type other than the event bus's `Event`.
+#[test]
+fn the_checkout_knows_no_http_no_wire_types_and_no_app() {
+    let mut found = Vec::new();
+    for p in rust_files(&root().join("edge/src/checkout")) {
+        for (n, l) in non_test_lines(&p) {
+            let api_uses = l.match_indices("edge_api::").map(|(i, _)| &l[i + "edge_api::".len()..]);
+            let wire = api_uses.into_iter().any(|rest| !rest.starts_with("Event"));
+            for (bad, why) in [
+                ("axum", "axum"),
+                ("StatusCode", "an HTTP status"),
+                ("crate::app", "the daemon's App"),
+                ("crate::http", "the HTTP layer"),
+            ] {
+                if l.contains(bad) {
+                    found.push(format!("{}:{n} names {why}", p.display()));
+                }
+            }
+            if wire {
+                found.push(format!("{}:{n} names an edge-api type", p.display()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "{found:?}");
+}
+
+/// edge's modules depend on each other without cycles (tests and binaries aside): each
+/// top-level module's `crate::NAME` uses form a graph that must be acyclic.
+#[test]
+fn edge_modules_have_no_cycles() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let src = root().join("edge/src");
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for p in rust_files(&src) {
+        let rel = p.strip_prefix(&src).expect("under src");
+        let first = rel.components().next().map(|c| c.as_os_str().to_string_lossy().to_string()).unwrap_or_default();
+        if first == "bin" || first == "lib.rs" {
+            continue;
+        }
+        let module = first.trim_end_matches(".rs").to_string();
+        let deps = graph.entry(module.clone()).or_default();
+        for (_, l) in non_test_lines(&p) {
+            for (i, _) in l.match_indices("crate::") {
+                let name: String =
+                    l[i + "crate::".len()..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                if !name.is_empty() && name != module && src.join(format!("{name}.rs")).exists()
+                    || src.join(&name).is_dir() && name != module
+                {
+                    deps.insert(name);
+                }
+            }
+        }
+    }
+    // Depth-first search for a back edge; the cycle found is named.
+    fn visit(
+        n: &str,
+        g: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|p| p == n) {
+            let mut cycle = path[at..].to_vec();
+            cycle.push(n.to_string());
+            return Some(cycle);
+        }
+        if done.contains(n) {
+            return None;
+        }
+        path.push(n.to_string());
+        for d in g.get(n).into_iter().flatten() {
+            if let Some(c) = visit(d, g, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        done.insert(n.to_string());
+        None
+    }
+    let mut done = BTreeSet::new();
+    for n in graph.keys() {
+        if let Some(c) = visit(n, &graph, &mut Vec::new(), &mut done) {
+            panic!("a module cycle in edge/src: {}", c.join(" → "));
+        }
+    }
+    assert!(graph.contains_key("checkout") && graph.contains_key("app"), "the graph was read: {graph:?}");
+}

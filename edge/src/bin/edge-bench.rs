@@ -638,9 +638,9 @@ fn throughput_store(store: &Arc<SledStore>, writers: usize, secs: u64) -> f64 {
 
 /// Prices and commits demo sale `i` in-process (no HTTP).
 fn commit_one(store: &SledStore, cfg: &edge::config::Config, i: usize) {
-    let req: edge_api::SaleIn = serde_json::from_value(sale_body(i)).expect("req");
-    let sale =
-        edge::sale::build_sale(&req, store, cfg, jiff::Timestamp::now(), "bench", "cashier", None).expect("sale");
+    let req = edge::wire::sale_order(serde_json::from_value(sale_body(i)).expect("req"));
+    let sale = edge::checkout::price::build_sale(&req, store, cfg, jiff::Timestamp::now(), "bench", "cashier", None)
+        .expect("sale");
     let commit = SaleCommit { sale, idempotency_key: None, fingerprint: String::new(), remotes: cfg.sale_remotes() };
     store.commit_sale(commit).expect("commit");
 }

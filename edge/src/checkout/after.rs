@@ -127,7 +127,7 @@ impl Default for AfterCommit {
 }
 
 /// The devices, once they are started.
-pub type DevicesPort = Arc<dyn Fn() -> Option<Arc<crate::devices::Devices>> + Send + Sync>;
+pub type DevicesPort = Arc<dyn Fn() -> Option<Arc<dyn super::ports::Peripherals>> + Send + Sync>;
 /// Makes the printed receipt of a sale (a copy when `true`).
 pub type ReceiptPort = Arc<dyn Fn(&Sale, bool) -> edge_drivers::escpos::Receipt + Send + Sync>;
 
@@ -165,21 +165,10 @@ impl AfterCommit {
         }
     }
 
-    /// The receipt of a sale, as far as this run of edged knows.
-    pub fn receipt(&self, id: &Uuid) -> edge_api::ReceiptOut {
-        let book = self.lock_book();
-        match book.states.get(id) {
-            None => edge_api::ReceiptOut { state: "unknown".into(), reason: None, copies: 0, at: None },
-            Some((s, copies, _)) => {
-                let (reason, at) = match s {
-                    ReceiptState::Queued { since } => (None, Some(since.to_string())),
-                    ReceiptState::Printed { at } => (None, Some(at.to_string())),
-                    ReceiptState::Failed { at, reason } => (Some(reason.clone()), Some(at.to_string())),
-                    _ => (None, None),
-                };
-                edge_api::ReceiptOut { state: s.name().into(), reason, copies: *copies, at }
-            }
-        }
+    /// The receipt of a sale as far as this run of edged knows (`None`: not seen), with
+    /// the copies asked for.
+    pub fn receipt(&self, id: &Uuid) -> Option<(ReceiptState, u32)> {
+        self.lock_book().states.get(id).map(|(s, copies, _)| (s.clone(), *copies))
     }
 
     fn lock_book(&self) -> std::sync::MutexGuard<'_, Book> {
@@ -262,7 +251,7 @@ fn run(ports: &Ports, book: &Arc<Mutex<Book>>, job: Job) {
         let job_id =
             if job.copy { format!("{sale_id}-copy-{}", edge_sync::domain::new_id()) } else { sale_id.to_string() };
         if let Err(reason) = d.print(&job_id, receipt, Some(done)) {
-            let state = if reason.contains("no printer") {
+            let state = if !d.has_printer() {
                 ReceiptState::NoPrinter
             } else {
                 ReceiptState::Failed { at: Timestamp::now(), reason: reason.clone() }

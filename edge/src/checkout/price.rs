@@ -2,112 +2,22 @@
 //! domain [`Sale`], or a refusal that names the field at fault. Nothing here writes: a
 //! refused sale leaves no trace in the store.
 
+use super::error::{Refusal, RefusalKind};
+use super::order::{RefundOrder, SaleOrder};
 use crate::config::Config;
-use edge_api::{SaleIn, SaleLineOut, SaleOut, TenderOut};
 use edge_sync::domain::{
-    AdjustError, ItemKind, LineError, LineRequest, Lot, Quantity, Sale, SaleStatus, Tender, TenderError, adjust_line,
+    AdjustError, ItemKind, LineError, LineRequest, Lot, Sale, SaleStatus, Tender, TenderError, adjust_line,
     business_date, new_id, price_line, settle,
 };
-use edge_sync::store::{Store, StoreError};
+use edge_sync::store::Store;
 use jiff::Timestamp;
-use sha2::{Digest, Sha256};
 
 /// Most tenders on one sale.
 pub const MAX_TENDERS: usize = 20;
 
-/// Why a sale, refund or payment was refused, in the domain's terms; the API maps each kind
-/// to its status (http.rs), nothing here knows HTTP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefusalKind {
-    /// The request itself is wrong: an unknown SKU, a short tender, a bad quantity.
-    Invalid,
-    /// What it names does not exist (a sale to refund, a payment).
-    NotFound,
-    /// It needs a manager's approval it does not carry.
-    NeedsApproval,
-    /// The card was declined or may not be taken now (offline policy).
-    Declined,
-    /// It collides with the state of a payment or a sale (in progress, in doubt, reversed).
-    Conflict,
-    /// Something it needs (the store, the terminal) is not there now; nothing was done.
-    Unavailable,
-    /// The terminal's answer is unknown for now; it is settled with the terminal.
-    InDoubt,
-}
-
-/// A refusal: its kind, problem slug, title, detail and the field at fault.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub kind: RefusalKind,
-    pub slug: &'static str,
-    pub title: &'static str,
-    pub detail: String,
-    pub field: Option<String>,
-}
-
-impl Refusal {
-    pub fn unprocessable(slug: &'static str, title: &'static str, field: String, detail: impl Into<String>) -> Refusal {
-        Refusal { kind: RefusalKind::Invalid, slug, title, detail: detail.into(), field: Some(field) }
-    }
-
-    /// Something the sale needs (the store, the terminal) is not there now.
-    pub fn unavailable(detail: impl Into<String>) -> Refusal {
-        Refusal {
-            kind: RefusalKind::Unavailable,
-            slug: "unavailable",
-            title: "Not available now",
-            detail: detail.into(),
-            field: None,
-        }
-    }
-
-    /// The card was declined or may not be taken (offline policy).
-    pub fn payment(slug: &'static str, title: &'static str, detail: impl Into<String>) -> Refusal {
-        Refusal { kind: RefusalKind::Declined, slug, title, detail: detail.into(), field: None }
-    }
-
-    /// The request collides with the state of a payment or sale.
-    pub fn conflict(slug: &'static str, title: &'static str, detail: impl Into<String>) -> Refusal {
-        Refusal { kind: RefusalKind::Conflict, slug, title, detail: detail.into(), field: None }
-    }
-
-    /// The terminal's answer is unknown for now.
-    pub fn gateway(slug: &'static str, title: &'static str, detail: impl Into<String>) -> Refusal {
-        Refusal { kind: RefusalKind::InDoubt, slug, title, detail: detail.into(), field: None }
-    }
-
-    /// What it names does not exist.
-    pub fn not_found(slug: &'static str, title: &'static str, field: &str, detail: impl Into<String>) -> Refusal {
-        Refusal { kind: RefusalKind::NotFound, slug, title, detail: detail.into(), field: Some(field.into()) }
-    }
-}
-
-impl From<StoreError> for Refusal {
-    fn from(e: StoreError) -> Refusal {
-        Refusal {
-            kind: RefusalKind::Unavailable,
-            slug: "store-unavailable",
-            title: "Store unavailable",
-            detail: e.to_string(),
-            field: None,
-        }
-    }
-}
-
-/// Digest of any request body (a refund's, say), as [`fingerprint`] does for sales.
-pub fn fingerprint_of<T: serde::Serialize>(req: &T) -> String {
-    let bytes = serde_json::to_vec(req).unwrap_or_default();
-    Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Digest of a sale request: a replay with other content is told apart from a true retry.
-pub fn fingerprint(req: &SaleIn) -> String {
-    fingerprint_of(req)
-}
-
 /// Fills `weight_g` of the lines that ask for the scale (`from_scale: true`) with a stable
 /// weight, or refuses naming the line. `weigh` asks the scale.
-pub fn weigh_lines(req: &mut SaleIn, weigh: &dyn Fn() -> Result<i64, String>) -> Result<(), Refusal> {
+pub fn weigh_lines(req: &mut SaleOrder, weigh: &dyn Fn() -> Result<i64, String>) -> Result<(), Refusal> {
     for (i, l) in req.lines.iter_mut().enumerate() {
         if l.from_scale != Some(true) {
             continue;
@@ -131,7 +41,7 @@ pub fn weigh_lines(req: &mut SaleIn, weigh: &dyn Fn() -> Result<i64, String>) ->
 
 /// Prices and settles a sale request against the catalog. `now` is UTC.
 pub fn build_sale(
-    req: &SaleIn,
+    req: &SaleOrder,
     store: &dyn Store,
     cfg: &Config,
     now: Timestamp,
@@ -438,96 +348,6 @@ pub fn build_sale(
     })
 }
 
-/// The wire form of a stored sale.
-pub fn sale_out(s: &Sale) -> SaleOut {
-    SaleOut {
-        kind: match s.kind {
-            edge_sync::domain::SaleKind::Sale => "sale".into(),
-            edge_sync::domain::SaleKind::Refund => "refund".into(),
-        },
-        refund_of: s.refund_of,
-        reason: s.reason.clone(),
-        approved_by: s.approved_by.clone(),
-        receipt: None,
-        id: s.id,
-        status: "completed".into(),
-        total_minor: s.total_minor,
-        net_minor: s.net_minor,
-        tax_minor: s.tax_minor,
-        currency: s.currency.to_string(),
-        business_date: s.business_date.to_string(),
-        created_at: s.created_at.to_string(),
-        lines: s
-            .lines
-            .iter()
-            .map(|l| SaleLineOut {
-                line_no: l.line_no,
-                sku: l.sku.clone(),
-                name: l.name.clone(),
-                kind: kind_str(l.kind).into(),
-                qty: match l.quantity {
-                    Quantity::Units(n) => Some(n),
-                    Quantity::Grams(_) => None,
-                },
-                weight_g: match l.quantity {
-                    Quantity::Grams(g) => Some(g),
-                    Quantity::Units(_) => None,
-                },
-                unit_price_minor: l.unit_price_minor,
-                tax_rate_bp: l.tax_rate_bp,
-                net_minor: l.net_minor,
-                tax_minor: l.tax_minor,
-                gross_minor: l.gross_minor,
-                list_price_minor: l.list_price_minor,
-                discount_minor: l.discount_minor,
-                lot: l.lot.as_ref().map(|x| x.number.clone()),
-                expiry: l.lot.as_ref().map(|x| x.expiry.to_string()),
-            })
-            .collect(),
-        tenders: s
-            .tenders
-            .iter()
-            .map(|t| match t {
-                Tender::Cash { amount_minor } => TenderOut {
-                    kind: "cash".into(),
-                    amount_minor: *amount_minor,
-                    pan_masked: None,
-                    card_name: None,
-                    auth_code: None,
-                    receipt_no: None,
-                    payment_id: None,
-                    offline: false,
-                    card_receipt: Vec::new(),
-                },
-                Tender::Card { amount_minor, payment_id, card, .. } => {
-                    let c = card.clone().unwrap_or_default();
-                    TenderOut {
-                        kind: "card".into(),
-                        amount_minor: *amount_minor,
-                        pan_masked: c.pan_masked,
-                        card_name: c.card_name,
-                        auth_code: c.auth_code,
-                        receipt_no: c.receipt_no,
-                        payment_id: Some(payment_id.to_string()),
-                        offline: c.offline,
-                        card_receipt: c.receipt,
-                    }
-                }
-            })
-            .collect(),
-        tendered_minor: s.tendered_minor,
-        change_minor: s.change_minor,
-    }
-}
-
-pub fn kind_str(k: ItemKind) -> &'static str {
-    match k {
-        ItemKind::Unit => "unit",
-        ItemKind::Weight => "weight",
-        ItemKind::Lot => "lot",
-    }
-}
-
 /// `a * num / den`, rounded half up, for non-negative `a` (pro-rata refunds of a line).
 fn pro_rata(a: i64, num: u32, den: u32) -> i64 {
     if den == 0 {
@@ -542,7 +362,7 @@ fn pro_rata(a: i64, num: u32, den: u32) -> i64 {
 /// the refund's own transaction, that nothing is refunded twice.
 pub fn build_refund(
     orig: &Sale,
-    req: &edge_api::RefundIn,
+    req: &RefundOrder,
     refunded: &std::collections::BTreeMap<u32, u64>,
     cfg: &Config,
     now: Timestamp,

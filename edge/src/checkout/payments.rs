@@ -51,9 +51,10 @@
 //! outstanding, in count, and on the age of the oldest; forcing offline needs a manager and
 //! is audited. Offline payments stay listed until the terminal's end-of-day forwards them.
 
-use crate::app::App;
+use super::error::{Refusal, RefusalKind};
+use super::{Checkout, Origin};
+pub use crate::config::OfflinePolicy;
 use crate::devices::TerminalOp;
-use crate::sale::Refusal;
 use edge_api::Event;
 use edge_drivers::zvt::host::Outcome;
 use edge_sync::domain::{CardResult, Payment, PaymentKind, PaymentState, Sale, Tender, new_id};
@@ -100,33 +101,6 @@ impl Drop for Held<'_> {
     }
 }
 
-/// The store's offline card policy (`[payments.offline]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OfflinePolicy {
-    pub enabled: bool,
-    /// Largest single offline payment.
-    pub max_per_tx_minor: i64,
-    /// Largest total of offline payments not yet forwarded.
-    pub max_total_minor: i64,
-    /// Most offline payments not yet forwarded.
-    pub max_count: u32,
-    /// Oldest an unforwarded offline payment may be before no more are taken.
-    pub max_age: Duration,
-}
-
-impl Default for OfflinePolicy {
-    fn default() -> Self {
-        // Off by default: the merchant carries the risk of every offline decline.
-        OfflinePolicy {
-            enabled: false,
-            max_per_tx_minor: 10_000,
-            max_total_minor: 100_000,
-            max_count: 50,
-            max_age: Duration::from_secs(24 * 3600),
-        }
-    }
-}
-
 /// Offline payments waiting to be forwarded: count, total, oldest.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OfflineBook {
@@ -135,9 +109,9 @@ pub struct OfflineBook {
     pub oldest: Option<Timestamp>,
 }
 
-pub fn offline_book(app: &App) -> Result<OfflineBook, String> {
+pub fn offline_book(co: &Checkout) -> Result<OfflineBook, String> {
     let mut b = OfflineBook::default();
-    for p in app.store.payments_open().map_err(|e| e.to_string())? {
+    for p in co.store.payments_open().map_err(|e| e.to_string())? {
         if p.offline && !p.forwarded && p.state == PaymentState::Recorded && p.kind == PaymentKind::Sale {
             b.count += 1;
             b.total_minor += p.amount_minor;
@@ -283,8 +257,8 @@ pub fn judge(p: &Payment, last: &LastTransaction) -> Verdict {
 
 /// The terminal's last transaction, asked for with a repeat receipt, and the answer itself
 /// (its card data completes a sale that recovery finds charged). `Err`: cannot tell now.
-fn read_last(app: &App, _held: &Held) -> Result<(LastTransaction, Option<Outcome>), String> {
-    let devices = app.devices.get().ok_or("the devices are not started")?;
+fn read_last(co: &Checkout, _held: &Held) -> Result<(LastTransaction, Option<Outcome>), String> {
+    let devices = co.peripherals().ok_or("the devices are not started")?;
     let o = devices
         .terminal(TerminalOp::RepeatReceipt, Box::new(|_| {}), Duration::from_secs(30))
         .map_err(|f| f.to_string())?;
@@ -319,16 +293,48 @@ fn card_of(o: &Outcome) -> CardResult {
     }
 }
 
+/// Whether a payment may move from `from` to `to` — the state machine's edges, and the
+/// only ones [`advance`] stores:
+///
+/// | from | to |
+/// |---|---|
+/// | Intent | Approved, Declined, Failed, InDoubt |
+/// | InDoubt | Approved, Failed, InDoubt (a new reason) |
+/// | Approved | Recorded, Reversed, ReversalFailed |
+/// | ReversalFailed | Reversed, ReversalFailed (a new reason) |
+/// | Recorded, Declined, Failed, Reversed | — (final) |
+pub fn may_move(from: PaymentState, to: PaymentState) -> bool {
+    use PaymentState::*;
+    matches!(
+        (from, to),
+        (Intent, Approved | Declined | Failed | InDoubt)
+            | (InDoubt, Approved | Failed | InDoubt)
+            | (Approved, Recorded | Reversed | ReversalFailed)
+            | (ReversalFailed, Reversed | ReversalFailed)
+    )
+}
+
 /// Stores a payment's next state (durable before it returns) and tells the staff screens.
-fn advance(app: &App, p: &mut Payment, state: PaymentState, reason: Option<String>) -> Result<(), Refusal> {
+/// A move the state machine does not have is refused and nothing is stored.
+fn advance(co: &Checkout, p: &mut Payment, state: PaymentState, reason: Option<String>) -> Result<(), Refusal> {
+    // The intent's first store (rev 0) creates the payment.
+    let creating = p.rev == 0 && p.state == PaymentState::Intent && state == PaymentState::Intent;
+    if !creating && !may_move(p.state, state) {
+        tracing::error!(payment_id = %p.id, from = ?p.state, to = ?state, "payment move refused: not in the state machine");
+        return Err(Refusal::conflict(
+            "payment-state",
+            "Payment cannot move so",
+            format!("payment {} is {:?}; it cannot become {state:?}", p.id, p.state),
+        ));
+    }
     p.state = state;
     p.reason = reason;
     p.rev += 1;
-    p.updated_at = Timestamp::now();
-    app.store.put_payment(p).map_err(|e| Refusal::unavailable(format!("the payment could not be stored: {e}")))?;
+    p.updated_at = co.now();
+    co.store.put_payment(p).map_err(|e| Refusal::unavailable(format!("the payment could not be stored: {e}")))?;
     tracing::info!(payment_id = %p.id, sale_id = %p.sale_id, state = ?state, reason = p.reason.as_deref().unwrap_or(""), "payment");
-    let _ = app.events.send(Event::PaymentStatus {
-        at: Timestamp::now().to_string(),
+    let _ = co.ports.events.send(Event::PaymentStatus {
+        at: co.now().to_string(),
         payment_id: p.id,
         sale_id: p.sale_id,
         state: format!("{state:?}").to_lowercase(),
@@ -341,7 +347,7 @@ fn advance(app: &App, p: &mut Payment, state: PaymentState, reason: Option<Strin
 
 /// The terminal approved `p`: its card data goes into the stored sale's card tender, and
 /// the approval is durable before any commit is made from it.
-fn approve(app: &App, p: &mut Payment, card: CardResult) -> Result<(), Refusal> {
+fn approve(co: &Checkout, p: &mut Payment, card: CardResult) -> Result<(), Refusal> {
     p.offline = p.offline || card.offline;
     if let Some(s) = p.sale.as_mut() {
         for t in s.tenders.iter_mut() {
@@ -353,19 +359,19 @@ fn approve(app: &App, p: &mut Payment, card: CardResult) -> Result<(), Refusal> 
         }
     }
     p.card = Some(card);
-    advance(app, p, PaymentState::Approved, None)
+    advance(co, p, PaymentState::Approved, None)
 }
 
-fn alert(app: &App, text: String) {
+fn alert(co: &Checkout, text: String) {
     tracing::error!(%text, "staff alert");
-    let _ = app.events.send(Event::StaffAlert { at: Timestamp::now().to_string(), text });
+    let _ = co.ports.events.send(Event::StaffAlert { at: co.now().to_string(), text });
 }
 
 /// Settles an `Intent` or `InDoubt` payment with the terminal's evidence (the lease held):
 /// charged → approved and its sale committed; not charged → failed; not provable → left in
 /// doubt (staff told when it first becomes so). Returns the verdict.
-fn settle(app: &App, p: &mut Payment, held: &Held, origin: crate::checkout::Origin) -> Result<Verdict, Refusal> {
-    let (last, answer) = match read_last(app, held) {
+fn settle(co: &Checkout, p: &mut Payment, held: &Held, origin: Origin) -> Result<Verdict, Refusal> {
+    let (last, answer) = match read_last(co, held) {
         Ok(x) => x,
         Err(why) => {
             tracing::info!(payment_id = %p.id, %why, "in-doubt payment not settled yet: the terminal cannot be asked");
@@ -376,21 +382,21 @@ fn settle(app: &App, p: &mut Payment, held: &Held, origin: crate::checkout::Orig
     match &verdict {
         Verdict::Charged => {
             let card = answer.as_ref().map(card_of).unwrap_or_default();
-            approve(app, p, card)?;
-            let sale = commit_approved(app, p, held)?;
-            if origin == crate::checkout::Origin::Recovery {
-                crate::checkout::after_sale(app, &sale, false, origin);
+            approve(co, p, card)?;
+            let sale = commit_approved(co, p, held)?;
+            if origin == Origin::Recovery {
+                co.after_sale(&sale, false, origin);
             }
         }
         Verdict::NotCharged(why) => {
-            advance(app, p, PaymentState::Failed, Some(format!("settled with the terminal: not charged ({why})")))?
+            advance(co, p, PaymentState::Failed, Some(format!("settled with the terminal: not charged ({why})")))?
         }
         Verdict::Unprovable(why) => {
             let reason = format!("in doubt: {why}");
             if p.state != PaymentState::InDoubt || p.reason.as_deref() != Some(reason.as_str()) {
-                advance(app, p, PaymentState::InDoubt, Some(reason))?;
+                advance(co, p, PaymentState::InDoubt, Some(reason))?;
                 alert(
-                    app,
+                    co,
                     format!(
                         "Card payment {} of {} on terminal {} cannot be settled: {why}. No card payment is taken on \
                          this terminal until a manager settles it (edgectl payments settle)",
@@ -404,8 +410,8 @@ fn settle(app: &App, p: &mut Payment, held: &Held, origin: crate::checkout::Orig
 }
 
 /// The terminal's payments that are neither settled nor approved (the lease held).
-fn unsettled_on(app: &App, terminal: &str) -> Result<Vec<Payment>, Refusal> {
-    Ok(app
+fn unsettled_on(co: &Checkout, terminal: &str) -> Result<Vec<Payment>, Refusal> {
+    Ok(co
         .store
         .payments_open()
         .map_err(|e| Refusal::unavailable(e.to_string()))?
@@ -416,9 +422,9 @@ fn unsettled_on(app: &App, terminal: &str) -> Result<Vec<Payment>, Refusal> {
 
 /// Settles what is open on the terminal before anything new runs on it; refuses while
 /// a payment stays in doubt (its evidence would be lost under a new transaction).
-fn clear_terminal(app: &App, terminal: &str, held: &Held) -> Result<(), Refusal> {
-    for mut p in unsettled_on(app, terminal)? {
-        if let Verdict::Unprovable(why) = settle(app, &mut p, held, crate::checkout::Origin::Recovery)? {
+fn clear_terminal(co: &Checkout, terminal: &str, held: &Held) -> Result<(), Refusal> {
+    for mut p in unsettled_on(co, terminal)? {
+        if let Verdict::Unprovable(why) = settle(co, &mut p, held, Origin::Recovery)? {
             return Err(Refusal::conflict(
                 "terminal-in-doubt",
                 "Terminal blocked by a payment in doubt",
@@ -435,7 +441,7 @@ fn clear_terminal(app: &App, terminal: &str, held: &Held) -> Result<(), Refusal>
 
 fn terminal_busy() -> Refusal {
     Refusal {
-        kind: crate::sale::RefusalKind::Unavailable,
+        kind: RefusalKind::Unavailable,
         slug: "terminal-busy",
         title: "Terminal busy",
         detail: "the payment terminal is busy with another payment; nothing was charged, try again".into(),
@@ -445,16 +451,16 @@ fn terminal_busy() -> Refusal {
 
 /// The terminal's lease for a cash refund: refunds of a sale are made one at a time with
 /// card payments, so a cash refund cannot take what a card refund is paying out.
-pub fn hold_for_refund(app: &App) -> Result<Held<'_>, Refusal> {
-    app.terminal_lease.take(p_timeout(app)).ok_or_else(terminal_busy)
+pub fn hold_for_refund(co: &Checkout) -> Result<Held<'_>, Refusal> {
+    co.lease.take(p_timeout(co)).ok_or_else(terminal_busy)
 }
 
 /// A card refund still fits what is left of its sale (checked with the terminal held, so
 /// no other refund of the sale can commit in between).
-fn refund_still_fits(app: &App, refund: &Sale) -> Result<(), Refusal> {
+fn refund_still_fits(co: &Checkout, refund: &Sale) -> Result<(), Refusal> {
     let Some(orig_id) = refund.refund_of else { return Ok(()) };
-    let orig = app.store.sale(&orig_id)?.ok_or_else(|| Refusal::unavailable(format!("sale {orig_id} is gone")))?;
-    let done = app.store.refunded(&orig_id)?;
+    let orig = co.store.sale(&orig_id)?.ok_or_else(|| Refusal::unavailable(format!("sale {orig_id} is gone")))?;
+    let done = co.store.refunded(&orig_id)?;
     for l in &refund.lines {
         let sold = orig.lines.iter().find(|o| o.line_no == l.line_no).map_or(0, |o| u64::from(o.quantity.amount()));
         let so_far = done.get(&l.line_no).copied().unwrap_or(0);
@@ -476,29 +482,29 @@ fn refund_still_fits(app: &App, refund: &Sale) -> Result<(), Refusal> {
 
 /// A card sale or refund: lease, baseline, intent, terminal, approval, commit. Blocking
 /// (run it off the async runtime).
-pub fn card_sale(app: &App, sale: Sale, key: Option<String>, fp: String) -> Result<CommitOutcome, Refusal> {
+pub fn card_sale(co: &Checkout, sale: Sale, key: Option<String>, fp: String) -> Result<CommitOutcome, Refusal> {
     let Some(Tender::Card { amount_minor, payment_id, terminal, .. }) =
         sale.tenders.iter().find(|t| matches!(t, Tender::Card { .. })).cloned()
     else {
         return Err(Refusal::unprocessable("bad-tender", "Bad tender", "tenders".into(), "no card tender"));
     };
-    let devices = app.devices.get().ok_or_else(|| Refusal::unavailable("the devices are not started"))?.clone();
+    let devices = co.peripherals().ok_or_else(|| Refusal::unavailable("the devices are not started"))?;
     let refund = sale.kind == edge_sync::domain::SaleKind::Refund;
-    let remotes = if refund { app.cfg.refund_remotes() } else { app.cfg.sale_remotes() };
+    let remotes = if refund { co.cfg.refund_remotes() } else { co.cfg.sale_remotes() };
     // A repeated request: the sale it made, or the payment still being settled. Asked
     // again once the terminal is held: a retry may have waited for the first attempt.
-    let replay = |app: &App| -> Result<Option<CommitOutcome>, Refusal> {
+    let replay = |co: &Checkout| -> Result<Option<CommitOutcome>, Refusal> {
         let Some(k) = &key else { return Ok(None) };
-        if app.store.sale_for_key(k).map_err(|e| Refusal::unavailable(e.to_string()))?.is_some() {
+        if co.store.sale_for_key(k).map_err(|e| Refusal::unavailable(e.to_string()))?.is_some() {
             let commit = SaleCommit {
                 sale: sale.clone(),
                 idempotency_key: key.clone(),
                 fingerprint: fp.clone(),
                 remotes: remotes.clone(),
             };
-            return app.store.commit_sale(commit).map(Some).map_err(|e| Refusal::unavailable(e.to_string()));
+            return co.store.commit_sale(commit).map(Some).map_err(|e| Refusal::unavailable(e.to_string()));
         }
-        let open = app.store.payments_open().map_err(|e| Refusal::unavailable(e.to_string()))?;
+        let open = co.store.payments_open().map_err(|e| Refusal::unavailable(e.to_string()))?;
         if let Some(p) = open.iter().find(|p| p.idempotency_key.as_deref() == Some(k) && !p.state.is_final()) {
             return Err(Refusal::conflict(
                 "payment-in-progress",
@@ -511,23 +517,23 @@ pub fn card_sale(app: &App, sale: Sale, key: Option<String>, fp: String) -> Resu
         }
         Ok(None)
     };
-    if let Some(done) = replay(app)? {
+    if let Some(done) = replay(co)? {
         return Ok(done);
     }
-    let held = app.terminal_lease.take(p_timeout(app)).ok_or_else(terminal_busy)?;
-    if let Some(done) = replay(app)? {
+    let held = co.lease.take(p_timeout(co)).ok_or_else(terminal_busy)?;
+    if let Some(done) = replay(co)? {
         return Ok(done);
     }
     if refund {
-        refund_still_fits(app, &sale)?;
+        refund_still_fits(co, &sale)?;
     }
-    clear_terminal(app, &terminal, &held)?;
+    clear_terminal(co, &terminal, &held)?;
     // Is the terminal ready, and can it reach its host? (A status enquiry: one round trip.)
     if let Err(f) = devices.terminal(TerminalOp::Status, Box::new(|_| {}), Duration::from_secs(10)) {
         return Err(Refusal::unavailable(format!("the payment terminal does not answer; take cash ({f})")));
     }
     // The offline policy, when the terminal cannot reach its host (or a manager forced it).
-    let offline = devices.terminal_offline() || app.forced_offline();
+    let offline = devices.terminal_offline() || co.forced_offline();
     if offline && refund {
         return Err(Refusal::payment(
             "offline-refused",
@@ -536,12 +542,12 @@ pub fn card_sale(app: &App, sale: Sale, key: Option<String>, fp: String) -> Resu
         ));
     }
     if offline {
-        let book = offline_book(app).map_err(Refusal::unavailable)?;
-        check_offline(&app.cfg.offline, &book, amount_minor, Timestamp::now())
+        let book = offline_book(co).map_err(Refusal::unavailable)?;
+        check_offline(&co.cfg.offline, &book, amount_minor, co.now())
             .map_err(|why| Refusal::payment("offline-refused", "Card not accepted offline", why))?;
     }
     // The baseline: the terminal's own last receipt, read while this payment holds it.
-    let receipt_before = match read_last(app, &held) {
+    let receipt_before = match read_last(co, &held) {
         Ok((LastTransaction::Nothing, _)) => None,
         Ok((LastTransaction::Receipt { receipt_no: Some(r), .. }, _)) => Some(r),
         Ok((LastTransaction::Receipt { receipt_no: None, .. }, _)) => {
@@ -556,7 +562,7 @@ pub fn card_sale(app: &App, sale: Sale, key: Option<String>, fp: String) -> Resu
             )));
         }
     };
-    let now = Timestamp::now();
+    let now = co.now();
     let mut p = Payment {
         id: payment_id,
         kind: if refund { PaymentKind::Refund } else { PaymentKind::Sale },
@@ -580,9 +586,9 @@ pub fn card_sale(app: &App, sale: Sale, key: Option<String>, fp: String) -> Resu
         request_id: sale.request_id.clone(),
         actor: sale.actor.clone(),
     };
-    advance(app, &mut p, PaymentState::Intent, None)?;
+    advance(co, &mut p, PaymentState::Intent, None)?;
     crash_point("payment.intent");
-    let bus = app.events.clone();
+    let bus = co.ports.events.clone();
     let pid = p.id;
     let mut prompted = false;
     let r = devices.terminal(
@@ -596,7 +602,7 @@ pub fn card_sale(app: &App, sale: Sale, key: Option<String>, fp: String) -> Resu
                 let _ = bus.send(Event::TerminalPrompt { at: Timestamp::now().to_string(), payment_id: pid, text });
             }
         }),
-        p_timeout(app),
+        p_timeout(co),
     );
     crash_point("payment.answered");
     // An answer that says "declined" after the terminal reported an approval (an abort
@@ -605,9 +611,9 @@ pub fn card_sale(app: &App, sale: Sale, key: Option<String>, fp: String) -> Resu
     // only the acknowledgement was lost.
     let contradicts = |o: &Outcome| !o.approved && o.info.as_ref().and_then(|i| i.result) == Some(0);
     match r {
-        Ok(o) if o.approved => approve(app, &mut p, card_of(&o))?,
+        Ok(o) if o.approved => approve(co, &mut p, card_of(&o))?,
         Ok(o) if !contradicts(&o) => {
-            advance(app, &mut p, PaymentState::Declined, Some(o.text.clone()))?;
+            advance(co, &mut p, PaymentState::Declined, Some(o.text.clone()))?;
             return Err(Refusal::payment("card-declined", "Card declined", o.text));
         }
         r => {
@@ -615,8 +621,8 @@ pub fn card_sale(app: &App, sale: Sale, key: Option<String>, fp: String) -> Resu
                 Ok(o) => format!("the terminal reported an approval, then {}", o.text),
                 Err(f) => f.to_string(),
             };
-            advance(app, &mut p, PaymentState::InDoubt, Some(what.clone()))?;
-            match settle(app, &mut p, &held, crate::checkout::Origin::Request)? {
+            advance(co, &mut p, PaymentState::InDoubt, Some(what.clone()))?;
+            match settle(co, &mut p, &held, Origin::Request)? {
                 Verdict::Charged => {}
                 Verdict::NotCharged(why) => {
                     return Err(Refusal::unavailable(format!("the card was not charged ({what}; {why})")));
@@ -637,10 +643,10 @@ pub fn card_sale(app: &App, sale: Sale, key: Option<String>, fp: String) -> Resu
     }
     crash_point("payment.approved");
     let committed = if p.state == PaymentState::Approved {
-        commit_approved(app, &mut p, &held)?
+        commit_approved(co, &mut p, &held)?
     } else {
         // Settled as charged above: its sale is committed already.
-        app.store
+        co.store
             .sale(&p.sale_id)
             .map_err(|e| Refusal::unavailable(e.to_string()))?
             .ok_or_else(|| Refusal::unavailable(format!("payment {} is settled but its sale is missing", p.id)))?
@@ -648,8 +654,8 @@ pub fn card_sale(app: &App, sale: Sale, key: Option<String>, fp: String) -> Resu
     Ok(CommitOutcome::Created(committed))
 }
 
-fn p_timeout(app: &App) -> Duration {
-    app.cfg
+fn p_timeout(co: &Checkout) -> Duration {
+    co.cfg
         .devices
         .iter()
         .find(|d| d.kind == crate::devices::Kind::Terminal)
@@ -659,13 +665,13 @@ fn p_timeout(app: &App) -> Duration {
 
 /// Commits the sale an approved payment pays (as it was priced, with the card data), under
 /// the request's key and fingerprint; reverses the payment if it cannot be committed.
-fn commit_approved(app: &App, p: &mut Payment, held: &Held) -> Result<Sale, Refusal> {
+fn commit_approved(co: &Checkout, p: &mut Payment, held: &Held) -> Result<Sale, Refusal> {
     let Some(sale) = p.sale.clone() else {
-        reverse(app, p, "the approved payment has no sale stored with it".into(), held)?;
+        reverse(co, p, "the approved payment has no sale stored with it".into(), held)?;
         return Err(Refusal::unavailable("the payment was reversed: its sale was not stored"));
     };
     crash_point("payment.before_commit");
-    let remotes = if p.kind == PaymentKind::Refund { app.cfg.refund_remotes() } else { app.cfg.sale_remotes() };
+    let remotes = if p.kind == PaymentKind::Refund { co.cfg.refund_remotes() } else { co.cfg.sale_remotes() };
     let commit = SaleCommit {
         sale: *sale,
         idempotency_key: p.idempotency_key.clone(),
@@ -675,12 +681,12 @@ fn commit_approved(app: &App, p: &mut Payment, held: &Held) -> Result<Sale, Refu
     let committed = if fault("payment.commit_refused") {
         Ok(CommitOutcome::Conflict { sale_id: p.sale_id, what: "refused by EDGED_FAULT".into() })
     } else {
-        app.store.commit_sale(commit)
+        co.store.commit_sale(commit)
     };
     match committed {
         Ok(CommitOutcome::Created(s)) | Ok(CommitOutcome::Replayed(s)) if s.id == p.sale_id => {
             crash_point("payment.after_commit");
-            advance(app, p, PaymentState::Recorded, None)?;
+            advance(co, p, PaymentState::Recorded, None)?;
             Ok(s)
         }
         Ok(other) => {
@@ -688,7 +694,7 @@ fn commit_approved(app: &App, p: &mut Payment, held: &Held) -> Result<Sale, Refu
                 CommitOutcome::Conflict { what, .. } => what.clone(),
                 _ => "another sale holds its key".into(),
             };
-            reverse(app, p, format!("the sale could not be committed: {why}"), held)?;
+            reverse(co, p, format!("the sale could not be committed: {why}"), held)?;
             Err(Refusal::conflict(
                 "payment-reversed",
                 "Card payment reversed",
@@ -707,17 +713,17 @@ fn commit_approved(app: &App, p: &mut Payment, held: &Held) -> Result<Sale, Refu
 /// another payment of the terminal is in doubt (a reversal would become the terminal's last
 /// transaction, the evidence that payment is settled by); never for a card refund (ZVT
 /// reverses payments only: the refund was paid out and staff must settle it).
-fn reverse(app: &App, p: &mut Payment, why: String, _held: &Held) -> Result<(), Refusal> {
+fn reverse(co: &Checkout, p: &mut Payment, why: String, _held: &Held) -> Result<(), Refusal> {
     if p.kind == PaymentKind::Refund {
         if p.state != PaymentState::ReversalFailed {
             advance(
-                app,
+                co,
                 p,
                 PaymentState::ReversalFailed,
                 Some(format!("{why}; a card refund cannot be taken back at the terminal")),
             )?;
             alert(
-                app,
+                co,
                 format!(
                     "Card refund {} of {} was paid out at the terminal but could not be recorded ({why}): settle it \
                      with the customer",
@@ -727,17 +733,17 @@ fn reverse(app: &App, p: &mut Payment, why: String, _held: &Held) -> Result<(), 
         }
         return Ok(());
     }
-    if let Some(other) = unsettled_on(app, &p.terminal)?.into_iter().find(|o| o.id != p.id) {
+    if let Some(other) = unsettled_on(co, &p.terminal)?.into_iter().find(|o| o.id != p.id) {
         let reason = format!("{why}; the reversal waits until payment {} on this terminal is settled", other.id);
         if p.state != PaymentState::ReversalFailed || p.reason.as_deref() != Some(reason.as_str()) {
-            advance(app, p, PaymentState::ReversalFailed, Some(reason))?;
+            advance(co, p, PaymentState::ReversalFailed, Some(reason))?;
         }
         return Ok(());
     }
     let Some(receipt) = p.card.as_ref().and_then(|c| c.receipt_no) else {
-        advance(app, p, PaymentState::ReversalFailed, Some(format!("{why}; no receipt number to reverse")))?;
+        advance(co, p, PaymentState::ReversalFailed, Some(format!("{why}; no receipt number to reverse")))?;
         alert(
-            app,
+            co,
             format!(
                 "Card payment {} of {} could not be reversed (no receipt number): refund it by hand",
                 p.id, p.amount_minor
@@ -745,19 +751,19 @@ fn reverse(app: &App, p: &mut Payment, why: String, _held: &Held) -> Result<(), 
         );
         return Ok(());
     };
-    let devices = app.devices.get().cloned();
+    let devices = co.peripherals();
     let r = devices.ok_or_else(|| "no devices".to_string()).and_then(|d| {
         d.terminal(TerminalOp::Reverse(receipt), Box::new(|_| {}), Duration::from_secs(60)).map_err(|f| f.to_string())
     });
     match r {
         Ok(o) if o.approved || o.code == 0xB4 => {
-            advance(app, p, PaymentState::Reversed, Some(why.clone()))?;
-            alert(app, format!("Card payment {} was reversed: {why}", p.id));
+            advance(co, p, PaymentState::Reversed, Some(why.clone()))?;
+            alert(co, format!("Card payment {} was reversed: {why}", p.id));
         }
         Ok(o) => {
-            advance(app, p, PaymentState::ReversalFailed, Some(format!("{why}; reversal refused: {}", o.text)))?;
+            advance(co, p, PaymentState::ReversalFailed, Some(format!("{why}; reversal refused: {}", o.text)))?;
             alert(
-                app,
+                co,
                 format!(
                     "Card payment {} could not be reversed ({}): it is retried; refund by hand if it stays",
                     p.id, o.text
@@ -765,8 +771,8 @@ fn reverse(app: &App, p: &mut Payment, why: String, _held: &Held) -> Result<(), 
             );
         }
         Err(e) => {
-            advance(app, p, PaymentState::ReversalFailed, Some(format!("{why}; reversal failed: {e}")))?;
-            alert(app, format!("Card payment {} could not be reversed ({e}): it is retried", p.id));
+            advance(co, p, PaymentState::ReversalFailed, Some(format!("{why}; reversal failed: {e}")))?;
+            alert(co, format!("Card payment {} could not be reversed ({e}): it is retried", p.id));
         }
     }
     Ok(())
@@ -775,9 +781,9 @@ fn reverse(app: &App, p: &mut Payment, why: String, _held: &Held) -> Result<(), 
 /// Settles what a crash or a lost answer left open, holding the terminal (a round is
 /// skipped while a payment runs). In-doubt payments first: nothing else touches the
 /// terminal while one cannot be proven. Returns how many payments moved.
-pub fn recover(app: &App) -> usize {
-    let Some(held) = app.terminal_lease.take(Duration::from_secs(1)) else { return 0 };
-    let open = match app.store.payments_open() {
+pub fn recover(co: &Checkout) -> usize {
+    let Some(held) = co.lease.take(Duration::from_secs(1)) else { return 0 };
+    let open = match co.store.payments_open() {
         Ok(o) => o,
         Err(e) => {
             tracing::warn!(error = %e, "open payments not readable");
@@ -793,17 +799,17 @@ pub fn recover(app: &App) -> usize {
         let r = match p.state {
             PaymentState::Intent | PaymentState::InDoubt if blocked.contains(&p.terminal) => Ok(()),
             PaymentState::Intent | PaymentState::InDoubt => {
-                let v = settle(app, &mut p, &held, crate::checkout::Origin::Recovery);
+                let v = settle(co, &mut p, &held, Origin::Recovery);
                 if !matches!(v, Ok(Verdict::Charged | Verdict::NotCharged(_))) {
                     blocked.insert(p.terminal.clone());
                 }
                 v.map(|_| ())
             }
             // A commit that fails reverses: not while the terminal's evidence is needed.
-            PaymentState::Approved if !blocked.contains(&p.terminal) => commit_after_restart(app, &mut p, &held),
+            PaymentState::Approved if !blocked.contains(&p.terminal) => commit_after_restart(co, &mut p, &held),
             PaymentState::ReversalFailed if !blocked.contains(&p.terminal) && p.kind == PaymentKind::Sale => {
                 let why = p.reason.clone().unwrap_or_default();
-                reverse(app, &mut p, why, &held)
+                reverse(co, &mut p, why, &held)
             }
             _ => Ok(()),
         };
@@ -819,23 +825,23 @@ pub fn recover(app: &App) -> usize {
 
 /// An approved payment found after a restart: its sale is committed as it was priced (the
 /// customer paid for it), or found committed already.
-fn commit_after_restart(app: &App, p: &mut Payment, held: &Held) -> Result<(), Refusal> {
-    if app.store.sale(&p.sale_id).map_err(|e| Refusal::unavailable(e.to_string()))?.is_some() {
-        return advance(app, p, PaymentState::Recorded, None);
+fn commit_after_restart(co: &Checkout, p: &mut Payment, held: &Held) -> Result<(), Refusal> {
+    if co.store.sale(&p.sale_id).map_err(|e| Refusal::unavailable(e.to_string()))?.is_some() {
+        return advance(co, p, PaymentState::Recorded, None);
     }
-    let sale = commit_approved(app, p, held)?;
-    crate::checkout::after_sale(app, &sale, false, crate::checkout::Origin::Recovery);
-    alert(app, format!("Sale {} was completed after a restart: its card payment had been approved", p.sale_id));
+    let sale = commit_approved(co, p, held)?;
+    co.after_sale(&sale, false, Origin::Recovery);
+    alert(co, format!("Sale {} was completed after a restart: its card payment had been approved", p.sale_id));
     Ok(())
 }
 
 /// Settles the outcome by hand: a manager read the terminal's own journal (or its
 /// printout) for a payment the evidence could not prove. `charged` carries the receipt
 /// number the terminal printed for it; the sale is then committed as priced.
-pub fn settle_by_hand(app: &App, id: Uuid, charged: Option<u32>, who: &str) -> Result<Payment, Refusal> {
-    let held = app.terminal_lease.take(p_timeout(app)).ok_or_else(terminal_busy)?;
-    let mut p = app.store.payment(&id).map_err(|e| Refusal::unavailable(e.to_string()))?.ok_or_else(|| Refusal {
-        kind: crate::sale::RefusalKind::NotFound,
+pub fn settle_by_hand(co: &Checkout, id: Uuid, charged: Option<u32>, who: &str) -> Result<Payment, Refusal> {
+    let held = co.lease.take(p_timeout(co)).ok_or_else(terminal_busy)?;
+    let mut p = co.store.payment(&id).map_err(|e| Refusal::unavailable(e.to_string()))?.ok_or_else(|| Refusal {
+        kind: RefusalKind::NotFound,
         slug: "unknown-payment",
         title: "Unknown payment",
         detail: format!("no payment {id}"),
@@ -851,12 +857,12 @@ pub fn settle_by_hand(app: &App, id: Uuid, charged: Option<u32>, who: &str) -> R
     match charged {
         Some(receipt_no) => {
             let card = CardResult { receipt_no: Some(receipt_no), terminal_id: None, ..CardResult::default() };
-            approve(app, &mut p, card)?;
+            approve(co, &mut p, card)?;
             tracing::warn!(payment_id = %p.id, %who, receipt_no, "payment settled by hand: charged");
-            let sale = commit_approved(app, &mut p, &held)?;
-            crate::checkout::after_sale(app, &sale, false, crate::checkout::Origin::Recovery);
+            let sale = commit_approved(co, &mut p, &held)?;
+            co.after_sale(&sale, false, Origin::Recovery);
         }
-        None => advance(app, &mut p, PaymentState::Failed, Some(format!("settled by hand by {who}: not charged")))?,
+        None => advance(co, &mut p, PaymentState::Failed, Some(format!("settled by hand by {who}: not charged")))?,
     }
     Ok(p)
 }
@@ -868,12 +874,12 @@ pub fn settle_by_hand(app: &App, id: Uuid, charged: Option<u32>, who: &str) -> R
 /// end-of-day closes the batch, after which the terminal reverses nothing. Returns the
 /// terminal's answer and how many offline payments it forwarded (marked so while the
 /// terminal is still held, so a payment taken after it is not marked).
-pub fn end_of_day(app: &App) -> Result<(Outcome, u32), String> {
-    let devices = app.devices.get().ok_or("the devices are not started")?.clone();
-    let held = app.terminal_lease.take(p_timeout(app)).ok_or("the payment terminal is busy with a payment")?;
+pub fn end_of_day(co: &Checkout) -> Result<(Outcome, u32), String> {
+    let devices = co.peripherals().ok_or("the devices are not started")?;
+    let held = co.lease.take(p_timeout(co)).ok_or("the payment terminal is busy with a payment")?;
     if let Some(t) = devices.terminal_id() {
-        clear_terminal(app, &t, &held).map_err(|r| r.detail)?;
-        let open = app.store.payments_open().map_err(|e| e.to_string())?;
+        clear_terminal(co, &t, &held).map_err(|r| r.detail)?;
+        let open = co.store.payments_open().map_err(|e| e.to_string())?;
         if let Some(p) = open.iter().find(|p| {
             p.terminal == t
                 && p.kind == PaymentKind::Sale
@@ -890,20 +896,35 @@ pub fn end_of_day(app: &App) -> Result<(Outcome, u32), String> {
     let o = devices
         .terminal(TerminalOp::EndOfDay, Box::new(|_| {}), Duration::from_secs(120))
         .map_err(|f| f.to_string())?;
-    let forwarded = if o.approved { crate::reports::forwarded(app)? } else { 0 };
+    let forwarded = if o.approved { mark_forwarded(co)? } else { 0 };
     Ok((o, forwarded))
 }
 
+/// Marks the offline payments the terminal's end-of-day forwarded; how many.
+fn mark_forwarded(co: &Checkout) -> Result<u32, String> {
+    let mut n = 0;
+    for mut p in co.store.payments_open().map_err(|e| e.to_string())? {
+        if p.offline && !p.forwarded && p.state == PaymentState::Recorded {
+            p.forwarded = true;
+            p.rev += 1;
+            p.updated_at = co.now();
+            co.store.put_payment(&p).map_err(|e| e.to_string())?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 /// Starts the recovery loop (at once, then every [`RECOVER_EVERY`]).
-pub fn spawn_recovery(app: std::sync::Arc<App>) {
+pub fn spawn_recovery(co: std::sync::Arc<Checkout>) {
     let spawned = std::thread::Builder::new().name("payments-recovery".into()).spawn(move || {
         // Give the terminal a moment to connect and register.
         std::thread::sleep(Duration::from_millis(500));
         loop {
-            if app.is_stopping() {
+            if !co.accepting() {
                 return;
             }
-            let n = recover(&app);
+            let n = recover(&co);
             if n > 0 {
                 tracing::info!(payments = n, "open payments settled");
             }
@@ -1007,6 +1028,30 @@ mod tests {
 
     /// One holder at a time; a waiter gets the lease when it is released, and gives up
     /// after its wait.
+    /// Every pair of states, case by case: only the state machine's edges are allowed.
+    #[test]
+    fn only_the_state_machines_moves_are_allowed() {
+        use PaymentState::*;
+        let all = [Intent, InDoubt, Approved, Recorded, Declined, Failed, Reversed, ReversalFailed];
+        let allowed: &[(PaymentState, &[PaymentState])] = &[
+            (Intent, &[Approved, Declined, Failed, InDoubt]),
+            (InDoubt, &[Approved, Failed, InDoubt]),
+            (Approved, &[Recorded, Reversed, ReversalFailed]),
+            (ReversalFailed, &[Reversed, ReversalFailed]),
+            (Recorded, &[]),
+            (Declined, &[]),
+            (Failed, &[]),
+            (Reversed, &[]),
+        ];
+        for (from, tos) in allowed {
+            for to in all {
+                assert_eq!(may_move(*from, to), tos.contains(&to), "{from:?} -> {to:?}");
+            }
+            // A final state has no way out; every other has one.
+            assert_eq!(from.is_final(), tos.is_empty(), "{from:?}");
+        }
+    }
+
     #[test]
     fn the_lease_has_one_holder_and_bounded_waits() {
         let lease = std::sync::Arc::new(Lease::default());

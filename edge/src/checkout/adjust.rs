@@ -5,9 +5,9 @@
 //! adjusts twice. Local stock moves at once; a pull from the stock source drops the delta
 //! once the source has it (the same rebase as sales).
 
+use super::error::{Refusal, RefusalKind};
+use super::order::AdjustOrder;
 use crate::config::Config;
-use crate::sale::Refusal;
-use edge_api::{AdjustmentIn, AdjustmentOut};
 use edge_sync::domain::{AdjustReason, ItemKind, StockAdjustment, business_date, new_id};
 use edge_sync::store::Store;
 use jiff::Timestamp;
@@ -31,7 +31,7 @@ pub fn reason(s: &str) -> Result<AdjustReason, Refusal> {
 
 /// Checks a request against the catalog and makes the adjustment (not stored yet).
 pub fn build(
-    req: &AdjustmentIn,
+    req: &AdjustOrder,
     store: &dyn Store,
     cfg: &Config,
     now: Timestamp,
@@ -44,7 +44,7 @@ pub fn build(
         return Err(bad("note", format!("a note is up to {MAX_NOTE} printable characters")));
     }
     let item = store.item(&req.sku)?.ok_or_else(|| Refusal {
-        kind: crate::sale::RefusalKind::NotFound,
+        kind: RefusalKind::NotFound,
         slug: "unknown-item",
         title: "Unknown item",
         detail: format!("no item has SKU {:?}", req.sku),
@@ -69,20 +69,4 @@ pub fn build(
         request_id: request_id.to_string(),
         actor: actor.to_string(),
     })
-}
-
-/// The wire form of an adjustment.
-pub fn out(a: &StockAdjustment, stock: Option<i64>) -> AdjustmentOut {
-    AdjustmentOut {
-        id: a.id.to_string(),
-        sku: a.sku.clone(),
-        delta: a.delta,
-        unit: if a.by_weight { "grams" } else { "units" }.into(),
-        reason: a.reason.as_str().into(),
-        note: a.note.clone(),
-        created_at: a.created_at.to_string(),
-        business_date: a.business_date.to_string(),
-        actor: a.actor.clone(),
-        stock,
-    }
 }
