@@ -8,6 +8,7 @@
 mod support;
 
 use edge_kiosk::{AppWindow, CartAdapter, Mode, PayAdapter, ReportsAdapter, Session, StatusAdapter, Theme};
+use edge_kiosk::{PayState, Screen};
 use slint::{ComponentHandle, Model};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -102,20 +103,20 @@ fn main() {
                 click(&ui, &first_label(&ui, &["Pay cash", "Bar zahlen"]));
                 shots.take(&ui, "cash").await;
                 click(&ui, "100");
-                wait_for("done", 20, || s.get_screen() == "done").await;
+                wait_for("done", 20, || s.get_screen() == Screen::Done).await;
                 shots.take(&ui, "done").await;
-                s.invoke_go("register".into());
+                s.invoke_go(Screen::Register);
                 demo.scan(&demo_ean(unit));
                 wait_for("the cart", 10, || c.get_count() == 1).await;
                 // The card screen as it looks while the terminal works.
                 let p = ui.global::<PayAdapter>();
                 p.set_total(c.get_total());
-                p.set_state("working".into());
+                p.set_state(PayState::Working);
                 p.set_prompt(if lang == "de" { "Karte bitte" } else { "Insert card" }.into());
-                s.set_screen("pay-card".into());
+                s.set_screen(Screen::PayCard);
                 shots.take(&ui, "card").await;
-                p.set_state("idle".into());
-                s.set_screen("register".into());
+                p.set_state(PayState::Idle);
+                s.set_screen(Screen::Register);
                 // Customers' requests on the staff screen.
                 let ask = |body: serde_json::Value| {
                     reqwest::blocking::Client::new()
@@ -133,27 +134,27 @@ fn main() {
                 click(&ui, &first_label(&ui, &["Approve age", "Alter bestätigen"]));
                 shots.take(&ui, "decide-pin").await;
                 enter_pin(&ui, "1111", "OK");
-                s.invoke_go("refunds".into());
+                s.invoke_go(Screen::Refunds);
                 wait_for("today's sales", 10, || ui.global::<ReportsAdapter>().get_sales().row_count() > 0).await;
                 shots.take(&ui, "refunds").await;
                 click(&ui, &first_label(&ui, &["Refund to cash", "Bar erstatten"]));
                 shots.take(&ui, "refund-dialog").await;
                 click(&ui, &first_label(&ui, &["Cancel", "Abbrechen"]));
-                s.invoke_go("reports".into());
+                s.invoke_go(Screen::Reports);
                 ui.global::<ReportsAdapter>().invoke_x_report();
                 wait_for("the X report", 10, || ui.global::<ReportsAdapter>().get_rows().row_count() > 0).await;
                 shots.take(&ui, "reports").await;
-                s.invoke_go("devices".into());
+                s.invoke_go(Screen::Devices);
                 wait_for("the devices", 10, || st.get_devices().row_count() > 0).await;
                 shots.take(&ui, "devices").await;
                 // The fake cloud goes down: a sale waits, the banner says so.
                 let cloud = demo.fake_url("cloud");
                 demo.post(&format!("{cloud}/_fake/faults"), &serde_json::json!({"down": true}));
-                s.invoke_go("register".into());
+                s.invoke_go(Screen::Register);
                 click(&ui, &first_label(&ui, &["Pay cash", "Bar zahlen"]));
                 click(&ui, &first_label(&ui, &["Exact", "Passend"]));
-                wait_for("done", 20, || s.get_screen() == "done").await;
-                s.invoke_go("register".into());
+                wait_for("done", 20, || s.get_screen() == Screen::Done).await;
+                s.invoke_go(Screen::Register);
                 wait_for("the offline banner", 60, || st.get_offline()).await;
                 demo.scan(&demo_ean(unit2));
                 wait_for("the cart", 10, || c.get_count() == 1).await;
@@ -194,17 +195,17 @@ fn main() {
                 shots.take(&ui, "help-called").await;
                 let p = ui.global::<PayAdapter>();
                 p.set_total(c.get_total());
-                p.set_state("working".into());
+                p.set_state(PayState::Working);
                 p.set_prompt(if lang == "de" { "Karte bitte" } else { "Insert card" }.into());
-                s.set_screen("pay".into());
+                s.set_screen(Screen::Pay);
                 shots.take(&ui, "pay").await;
-                p.set_state("failed".into());
+                p.set_state(PayState::Failed);
                 p.set_error(if lang == "de" { "Karte abgelehnt (05)" } else { "card declined (05)" }.into());
                 shots.take(&ui, "pay-failed").await;
-                p.set_state("idle".into());
-                s.set_screen("shop".into());
+                p.set_state(PayState::Idle);
+                s.set_screen(Screen::Shop);
                 ui.global::<edge_kiosk::SelfServeAdapter>().invoke_pay();
-                wait_for("thanks", 30, || s.get_screen() == "thanks").await;
+                wait_for("thanks", 30, || s.get_screen() == Screen::Thanks).await;
                 shots.take(&ui, "thanks").await;
                 click(&ui, &first_label(&ui, &["No receipt", "Kein Bon"]));
                 ui.global::<Theme>().set_high_contrast(true);

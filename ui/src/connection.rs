@@ -3,7 +3,7 @@
 //! token is held. While the daemon is away the header says "reconnecting"; the screens
 //! keep working on what they have (the cart is local) and every write waits for it.
 
-use crate::{Kiosk, Session, StatusAdapter, with};
+use crate::{Kiosk, Session, with};
 use edge_api::{Event, Health, SyncStatus};
 use slint::ComponentHandle;
 use std::rc::Rc;
@@ -84,30 +84,7 @@ pub fn start(k: &Rc<Kiosk>) {
 async fn poll_sync(api: &crate::api::Api) {
     if let Ok(s) = api.get::<SyncStatus>("/v1/sync").await {
         let _ = slint::invoke_from_event_loop(move || {
-            with(|k, ui| apply_sync(k, ui, &s.remotes));
+            with(|k, ui| crate::controllers::status::apply_sync(k, ui, &s.remotes));
         });
-    }
-}
-
-/// The offline banner: a remote that is down, or degraded (errors in the last minutes)
-/// with records still waiting for it; with the records not yet delivered and the age of
-/// the oldest. Staff screens only show it.
-pub fn apply_sync(_k: &Rc<Kiosk>, ui: &crate::AppWindow, remotes: &[edge_api::RemoteStatus]) {
-    let waiting = |r: &edge_api::RemoteStatus| r.pending + r.in_flight + r.unknown > 0;
-    let offline = remotes.iter().any(|r| r.state == "down" || (r.state == "degraded" && waiting(r)));
-    let unsynced: u64 = remotes.iter().map(|r| r.pending + r.in_flight + r.unknown).max().unwrap_or(0);
-    let oldest = remotes.iter().filter_map(|r| r.oldest_pending_age_s).max().unwrap_or(0);
-    let st = ui.global::<StatusAdapter>();
-    st.set_offline(offline);
-    st.set_unsynced(i32::try_from(unsynced).unwrap_or(i32::MAX));
-    st.set_oldest_age(age_text(oldest).into());
-}
-
-/// `45 s`, `12 min`, `3 h 5 min`.
-pub fn age_text(s: u64) -> String {
-    match s {
-        0..60 => format!("{s} s"),
-        60..3600 => format!("{} min", s / 60),
-        _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
     }
 }

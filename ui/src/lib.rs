@@ -161,7 +161,7 @@ pub fn start(opts: Options) -> Result<AppWindow, String> {
     let api = Api::new(opts.endpoint.clone())?;
     let session = ui.global::<Session>();
     session.set_mode(opts.mode.as_str().into());
-    session.set_screen(if opts.mode == Mode::Staff { "login" } else { "attract" }.into());
+    session.set_screen(if opts.mode == Mode::Staff { Screen::Login } else { Screen::Attract });
     ui.global::<Theme>().set_high_contrast(opts.high_contrast);
     ui.global::<Theme>().set_font_scale(opts.font_scale);
     let kiosk = Rc::new(Kiosk {

@@ -3,6 +3,7 @@
 
 mod support;
 
+use edge_kiosk::Screen;
 use edge_kiosk::{CartAdapter, Mode, SelfServeAdapter, Session};
 use slint::ComponentHandle;
 use std::time::{Duration, Instant};
@@ -34,7 +35,7 @@ fn idle_screen_returns_to_attract() {
         let c = ui.global::<CartAdapter>();
         wait_for("the item", 10, || c.get_count() == 1).await;
         let left_at = Instant::now();
-        wait_for("the attract screen", 10, || s.get_screen() == "attract").await;
+        wait_for("the attract screen", 10, || s.get_screen() == Screen::Attract).await;
         assert!(left_at.elapsed() >= Duration::from_millis(1500), "left after {:?}", left_at.elapsed());
         assert_eq!(c.get_count(), 0, "the cart is forgotten");
 
@@ -43,6 +44,6 @@ fn idle_screen_returns_to_attract() {
         let ss = ui.global::<SelfServeAdapter>();
         wait_for("the age check", 10, || ss.get_age_check() == "waiting").await;
         sleep(Duration::from_secs(4)).await;
-        assert_eq!(s.get_screen(), "shop", "a customer waiting for staff is not sent away");
+        assert_eq!(s.get_screen(), Screen::Shop, "a customer waiting for staff is not sent away");
     });
 }

@@ -3,6 +3,7 @@
 
 mod support;
 
+use edge_kiosk::Screen;
 use edge_kiosk::{CartAdapter, Mode, Session, StatusAdapter};
 use slint::ComponentHandle;
 use support::*;
@@ -30,7 +31,7 @@ fn offline_banner_when_the_remotes_are_down() {
         click(&ui, "Pay cash");
         click(&ui, "Exact");
         let s = ui.global::<Session>();
-        wait_for("the sale done", 20, || s.get_screen() == "done").await;
+        wait_for("the sale done", 20, || s.get_screen() == Screen::Done).await;
 
         wait_for("the offline banner", 60, || st.get_offline() && exists(&ui, "Offline banner")).await;
         assert!(st.get_unsynced() >= 1, "unsynced {}", st.get_unsynced());

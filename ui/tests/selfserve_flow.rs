@@ -4,6 +4,7 @@
 
 mod support;
 
+use edge_kiosk::Screen;
 use edge_kiosk::{CartAdapter, Mode, PayAdapter, Session};
 use slint::ComponentHandle;
 use support::*;
@@ -19,13 +20,13 @@ fn scan_card_done() {
     run_flow(async move {
         let ui = ui2;
         let s = ui.global::<Session>();
-        assert_eq!(s.get_screen(), "attract");
+        assert_eq!(s.get_screen(), Screen::Attract);
         wait_for("the event stream", 60, || s.get_live()).await;
         // A scan on the attract screen starts the shopping.
         demo.scan(&demo_ean(i));
         let c = ui.global::<CartAdapter>();
         wait_for("the scanned item in the cart", 10, || c.get_count() == 1).await;
-        assert_eq!(s.get_screen(), "shop");
+        assert_eq!(s.get_screen(), Screen::Shop);
         // Categories with pictures are there to browse.
         wait_for("the categories", 10, || exists(&ui, "Bakery")).await;
         assert!(exists(&ui, "Picture: bakery"));
@@ -36,11 +37,11 @@ fn scan_card_done() {
         assert!(!exists(&ui, "Offline banner"));
 
         click(&ui, "Pay by card");
-        assert_eq!(s.get_screen(), "pay");
+        assert_eq!(s.get_screen(), Screen::Pay);
         let p = ui.global::<PayAdapter>();
         let mut prompts = Vec::new();
         let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while s.get_screen() == "pay" {
+        while s.get_screen() == Screen::Pay {
             assert!(std::time::Instant::now() < until, "the card payment did not finish; prompts {prompts:?}");
             let now = p.get_prompt().to_string();
             if !now.is_empty() && prompts.last() != Some(&now) {
@@ -48,7 +49,7 @@ fn scan_card_done() {
             }
             sleep(std::time::Duration::from_millis(20)).await;
         }
-        assert_eq!(s.get_screen(), "thanks", "{}", p.get_error());
+        assert_eq!(s.get_screen(), Screen::Thanks, "{}", p.get_error());
         // The last prompt stays until the next customer (a fast payment may show only it).
         let last = p.get_prompt().to_string();
         if !last.is_empty() && prompts.last() != Some(&last) {
@@ -65,7 +66,7 @@ fn scan_card_done() {
         click(&ui, "Print receipt");
         wait_for("the receipt printed", 10, || p.get_receipt_printed()).await;
         click(&ui, "Done");
-        assert_eq!(s.get_screen(), "attract");
+        assert_eq!(s.get_screen(), Screen::Attract);
         assert_eq!(c.get_count(), 0);
     });
 }

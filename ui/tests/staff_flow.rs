@@ -3,6 +3,7 @@
 
 mod support;
 
+use edge_kiosk::Screen;
 use edge_kiosk::{CartAdapter, Mode, PayAdapter, Session};
 use slint::ComponentHandle;
 use support::*;
@@ -26,13 +27,13 @@ fn login_scan_cart_cash_done() {
         let ui = ui2;
         let s = ui.global::<Session>();
         wait_for("the daemon is reachable", 60, || s.get_connected()).await;
-        assert_eq!(s.get_screen(), "login");
+        assert_eq!(s.get_screen(), Screen::Login);
         // A wrong PIN is refused and says so.
         enter_pin(&ui, "1234", "Log in");
         wait_for("the refusal", 10, || s.get_message_code() == "refused").await;
-        assert_eq!(s.get_screen(), "login");
+        assert_eq!(s.get_screen(), Screen::Login);
         enter_pin(&ui, "1111", "Log in");
-        wait_for("the register", 10, || s.get_screen() == "register").await;
+        wait_for("the register", 10, || s.get_screen() == Screen::Register).await;
         assert_eq!((s.get_staff_name().as_str(), s.get_role().as_str()), ("Anna", "cashier"));
         wait_for("the event stream", 10, || s.get_live()).await;
 
@@ -56,7 +57,7 @@ fn login_scan_cart_cash_done() {
         // Cash: exact.
         click(&ui, "Pay cash");
         click(&ui, "Exact");
-        wait_for("the done screen", 20, || s.get_screen() == "done").await;
+        wait_for("the done screen", 20, || s.get_screen() == Screen::Done).await;
         let p = ui.global::<PayAdapter>();
         let total = 2 * item.price_minor;
         assert_eq!(p.get_total().as_str(), edge_kiosk::cart::format_money(total, "EUR", "en"));
@@ -70,10 +71,10 @@ fn login_scan_cart_cash_done() {
         assert_eq!(sale["tenders"][0]["type"].as_str(), Some("cash"));
 
         click(&ui, "Next customer");
-        assert_eq!(s.get_screen(), "register");
+        assert_eq!(s.get_screen(), Screen::Register);
         // Log out: back at the PIN pad.
         click(&ui, "Log out");
-        assert_eq!(s.get_screen(), "login");
+        assert_eq!(s.get_screen(), Screen::Login);
         fin.set(true);
         slint::quit_event_loop().expect("quit");
     })

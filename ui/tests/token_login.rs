@@ -3,6 +3,7 @@
 
 mod support;
 
+use edge_kiosk::Screen;
 use edge_kiosk::{Mode, Session};
 use slint::ComponentHandle;
 use std::time::Duration;
@@ -27,7 +28,7 @@ fn a_given_token_logs_the_staff_screen_in() {
     run_flow(async move {
         let ui = ui2;
         let s = ui.global::<Session>();
-        wait_for("the register", 30, || s.get_screen() == "register").await;
+        wait_for("the register", 30, || s.get_screen() == Screen::Register).await;
         assert_eq!(s.get_role(), "manager");
         wait_for("the event stream", 10, || s.get_live()).await;
     });

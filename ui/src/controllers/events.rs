@@ -1,6 +1,7 @@
 //! What the daemon's event stream changes on the screen.
 
 use crate::{AppWindow, Kiosk, Mode, PayAdapter, Session, StatusAdapter};
+use crate::{PayState, Screen};
 use edge_api::Event;
 use slint::ComponentHandle;
 use std::rc::Rc;
@@ -12,21 +13,21 @@ pub fn handle(k: &Rc<Kiosk>, ui: &AppWindow, ev: Event) {
             let code = gtin.unwrap_or(data);
             let lot = lot.zip(expiry);
             match k.opts.mode {
-                Mode::Staff if screen == "register" => super::sell::add_code(k, &code, lot),
-                Mode::SelfServe if screen == "attract" => {
+                Mode::Staff if screen == Screen::Register => super::sell::add_code(k, &code, lot),
+                Mode::SelfServe if screen == Screen::Attract => {
                     super::selfserve::start_shopping(k, ui);
                     super::sell::add_code(k, &code, lot);
                 }
-                Mode::SelfServe if screen == "shop" => super::sell::add_code(k, &code, lot),
-                _ => tracing::debug!(%screen, "scan ignored on this screen"),
+                Mode::SelfServe if screen == Screen::Shop => super::sell::add_code(k, &code, lot),
+                _ => tracing::debug!(?screen, "scan ignored on this screen"),
             }
         }
         Event::TerminalPrompt { text, .. } => {
-            if ui.global::<PayAdapter>().get_state() == "working" {
+            if ui.global::<PayAdapter>().get_state() == PayState::Working {
                 ui.global::<PayAdapter>().set_prompt(text.into());
             }
         }
-        Event::SyncStatus { remotes, .. } => crate::connection::apply_sync(k, ui, &remotes),
+        Event::SyncStatus { remotes, .. } => super::status::apply_sync(k, ui, &remotes),
         Event::DeviceStatus { device, .. } => super::status::update_device(ui, device),
         Event::StaffAlert { text, .. } => ui.global::<StatusAdapter>().set_alert(text.into()),
         Event::ApprovalRequested { approval, .. } => {

@@ -8,6 +8,7 @@
 use super::show_error;
 use crate::cart::parse_money;
 use crate::{AppWindow, Kiosk, Mode, PayAdapter, Session, say};
+use crate::{PayState, Screen};
 use edge_api::{SaleIn, SaleOut, TenderIn};
 use slint::ComponentHandle;
 use std::rc::Rc;
@@ -77,12 +78,12 @@ fn print(k: &Rc<Kiosk>) {
 pub fn next_customer(k: &Rc<Kiosk>, ui: &AppWindow) {
     k.touch();
     let p = ui.global::<PayAdapter>();
-    p.set_state("idle".into());
+    p.set_state(PayState::Idle);
     p.set_prompt("".into());
     p.set_error("".into());
     p.set_receipt_printed(false);
     ui.global::<Session>().set_message_code("".into());
-    ui.global::<Session>().set_screen(if k.opts.mode == Mode::Staff { "register" } else { "attract" }.into());
+    ui.global::<Session>().set_screen(if k.opts.mode == Mode::Staff { Screen::Register } else { Screen::Attract });
     if k.opts.mode == Mode::SelfServe {
         super::selfserve::reset(k, ui);
     }
@@ -116,11 +117,11 @@ pub fn pay(k: &Rc<Kiosk>, tender: TenderIn) {
     p.set_total(total.into());
     p.set_prompt("".into());
     p.set_error("".into());
-    p.set_state("working".into());
+    p.set_state(PayState::Working);
     ui.global::<Session>().set_busy(true);
     ui.global::<Session>().set_message_code("".into());
     if card {
-        ui.global::<Session>().set_screen(if self_serve { "pay" } else { "pay-card" }.into());
+        ui.global::<Session>().set_screen(if self_serve { Screen::Pay } else { Screen::PayCard });
     }
     let mut headers = vec![("idempotency-key", id.to_string())];
     if cart.has_adjustments()
@@ -140,16 +141,16 @@ pub fn pay(k: &Rc<Kiosk>, tender: TenderIn) {
                 *k.last_sale.borrow_mut() = Some(sale.id);
                 *k.currency.borrow_mut() = sale.currency.clone();
                 super::sell::refresh_cart(k, ui);
-                p.set_state("done".into());
+                p.set_state(PayState::Done);
                 p.set_sale_id(sale.id.to_string().into());
                 p.set_total(k.money(ui, sale.total_minor).into());
                 p.set_paid(k.money(ui, sale.tendered_minor).into());
                 p.set_change(k.money(ui, sale.change_minor).into());
                 p.set_receipt_printed(!self_serve);
-                ui.global::<Session>().set_screen(if self_serve { "thanks" } else { "done" }.into());
+                ui.global::<Session>().set_screen(if self_serve { Screen::Thanks } else { Screen::Done });
             }
             Err(e) => {
-                p.set_state("failed".into());
+                p.set_state(PayState::Failed);
                 p.set_error(e.to_string().into());
                 match e.status() {
                     // The outcome is not known (no answer, or the terminal's answer is in
@@ -161,7 +162,7 @@ pub fn pay(k: &Rc<Kiosk>, tender: TenderIn) {
                     }
                 }
                 if !self_serve {
-                    ui.global::<Session>().set_screen("register".into());
+                    ui.global::<Session>().set_screen(Screen::Register);
                 }
             }
         }

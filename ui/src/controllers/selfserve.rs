@@ -3,6 +3,7 @@
 
 use super::show_error;
 use crate::{AppWindow, CatalogAdapter, Kiosk, Mode, PayAdapter, SelfServeAdapter, Session, say};
+use crate::{PayState, Screen};
 use edge_api::{ApprovalIn, ApprovalOut, TenderIn};
 use slint::{ComponentHandle, ModelRc};
 use std::rc::Rc;
@@ -34,7 +35,7 @@ pub fn wire(ui: &AppWindow, k: &Rc<Kiosk>) {
     s.on_cancel(move || {
         crate::with(|_, ui| {
             reset(&kk, ui);
-            ui.global::<Session>().set_screen("attract".into());
+            ui.global::<Session>().set_screen(Screen::Attract);
         });
     });
     if k.opts.mode == Mode::SelfServe {
@@ -50,7 +51,7 @@ pub fn wire(ui: &AppWindow, k: &Rc<Kiosk>) {
 
 pub fn start_shopping(k: &Rc<Kiosk>, ui: &AppWindow) {
     k.touch();
-    ui.global::<Session>().set_screen("shop".into());
+    ui.global::<Session>().set_screen(Screen::Shop);
     super::sell::load_categories(k);
 }
 
@@ -68,7 +69,7 @@ pub fn reset(k: &Rc<Kiosk>, ui: &AppWindow) {
     c.set_category("".into());
     c.set_results(ModelRc::default());
     let p = ui.global::<PayAdapter>();
-    p.set_state("idle".into());
+    p.set_state(PayState::Idle);
     p.set_prompt("".into());
     ui.global::<Session>().set_message_code("".into());
 }
@@ -77,14 +78,14 @@ fn idle_tick(k: &Rc<Kiosk>, ui: &AppWindow) {
     let screen = ui.global::<Session>().get_screen();
     // Never while a payment runs or a customer waits for staff.
     let waiting = ui.global::<SelfServeAdapter>().get_age_check() == "waiting"
-        || ui.global::<PayAdapter>().get_state() == "working";
+        || ui.global::<PayAdapter>().get_state() == PayState::Working;
     let idle = k.idle_since.borrow().elapsed();
     let left = k.opts.idle_timeout.saturating_sub(idle);
     ui.global::<SelfServeAdapter>().set_idle_seconds_left(left.as_secs() as i32);
-    if screen != "attract" && !waiting && left.is_zero() {
-        tracing::info!(screen = %screen, "idle: back to the attract screen");
+    if screen != Screen::Attract && !waiting && left.is_zero() {
+        tracing::info!(?screen, "idle: back to the attract screen");
         reset(k, ui);
-        ui.global::<Session>().set_screen("attract".into());
+        ui.global::<Session>().set_screen(Screen::Attract);
     }
 }
 

@@ -1,5 +1,6 @@
 //! Login by PIN (the role comes from the daemon), logout, language, navigation.
 
+use crate::Screen;
 use crate::{AppWindow, cart::Cart};
 use crate::{Kiosk, Mode, Session, StatusAdapter, say};
 use edge_api::{LoginIn, LoginOut};
@@ -16,7 +17,7 @@ pub fn wire(ui: &AppWindow, k: &Rc<Kiosk>) {
                 let s = ui.global::<Session>();
                 s.set_staff_name(w.role.clone().into());
                 s.set_role(w.role.into());
-                s.set_screen("register".into());
+                s.set_screen(Screen::Register);
             }
             Ok(_) => say(ui, "refused", "the kiosk token cannot open the staff register", true),
             Err(e) => super::show_error(ui, &e),
@@ -38,7 +39,7 @@ pub fn wire(ui: &AppWindow, k: &Rc<Kiosk>) {
                     let s = ui.global::<Session>();
                     s.set_staff_name(who.name.into());
                     s.set_role(who.role.into());
-                    s.set_screen("register".into());
+                    s.set_screen(Screen::Register);
                     s.set_message_code("".into());
                 }
                 Err(e) => super::show_error(ui, &e),
@@ -81,7 +82,7 @@ pub fn logout(k: &Rc<Kiosk>, ui: &AppWindow) {
     let s = ui.global::<Session>();
     s.set_staff_name("".into());
     s.set_role("".into());
-    s.set_screen(if k.opts.mode == Mode::Staff { "login" } else { "attract" }.into());
+    s.set_screen(if k.opts.mode == Mode::Staff { Screen::Login } else { Screen::Attract });
     say(ui, "logged-out", "", false);
     ui.global::<StatusAdapter>().set_approvals(slint::ModelRc::default());
 }

@@ -82,5 +82,28 @@ pub fn add_approval(ui: &AppWindow, a: &ApprovalOut) {
 fn waiting(created_at: &str) -> String {
     let Ok(t) = created_at.parse::<jiff::Timestamp>() else { return String::new() };
     let s = jiff::Timestamp::now().duration_since(t).as_secs().max(0);
-    crate::connection::age_text(s as u64)
+    age_text(s as u64)
+}
+
+/// The offline banner: a remote that is down, or degraded (errors in the last minutes)
+/// with records still waiting for it; with the records not yet delivered and the age of
+/// the oldest. Staff screens only show it.
+pub fn apply_sync(_k: &std::rc::Rc<crate::Kiosk>, ui: &crate::AppWindow, remotes: &[edge_api::RemoteStatus]) {
+    let waiting = |r: &edge_api::RemoteStatus| r.pending + r.in_flight + r.unknown > 0;
+    let offline = remotes.iter().any(|r| r.state == "down" || (r.state == "degraded" && waiting(r)));
+    let unsynced: u64 = remotes.iter().map(|r| r.pending + r.in_flight + r.unknown).max().unwrap_or(0);
+    let oldest = remotes.iter().filter_map(|r| r.oldest_pending_age_s).max().unwrap_or(0);
+    let st = ui.global::<StatusAdapter>();
+    st.set_offline(offline);
+    st.set_unsynced(i32::try_from(unsynced).unwrap_or(i32::MAX));
+    st.set_oldest_age(age_text(oldest).into());
+}
+
+/// `45 s`, `12 min`, `3 h 5 min`.
+pub fn age_text(s: u64) -> String {
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s / 60),
+        _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+    }
 }

@@ -4,6 +4,7 @@
 //! screens from a future on Slint's event loop (find by accessible label, click, wait).
 
 use edge_api::TokensFile;
+use edge_kiosk::Screen;
 use i_slint_backend_testing::{ElementHandle, ElementRoot};
 use serialport::SerialPort;
 use std::io::{BufRead, BufReader, Write};
@@ -239,7 +240,7 @@ pub async fn staff_login(ui: &edge_kiosk::AppWindow, pin: &str) {
     let s = ui.global::<edge_kiosk::Session>();
     wait_for("the daemon is reachable", 60, || s.get_connected()).await;
     enter_pin(ui, pin, &first_label(ui, &["Log in", "Anmelden"]));
-    wait_for("the register", 10, || s.get_screen() == "register").await;
+    wait_for("the register", 10, || s.get_screen() == Screen::Register).await;
     wait_for("the event stream", 10, || s.get_live()).await;
 }
 
