@@ -2,7 +2,7 @@
 //! gate that lets shutdown wait for commits in progress.
 
 use crate::checkout::Checkout;
-use crate::config::{Config, Mode};
+use crate::config::{Config, Mode, Remote};
 use crate::metrics::Metrics;
 use crate::tokens::Tokens;
 use edge_api::{Event, Health, RemoteStatus, StoreHealth};
@@ -233,15 +233,15 @@ impl App {
                     Some(a) if a >= LAG_WARNING_S => "warning",
                     _ => "ok",
                 };
-                let h = self.engine.health(name, now);
-                let link = if name == "cloud" { self.cloud_link.as_ref().map(|l| l.health()) } else { None };
+                let h = self.engine.health(*name, now);
+                let link = if *name == Remote::Cloud { self.cloud_link.as_ref().map(|l| l.health()) } else { None };
                 let state = match (&h, rc.mode) {
                     (_, Mode::Off) => "off",
                     (Some(h), _) => h.state,
                     (None, _) => "unavailable",
                 };
                 RemoteStatus {
-                    name: name.clone(),
+                    name: name.to_string(),
                     mode: rc.mode.as_str().into(),
                     state: state.into(),
                     pending: c.pending,
@@ -267,7 +267,7 @@ impl App {
                             Some("no connector for this remote in this build; its records wait in the outbox".into())
                         }
                         // The authorisation's 30 unused days: a warning from day 25, then dead.
-                        _ if name == "lightspeed" => {
+                        _ if *name == Remote::Lightspeed => {
                             self.ls_auth.as_ref().and_then(|a| match a.tokens().refresh_health(now.as_millisecond()) {
                                 Ok(w) => w,
                                 Err(e) => Some(e),

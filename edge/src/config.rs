@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 /// The remotes a store can deliver to.
 pub const REMOTE_NAMES: [&str; 3] = ["cloud", "lightspeed", "netsuite"];
 
+pub use edge_sync::domain::Remote;
+
 /// How a connector runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -49,9 +51,6 @@ pub struct RemoteConfig {
     /// Seconds between pulls (catalog, prices, stock, config) when nothing asks sooner.
     pub pull_interval_s: u64,
 }
-
-/// Remotes whose connector this build has.
-pub const CONNECTORS: [&str; 3] = ["cloud", "lightspeed", "netsuite"];
 
 /// Reads a secret file: trimmed, non-empty, at most 4 KiB.
 pub fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
@@ -95,7 +94,7 @@ pub struct Config {
     pub max_lines_per_sale: usize,
     pub max_ws_clients: usize,
     pub tokens_file: PathBuf,
-    pub remotes: BTreeMap<String, RemoteConfig>,
+    pub remotes: BTreeMap<Remote, RemoteConfig>,
     pub log_format: LogFormat,
     pub log_level: String,
     /// `[devices.<id>]`: kind (printer, scanner, scale, display), uri, dialect (display:
@@ -111,6 +110,8 @@ pub struct Config {
     pub netsuite: Option<edge_sync::mapping::NetSuiteMap>,
     /// `[routing]`: which remote receives what, and the catalog's source.
     pub routing: edge_sync::mapping::Routing,
+    /// The source of catalog, prices and stock (`routing.catalog`); `None`: no source.
+    pub catalog: Option<Remote>,
     /// What `check-config` warns of without refusing the file.
     pub warnings: Vec<ConfigProblem>,
 }
@@ -118,43 +119,39 @@ pub struct Config {
 impl Config {
     /// Remotes that get an outbox entry for each sale: `routing.sales`, or every remote in
     /// mode shadow or live.
-    pub fn sale_remotes(&self) -> Vec<String> {
+    pub fn sale_remotes(&self) -> Vec<Remote> {
         self.routed(self.routing.sales.as_ref())
     }
 
     /// Remotes that get an outbox entry for each refund: `routing.refunds`, else as sales.
-    pub fn refund_remotes(&self) -> Vec<String> {
+    pub fn refund_remotes(&self) -> Vec<Remote> {
         self.routed(self.routing.refunds.as_ref().or(self.routing.sales.as_ref()))
     }
 
     /// Remotes that get an outbox entry for each stock adjustment: `routing.adjustments`,
     /// else those of the sales routes that take adjustments (the cloud, NetSuite).
-    pub fn adjustment_remotes(&self) -> Vec<String> {
+    pub fn adjustment_remotes(&self) -> Vec<Remote> {
         match &self.routing.adjustments {
             Some(l) => self.routed(Some(l)),
-            None => self
-                .sale_remotes()
-                .into_iter()
-                .filter(|r| edge_sync::mapping::TAKES_ADJUSTMENTS.contains(&r.as_str()))
-                .collect(),
+            None => self.sale_remotes().into_iter().filter(|r| r.takes_adjustments()).collect(),
         }
     }
 
     /// Why stock adjustments are refused here, if they are: Lightspeed keeps the stock and
     /// takes no adjustments from the edge (its levels would never include them).
     pub fn adjustments_refused(&self) -> Option<String> {
-        (self.routing.catalog == "lightspeed").then(|| {
+        (self.catalog == Some(Remote::Lightspeed)).then(|| {
             "stock is kept in Lightspeed (routing.catalog = \"lightspeed\"), which takes no adjustments from the \
              edge: adjust it in Lightspeed, and the next stock pull brings the level here"
                 .to_string()
         })
     }
 
-    fn routed(&self, list: Option<&Vec<String>>) -> Vec<String> {
+    fn routed(&self, list: Option<&Vec<String>>) -> Vec<Remote> {
         self.remotes
             .iter()
-            .filter(|(n, r)| r.mode != Mode::Off && list.is_none_or(|l| l.contains(n)))
-            .map(|(n, _)| n.clone())
+            .filter(|(n, r)| r.mode != Mode::Off && list.is_none_or(|l| l.iter().any(|x| x == n.as_str())))
+            .map(|(n, _)| *n)
             .collect()
     }
 }
@@ -390,7 +387,8 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
     } else if root.get("remotes").is_some() {
         c.problem("remotes", "must be a table");
     }
-    for name in REMOTE_NAMES {
+    for remote in Remote::ALL {
+        let name = remote.as_str();
         let mode_key = format!("remotes.{name}.mode");
         let mode = match c.string(&mode_key, Some("off")).as_deref() {
             Some("off") | None => Mode::Off,
@@ -408,7 +406,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
         {
             c.problem(&url_key, format!("{u:?} must be an http:// or https:// URL"));
         }
-        if mode == Mode::Live && url.is_none() && CONNECTORS.contains(&name) {
+        if mode == Mode::Live && url.is_none() {
             c.problem(&url_key, "required when the mode is \"live\"");
         }
         let secret_key = format!("remotes.{name}.secret_file");
@@ -427,7 +425,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
             Some(f) => Some(base.join(f)),
             None => None,
         };
-        if mode != Mode::Off && CONNECTORS.contains(&name) {
+        if mode != Mode::Off {
             match &secret_file {
                 None => {
                     c.problem(&secret_key, "required when the mode is not \"off\" (a 0600 file holding the secret)")
@@ -445,7 +443,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
         let max_attempts = c.integer(&format!("remotes.{name}.max_attempts"), 10, 1, 1000) as u32;
         let pull_interval_s = c.integer(&format!("remotes.{name}.pull_interval_s"), 60, 1, 86_400) as u64;
         remotes.insert(
-            name.to_string(),
+            remote,
             RemoteConfig {
                 mode,
                 url,
@@ -633,7 +631,8 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
     for (k, m) in routing.problems(&REMOTE_NAMES) {
         c.problem(&k, m);
     }
-    let is_on = |n: &str| remotes.get(n).is_some_and(|r: &RemoteConfig| r.mode != Mode::Off);
+    let is_on =
+        |n: &str| Remote::parse(n).and_then(|n| remotes.get(&n)).is_some_and(|r: &RemoteConfig| r.mode != Mode::Off);
     let mut split = |list: Vec<(String, String)>, c: &mut Checker<'_>| {
         for (k, m) in list {
             if m.starts_with("missing:") {
@@ -655,8 +654,10 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
     }
     let on: Vec<String> = remotes
         .iter()
-        .filter(|(n, r)| r.mode != Mode::Off && routing.sales.as_ref().is_none_or(|l| l.contains(n)))
-        .map(|(n, _)| n.clone())
+        .filter(|(n, r)| {
+            r.mode != Mode::Off && routing.sales.as_ref().is_none_or(|l| l.iter().any(|x| x == n.as_str()))
+        })
+        .map(|(n, _)| n.to_string())
         .collect();
     for w in routing.double_counts(&on) {
         warnings.push(ConfigProblem { key: "routing".into(), message: w });
@@ -683,7 +684,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
     // Adjustments must reach the stock source, or its levels never include them.
     let adjusted: Vec<String> = match &routing.adjustments {
         Some(l) => l.iter().filter(|n| is_on(n)).cloned().collect(),
-        None => on.iter().filter(|n| edge_sync::mapping::TAKES_ADJUSTMENTS.contains(&n.as_str())).cloned().collect(),
+        None => on.iter().filter(|n| Remote::parse(n).is_some_and(Remote::takes_adjustments)).cloned().collect(),
     };
     if matches!(routing.catalog.as_str(), "cloud" | "netsuite")
         && is_on(&routing.catalog)
@@ -727,6 +728,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
             staff,
             lightspeed,
             netsuite,
+            catalog: Remote::parse(&routing.catalog),
             routing,
             warnings,
         }),
@@ -917,10 +919,13 @@ secret_file = "cloud.key"
         let d = with_secret();
         let c = parse(GOOD, d.path()).expect("valid");
         assert_eq!(c.listen.to_string(), "127.0.0.1:7420");
-        assert_eq!(c.sale_remotes(), vec!["cloud".to_string()]);
+        assert_eq!(c.sale_remotes(), vec![Remote::Cloud]);
         assert_eq!(c.tokens_file, PathBuf::from("/var/lib/edged/tokens.json"));
         assert_eq!(c.max_body_bytes, 64 * 1024);
-        assert_eq!(read_secret(c.remotes["cloud"].secret_file.as_deref().expect("file")).expect("read"), b"s3cret");
+        assert_eq!(
+            read_secret(c.remotes[&Remote::Cloud].secret_file.as_deref().expect("file")).expect("read"),
+            b"s3cret"
+        );
     }
 
     #[test]
@@ -997,7 +1002,7 @@ levle = "debug"
         // A remote the fakes do not name is off.
         let only_cloud = BTreeMap::from([("cloud".to_string(), "http://127.0.0.1:1".to_string())]);
         let c = parse(&demo_toml(d.path(), "127.0.0.1:0", &only_cloud), d.path()).expect("valid");
-        assert_eq!(c.sale_remotes(), vec!["cloud".to_string()]);
+        assert_eq!(c.sale_remotes(), vec![Remote::Cloud]);
     }
 
     #[test]
@@ -1017,13 +1022,13 @@ levle = "debug"
         );
         let c = parse(&routed, d.path()).expect("valid");
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
-        assert_eq!(c.sale_remotes(), vec!["cloud".to_string(), "lightspeed".into()]);
-        assert_eq!(c.refund_remotes(), vec!["cloud".to_string(), "lightspeed".into()]);
+        assert_eq!(c.sale_remotes(), vec![Remote::Cloud, Remote::Lightspeed]);
+        assert_eq!(c.refund_remotes(), vec![Remote::Cloud, Remote::Lightspeed]);
         // Bad names, an unknown mapping field, a missing mapping: each named by key.
         let ns = base.replace("catalog = \"cloud\"", "catalog = \"netsuite\"");
         let c = parse(&ns, d.path()).expect("NetSuite can be the catalog's source");
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
-        assert_eq!(c.adjustment_remotes(), vec!["cloud".to_string(), "netsuite".into()]);
+        assert_eq!(c.adjustment_remotes(), vec![Remote::Cloud, Remote::Netsuite]);
         assert_eq!(c.adjustments_refused(), None);
         let ls = base.replace("catalog = \"cloud\"", "catalog = \"lightspeed\"");
         assert!(parse(&ls, d.path()).expect("valid").adjustments_refused().is_some());

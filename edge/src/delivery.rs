@@ -3,10 +3,11 @@
 //! announces `sync.status` events when a remote's state or counts change.
 
 use crate::app::App;
-use crate::config::{CONNECTORS, Config, Mode, read_secret};
+use crate::config::{Config, Mode, read_secret};
 use edge_api::Event;
 use edge_sync::cloud::CloudConnector;
 use edge_sync::cloud::live::{CloudLink, CommandHook};
+use edge_sync::domain::Remote;
 use edge_sync::engine::run::SyncEngine;
 use edge_sync::engine::{Policy, Worker};
 use std::sync::Arc;
@@ -101,7 +102,7 @@ pub fn lightspeed_auth(
 ) -> Result<Option<Arc<edge_sync::lightspeed::connector::LsAuth>>, String> {
     use edge_sync::lightspeed::oauth::TokenSet;
     use sha2::Digest;
-    let Some(rc) = cfg.remotes.get("lightspeed").filter(|r| r.mode != Mode::Off) else { return Ok(None) };
+    let Some(rc) = cfg.remotes.get(&Remote::Lightspeed).filter(|r| r.mode != Mode::Off) else { return Ok(None) };
     let secret: LsSecret = secret_json("lightspeed", rc)?;
     let boot: String =
         sha2::Sha256::digest(secret.refresh_token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
@@ -144,21 +145,21 @@ pub fn build_engine(
 ) -> Result<SyncEngine, String> {
     let mut engine = SyncEngine::new();
     for (name, rc) in &cfg.remotes {
-        if rc.mode == Mode::Off || !CONNECTORS.contains(&name.as_str()) {
+        if rc.mode == Mode::Off {
             continue;
         }
         let url = rc.url.clone().unwrap_or_default();
         let seed = getrandom::u64().map_err(|e| format!("no random seed for the sync worker: {e}"))?;
         let mut max_in_flight = rc.max_in_flight;
-        let connector: Box<dyn edge_sync::engine::Connector> = match name.as_str() {
-            "cloud" => {
+        let connector: Box<dyn edge_sync::engine::Connector> = match name {
+            Remote::Cloud => {
                 let secret = match &rc.secret_file {
                     Some(f) => read_secret(f).map_err(|e| format!("remotes.{name}.secret_file: {e}"))?,
                     None => return Err(format!("remotes.{name}.secret_file: required when the mode is not \"off\"")),
                 };
                 Box::new(CloudConnector::new(cfg.store_id.clone(), secret))
             }
-            "lightspeed" => {
+            Remote::Lightspeed => {
                 let map =
                     cfg.lightspeed.clone().ok_or("mappings.lightspeed: required when remotes.lightspeed is not off")?;
                 let auth = ls_auth.clone().ok_or("remotes.lightspeed: no tokens")?;
@@ -173,14 +174,13 @@ pub fn build_engine(
                         .learning_items(),
                 )
             }
-            "netsuite" => {
+            Remote::Netsuite => {
                 use edge_sync::netsuite::connector::NetSuiteConnector;
                 let map = cfg.netsuite.clone().ok_or("mappings.netsuite: required when remotes.netsuite is not off")?;
                 let auth = netsuite_auth(cfg, rc)?.auth;
                 max_in_flight = max_in_flight.min(map.concurrency as usize).max(1);
                 Box::new(NetSuiteConnector::new(map, auth, &url, seed ^ 0x4e53).with_newest(ns_newest.clone()))
             }
-            other => return Err(format!("remotes.{other}: no connector in this build")),
         };
         let policy = Policy {
             max_batch: rc.max_batch,
@@ -189,7 +189,7 @@ pub fn build_engine(
             shadow: rc.mode == Mode::Shadow,
             ..Policy::default()
         };
-        engine.add(Worker::new(name.clone(), connector, policy, seed), &url, Duration::from_millis(rc.timeout_ms));
+        engine.add(Worker::new(*name, connector, policy, seed), &url, Duration::from_millis(rc.timeout_ms));
         tracing::info!(remote = %name, mode = rc.mode.as_str(), %url, "sync worker configured");
     }
     Ok(engine)
@@ -197,7 +197,7 @@ pub fn build_engine(
 
 /// The cloud's pull and stream link, when the cloud is live with a URL.
 pub fn build_cloud_link(cfg: &Config) -> Result<Option<CloudLink>, String> {
-    let Some(rc) = cfg.remotes.get("cloud") else { return Ok(None) };
+    let Some(rc) = cfg.remotes.get(&Remote::Cloud) else { return Ok(None) };
     let (Mode::Live, Some(url)) = (rc.mode, rc.url.as_ref()) else { return Ok(None) };
     let secret = match &rc.secret_file {
         Some(f) => read_secret(f).map_err(|e| format!("remotes.cloud.secret_file: {e}"))?,
@@ -210,7 +210,7 @@ pub fn build_cloud_link(cfg: &Config) -> Result<Option<CloudLink>, String> {
         Duration::from_secs(rc.pull_interval_s),
         Duration::from_millis(rc.timeout_ms),
     );
-    if cfg.routing.catalog != "cloud" {
+    if cfg.catalog != Some(Remote::Cloud) {
         // Another source (or none) owns catalog, prices and stock: only the config feed.
         link.feeds = vec![edge_sync::cloud::pull::Feed::Config];
     }
@@ -284,13 +284,13 @@ pub fn write_bundle(app: &App) -> Result<std::path::PathBuf, String> {
     let dir = app.cfg.data_dir.join("support");
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
     let sync: Vec<(String, edge_sync::engine::Health)> =
-        app.engine.names().into_iter().filter_map(|n| app.engine.health(&n, now).map(|h| (n, h))).collect();
+        app.engine.names().into_iter().filter_map(|n| app.engine.health(n, now).map(|h| (n.to_string(), h))).collect();
     let remotes: serde_json::Value = app
         .cfg
         .remotes
         .iter()
         .map(|(n, r)| {
-            (n.clone(), serde_json::json!({"mode": r.mode.as_str(), "url": r.url.as_deref().map(redact_url), "timeout_ms": r.timeout_ms,
+            (n.to_string(), serde_json::json!({"mode": r.mode.as_str(), "url": r.url.as_deref().map(redact_url), "timeout_ms": r.timeout_ms,
                 "secret_file_set": r.secret_file.is_some()}))
         })
         .collect::<serde_json::Map<String, serde_json::Value>>()
@@ -390,12 +390,12 @@ pub fn spawn_lightspeed_pull(
     auth: Option<Arc<edge_sync::lightspeed::connector::LsAuth>>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let (Some(auth), Some(map)) = (auth, app.cfg.lightspeed.clone()) else { return Vec::new() };
-    let Some(rc) = app.cfg.remotes.get("lightspeed").filter(|r| r.mode != Mode::Off).cloned() else {
+    let Some(rc) = app.cfg.remotes.get(&Remote::Lightspeed).filter(|r| r.mode != Mode::Off).cloned() else {
         return Vec::new();
     };
     let Some(base) = rc.url.clone() else { return Vec::new() };
     let app = app.clone();
-    let stock = app.cfg.routing.catalog == "lightspeed";
+    let stock = app.cfg.catalog == Some(Remote::Lightspeed);
     vec![tokio::spawn(async move {
         let mut stopping = app.stopping.subscribe();
         let mut pull =
@@ -431,11 +431,11 @@ pub fn spawn_lightspeed_pull(
 /// catalog's source: every `pull_interval_s`, items and prices into the catalog overlay and
 /// stock levels rebased (see `edge_sync::netsuite::live`).
 pub fn spawn_netsuite_pull(app: &Arc<App>, client: reqwest::Client) -> Vec<tokio::task::JoinHandle<()>> {
-    if app.cfg.routing.catalog != "netsuite" {
+    if app.cfg.catalog != Some(Remote::Netsuite) {
         return Vec::new();
     }
     let Some(map) = app.cfg.netsuite.clone() else { return Vec::new() };
-    let Some(rc) = app.cfg.remotes.get("netsuite").filter(|r| r.mode != Mode::Off).cloned() else {
+    let Some(rc) = app.cfg.remotes.get(&Remote::Netsuite).filter(|r| r.mode != Mode::Off).cloned() else {
         return Vec::new();
     };
     let Some(base) = rc.url.clone() else { return Vec::new() };

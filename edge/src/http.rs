@@ -483,6 +483,15 @@ async fn catalog_barcode(
     Ok(Json(catalog_item(item, &stock)))
 }
 
+/// A `remote` query parameter: one of the remotes, or a 422 naming it.
+fn remote_param(r: Option<&str>) -> ApiResult<Option<edge_sync::domain::Remote>> {
+    let Some(r) = r else { return Ok(None) };
+    edge_sync::domain::Remote::parse(r).map(Some).ok_or_else(|| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad-query", "Unknown remote", format!("{r:?} is not a remote"))
+            .field("remote")
+    })
+}
+
 fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
     let s = v.to_str().ok().filter(|s| !s.is_empty() && s.len() <= 255 && s.bytes().all(|b| (0x21..0x7f).contains(&b)));
@@ -747,7 +756,7 @@ fn outbox_out(e: OutboxEntry) -> OutboxEntryOut {
     };
     OutboxEntryOut {
         id: e.id,
-        remote: e.remote,
+        remote: e.remote.to_string(),
         kind: match e.kind {
             RecordKind::Sale => "sale".into(),
             RecordKind::Adjustment => "adjustment".into(),
@@ -785,17 +794,7 @@ async fn list_outbox(State(app): State<Arc<App>>, auth: Auth, uri: axum::http::U
         )
         .field("state"));
     }
-    if let Some(r) = &q.remote
-        && !crate::config::REMOTE_NAMES.contains(&r.as_str())
-    {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "bad-query",
-            "Unknown remote",
-            format!("{r:?} is not a remote"),
-        )
-        .field("remote"));
-    }
+    let remote = remote_param(q.remote.as_deref())?;
     // The cursor is `remote/entry-id`.
     let after = match &q.cursor {
         Some(c) => {
@@ -803,12 +802,13 @@ async fn list_outbox(State(app): State<Arc<App>>, auth: Auth, uri: axum::http::U
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad-query", "Bad cursor", "use next_cursor as given")
                     .field("cursor")
             })?;
-            Some((r.to_string(), parse_uuid(id, "cursor")?))
+            let r = remote_param(Some(r)).map_err(|e| e.field("cursor"))?.unwrap_or(edge_sync::domain::Remote::Cloud);
+            Some((r, parse_uuid(id, "cursor")?))
         }
         None => None,
     };
     let store = app.store.clone();
-    let oq = OutboxQuery { remote: q.remote, state: q.state, after, limit };
+    let oq = OutboxQuery { remote, state: q.state, after, limit };
     let entries = tokio::task::spawn_blocking(move || store.outbox_page(&oq)).await.map_err(ApiError::internal)??;
     let next = if entries.len() == limit { entries.last().map(|e| format!("{}/{}", e.remote, e.id)) } else { None };
     Ok(Json(OutboxPage { entries: entries.into_iter().map(outbox_out).collect(), next_cursor: next }))
@@ -1015,32 +1015,17 @@ struct RetryParams {
 async fn retry_dead_all(State(app): State<Arc<App>>, auth: Auth, uri: axum::http::Uri) -> ApiResult<Json<RetryOut>> {
     auth.require(&[Role::Manager, Role::Tech])?;
     let q: RetryParams = query(&uri)?;
-    if let Some(r) = &q.remote
-        && !crate::config::REMOTE_NAMES.contains(&r.as_str())
-    {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "bad-query",
-            "Unknown remote",
-            format!("{r:?} is not a remote"),
-        )
-        .field("remote"));
-    }
+    let remote = remote_param(q.remote.as_deref())?;
     let app2 = app.clone();
     let (done, more) = tokio::task::spawn_blocking(move || -> ApiResult<(Vec<OutboxEntry>, bool)> {
         let mut dead = Vec::new();
         for state in ["rejected", "dead"] {
             let mut after = None;
             loop {
-                let oq = OutboxQuery {
-                    remote: q.remote.clone(),
-                    state: Some(state.into()),
-                    after: after.clone(),
-                    limit: 1000,
-                };
+                let oq = OutboxQuery { remote, state: Some(state.into()), after: after.clone(), limit: 1000 };
                 let page = app2.store.outbox_page(&oq)?;
                 let Some(last) = page.last() else { break };
-                after = Some((last.remote.clone(), last.id));
+                after = Some((last.remote, last.id));
                 let full = page.len() < 1000;
                 dead.extend(page);
                 if full || dead.len() > MAX_RETRY_PER_CALL {
@@ -1362,7 +1347,7 @@ async fn drawer_open(State(app): State<Arc<App>>, auth: Auth) -> ApiResult<Json<
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     let now = Timestamp::now();
     let sync: Vec<(String, edge_sync::engine::Health)> =
-        app.engine.names().into_iter().filter_map(|n| app.engine.health(&n, now).map(|h| (n, h))).collect();
+        app.engine.names().into_iter().filter_map(|n| app.engine.health(n, now).map(|h| (n.to_string(), h))).collect();
     let body = app.metrics.render(app.store.as_ref(), &sync, now);
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response()
 }

@@ -257,11 +257,11 @@ impl Metrics {
                 ("dead", c.dead),
             ] {
                 self.outbox
-                    .get_or_create(&OutboxLabels { remote: remote.clone(), state: state.into() })
+                    .get_or_create(&OutboxLabels { remote: remote.to_string(), state: state.into() })
                     .set(i64::try_from(n).unwrap_or(i64::MAX));
             }
             let age = c.oldest_waiting.map(|t| (now - t).get_seconds().max(0)).unwrap_or(0);
-            self.outbox_oldest.get_or_create(&RemoteLabel { remote }).set(age);
+            self.outbox_oldest.get_or_create(&RemoteLabel { remote: remote.to_string() }).set(age);
         }
         if let Ok(open) = store.payments_open() {
             let mut by: std::collections::BTreeMap<&str, i64> =

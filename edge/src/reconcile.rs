@@ -11,6 +11,7 @@
 
 use crate::app::App;
 use crate::config::Mode;
+use edge_sync::domain::Remote;
 use edge_sync::lightspeed::live::LsPull;
 use edge_sync::report::{LocalRecord, RemoteRecord, RemoteReport, reconcile};
 use jiff::Timestamp;
@@ -29,7 +30,7 @@ pub fn window(app: &App, date: Date) -> Result<(Timestamp, Timestamp), String> {
 }
 
 /// The store's sales and refunds of the business day, with each one's state for `remote`.
-pub fn local_day(app: &App, date: Date, remote: &str) -> Result<Vec<LocalRecord>, String> {
+pub fn local_day(app: &App, date: Date, remote: Remote) -> Result<Vec<LocalRecord>, String> {
     let (start, _) = window(app, date)?;
     // Sale ids are UUID v7: start a day before the window (a sale's id is its creation time).
     let from = start.as_millisecond().saturating_sub(86_400_000).max(0) as u64;
@@ -58,7 +59,7 @@ pub fn local_day(app: &App, date: Date, remote: &str) -> Result<Vec<LocalRecord>
         }
     }
     // Stock adjustments are records at NetSuite too (`inventoryAdjustment`, no money).
-    if remote == "netsuite" {
+    if remote == Remote::Netsuite {
         let mut after = Some(uuid::Builder::from_unix_timestamp_millis(from, &[0; 10]).into_uuid());
         loop {
             let page = app.store.adjustments_page(after.as_ref(), 500).map_err(|e| e.to_string())?;
@@ -85,7 +86,7 @@ pub fn local_day(app: &App, date: Date, remote: &str) -> Result<Vec<LocalRecord>
 async fn lightspeed_records(app: &Arc<App>, client: &reqwest::Client, date: Date) -> Result<Vec<RemoteRecord>, String> {
     let auth = app.ls_auth.clone().ok_or("Lightspeed is not configured")?;
     let map = app.cfg.lightspeed.clone().ok_or("mappings.lightspeed is missing")?;
-    let rc = app.cfg.remotes.get("lightspeed").ok_or("remotes.lightspeed is missing")?;
+    let rc = app.cfg.remotes.get(&Remote::Lightspeed).ok_or("remotes.lightspeed is missing")?;
     let base = rc.url.clone().ok_or("remotes.lightspeed.url is missing")?;
     let (start, end) = window(app, date)?;
     let (account, source) = (map.account_id, map.reference_source.clone());
@@ -94,7 +95,7 @@ async fn lightspeed_records(app: &Arc<App>, client: &reqwest::Client, date: Date
 }
 
 async fn netsuite_records(app: &Arc<App>, client: &reqwest::Client, date: Date) -> Result<Vec<RemoteRecord>, String> {
-    let rc = app.cfg.remotes.get("netsuite").ok_or("remotes.netsuite is missing")?;
+    let rc = app.cfg.remotes.get(&Remote::Netsuite).ok_or("remotes.netsuite is missing")?;
     let base = rc.url.clone().ok_or("remotes.netsuite.url is missing")?;
     let mut signer = crate::delivery::netsuite_auth(&app.cfg, rc)?;
     let timeout = Duration::from_millis(rc.timeout_ms);
@@ -105,23 +106,24 @@ async fn netsuite_records(app: &Arc<App>, client: &reqwest::Client, date: Date) 
 pub async fn report(app: &Arc<App>, date: Date) -> Result<Vec<RemoteReport>, String> {
     let client = crate::delivery::http_client()?;
     let mut out = Vec::new();
-    for name in ["lightspeed", "netsuite"] {
-        if app.cfg.remotes.get(name).is_none_or(|r| r.mode == Mode::Off) {
+    for name in [Remote::Lightspeed, Remote::Netsuite] {
+        if app.cfg.remotes.get(&name).is_none_or(|r| r.mode == Mode::Off) {
             continue;
         }
         let local = {
             let app = app.clone();
-            let n = name.to_string();
-            tokio::task::spawn_blocking(move || local_day(&app, date, &n)).await.map_err(|e| e.to_string())??
+            tokio::task::spawn_blocking(move || local_day(&app, date, name)).await.map_err(|e| e.to_string())??
         };
         let remote = match name {
-            "lightspeed" => lightspeed_records(app, &client, date).await,
-            _ => netsuite_records(app, &client, date).await,
+            Remote::Lightspeed => lightspeed_records(app, &client, date).await,
+            Remote::Netsuite => netsuite_records(app, &client, date).await,
+            // The cloud keeps an event log, not a book of record: nothing to reconcile.
+            Remote::Cloud => continue,
         };
         out.push(match remote {
-            Ok(r) => reconcile(name, &local, &r),
+            Ok(r) => reconcile(name.as_str(), &local, &r),
             Err(e) => {
-                let mut rep = reconcile(name, &local, &[]);
+                let mut rep = reconcile(name.as_str(), &local, &[]);
                 rep.lost.clear();
                 rep.error = Some(e);
                 rep

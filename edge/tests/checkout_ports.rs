@@ -19,7 +19,6 @@ use edge_drivers::zvt::{StatusInfo, ZvtError};
 use edge_sync::domain::{Item, ItemKind, PaymentState, SaleKind, Tender};
 use edge_sync::money::Currency;
 use edge_sync::store::{SledStore, SnapshotRecord, Store, StoreConfig};
-use jiff::Timestamp;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

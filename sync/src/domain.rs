@@ -705,11 +705,63 @@ impl Record {
     }
 }
 
+/// A system the edge delivers records to: a closed set, so the compiler finds every place
+/// a new remote must be handled. Stored and configured by its lowercase name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Remote {
+    /// The company cloud (event log, pulls, push stream).
+    Cloud,
+    /// Lightspeed Retail (X-Series), the POS of record.
+    Lightspeed,
+    /// NetSuite, the ERP.
+    Netsuite,
+}
+
+impl Remote {
+    pub const ALL: [Remote; 3] = [Remote::Cloud, Remote::Lightspeed, Remote::Netsuite];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Remote::Cloud => "cloud",
+            Remote::Lightspeed => "lightspeed",
+            Remote::Netsuite => "netsuite",
+        }
+    }
+
+    /// Whether it takes stock adjustments from the edge (Lightspeed does not: it keeps
+    /// the stock itself).
+    pub fn takes_adjustments(self) -> bool {
+        match self {
+            Remote::Cloud | Remote::Netsuite => true,
+            Remote::Lightspeed => false,
+        }
+    }
+
+    /// The remote a name means, or `None` for a name that is not one.
+    pub fn parse(name: &str) -> Option<Remote> {
+        Remote::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Remote {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Remote, String> {
+        Remote::parse(s).ok_or_else(|| format!("{s:?} is not a remote (cloud, lightspeed or netsuite)"))
+    }
+}
+
 /// One record to deliver to one remote.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboxEntry {
     pub id: Uuid,
-    pub remote: String,
+    pub remote: Remote,
     pub kind: RecordKind,
     pub record_id: Uuid,
     #[serde(flatten)]

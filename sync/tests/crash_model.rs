@@ -20,6 +20,7 @@
 mod common;
 
 use common::{commit_of, make_sale, open, seed};
+use edge_sync::domain::Remote;
 use edge_sync::domain::{OutboxState, Sale};
 use edge_sync::store::{CommitOutcome, OutboxQuery, Store};
 use proptest::prelude::*;
@@ -65,7 +66,7 @@ fn store_child_process() {
                 // Move the nth pending cloud entry to in_flight (not synced).
                 let pending = store
                     .outbox_page(&OutboxQuery {
-                        remote: Some("cloud".into()),
+                        remote: Some(Remote::Cloud),
                         state: Some("pending".into()),
                         limit: 1000,
                         ..Default::default()
@@ -76,7 +77,7 @@ fn store_child_process() {
                         let now = jiff::Timestamp::now();
                         store
                             .transition_outbox(
-                                "cloud",
+                                Remote::Cloud,
                                 &e.id,
                                 &OutboxState::Pending,
                                 OutboxState::InFlight { attempt: 1 },

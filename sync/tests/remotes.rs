@@ -3,6 +3,7 @@
 //! is covered by edged's system tests, edge/tests/remotes.rs).
 
 use edge_sync::cloud::fake::{Disposition, Faults};
+use edge_sync::domain::Remote;
 use edge_sync::domain::{
     ItemKind, LineRequest, OutboxEntry, OutboxState, RecordKind, Sale, SaleKind, SaleStatus, TaxMode, Tender,
     price_line, settle,
@@ -90,10 +91,10 @@ fn sale(at_ms: i64, n: u64, refund_of: Option<&Sale>) -> Sale {
     }
 }
 
-fn commit(store: &SimStore, remote: &str, s: Sale) -> OutboxEntry {
+fn commit(store: &SimStore, remote: Remote, s: Sale) -> OutboxEntry {
     let e = OutboxEntry {
         id: edge_sync::domain::new_id(),
-        remote: remote.into(),
+        remote,
         kind: RecordKind::Sale,
         record_id: s.id,
         state: OutboxState::Pending,
@@ -199,9 +200,9 @@ fn lightspeed_sale_is_completed_balanced_string_typed_and_referenced() {
     let mut fake = ls_fake(|_| {});
     let store = SimStore::default();
     let s = sale(T0, 1, None);
-    commit(&store, "lightspeed", s.clone());
+    commit(&store, Remote::Lightspeed, s.clone());
     let mut w = Worker::new(
-        "lightspeed",
+        Remote::Lightspeed,
         Box::new(LightspeedConnector::new(ls_map(), ls_auth(&vault), Arc::new(|_| None), None)),
         policy(),
         1,
@@ -322,15 +323,15 @@ fn lightspeed_expired_access_token_is_refreshed_once_and_the_sale_goes() {
     let mut fake = ls_fake(|c| c.access_lifetime_s = 120);
     let store = SimStore::default();
     let mut w = Worker::new(
-        "lightspeed",
+        Remote::Lightspeed,
         Box::new(LightspeedConnector::new(ls_map(), ls_auth(&vault), Arc::new(|_| None), None)),
         policy(),
         1,
     );
-    commit(&store, "lightspeed", sale(T0, 1, None));
+    commit(&store, Remote::Lightspeed, sale(T0, 1, None));
     let (t, _) = drive(&mut w, &store, T0, T0 + 10_000, |t, r| fake.handle(t, r));
     // Ten minutes on: the access token expired; the next sale refreshes first.
-    commit(&store, "lightspeed", sale(t + 600_000, 2, None));
+    commit(&store, Remote::Lightspeed, sale(t + 600_000, 2, None));
     let (_, sent) = drive(&mut w, &store, t + 600_000, t + 700_000, |t, r| fake.handle(t, r));
     assert_eq!(confirmed(&store), 2);
     assert_eq!(sent.iter().filter(|(r, _)| r.path == "/auth/oauth/token").count(), 1, "{sent:?}");
@@ -338,7 +339,7 @@ fn lightspeed_expired_access_token_is_refreshed_once_and_the_sale_goes() {
     assert_eq!(vault.lock().expect("v").len(), 2, "each new pair saved");
     // Credentials revoked: 401, the token is dropped, a refresh follows, nothing is lost.
     fake.set_faults(Faults { credentials_expired: true, ..Faults::healed() });
-    commit(&store, "lightspeed", sale(t + 800_000, 3, None));
+    commit(&store, Remote::Lightspeed, sale(t + 800_000, 3, None));
     let (t2, _) = drive(&mut w, &store, t + 800_000, t + 801_000, |t, r| fake.handle(t, r));
     fake.set_faults(Faults::healed());
     w.nudge(ts(t2));
@@ -353,14 +354,14 @@ fn lightspeed_unknown_outcome_is_looked_up_before_any_repost() {
     let mut fake = ls_fake(|_| {});
     let store = SimStore::default();
     let mut w = Worker::new(
-        "lightspeed",
+        Remote::Lightspeed,
         Box::new(LightspeedConnector::new(ls_map(), ls_auth(&vault), Arc::new(|_| None), None)),
         policy(),
         1,
     );
     fake.set_faults(Faults { lose_reply_after_commit_rate: 1.0, ..Faults::healed() });
     let s = sale(T0, 1, None);
-    commit(&store, "lightspeed", s.clone());
+    commit(&store, Remote::Lightspeed, s.clone());
     // The token answer comes through (only sales are "committed"), the sale's is lost.
     let (t, _) = drive(&mut w, &store, T0, T0 + 1_000, |t, r| fake.handle(t, r));
     assert_eq!(states(&store), vec![OutboxState::Unknown]);
@@ -376,7 +377,7 @@ fn lightspeed_unknown_outcome_is_looked_up_before_any_repost() {
 
     // Not there after an unknown outcome (a 503 before anything was kept): posted once.
     let s2 = sale(T0 + 100_000, 2, None);
-    commit(&store, "lightspeed", s2.clone());
+    commit(&store, Remote::Lightspeed, s2.clone());
     fake.set_faults(Faults { error_rate: 1.0, error_status: 503, ..Faults::healed() });
     let (t, _) = drive(&mut w, &store, T0 + 100_000, T0 + 100_100, |t, r| fake.handle(t, r));
     fake.set_faults(Faults::healed());
@@ -437,10 +438,10 @@ fn lightspeed_refuses_an_unbalanced_sale_and_a_refund_goes_as_negative_lines() {
     let store = SimStore::default();
     let s = sale(T0, 5, None);
     let refund = sale(T0 + 1000, 5, Some(&s));
-    commit(&store, "lightspeed", s.clone());
-    commit(&store, "lightspeed", refund.clone());
+    commit(&store, Remote::Lightspeed, s.clone());
+    commit(&store, Remote::Lightspeed, refund.clone());
     let mut w = Worker::new(
-        "lightspeed",
+        Remote::Lightspeed,
         Box::new(LightspeedConnector::new(ls_map(), ls_auth(&vault), Arc::new(|_| None), None)),
         policy(),
         2,
@@ -495,12 +496,12 @@ fn lightspeed_bucket_one_overflow_then_429_and_the_paced_connector_gets_none() {
         let mut fake = ls_fake(|c| c.rules = rules);
         let store = SimStore::default();
         for n in 0..60 {
-            commit(&store, "lightspeed", sale(T0 + n as i64, n, None));
+            commit(&store, Remote::Lightspeed, sale(T0 + n as i64, n, None));
         }
         let mut map = ls_map();
         map.rate_rules = if rules == Rules::Legacy { "legacy".into() } else { "current".into() };
         let mut w = Worker::new(
-            "lightspeed",
+            Remote::Lightspeed,
             Box::new(LightspeedConnector::new(map, ls_auth(&vault), Arc::new(|_| None), None)),
             policy(),
             3,
@@ -551,9 +552,9 @@ fn lightspeed_item_and_itemshop_cursors() {
     let vault = Vault::default();
     let store = SimStore::default();
     let s = sale(T0 + 20_000, 1, None);
-    commit(&store, "lightspeed", s.clone());
+    commit(&store, Remote::Lightspeed, s.clone());
     let mut w = Worker::new(
-        "lightspeed",
+        Remote::Lightspeed,
         Box::new(LightspeedConnector::new(ls_map(), ls_auth(&vault), Arc::new(|_| None), None)),
         policy(),
         1,
@@ -607,12 +608,12 @@ fn a_missing_mapping_is_a_dead_letter_naming_the_key() {
     let mut map = ls_map();
     map.tenders.remove("cash");
     let mut w = Worker::new(
-        "lightspeed",
+        Remote::Lightspeed,
         Box::new(LightspeedConnector::new(map, ls_auth(&vault), Arc::new(|_| None), None)),
         policy(),
         1,
     );
-    commit(&store, "lightspeed", sale(T0, 1, None));
+    commit(&store, Remote::Lightspeed, sale(T0, 1, None));
     drive(&mut w, &store, T0, T0 + 10_000, |t, r| fake.handle(t, r));
     match &states(&store)[0] {
         OutboxState::Rejected { reason } => assert!(reason.contains("mappings.lightspeed.tenders.cash"), "{reason}"),
@@ -624,9 +625,13 @@ fn a_missing_mapping_is_a_dead_letter_naming_the_key() {
     nmap.tax_codes.insert("1".into(), "1".into());
     let mut nfake = FakeNetSuite::new(NsFakeConfig::demo(BASE), 1);
     let nstore = SimStore::default();
-    let mut nw =
-        Worker::new("netsuite", Box::new(NetSuiteConnector::new(nmap, NsAuth::Tba(demo_tba()), BASE, 1)), policy(), 1);
-    commit(&nstore, "netsuite", sale(T0, 1, None));
+    let mut nw = Worker::new(
+        Remote::Netsuite,
+        Box::new(NetSuiteConnector::new(nmap, NsAuth::Tba(demo_tba()), BASE, 1)),
+        policy(),
+        1,
+    );
+    commit(&nstore, Remote::Netsuite, sale(T0, 1, None));
     drive(&mut nw, &nstore, T0, T0 + 10_000, |t, r| nfake.handle(t, r, 1));
     match &states(&nstore)[0] {
         OutboxState::Rejected { reason } => assert!(reason.contains("mappings.netsuite.tax_codes."), "{reason}"),
@@ -649,9 +654,9 @@ fn netsuite_upserts_by_external_id_with_tba_and_the_business_date() {
         .as_millisecond();
     let s = sale(at, 3, None);
     assert_eq!(s.business_date.to_string(), "2026-12-02");
-    commit(&store, "netsuite", s.clone());
+    commit(&store, Remote::Netsuite, s.clone());
     let mut w = Worker::new(
-        "netsuite",
+        Remote::Netsuite,
         Box::new(NetSuiteConnector::new(ns_map(), NsAuth::Tba(demo_tba()), BASE, 9)),
         policy(),
         1,
@@ -712,9 +717,9 @@ fn netsuite_refusals_name_the_field_and_the_concurrency_cap_gives_429() {
     let store = SimStore::default();
     // Item 30 is beyond this account's ten items.
     let s = sale(T0, 30, None);
-    commit(&store, "netsuite", s);
+    commit(&store, Remote::Netsuite, s);
     let mut w = Worker::new(
-        "netsuite",
+        Remote::Netsuite,
         Box::new(NetSuiteConnector::new(ns_map(), NsAuth::Tba(demo_tba()), BASE, 9)),
         policy(),
         1,
@@ -728,9 +733,9 @@ fn netsuite_refusals_name_the_field_and_the_concurrency_cap_gives_429() {
     }
     // Six at once where five are allowed: 429, retried later, nothing lost.
     let store = SimStore::default();
-    commit(&store, "netsuite", sale(T0, 1, None));
+    commit(&store, Remote::Netsuite, sale(T0, 1, None));
     let mut w = Worker::new(
-        "netsuite",
+        Remote::Netsuite,
         Box::new(NetSuiteConnector::new(ns_map(), NsAuth::Tba(demo_tba()), BASE, 9)),
         policy(),
         1,
@@ -754,10 +759,10 @@ fn netsuite_client_credentials_buy_a_token_with_a_signed_assertion() {
     cfg.m2m = Some(("client-1".into(), "cert-1".into(), m.public_key()));
     let mut fake = FakeNetSuite::new(cfg, 1);
     let store = SimStore::default();
-    commit(&store, "netsuite", sale(T0, 1, None));
-    commit(&store, "netsuite", sale(T0 + 1, 2, None));
+    commit(&store, Remote::Netsuite, sale(T0, 1, None));
+    commit(&store, Remote::Netsuite, sale(T0 + 1, 2, None));
     let mut w =
-        Worker::new("netsuite", Box::new(NetSuiteConnector::new(ns_map(), NsAuth::M2m(m), BASE, 9)), policy(), 1);
+        Worker::new(Remote::Netsuite, Box::new(NetSuiteConnector::new(ns_map(), NsAuth::M2m(m), BASE, 9)), policy(), 1);
     let (_, sent) = drive(&mut w, &store, T0, T0 + 60_000, |t, r| fake.handle(t, r, 1));
     assert_eq!(confirmed(&store), 2, "{:?}", states(&store));
     let tokens: Vec<&str> = sent.iter().map(|(r, _)| r.path.as_str()).filter(|p| p.ends_with("/token")).collect();
@@ -766,9 +771,13 @@ fn netsuite_client_credentials_buy_a_token_with_a_signed_assertion() {
     // A wrong key is refused, and the worker says why.
     let other = m2m::M2m::new("client-1", "cert-1", &m2m::generate_pkcs8().expect("key")).expect("m2m");
     let store = SimStore::default();
-    commit(&store, "netsuite", sale(T0, 3, None));
-    let mut w =
-        Worker::new("netsuite", Box::new(NetSuiteConnector::new(ns_map(), NsAuth::M2m(other), BASE, 9)), policy(), 1);
+    commit(&store, Remote::Netsuite, sale(T0, 3, None));
+    let mut w = Worker::new(
+        Remote::Netsuite,
+        Box::new(NetSuiteConnector::new(ns_map(), NsAuth::M2m(other), BASE, 9)),
+        policy(),
+        1,
+    );
     drive(&mut w, &store, T0, T0 + 1_000, |t, r| fake.handle(t, r, 1));
     assert_eq!(states(&store), vec![OutboxState::Pending]);
     let h = w.health(ts(T0 + 1_000));
@@ -845,14 +854,14 @@ fn netsuite_inventory_adjustment_is_upserted_by_external_id_and_moves_stock_once
                 adjustment: a.clone(),
                 idempotency_key: None,
                 fingerprint: a.id.to_string(),
-                remotes: vec!["netsuite".into()],
+                remotes: vec![Remote::Netsuite],
             })
             .expect("commit")
     };
     let a = adj("SKU-0000005", -3, false);
     commit(&a);
     let mut w = Worker::new(
-        "netsuite",
+        Remote::Netsuite,
         Box::new(NetSuiteConnector::new(ns_map(), NsAuth::Tba(demo_tba()), BASE, 9)),
         policy(),
         1,
@@ -887,7 +896,7 @@ fn netsuite_inventory_adjustment_is_upserted_by_external_id_and_moves_stock_once
 
     // No account to book to: a dead letter that names the key; nothing sent.
     let mut w = Worker::new(
-        "netsuite",
+        Remote::Netsuite,
         Box::new(NetSuiteConnector::new(
             NetSuiteMap { adjustment_account: None, ..ns_map() },
             NsAuth::Tba(demo_tba()),

@@ -4,6 +4,7 @@ mod common;
 
 use common::{REMOTES, commit_of, make_sale, open, seed};
 use edge_sync::demo::{demo_ean, demo_item};
+use edge_sync::domain::Remote;
 use edge_sync::domain::{AdjustReason, OutboxState, Quantity, RecordKind, StockAdjustment, new_id};
 use edge_sync::store::{
     AdjustmentCommit, AdjustmentOutcome, CommitOutcome, FORMAT_VERSION, OutboxQuery, SledStore, Store, StoreConfig,
@@ -22,7 +23,7 @@ fn a_committed_sale_is_stored_with_outbox_entries_deltas_and_stock() {
     assert_eq!(store.sale(&sale.id).expect("get"), Some(sale.clone()));
 
     let entries = store.outbox_entries_of(&sale.id).expect("entries");
-    let mut remotes: Vec<_> = entries.iter().map(|e| e.remote.as_str()).collect();
+    let mut remotes: Vec<_> = entries.iter().map(|e| e.remote).collect();
     remotes.sort();
     assert_eq!(remotes, REMOTES);
     assert!(entries.iter().all(|e| e.state == OutboxState::Pending && e.record_id == sale.id));
@@ -35,8 +36,8 @@ fn a_committed_sale_is_stored_with_outbox_entries_deltas_and_stock() {
         assert_eq!(store.stock(&l.sku).expect("stock").unreflected, d.delta);
     }
     let counts = store.outbox_counts();
-    assert_eq!(counts["cloud"].pending, 1);
-    assert!(counts["cloud"].oldest_waiting.is_some());
+    assert_eq!(counts[&Remote::Cloud].pending, 1);
+    assert!(counts[&Remote::Cloud].oldest_waiting.is_some());
     assert!(store.stats().syncs >= 1);
 }
 
@@ -60,7 +61,7 @@ fn a_repeated_key_returns_the_first_sale_and_never_stores_a_second() {
     let out = store.commit_sale(commit_of(first.clone(), None, "fp")).expect("replay by id");
     assert_eq!(out, CommitOutcome::Replayed(first.clone()));
     assert_eq!(store.sales_page(None, 100).expect("page").len(), 1);
-    assert_eq!(store.outbox_counts()["netsuite"].pending, 1);
+    assert_eq!(store.outbox_counts()[&Remote::Netsuite].pending, 1);
 }
 
 #[test]
@@ -82,7 +83,7 @@ fn sales_outbox_and_counts_survive_reopening() {
         assert!(store.sale(id).expect("get").is_some());
         assert_eq!(store.outbox_entries_of(id).expect("entries").len(), 3);
     }
-    assert_eq!(store.outbox_counts()["lightspeed"].pending, 5);
+    assert_eq!(store.outbox_counts()[&Remote::Lightspeed].pending, 5);
     assert_eq!(store.stats().sales, 5);
     assert_eq!(store.item_count(), 40);
     assert_eq!(store.format_version(), FORMAT_VERSION);
@@ -96,27 +97,27 @@ fn outbox_transitions_are_guarded_and_counted() {
     let s = make_sale(&store, 1, 1);
     store.commit_sale(commit_of(s.clone(), None, "fp")).expect("commit");
     let e = store
-        .outbox_page(&OutboxQuery { remote: Some("cloud".into()), limit: 10, ..Default::default() })
+        .outbox_page(&OutboxQuery { remote: Some(Remote::Cloud), limit: 10, ..Default::default() })
         .expect("page")
         .remove(0);
     let now = Timestamp::now();
     let moved = store
-        .transition_outbox("cloud", &e.id, &OutboxState::Pending, OutboxState::InFlight { attempt: 1 }, now)
+        .transition_outbox(Remote::Cloud, &e.id, &OutboxState::Pending, OutboxState::InFlight { attempt: 1 }, now)
         .expect("move");
     assert_eq!(moved.attempts, 1);
     // A stale expectation is refused: no lost update.
-    let stale = store.transition_outbox("cloud", &e.id, &OutboxState::Pending, OutboxState::Unknown, now);
+    let stale = store.transition_outbox(Remote::Cloud, &e.id, &OutboxState::Pending, OutboxState::Unknown, now);
     assert!(matches!(stale, Err(StoreError::Invalid(_))));
     store
         .transition_outbox(
-            "cloud",
+            Remote::Cloud,
             &e.id,
             &OutboxState::InFlight { attempt: 1 },
             OutboxState::Confirmed { remote_id: "r-1".into() },
             now,
         )
         .expect("confirm");
-    let c = &store.outbox_counts()["cloud"];
+    let c = &store.outbox_counts()[&Remote::Cloud];
     assert_eq!((c.pending, c.in_flight, c.confirmed), (0, 0, 1));
     assert_eq!(c.oldest_waiting, None);
     let only_pending = store
@@ -275,7 +276,7 @@ fn adj_commit(a: StockAdjustment, key: Option<&str>, fp: &str) -> AdjustmentComm
         adjustment: a,
         idempotency_key: key.map(str::to_string),
         fingerprint: fp.into(),
-        remotes: vec!["cloud".into(), "netsuite".into()],
+        remotes: vec![Remote::Cloud, Remote::Netsuite],
     }
 }
 
@@ -316,20 +317,21 @@ fn a_stock_adjustment_moves_stock_once_and_survives_reopening() {
     let entries = s.outbox_entries_of(&first.id).expect("entries");
     assert_eq!(entries.len(), 2);
     assert!(entries.iter().all(|e| e.kind == RecordKind::Adjustment && e.state == OutboxState::Pending));
-    assert_eq!(s.outbox_counts()["netsuite"].pending, 1);
+    assert_eq!(s.outbox_counts()[&Remote::Netsuite].pending, 1);
     let audit = s.audit_page(None, 100).expect("audit");
     assert!(audit.iter().any(|r| r.action == "stock.adjusted" && r.subject == sku), "{audit:?}");
     // The stock source confirms it and its next level includes it: the delta is dropped.
-    let e = entries.iter().find(|e| e.remote == "netsuite").expect("netsuite entry");
+    let e = entries.iter().find(|e| e.remote == Remote::Netsuite).expect("netsuite entry");
     s.transition_outbox(
-        "netsuite",
+        Remote::Netsuite,
         &e.id,
         &OutboxState::Pending,
         OutboxState::Confirmed { remote_id: "1001".into() },
         Timestamp::now(),
     )
     .expect("confirm");
-    s.rebase_stock("netsuite", &[(sku.clone(), 96, Timestamp::now())], 1001, &|rid| rid.parse().ok()).expect("rebase");
+    s.rebase_stock(Remote::Netsuite, &[(sku.clone(), 96, Timestamp::now())], 1001, &|rid| rid.parse().ok())
+        .expect("rebase");
     let st = s.stock(&sku).expect("stock");
     assert_eq!((st.remote_level, st.unreflected, st.available()), (Some(96), 0, Some(96)));
 }
@@ -355,10 +357,10 @@ fn a_sale_confirmed_after_the_pull_that_counted_it_is_settled_by_the_levels_mark
     let qty = |x: &edge_sync::domain::Sale| -s.stock_deltas_of_sale(x).expect("deltas")[0].delta;
     let sold: Vec<i64> = sales.iter().map(qty).collect();
     let confirm = |i: usize, rid: &str| {
-        let e = s.outbox_entries_of(&sales[i].id).expect("entries").into_iter().find(|e| e.remote == "cloud");
+        let e = s.outbox_entries_of(&sales[i].id).expect("entries").into_iter().find(|e| e.remote == Remote::Cloud);
         let e = e.expect("cloud entry");
         s.transition_outbox(
-            "cloud",
+            Remote::Cloud,
             &e.id,
             &e.state,
             OutboxState::Confirmed { remote_id: rid.into() },
@@ -369,33 +371,33 @@ fn a_sale_confirmed_after_the_pull_that_counted_it_is_settled_by_the_levels_mark
     // The cloud applied sales 0 and 1 (events 7 and 8) and reported the level through
     // event 8, but only sale 0's confirmation had come back when the level was read.
     confirm(0, "evt_7");
-    s.rebase_stock("cloud", &[(sku.clone(), 100, Timestamp::now())], 8, &number).expect("rebase");
+    s.rebase_stock(Remote::Cloud, &[(sku.clone(), 100, Timestamp::now())], 8, &number).expect("rebase");
     let st = s.stock(&sku).expect("stock");
     assert_eq!(st.through.as_ref().map(|m| (m.source.as_str(), m.through)), Some(("cloud", 8)));
     assert_eq!(st.unreflected, -(sold[1] + sold[2]));
     // Sale 1's confirmation arrives (event 8, in the level); sale 2 is confirmed as event 9.
     confirm(1, "evt_8");
     confirm(2, "evt_9");
-    let settled = s.settle_stock("cloud", &number).expect("settle");
+    let settled = s.settle_stock(Remote::Cloud, &number).expect("settle");
     assert_eq!(settled.deltas_reflected, 1);
     assert_eq!(settled.waiting, vec![sku.clone()], "event 9 is above the level's marker");
     let st = s.stock(&sku).expect("stock");
     assert_eq!((st.remote_level, st.unreflected), (Some(100), -sold[2]), "sale 1 counted once");
     // Settling again changes nothing; a level through event 9 takes sale 2 in.
-    assert_eq!(s.settle_stock("cloud", &number).expect("settle").deltas_reflected, 0);
-    s.rebase_stock("cloud", &[(sku.clone(), 100 - sold[2], Timestamp::now())], 9, &number).expect("rebase");
+    assert_eq!(s.settle_stock(Remote::Cloud, &number).expect("settle").deltas_reflected, 0);
+    s.rebase_stock(Remote::Cloud, &[(sku.clone(), 100 - sold[2], Timestamp::now())], 9, &number).expect("rebase");
     let st = s.stock(&sku).expect("stock");
     assert_eq!((st.unreflected, st.available()), (0, Some(100 - sold[2])));
-    let settled = s.settle_stock("cloud", &number).expect("settle");
+    let settled = s.settle_stock(Remote::Cloud, &number).expect("settle");
     assert!(settled.waiting.is_empty() && settled.deltas_reflected == 0, "{settled:?}");
     // Another source's settle leaves the cloud's level alone, even where its numbers would
     // fall under the cloud's marker.
     let sale = make_sale(&s, 0, 1);
     s.commit_sale(commit_of(sale.clone(), None, "fp")).expect("commit");
-    let e = s.outbox_entries_of(&sale.id).expect("entries").into_iter().find(|e| e.remote == "netsuite");
+    let e = s.outbox_entries_of(&sale.id).expect("entries").into_iter().find(|e| e.remote == Remote::Netsuite);
     let e = e.expect("netsuite entry");
     s.transition_outbox(
-        "netsuite",
+        Remote::Netsuite,
         &e.id,
         &e.state,
         OutboxState::Confirmed { remote_id: "3".into() },
@@ -403,7 +405,7 @@ fn a_sale_confirmed_after_the_pull_that_counted_it_is_settled_by_the_levels_mark
     )
     .expect("confirm");
     let before = s.stock(&sku).expect("stock");
-    assert_eq!(s.settle_stock("netsuite", &|r: &str| r.parse().ok()).expect("settle"), Default::default());
+    assert_eq!(s.settle_stock(Remote::Netsuite, &|r: &str| r.parse().ok()).expect("settle"), Default::default());
     assert_eq!(s.stock(&sku).expect("stock"), before);
     // An imported level knows no marker: nothing is settled against it.
     s.set_remote_stock(&[(sku.clone(), 50, Timestamp::now())]).expect("import");
@@ -585,9 +587,9 @@ fn durable_outbox_moves_survive_a_crash_image_and_waiting_entries_come_in_order(
         store.commit_sale(commit_of(s.clone(), None, &format!("fp{i}"))).expect("commit");
         sales.push(s);
     }
-    let waiting = store.outbox_waiting("cloud", None, 10).expect("waiting");
+    let waiting = store.outbox_waiting(Remote::Cloud, None, 10).expect("waiting");
     assert_eq!(waiting.iter().map(|e| e.record_id).collect::<Vec<_>>(), sales.iter().map(|s| s.id).collect::<Vec<_>>());
-    let after_first = store.outbox_waiting("cloud", Some(&waiting[0].id), 10).expect("waiting");
+    let after_first = store.outbox_waiting(Remote::Cloud, Some(&waiting[0].id), 10).expect("waiting");
     assert_eq!(after_first.len(), 2);
 
     store.sync().expect("checkpoint");
@@ -596,7 +598,7 @@ fn durable_outbox_moves_survive_a_crash_image_and_waiting_entries_come_in_order(
     let moves: Vec<edge_sync::store::OutboxMove> = waiting[..2]
         .iter()
         .map(|e| edge_sync::store::OutboxMove {
-            remote: "cloud".into(),
+            remote: Remote::Cloud,
             id: e.id,
             expected: OutboxState::Pending,
             next: OutboxState::InFlight { attempt: 1 },
@@ -620,7 +622,7 @@ fn durable_outbox_moves_survive_a_crash_image_and_waiting_entries_come_in_order(
         assert_eq!((got.state, got.attempts), (OutboxState::InFlight { attempt: 1 }, 1));
     }
     assert!(image.sale(&s4.id).expect("read").is_some());
-    let c = &image.outbox_counts()["cloud"];
+    let c = &image.outbox_counts()[&Remote::Cloud];
     assert_eq!((c.pending, c.in_flight), (2, 2));
 }
 

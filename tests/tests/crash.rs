@@ -18,6 +18,7 @@ use common::{Daemon, Rng};
 use edge_api::SaleOut;
 use edge_sync::demo::demo_item;
 use edge_sync::domain::ItemKind;
+use edge_sync::domain::Remote;
 use edge_sync::store::{SledStore, Store, StoreConfig};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -205,13 +206,13 @@ fn acknowledged_sales_survive_sigkill_exactly_once() {
         let entries = store.outbox_entries_of(&s.id).expect("entries");
         let mut remotes: Vec<_> = entries.iter().map(|e| e.remote.clone()).collect();
         remotes.sort();
-        assert_eq!(remotes, ["cloud", "lightspeed", "netsuite"], "outbox of sale {}", s.id);
+        assert_eq!(remotes, Remote::ALL, "outbox of sale {}", s.id);
         // A stock pull drops the deltas the cloud's level already includes: only those of
         // sales the cloud confirmed.
         let deltas = store.stock_deltas_of_sale(s).expect("deltas");
         let cloud_confirmed = entries
             .iter()
-            .any(|e| e.remote == "cloud" && matches!(e.state, edge_sync::domain::OutboxState::Confirmed { .. }));
+            .any(|e| e.remote == Remote::Cloud && matches!(e.state, edge_sync::domain::OutboxState::Confirmed { .. }));
         if !cloud_confirmed {
             assert_eq!(deltas.len(), s.lines.len(), "deltas of sale {} (not confirmed by the cloud)", s.id);
         }
@@ -222,8 +223,8 @@ fn acknowledged_sales_survive_sigkill_exactly_once() {
         }
     }
     let counts = store.outbox_counts();
-    for r in ["cloud", "lightspeed", "netsuite"] {
-        let c = &counts[r];
+    for r in Remote::ALL {
+        let c = &counts[&r];
         assert_eq!((c.pending + c.in_flight + c.unknown + c.confirmed) as usize, sales.len(), "outbox of {r}: {c:?}");
         assert_eq!(c.rejected + c.dead, 0, "dead letters at {r}: {c:?}");
     }

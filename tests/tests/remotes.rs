@@ -644,8 +644,12 @@ fn a_lightspeed_sale_confirmed_after_the_stock_read_is_read_again_not_subtracted
             let sale =
                 edge::checkout::price::build_sale(&req, store.as_ref(), &cfg, Timestamp::now(), "t", "cashier", None)
                     .expect("priced");
-            let commit =
-                SaleCommit { sale, idempotency_key: None, fingerprint: "t".into(), remotes: vec!["lightspeed".into()] };
+            let commit = SaleCommit {
+                sale,
+                idempotency_key: None,
+                fingerprint: "t".into(),
+                remotes: vec![edge_sync::domain::Remote::Lightspeed],
+            };
             store.commit_sale(commit).expect("commit");
         };
         sell(x, 2);
@@ -659,7 +663,7 @@ fn a_lightspeed_sale_confirmed_after_the_stock_read_is_read_again_not_subtracted
         });
         let connector = LightspeedConnector::new(map.clone(), auth.clone(), resolver, None);
         let policy = Policy { max_in_flight: 2, ..Policy::default() };
-        let mut w = Worker::new("lightspeed", Box::new(connector), policy, 1);
+        let mut w = Worker::new(edge_sync::domain::Remote::Lightspeed, Box::new(connector), policy, 1);
         let mut held = Vec::new();
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while held.len() < 2 {

@@ -785,7 +785,7 @@ mod tests {
         };
         let entry = crate::domain::OutboxEntry {
             id: Uuid::from_u128(0x0200 + u128::from(n)),
-            remote: "cloud".into(),
+            remote: crate::domain::Remote::Cloud,
             kind: crate::domain::RecordKind::Sale,
             record_id: sale.id,
             state: crate::domain::OutboxState::Pending,

@@ -15,6 +15,7 @@
 //! ([`crate::store::Store::settle_stock`]) rather than subtracted until the SKU next changes.
 
 use super::sign;
+use crate::domain::Remote;
 use crate::domain::{Item, ItemKind};
 use crate::money::Currency;
 use crate::store::{Store, StoreError};
@@ -299,11 +300,11 @@ impl Puller {
                 let levels: Vec<(String, i64, Timestamp)> =
                     page.levels.iter().map(|l| (l.sku.clone(), l.level, page.as_of)).collect();
                 let through = page.events_through;
-                let st = store.rebase_stock("cloud", &levels, through, &event_number)?;
+                let st = store.rebase_stock(Remote::Cloud, &levels, through, &event_number)?;
                 // Once the feed is read: sales the cloud confirmed after their SKU's level was
                 // read, and in that level.
                 let settled =
-                    if page.has_more { 0 } else { store.settle_stock("cloud", &event_number)?.deltas_reflected };
+                    if page.has_more { 0 } else { store.settle_stock(Remote::Cloud, &event_number)?.deltas_reflected };
                 tracing::debug!(
                     levels = st.levels,
                     stale = st.stale,

@@ -55,7 +55,7 @@
 pub mod run;
 pub mod sim;
 
-use crate::domain::{OutboxEntry, OutboxState, Record, RecordKind, id_time};
+use crate::domain::{OutboxEntry, OutboxState, Record, RecordKind, Remote, id_time};
 use crate::store::{OutboxMove, Store, StoreError};
 use crate::wire::{HttpRequest, HttpResponse, TransportError};
 use jiff::Timestamp;
@@ -64,7 +64,12 @@ use uuid::Uuid;
 
 /// What the engine needs of the store.
 pub trait OutboxStore: Send + Sync {
-    fn outbox_waiting(&self, remote: &str, after: Option<&Uuid>, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;
+    fn outbox_waiting(
+        &self,
+        remote: Remote,
+        after: Option<&Uuid>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError>;
     fn transition_outbox_many(
         &self,
         moves: &[OutboxMove],
@@ -81,7 +86,12 @@ pub trait OutboxStore: Send + Sync {
 }
 
 impl<T: Store + ?Sized> OutboxStore for T {
-    fn outbox_waiting(&self, remote: &str, after: Option<&Uuid>, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+    fn outbox_waiting(
+        &self,
+        remote: Remote,
+        after: Option<&Uuid>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
         Store::outbox_waiting(self, remote, after, limit)
     }
     fn transition_outbox_many(
@@ -320,7 +330,7 @@ const MAX_ERROR_MARKS: usize = 10_000;
 
 /// The delivery state machine of one remote.
 pub struct Worker {
-    remote: String,
+    remote: Remote,
     connector: Box<dyn Connector>,
     policy: Policy,
     jitter: Jitter,
@@ -357,9 +367,9 @@ fn ts(ms: i64) -> Timestamp {
 }
 
 impl Worker {
-    pub fn new(remote: impl Into<String>, connector: Box<dyn Connector>, policy: Policy, seed: u64) -> Worker {
+    pub fn new(remote: Remote, connector: Box<dyn Connector>, policy: Policy, seed: u64) -> Worker {
         Worker {
-            remote: remote.into(),
+            remote,
             connector,
             policy,
             jitter: Jitter::new(seed),
@@ -384,8 +394,8 @@ impl Worker {
         }
     }
 
-    pub fn remote(&self) -> &str {
-        &self.remote
+    pub fn remote(&self) -> Remote {
+        self.remote
     }
 
     pub fn policy(&self) -> &Policy {
@@ -460,7 +470,7 @@ impl Worker {
         // reading 256 to send one cost milliseconds per request.
         let mut page_size = (max + self.busy.len() + self.deferred.len()).clamp(16, 256);
         'scan: while scanned < self.policy.scan_limit {
-            let page = store.outbox_waiting(&self.remote, after.as_ref(), page_size)?;
+            let page = store.outbox_waiting(self.remote, after.as_ref(), page_size)?;
             page_size = 256;
             if page.is_empty() {
                 break;

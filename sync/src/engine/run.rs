@@ -7,6 +7,7 @@
 //! and leaves the rest InFlight: the next start re-sends them with the same ids.
 
 use super::{Batch, Health, Poll, Worker};
+use crate::domain::Remote;
 use crate::store::Store;
 use crate::wire::{HttpRequest, HttpResponse, TransportError};
 use futures_util::StreamExt;
@@ -36,7 +37,7 @@ impl Clock for SystemClock {
 
 /// One remote as the daemon sees it.
 pub struct RemoteHandle {
-    pub name: String,
+    pub name: Remote,
     pub base_url: String,
     pub timeout: Duration,
     worker: Arc<Mutex<Worker>>,
@@ -49,7 +50,7 @@ pub struct RemoteHandle {
 /// All remote workers of the daemon.
 #[derive(Default)]
 pub struct SyncEngine {
-    remotes: BTreeMap<String, RemoteHandle>,
+    remotes: BTreeMap<Remote, RemoteHandle>,
 }
 
 impl SyncEngine {
@@ -58,9 +59,9 @@ impl SyncEngine {
     }
 
     pub fn add(&mut self, worker: Worker, base_url: &str, timeout: Duration) {
-        let name = worker.remote().to_string();
+        let name = worker.remote();
         self.remotes.insert(
-            name.clone(),
+            name,
             RemoteHandle {
                 name,
                 base_url: base_url.trim_end_matches('/').to_string(),
@@ -72,13 +73,13 @@ impl SyncEngine {
         );
     }
 
-    pub fn names(&self) -> Vec<String> {
-        self.remotes.keys().cloned().collect()
+    pub fn names(&self) -> Vec<Remote> {
+        self.remotes.keys().copied().collect()
     }
 
     /// The remote's health now, or as last seen if its worker is busy.
-    pub fn health(&self, remote: &str, now: Timestamp) -> Option<Health> {
-        let r = self.remotes.get(remote)?;
+    pub fn health(&self, remote: Remote, now: Timestamp) -> Option<Health> {
+        let r = self.remotes.get(&remote)?;
         let mut last = r.last_health.lock().unwrap_or_else(|p| p.into_inner());
         match r.worker.try_lock() {
             Ok(w) => {
@@ -120,7 +121,7 @@ impl SyncEngine {
             .values()
             .map(|r| {
                 let task = Task {
-                    name: r.name.clone(),
+                    name: r.name,
                     base_url: r.base_url.clone(),
                     worker: r.worker.clone(),
                     wake: r.wake.clone(),
@@ -135,7 +136,7 @@ impl SyncEngine {
 }
 
 struct Task {
-    name: String,
+    name: Remote,
     base_url: String,
     worker: Arc<Mutex<Worker>>,
     wake: Arc<Notify>,

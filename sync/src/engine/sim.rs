@@ -29,7 +29,7 @@ use super::{OutboxStore, Policy, Poll, Worker};
 use crate::cloud::CloudConnector;
 use crate::cloud::fake::{Disposition, FakeCloud, FakeConfig, Faults};
 use crate::domain::{
-    AdjustReason, Item, ItemKind, LineRequest, OutboxEntry, OutboxState, Record, RecordKind, Sale, SaleStatus,
+    AdjustReason, Item, ItemKind, LineRequest, OutboxEntry, OutboxState, Record, RecordKind, Remote, Sale, SaleStatus,
     StockAdjustment, TaxMode, Tender, price_line, settle,
 };
 use crate::lightspeed::connector::{LightspeedConnector, LsAuth};
@@ -49,9 +49,9 @@ use uuid::Uuid;
 use super::Jitter;
 
 /// Three remotes with their own fakes, faults and workers: every sale goes to all.
-const REMOTES: [&str; 3] = ["cloud", "lightspeed", "netsuite"];
+const REMOTES: [Remote; 3] = Remote::ALL;
 /// The remotes that take stock adjustments (Lightspeed keeps absolute levels: none).
-const TAKES_ADJUSTMENTS: [&str; 2] = ["cloud", "netsuite"];
+const TAKES_ADJUSTMENTS: [Remote; 2] = [Remote::Cloud, Remote::Netsuite];
 const CLOUD_SECRET: &[u8] = b"demo-cloud-secret";
 const SIM_BASE: &str = "http://sim.invalid";
 /// Items the simulated sales draw from (`sim_item`).
@@ -136,7 +136,12 @@ impl SimStore {
 }
 
 impl OutboxStore for SimStore {
-    fn outbox_waiting(&self, remote: &str, after: Option<&Uuid>, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+    fn outbox_waiting(
+        &self,
+        remote: Remote,
+        after: Option<&Uuid>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
         let st = self.live();
         let lower = match after {
             Some(a) => std::ops::Bound::Excluded(*a),
@@ -268,8 +273,8 @@ enum Net {
 }
 
 /// One remote: its fake, the edge's worker for it, and the faults of the path to it.
-struct Remote {
-    name: &'static str,
+struct Peer {
+    name: Remote,
     fake: SimFake,
     worker: Worker,
     /// Requests whose reply the edge is still waiting for: seq → (epoch, deadline).
@@ -286,7 +291,7 @@ struct Sim {
     now_ms: i64,
     epoch: u32,
     store: SimStore,
-    remotes: Vec<Remote>,
+    remotes: Vec<Peer>,
     net: BTreeMap<(i64, u64), Net>,
     net_seq: u64,
     trace: Vec<String>,
@@ -388,9 +393,9 @@ fn ns_map() -> NetSuiteMap {
 /// Lightspeed's tokens as the store keeps them: what a crash leaves.
 type TokenVault = std::sync::Arc<Mutex<TokenSet>>;
 
-fn worker(name: &str, seed: u64, vault: &TokenVault) -> Worker {
+fn worker(name: Remote, seed: u64, vault: &TokenVault) -> Worker {
     let connector: Box<dyn super::Connector> = match name {
-        "lightspeed" => {
+        Remote::Lightspeed => {
             let tokens = vault.lock().unwrap_or_else(|p| p.into_inner()).clone();
             let v = vault.clone();
             let auth = LsAuth::new(
@@ -404,13 +409,13 @@ fn worker(name: &str, seed: u64, vault: &TokenVault) -> Worker {
             );
             Box::new(LightspeedConnector::new(ls_map(), auth, std::sync::Arc::new(|_| None), None))
         }
-        "netsuite" => Box::new(NetSuiteConnector::new(
+        Remote::Netsuite => Box::new(NetSuiteConnector::new(
             ns_map(),
             NsAuth::Tba(crate::netsuite::fake::demo_tba()),
             SIM_BASE,
             seed ^ 0x4e53,
         )),
-        _ => Box::new(CloudConnector::new(STORE_ID, CLOUD_SECRET)),
+        Remote::Cloud => Box::new(CloudConnector::new(STORE_ID, CLOUD_SECRET)),
     };
     Worker::new(name, connector, policy(), seed)
 }
@@ -445,7 +450,7 @@ impl Sim {
                 let fake_seed = rng.next_u64();
                 let worker_seed = rng.next_u64();
                 let fake = match *name {
-                    "lightspeed" => {
+                    Remote::Lightspeed => {
                         let mut cfg = LsFakeConfig::demo(SIM_BASE);
                         cfg.catalog_size = SIM_ITEMS;
                         // Short-lived access tokens: many refreshes per run.
@@ -455,12 +460,12 @@ impl Sim {
                         cfg.speed = 4;
                         SimFake::Lightspeed(Box::new(FakeLightspeed::new(cfg, fake_seed)))
                     }
-                    "netsuite" => {
+                    Remote::Netsuite => {
                         let mut cfg = NsFakeConfig::demo(SIM_BASE);
                         cfg.catalog_size = SIM_ITEMS;
                         SimFake::NetSuite(Box::new(FakeNetSuite::new(cfg, fake_seed)))
                     }
-                    _ => {
+                    Remote::Cloud => {
                         let mut cfg = FakeConfig::new(STORE_ID, CLOUD_SECRET);
                         cfg.bucket_capacity = 50.0;
                         cfg.refill_per_s = 5.0;
@@ -470,10 +475,10 @@ impl Sim {
                         SimFake::Cloud(Box::new(f))
                     }
                 };
-                Remote {
-                    name,
+                Peer {
+                    name: *name,
                     fake,
-                    worker: worker(name, worker_seed, &vault),
+                    worker: worker(*name, worker_seed, &vault),
                     waiting: BTreeMap::new(),
                     partition: false,
                     slow: false,
@@ -561,7 +566,7 @@ impl Sim {
 
     /// One outbox entry per remote in `to` for a record made now. Now and then one remote
     /// is told to refuse the record as invalid; the others keep it.
-    fn entries_for(&mut self, kind: RecordKind, id: Uuid, request_id: &str, to: &[&str]) -> Vec<OutboxEntry> {
+    fn entries_for(&mut self, kind: RecordKind, id: Uuid, request_id: &str, to: &[Remote]) -> Vec<OutboxEntry> {
         let at = now_ts(self.now_ms);
         let mut entries = Vec::new();
         for r in 0..self.remotes.len() {
@@ -570,7 +575,7 @@ impl Sim {
             }
             entries.push(OutboxEntry {
                 id: new_uuid(&mut self.rng, self.now_ms),
-                remote: self.remotes[r].name.into(),
+                remote: self.remotes[r].name,
                 kind,
                 record_id: id,
                 state: OutboxState::Pending,

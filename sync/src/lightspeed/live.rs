@@ -17,6 +17,7 @@
 //! when it changes again.
 
 use super::connector::LsAuth;
+use crate::domain::Remote;
 use crate::store::Store;
 use jiff::Timestamp;
 use std::sync::Arc;
@@ -343,7 +344,7 @@ impl LsPull {
                     // A local sale is in Lightspeed's level when Lightspeed had it before
                     // this read began: its saleID is at most the newest one we had seen
                     // confirmed then (sale ids grow). Later ones stay subtracted for now.
-                    store.rebase_stock("lightspeed", &batch, seen, &sale_number).map_err(|e| e.to_string())?;
+                    store.rebase_stock(Remote::Lightspeed, &batch, seen, &sale_number).map_err(|e| e.to_string())?;
                 }
                 match crate::lightspeed::json::next_page(&page) {
                     Some(n) => path = n,
@@ -404,7 +405,7 @@ impl LsPull {
     /// Lightspeed moves `qoh` before it answers the POST, so a read begun after the
     /// confirmation holds the sale. Returns the levels read.
     async fn settle(&self, store: &Arc<dyn Store>, acct: &str) -> Result<usize, String> {
-        let settled = store.settle_stock("lightspeed", &sale_number).map_err(|e| e.to_string())?;
+        let settled = store.settle_stock(Remote::Lightspeed, &sale_number).map_err(|e| e.to_string())?;
         let mut ids = Vec::new();
         for sku in &settled.waiting {
             let id = match self.map.items.get(sku) {
@@ -434,7 +435,7 @@ impl LsPull {
                 let page = self.get(&path).await?;
                 let batch = self.levels_of(store, &page, &mut unused);
                 levels += batch.len();
-                store.rebase_stock("lightspeed", &batch, seen, &sale_number).map_err(|e| e.to_string())?;
+                store.rebase_stock(Remote::Lightspeed, &batch, seen, &sale_number).map_err(|e| e.to_string())?;
                 match crate::lightspeed::json::next_page(&page) {
                     Some(n) => path = n,
                     None => break,

@@ -25,6 +25,7 @@
 //! locally, is skipped and named in the log with the missing key; the rest apply.
 
 use super::connector::NsAuth;
+use crate::domain::Remote;
 use crate::domain::{Item, ItemKind};
 use crate::mapping::{NetSuiteMap, NsItems};
 use crate::money::Currency;
@@ -242,10 +243,10 @@ impl NsPull {
         out.levels = levels.len();
         let number = |rid: &str| rid.parse::<u64>().ok();
         for chunk in levels.chunks(500) {
-            store.rebase_stock("netsuite", chunk, seen, &number).map_err(|e| e.to_string())?;
+            store.rebase_stock(Remote::Netsuite, chunk, seen, &number).map_err(|e| e.to_string())?;
         }
         // Records confirmed during the read, numbered at most `seen`, are in those levels.
-        store.settle_stock("netsuite", &number).map_err(|e| e.to_string())?;
+        store.settle_stock(Remote::Netsuite, &number).map_err(|e| e.to_string())?;
         Ok(out)
     }
 

@@ -100,7 +100,7 @@ pub mod journal;
 pub mod sled_store;
 
 use crate::domain::{
-    AuditRecord, Item, OutboxEntry, OutboxState, Payment, Sale, StockAdjustment, StockDelta, StockLevel,
+    AuditRecord, Item, OutboxEntry, OutboxState, Payment, Remote, Sale, StockAdjustment, StockDelta, StockLevel,
 };
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -185,7 +185,7 @@ pub struct SaleCommit {
     /// Digest of the request (see [`IdemRecord::fingerprint`]).
     pub fingerprint: String,
     /// One outbox entry is made per remote (remotes whose mode is not `off`).
-    pub remotes: Vec<String>,
+    pub remotes: Vec<Remote>,
 }
 
 /// A stock adjustment to commit, with everything that goes into the same atomic write.
@@ -196,7 +196,7 @@ pub struct AdjustmentCommit {
     /// Digest of the request; a replay with other content is a conflict.
     pub fingerprint: String,
     /// One outbox entry per remote that receives adjustments.
-    pub remotes: Vec<String>,
+    pub remotes: Vec<Remote>,
 }
 
 /// What an adjustment commit did.
@@ -237,18 +237,18 @@ pub struct OutboxCounts {
 /// Filter for outbox listings.
 #[derive(Debug, Clone, Default)]
 pub struct OutboxQuery {
-    pub remote: Option<String>,
+    pub remote: Option<Remote>,
     /// A state name as in [`OutboxState::name`].
     pub state: Option<String>,
     /// Continue after this `(remote, entry id)`.
-    pub after: Option<(String, Uuid)>,
+    pub after: Option<(Remote, Uuid)>,
     pub limit: usize,
 }
 
 /// One guarded state move of an outbox entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutboxMove {
-    pub remote: String,
+    pub remote: Remote,
     pub id: Uuid,
     pub expected: OutboxState,
     pub next: OutboxState,
@@ -330,7 +330,7 @@ pub trait Store: Send + Sync {
     /// unreflected. A level older than the one held is ignored.
     fn rebase_stock(
         &self,
-        source: &str,
+        source: Remote,
         levels: &[(String, i64, Timestamp)],
         through: u64,
         number: &dyn Fn(&str) -> Option<u64>,
@@ -342,7 +342,7 @@ pub trait Store: Send + Sync {
     /// stay subtracted until the SKU's level next changed. The SKUs that still hold a
     /// confirmed delta numbered above their level's marker are returned in `waiting`: only
     /// a fresh read of their level can tell whether it includes the record.
-    fn settle_stock(&self, source: &str, number: &dyn Fn(&str) -> Option<u64>) -> Result<SettleStats>;
+    fn settle_stock(&self, source: Remote, number: &dyn Fn(&str) -> Option<u64>) -> Result<SettleStats>;
 
     // --- sales ---
     /// Atomically stores a sale, outbox entries, stock deltas and an audit record, then
@@ -370,12 +370,12 @@ pub trait Store: Send + Sync {
     fn outbox_page(&self, q: &OutboxQuery) -> Result<Vec<OutboxEntry>>;
     fn outbox_entries_of(&self, record_id: &Uuid) -> Result<Vec<OutboxEntry>>;
     /// Counts per remote, kept in memory (rebuilt on open).
-    fn outbox_counts(&self) -> BTreeMap<String, OutboxCounts>;
+    fn outbox_counts(&self) -> BTreeMap<Remote, OutboxCounts>;
     /// Moves an entry to a new state (durable at the next sync). `expected` guards against a
     /// lost update: the move happens only if the entry is in that state.
     fn transition_outbox(
         &self,
-        remote: &str,
+        remote: Remote,
         id: &Uuid,
         expected: &OutboxState,
         next: OutboxState,
@@ -394,7 +394,7 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<Result<OutboxEntry, String>>>;
     /// Entries of `remote` still to be delivered (pending, in flight, unknown) in creation
     /// order after `after`; served from the in-memory index.
-    fn outbox_waiting(&self, remote: &str, after: Option<&Uuid>, limit: usize) -> Result<Vec<OutboxEntry>>;
+    fn outbox_waiting(&self, remote: Remote, after: Option<&Uuid>, limit: usize) -> Result<Vec<OutboxEntry>>;
 
     // --- card payments ---
     /// Stores a payment's new state; durable when it returns (journaled and synced with the

@@ -9,8 +9,8 @@ use super::{
     StoreError, StoreStats,
 };
 use crate::domain::{
-    AuditRecord, Item, OutboxEntry, OutboxState, Payment, PaymentState, RecordKind, Sale, StockAdjustment, StockDelta,
-    StockLevel, StockMarker, id_time, new_id,
+    AuditRecord, Item, OutboxEntry, OutboxState, Payment, PaymentState, RecordKind, Remote, Sale, StockAdjustment,
+    StockDelta, StockLevel, StockMarker, id_time, new_id,
 };
 use jiff::Timestamp;
 use serde::Serialize;
@@ -99,7 +99,7 @@ pub struct SledStore {
     on_fatal: Option<FatalHook>,
     fatal_called: AtomicBool,
     files_seen: Mutex<BTreeSet<String>>,
-    index: Mutex<BTreeMap<String, RemoteIndex>>,
+    index: Mutex<BTreeMap<Remote, RemoteIndex>>,
     item_count: AtomicU64,
     sale_count: AtomicU64,
     format_version: u32,
@@ -107,7 +107,7 @@ pub struct SledStore {
 
 /// One pending outbox entry per remote (each named once) for a new record.
 fn new_entries(
-    mut remotes: Vec<String>,
+    mut remotes: Vec<Remote>,
     kind: RecordKind,
     record_id: Uuid,
     at: Timestamp,
@@ -194,7 +194,8 @@ struct CheckpointStats {
     last_micros: u64,
 }
 
-fn outbox_key(remote: &str, id: &Uuid) -> Vec<u8> {
+fn outbox_key(remote: Remote, id: &Uuid) -> Vec<u8> {
+    let remote = remote.as_str();
     let mut k = Vec::with_capacity(remote.len() + 17);
     k.extend_from_slice(remote.as_bytes());
     k.push(0);
@@ -202,7 +203,8 @@ fn outbox_key(remote: &str, id: &Uuid) -> Vec<u8> {
     k
 }
 
-fn by_record_key(record: &Uuid, remote: &str) -> Vec<u8> {
+fn by_record_key(record: &Uuid, remote: Remote) -> Vec<u8> {
+    let remote = remote.as_str();
     let mut k = Vec::with_capacity(remote.len() + 16);
     k.extend_from_slice(record.as_bytes());
     k.extend_from_slice(remote.as_bytes());
@@ -500,7 +502,7 @@ impl SledStore {
             .transaction(|t| {
                 let mut out = Vec::with_capacity(moves.len());
                 for m in moves {
-                    let key = outbox_key(&m.remote, &m.id);
+                    let key = outbox_key(m.remote, &m.id);
                     let Some(v) = t.get(&key)? else {
                         out.push(Err(format!("outbox entry {} of {} does not exist", m.id, m.remote)));
                         continue;
@@ -524,7 +526,7 @@ impl SledStore {
         let mut idx = self.lock_index();
         for (m, r) in moves.iter().zip(&res) {
             if let Ok(e) = r {
-                let ri = idx.entry(m.remote.clone()).or_default();
+                let ri = idx.entry(m.remote).or_default();
                 ri.remove(m.id, &m.expected);
                 ri.add(m.id, &e.state);
             }
@@ -639,8 +641,8 @@ impl SledStore {
                         idem.insert(k.as_bytes(), idem_json.as_slice())?;
                     }
                     for (e, j) in rec.entries.iter().zip(&entries_json) {
-                        outbox.insert(outbox_key(&e.remote, &e.id), j.as_slice())?;
-                        by_rec.insert(by_record_key(&sale.id, &e.remote), e.id.as_bytes())?;
+                        outbox.insert(outbox_key(e.remote, &e.id), j.as_slice())?;
+                        by_rec.insert(by_record_key(&sale.id, e.remote), e.id.as_bytes())?;
                     }
                     for (k, v) in &deltas {
                         deltas_t.insert(k.as_slice(), v.as_slice())?;
@@ -677,7 +679,7 @@ impl SledStore {
     /// The number `source` gave the record of a stock delta, if `source` confirmed it.
     fn confirmed_number(
         &self,
-        source: &str,
+        source: Remote,
         d: &StockDelta,
         number: &dyn Fn(&str) -> Option<u64>,
     ) -> Result<Option<u64>> {
@@ -772,7 +774,7 @@ impl SledStore {
         &self.path
     }
 
-    fn lock_index(&self) -> MutexGuard<'_, BTreeMap<String, RemoteIndex>> {
+    fn lock_index(&self) -> MutexGuard<'_, BTreeMap<Remote, RemoteIndex>> {
         self.index.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -782,11 +784,15 @@ impl SledStore {
             #[serde(flatten)]
             state: OutboxState,
         }
-        let mut idx: BTreeMap<String, RemoteIndex> = BTreeMap::new();
+        let mut idx: BTreeMap<Remote, RemoteIndex> = BTreeMap::new();
         for kv in self.outbox.iter() {
             let (k, v) = kv.map_err(io)?;
             let split = k.iter().position(|b| *b == 0).unwrap_or(k.len());
-            let remote = String::from_utf8_lossy(&k[..split]).into_owned();
+            let name = String::from_utf8_lossy(&k[..split]).into_owned();
+            let remote = Remote::parse(&name).ok_or_else(|| StoreError::Corrupt {
+                what: format!("outbox key of {name:?}"),
+                detail: "not a remote this version knows".into(),
+            })?;
             let id = uuid_of(k.get(split + 1..).unwrap_or_default()).ok_or_else(|| StoreError::Corrupt {
                 what: format!("outbox key of {remote}"),
                 detail: "bad id".into(),
@@ -1122,7 +1128,7 @@ impl Store for SledStore {
 
     fn rebase_stock(
         &self,
-        source: &str,
+        source: Remote,
         levels: &[(String, i64, Timestamp)],
         through: u64,
         number: &dyn Fn(&str) -> Option<u64>,
@@ -1163,7 +1169,7 @@ impl Store for SledStore {
         Ok(stats)
     }
 
-    fn settle_stock(&self, source: &str, number: &dyn Fn(&str) -> Option<u64>) -> Result<SettleStats> {
+    fn settle_stock(&self, source: Remote, number: &dyn Fn(&str) -> Option<u64>) -> Result<SettleStats> {
         let mut stats = SettleStats::default();
         // Deltas are keyed by SKU first: one SKU at a time, under the commit lock as in a
         // rebase, so that no commit's delta slips between the scan and the write.
@@ -1183,7 +1189,7 @@ impl Store for SledStore {
             let _order = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
             let cur = self.stock(&sku)?;
             // Only a level of this source: another source numbers its records otherwise.
-            if let Some(through) = cur.through.as_ref().filter(|m| m.source == source).map(|m| m.through) {
+            if let Some(through) = cur.through.as_ref().filter(|m| m.source == source.as_str()).map(|m| m.through) {
                 let (mut dropped_sum, mut drop_keys, mut waits) = (0i64, Vec::new(), false);
                 for kv in self.deltas.scan_prefix(&prefix) {
                     let (k, v) = kv.map_err(io)?;
@@ -1247,7 +1253,7 @@ impl Store for SledStore {
                     let rotated = self.append_or_die(&payload)?;
                     let mut idx = self.lock_index();
                     for e in &rec.entries {
-                        idx.entry(e.remote.clone()).or_default().add(e.id, &e.state);
+                        idx.entry(e.remote).or_default().add(e.id, &e.state);
                     }
                     self.sale_count.fetch_add(1, Ordering::Relaxed);
                     (TxOut::New, rotated)
@@ -1353,8 +1359,8 @@ impl Store for SledStore {
                             idem.insert(k.as_bytes(), idem_json.as_slice())?;
                         }
                         for (e, j) in entries.iter().zip(&entries_json) {
-                            outbox.insert(outbox_key(&e.remote, &e.id), j.as_slice())?;
-                            by_rec.insert(by_record_key(&adj.id, &e.remote), e.id.as_bytes())?;
+                            outbox.insert(outbox_key(e.remote, &e.id), j.as_slice())?;
+                            by_rec.insert(by_record_key(&adj.id, e.remote), e.id.as_bytes())?;
                         }
                         deltas_t.insert(delta_k.as_slice(), delta_json.as_slice())?;
                         let mut cur: StockLevel = match stock.get(adj.sku.as_bytes())? {
@@ -1372,7 +1378,7 @@ impl Store for SledStore {
             if out.is_none() {
                 let mut idx = self.lock_index();
                 for e in &entries {
-                    idx.entry(e.remote.clone()).or_default().add(e.id, &e.state);
+                    idx.entry(e.remote).or_default().add(e.id, &e.state);
                 }
             }
             out
@@ -1441,9 +1447,9 @@ impl Store for SledStore {
     }
 
     fn outbox_entry(&self, id: &Uuid) -> Result<Option<OutboxEntry>> {
-        let remotes: Vec<String> = self.lock_index().keys().cloned().collect();
+        let remotes: Vec<Remote> = self.lock_index().keys().copied().collect();
         for r in remotes {
-            if let Some(e) = self.get_json(&self.outbox, &outbox_key(&r, id), || format!("outbox entry {id}"))? {
+            if let Some(e) = self.get_json(&self.outbox, &outbox_key(r, id), || format!("outbox entry {id}"))? {
                 return Ok(Some(e));
             }
         }
@@ -1452,8 +1458,8 @@ impl Store for SledStore {
 
     fn outbox_page(&self, q: &OutboxQuery) -> Result<Vec<OutboxEntry>> {
         let lower = match (&q.after, &q.remote) {
-            (Some((r, id)), _) => Bound::Excluded(outbox_key(r, id)),
-            (None, Some(r)) => Bound::Included(outbox_key(r, &Uuid::nil())),
+            (Some((r, id)), _) => Bound::Excluded(outbox_key(*r, id)),
+            (None, Some(r)) => Bound::Included(outbox_key(*r, &Uuid::nil())),
             (None, None) => Bound::Unbounded,
         };
         let mut out = Vec::new();
@@ -1463,6 +1469,7 @@ impl Store for SledStore {
             }
             let (k, v) = kv.map_err(io)?;
             if let Some(r) = &q.remote {
+                let r = r.as_str();
                 let prefix_ok = k.len() > r.len() && k.starts_with(r.as_bytes()) && k[r.len()] == 0;
                 if !prefix_ok {
                     break;
@@ -1480,17 +1487,21 @@ impl Store for SledStore {
         let mut out = Vec::new();
         for kv in self.outbox_by_record.scan_prefix(record_id.as_bytes()) {
             let (k, v) = kv.map_err(io)?;
-            let remote = String::from_utf8_lossy(&k[16..]).into_owned();
+            let name = String::from_utf8_lossy(&k[16..]).into_owned();
+            let remote = Remote::parse(&name).ok_or_else(|| StoreError::Corrupt {
+                what: "outbox index".into(),
+                detail: format!("{name:?} is not a remote this version knows"),
+            })?;
             let id = uuid_of(&v)
                 .ok_or_else(|| StoreError::Corrupt { what: "outbox index".into(), detail: "bad id".into() })?;
-            if let Some(e) = self.get_json(&self.outbox, &outbox_key(&remote, &id), || format!("outbox entry {id}"))? {
+            if let Some(e) = self.get_json(&self.outbox, &outbox_key(remote, &id), || format!("outbox entry {id}"))? {
                 out.push(e);
             }
         }
         Ok(out)
     }
 
-    fn outbox_counts(&self) -> BTreeMap<String, OutboxCounts> {
+    fn outbox_counts(&self) -> BTreeMap<Remote, OutboxCounts> {
         self.lock_index()
             .iter()
             .map(|(r, i)| {
@@ -1503,13 +1514,13 @@ impl Store for SledStore {
 
     fn transition_outbox(
         &self,
-        remote: &str,
+        remote: Remote,
         id: &Uuid,
         expected: &OutboxState,
         next: OutboxState,
         at: Timestamp,
     ) -> Result<OutboxEntry> {
-        let m = OutboxMove { remote: remote.to_string(), id: *id, expected: expected.clone(), next };
+        let m = OutboxMove { remote, id: *id, expected: expected.clone(), next };
         let mut res = self.transition_outbox_many(std::slice::from_ref(&m), at)?;
         res.pop().unwrap_or_else(|| Err("no result".into())).map_err(StoreError::Invalid)
     }
@@ -1593,10 +1604,10 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    fn outbox_waiting(&self, remote: &str, after: Option<&Uuid>, limit: usize) -> Result<Vec<OutboxEntry>> {
+    fn outbox_waiting(&self, remote: Remote, after: Option<&Uuid>, limit: usize) -> Result<Vec<OutboxEntry>> {
         let ids: Vec<Uuid> = {
             let idx = self.lock_index();
-            let Some(ri) = idx.get(remote) else { return Ok(Vec::new()) };
+            let Some(ri) = idx.get(&remote) else { return Ok(Vec::new()) };
             let lower = match after {
                 Some(a) => Bound::Excluded(*a),
                 None => Bound::Unbounded,

@@ -2,6 +2,7 @@
 //! Helpers shared by the store tests.
 
 use edge_sync::demo::demo_item;
+use edge_sync::domain::Remote;
 use edge_sync::domain::{LineRequest, Sale, SaleStatus, TaxMode, Tender, business_date, new_id, price_line, settle};
 use edge_sync::money::Currency;
 use edge_sync::store::{SaleCommit, SledStore, Store, StoreConfig, StoreError};
@@ -9,7 +10,7 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use std::path::Path;
 
-pub const REMOTES: [&str; 3] = ["cloud", "lightspeed", "netsuite"];
+pub const REMOTES: [Remote; 3] = Remote::ALL;
 
 pub fn open(dir: &Path) -> SledStore {
     let mut cfg = StoreConfig::new(dir);
@@ -89,6 +90,6 @@ pub fn commit_of(sale: Sale, key: Option<&str>, fingerprint: &str) -> SaleCommit
         sale,
         idempotency_key: key.map(str::to_string),
         fingerprint: fingerprint.to_string(),
-        remotes: REMOTES.iter().map(|s| s.to_string()).collect(),
+        remotes: REMOTES.to_vec(),
     }
 }
