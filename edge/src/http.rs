@@ -955,7 +955,7 @@ fn retry_entries(app: &App, entries: &[OutboxEntry]) -> ApiResult<Vec<OutboxEntr
         .iter()
         .filter(|e| matches!(e.state, OutboxState::Rejected { .. } | OutboxState::Dead { .. }))
         .map(|e| edge_sync::store::OutboxMove {
-            remote: e.remote.clone(),
+            remote: e.remote,
             id: e.id,
             expected: e.state.clone(),
             next: OutboxState::Pending,
@@ -1022,7 +1022,7 @@ async fn retry_dead_all(State(app): State<Arc<App>>, auth: Auth, uri: axum::http
         for state in ["rejected", "dead"] {
             let mut after = None;
             loop {
-                let oq = OutboxQuery { remote, state: Some(state.into()), after: after.clone(), limit: 1000 };
+                let oq = OutboxQuery { remote, state: Some(state.into()), after, limit: 1000 };
                 let page = app2.store.outbox_page(&oq)?;
                 let Some(last) = page.last() else { break };
                 after = Some((last.remote, last.id));

@@ -204,7 +204,7 @@ fn acknowledged_sales_survive_sigkill_exactly_once() {
     let mut per_sku: BTreeMap<String, i64> = BTreeMap::new();
     for s in &sales {
         let entries = store.outbox_entries_of(&s.id).expect("entries");
-        let mut remotes: Vec<_> = entries.iter().map(|e| e.remote.clone()).collect();
+        let mut remotes: Vec<_> = entries.iter().map(|e| e.remote).collect();
         remotes.sort();
         assert_eq!(remotes, Remote::ALL, "outbox of sale {}", s.id);
         // A stock pull drops the deltas the cloud's level already includes: only those of

@@ -552,7 +552,7 @@ impl Worker {
             let moves: Vec<OutboxMove> = refused
                 .iter()
                 .map(|(id, st, why)| OutboxMove {
-                    remote: self.remote.clone(),
+                    remote: self.remote,
                     id: *id,
                     expected: st.clone(),
                     next: OutboxState::Rejected { reason: why.clone() },
@@ -576,7 +576,7 @@ impl Worker {
         let moves: Vec<OutboxMove> = records
             .iter()
             .map(|(e, _)| OutboxMove {
-                remote: self.remote.clone(),
+                remote: self.remote,
                 id: e.id,
                 expected: e.state.clone(),
                 next: OutboxState::InFlight { attempt: e.attempts.saturating_add(1) },
@@ -662,11 +662,11 @@ impl Worker {
         if let Breaker::HalfOpen { period_ms, .. } = self.breaker {
             self.breaker = Breaker::HalfOpen { probing: false, period_ms };
         }
-        let remote = self.remote.clone();
+        let remote = self.remote;
         let to = |next: &dyn Fn(&Uuid) -> OutboxState| -> Vec<OutboxMove> {
             sent.iter()
                 .map(|(id, attempt)| OutboxMove {
-                    remote: remote.clone(),
+                    remote,
                     id: *id,
                     expected: OutboxState::InFlight { attempt: *attempt },
                     next: next(id),
@@ -817,7 +817,7 @@ impl Worker {
                     }
                 }
             };
-            moves.push(OutboxMove { remote: self.remote.clone(), id: *id, expected, next });
+            moves.push(OutboxMove { remote: self.remote, id: *id, expected, next });
         }
         store.transition_outbox_many(&moves, now)?;
         Ok(())

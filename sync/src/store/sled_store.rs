@@ -1507,7 +1507,7 @@ impl Store for SledStore {
             .map(|(r, i)| {
                 let mut c = i.counts.clone();
                 c.oldest_waiting = i.waiting.first().and_then(id_time);
-                (r.clone(), c)
+                (*r, c)
             })
             .collect()
     }
