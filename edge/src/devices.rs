@@ -148,13 +148,65 @@ pub fn not_run(why: String) -> Failure {
     Failure { error: ZvtError::Link(why), in_doubt: false, partial: Box::default() }
 }
 
+/// Where a device stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceState {
+    /// Started, not connected yet.
+    Connecting,
+    Online,
+    /// The link failed; reconnecting with backoff.
+    Offline,
+    /// Several missed checks in a row.
+    Gone,
+}
+
+impl DeviceState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceState::Connecting => "connecting",
+            DeviceState::Online => "online",
+            DeviceState::Offline => "offline",
+            DeviceState::Gone => "gone",
+        }
+    }
+}
+
+/// A device as the daemon last saw it.
+#[derive(Debug, Clone)]
+pub struct DeviceStatus {
+    pub id: String,
+    pub kind: Kind,
+    pub state: DeviceState,
+    /// The device's own words (`online, paper near end, drawer closed`), or the last error.
+    pub health: String,
+    pub uri: String,
+    pub last_seen_at: Option<jiff::Timestamp>,
+    /// UPOS statistics.
+    pub stats: BTreeMap<String, String>,
+}
+
+impl DeviceStatus {
+    /// The API's wire form (the event bus and `/v1/devices`).
+    pub fn out(&self) -> DeviceOut {
+        DeviceOut {
+            id: self.id.clone(),
+            kind: self.kind.name().into(),
+            state: self.state.as_str().into(),
+            health: self.health.clone(),
+            uri: self.uri.clone(),
+            last_seen_at: self.last_seen_at.map(|t| t.to_string()),
+            stats: self.stats.clone(),
+        }
+    }
+}
+
 struct Slot {
     /// Terminals: set to ask the terminal to abort the payment under way.
     abort: Arc<std::sync::atomic::AtomicBool>,
     /// Terminals: the terminal said it cannot reach its host (store-and-forward only).
     offline: std::sync::atomic::AtomicBool,
     spec: DeviceSpec,
-    out: Mutex<DeviceOut>,
+    out: Mutex<DeviceStatus>,
     tx: Mutex<Sender<Command>>,
     queued: std::sync::atomic::AtomicUsize,
 }
@@ -179,10 +231,10 @@ impl Devices {
         for spec in specs {
             let (tx, rx) = channel();
             let slot = Arc::new(Slot {
-                out: Mutex::new(DeviceOut {
+                out: Mutex::new(DeviceStatus {
                     id: spec.id.clone(),
-                    kind: spec.kind.name().into(),
-                    state: "connecting".into(),
+                    kind: spec.kind,
+                    state: DeviceState::Connecting,
                     health: "not checked yet".into(),
                     uri: spec.uri.to_string(),
                     last_seen_at: None,
@@ -206,7 +258,7 @@ impl Devices {
     }
 
     pub fn list(&self) -> Vec<DeviceOut> {
-        self.slots.values().map(|s| s.out.lock().unwrap_or_else(|p| p.into_inner()).clone()).collect()
+        self.slots.values().map(|s| s.out.lock().unwrap_or_else(|p| p.into_inner()).out()).collect()
     }
 
     fn first(&self, kind: Kind) -> Option<&Arc<Slot>> {
@@ -261,7 +313,7 @@ impl Devices {
 
     /// One device's state, health and statistics.
     pub fn get(&self, id: &str) -> Option<DeviceOut> {
-        self.slots.get(id).map(|s| s.out.lock().unwrap_or_else(|p| p.into_inner()).clone())
+        self.slots.get(id).map(|s| s.out.lock().unwrap_or_else(|p| p.into_inner()).out())
     }
 
     /// UPOS checkHealth on one device, at a level; waits at most `wait` for the answer.
@@ -346,18 +398,18 @@ pub fn receipt_of(store: &str, lines: &[(String, String)], total: &str, sale_id:
     r.line(sale_id).cut()
 }
 
-fn set(slot: &Slot, emit: &Emit, state: &str, health: String, stats: BTreeMap<String, String>) {
+fn set(slot: &Slot, emit: &Emit, state: DeviceState, health: String, stats: BTreeMap<String, String>) {
     let changed;
     let out = {
         let mut o = slot.out.lock().unwrap_or_else(|p| p.into_inner());
         changed = o.state != state || o.health != health;
-        o.state = state.into();
+        o.state = state;
         o.health = health;
         o.stats = stats;
-        if state == "online" {
-            o.last_seen_at = Some(now());
+        if state == DeviceState::Online {
+            o.last_seen_at = Some(jiff::Timestamp::now());
         }
-        o.clone()
+        o.out()
     };
     if changed {
         tracing::info!(device = %out.id, state = %out.state, health = %out.health, "device status");
@@ -430,7 +482,7 @@ fn run(slot: Arc<Slot>, rx: Receiver<Command>, emit: Emit) {
             }
             Err(e) => {
                 missed += 1;
-                let state = if missed >= GONE_AFTER { "gone" } else { "offline" };
+                let state = if missed >= GONE_AFTER { DeviceState::Gone } else { DeviceState::Offline };
                 set(&slot, &emit, state, e, BTreeMap::new());
                 // Commands that come meanwhile fail at once, saying why.
                 let until = Instant::now() + backoff;
@@ -438,7 +490,7 @@ fn run(slot: Arc<Slot>, rx: Receiver<Command>, emit: Emit) {
                     match rx.recv_timeout(left) {
                         Ok(c) => {
                             slot.queued.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-                            fail(c, &slot.spec.id, state);
+                            fail(c, &slot.spec.id, state.as_str());
                         }
                         Err(RecvTimeoutError::Timeout) => break,
                         Err(RecvTimeoutError::Disconnected) => return,
@@ -454,7 +506,7 @@ fn run(slot: Arc<Slot>, rx: Receiver<Command>, emit: Emit) {
             None => return,
             Some(e) => {
                 missed += 1;
-                set(&slot, &emit, "offline", e, BTreeMap::new());
+                set(&slot, &emit, DeviceState::Offline, e, BTreeMap::new());
             }
         }
     }
@@ -540,12 +592,12 @@ fn serve(slot: &Slot, rx: &Receiver<Command>, emit: &Emit, driver: &mut Driver) 
     loop {
         match driver {
             Driver::Printer(p) if first => match printer_health(p, &mut drawer_open_since) {
-                Ok(h) => set(slot, emit, "online", h, p.lifecycle.stats.report()),
+                Ok(h) => set(slot, emit, DeviceState::Online, h, p.lifecycle.stats.report()),
                 Err(e) => return Some(e),
             },
             Driver::Scanner(s) => match s.next_scan(Duration::from_millis(200)) {
                 Ok(Some(Ok(scan))) => {
-                    set(slot, emit, "online", "ok".into(), scanner_stats(s.as_ref()));
+                    set(slot, emit, DeviceState::Online, "ok".into(), scanner_stats(s.as_ref()));
                     emit(Event::Scan {
                         at: now(),
                         device: id.clone(),
@@ -559,18 +611,22 @@ fn serve(slot: &Slot, rx: &Receiver<Command>, emit: &Emit, driver: &mut Driver) 
                 }
                 Ok(Some(Err(e))) => {
                     tracing::warn!(device = %id, error = %e, "scan refused");
-                    set(slot, emit, "online", format!("last scan refused: {e}"), scanner_stats(s.as_ref()));
+                    set(slot, emit, DeviceState::Online, format!("last scan refused: {e}"), scanner_stats(s.as_ref()));
                 }
                 Ok(None) => {
                     if first {
-                        set(slot, emit, "online", "ok".into(), scanner_stats(s.as_ref()));
+                        set(slot, emit, DeviceState::Online, "ok".into(), scanner_stats(s.as_ref()));
                     }
                 }
                 Err(e) => return Some(e.to_string()),
             },
-            Driver::Display(d) if first => set(slot, emit, "online", "ok".into(), d.lifecycle.stats.report()),
-            Driver::Scale(s) if first => set(slot, emit, "online", "ok".into(), s.lifecycle.stats.report()),
-            Driver::Terminal(t) if first => set(slot, emit, "online", "registered".into(), t.lifecycle.stats.report()),
+            Driver::Display(d) if first => {
+                set(slot, emit, DeviceState::Online, "ok".into(), d.lifecycle.stats.report())
+            }
+            Driver::Scale(s) if first => set(slot, emit, DeviceState::Online, "ok".into(), s.lifecycle.stats.report()),
+            Driver::Terminal(t) if first => {
+                set(slot, emit, DeviceState::Online, "registered".into(), t.lifecycle.stats.report())
+            }
             _ => {}
         }
         first = false;
@@ -579,7 +635,7 @@ fn serve(slot: &Slot, rx: &Receiver<Command>, emit: &Emit, driver: &mut Driver) 
             Err(RecvTimeoutError::Timeout) => {
                 if let Driver::Printer(p) = driver {
                     match printer_health(p, &mut drawer_open_since) {
-                        Ok(h) => set(slot, emit, "online", h, p.lifecycle.stats.report()),
+                        Ok(h) => set(slot, emit, DeviceState::Online, h, p.lifecycle.stats.report()),
                         Err(e) => return Some(e),
                     }
                 }
@@ -588,7 +644,7 @@ fn serve(slot: &Slot, rx: &Receiver<Command>, emit: &Emit, driver: &mut Driver) 
                         Ok(o) => {
                             let (h, off) = terminal_health(&o);
                             slot.offline.store(off, std::sync::atomic::Ordering::SeqCst);
-                            set(slot, emit, "online", h, t.lifecycle.stats.report());
+                            set(slot, emit, DeviceState::Online, h, t.lifecycle.stats.report());
                         }
                         Err(e) => return Some(e.to_string()),
                     }
@@ -606,7 +662,7 @@ fn serve(slot: &Slot, rx: &Receiver<Command>, emit: &Emit, driver: &mut Driver) 
                             tracing::debug!(device = %id, event = ?e, "printer event");
                         }
                         let health = printer_health(p, &mut drawer_open_since).unwrap_or_else(|e| e);
-                        set(slot, emit, "online", health, p.lifecycle.stats.report());
+                        set(slot, emit, DeviceState::Online, health, p.lifecycle.stats.report());
                         match outcome {
                             JobOutcome::Printed => {
                                 tracing::info!(device = %id, job = %job_id, "receipt printed");
@@ -666,7 +722,7 @@ fn serve(slot: &Slot, rx: &Receiver<Command>, emit: &Emit, driver: &mut Driver) 
                         slot.offline.store(off, std::sync::atomic::Ordering::SeqCst);
                     }
                     if op == TerminalOp::Status {
-                        set(slot, emit, "online", h, t.lifecycle.stats.report());
+                        set(slot, emit, DeviceState::Online, h, t.lifecycle.stats.report());
                     }
                 }
                 let _ = reply.send(r);

@@ -746,8 +746,6 @@ struct OutboxParams {
     cursor: Option<String>,
 }
 
-const STATE_NAMES: [&str; 6] = ["pending", "in_flight", "confirmed", "unknown", "rejected", "dead"];
-
 fn outbox_out(e: OutboxEntry) -> OutboxEntryOut {
     let detail = match &e.state {
         OutboxState::Confirmed { remote_id } => Some(remote_id.clone()),
@@ -783,17 +781,20 @@ async fn list_outbox(State(app): State<Arc<App>>, auth: Auth, uri: axum::http::U
         let entries = app.store.outbox_entries_of(&id)?;
         return Ok(Json(OutboxPage { entries: entries.into_iter().map(outbox_out).collect(), next_cursor: None }));
     }
-    if let Some(s) = &q.state
-        && !STATE_NAMES.contains(&s.as_str())
-    {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "bad-query",
-            "Unknown state",
-            format!("{s:?} is not a state; one of {}", STATE_NAMES.join(", ")),
-        )
-        .field("state"));
-    }
+    use edge_sync::domain::OutboxStateKind;
+    let state = match &q.state {
+        None => None,
+        Some(s) => Some(OutboxStateKind::parse(s).ok_or_else(|| {
+            let names: Vec<&str> = OutboxStateKind::ALL.iter().map(|k| k.as_str()).collect();
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad-query",
+                "Unknown state",
+                format!("{s:?} is not a state; one of {}", names.join(", ")),
+            )
+            .field("state")
+        })?),
+    };
     let remote = remote_param(q.remote.as_deref())?;
     // The cursor is `remote/entry-id`.
     let after = match &q.cursor {
@@ -808,7 +809,7 @@ async fn list_outbox(State(app): State<Arc<App>>, auth: Auth, uri: axum::http::U
         None => None,
     };
     let store = app.store.clone();
-    let oq = OutboxQuery { remote, state: q.state, after, limit };
+    let oq = OutboxQuery { remote, state, after, limit };
     let entries = tokio::task::spawn_blocking(move || store.outbox_page(&oq)).await.map_err(ApiError::internal)??;
     let next = if entries.len() == limit { entries.last().map(|e| format!("{}/{}", e.remote, e.id)) } else { None };
     Ok(Json(OutboxPage { entries: entries.into_iter().map(outbox_out).collect(), next_cursor: next }))
@@ -1019,10 +1020,10 @@ async fn retry_dead_all(State(app): State<Arc<App>>, auth: Auth, uri: axum::http
     let app2 = app.clone();
     let (done, more) = tokio::task::spawn_blocking(move || -> ApiResult<(Vec<OutboxEntry>, bool)> {
         let mut dead = Vec::new();
-        for state in ["rejected", "dead"] {
+        for state in [edge_sync::domain::OutboxStateKind::Rejected, edge_sync::domain::OutboxStateKind::Dead] {
             let mut after = None;
             loop {
-                let oq = OutboxQuery { remote, state: Some(state.into()), after, limit: 1000 };
+                let oq = OutboxQuery { remote, state: Some(state), after, limit: 1000 };
                 let page = app2.store.outbox_page(&oq)?;
                 let Some(last) = page.last() else { break };
                 after = Some((last.remote, last.id));
@@ -1480,7 +1481,7 @@ async fn whoami(auth: Auth) -> Json<WhoAmI> {
     responses((status = 200, body = ApprovalsList, description = "Requests waiting for staff, oldest first")))]
 async fn list_approvals(State(app): State<Arc<App>>, auth: Auth) -> ApiResult<Json<ApprovalsList>> {
     auth.require(&[Role::Cashier, Role::Manager, Role::Tech])?;
-    Ok(Json(ApprovalsList { approvals: app.approvals.pending() }))
+    Ok(Json(ApprovalsList { approvals: app.approvals.pending().iter().map(crate::wire::approval_out).collect() }))
 }
 
 #[utoipa::path(post, path = "/v1/approvals", tag = "staff", security(("bearer" = [])), request_body = ApprovalIn,
@@ -1501,8 +1502,18 @@ async fn post_approval(
         )
         .field("screen"));
     }
-    let item_name = match (req.kind.as_str(), &req.sku) {
-        ("age", Some(sku)) => {
+    use crate::staff::ApprovalKind;
+    let kind = ApprovalKind::parse(&req.kind).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad-approval",
+            "Unknown request",
+            format!("{:?} is not a request kind; use \"age\" or \"help\"", req.kind),
+        )
+        .field("kind")
+    })?;
+    let item_name = match (kind, &req.sku) {
+        (ApprovalKind::Age, Some(sku)) => {
             let item = app.store.item(sku)?.ok_or_else(|| {
                 ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -1523,7 +1534,7 @@ async fn post_approval(
             }
             Some(item.name)
         }
-        ("age", None) => {
+        (ApprovalKind::Age, None) => {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "bad-approval",
@@ -1532,18 +1543,9 @@ async fn post_approval(
             )
             .field("sku"));
         }
-        ("help", _) => None,
-        (other, _) => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "bad-approval",
-                "Unknown request",
-                format!("{other:?} is not a request kind; use \"age\" or \"help\""),
-            )
-            .field("kind"));
-        }
+        (ApprovalKind::Help, _) => None,
     };
-    let a = app.approvals.open(&req.kind, &req.screen, req.sku.clone(), item_name);
+    let a = crate::wire::approval_out(&app.approvals.open(kind, &req.screen, req.sku.clone(), item_name));
     tracing::info!(approval = %a.id, kind = %a.kind, screen = %a.screen, "staff asked");
     let _ = app.events.send(Event::ApprovalRequested { at: Timestamp::now().to_string(), approval: a.clone() });
     Ok((StatusCode::CREATED, Json(a)))
@@ -1559,7 +1561,7 @@ async fn get_approval(
     let id = parse_uuid(&id, "id")?;
     app.approvals
         .get(&id)
-        .map(Json)
+        .map(|a| Json(crate::wire::approval_out(&a)))
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not-found", "No such request", format!("no request {id}")))
 }
 
@@ -1577,19 +1579,18 @@ async fn decide_approval(
     let Some(current) = app.approvals.get(&id) else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "not-found", "No such request", format!("no request {id}")));
     };
-    let state = match (current.kind.as_str(), req.decision.as_str()) {
-        ("age", "approve") => "approved",
-        ("age", "refuse") => "refused",
-        ("help", "done") => "done",
-        (kind, other) => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "bad-decision",
-                "Bad decision",
-                format!("{other:?} does not answer a {kind} request (age: approve or refuse; help: done)"),
-            )
-            .field("decision"));
-        }
+    let Some(state) = current.kind.decided(&req.decision) else {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad-decision",
+            "Bad decision",
+            format!(
+                "{:?} does not answer a {} request (age: approve or refuse; help: done)",
+                req.decision,
+                current.kind.as_str()
+            ),
+        )
+        .field("decision"));
     };
     let m = verify_pin(&app, &req.pin, "pin")?;
     if !matches!(m.role, Role::Cashier | Role::Manager) {
@@ -1604,9 +1605,10 @@ async fn decide_approval(
     let a = app
         .approvals
         .decide(&id, state, &m.name)
+        .map(|a| crate::wire::approval_out(&a))
         .map_err(|e| ApiError::new(StatusCode::CONFLICT, "decided", "Answered already", e))?;
     let rid = current_request_id().unwrap_or_default();
-    let detail = format!("{state} for {} {}", a.screen, a.sku.as_deref().unwrap_or(""));
+    let detail = format!("{} for {} {}", state.as_str(), a.screen, a.sku.as_deref().unwrap_or(""));
     app.store.append_audit(&audit_record(&m.id, &format!("approval.{}", a.kind), &a.id.to_string(), &rid, detail))?;
     let _ = app.events.send(Event::ApprovalDecided { at: Timestamp::now().to_string(), approval: a.clone() });
     let _ = auth;

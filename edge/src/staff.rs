@@ -15,7 +15,6 @@
 //!   (a daemon restart drops them; the kiosk asks again) and expire after [`APPROVAL_TTL`].
 
 use crate::tokens::Role;
-use edge_api::ApprovalOut;
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, VecDeque};
@@ -145,23 +144,98 @@ impl Staff {
     }
 }
 
+/// What a self-serve screen asks staff for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApprovalKind {
+    /// An age check for an age-restricted item.
+    Age,
+    /// A customer asks for help.
+    Help,
+}
+
+impl ApprovalKind {
+    pub fn parse(s: &str) -> Option<ApprovalKind> {
+        match s {
+            "age" => Some(ApprovalKind::Age),
+            "help" => Some(ApprovalKind::Help),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalKind::Age => "age",
+            ApprovalKind::Help => "help",
+        }
+    }
+
+    /// The state a staff decision (`approve`, `refuse`, `done`) leads to for this kind, or
+    /// `None` when the decision does not answer it.
+    pub fn decided(self, decision: &str) -> Option<ApprovalState> {
+        match (self, decision) {
+            (ApprovalKind::Age, "approve") => Some(ApprovalState::Approved),
+            (ApprovalKind::Age, "refuse") => Some(ApprovalState::Refused),
+            (ApprovalKind::Help, "done") => Some(ApprovalState::Done),
+            _ => None,
+        }
+    }
+}
+
+/// Where a request for staff stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApprovalState {
+    Pending,
+    Approved,
+    Refused,
+    Done,
+    /// Not answered within [`APPROVAL_TTL`].
+    Expired,
+}
+
+impl ApprovalState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalState::Pending => "pending",
+            ApprovalState::Approved => "approved",
+            ApprovalState::Refused => "refused",
+            ApprovalState::Done => "done",
+            ApprovalState::Expired => "expired",
+        }
+    }
+}
+
+/// A self-serve screen's request for staff.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Approval {
+    pub id: Uuid,
+    pub kind: ApprovalKind,
+    /// The screen that asked (`kiosk-1`).
+    pub screen: String,
+    pub sku: Option<String>,
+    pub item_name: Option<String>,
+    pub state: ApprovalState,
+    pub created_at: Timestamp,
+    pub decided_at: Option<Timestamp>,
+    pub decided_by: Option<String>,
+}
+
 /// Requests of self-serve screens for staff.
 #[derive(Debug, Default)]
 pub struct Approvals {
-    map: Mutex<BTreeMap<Uuid, (Instant, ApprovalOut)>>,
+    map: Mutex<BTreeMap<Uuid, (Instant, Approval)>>,
 }
 
 impl Approvals {
     /// Files a new request.
-    pub fn open(&self, kind: &str, screen: &str, sku: Option<String>, item_name: Option<String>) -> ApprovalOut {
-        let a = ApprovalOut {
+    pub fn open(&self, kind: ApprovalKind, screen: &str, sku: Option<String>, item_name: Option<String>) -> Approval {
+        let a = Approval {
             id: edge_sync::domain::new_id(),
-            kind: kind.to_string(),
+            kind,
             screen: screen.to_string(),
             sku,
             item_name,
-            state: "pending".into(),
-            created_at: Timestamp::now().to_string(),
+            state: ApprovalState::Pending,
+            created_at: Timestamp::now(),
             decided_at: None,
             decided_by: None,
         };
@@ -169,7 +243,7 @@ impl Approvals {
         expire(&mut m);
         while m.len() >= MAX_APPROVALS {
             // Oldest answered first; ids are time-ordered (UUID v7).
-            let victim = m.iter().find(|(_, (_, a))| a.state != "pending").map(|(k, _)| *k);
+            let victim = m.iter().find(|(_, (_, a))| a.state != ApprovalState::Pending).map(|(k, _)| *k);
             match victim.or_else(|| m.keys().next().copied()) {
                 Some(k) => m.remove(&k),
                 None => break,
@@ -179,38 +253,38 @@ impl Approvals {
         a
     }
 
-    pub fn get(&self, id: &Uuid) -> Option<ApprovalOut> {
+    pub fn get(&self, id: &Uuid) -> Option<Approval> {
         let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
         expire(&mut m);
         m.get(id).map(|(_, a)| a.clone())
     }
 
     /// Pending requests, oldest first.
-    pub fn pending(&self) -> Vec<ApprovalOut> {
+    pub fn pending(&self) -> Vec<Approval> {
         let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
         expire(&mut m);
-        m.values().filter(|(_, a)| a.state == "pending").map(|(_, a)| a.clone()).collect()
+        m.values().filter(|(_, a)| a.state == ApprovalState::Pending).map(|(_, a)| a.clone()).collect()
     }
 
     /// Answers a pending request. Err names why not (unknown, already answered).
-    pub fn decide(&self, id: &Uuid, state: &str, by: &str) -> Result<ApprovalOut, String> {
+    pub fn decide(&self, id: &Uuid, state: ApprovalState, by: &str) -> Result<Approval, String> {
         let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
         expire(&mut m);
         let Some((_, a)) = m.get_mut(id) else { return Err(format!("no request {id}")) };
-        if a.state != "pending" {
-            return Err(format!("request {id} is {} already", a.state));
+        if a.state != ApprovalState::Pending {
+            return Err(format!("request {id} is {} already", a.state.as_str()));
         }
-        a.state = state.to_string();
-        a.decided_at = Some(Timestamp::now().to_string());
+        a.state = state;
+        a.decided_at = Some(Timestamp::now());
         a.decided_by = Some(by.to_string());
         Ok(a.clone())
     }
 }
 
-fn expire(m: &mut BTreeMap<Uuid, (Instant, ApprovalOut)>) {
+fn expire(m: &mut BTreeMap<Uuid, (Instant, Approval)>) {
     for (at, a) in m.values_mut() {
-        if a.state == "pending" && at.elapsed() > APPROVAL_TTL {
-            a.state = "expired".into();
+        if a.state == ApprovalState::Pending && at.elapsed() > APPROVAL_TTL {
+            a.state = ApprovalState::Expired;
         }
     }
 }
@@ -270,12 +344,16 @@ mod tests {
     #[test]
     fn approvals_are_answered_once() {
         let a = Approvals::default();
-        let r = a.open("age", "kiosk-1", Some("SKU-1".into()), Some("Wine".into()));
+        let r = a.open(ApprovalKind::Age, "kiosk-1", Some("SKU-1".into()), Some("Wine".into()));
         assert_eq!(a.pending().len(), 1);
-        let d = a.decide(&r.id, "approved", "Anna").expect("decide");
-        assert_eq!((d.state.as_str(), d.decided_by.as_deref()), ("approved", Some("Anna")));
-        assert!(a.decide(&r.id, "refused", "Max").is_err());
+        let d = a.decide(&r.id, ApprovalState::Approved, "Anna").expect("decide");
+        assert_eq!((d.state, d.decided_by.as_deref()), (ApprovalState::Approved, Some("Anna")));
+        assert!(a.decide(&r.id, ApprovalState::Refused, "Max").is_err());
         assert!(a.pending().is_empty());
-        assert_eq!(a.get(&r.id).map(|x| x.state), Some("approved".into()));
+        assert_eq!(a.get(&r.id).map(|x| x.state), Some(ApprovalState::Approved));
+        // Each kind is answered only by its own decisions.
+        assert_eq!(ApprovalKind::Age.decided("done"), None);
+        assert_eq!(ApprovalKind::Help.decided("approve"), None);
+        assert_eq!(ApprovalKind::Help.decided("done"), Some(ApprovalState::Done));
     }
 }

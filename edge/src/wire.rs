@@ -165,3 +165,18 @@ pub fn refund_order(req: RefundIn) -> RefundOrder {
 pub fn adjust_order(req: AdjustmentIn) -> AdjustOrder {
     AdjustOrder { sku: req.sku, delta: req.delta, reason: req.reason, note: req.note }
 }
+
+/// The wire form of a request for staff.
+pub fn approval_out(a: &crate::staff::Approval) -> edge_api::ApprovalOut {
+    edge_api::ApprovalOut {
+        id: a.id,
+        kind: a.kind.as_str().into(),
+        screen: a.screen.clone(),
+        sku: a.sku.clone(),
+        item_name: a.item_name.clone(),
+        state: a.state.as_str().into(),
+        created_at: a.created_at.to_string(),
+        decided_at: a.decided_at.map(|t| t.to_string()),
+        decided_by: a.decided_by.clone(),
+    }
+}

@@ -612,14 +612,56 @@ pub enum OutboxState {
 
 impl OutboxState {
     pub fn name(&self) -> &'static str {
+        self.kind().as_str()
+    }
+
+    /// Which state this is, without its data.
+    pub fn kind(&self) -> OutboxStateKind {
         match self {
-            OutboxState::Pending => "pending",
-            OutboxState::InFlight { .. } => "in_flight",
-            OutboxState::Confirmed { .. } => "confirmed",
-            OutboxState::Unknown => "unknown",
-            OutboxState::Rejected { .. } => "rejected",
-            OutboxState::Dead { .. } => "dead",
+            OutboxState::Pending => OutboxStateKind::Pending,
+            OutboxState::InFlight { .. } => OutboxStateKind::InFlight,
+            OutboxState::Confirmed { .. } => OutboxStateKind::Confirmed,
+            OutboxState::Unknown => OutboxStateKind::Unknown,
+            OutboxState::Rejected { .. } => OutboxStateKind::Rejected,
+            OutboxState::Dead { .. } => OutboxStateKind::Dead,
         }
+    }
+}
+
+/// An outbox state without its data: what listings filter by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OutboxStateKind {
+    Pending,
+    InFlight,
+    Confirmed,
+    Unknown,
+    Rejected,
+    Dead,
+}
+
+impl OutboxStateKind {
+    pub const ALL: [OutboxStateKind; 6] = [
+        OutboxStateKind::Pending,
+        OutboxStateKind::InFlight,
+        OutboxStateKind::Confirmed,
+        OutboxStateKind::Unknown,
+        OutboxStateKind::Rejected,
+        OutboxStateKind::Dead,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxStateKind::Pending => "pending",
+            OutboxStateKind::InFlight => "in_flight",
+            OutboxStateKind::Confirmed => "confirmed",
+            OutboxStateKind::Unknown => "unknown",
+            OutboxStateKind::Rejected => "rejected",
+            OutboxStateKind::Dead => "dead",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<OutboxStateKind> {
+        OutboxStateKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 

@@ -67,7 +67,7 @@ fn store_child_process() {
                 let pending = store
                     .outbox_page(&OutboxQuery {
                         remote: Some(Remote::Cloud),
-                        state: Some("pending".into()),
+                        state: Some(edge_sync::domain::OutboxStateKind::Pending),
                         limit: 1000,
                         ..Default::default()
                     })

@@ -121,7 +121,11 @@ fn outbox_transitions_are_guarded_and_counted() {
     assert_eq!((c.pending, c.in_flight, c.confirmed), (0, 0, 1));
     assert_eq!(c.oldest_waiting, None);
     let only_pending = store
-        .outbox_page(&OutboxQuery { state: Some("pending".into()), limit: 10, ..Default::default() })
+        .outbox_page(&OutboxQuery {
+            state: Some(edge_sync::domain::OutboxStateKind::Pending),
+            limit: 10,
+            ..Default::default()
+        })
         .expect("page");
     assert_eq!(only_pending.len(), 2);
 }

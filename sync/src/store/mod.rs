@@ -100,7 +100,8 @@ pub mod journal;
 pub mod sled_store;
 
 use crate::domain::{
-    AuditRecord, Item, OutboxEntry, OutboxState, Payment, Remote, Sale, StockAdjustment, StockDelta, StockLevel,
+    AuditRecord, Item, OutboxEntry, OutboxState, OutboxStateKind, Payment, Remote, Sale, StockAdjustment, StockDelta,
+    StockLevel,
 };
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -238,8 +239,7 @@ pub struct OutboxCounts {
 #[derive(Debug, Clone, Default)]
 pub struct OutboxQuery {
     pub remote: Option<Remote>,
-    /// A state name as in [`OutboxState::name`].
-    pub state: Option<String>,
+    pub state: Option<OutboxStateKind>,
     /// Continue after this `(remote, entry id)`.
     pub after: Option<(Remote, Uuid)>,
     pub limit: usize,

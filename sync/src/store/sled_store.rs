@@ -1476,7 +1476,7 @@ impl Store for SledStore {
                 }
             }
             let e: OutboxEntry = from_json(|| "outbox entry".to_string(), &v)?;
-            if q.state.as_deref().is_none_or(|s| s == e.state.name()) {
+            if q.state.is_none_or(|s| s == e.state.kind()) {
                 out.push(e);
             }
         }
