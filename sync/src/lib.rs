@@ -11,6 +11,7 @@ pub mod mapping;
 pub mod money;
 pub mod netsuite;
 pub mod report;
+pub mod stock;
 pub mod store;
 pub mod tls;
 pub mod wire;

@@ -21,6 +21,7 @@ fn every_acknowledged_sale_reaches_every_remote_exactly_once() {
         }
     };
     let started = std::time::Instant::now();
+    let (mut pulls, mut levels) = (0u64, 0u64);
     let (mut sales, mut adjustments, mut crashes, mut lost, mut throttled, mut requests, mut replayed, mut virt) =
         (0usize, 0usize, 0u32, 0u64, 0u64, 0u64, 0usize, 0i64);
     for seed in &seeds {
@@ -34,13 +35,16 @@ fn every_acknowledged_sale_reaches_every_remote_exactly_once() {
                 requests += r.requests;
                 replayed += r.dead_replayed;
                 virt += r.virtual_ms;
+                pulls += r.pulls;
+                levels += r.stock_levels;
             }
             Err(f) => panic!("{f}"),
         }
     }
     println!(
         "{} seeds in {:.1} s: {sales} sales, {adjustments} adjustments, {requests} requests, {crashes} crashes, {lost} lost replies, \
-         {throttled} 429s, {replayed} dead letters replayed, {:.1} virtual hours",
+         {throttled} 429s, {replayed} dead letters replayed, {pulls} stock pages pulled ({levels} levels rebased), \
+         {:.1} virtual hours",
         seeds.len(),
         started.elapsed().as_secs_f64(),
         virt as f64 / 3_600_000.0

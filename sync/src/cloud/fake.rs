@@ -266,6 +266,11 @@ impl FakeCloud {
         self.stock_changes.insert(seq, sku.to_string());
     }
 
+    /// The cloud's stock level of a SKU (what its stock feed says).
+    pub fn level(&self, sku: &str) -> Option<i64> {
+        self.stock.get(sku).map(|x| x.0)
+    }
+
     pub fn store_id(&self) -> &str {
         &self.cfg.store_id
     }

@@ -226,14 +226,19 @@ impl Puller {
 
     /// The signed request for the next page of `feed`.
     pub fn request(&self, store: &dyn Store, feed: Feed, now: Timestamp) -> Result<HttpRequest, StoreError> {
+        Ok(self.request_from(feed, self.cursor(store, feed)?, now))
+    }
+
+    /// The signed request for the page of `feed` after `cursor` (a value: no store).
+    pub fn request_from(&self, feed: Feed, cursor: u64, now: Timestamp) -> HttpRequest {
         let base = format!("/v1/stores/{}/{}", self.store_id, feed.name());
         let path = match feed {
             Feed::Config => base,
-            _ => format!("{base}?cursor={}&limit={PAGE_LIMIT}", self.cursor(store, feed)?),
+            _ => format!("{base}?cursor={cursor}&limit={PAGE_LIMIT}"),
         };
         let mut req = HttpRequest { method: Method::Get, path, headers: Vec::new(), body: Vec::new() };
         sign(&mut req, &self.store_id, &self.secret, now);
-        Ok(req)
+        req
     }
 
     /// Checks and applies a page; the cursor moves only when the page was applied.
@@ -295,8 +300,7 @@ impl Puller {
                 page.next_cursor
             }
             Feed::Stock => {
-                let page: StockPage = serde_json::from_slice(&reply.body).map_err(|e| garbled(e.to_string()))?;
-                check_cursor(cursor, page.next_cursor, page.levels.iter().map(|l| l.seq)).map_err(garbled)?;
+                let page = stock_page(cursor, reply)?;
                 let levels: Vec<(String, i64, Timestamp)> =
                     page.levels.iter().map(|l| (l.sku.clone(), l.level, page.as_of)).collect();
                 let through = page.events_through;
@@ -336,6 +340,19 @@ impl Puller {
         store.meta_set(&feed.meta_key(), next.to_string().as_bytes())?;
         Ok(out)
     }
+}
+
+/// A stock page read after `cursor`, checked: a 200 whose cursor moves forward over levels
+/// past it, or the error that names what is wrong (nothing is applied then).
+pub fn stock_page(cursor: u64, reply: &HttpResponse) -> Result<StockPage, PullError> {
+    let feed = Feed::Stock.name();
+    if reply.status != 200 {
+        return Err(PullError::Status { feed, status: reply.status, body: reply.body_excerpt(200) });
+    }
+    let garbled = |why: String| PullError::Garbled { feed, why };
+    let page: StockPage = serde_json::from_slice(&reply.body).map_err(|e| garbled(e.to_string()))?;
+    check_cursor(cursor, page.next_cursor, page.levels.iter().map(|l| l.seq)).map_err(garbled)?;
+    Ok(page)
 }
 
 /// A page must move the cursor forward (or leave it) and hold only records past it.

@@ -30,7 +30,7 @@ use crate::cloud::CloudConnector;
 use crate::cloud::fake::{Disposition, FakeCloud, FakeConfig, Faults};
 use crate::domain::{
     AdjustReason, Item, ItemKind, LineRequest, OutboxEntry, OutboxState, Record, RecordKind, Remote, Sale, SaleStatus,
-    StockAdjustment, TaxMode, Tender, price_line, settle,
+    StockAdjustment, StockLevel, TaxMode, Tender, price_line, settle,
 };
 use crate::lightspeed::connector::{LightspeedConnector, LsAuth};
 use crate::lightspeed::fake::{FakeLightspeed, LsFakeConfig};
@@ -65,6 +65,75 @@ struct StoreState {
     entries: BTreeMap<Uuid, OutboxEntry>,
     sales: BTreeMap<Uuid, Sale>,
     adjustments: BTreeMap<Uuid, StockAdjustment>,
+    /// Local stock: each SKU's level from the cloud (the stock source) …
+    levels: BTreeMap<String, StockLevel>,
+    /// … and the deltas it does not reflect yet: (SKU, record, line) → delta.
+    deltas: BTreeMap<(String, Uuid, u32), i64>,
+    /// The stock feed's cursor.
+    stock_cursor: u64,
+}
+
+impl StoreState {
+    /// A committed record's stock deltas (durable with it, as in the real store).
+    fn add_delta(&mut self, sku: &str, record: Uuid, line: u32, delta: i64) {
+        self.deltas.insert((sku.to_string(), record, line), delta);
+        let l = self.levels.entry(sku.to_string()).or_default();
+        l.unreflected = l.unreflected.saturating_add(delta);
+    }
+
+    /// The cloud's event number of a record it confirmed, if it did.
+    fn cloud_number(&self, record: &Uuid) -> Option<u64> {
+        self.entries.values().find_map(|e| match &e.state {
+            OutboxState::Confirmed { remote_id } if e.remote == Remote::Cloud && e.record_id == *record => {
+                crate::cloud::pull::event_number(remote_id)
+            }
+            _ => None,
+        })
+    }
+
+    /// A SKU's deltas as the stock decisions see them, with their keys.
+    fn views(&self, sku: &str) -> (Vec<(String, Uuid, u32)>, Vec<crate::stock::DeltaView>) {
+        let from = (sku.to_string(), Uuid::nil(), 0);
+        let mut keys = Vec::new();
+        let mut views = Vec::new();
+        for (k, d) in self.deltas.range(from..).take_while(|(k, _)| k.0 == sku) {
+            keys.push(k.clone());
+            views.push(crate::stock::DeltaView { delta: *d, confirmed: self.cloud_number(&k.1) });
+        }
+        (keys, views)
+    }
+
+    /// A stock page from the cloud, applied as the real store applies it: each level
+    /// rebased, and once the feed is read, confirmed deltas settled against their marker.
+    fn apply_stock(&mut self, page: &crate::cloud::pull::StockPage) {
+        for l in &page.levels {
+            let cur = self.levels.get(&l.sku).cloned().unwrap_or_default();
+            let (keys, views) = self.views(&l.sku);
+            if let crate::stock::Rebase::Level { next, drop } =
+                crate::stock::rebase(&cur, Remote::Cloud, l.level, page.as_of, page.events_through, &views)
+            {
+                for i in drop {
+                    self.deltas.remove(&keys[i]);
+                }
+                self.levels.insert(l.sku.clone(), next);
+            }
+        }
+        if !page.has_more {
+            let skus: Vec<String> = self.levels.keys().cloned().collect();
+            for sku in skus {
+                let cur = self.levels.get(&sku).cloned().unwrap_or_default();
+                let (keys, views) = self.views(&sku);
+                let s = crate::stock::settle(&cur, Remote::Cloud, &views);
+                if let Some(next) = s.next {
+                    for i in s.drop {
+                        self.deltas.remove(&keys[i]);
+                    }
+                    self.levels.insert(sku, next);
+                }
+            }
+        }
+        self.stock_cursor = page.next_cursor;
+    }
 }
 
 /// An outbox store whose unsynced writes a crash loses.
@@ -86,6 +155,9 @@ impl SimStore {
     /// answering).
     pub fn commit(&self, sale: Sale, entries: Vec<OutboxEntry>) {
         for st in [&mut *self.live(), &mut *self.durable()] {
+            for l in &sale.lines {
+                st.add_delta(&l.sku, sale.id, l.line_no, l.quantity.sold_delta());
+            }
             st.sales.insert(sale.id, sale.clone());
             for e in &entries {
                 st.entries.insert(e.id, e.clone());
@@ -97,6 +169,7 @@ impl SimStore {
     /// checkpoint before answering).
     pub fn commit_adjustment(&self, a: StockAdjustment, entries: Vec<OutboxEntry>) {
         for st in [&mut *self.live(), &mut *self.durable()] {
+            st.add_delta(&a.sku, a.id, 0, a.delta);
             st.adjustments.insert(a.id, a.clone());
             for e in &entries {
                 st.entries.insert(e.id, e.clone());
@@ -241,6 +314,9 @@ pub struct SimReport {
     pub partitions: u64,
     pub throttled: u64,
     pub dead_replayed: usize,
+    /// Stock pages asked of the cloud, and levels applied.
+    pub pulls: u64,
+    pub stock_levels: u64,
     pub virtual_ms: i64,
 }
 
@@ -285,7 +361,26 @@ struct Peer {
     rejects: BTreeSet<Uuid>,
 }
 
+/// Sequence numbers of the stock pull's requests (apart from the workers').
+const PULL_SEQ_BASE: u64 = 1 << 62;
+
+/// The cloud's stock feed, pulled as edged pulls it (request and page check from
+/// `cloud::pull`, the rebase and settle rule from `stock`).
+struct StockPull {
+    puller: crate::cloud::pull::Puller,
+    /// The request in flight, if any.
+    inflight: Option<u64>,
+    next_seq: u64,
+    /// When the next page is asked for.
+    at_ms: i64,
+    /// When the round under way asked for its first page.
+    round_from_ms: i64,
+    /// When the last complete round (the feed read to its end) asked for its first page.
+    last_round_from_ms: Option<i64>,
+}
+
 struct Sim {
+    pull: StockPull,
     rng: Jitter,
     vault: TokenVault,
     now_ms: i64,
@@ -488,6 +583,14 @@ impl Sim {
             })
             .collect();
         Sim {
+            pull: StockPull {
+                puller: crate::cloud::pull::Puller::new(STORE_ID, CLOUD_SECRET),
+                inflight: None,
+                next_seq: PULL_SEQ_BASE,
+                at_ms: START_MS,
+                round_from_ms: START_MS,
+                last_round_from_ms: None,
+            },
             rng,
             vault,
             now_ms: START_MS,
@@ -643,6 +746,9 @@ impl Sim {
             rm.waiting.clear();
             rm.worker = worker(rm.name, seed, &self.vault);
         }
+        self.pull.inflight = None;
+        self.pull.at_ms = self.now_ms + 500;
+        self.pull.round_from_ms = self.pull.at_ms;
         self.report.crashes += 1;
         self.log("edge crashed and restarted".into());
     }
@@ -765,7 +871,80 @@ impl Sim {
                 }
             }
         }
-        Ok(wake)
+        let p = self.pump_pull();
+        Ok(match (wake, p) {
+            (Some(w), Some(p)) => Some(w.min(p)),
+            (w, p) => w.or(p),
+        })
+    }
+
+    /// Asks for the next stock page when it is time; returns when that is, if later.
+    fn pump_pull(&mut self) -> Option<i64> {
+        if self.pull.inflight.is_some() {
+            return None;
+        }
+        if self.now_ms < self.pull.at_ms {
+            return Some(self.pull.at_ms);
+        }
+        let Some(r) = self.remotes.iter().position(|p| p.name == Remote::Cloud) else { return None };
+        let cursor = self.store.live().stock_cursor;
+        let req = self.pull.puller.request_from(crate::cloud::pull::Feed::Stock, cursor, now_ts(self.now_ms));
+        self.pull.next_seq += 1;
+        let seq = self.pull.next_seq;
+        self.pull.inflight = Some(seq);
+        if cursor == 0 || self.pull.round_from_ms > self.now_ms {
+            self.pull.round_from_ms = self.now_ms;
+        }
+        self.report.pulls += 1;
+        let (epoch, deadline) = (self.epoch, self.now_ms + REQUEST_TIMEOUT_MS);
+        self.remotes[r].waiting.insert(seq, (epoch, deadline));
+        self.log(format!("cloud: stock pull #{seq} after {cursor}"));
+        if self.remotes[r].partition {
+            let at = self.now_ms + 1 + self.rng.below(50) as i64;
+            self.push_net(at, Net::Reply { r, epoch, seq, reply: Err(TransportError::Connect("partition".into())) });
+            return None;
+        }
+        let slow = self.remotes[r].slow;
+        let mut lat = || if slow { 1_000 + self.rng.below(6_000) as i64 } else { 5 + self.rng.below(60) as i64 };
+        let (one_way, back) = (lat(), lat());
+        self.push_net(
+            self.now_ms + one_way,
+            Net::Arrive { r, epoch, seq, req, reply_latency_ms: back, deadline_ms: deadline },
+        );
+        self.push_net(deadline, Net::Reply { r, epoch, seq, reply: Err(TransportError::NoReply("timed out".into())) });
+        None
+    }
+
+    /// A stock page (or its failure) reached the edge.
+    fn on_pull_reply(&mut self, reply: Result<HttpResponse, TransportError>) {
+        self.pull.inflight = None;
+        let cursor = self.store.live().stock_cursor;
+        let page = match reply {
+            Ok(resp) => crate::cloud::pull::stock_page(cursor, &resp).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match page {
+            Ok(page) => {
+                self.store.live().apply_stock(&page);
+                self.report.stock_levels += page.levels.len() as u64;
+                if page.has_more {
+                    self.pull.at_ms = self.now_ms;
+                } else {
+                    self.pull.last_round_from_ms = Some(self.pull.round_from_ms);
+                    self.pull.at_ms = self.now_ms + 1_000 + self.rng.below(4_000) as i64;
+                    self.pull.round_from_ms = self.pull.at_ms;
+                }
+                self.log(format!(
+                    "cloud: stock page of {} levels, through event {}",
+                    page.levels.len(),
+                    page.events_through
+                ));
+            }
+            Err(why) => {
+                self.pull.at_ms = self.now_ms + 1_000;
+                self.log(format!("cloud: stock pull failed: {why}"));
+            }
+        }
     }
 
     fn deliver(&mut self, n: Net) -> Result<(), String> {
@@ -813,13 +992,90 @@ impl Sim {
                     Err(e) => format!("{name}: reply #{seq}: {e}"),
                 };
                 self.log(what);
+                if seq > PULL_SEQ_BASE {
+                    self.on_pull_reply(reply);
+                    return Ok(());
+                }
                 let now = now_ts(self.now_ms);
                 self.remotes[r].worker.on_reply(now, &self.store, seq, reply).map_err(|e| format!("on_reply: {e}"))
             }
         }
     }
 
+    /// After healing, and a complete read of the stock feed begun once every record was
+    /// settled: the stock shown for every SKU is the cloud's level plus the local deltas of
+    /// the records the cloud has not counted (those it refused), and no delta of a record
+    /// the cloud kept is still subtracted.
+    fn check_stock(&self) -> Result<(), String> {
+        let Some(SimFake::Cloud(fake)) = self.remotes.iter().find(|p| p.name == Remote::Cloud).map(|p| &p.fake) else {
+            return Err("no cloud in the simulation".into());
+        };
+        let st = self.store.live();
+        for ((sku, record, _), d) in &st.deltas {
+            if let Some(n) = st.cloud_number(record) {
+                return Err(format!(
+                    "{sku}: the delta {d} of {record}, counted by the cloud (event {n}), is still subtracted"
+                ));
+            }
+        }
+        for (sku, level) in &st.levels {
+            let Some(shown) = level.available() else { continue };
+            let uncounted: i64 = st.deltas.iter().filter(|(k, _)| k.0 == *sku).map(|(_, d)| *d).sum();
+            let Some(source) = fake.level(sku) else {
+                return Err(format!("{sku} has a level the cloud does not know"));
+            };
+            if shown != source + uncounted {
+                return Err(format!(
+                    "{sku}: {shown} shown, but the cloud has {source} and {uncounted} is not counted there ({level:?})"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// At any time: the stock shown never leaves out a record its level does not include.
+    /// For each SKU whose level came from the cloud with marker `through`, every local
+    /// record the cloud has not kept under an event numbered at most `through` — so not in
+    /// that level — is still subtracted, and the SKU's unreflected sum is its deltas' sum.
+    /// (A record the level holds may stay subtracted a while, until its confirmation comes:
+    /// that errs on the safe side and is settled later.)
+    fn check_stock_window(&self) -> Result<(), String> {
+        let Some(SimFake::Cloud(fake)) = self.remotes.iter().find(|p| p.name == Remote::Cloud).map(|p| &p.fake) else {
+            return Err("no cloud in the simulation".into());
+        };
+        let counted: BTreeMap<Uuid, u64> = fake
+            .events()
+            .values()
+            .filter_map(|k| crate::cloud::pull::event_number(&k.remote_id).map(|n| (k.record_id, n)))
+            .collect();
+        let st = self.store.live();
+        let mut records: Vec<(String, Uuid, u32)> = Vec::new();
+        for s in st.sales.values() {
+            records.extend(s.lines.iter().map(|l| (l.sku.clone(), s.id, l.line_no)));
+        }
+        records.extend(st.adjustments.values().map(|a| (a.sku.clone(), a.id, 0)));
+        for key in records {
+            let Some(level) = st.levels.get(&key.0) else { continue };
+            let Some(through) = level.through.as_ref().map(|m| m.through) else { continue };
+            let in_level = counted.get(&key.1).is_some_and(|n| *n <= through);
+            if !in_level && !st.deltas.contains_key(&key) {
+                return Err(format!(
+                    "{}: record {} is not in the cloud's level (through event {through}) but is no longer subtracted",
+                    key.0, key.1
+                ));
+            }
+        }
+        for (sku, level) in &st.levels {
+            let sum: i64 = st.deltas.iter().filter(|(k, _)| k.0 == *sku).map(|(_, d)| *d).sum();
+            if sum != level.unreflected {
+                return Err(format!("{sku}: unreflected {} but its deltas sum to {sum}", level.unreflected));
+            }
+        }
+        Ok(())
+    }
+
     fn check(&self, final_phase: bool) -> Result<(), String> {
+        self.check_stock_window()?;
         let entries = self.store.entries();
         let by_id: BTreeMap<Uuid, &OutboxEntry> = entries.iter().map(|e| (e.id, e)).collect();
         for rm in &self.remotes {
@@ -912,8 +1168,12 @@ impl Sim {
         self.net.keys().next().map(|k| k.0)
     }
 
+    /// Nothing of the delivery workers on the way (the stock pull runs on regardless).
     fn quiet(&self) -> bool {
-        self.net.is_empty() && self.remotes.iter().all(|r| r.worker.outstanding() == 0)
+        let pull = |n: &Net| match n {
+            Net::Arrive { seq, .. } | Net::Reply { seq, .. } => *seq > PULL_SEQ_BASE,
+        };
+        self.net.values().all(pull) && self.remotes.iter().all(|r| r.worker.outstanding() == 0)
     }
 
     fn run(mut self, p: &SimParams) -> Result<SimReport, SimFailure> {
@@ -921,6 +1181,7 @@ impl Sim {
         let mut wake: Option<i64> = Some(self.now_ms);
         let mut next_tick = self.now_ms;
         let mut healed_at: Option<i64> = None;
+        let mut settled_at: Option<i64> = None;
         loop {
             self.step += 1;
             if self.step > 5_000_000 {
@@ -1004,11 +1265,19 @@ impl Sim {
                     .iter()
                     .all(|e| matches!(e.state, OutboxState::Confirmed { .. } | OutboxState::Rejected { .. }));
                 if settled && self.quiet() {
-                    break;
+                    // The stock source has every record: one more complete read of its
+                    // feed, begun after this, and the shelves must agree with it.
+                    let from = *settled_at.get_or_insert(self.now_ms);
+                    if self.pull.last_round_from_ms.is_some_and(|t| t >= from) {
+                        break;
+                    }
+                } else {
+                    settled_at = None;
                 }
             }
         }
         self.check(true).map_err(|e| self.fail(e))?;
+        self.check_stock().map_err(|e| self.fail(e))?;
         self.report.steps = self.step;
         self.report.virtual_ms = self.now_ms - START_MS;
         Ok(self.report)

@@ -10,7 +10,7 @@ use super::{
 };
 use crate::domain::{
     AuditRecord, Item, OutboxEntry, OutboxState, Payment, PaymentState, RecordKind, Remote, Sale, StockAdjustment,
-    StockDelta, StockLevel, StockMarker, id_time, new_id,
+    StockDelta, StockLevel, id_time, new_id,
 };
 use jiff::Timestamp;
 use serde::Serialize;
@@ -677,6 +677,27 @@ impl SledStore {
     }
 
     /// The number `source` gave the record of a stock delta, if `source` confirmed it.
+    /// The SKU's local deltas (keys under `prefix`) as the stock decisions see them.
+    fn delta_views(
+        &self,
+        prefix: &[u8],
+        sku: &str,
+        source: Remote,
+        number: &dyn Fn(&str) -> Option<u64>,
+    ) -> Result<(Vec<sled::IVec>, Vec<crate::stock::DeltaView>)> {
+        let (mut keys, mut views) = (Vec::new(), Vec::new());
+        for kv in self.deltas.scan_prefix(prefix) {
+            let (k, v) = kv.map_err(io)?;
+            let d: StockDelta = from_json(|| format!("stock delta of {sku}"), &v)?;
+            views.push(crate::stock::DeltaView {
+                delta: d.delta,
+                confirmed: self.confirmed_number(source, &d, number)?,
+            });
+            keys.push(k);
+        }
+        Ok((keys, views))
+    }
+
     fn confirmed_number(
         &self,
         source: Remote,
@@ -1139,29 +1160,17 @@ impl Store for SledStore {
             // the write.
             let _order = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
             let cur = self.stock(sku)?;
-            if cur.remote_at.is_some_and(|t| t > *at) {
-                stats.stale += 1;
-                continue;
-            }
             let mut prefix = sku.as_bytes().to_vec();
             prefix.push(0);
-            let (mut keep_sum, mut drop_keys) = (0i64, Vec::new());
-            for kv in self.deltas.scan_prefix(&prefix) {
-                let (k, v) = kv.map_err(io)?;
-                let d: StockDelta = from_json(|| format!("stock delta of {sku}"), &v)?;
-                // A record the stock source never confirmed cannot be in its level.
-                if self.confirmed_number(source, &d, number)?.is_some_and(|n| n <= through) {
-                    drop_keys.push(k);
-                } else {
-                    keep_sum = keep_sum.saturating_add(d.delta);
+            let (keys, views) = self.delta_views(&prefix, sku, source, number)?;
+            let (next, drop) = match crate::stock::rebase(&cur, source, *level, *at, through, &views) {
+                crate::stock::Rebase::Stale => {
+                    stats.stale += 1;
+                    continue;
                 }
-            }
-            let next = StockLevel {
-                remote_level: Some(*level),
-                remote_at: Some(*at),
-                unreflected: keep_sum,
-                through: Some(StockMarker { source: source.to_string(), through }),
+                crate::stock::Rebase::Level { next, drop } => (next, drop),
             };
+            let drop_keys: Vec<sled::IVec> = drop.into_iter().filter_map(|i| keys.get(i).cloned()).collect();
             self.write_level(sku, &next, &drop_keys)?;
             stats.levels += 1;
             stats.deltas_reflected += drop_keys.len() as u64;
@@ -1189,28 +1198,15 @@ impl Store for SledStore {
             let _order = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
             let cur = self.stock(&sku)?;
             // Only a level of this source: another source numbers its records otherwise.
-            if let Some(through) = cur.through.as_ref().filter(|m| m.source == source.as_str()).map(|m| m.through) {
-                let (mut dropped_sum, mut drop_keys, mut waits) = (0i64, Vec::new(), false);
-                for kv in self.deltas.scan_prefix(&prefix) {
-                    let (k, v) = kv.map_err(io)?;
-                    let d: StockDelta = from_json(|| format!("stock delta of {sku}"), &v)?;
-                    match self.confirmed_number(source, &d, number)? {
-                        Some(n) if n <= through => {
-                            dropped_sum = dropped_sum.saturating_add(d.delta);
-                            drop_keys.push(k);
-                        }
-                        Some(_) => waits = true,
-                        None => {}
-                    }
-                }
-                if !drop_keys.is_empty() {
-                    let next = StockLevel { unreflected: cur.unreflected.saturating_sub(dropped_sum), ..cur };
-                    self.write_level(&sku, &next, &drop_keys)?;
-                    stats.deltas_reflected += drop_keys.len() as u64;
-                }
-                if waits {
-                    stats.waiting.push(sku);
-                }
+            let (keys, views) = self.delta_views(&prefix, &sku, source, number)?;
+            let settled = crate::stock::settle(&cur, source, &views);
+            if let Some(next) = &settled.next {
+                let drop_keys: Vec<sled::IVec> = settled.drop.iter().filter_map(|i| keys.get(*i).cloned()).collect();
+                self.write_level(&sku, next, &drop_keys)?;
+                stats.deltas_reflected += drop_keys.len() as u64;
+            }
+            if settled.waits {
+                stats.waiting.push(sku);
             }
             // Past every key of this SKU: its prefix with the separator raised by one.
             if let Some(last) = prefix.last_mut() {
