@@ -81,49 +81,62 @@ impl StoreState {
         l.unreflected = l.unreflected.saturating_add(delta);
     }
 
-    /// The cloud's event number of a record it confirmed, if it did.
-    fn cloud_number(&self, record: &Uuid) -> Option<u64> {
+    /// The number `source` confirmed a record under (locally known), if it did: the
+    /// cloud's event number, NetSuite's internal id — as edged reads them.
+    fn confirmed_number(&self, source: Remote, record: &Uuid) -> Option<u64> {
         self.entries.values().find_map(|e| match &e.state {
-            OutboxState::Confirmed { remote_id } if e.remote == Remote::Cloud && e.record_id == *record => {
-                crate::cloud::pull::event_number(remote_id)
+            OutboxState::Confirmed { remote_id } if e.remote == source && e.record_id == *record => {
+                source_number(source, remote_id)
             }
             _ => None,
         })
     }
 
+    /// The newest number `source` confirmed to us (NetSuite's marker before a read).
+    fn newest_confirmed(&self, source: Remote) -> u64 {
+        self.entries
+            .values()
+            .filter_map(|e| match &e.state {
+                OutboxState::Confirmed { remote_id } if e.remote == source => source_number(source, remote_id),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
     /// A SKU's deltas as the stock decisions see them, with their keys.
-    fn views(&self, sku: &str) -> (Vec<(String, Uuid, u32)>, Vec<crate::stock::DeltaView>) {
+    fn views(&self, source: Remote, sku: &str) -> (Vec<(String, Uuid, u32)>, Vec<crate::stock::DeltaView>) {
         let from = (sku.to_string(), Uuid::nil(), 0);
         let mut keys = Vec::new();
         let mut views = Vec::new();
         for (k, d) in self.deltas.range(from..).take_while(|(k, _)| k.0 == sku) {
             keys.push(k.clone());
-            views.push(crate::stock::DeltaView { delta: *d, confirmed: self.cloud_number(&k.1) });
+            views.push(crate::stock::DeltaView { delta: *d, confirmed: self.confirmed_number(source, &k.1) });
         }
         (keys, views)
     }
 
-    /// A stock page from the cloud, applied as the real store applies it: each level
-    /// rebased, and once the feed is read, confirmed deltas settled against their marker.
-    fn apply_stock(&mut self, page: &crate::cloud::pull::StockPage) {
-        for l in &page.levels {
-            let cur = self.levels.get(&l.sku).cloned().unwrap_or_default();
-            let (keys, views) = self.views(&l.sku);
+    /// Levels from the stock source, applied as the real store applies them: each level
+    /// rebased; once the whole feed is read, confirmed deltas settled against their marker.
+    fn apply_levels(&mut self, source: Remote, levels: &[(String, i64, Timestamp)], through: u64, read_all: bool) {
+        for (sku, level, at) in levels {
+            let cur = self.levels.get(sku).cloned().unwrap_or_default();
+            let (keys, views) = self.views(source, sku);
             if let crate::stock::Rebase::Level { next, drop } =
-                crate::stock::rebase(&cur, Remote::Cloud, l.level, page.as_of, page.events_through, &views)
+                crate::stock::rebase(&cur, source, *level, *at, through, &views)
             {
                 for i in drop {
                     self.deltas.remove(&keys[i]);
                 }
-                self.levels.insert(l.sku.clone(), next);
+                self.levels.insert(sku.clone(), next);
             }
         }
-        if !page.has_more {
+        if read_all {
             let skus: Vec<String> = self.levels.keys().cloned().collect();
             for sku in skus {
                 let cur = self.levels.get(&sku).cloned().unwrap_or_default();
-                let (keys, views) = self.views(&sku);
-                let s = crate::stock::settle(&cur, Remote::Cloud, &views);
+                let (keys, views) = self.views(source, &sku);
+                let s = crate::stock::settle(&cur, source, &views);
                 if let Some(next) = s.next {
                     for i in s.drop {
                         self.deltas.remove(&keys[i]);
@@ -132,7 +145,6 @@ impl StoreState {
                 }
             }
         }
-        self.stock_cursor = page.next_cursor;
     }
 }
 
@@ -364,10 +376,35 @@ struct Peer {
 /// Sequence numbers of the stock pull's requests (apart from the workers').
 const PULL_SEQ_BASE: u64 = 1 << 62;
 
+/// The number in a remote id of the stock source, as edged reads it.
+fn source_number(source: Remote, remote_id: &str) -> Option<u64> {
+    match source {
+        Remote::Cloud => crate::cloud::pull::event_number(remote_id),
+        Remote::Netsuite | Remote::Lightspeed => remote_id.parse().ok(),
+    }
+}
+
+/// Where a NetSuite pull round stands: its items query, then its stock query.
+enum NsStep {
+    Items(crate::netsuite::live::SuiteqlRead),
+    Stock { skus: BTreeMap<String, (String, ItemKind)>, read: crate::netsuite::live::SuiteqlRead },
+}
+
+/// A NetSuite round under way: the marker taken when it began, the read's time.
+struct NsRoundState {
+    seen: u64,
+    read_at: Timestamp,
+    step: NsStep,
+}
+
 /// The cloud's stock feed, pulled as edged pulls it (request and page check from
 /// `cloud::pull`, the rebase and settle rule from `stock`).
 struct StockPull {
+    /// The stock source of this run (the cloud or NetSuite, by seed).
+    source: Remote,
     puller: crate::cloud::pull::Puller,
+    /// NetSuite's round under way.
+    ns: Option<NsRoundState>,
     /// The request in flight, if any.
     inflight: Option<u64>,
     next_seq: u64,
@@ -584,7 +621,9 @@ impl Sim {
             .collect();
         Sim {
             pull: StockPull {
+                source: if seed % 2 == 0 { Remote::Cloud } else { Remote::Netsuite },
                 puller: crate::cloud::pull::Puller::new(STORE_ID, CLOUD_SECRET),
+                ns: None,
                 inflight: None,
                 next_seq: PULL_SEQ_BASE,
                 at_ms: START_MS,
@@ -747,6 +786,7 @@ impl Sim {
             rm.worker = worker(rm.name, seed, &self.vault);
         }
         self.pull.inflight = None;
+        self.pull.ns = None;
         self.pull.at_ms = self.now_ms + 500;
         self.pull.round_from_ms = self.pull.at_ms;
         self.report.crashes += 1;
@@ -886,19 +926,54 @@ impl Sim {
         if self.now_ms < self.pull.at_ms {
             return Some(self.pull.at_ms);
         }
-        let Some(r) = self.remotes.iter().position(|p| p.name == Remote::Cloud) else { return None };
-        let cursor = self.store.live().stock_cursor;
-        let req = self.pull.puller.request_from(crate::cloud::pull::Feed::Stock, cursor, now_ts(self.now_ms));
+        let source = self.pull.source;
+        let r = self.remotes.iter().position(|p| p.name == source)?;
+        let now = now_ts(self.now_ms);
+        let req = match source {
+            Remote::Netsuite => {
+                let round = self.pull.ns.get_or_insert_with(|| NsRoundState {
+                    seen: self.store.live().newest_confirmed(Remote::Netsuite),
+                    read_at: now,
+                    step: NsStep::Items(crate::netsuite::live::SuiteqlRead::new(
+                        &crate::netsuite::live::NsPull::items_query(),
+                    )),
+                });
+                let next = match &round.step {
+                    NsStep::Items(read) | NsStep::Stock { read, .. } => read.request(),
+                };
+                let Some(mut req) = next else { return None };
+                let nonce = format!("{:020}", self.rng.next_u64());
+                let url = format!("{SIM_BASE}{}", req.path);
+                match crate::netsuite::tba::authorization(
+                    &crate::netsuite::fake::demo_tba(),
+                    req.method.as_str(),
+                    &url,
+                    &nonce,
+                    now.as_second().max(0) as u64,
+                ) {
+                    Ok(h) => req.headers.push(("Authorization".into(), h)),
+                    Err(e) => {
+                        self.log(format!("netsuite: cannot sign the pull: {e}"));
+                        return None;
+                    }
+                }
+                req
+            }
+            _ => {
+                let cursor = self.store.live().stock_cursor;
+                self.pull.puller.request_from(crate::cloud::pull::Feed::Stock, cursor, now)
+            }
+        };
         self.pull.next_seq += 1;
         let seq = self.pull.next_seq;
         self.pull.inflight = Some(seq);
-        if cursor == 0 || self.pull.round_from_ms > self.now_ms {
+        if self.pull.round_from_ms > self.now_ms {
             self.pull.round_from_ms = self.now_ms;
         }
         self.report.pulls += 1;
         let (epoch, deadline) = (self.epoch, self.now_ms + REQUEST_TIMEOUT_MS);
         self.remotes[r].waiting.insert(seq, (epoch, deadline));
-        self.log(format!("cloud: stock pull #{seq} after {cursor}"));
+        self.log(format!("{source}: stock pull #{seq}"));
         if self.remotes[r].partition {
             let at = self.now_ms + 1 + self.rng.below(50) as i64;
             self.push_net(at, Net::Reply { r, epoch, seq, reply: Err(TransportError::Connect("partition".into())) });
@@ -918,31 +993,71 @@ impl Sim {
     /// A stock page (or its failure) reached the edge.
     fn on_pull_reply(&mut self, reply: Result<HttpResponse, TransportError>) {
         self.pull.inflight = None;
-        let cursor = self.store.live().stock_cursor;
-        let page = match reply {
-            Ok(resp) => crate::cloud::pull::stock_page(cursor, &resp).map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
+        let source = self.pull.source;
+        let outcome = match source {
+            Remote::Netsuite => self.on_ns_reply(reply),
+            _ => self.on_cloud_reply(reply),
         };
-        match page {
-            Ok(page) => {
-                self.store.live().apply_stock(&page);
-                self.report.stock_levels += page.levels.len() as u64;
-                if page.has_more {
-                    self.pull.at_ms = self.now_ms;
-                } else {
-                    self.pull.last_round_from_ms = Some(self.pull.round_from_ms);
-                    self.pull.at_ms = self.now_ms + 1_000 + self.rng.below(4_000) as i64;
-                    self.pull.round_from_ms = self.pull.at_ms;
-                }
-                self.log(format!(
-                    "cloud: stock page of {} levels, through event {}",
-                    page.levels.len(),
-                    page.events_through
-                ));
+        match outcome {
+            Ok(Some(levels)) => {
+                // The feed is read to its end: the next round begins a little later.
+                self.report.stock_levels += levels;
+                self.pull.last_round_from_ms = Some(self.pull.round_from_ms);
+                self.pull.at_ms = self.now_ms + 1_000 + self.rng.below(4_000) as i64;
+                self.pull.round_from_ms = self.pull.at_ms;
             }
+            Ok(None) => self.pull.at_ms = self.now_ms,
             Err(why) => {
                 self.pull.at_ms = self.now_ms + 1_000;
-                self.log(format!("cloud: stock pull failed: {why}"));
+                self.log(format!("{source}: stock pull failed: {why}"));
+            }
+        }
+    }
+
+    /// A page of the cloud's stock feed: `Some(levels)` once the feed is read to its end.
+    fn on_cloud_reply(&mut self, reply: Result<HttpResponse, TransportError>) -> Result<Option<u64>, String> {
+        let cursor = self.store.live().stock_cursor;
+        let resp = reply.map_err(|e| e.to_string())?;
+        let page = crate::cloud::pull::stock_page(cursor, &resp).map_err(|e| e.to_string())?;
+        let levels: Vec<(String, i64, Timestamp)> =
+            page.levels.iter().map(|l| (l.sku.clone(), l.level, page.as_of)).collect();
+        {
+            let mut st = self.store.live();
+            st.apply_levels(Remote::Cloud, &levels, page.events_through, !page.has_more);
+            st.stock_cursor = page.next_cursor;
+        }
+        self.log(format!("cloud: stock page of {} levels, through event {}", levels.len(), page.events_through));
+        Ok((!page.has_more).then_some(levels.len() as u64))
+    }
+
+    /// A SuiteQL page of NetSuite's round: items, then stock; `Some(levels)` once applied.
+    /// A failed page is asked again (the round keeps its marker and its time).
+    fn on_ns_reply(&mut self, reply: Result<HttpResponse, TransportError>) -> Result<Option<u64>, String> {
+        let resp = reply.map_err(|e| e.to_string())?;
+        let Some(round) = self.pull.ns.as_mut() else { return Ok(None) };
+        match &mut round.step {
+            NsStep::Items(read) => {
+                read.on_reply(&resp)?;
+                if read.done() {
+                    let rows = std::mem::replace(read, crate::netsuite::live::SuiteqlRead::new("")).rows();
+                    let skus = crate::netsuite::live::skus_of(&ns_map(), &rows, &|_| ItemKind::Unit);
+                    let q = crate::netsuite::live::NsPull::stock_query_at(&ns_map());
+                    round.step = NsStep::Stock { skus, read: crate::netsuite::live::SuiteqlRead::new(&q) };
+                }
+                Ok(None)
+            }
+            NsStep::Stock { skus, read } => {
+                read.on_reply(&resp)?;
+                if !read.done() {
+                    return Ok(None);
+                }
+                let rows = std::mem::replace(read, crate::netsuite::live::SuiteqlRead::new("")).rows();
+                let levels = crate::netsuite::live::levels_of(&rows, skus, round.read_at);
+                let seen = round.seen;
+                self.pull.ns = None;
+                self.store.live().apply_levels(Remote::Netsuite, &levels, seen, true);
+                self.log(format!("netsuite: {} stock levels, through internal id {seen}", levels.len()));
+                Ok(Some(levels.len() as u64))
             }
         }
     }
@@ -1002,52 +1117,38 @@ impl Sim {
         }
     }
 
-    /// After healing, and a complete read of the stock feed begun once every record was
-    /// settled: the stock shown for every SKU is the cloud's level plus the local deltas of
-    /// the records the cloud has not counted (those it refused), and no delta of a record
-    /// the cloud kept is still subtracted.
-    fn check_stock(&self) -> Result<(), String> {
-        let Some(SimFake::Cloud(fake)) = self.remotes.iter().find(|p| p.name == Remote::Cloud).map(|p| &p.fake) else {
-            return Err("no cloud in the simulation".into());
-        };
-        let st = self.store.live();
-        for ((sku, record, _), d) in &st.deltas {
-            if let Some(n) = st.cloud_number(record) {
-                return Err(format!(
-                    "{sku}: the delta {d} of {record}, counted by the cloud (event {n}), is still subtracted"
-                ));
+    /// What the stock source has counted, by local record: the number it kept it under.
+    fn counted(&self) -> BTreeMap<Uuid, u64> {
+        let source = self.pull.source;
+        self.remotes
+            .iter()
+            .filter(|p| p.name == source)
+            .flat_map(|p| p.fake.kept())
+            .filter_map(|k| source_number(source, &k.remote_id).map(|n| (k.record, n)))
+            .collect()
+    }
+
+    /// The stock source's own level of a SKU.
+    fn source_level(&self, sku: &str) -> Option<i64> {
+        let p = self.remotes.iter().find(|p| p.name == self.pull.source)?;
+        match &p.fake {
+            SimFake::Cloud(f) => f.level(sku),
+            SimFake::NetSuite(f) => {
+                let q = f.quantity_on_hand(sku, &ns_map().location.to_string())?;
+                crate::lightspeed::json::thousandths(&serde_json::Value::String(q)).map(|m| m.div_euclid(1000))
             }
+            SimFake::Lightspeed(_) => None,
         }
-        for (sku, level) in &st.levels {
-            let Some(shown) = level.available() else { continue };
-            let uncounted: i64 = st.deltas.iter().filter(|(k, _)| k.0 == *sku).map(|(_, d)| *d).sum();
-            let Some(source) = fake.level(sku) else {
-                return Err(format!("{sku} has a level the cloud does not know"));
-            };
-            if shown != source + uncounted {
-                return Err(format!(
-                    "{sku}: {shown} shown, but the cloud has {source} and {uncounted} is not counted there ({level:?})"
-                ));
-            }
-        }
-        Ok(())
     }
 
     /// At any time: the stock shown never leaves out a record its level does not include.
-    /// For each SKU whose level came from the cloud with marker `through`, every local
-    /// record the cloud has not kept under an event numbered at most `through` — so not in
+    /// For each SKU whose level came from the source with marker `through`, every local
+    /// record the source has not kept under a number at most `through` — so possibly not in
     /// that level — is still subtracted, and the SKU's unreflected sum is its deltas' sum.
     /// (A record the level holds may stay subtracted a while, until its confirmation comes:
     /// that errs on the safe side and is settled later.)
     fn check_stock_window(&self) -> Result<(), String> {
-        let Some(SimFake::Cloud(fake)) = self.remotes.iter().find(|p| p.name == Remote::Cloud).map(|p| &p.fake) else {
-            return Err("no cloud in the simulation".into());
-        };
-        let counted: BTreeMap<Uuid, u64> = fake
-            .events()
-            .values()
-            .filter_map(|k| crate::cloud::pull::event_number(&k.remote_id).map(|n| (k.record_id, n)))
-            .collect();
+        let counted = self.counted();
         let st = self.store.live();
         let mut records: Vec<(String, Uuid, u32)> = Vec::new();
         for s in st.sales.values() {
@@ -1060,8 +1161,8 @@ impl Sim {
             let in_level = counted.get(&key.1).is_some_and(|n| *n <= through);
             if !in_level && !st.deltas.contains_key(&key) {
                 return Err(format!(
-                    "{}: record {} is not in the cloud's level (through event {through}) but is no longer subtracted",
-                    key.0, key.1
+                    "{}: record {} is not in the {} level (through {through}) but is no longer subtracted",
+                    key.0, key.1, self.pull.source
                 ));
             }
         }
@@ -1069,6 +1170,33 @@ impl Sim {
             let sum: i64 = st.deltas.iter().filter(|(k, _)| k.0 == *sku).map(|(_, d)| *d).sum();
             if sum != level.unreflected {
                 return Err(format!("{sku}: unreflected {} but its deltas sum to {sum}", level.unreflected));
+            }
+        }
+        Ok(())
+    }
+
+    /// After healing, and a complete read of the stock source begun once every record was
+    /// settled: the stock shown for every SKU is the source's level plus the local deltas
+    /// of the records it has not counted (those it refused), and no delta of a record the
+    /// source kept is still subtracted.
+    fn check_stock(&self) -> Result<(), String> {
+        let source = self.pull.source;
+        let st = self.store.live();
+        for ((sku, record, _), d) in &st.deltas {
+            if let Some(n) = st.confirmed_number(source, record) {
+                return Err(format!("{sku}: the delta {d} of {record}, counted by {source} ({n}), is still subtracted"));
+            }
+        }
+        for (sku, level) in &st.levels {
+            let Some(shown) = level.available() else { continue };
+            let uncounted: i64 = st.deltas.iter().filter(|(k, _)| k.0 == *sku).map(|(_, d)| *d).sum();
+            let Some(at_source) = self.source_level(sku) else {
+                return Err(format!("{sku} has a level {source} does not know"));
+            };
+            if shown != at_source + uncounted {
+                return Err(format!(
+                    "{sku}: {shown} shown, but {source} has {at_source} and {uncounted} is not counted there ({level:?})"
+                ));
             }
         }
         Ok(())

@@ -44,6 +44,64 @@ pub const SUITEQL_MAX_ROWS: usize = 100_000;
 /// Store meta key of the newest NetSuite internal id confirmed (see the module doc).
 pub const META_NS_NEWEST: &str = "netsuite.newest_record";
 
+/// One SuiteQL query read page by page, as values: the next request to send (without
+/// credentials) and what each answer adds. No I/O: [`suiteql_all`] drives it over HTTP, the
+/// sync simulation over its network.
+#[derive(Debug, Clone)]
+pub struct SuiteqlRead {
+    body: String,
+    offset: usize,
+    rows: Vec<Value>,
+    done: bool,
+}
+
+impl SuiteqlRead {
+    pub fn new(query: &str) -> SuiteqlRead {
+        SuiteqlRead { body: serde_json::json!({ "q": query }).to_string(), offset: 0, rows: Vec::new(), done: false }
+    }
+
+    /// The request for the next page (credentials to be added), or `None` once read.
+    pub fn request(&self) -> Option<crate::wire::HttpRequest> {
+        (!self.done).then(|| crate::wire::HttpRequest {
+            method: crate::wire::Method::Post,
+            path: format!("/services/rest/query/v1/suiteql?limit={SUITEQL_PAGE}&offset={}", self.offset),
+            headers: vec![("Content-Type".into(), "application/json".into()), ("Prefer".into(), "transient".into())],
+            body: self.body.clone().into_bytes(),
+        })
+    }
+
+    /// Takes a page's answer; an error names what is wrong and the read can be retried
+    /// from the same page.
+    pub fn on_reply(&mut self, r: &crate::wire::HttpResponse) -> Result<(), String> {
+        if r.status != 200 {
+            return Err(crate::netsuite::errors::reason(r.status, &r.body));
+        }
+        let v: Value =
+            serde_json::from_slice(&r.body).map_err(|e| format!("NetSuite's SuiteQL answer is not JSON: {e}"))?;
+        let items = v.get("items").and_then(Value::as_array).ok_or("NetSuite's SuiteQL answer has no items")?;
+        let n = items.len();
+        if self.rows.len() + n > SUITEQL_MAX_ROWS {
+            return Err(format!("NetSuite answers more than {SUITEQL_MAX_ROWS} rows to one query"));
+        }
+        self.rows.extend(items.iter().cloned());
+        let more = v.get("hasMore").and_then(Value::as_bool).unwrap_or(false);
+        if !more || n == 0 {
+            self.done = true;
+        } else {
+            self.offset += SUITEQL_PAGE;
+        }
+        Ok(())
+    }
+
+    pub fn done(&self) -> bool {
+        self.done
+    }
+
+    pub fn rows(self) -> Vec<Value> {
+        self.rows
+    }
+}
+
 /// Every row of a SuiteQL query, page by page (`limit` 1000, `offset`, until `hasMore` is
 /// false), with the credentials added to each request.
 pub async fn suiteql_all(
@@ -53,36 +111,52 @@ pub async fn suiteql_all(
     query: &str,
     timeout: Duration,
 ) -> Result<Vec<Value>, String> {
-    use crate::wire::{HttpRequest, Method};
-    let q = serde_json::json!({ "q": query }).to_string();
-    let mut out = Vec::new();
-    let mut offset = 0usize;
-    loop {
-        let mut req = HttpRequest {
-            method: Method::Post,
-            path: format!("/services/rest/query/v1/suiteql?limit={SUITEQL_PAGE}&offset={offset}"),
-            headers: vec![("Content-Type".into(), "application/json".into()), ("Prefer".into(), "transient".into())],
-            body: q.clone().into_bytes(),
-        };
+    let mut read = SuiteqlRead::new(query);
+    while let Some(mut req) = read.request() {
         signer.sign(client, base, &mut req, timeout).await?;
         let r = crate::engine::run::exchange(client, base, &req, timeout).await.map_err(|e| e.to_string())?;
-        if r.status != 200 {
-            return Err(crate::netsuite::errors::reason(r.status, &r.body));
-        }
-        let v: Value =
-            serde_json::from_slice(&r.body).map_err(|e| format!("NetSuite's SuiteQL answer is not JSON: {e}"))?;
-        let items = v.get("items").and_then(Value::as_array).ok_or("NetSuite's SuiteQL answer has no items")?;
-        let n = items.len();
-        out.extend(items.iter().cloned());
-        let more = v.get("hasMore").and_then(Value::as_bool).unwrap_or(false);
-        if !more || n == 0 {
-            return Ok(out);
-        }
-        if out.len() > SUITEQL_MAX_ROWS {
-            return Err(format!("NetSuite answers more than {SUITEQL_MAX_ROWS} rows to one query"));
-        }
-        offset += SUITEQL_PAGE;
+        read.on_reply(&r)?;
     }
+    Ok(read.rows())
+}
+
+/// The SKU (and kind) of each NetSuite item id in the items query's rows: by
+/// `mappings.netsuite.items` when it is a table, else the row's external id. `kind` gives a
+/// SKU's local kind (weighed items are read in kilograms).
+pub fn skus_of(map: &NetSuiteMap, rows: &[Value], kind: &dyn Fn(&str) -> ItemKind) -> BTreeMap<String, (String, ItemKind)> {
+    let by_id: BTreeMap<String, String> = match &map.items {
+        NsItems::Table(t) => t.iter().map(|(sku, id)| (id.clone(), sku.clone())).collect(),
+        NsItems::Rule(_) => BTreeMap::new(),
+    };
+    rows.iter()
+        .filter_map(|row| {
+            let id = text(row, "id")?;
+            let sku = match &map.items {
+                NsItems::Table(_) => by_id.get(&id).cloned(),
+                NsItems::Rule(_) => text(row, "externalid"),
+            }?;
+            let k = kind(&sku);
+            Some((id, (sku, k)))
+        })
+        .collect()
+}
+
+/// The stock levels in the stock query's rows, for the SKUs known (units, or grams of
+/// weighed items — NetSuite counts them in kilograms), as read at `read_at`.
+pub fn levels_of(
+    rows: &[Value],
+    sku_of: &BTreeMap<String, (String, ItemKind)>,
+    read_at: Timestamp,
+) -> Vec<(String, i64, Timestamp)> {
+    rows.iter()
+        .filter_map(|r| {
+            let id = text(r, "item")?;
+            let q = r.get("quantityonhand").and_then(crate::lightspeed::json::thousandths)?;
+            let (sku, kind) = sku_of.get(&id)?;
+            let level = if *kind == ItemKind::Weight { q } else { q.div_euclid(1000) };
+            Some((sku.clone(), level, read_at))
+        })
+        .collect()
 }
 
 /// The newest NetSuite internal id confirmed, shared by the delivery worker (which notes
@@ -155,10 +229,15 @@ impl NsPull {
     }
 
     pub fn stock_query(&self) -> String {
+        Self::stock_query_at(&self.map)
+    }
+
+    /// The stock query for `mappings.netsuite.location`.
+    pub fn stock_query_at(map: &NetSuiteMap) -> String {
         format!(
             "SELECT inventoryitemlocations.item, inventoryitemlocations.quantityonhand FROM inventoryitemlocations \
              WHERE inventoryitemlocations.location = {} ORDER BY inventoryitemlocations.item",
-            self.map.location
+            map.location
         )
     }
 
@@ -229,17 +308,7 @@ impl NsPull {
 
         let q = self.stock_query();
         let rows = self.all(&q).await?;
-        let mut levels = Vec::new();
-        for r in &rows {
-            let (Some(id), Some(q)) =
-                (text(r, "item"), r.get("quantityonhand").and_then(crate::lightspeed::json::thousandths))
-            else {
-                continue;
-            };
-            let Some((sku, kind)) = sku_of.get(&id) else { continue };
-            let level = if *kind == ItemKind::Weight { q } else { q.div_euclid(1000) };
-            levels.push((sku.clone(), level, read_at));
-        }
+        let levels = levels_of(&rows, &sku_of, read_at);
         out.levels = levels.len();
         let number = |rid: &str| rid.parse::<u64>().ok();
         for chunk in levels.chunks(500) {
