@@ -24,6 +24,17 @@
 //! acknowledged sale and adjustment confirmed exactly once at every remote it goes to (or
 //! rejected there, if that fake was told to refuse it), nothing pending, in flight or
 //! unknown.
+//!
+//! Stock: one remote per seed is the stock source (the cloud, NetSuite or Lightspeed, by
+//! `seed % 3`), and the edge pulls it as edged does — the cloud's stock feed by cursor
+//! (`cloud::pull`), NetSuite's SuiteQL round (`netsuite::live::SuiteqlRead`), Lightspeed's
+//! ItemShop feed by `timeStamp` with the re-read of waiting SKUs, its tokens and pacer
+//! shared with the delivery worker (`lightspeed::live`) — through the same faults and
+//! crashes, applying the rule of `stock` to [`SimStore`]'s levels and deltas (durable with
+//! their records; a pull's writes only at a checkpoint, like the cursor). Checked at every
+//! 16th step: no record outside a level has left the shown stock. Checked at the end, after
+//! a complete read begun once every record settled: each SKU shows the source's level plus
+//! the deltas the source has not counted.
 
 use super::{OutboxStore, Policy, Poll, Worker};
 use crate::cloud::CloudConnector;
@@ -69,8 +80,10 @@ struct StoreState {
     levels: BTreeMap<String, StockLevel>,
     /// … and the deltas it does not reflect yet: (SKU, record, line) → delta.
     deltas: BTreeMap<(String, Uuid, u32), i64>,
-    /// The stock feed's cursor.
+    /// The cloud stock feed's cursor.
     stock_cursor: u64,
+    /// Lightspeed's ItemShop feed cursor (the newest `timeStamp` read; empty: none yet).
+    ls_cursor: String,
 }
 
 impl StoreState {
@@ -118,7 +131,14 @@ impl StoreState {
 
     /// Levels from the stock source, applied as the real store applies them: each level
     /// rebased; once the whole feed is read, confirmed deltas settled against their marker.
-    fn apply_levels(&mut self, source: Remote, levels: &[(String, i64, Timestamp)], through: u64, read_all: bool) {
+    fn apply_levels(
+        &mut self,
+        source: Remote,
+        levels: &[(String, i64, Timestamp)],
+        through: u64,
+        read_all: bool,
+    ) -> Vec<String> {
+        let mut waiting = Vec::new();
         for (sku, level, at) in levels {
             let cur = self.levels.get(sku).cloned().unwrap_or_default();
             let (keys, views) = self.views(source, sku);
@@ -137,6 +157,9 @@ impl StoreState {
                 let cur = self.levels.get(&sku).cloned().unwrap_or_default();
                 let (keys, views) = self.views(source, &sku);
                 let s = crate::stock::settle(&cur, source, &views);
+                if s.waits {
+                    waiting.push(sku.clone());
+                }
                 if let Some(next) = s.next {
                     for i in s.drop {
                         self.deltas.remove(&keys[i]);
@@ -145,6 +168,7 @@ impl StoreState {
                 }
             }
         }
+        waiting
     }
 }
 
@@ -365,6 +389,8 @@ struct Peer {
     name: Remote,
     fake: SimFake,
     worker: Worker,
+    /// Lightspeed's tokens and pacer, shared by its worker and the stock pull (as in edged).
+    ls_auth: Option<std::sync::Arc<LsAuth>>,
     /// Requests whose reply the edge is still waiting for: seq → (epoch, deadline).
     waiting: BTreeMap<u64, (u32, i64)>,
     partition: bool,
@@ -390,6 +416,19 @@ enum NsStep {
     Stock { skus: BTreeMap<String, (String, ItemKind)>, read: crate::netsuite::live::SuiteqlRead },
 }
 
+/// Where a Lightspeed pull round stands: the ItemShop feed by `timeStamp`, then the rows of
+/// the SKUs whose confirmed sale is newer than their level's marker, read again by itemID.
+enum LsStep {
+    Feed { path: String, newest: String },
+    Reread { chunks: std::collections::VecDeque<Vec<u64>>, path: Option<String>, seen: u64 },
+}
+
+/// A Lightspeed round under way: the marker taken when it began.
+struct LsRoundState {
+    seen: u64,
+    step: LsStep,
+}
+
 /// A NetSuite round under way: the marker taken when it began, the read's time.
 struct NsRoundState {
     seen: u64,
@@ -405,6 +444,9 @@ struct StockPull {
     puller: crate::cloud::pull::Puller,
     /// NetSuite's round under way.
     ns: Option<NsRoundState>,
+    /// Lightspeed's round under way, and whether the request in flight is a token refresh.
+    ls: Option<LsRoundState>,
+    refreshing: bool,
     /// The request in flight, if any.
     inflight: Option<u64>,
     next_seq: u64,
@@ -525,7 +567,9 @@ fn ns_map() -> NetSuiteMap {
 /// Lightspeed's tokens as the store keeps them: what a crash leaves.
 type TokenVault = std::sync::Arc<Mutex<TokenSet>>;
 
-fn worker(name: Remote, seed: u64, vault: &TokenVault) -> Worker {
+/// The worker of a remote, and for Lightspeed the tokens and pacer it shares with the pull.
+fn worker(name: Remote, seed: u64, vault: &TokenVault) -> (Worker, Option<std::sync::Arc<LsAuth>>) {
+    let mut shared = None;
     let connector: Box<dyn super::Connector> = match name {
         Remote::Lightspeed => {
             let tokens = vault.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -539,6 +583,7 @@ fn worker(name: Remote, seed: u64, vault: &TokenVault) -> Worker {
                     Ok(())
                 }),
             );
+            shared = Some(auth.clone());
             Box::new(LightspeedConnector::new(ls_map(), auth, std::sync::Arc::new(|_| None), None))
         }
         Remote::Netsuite => Box::new(NetSuiteConnector::new(
@@ -549,7 +594,7 @@ fn worker(name: Remote, seed: u64, vault: &TokenVault) -> Worker {
         )),
         Remote::Cloud => Box::new(CloudConnector::new(STORE_ID, CLOUD_SECRET)),
     };
-    Worker::new(name, connector, policy(), seed)
+    (Worker::new(name, connector, policy(), seed), shared)
 }
 
 fn sim_item(n: u64) -> Item {
@@ -607,10 +652,12 @@ impl Sim {
                         SimFake::Cloud(Box::new(f))
                     }
                 };
+                let (w, ls_auth) = worker(*name, worker_seed, &vault);
                 Peer {
                     name: *name,
                     fake,
-                    worker: worker(*name, worker_seed, &vault),
+                    worker: w,
+                    ls_auth,
                     waiting: BTreeMap::new(),
                     partition: false,
                     slow: false,
@@ -621,9 +668,11 @@ impl Sim {
             .collect();
         Sim {
             pull: StockPull {
-                source: if seed % 2 == 0 { Remote::Cloud } else { Remote::Netsuite },
+                source: [Remote::Cloud, Remote::Netsuite, Remote::Lightspeed][(seed % 3) as usize],
                 puller: crate::cloud::pull::Puller::new(STORE_ID, CLOUD_SECRET),
                 ns: None,
+                ls: None,
+                refreshing: false,
                 inflight: None,
                 next_seq: PULL_SEQ_BASE,
                 at_ms: START_MS,
@@ -783,10 +832,12 @@ impl Sim {
             let seed = self.rng.next_u64();
             let rm = &mut self.remotes[r];
             rm.waiting.clear();
-            rm.worker = worker(rm.name, seed, &self.vault);
+            (rm.worker, rm.ls_auth) = worker(rm.name, seed, &self.vault);
         }
         self.pull.inflight = None;
         self.pull.ns = None;
+        self.pull.ls = None;
+        self.pull.refreshing = false;
         self.pull.at_ms = self.now_ms + 500;
         self.pull.round_from_ms = self.pull.at_ms;
         self.report.crashes += 1;
@@ -959,7 +1010,14 @@ impl Sim {
                 }
                 req
             }
-            _ => {
+            Remote::Lightspeed => match self.ls_request(r, now) {
+                Ok(req) => req,
+                Err(wait) => {
+                    self.pull.at_ms = wait;
+                    return Some(wait);
+                }
+            },
+            Remote::Cloud => {
                 let cursor = self.store.live().stock_cursor;
                 self.pull.puller.request_from(crate::cloud::pull::Feed::Stock, cursor, now)
             }
@@ -996,7 +1054,8 @@ impl Sim {
         let source = self.pull.source;
         let outcome = match source {
             Remote::Netsuite => self.on_ns_reply(reply),
-            _ => self.on_cloud_reply(reply),
+            Remote::Lightspeed => self.on_ls_reply(reply),
+            Remote::Cloud => self.on_cloud_reply(reply),
         };
         match outcome {
             Ok(Some(levels)) => {
@@ -1010,6 +1069,169 @@ impl Sim {
             Err(why) => {
                 self.pull.at_ms = self.now_ms + 1_000;
                 self.log(format!("{source}: stock pull failed: {why}"));
+            }
+        }
+    }
+
+    /// Lightspeed's next pull request, as edged's pull makes it with the tokens and pacer it
+    /// shares with the delivery worker: a token refresh when this caller must refresh, else
+    /// the next ItemShop page. `Err(t)`: nothing can go before `t`.
+    fn ls_request(&mut self, r: usize, now: Timestamp) -> Result<HttpRequest, i64> {
+        use crate::lightspeed::connector::Access;
+        let now_ms = now.as_millisecond();
+        let Some(auth) = self.remotes[r].ls_auth.clone() else { return Err(now_ms + 10_000) };
+        let token = match auth.access(now_ms) {
+            Access::Bearer(t) => t,
+            Access::Refresh(form) => {
+                self.pull.refreshing = true;
+                return Ok(HttpRequest {
+                    method: crate::wire::Method::Post,
+                    path: crate::lightspeed::connector::TOKEN_PATH.into(),
+                    headers: vec![("Content-Type".into(), "application/x-www-form-urlencoded".into())],
+                    body: form.into_bytes(),
+                });
+            }
+            Access::Wait(_) => return Err(now_ms + 250),
+            Access::Dead(e) => {
+                self.log(format!("lightspeed: pull cannot authenticate: {e}"));
+                return Err(now_ms + 10_000);
+            }
+        };
+        if let Err(at) = auth.reserve(1000, now_ms) {
+            return Err(at.max(now_ms + 1));
+        }
+        let map = ls_map();
+        let cursor = {
+            let c = self.store.live().ls_cursor.clone();
+            if c.is_empty() { crate::lightspeed::live::ITEMSHOP_EPOCH.to_string() } else { c }
+        };
+        let seen = self.store.live().newest_confirmed(Remote::Lightspeed);
+        let round = self.pull.ls.get_or_insert_with(|| LsRoundState {
+            seen,
+            step: LsStep::Feed {
+                path: crate::lightspeed::live::itemshop_path(map.account_id, &cursor),
+                newest: cursor,
+            },
+        });
+        let path = match &mut round.step {
+            LsStep::Feed { path, .. } => path.clone(),
+            LsStep::Reread { chunks, path, seen: chunk_seen } => match path {
+                Some(p) => p.clone(),
+                None => {
+                    let chunk = chunks.front().cloned().unwrap_or_default();
+                    *chunk_seen = seen;
+                    let p = crate::lightspeed::live::itemshop_reread_path(map.account_id, map.shop_id, &chunk);
+                    *path = Some(p.clone());
+                    p
+                }
+            },
+        };
+        self.pull.refreshing = false;
+        Ok(HttpRequest {
+            method: crate::wire::Method::Get,
+            path: path.strip_prefix(SIM_BASE).unwrap_or(&path).to_string(),
+            headers: vec![
+                ("Authorization".into(), format!("Bearer {token}")),
+                ("Accept".into(), "application/json".into()),
+            ],
+            body: Vec::new(),
+        })
+    }
+
+    /// Lightspeed's answer to the pull: a token refresh, or an ItemShop page (the feed's
+    /// levels rebased page by page; at its end the cursor moves, deltas settle, and the SKUs
+    /// still waiting are read again by itemID). `Some(levels)` once the round is done.
+    fn on_ls_reply(&mut self, reply: Result<HttpResponse, TransportError>) -> Result<Option<u64>, String> {
+        let now_ms = self.now_ms;
+        let Some(auth) = self.remotes.iter().find(|p| p.name == Remote::Lightspeed).and_then(|p| p.ls_auth.clone())
+        else {
+            return Err("no Lightspeed tokens".into());
+        };
+        if std::mem::take(&mut self.pull.refreshing) {
+            return match reply {
+                Ok(r) if r.status == 200 => auth.refreshed(&r.body, now_ms).map(|()| None),
+                Ok(r) => {
+                    auth.refresh_failed();
+                    Err(format!("token refresh refused: {}", r.status))
+                }
+                Err(e) => {
+                    auth.refresh_failed();
+                    Err(format!("token refresh: {e}"))
+                }
+            };
+        }
+        let resp = reply.map_err(|e| e.to_string())?;
+        auth.observe(
+            resp.header("x-ls-api-bucket-level"),
+            resp.header("x-ls-api-drip-rate"),
+            resp.header("x-ls-api-burst-level"),
+            now_ms,
+        );
+        match resp.status {
+            200 => {}
+            401 => {
+                auth.refused();
+                return Err("401: the access token was refused".into());
+            }
+            s => return Err(crate::lightspeed::json::error_message(s, &resp.body)),
+        }
+        let page: serde_json::Value = serde_json::from_slice(&resp.body)
+            .map_err(|e| format!("Lightspeed answered something else than JSON: {e}"))?;
+        let map = ls_map();
+        let by_id: BTreeMap<u64, String> = map.items.iter().map(|(sku, id)| (*id, sku.clone())).collect();
+        let sku_of = |item: u64| by_id.get(&item).cloned();
+        let Some(round) = self.pull.ls.as_mut() else { return Ok(None) };
+        let seen = round.seen;
+        match &mut round.step {
+            LsStep::Feed { path, newest } => {
+                let levels = crate::lightspeed::live::levels_in(&page, map.shop_id, newest, &sku_of);
+                let n = levels.len() as u64;
+                self.report.stock_levels += n;
+                let next = crate::lightspeed::json::next_page(&page);
+                let newest = newest.clone();
+                match next {
+                    Some(n) => {
+                        *path = n;
+                        self.store.live().apply_levels(Remote::Lightspeed, &levels, seen, false);
+                        Ok(None)
+                    }
+                    None => {
+                        let waiting = {
+                            let mut st = self.store.live();
+                            st.apply_levels(Remote::Lightspeed, &levels, seen, false);
+                            st.ls_cursor = newest;
+                            st.apply_levels(Remote::Lightspeed, &[], 0, true)
+                        };
+                        let ids: Vec<u64> = waiting.iter().filter_map(|s| map.items.get(s).copied()).collect();
+                        if ids.is_empty() {
+                            self.pull.ls = None;
+                            return Ok(Some(0));
+                        }
+                        let chunks = ids.chunks(100).map(<[u64]>::to_vec).collect();
+                        round.step = LsStep::Reread { chunks, path: None, seen };
+                        Ok(None)
+                    }
+                }
+            }
+            LsStep::Reread { chunks, path, seen: chunk_seen } => {
+                let mut unused = String::new();
+                let levels = crate::lightspeed::live::levels_in(&page, map.shop_id, &mut unused, &sku_of);
+                self.report.stock_levels += levels.len() as u64;
+                let chunk_seen = *chunk_seen;
+                match crate::lightspeed::json::next_page(&page) {
+                    Some(n) => *path = Some(n),
+                    None => {
+                        chunks.pop_front();
+                        *path = None;
+                    }
+                }
+                let finished = chunks.is_empty();
+                self.store.live().apply_levels(Remote::Lightspeed, &levels, chunk_seen, false);
+                if finished {
+                    self.pull.ls = None;
+                    return Ok(Some(0));
+                }
+                Ok(None)
             }
         }
     }
@@ -1137,7 +1359,10 @@ impl Sim {
                 let q = f.quantity_on_hand(sku, &ns_map().location.to_string())?;
                 crate::lightspeed::json::thousandths(&serde_json::Value::String(q)).map(|m| m.div_euclid(1000))
             }
-            SimFake::Lightspeed(_) => None,
+            SimFake::Lightspeed(f) => {
+                let map = ls_map();
+                f.qoh(*map.items.get(sku)?, map.shop_id)
+            }
         }
     }
 
@@ -1184,7 +1409,9 @@ impl Sim {
         let st = self.store.live();
         for ((sku, record, _), d) in &st.deltas {
             if let Some(n) = st.confirmed_number(source, record) {
-                return Err(format!("{sku}: the delta {d} of {record}, counted by {source} ({n}), is still subtracted"));
+                return Err(format!(
+                    "{sku}: the delta {d} of {record}, counted by {source} ({n}), is still subtracted"
+                ));
             }
         }
         for (sku, level) in &st.levels {

@@ -28,6 +28,69 @@ const META_LS_ITEMSHOP_CURSOR: &str = "lightspeed.itemshop.cursor";
 /// Store meta key of the Item feed's cursor (the newest `Item.timeStamp` read).
 const META_LS_ITEM_CURSOR: &str = "lightspeed.item.cursor";
 
+/// The first page of the ItemShop feed after `since` (a `timeStamp`), oldest first.
+pub fn itemshop_path(account_id: u64, since: &str) -> String {
+    format!(
+        "/API/V3/Account/{account_id}/ItemShop.json?sort=timeStamp&limit=100&timeStamp={}",
+        crate::netsuite::tba::pct(&format!(">=,{since}"))
+    )
+}
+
+/// The ItemShop rows of the shop for up to 100 items (Lightspeed's `IN` takes no more).
+pub fn itemshop_reread_path(account_id: u64, shop_id: u64, items: &[u64]) -> String {
+    let list = items.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+    format!(
+        "/API/V3/Account/{account_id}/ItemShop.json?shopID={shop_id}&itemID={}",
+        crate::netsuite::tba::pct(&format!("IN,[{list}]"))
+    )
+}
+
+/// The ItemShop feed's cursor before any read.
+pub const ITEMSHOP_EPOCH: &str = "1970-01-01T00:00:00+00:00";
+
+fn rows_of(v: &serde_json::Value, key: &str) -> Vec<serde_json::Value> {
+    match v.get(key) {
+        Some(serde_json::Value::Array(a)) => a.clone(),
+        Some(o @ serde_json::Value::Object(_)) => vec![o.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// The shop's levels in an ItemShop page (the shopID 0 summary row and other shops' rows
+/// left out; items without a SKU skipped), moving `newest` to the newest `timeStamp` seen.
+/// A value function: `sku_of` names an itemID's SKU.
+pub fn levels_in(
+    page: &serde_json::Value,
+    shop_id: u64,
+    newest: &mut String,
+    sku_of: &dyn Fn(u64) -> Option<String>,
+) -> Vec<(String, i64, Timestamp)> {
+    use crate::lightspeed::json::int;
+    let mut batch = Vec::new();
+    for row in rows_of(page, "ItemShop") {
+        let shop = row.get("shopID").and_then(int).unwrap_or(0);
+        let ts = row.get("timeStamp").and_then(|v| v.as_str()).unwrap_or("").to_string();
+        if ts > *newest {
+            newest.clone_from(&ts);
+        }
+        // shopID 0 is the all-shops summary; only the store's own shop counts.
+        if shop == 0 || shop as u64 != shop_id {
+            continue;
+        }
+        let (Some(item), Some(qoh)) = (row.get("itemID").and_then(int), row.get("qoh").and_then(int)) else {
+            continue;
+        };
+        let Ok(item) = u64::try_from(item) else { continue };
+        let Some(sku) = sku_of(item) else { continue };
+        let Ok(at) = ts.parse::<Timestamp>() else {
+            tracing::warn!(remote = "lightspeed", item, timestamp = %ts, "ItemShop row skipped: its timeStamp is not a time");
+            continue;
+        };
+        batch.push((sku, qoh, at));
+    }
+    batch
+}
+
 /// Reads from Lightspeed outside the delivery worker (pulls, the report), with the shared
 /// tokens.
 pub struct LsPull {
@@ -211,11 +274,7 @@ impl LsPull {
     }
 
     fn rows(v: &serde_json::Value, key: &str) -> Vec<serde_json::Value> {
-        match v.get(key) {
-            Some(serde_json::Value::Array(a)) => a.clone(),
-            Some(o @ serde_json::Value::Object(_)) => vec![o.clone()],
-            _ => Vec::new(),
-        }
+        rows_of(v, key)
     }
 
     /// One round: the Item pages when `items_too` (the whole catalog: the bucket pays a drip
@@ -324,11 +383,8 @@ impl LsPull {
                 .ok()
                 .flatten()
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_else(|| "1970-01-01T00:00:00+00:00".into());
-            let mut path = format!(
-                "{acct}/ItemShop.json?sort=timeStamp&limit=100&timeStamp={}",
-                crate::netsuite::tba::pct(&format!(">=,{since}"))
-            );
+                .unwrap_or_else(|| ITEMSHOP_EPOCH.into());
+            let mut path = itemshop_path(self.map.account_id, &since);
             let mut newest = since.clone();
             // The newest saleID confirmed so far, remembered across restarts.
             let stored = Self::stored_newest(store);
@@ -352,7 +408,7 @@ impl LsPull {
                 }
             }
             store.meta_set(META_LS_ITEMSHOP_CURSOR, newest.as_bytes()).map_err(|e| e.to_string())?;
-            levels += self.settle(store, &acct).await?;
+            levels += self.settle(store).await?;
         }
         Ok((items, levels))
     }
@@ -367,36 +423,21 @@ impl LsPull {
             .unwrap_or(0)
     }
 
-    /// The store's levels in an ItemShop page (the summary row and other shops' rows left
-    /// out), moving `newest` to the newest `timeStamp` seen.
+    /// The store's levels in an ItemShop page, moving `newest` to the newest `timeStamp`.
     fn levels_of(
         &self,
         store: &Arc<dyn Store>,
         page: &serde_json::Value,
         newest: &mut String,
     ) -> Vec<(String, i64, Timestamp)> {
-        use crate::lightspeed::json::int;
-        let mut batch = Vec::new();
-        for row in Self::rows(page, "ItemShop") {
-            let shop = row.get("shopID").and_then(int).unwrap_or(0);
-            let ts = row.get("timeStamp").and_then(|v| v.as_str()).unwrap_or("").to_string();
-            if ts > *newest {
-                newest.clone_from(&ts);
-            }
-            // shopID 0 is the all-shops summary; only the store's own shop counts.
-            if shop == 0 || shop as u64 != self.map.shop_id {
-                continue;
-            }
-            let (Some(item), Some(qoh)) = (row.get("itemID").and_then(int), row.get("qoh").and_then(int)) else {
-                continue;
-            };
-            let Some(sku) = store.meta_get(&format!("lightspeed.sku.{item}")).ok().flatten() else {
-                continue;
-            };
-            let at = ts.parse::<Timestamp>().unwrap_or(Timestamp::now());
-            batch.push((String::from_utf8_lossy(&sku).into_owned(), qoh, at));
-        }
-        batch
+        let sku_of = |item: u64| {
+            store
+                .meta_get(&format!("lightspeed.sku.{item}"))
+                .ok()
+                .flatten()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+        };
+        levels_in(page, self.map.shop_id, newest, &sku_of)
     }
 
     /// Settles sales confirmed after the read that counted them, then reads again the rows
@@ -404,7 +445,7 @@ impl LsPull {
     /// not hold it, and the `timeStamp` feed will not bring the row back unless it changes.
     /// Lightspeed moves `qoh` before it answers the POST, so a read begun after the
     /// confirmation holds the sale. Returns the levels read.
-    async fn settle(&self, store: &Arc<dyn Store>, acct: &str) -> Result<usize, String> {
+    async fn settle(&self, store: &Arc<dyn Store>) -> Result<usize, String> {
         let settled = store.settle_stock(Remote::Lightspeed, &sale_number).map_err(|e| e.to_string())?;
         let mut ids = Vec::new();
         for sku in &settled.waiting {
@@ -424,12 +465,7 @@ impl LsPull {
         // Lightspeed's `IN` takes at most 100 values.
         for chunk in ids.chunks(100) {
             let seen = self.auth.newest_sale().max(Self::stored_newest(store));
-            let list = chunk.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
-            let mut path = format!(
-                "{acct}/ItemShop.json?shopID={}&itemID={}",
-                self.map.shop_id,
-                crate::netsuite::tba::pct(&format!("IN,[{list}]"))
-            );
+            let mut path = itemshop_reread_path(self.map.account_id, self.map.shop_id, chunk);
             let mut unused = String::new();
             loop {
                 let page = self.get(&path).await?;

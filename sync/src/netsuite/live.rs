@@ -123,7 +123,11 @@ pub async fn suiteql_all(
 /// The SKU (and kind) of each NetSuite item id in the items query's rows: by
 /// `mappings.netsuite.items` when it is a table, else the row's external id. `kind` gives a
 /// SKU's local kind (weighed items are read in kilograms).
-pub fn skus_of(map: &NetSuiteMap, rows: &[Value], kind: &dyn Fn(&str) -> ItemKind) -> BTreeMap<String, (String, ItemKind)> {
+pub fn skus_of(
+    map: &NetSuiteMap,
+    rows: &[Value],
+    kind: &dyn Fn(&str) -> ItemKind,
+) -> BTreeMap<String, (String, ItemKind)> {
     let by_id: BTreeMap<String, String> = match &map.items {
         NsItems::Table(t) => t.iter().map(|(sku, id)| (id.clone(), sku.clone())).collect(),
         NsItems::Rule(_) => BTreeMap::new(),
