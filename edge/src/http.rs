@@ -1246,7 +1246,9 @@ async fn terminal_op(
 async fn report_x(State(app): State<Arc<App>>, auth: Auth) -> ApiResult<Json<crate::reports::Report>> {
     auth.require(&[Role::Cashier, Role::Manager, Role::Tech])?;
     let app2 = app.clone();
-    let r = tokio::task::spawn_blocking(move || crate::reports::x_report(&app2)).await.map_err(ApiError::internal)?;
+    let r = tokio::task::spawn_blocking(move || crate::reports::x_report(&app2.checkout))
+        .await
+        .map_err(ApiError::internal)?;
     r.map(Json).map_err(ApiError::internal)
 }
 
@@ -1256,7 +1258,9 @@ async fn report_x(State(app): State<Arc<App>>, auth: Auth) -> ApiResult<Json<cra
 async fn report_z(State(app): State<Arc<App>>, auth: Auth) -> ApiResult<Json<crate::reports::Report>> {
     auth.require(&[Role::Manager])?;
     let app2 = app.clone();
-    let r = tokio::task::spawn_blocking(move || crate::reports::z_report(&app2)).await.map_err(ApiError::internal)?;
+    let r = tokio::task::spawn_blocking(move || crate::reports::z_report(&app2.checkout))
+        .await
+        .map_err(ApiError::internal)?;
     let r = r.map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "z-not-closed", "Z report not closed", e))?;
     audit(
         &app,

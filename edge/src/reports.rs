@@ -4,7 +4,7 @@
 //! in the store with a sequence number, and the next X starts after the last sale it
 //! covered.
 
-use crate::app::App;
+use crate::checkout::Checkout;
 use edge_sync::domain::{Sale, Tender};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -53,7 +53,7 @@ struct LastZ {
     last_sale: Option<Uuid>,
 }
 
-fn last_z(app: &App) -> Result<LastZ, String> {
+fn last_z(app: &Checkout) -> Result<LastZ, String> {
     match app.store.meta_get(META_LAST_Z).map_err(|e| e.to_string())? {
         Some(v) => serde_json::from_slice(&v).map_err(|e| format!("the last Z record is unreadable: {e}")),
         None => Ok(LastZ::default()),
@@ -61,7 +61,7 @@ fn last_z(app: &App) -> Result<LastZ, String> {
 }
 
 /// The running totals since the last Z.
-pub fn x_report(app: &App) -> Result<Report, String> {
+pub fn x_report(app: &Checkout) -> Result<Report, String> {
     let z = last_z(app)?;
     let mut r = Report {
         kind: "x".into(),
@@ -97,11 +97,11 @@ pub fn x_report(app: &App) -> Result<Report, String> {
 }
 
 /// Closes the totals: terminal end-of-day (offline payments forwarded), Z kept, next X after it.
-pub fn z_report(app: &App) -> Result<Report, String> {
+pub fn z_report(app: &Checkout) -> Result<Report, String> {
     let mut r = x_report(app)?;
     r.kind = "z".into();
-    if app.checkout.peripherals().is_some_and(|d| d.terminal_id().is_some()) {
-        let (o, _) = crate::checkout::payments::end_of_day(&app.checkout)
+    if app.peripherals().is_some_and(|d| d.terminal_id().is_some()) {
+        let (o, _) = crate::checkout::payments::end_of_day(app)
             .map_err(|f| format!("the terminal's end-of-day failed, the Z report is not closed: {f}"))?;
         if !o.approved {
             return Err(format!("the terminal's end-of-day was refused ({}); the Z report is not closed", o.text));
