@@ -992,7 +992,7 @@ impl Sim {
                 let next = match &round.step {
                     NsStep::Items(read) | NsStep::Stock { read, .. } => read.request(),
                 };
-                let Some(mut req) = next else { return None };
+                let mut req = next?;
                 let nonce = format!("{:020}", self.rng.next_u64());
                 let url = format!("{SIM_BASE}{}", req.path);
                 match crate::netsuite::tba::authorization(
