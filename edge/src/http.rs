@@ -803,7 +803,10 @@ async fn list_outbox(State(app): State<Arc<App>>, auth: Auth, uri: axum::http::U
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad-query", "Bad cursor", "use next_cursor as given")
                     .field("cursor")
             })?;
-            let r = remote_param(Some(r)).map_err(|e| e.field("cursor"))?.unwrap_or(edge_sync::domain::Remote::Cloud);
+            let r = edge_sync::domain::Remote::parse(r).ok_or_else(|| {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad-query", "Bad cursor", "use next_cursor as given")
+                    .field("cursor")
+            })?;
             Some((r, parse_uuid(id, "cursor")?))
         }
         None => None,

@@ -28,7 +28,7 @@
 //!
 //! What the checkout drives comes in through typed [`ports`] (peripherals, clock, event
 //! bus, the engine's wake, the disk's free space), so it runs in-process over a temporary
-//! store, fake peripherals and a fixed clock (edge/tests/checkout.rs).
+//! store, fake peripherals and a fixed clock (edge/tests/checkout_ports.rs).
 
 pub mod adjust;
 pub mod after;
@@ -245,12 +245,16 @@ impl Checkout {
     /// A sale: admitted, replayed or priced, paid (cash, or card through the terminal),
     /// committed; the peripherals follow after the commit. Blocking.
     pub fn sell(&self, order: SaleOrder, key: Option<String>, by: &Actor) -> Result<Committed<Sale>, Refusal> {
-        let started = Instant::now();
         let print = order.receipt != Some(false);
-        let r = self.sell_inner(order, key, by);
+        let r = self.sell_inner(order, key, by).map(|(c, admitted)| {
+            if let Committed::Created(_) = &c {
+                // From admission to the durable commit (pricing, weighing, card, store).
+                self.metrics.commit_duration.observe(admitted.elapsed().as_secs_f64());
+            }
+            c
+        });
         match &r {
             Ok(Committed::Created(sale)) => {
-                self.metrics.commit_duration.observe(started.elapsed().as_secs_f64());
                 self.after_sale(sale, print, Origin::Request);
             }
             Ok(Committed::Replayed(sale)) => {
@@ -264,8 +268,14 @@ impl Checkout {
         r
     }
 
-    fn sell_inner(&self, order: SaleOrder, key: Option<String>, by: &Actor) -> Result<Committed<Sale>, Refusal> {
+    fn sell_inner(
+        &self,
+        order: SaleOrder,
+        key: Option<String>,
+        by: &Actor,
+    ) -> Result<(Committed<Sale>, Instant), Refusal> {
         let _permit = self.admit("sale")?;
+        let admitted = Instant::now();
         let fp = order.fingerprint();
         let conflict_field = if key.is_some() { "Idempotency-Key" } else { "id" };
         // A repeated request answers from what the first one stored, before anything else
@@ -278,7 +288,7 @@ impl Checkout {
         {
             let commit =
                 SaleCommit { sale: stored, idempotency_key: key, fingerprint: fp, remotes: self.cfg.sale_remotes() };
-            return committed(self.store.commit_sale(commit)?, conflict_field, Conflict::Sale);
+            return Ok((committed(self.store.commit_sale(commit)?, conflict_field, Conflict::Sale)?, admitted));
         }
         let mut order = order;
         let devices = self.peripherals();
@@ -317,7 +327,7 @@ impl Checkout {
             let commit = SaleCommit { sale, idempotency_key: key, fingerprint: fp, remotes: self.cfg.sale_remotes() };
             self.store.commit_sale(commit)?
         };
-        committed(outcome, conflict_field, Conflict::Sale)
+        Ok((committed(outcome, conflict_field, Conflict::Sale)?, admitted))
     }
 
     /// A refund of (part of) a sale, in cash or to the card; audited. Blocking.
@@ -363,9 +373,16 @@ impl Checkout {
         };
         let c = committed(outcome, "Idempotency-Key", Conflict::Refund)?;
         if let Committed::Created(r) = &c {
-            let detail = format!("{} {}: {}", r.id, r.total(), r.reason.clone().unwrap_or_default());
-            self.audit(&by.role, "sale.refund", &sale_id.to_string(), &by.request_id, detail)?;
+            // The refund is durable: nothing after this may turn it into an error.
             self.after_sale(r, false, Origin::Request);
+            let detail = format!("{} {}: {}", r.id, r.total(), r.reason.clone().unwrap_or_default());
+            if let Err(e) = self.audit(&by.role, "sale.refund", &sale_id.to_string(), &by.request_id, detail) {
+                tracing::error!(refund_id = %r.id, error = %e.detail, "refund committed, its audit line not written");
+                self.emit(Event::StaffAlert {
+                    at: self.now().to_string(),
+                    text: format!("Refund {} is done, but its audit line could not be written: {}", r.id, e.detail),
+                });
+            }
         }
         Ok(c)
     }

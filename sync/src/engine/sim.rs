@@ -84,6 +84,10 @@ struct StoreState {
     stock_cursor: u64,
     /// Lightspeed's ItemShop feed cursor (the newest `timeStamp` read; empty: none yet).
     ls_cursor: String,
+    /// The stores' meta `lightspeed.newest_sale` / `netsuite.newest_record`: the newest
+    /// number the source had confirmed when a read began, kept across restarts.
+    ls_newest: u64,
+    ns_newest: u64,
 }
 
 impl StoreState {
@@ -103,18 +107,6 @@ impl StoreState {
             }
             _ => None,
         })
-    }
-
-    /// The newest number `source` confirmed to us (NetSuite's marker before a read).
-    fn newest_confirmed(&self, source: Remote) -> u64 {
-        self.entries
-            .values()
-            .filter_map(|e| match &e.state {
-                OutboxState::Confirmed { remote_id } if e.remote == source => source_number(source, remote_id),
-                _ => None,
-            })
-            .max()
-            .unwrap_or(0)
     }
 
     /// A SKU's deltas as the stock decisions see them, with their keys.
@@ -389,8 +381,8 @@ struct Peer {
     name: Remote,
     fake: SimFake,
     worker: Worker,
-    /// Lightspeed's tokens and pacer, shared by its worker and the stock pull (as in edged).
-    ls_auth: Option<std::sync::Arc<LsAuth>>,
+    /// What its worker shares with the stock pull (as in edged).
+    shared: Shared,
     /// Requests whose reply the edge is still waiting for: seq → (epoch, deadline).
     waiting: BTreeMap<u64, (u32, i64)>,
     partition: bool,
@@ -567,9 +559,17 @@ fn ns_map() -> NetSuiteMap {
 /// Lightspeed's tokens as the store keeps them: what a crash leaves.
 type TokenVault = std::sync::Arc<Mutex<TokenSet>>;
 
-/// The worker of a remote, and for Lightspeed the tokens and pacer it shares with the pull.
-fn worker(name: Remote, seed: u64, vault: &TokenVault) -> (Worker, Option<std::sync::Arc<LsAuth>>) {
-    let mut shared = None;
+/// What a worker shares with the stock pull, as in edged: Lightspeed's tokens and pacer
+/// (with the newest saleID confirmed), NetSuite's newest internal id confirmed.
+#[derive(Default, Clone)]
+struct Shared {
+    ls: Option<std::sync::Arc<LsAuth>>,
+    ns: Option<std::sync::Arc<crate::netsuite::live::NsNewest>>,
+}
+
+/// The worker of a remote, and what it shares with the stock pull.
+fn worker(name: Remote, seed: u64, vault: &TokenVault) -> (Worker, Shared) {
+    let mut shared = Shared::default();
     let connector: Box<dyn super::Connector> = match name {
         Remote::Lightspeed => {
             let tokens = vault.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -583,15 +583,22 @@ fn worker(name: Remote, seed: u64, vault: &TokenVault) -> (Worker, Option<std::s
                     Ok(())
                 }),
             );
-            shared = Some(auth.clone());
+            shared.ls = Some(auth.clone());
             Box::new(LightspeedConnector::new(ls_map(), auth, std::sync::Arc::new(|_| None), None))
         }
-        Remote::Netsuite => Box::new(NetSuiteConnector::new(
-            ns_map(),
-            NsAuth::Tba(crate::netsuite::fake::demo_tba()),
-            SIM_BASE,
-            seed ^ 0x4e53,
-        )),
+        Remote::Netsuite => {
+            let newest = std::sync::Arc::new(crate::netsuite::live::NsNewest::default());
+            shared.ns = Some(newest.clone());
+            Box::new(
+                NetSuiteConnector::new(
+                    ns_map(),
+                    NsAuth::Tba(crate::netsuite::fake::demo_tba()),
+                    SIM_BASE,
+                    seed ^ 0x4e53,
+                )
+                .with_newest(newest),
+            )
+        }
         Remote::Cloud => Box::new(CloudConnector::new(STORE_ID, CLOUD_SECRET)),
     };
     (Worker::new(name, connector, policy(), seed), shared)
@@ -652,12 +659,12 @@ impl Sim {
                         SimFake::Cloud(Box::new(f))
                     }
                 };
-                let (w, ls_auth) = worker(*name, worker_seed, &vault);
+                let (w, shared) = worker(*name, worker_seed, &vault);
                 Peer {
                     name: *name,
                     fake,
                     worker: w,
-                    ls_auth,
+                    shared,
                     waiting: BTreeMap::new(),
                     partition: false,
                     slow: false,
@@ -832,7 +839,7 @@ impl Sim {
             let seed = self.rng.next_u64();
             let rm = &mut self.remotes[r];
             rm.waiting.clear();
-            (rm.worker, rm.ls_auth) = worker(rm.name, seed, &self.vault);
+            (rm.worker, rm.shared) = worker(rm.name, seed, &self.vault);
         }
         self.pull.inflight = None;
         self.pull.ns = None;
@@ -982,8 +989,15 @@ impl Sim {
         let now = now_ts(self.now_ms);
         let req = match source {
             Remote::Netsuite => {
+                let noted = self.remotes[r].shared.ns.as_ref().map_or(0, |n| n.get());
                 let round = self.pull.ns.get_or_insert_with(|| NsRoundState {
-                    seen: self.store.live().newest_confirmed(Remote::Netsuite),
+                    // As edged: the newest internal id the worker noted, or the stored one
+                    // after a restart; the higher is stored before the read begins.
+                    seen: {
+                        let mut st = self.store.live();
+                        st.ns_newest = st.ns_newest.max(noted);
+                        st.ns_newest
+                    },
                     read_at: now,
                     step: NsStep::Items(crate::netsuite::live::SuiteqlRead::new(
                         &crate::netsuite::live::NsPull::items_query(),
@@ -1049,7 +1063,7 @@ impl Sim {
     }
 
     /// A stock page (or its failure) reached the edge.
-    fn on_pull_reply(&mut self, reply: Result<HttpResponse, TransportError>) {
+    fn on_pull_reply(&mut self, reply: Result<HttpResponse, TransportError>) -> Result<(), String> {
         self.pull.inflight = None;
         let source = self.pull.source;
         let outcome = match source {
@@ -1067,10 +1081,16 @@ impl Sim {
             }
             Ok(None) => self.pull.at_ms = self.now_ms,
             Err(why) => {
+                // As edged: the round fails and the next one starts afresh (new marker).
+                self.pull.ns = None;
+                self.pull.ls = None;
                 self.pull.at_ms = self.now_ms + 1_000;
                 self.log(format!("{source}: stock pull failed: {why}"));
             }
         }
+        // What a page did is checked at once: a wrongly dropped delta must not hide behind
+        // a crash or a later level before the periodic check.
+        self.check_stock_window()
     }
 
     /// Lightspeed's next pull request, as edged's pull makes it with the tokens and pacer it
@@ -1079,7 +1099,7 @@ impl Sim {
     fn ls_request(&mut self, r: usize, now: Timestamp) -> Result<HttpRequest, i64> {
         use crate::lightspeed::connector::Access;
         let now_ms = now.as_millisecond();
-        let Some(auth) = self.remotes[r].ls_auth.clone() else { return Err(now_ms + 10_000) };
+        let Some(auth) = self.remotes[r].shared.ls.clone() else { return Err(now_ms + 10_000) };
         let token = match auth.access(now_ms) {
             Access::Bearer(t) => t,
             Access::Refresh(form) => {
@@ -1105,7 +1125,14 @@ impl Sim {
             let c = self.store.live().ls_cursor.clone();
             if c.is_empty() { crate::lightspeed::live::ITEMSHOP_EPOCH.to_string() } else { c }
         };
-        let seen = self.store.live().newest_confirmed(Remote::Lightspeed);
+        // As edged: the newest saleID the worker noted, or the stored one after a restart;
+        // the higher is stored before the read begins.
+        let seen = {
+            let mut st = self.store.live();
+            let seen = auth.newest_sale().max(st.ls_newest);
+            st.ls_newest = seen;
+            seen
+        };
         let round = self.pull.ls.get_or_insert_with(|| LsRoundState {
             seen,
             step: LsStep::Feed {
@@ -1143,7 +1170,7 @@ impl Sim {
     /// still waiting are read again by itemID). `Some(levels)` once the round is done.
     fn on_ls_reply(&mut self, reply: Result<HttpResponse, TransportError>) -> Result<Option<u64>, String> {
         let now_ms = self.now_ms;
-        let Some(auth) = self.remotes.iter().find(|p| p.name == Remote::Lightspeed).and_then(|p| p.ls_auth.clone())
+        let Some(auth) = self.remotes.iter().find(|p| p.name == Remote::Lightspeed).and_then(|p| p.shared.ls.clone())
         else {
             return Err("no Lightspeed tokens".into());
         };
@@ -1330,8 +1357,7 @@ impl Sim {
                 };
                 self.log(what);
                 if seq > PULL_SEQ_BASE {
-                    self.on_pull_reply(reply);
-                    return Ok(());
+                    return self.on_pull_reply(reply);
                 }
                 let now = now_ts(self.now_ms);
                 self.remotes[r].worker.on_reply(now, &self.store, seq, reply).map_err(|e| format!("on_reply: {e}"))
@@ -1391,8 +1417,12 @@ impl Sim {
                 ));
             }
         }
+        let mut sums: BTreeMap<&str, i64> = BTreeMap::new();
+        for ((sku, _, _), d) in &st.deltas {
+            *sums.entry(sku.as_str()).or_default() += d;
+        }
         for (sku, level) in &st.levels {
-            let sum: i64 = st.deltas.iter().filter(|(k, _)| k.0 == *sku).map(|(_, d)| *d).sum();
+            let sum = sums.get(sku.as_str()).copied().unwrap_or(0);
             if sum != level.unreflected {
                 return Err(format!("{sku}: unreflected {} but its deltas sum to {sum}", level.unreflected));
             }
@@ -1577,7 +1607,8 @@ impl Sim {
                     if self.report.sales < p.sales && self.chance(sale_p.min(0.9)) {
                         self.make_sale().map_err(|e| self.fail(e))?;
                         // About one adjustment to every eight sales.
-                        if self.chance(0.12) {
+                        // (None while Lightspeed keeps the stock: edged refuses them then.)
+                        if self.chance(0.12) && self.pull.source != Remote::Lightspeed {
                             self.make_adjustment();
                         }
                     }

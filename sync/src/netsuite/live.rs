@@ -274,19 +274,14 @@ impl NsPull {
             .iter()
             .filter_map(|r| Some((text(r, "item")?, crate::lightspeed::json::money_minor(r.get("price")?)?)))
             .collect();
-        let by_id: BTreeMap<String, String> = match &self.map.items {
-            NsItems::Table(t) => t.iter().map(|(sku, id)| (id.clone(), sku.clone())).collect(),
-            NsItems::Rule(_) => BTreeMap::new(),
-        };
+        // Which SKU each NetSuite item is (the kind is the local item's, below).
+        let mapped = skus_of(&self.map, &items, &|_| ItemKind::Unit);
         let mut sku_of: BTreeMap<String, (String, ItemKind)> = BTreeMap::new();
         let mut changed = Vec::new();
         for row in &items {
             let Some(id) = text(row, "id") else { continue };
-            let sku = match &self.map.items {
-                NsItems::Table(_) => by_id.get(&id).cloned(),
-                NsItems::Rule(_) => text(row, "externalid"),
-            };
-            let Some(sku) = sku else { continue };
+            let Some((sku, _)) = mapped.get(&id) else { continue };
+            let sku = sku.clone();
             out.items += 1;
             let local = store.item(&sku).map_err(|e| e.to_string())?;
             match self.item_of(row, &id, &sku, local.as_ref(), prices.get(&id).copied()) {

@@ -812,7 +812,9 @@ impl SledStore {
             let name = String::from_utf8_lossy(&k[..split]).into_owned();
             let remote = Remote::parse(&name).ok_or_else(|| StoreError::Corrupt {
                 what: format!("outbox key of {name:?}"),
-                detail: "not a remote this version knows".into(),
+                detail: "a remote this version of edged does not deliver to: the store was written by a newer \
+                         edged; upgrade edged or restore a backup"
+                    .into(),
             })?;
             let id = uuid_of(k.get(split + 1..).unwrap_or_default()).ok_or_else(|| StoreError::Corrupt {
                 what: format!("outbox key of {remote}"),
@@ -1160,6 +1162,11 @@ impl Store for SledStore {
             // the write.
             let _order = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
             let cur = self.stock(sku)?;
+            // An older level changes nothing: its deltas are not even read.
+            if cur.remote_at.is_some_and(|t| t > *at) {
+                stats.stale += 1;
+                continue;
+            }
             let mut prefix = sku.as_bytes().to_vec();
             prefix.push(0);
             let (keys, views) = self.delta_views(&prefix, sku, source, number)?;
@@ -1198,7 +1205,10 @@ impl Store for SledStore {
             let _order = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
             let cur = self.stock(&sku)?;
             // Only a level of this source: another source numbers its records otherwise.
-            let (keys, views) = self.delta_views(&prefix, &sku, source, number)?;
+            // Only a level of this source settles (read nothing for the others).
+            let ours = cur.through.as_ref().is_some_and(|m| m.source == source.as_str());
+            let (keys, views) =
+                if ours { self.delta_views(&prefix, &sku, source, number)? } else { Default::default() };
             let settled = crate::stock::settle(&cur, source, &views);
             if let Some(next) = &settled.next {
                 let drop_keys: Vec<sled::IVec> = settled.drop.iter().filter_map(|i| keys.get(*i).cloned()).collect();
