@@ -483,6 +483,15 @@ async fn catalog_barcode(
     Ok(Json(catalog_item(item, &stock)))
 }
 
+/// Who asks the checkout: the token's role, the approving manager, this request's id.
+fn actor_of(auth: &Auth, approver: Option<String>) -> Actor {
+    Actor {
+        role: auth.0.as_str().into(),
+        approver,
+        request_id: current_request_id().unwrap_or_else(|| new_id().to_string()),
+    }
+}
+
 /// A `remote` query parameter: one of the remotes, or a 422 naming it.
 fn remote_param(r: Option<&str>) -> ApiResult<Option<edge_sync::domain::Remote>> {
     let Some(r) = r else { return Ok(None) };
@@ -542,11 +551,7 @@ async fn post_sale(
         }
         None => None,
     };
-    let actor = Actor {
-        role: auth.0.as_str().into(),
-        approver,
-        request_id: current_request_id().unwrap_or_else(|| new_id().to_string()),
-    };
+    let actor = actor_of(&auth, approver);
     let co = app.checkout.clone();
     let order = crate::wire::sale_order(req);
     let c = tokio::task::spawn_blocking(move || co.sell(order, key, &actor)).await.map_err(ApiError::internal)??;
@@ -568,11 +573,7 @@ async fn post_refund(
     auth.require(&[Role::Manager])?;
     let id = parse_uuid(&id, "id")?;
     let key = idempotency_key(&headers)?;
-    let actor = Actor {
-        role: auth.0.as_str().into(),
-        approver: None,
-        request_id: current_request_id().unwrap_or_else(|| new_id().to_string()),
-    };
+    let actor = actor_of(&auth, None);
     let order = crate::wire::refund_order(req);
     let co = app.checkout.clone();
     let c =
@@ -593,11 +594,7 @@ async fn post_adjustment(
 ) -> ApiResult<Response> {
     auth.require(&[Role::Manager])?;
     let key = idempotency_key(&headers)?;
-    let actor = Actor {
-        role: auth.0.as_str().into(),
-        approver: None,
-        request_id: current_request_id().unwrap_or_else(|| new_id().to_string()),
-    };
+    let actor = actor_of(&auth, None);
     let order = crate::wire::adjust_order(req);
     let co = app.checkout.clone();
     let (c, stock) =
@@ -926,27 +923,15 @@ async fn sync_report(
 
 fn audit(app: &App, auth: &Auth, action: &str, subject: &str, detail: String) -> ApiResult<()> {
     let rid = current_request_id().unwrap_or_default();
-    app.store.append_audit(&audit_record(auth.0.as_str(), action, subject, &rid, detail))?;
-    Ok(())
-}
-
-/// An audit record made now, by `actor` (a role, or the staff member who gave a PIN).
-fn audit_record(
-    actor: &str,
-    action: &str,
-    subject: &str,
-    request_id: &str,
-    detail: String,
-) -> edge_sync::domain::AuditRecord {
-    edge_sync::domain::AuditRecord {
-        id: edge_sync::domain::new_id(),
-        at: Timestamp::now(),
-        actor: actor.into(),
-        action: action.into(),
-        subject: subject.into(),
-        request_id: request_id.into(),
+    app.store.append_audit(&crate::checkout::audit_record(
+        Timestamp::now(),
+        auth.0.as_str(),
+        action,
+        subject,
+        &rid,
         detail,
-    }
+    ))?;
+    Ok(())
 }
 
 /// Dead letters handed back to the worker at most per call.
@@ -1473,7 +1458,14 @@ async fn login(State(app): State<Arc<App>>, ApiJson(req): ApiJson<LoginIn>) -> A
     let m = verify_pin(&app, &req.pin, "pin")?;
     let token = app.tokens.token_of(m.role).to_string();
     let rid = current_request_id().unwrap_or_default();
-    app.store.append_audit(&audit_record(&m.id, "staff.login", m.role.as_str(), &rid, String::new()))?;
+    app.store.append_audit(&crate::checkout::audit_record(
+        Timestamp::now(),
+        &m.id,
+        "staff.login",
+        m.role.as_str(),
+        &rid,
+        String::new(),
+    ))?;
     tracing::info!(staff = %m.id, role = m.role.as_str(), "staff logged in");
     Ok(Json(LoginOut { staff_id: m.id, name: m.name, role: m.role.as_str().into(), token }))
 }
@@ -1616,7 +1608,14 @@ async fn decide_approval(
         .map_err(|e| ApiError::new(StatusCode::CONFLICT, "decided", "Answered already", e))?;
     let rid = current_request_id().unwrap_or_default();
     let detail = format!("{} for {} {}", state.as_str(), a.screen, a.sku.as_deref().unwrap_or(""));
-    app.store.append_audit(&audit_record(&m.id, &format!("approval.{}", a.kind), &a.id.to_string(), &rid, detail))?;
+    app.store.append_audit(&crate::checkout::audit_record(
+        Timestamp::now(),
+        &m.id,
+        &format!("approval.{}", a.kind),
+        &a.id.to_string(),
+        &rid,
+        detail,
+    ))?;
     let _ = app.events.send(Event::ApprovalDecided { at: Timestamp::now().to_string(), approval: a.clone() });
     let _ = auth;
     Ok(Json(a))

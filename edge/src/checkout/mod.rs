@@ -482,6 +482,26 @@ impl Checkout {
     }
 }
 
+/// An audit record made at `at` by `actor` (a role, or the staff member who gave a PIN).
+pub fn audit_record(
+    at: Timestamp,
+    actor: &str,
+    action: &str,
+    subject: &str,
+    request_id: &str,
+    detail: String,
+) -> AuditRecord {
+    AuditRecord {
+        id: new_id(),
+        at,
+        actor: actor.into(),
+        action: action.into(),
+        subject: subject.into(),
+        request_id: request_id.into(),
+        detail,
+    }
+}
+
 /// Which record a conflicting replay was for (its refusal's words).
 enum Conflict {
     Sale,

@@ -59,19 +59,8 @@ impl Peripherals for Devices {
     }
 }
 
-/// The time of day, UTC.
-pub trait Clock: Send + Sync {
-    fn now(&self) -> Timestamp;
-}
-
-/// The machine's clock.
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::now()
-    }
-}
+/// The time of day, UTC: the sync engine's clock port, shared.
+pub use edge_sync::engine::run::{Clock, SystemClock};
 
 /// A clock that says what it is told (tests).
 pub struct FixedClock(pub std::sync::Mutex<Timestamp>);

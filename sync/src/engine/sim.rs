@@ -924,41 +924,13 @@ impl Sim {
                 match p {
                     Poll::Send(b) => {
                         self.report.requests += 1;
-                        let deadline = self.now_ms + REQUEST_TIMEOUT_MS;
-                        let epoch = self.epoch;
-                        self.remotes[r].waiting.insert(b.seq, (epoch, deadline));
                         let name = self.remotes[r].name;
                         let what: String =
                             format!("{} {}", b.request.method, b.request.path).chars().take(90).collect();
                         self.log(format!("{name}: send #{} with {} records: {what}", b.seq, b.ids.len()));
-                        let seq = b.seq;
-                        if self.remotes[r].partition {
+                        if self.send(r, b.seq, b.request) {
                             self.report.partitions += 1;
-                            let at = self.now_ms + 1 + self.rng.below(50) as i64;
-                            let reply = Err(TransportError::Connect("partition".into()));
-                            self.push_net(at, Net::Reply { r, epoch, seq, reply });
-                            continue;
                         }
-                        let slow = self.remotes[r].slow;
-                        let mut lat =
-                            || if slow { 1_000 + self.rng.below(6_000) as i64 } else { 5 + self.rng.below(60) as i64 };
-                        let (one_way, back) = (lat(), lat());
-                        self.push_net(
-                            self.now_ms + one_way,
-                            Net::Arrive {
-                                r,
-                                epoch,
-                                seq,
-                                req: b.request,
-                                reply_latency_ms: back,
-                                deadline_ms: deadline,
-                            },
-                        );
-                        // The transport's timeout fires unless a reply comes first.
-                        self.push_net(
-                            deadline,
-                            Net::Reply { r, epoch, seq, reply: Err(TransportError::NoReply("timed out".into())) },
-                        );
                     }
                     Poll::WaitUntil(t) => {
                         let t = t.as_millisecond().max(self.now_ms + 1);
@@ -1043,13 +1015,20 @@ impl Sim {
             self.pull.round_from_ms = self.now_ms;
         }
         self.report.pulls += 1;
+        self.log(format!("{source}: stock pull #{seq}"));
+        self.send(r, seq, req);
+        None
+    }
+
+    /// Puts a request to remote `r` on the virtual network: it waits for its reply (or the
+    /// transport's timeout); a partition refuses it at once. Says whether it was partitioned.
+    fn send(&mut self, r: usize, seq: u64, req: HttpRequest) -> bool {
         let (epoch, deadline) = (self.epoch, self.now_ms + REQUEST_TIMEOUT_MS);
         self.remotes[r].waiting.insert(seq, (epoch, deadline));
-        self.log(format!("{source}: stock pull #{seq}"));
         if self.remotes[r].partition {
             let at = self.now_ms + 1 + self.rng.below(50) as i64;
             self.push_net(at, Net::Reply { r, epoch, seq, reply: Err(TransportError::Connect("partition".into())) });
-            return None;
+            return true;
         }
         let slow = self.remotes[r].slow;
         let mut lat = || if slow { 1_000 + self.rng.below(6_000) as i64 } else { 5 + self.rng.below(60) as i64 };
@@ -1058,8 +1037,9 @@ impl Sim {
             self.now_ms + one_way,
             Net::Arrive { r, epoch, seq, req, reply_latency_ms: back, deadline_ms: deadline },
         );
+        // The transport's timeout fires unless a reply comes first.
         self.push_net(deadline, Net::Reply { r, epoch, seq, reply: Err(TransportError::NoReply("timed out".into())) });
-        None
+        false
     }
 
     /// A stock page (or its failure) reached the edge.
