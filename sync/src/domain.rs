@@ -479,6 +479,44 @@ pub struct Sale {
     /// The manager who approved a price override or discount on it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approved_by: Option<String>,
+    /// The number people read out and scan for a return: `LANE-SEQUENCE` (`1-000042`),
+    /// given by the store under its commit lock, unique in the store, never reused. None on
+    /// records made before receipt numbers existed (their receipt shows the id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt_no: Option<String>,
+    /// The lane (register or self-serve kiosk) it was made at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lane: Option<String>,
+    /// The member of staff logged in at the register that made it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cashier: Option<StaffRef>,
+}
+
+/// A member of staff as a record names them: the config's id and the name people know.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaffRef {
+    pub id: String,
+    pub name: String,
+}
+
+/// A receipt number's parts: the lane's prefix and the sequence within the lane.
+pub fn receipt_no(lane: &str, seq: u64) -> String {
+    format!("{lane}-{seq:06}")
+}
+
+/// The sequence of a receipt number made by [`receipt_no`] (None: not one).
+pub fn receipt_seq(no: &str) -> Option<u64> {
+    let (lane, seq) = no.rsplit_once('-')?;
+    if lane.is_empty() || seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    seq.parse().ok()
+}
+
+/// A lane id: 1 to 4 ASCII letters or digits (it prefixes receipt numbers, which people
+/// read out and scanners read from a barcode).
+pub fn valid_lane(id: &str) -> bool {
+    (1..=4).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 impl Sale {

@@ -88,6 +88,9 @@ fn sale(at_ms: i64, n: u64, refund_of: Option<&Sale>) -> Sale {
         request_id: "t".into(),
         actor: "cashier".into(),
         approved_by: None,
+        receipt_no: None,
+        lane: None,
+        cashier: None,
     }
 }
 

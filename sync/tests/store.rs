@@ -19,6 +19,8 @@ fn a_committed_sale_is_stored_with_outbox_entries_deltas_and_stock() {
     seed(&store, 40);
     let sale = make_sale(&store, 0, 3);
     let out = store.commit_sale(commit_of(sale.clone(), Some("k1"), "fp1")).expect("commit");
+    // The store gives it the lane's next receipt number.
+    let sale = edge_sync::domain::Sale { receipt_no: Some("1-000001".into()), ..sale };
     assert_eq!(out, CommitOutcome::Created(sale.clone()));
     assert_eq!(store.sale(&sale.id).expect("get"), Some(sale.clone()));
 
@@ -47,7 +49,11 @@ fn a_repeated_key_returns_the_first_sale_and_never_stores_a_second() {
     let store = open(dir.path());
     seed(&store, 40);
     let first = make_sale(&store, 0, 2);
-    store.commit_sale(commit_of(first.clone(), Some("key-A"), "fp")).expect("commit");
+    let CommitOutcome::Created(first) =
+        store.commit_sale(commit_of(first.clone(), Some("key-A"), "fp")).expect("commit")
+    else {
+        panic!("created")
+    };
     // A retry makes a new sale object (new id) with the same request: the key wins.
     let retry = make_sale(&store, 0, 2);
     let out = store.commit_sale(commit_of(retry, Some("key-A"), "fp")).expect("replay");
@@ -667,4 +673,59 @@ fn refunds_never_exceed_the_sale_and_return_stock() {
         Some(&u64::from(sold)),
         "after reopening"
     );
+}
+
+/// Receipt numbers: the lane's prefix and a sequence with no gaps (a replay or a refused
+/// refund takes none), found again by number, and the same after a crash image whose
+/// sled files predate the commits (the journal carries the numbers).
+#[test]
+fn receipt_numbers_are_sequential_findable_and_survive_a_crash_image() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = open(&dir.path().join("a"));
+    seed(&store, 40);
+    store.sync().expect("checkpoint");
+    copy_dir(&dir.path().join("a"), &dir.path().join("b"));
+    let mut made = vec![];
+    for i in 0..3u64 {
+        let mut s = make_sale(&store, i, 1);
+        s.lane = Some("K2".into());
+        let CommitOutcome::Created(c) =
+            store.commit_sale(commit_of(s.clone(), Some(&format!("k{i}")), "fp")).expect("c")
+        else {
+            panic!("created")
+        };
+        // A retry of the same request answers the first number and takes none.
+        let CommitOutcome::Replayed(r) = store.commit_sale(commit_of(s, Some(&format!("k{i}")), "fp")).expect("r")
+        else {
+            panic!("replayed")
+        };
+        assert_eq!(r.receipt_no, c.receipt_no);
+        made.push(c);
+    }
+    let numbers: Vec<_> = made.iter().map(|s| s.receipt_no.clone().expect("numbered")).collect();
+    assert_eq!(numbers, ["K2-000001", "K2-000002", "K2-000003"]);
+    for s in &made {
+        let found = store.sale_by_receipt(s.receipt_no.as_deref().expect("no")).expect("read").expect("found");
+        assert_eq!(found.id, s.id);
+    }
+    assert_eq!(store.sale_by_receipt("K2-000004").expect("read"), None);
+    // The crash image: sled's files from before the sales, the journal as synced after them.
+    std::fs::remove_dir_all(dir.path().join("b/journal")).expect("rm");
+    copy_dir(&dir.path().join("a/journal"), &dir.path().join("b/journal"));
+    drop(store);
+    let image = open(&dir.path().join("b"));
+    for s in &made {
+        let got = image.sale(&s.id).expect("read").expect("replayed");
+        assert_eq!(got.receipt_no, s.receipt_no, "the number it was acknowledged with");
+        assert_eq!(
+            image.sale_by_receipt(s.receipt_no.as_deref().expect("no")).expect("read").map(|x| x.id),
+            Some(s.id)
+        );
+    }
+    let mut next = make_sale(&image, 7, 1);
+    next.lane = Some("K2".into());
+    let CommitOutcome::Created(n) = image.commit_sale(commit_of(next, None, "fp-next")).expect("commit") else {
+        panic!("created")
+    };
+    assert_eq!(n.receipt_no.as_deref(), Some("K2-000004"), "the sequence goes on after the replay");
 }

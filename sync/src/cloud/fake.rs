@@ -787,6 +787,9 @@ mod tests {
             request_id: "r".into(),
             actor: "cashier".into(),
             approved_by: None,
+            receipt_no: None,
+            lane: None,
+            cashier: None,
         };
         let entry = crate::domain::OutboxEntry {
             id: Uuid::from_u128(0x0200 + u128::from(n)),

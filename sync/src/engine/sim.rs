@@ -754,6 +754,9 @@ impl Sim {
             request_id: format!("sim-{}", self.report.sales),
             actor: "cashier".into(),
             approved_by: None,
+            receipt_no: None,
+            lane: None,
+            cashier: None,
         };
         let entries = self.entries_for(RecordKind::Sale, id, &sale.request_id, &REMOTES);
         self.store.commit(sale, entries);

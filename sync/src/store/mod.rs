@@ -351,6 +351,8 @@ pub trait Store: Send + Sync {
     fn sale(&self, id: &Uuid) -> Result<Option<Sale>>;
     /// Units or grams refunded so far per line of a sale.
     fn refunded(&self, sale_id: &Uuid) -> Result<BTreeMap<u32, u64>>;
+    /// The sale (or refund) that has this receipt number (`LANE-SEQUENCE`), if any.
+    fn sale_by_receipt(&self, receipt_no: &str) -> Result<Option<Sale>>;
     /// The sale an idempotency key made, if any, with the fingerprint of its request.
     fn sale_for_key(&self, key: &str) -> Result<Option<(Uuid, String)>>;
     /// Sales in id (= time) order after `after`.

@@ -30,6 +30,16 @@ const META_ITEM_COUNT: &str = "catalog.item_count";
 const META_SNAPSHOT: &str = "catalog.snapshot_generation";
 /// Items per transaction when importing a catalog.
 const IMPORT_CHUNK: usize = 2_000;
+/// Receipt numbers, in the idempotency tree: `receipt:NO` → the sale's id, and the last
+/// sequence given.
+const RECEIPT_PREFIX: &str = "receipt:";
+const RECEIPT_SEQ_KEY: &[u8] = b"seq:receipt";
+/// The lane of a sale that names none (a store with one lane).
+pub const DEFAULT_LANE: &str = "1";
+
+fn be_u64(v: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(v.try_into().ok()?))
+}
 
 #[derive(Debug, Default, Clone)]
 struct RemoteIndex {
@@ -551,6 +561,11 @@ impl SledStore {
 
     /// The sled side of a commit: one transaction, or nothing if the sale (by id or key) is
     /// already there.
+    /// The last receipt number's sequence given here (0: none yet).
+    fn receipt_seq(&self) -> Result<u64> {
+        Ok(self.idem.get(RECEIPT_SEQ_KEY).map_err(io)?.and_then(|v| be_u64(&v)).unwrap_or(0))
+    }
+
     fn apply_commit(&self, rec: &CommitRecord) -> Result<TxOut> {
         let sale = &rec.sale;
         let now = sale.created_at;
@@ -656,6 +671,15 @@ impl SledStore {
                         stock.insert(sku.as_bytes(), tx_enc(&cur)?)?;
                     }
                     audit_t.insert(rec.audit.id.as_bytes(), audit_json.as_slice())?;
+                    if let Some(no) = &sale.receipt_no {
+                        idem.insert(format!("{RECEIPT_PREFIX}{no}").as_bytes(), sale.id.as_bytes())?;
+                        if let Some(seq) = crate::domain::receipt_seq(no) {
+                            let stored = idem.get(RECEIPT_SEQ_KEY)?.and_then(|v| be_u64(&v)).unwrap_or(0);
+                            if seq > stored {
+                                idem.insert(RECEIPT_SEQ_KEY, &seq.to_be_bytes())?;
+                            }
+                        }
+                    }
                     Ok(TxOut::New)
                 },
             )
@@ -1244,11 +1268,18 @@ impl Store for SledStore {
             request_id: sale.request_id.clone(),
             detail: format!("total {} in {} lines", sale.total(), sale.lines.len()),
         };
-        let rec = CommitRecord { sale, idempotency_key: c.idempotency_key, fingerprint: c.fingerprint, entries, audit };
-        let payload = to_json(&rec)?;
+        let mut rec =
+            CommitRecord { sale, idempotency_key: c.idempotency_key, fingerprint: c.fingerprint, entries, audit };
 
         let (out, rotated) = {
             let _order = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
+            // The receipt number is the next of the lane's sequence, taken under the commit
+            // lock and written in the same transaction as the sale: a replayed or refused
+            // commit takes none (no gaps), and the journal record carries it, so a replay
+            // after a crash gives the sale the number it was acknowledged with.
+            let lane = rec.sale.lane.clone().unwrap_or_else(|| DEFAULT_LANE.to_string());
+            rec.sale.receipt_no = Some(crate::domain::receipt_no(&lane, self.receipt_seq()? + 1));
+            let payload = to_json(&rec)?;
             // sled failed to write (its background flush hit a full disk or a dying drive):
             // as fatal as a failed sync.
             let applied = self.apply_commit(&rec).map_err(|e| self.fatal_io(e))?;
@@ -1574,6 +1605,16 @@ impl Store for SledStore {
         let r: Option<Refunded> = self
             .get_json(&self.idem, format!("refunded:{sale_id}").as_bytes(), || format!("refunds of sale {sale_id}"))?;
         Ok(r.unwrap_or_default())
+    }
+
+    fn sale_by_receipt(&self, receipt_no: &str) -> Result<Option<Sale>> {
+        let key = format!("{RECEIPT_PREFIX}{receipt_no}");
+        let Some(v) = self.idem.get(key.as_bytes()).map_err(io)? else { return Ok(None) };
+        let id = Uuid::from_slice(&v).map_err(|e| StoreError::Corrupt {
+            what: format!("receipt number {receipt_no}"),
+            detail: format!("its sale id is not a UUID: {e}"),
+        })?;
+        self.sale(&id)
     }
 
     fn sale_for_key(&self, key: &str) -> Result<Option<(Uuid, String)>> {

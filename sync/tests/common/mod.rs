@@ -82,6 +82,9 @@ pub fn make_sale(store: &dyn Store, pick: u64, lines: usize) -> Sale {
         request_id: "test".into(),
         actor: "cashier".into(),
         approved_by: None,
+        receipt_no: None,
+        lane: None,
+        cashier: None,
     }
 }
 
