@@ -114,6 +114,30 @@ pub struct Config {
     pub catalog: Option<Remote>,
     /// What `check-config` warns of without refusing the file.
     pub warnings: Vec<ConfigProblem>,
+    /// `[store] address`, `vat_id`, `tax_number` and `[receipt]`: what the receipt prints.
+    pub receipt: ReceiptSetup,
+    /// `[lane] id`: this box's lane in the store (receipt numbers' prefix); default `1`.
+    pub lane_id: String,
+    /// `[lane] name`: how receipts and screens name the lane (`Kasse 1`, `Self-checkout 3`).
+    pub lane_name: String,
+}
+
+/// What the receipt prints beyond the sale: the seller, its tax ids, the paper and the
+/// footer. Empty fields are left off the receipt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptSetup {
+    /// Lines of the store's address, as printed.
+    pub address: Vec<String>,
+    /// The VAT id (e.g. `DE123456789`), required on invoices above the small-amount limit.
+    pub vat_id: Option<String>,
+    /// The tax number, printed when there is no VAT id.
+    pub tax_number: Option<String>,
+    /// The receipt's language.
+    pub language: edge_api::locale::Lang,
+    /// Characters per line: 42 (58 mm paper) or 48 (80 mm).
+    pub width: usize,
+    /// Lines under the receipt (return policy, opening hours).
+    pub footer: Vec<String>,
 }
 
 impl Config {
@@ -221,6 +245,30 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// Printed lines: a string (split at line breaks) or an array of strings; absent = none.
+    fn lines(&mut self, key: &str) -> Vec<String> {
+        match self.lookup(key) {
+            None => vec![],
+            Some(toml::Value::String(s)) => s.lines().map(str::to_string).collect(),
+            Some(toml::Value::Array(a)) => {
+                let mut out = vec![];
+                for (i, v) in a.iter().enumerate() {
+                    match v {
+                        toml::Value::String(s) => out.push(s.clone()),
+                        other => {
+                            self.problem(key, format!("item {i} must be a string, found {}", other.type_str()));
+                        }
+                    }
+                }
+                out
+            }
+            Some(other) => {
+                self.problem(key, format!("must be a string or a list of strings, found {}", other.type_str()));
+                vec![]
+            }
+        }
+    }
+
     fn integer(&mut self, key: &str, default: i64, min: i64, max: i64) -> i64 {
         match self.lookup(key) {
             Some(toml::Value::Integer(n)) if (min..=max).contains(n) => *n,
@@ -271,6 +319,14 @@ impl<'a> Checker<'a> {
                 self.problem(&k, "is not a known setting");
             }
         }
+    }
+}
+
+/// The word for a lane a receipt prints when `[lane] name` is not set.
+fn lane_word(lang: edge_api::locale::Lang) -> &'static str {
+    match lang {
+        edge_api::locale::Lang::En => "Till",
+        edge_api::locale::Lang::De => "Kasse",
     }
 }
 
@@ -340,6 +396,40 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
         c.problem("store.business_day_start", format!("{day_start_s:?} must be HH:MM, e.g. 04:00"));
         Time::midnight()
     });
+
+    let address = c.lines("store.address");
+    let vat_id = c.opt_string("store.vat_id").filter(|v| !v.trim().is_empty());
+    if let Some(v) = &vat_id
+        && (v.len() > 20 || !v.chars().all(|ch| ch.is_ascii_alphanumeric()))
+    {
+        c.problem("store.vat_id", format!("{v:?} must be letters and digits, e.g. DE123456789"));
+    }
+    let tax_number = c.opt_string("store.tax_number").filter(|v| !v.trim().is_empty());
+    let receipt_lang = c.string("receipt.language", Some("en")).unwrap_or_default();
+    let language = edge_api::locale::Lang::parse(&receipt_lang).unwrap_or_else(|| {
+        c.problem("receipt.language", format!("{receipt_lang:?} must be \"en\" or \"de\""));
+        edge_api::locale::Lang::En
+    });
+    let width = match c.integer("receipt.width", 48, 0, 1000) {
+        w @ (42 | 48) => w as usize,
+        w => {
+            c.problem("receipt.width", format!("{w} must be 42 (58 mm paper) or 48 (80 mm paper)"));
+            48
+        }
+    };
+    let footer = c.lines("receipt.footer");
+    for (key, lines) in [("store.address", &address), ("receipt.footer", &footer)] {
+        if let Some(l) = lines.iter().find(|l| l.chars().count() > width) {
+            c.problem(key, format!("{l:?} is longer than the receipt's {width} characters"));
+        }
+    }
+    let lane_id = c.string("lane.id", Some(edge_sync::store::DEFAULT_LANE)).unwrap_or_default();
+    if !edge_sync::domain::valid_lane(&lane_id) {
+        c.problem("lane.id", format!("{lane_id:?} must be 1 to 4 letters or digits (it prefixes receipt numbers)"));
+    }
+    let lane_name = c.string("lane.name", Some("")).unwrap_or_default();
+    let lane_name = if lane_name.trim().is_empty() { format!("{} {lane_id}", lane_word(language)) } else { lane_name };
+    let receipt = ReceiptSetup { address, vat_id, tax_number, language, width, footer };
 
     let data_dir = c.string("data.dir", None).map(|d| base.join(d)).unwrap_or_default();
     let cache_mb = c.integer("data.cache_mb", 16, 4, 4096) as u64;
@@ -731,6 +821,9 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
             catalog: Remote::parse(&routing.catalog),
             routing,
             warnings,
+            receipt,
+            lane_id,
+            lane_name,
         }),
         _ => Err(c.problems),
     }
@@ -764,6 +857,20 @@ timezone = "Europe/Berlin"
 currency = "EUR"
 tax_mode = "inclusive"
 business_day_start = "00:00"
+# What the receipt prints about the seller (a receipt above 250 EUR is a full invoice).
+address = ["Hauptstraße 1", "10115 Berlin"]
+vat_id = "DE123456789"
+
+# This box's lane in the store: receipt numbers are LANE-SEQUENCE (1-000042).
+[lane]
+id = "1"
+name = "Kasse 1"
+
+[receipt]
+language = "de"
+# 48 characters on 80 mm paper, 42 on 58 mm.
+width = 48
+footer = ["Umtausch binnen 30 Tagen mit Beleg", "Mo-Sa 8-20 Uhr  www.example.com"]
 
 [data]
 dir = {dir:?}

@@ -6,7 +6,7 @@
 
 use edge_api::{DeviceOut, Event};
 use edge_drivers::display::{Dialect, PoleDisplay, two_sided};
-use edge_drivers::escpos::{Align, JobOutcome, Printer, Receipt, Symbology};
+use edge_drivers::escpos::{JobOutcome, Printer, Receipt};
 use edge_drivers::model::HealthLevel;
 use edge_drivers::scanner::{HidScanner, ScanSource, SerialScanner};
 use edge_drivers::toledo::{Scale, WeighError, Weight};
@@ -376,26 +376,6 @@ impl Devices {
         )?;
         rx.recv_timeout(wait).map_err(|_| "the printer did not answer the drawer kick in time".to_string())?
     }
-}
-
-/// A receipt for a sale (text already formatted by the caller's money rules).
-/// The terminal's card receipt lines, if a card paid, go between the total and the barcode.
-pub fn receipt_of(store: &str, lines: &[(String, String)], total: &str, sale_id: &str, card: &[String]) -> Receipt {
-    let mut r =
-        Receipt::new(19).align(Align::Center).double(true, false).line(store).double(false, false).align(Align::Left);
-    for (name, amount) in lines {
-        r = r.line(&format!("{:<30}{:>12}", name.chars().take(30).collect::<String>(), amount));
-    }
-    r = r.bold(true).line(&format!("{:<30}{:>12}", "TOTAL", total)).bold(false);
-    for l in card {
-        r = r.line(l);
-    }
-    r = r.align(Align::Center);
-    r = match r.clone().barcode(Symbology::Code128, &sale_id.chars().take(36).collect::<String>()) {
-        Ok(x) => x,
-        Err(_) => r,
-    };
-    r.line(sale_id).cut()
 }
 
 fn set(slot: &Slot, emit: &Emit, state: DeviceState, health: String, stats: BTreeMap<String, String>) {

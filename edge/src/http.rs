@@ -342,7 +342,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/approvals/{id}/decision", post(decide_approval))
         .route("/v1/catalog/categories", get(categories))
         .route("/v1/scale", get(scale))
-        .route("/v1/sales/{id}/receipt", post(reprint))
+        .route("/v1/sales/{id}/receipt", get(get_receipt).post(reprint))
         .route("/v1/voids", post(post_void))
         .route("/v1/events", get(events))
         .route("/metrics", get(metrics))
@@ -489,6 +489,7 @@ fn actor_of(auth: &Auth, approver: Option<String>) -> Actor {
         role: auth.0.as_str().into(),
         approver,
         request_id: current_request_id().unwrap_or_else(|| new_id().to_string()),
+        cashier: None,
     }
 }
 
@@ -551,7 +552,8 @@ async fn post_sale(
         }
         None => None,
     };
-    let actor = actor_of(&auth, approver);
+    let mut actor = actor_of(&auth, approver);
+    actor.cashier = cashier_of(&app, req.cashier.as_deref())?;
     let co = app.checkout.clone();
     let order = crate::wire::sale_order(req);
     let c = tokio::task::spawn_blocking(move || co.sell(order, key, &actor)).await.map_err(ApiError::internal)??;
@@ -571,9 +573,10 @@ async fn post_refund(
     ApiJson(req): ApiJson<RefundIn>,
 ) -> ApiResult<Response> {
     auth.require(&[Role::Manager])?;
-    let id = parse_uuid(&id, "id")?;
+    let id = find_sale(&app, &id)?.id;
     let key = idempotency_key(&headers)?;
-    let actor = actor_of(&auth, None);
+    let mut actor = actor_of(&auth, None);
+    actor.cashier = cashier_of(&app, req.cashier.as_deref())?;
     let order = crate::wire::refund_order(req);
     let co = app.checkout.clone();
     let c =
@@ -669,18 +672,70 @@ fn parse_uuid(s: &str, field: &str) -> ApiResult<Uuid> {
     })
 }
 
-#[utoipa::path(get, path = "/v1/sales/{id}", tag = "sales", params(("id" = String, Path)),
+/// A sale by its id or by its receipt number (`1-000042`, as printed and in the barcode).
+fn find_sale(app: &App, id: &str) -> ApiResult<edge_sync::domain::Sale> {
+    let found = if let Ok(uuid) = Uuid::parse_str(id) {
+        app.store.sale(&uuid)?
+    } else if edge_sync::domain::receipt_seq(id).is_some() {
+        app.store.sale_by_receipt(id)?
+    } else {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bad-id",
+            "Bad id",
+            format!("{id:?} is neither a sale id (UUID) nor a receipt number such as 1-000042"),
+        )
+        .field("id"));
+    };
+    found.ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, "unknown-sale", "Unknown sale", format!("no sale {id}")).field("id")
+    })
+}
+
+/// The member of staff a body names as cashier (`[staff.ID]`), or a 422 naming the field.
+fn cashier_of(app: &App, id: Option<&str>) -> ApiResult<Option<edge_sync::domain::StaffRef>> {
+    let Some(id) = id else { return Ok(None) };
+    match app.cfg.staff.iter().find(|m| m.id == id) {
+        Some(m) => Ok(Some(edge_sync::domain::StaffRef { id: m.id.clone(), name: m.name.clone() })),
+        None => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown-cashier",
+            "Unknown cashier",
+            format!("{id:?} is not a member of staff in the config"),
+        )
+        .field("cashier")),
+    }
+}
+
+#[utoipa::path(get, path = "/v1/sales/{id}", tag = "sales",
+    params(("id" = String, Path, description = "The sale's id, or its receipt number (1-000042)")),
     security(("bearer" = [])),
-    responses((status = 200, body = SaleOut), (status = 404, body = Problem), (status = 403, body = Problem)))]
+    responses((status = 200, body = SaleOut), (status = 404, body = Problem), (status = 403, body = Problem),
+        (status = 422, body = Problem)))]
 async fn get_sale(State(app): State<Arc<App>>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<SaleOut>> {
     auth.require(&[Role::Cashier, Role::Manager, Role::Tech])?;
-    let id = parse_uuid(&id, "id")?;
-    let sale = app.store.sale(&id)?.ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_FOUND, "unknown-sale", "Unknown sale", format!("no sale {id}")).field("id")
-    })?;
+    let sale = find_sale(&app, &id)?;
     let mut out = sale_out(&sale);
-    out.receipt = Some(crate::wire::receipt_out(app.checkout.after.receipt(&id)));
+    out.receipt = Some(crate::wire::receipt_out(app.checkout.after.receipt(&sale.id)));
     Ok(Json(out))
+}
+
+#[utoipa::path(get, path = "/v1/sales/{id}/receipt", tag = "sales",
+    params(("id" = String, Path, description = "The sale's id, or its receipt number (1-000042)")),
+    security(("bearer" = [])),
+    responses((status = 200, content_type = "text/plain", body = String,
+            description = "The receipt's text as printed (a barcode reads `[BARCODE CODE128 DATA]`)"),
+        (status = 404, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)))]
+async fn get_receipt(State(app): State<Arc<App>>, auth: Auth, Path(id): Path<String>) -> ApiResult<Response> {
+    auth.require(&[Role::Cashier, Role::Manager, Role::Tech])?;
+    let sale = find_sale(&app, &id)?;
+    let text = app.checkout.receipt(&sale, false).text();
+    let mut resp = text.into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    if let Some(no) = sale.receipt_no.as_deref().and_then(|n| HeaderValue::from_str(n).ok()) {
+        resp.headers_mut().insert("receipt-number", no);
+    }
+    Ok(resp)
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -1650,11 +1705,8 @@ async fn scale(State(app): State<Arc<App>>, _auth: Auth) -> ApiResult<Json<Scale
         (status = 409, body = Problem, description = "No printer")))]
 async fn reprint(State(app): State<Arc<App>>, auth: Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
     auth.require(&[Role::Cashier, Role::Manager, Role::Kiosk])?;
-    let id = parse_uuid(&id, "id")?;
-    let sale = app
-        .store
-        .sale(&id)?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not-found", "No such sale", format!("no sale {id}")))?;
+    let sale = find_sale(&app, &id)?;
+    let id = sale.id;
     // A self-serve customer gets the receipt of the sale just made, once asked; staff
     // print copies of any sale.
     let kiosk = auth.0 == Role::Kiosk;
@@ -1703,7 +1755,7 @@ async fn post_void(State(app): State<Arc<App>>, auth: Auth, ApiJson(req): ApiJso
 #[derive(OpenApi)]
 #[openapi(
     info(title = "edged local API", version = "1", description = "The store edge daemon's loopback API. Errors are application/problem+json."),
-    paths(health, openapi, catalog_items, catalog_barcode, post_sale, get_sale, post_refund, list_sales, post_adjustment, list_adjustments, get_adjustment, sync_status, sync_run, sync_report, list_outbox, get_outbox,
+    paths(health, openapi, catalog_items, catalog_barcode, post_sale, get_sale, get_receipt, post_refund, list_sales, post_adjustment, list_adjustments, get_adjustment, sync_status, sync_run, sync_report, list_outbox, get_outbox,
         retry_dead_one, retry_dead_all, devices, device_one, device_health, drawer_open, list_payments, settle_payment, terminal_op, report_x, report_z, events, metrics,
         login, whoami, list_approvals, post_approval, get_approval, decide_approval, categories, scale, reprint, post_void),
     components(schemas(AdjustmentIn, AdjustmentOut, AdjustmentsPage, RefundIn, RefundLineIn, Problem, Health, StoreHealth, CatalogItem, ItemsPage, SaleIn, SaleLineIn, TenderIn, SaleOut, SaleLineOut, TenderOut,

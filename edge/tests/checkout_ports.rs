@@ -245,11 +245,11 @@ fn order(lines: Vec<OrderLine>, tender: &str, amount: Option<i64>) -> SaleOrder 
 }
 
 fn cashier() -> Actor {
-    Actor { role: "cashier".into(), approver: None, request_id: edge_sync::domain::new_id().to_string() }
+    Actor { role: "cashier".into(), approver: None, request_id: edge_sync::domain::new_id().to_string(), cashier: None }
 }
 
 fn manager() -> Actor {
-    Actor { role: "manager".into(), approver: None, request_id: edge_sync::domain::new_id().to_string() }
+    Actor { role: "manager".into(), approver: None, request_id: edge_sync::domain::new_id().to_string(), cashier: None }
 }
 
 /// Waits (bounded) for the after-commit thread to have done `what`.

@@ -3,6 +3,7 @@
 //! prices the sale (tax, rounding, the catalog of the moment) and its answer is what the
 //! done screen shows.
 
+use edge_api::locale::{self, Lang};
 use edge_api::{CatalogItem, SaleLineIn};
 
 /// At most this many pieces on one line (the daemon has its own limit too).
@@ -145,24 +146,16 @@ impl Cart {
     }
 }
 
-/// Money for the screen: `€12.34` in English, `12,34 €` in German.
+/// Money for the screen: `€12.34` in English, `12,34 €` in German (edge-api's locale
+/// rules, the receipt's too), with a true minus sign.
 pub fn format_money(minor: i64, currency: &str, lang: &str) -> String {
-    let sign = if minor < 0 { "−" } else { "" };
-    let a = minor.unsigned_abs();
-    let (units, cents) = (a / 100, a % 100);
-    let sym = match currency {
-        "EUR" => "€",
-        "USD" => "$",
-        "GBP" => "£",
-        other => other,
-    };
-    if lang == "de" {
-        format!("{sign}{units},{cents:02} {sym}")
-    } else if sym.len() <= 2 || sym == "€" || sym == "£" {
-        format!("{sign}{sym}{units}.{cents:02}")
-    } else {
-        format!("{sign}{units}.{cents:02} {sym}")
-    }
+    let lang = Lang::parse(lang).unwrap_or_default();
+    locale::money(minor, currency, locale::exponent(currency), lang).replacen('-', "−", 1)
+}
+
+/// A weight for the screen: `0,350 kg` in German, `0.350 kg` in English.
+pub fn format_kg(grams: u32, lang: &str) -> String {
+    locale::kg(grams, Lang::parse(lang).unwrap_or_default())
 }
 
 /// Reads an amount typed by staff: `2.50`, `2,50`, `3`, `0.5`. Err names the problem.

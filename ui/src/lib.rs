@@ -90,6 +90,8 @@ pub struct Kiosk {
     /// A manager's PIN that approved a price override or discount in this cart.
     pub manager_pin: RefCell<Option<String>>,
     pub last_sale: RefCell<Option<Uuid>>,
+    /// The member of staff logged in (their config id): the cashier of the sales made.
+    pub staff_id: RefCell<Option<String>>,
     pub age_check: RefCell<Option<AgeCheck>>,
     pub idle_since: RefCell<std::time::Instant>,
     /// Wakes the connection loop when the token changes (login, logout).
@@ -172,6 +174,7 @@ pub fn start(opts: Options) -> Result<AppWindow, String> {
         checkout: RefCell::new(None),
         manager_pin: RefCell::new(None),
         last_sale: RefCell::new(None),
+        staff_id: RefCell::new(None),
         age_check: RefCell::new(None),
         idle_since: RefCell::new(std::time::Instant::now()),
         token_changed: std::sync::Arc::new(tokio::sync::Notify::new()),

@@ -55,6 +55,29 @@ pub enum EncodeError {
     Text(String),
 }
 
+/// The PC858 byte of a printable character this driver sends (None: printed as `?`).
+fn pc858(c: char) -> Option<u8> {
+    Some(match c {
+        ' '..='~' => c as u8,
+        '€' => 0xD5,
+        'ä' => 0x84,
+        'ö' => 0x94,
+        'ü' => 0x81,
+        'Ä' => 0x8E,
+        'Ö' => 0x99,
+        'Ü' => 0x9A,
+        'ß' => 0xE1,
+        'é' => 0x82,
+        _ => return None,
+    })
+}
+
+/// The character as the printer will show it: itself, or `?` for one the code page lacks
+/// (so a text rendering of a job reads what the paper reads).
+pub fn printable(c: char) -> char {
+    if pc858(c).is_some() { c } else { '?' }
+}
+
 /// A print job being built.
 #[derive(Debug, Clone, Default)]
 pub struct Receipt {
@@ -71,20 +94,7 @@ impl Receipt {
     /// PC858, anything else becomes `?` (never a control byte).
     pub fn text(mut self, s: &str) -> Receipt {
         for c in s.chars() {
-            let b = match c {
-                '\n' => LF,
-                ' '..='~' => c as u8,
-                '€' => 0xD5,
-                'ä' => 0x84,
-                'ö' => 0x94,
-                'ü' => 0x81,
-                'Ä' => 0x8E,
-                'Ö' => 0x99,
-                'Ü' => 0x9A,
-                'ß' => 0xE1,
-                'é' => 0x82,
-                _ => b'?',
-            };
+            let b = if c == '\n' { LF } else { pc858(c).unwrap_or(b'?') };
             self.bytes.push(b);
         }
         self

@@ -9,6 +9,8 @@
 //! Money is always integer minor units plus an ISO 4217 currency; times are RFC 3339 UTC;
 //! business dates are `YYYY-MM-DD` in the store's time zone.
 
+pub mod locale;
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -149,6 +151,10 @@ pub struct SaleIn {
     /// `POST /v1/sales/{id}/receipt`). Default: printed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt: Option<bool>,
+    /// The id of the member of staff logged in at the register (`[staff.ID]`), printed on
+    /// the receipt as cashier. Not part of what makes a retry the same request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cashier: Option<String>,
 }
 
 /// A priced line of a sale.
@@ -237,6 +243,16 @@ pub struct SaleOut {
     /// The manager who approved a price override or discount on it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approved_by: Option<String>,
+    /// The receipt number people read out and scan for returns (`LANE-SEQUENCE`, unique in
+    /// the store); absent on sales made before receipt numbers existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt_no: Option<String>,
+    /// The lane (register or kiosk) it was made at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lane: Option<String>,
+    /// The name of the member of staff at the register.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cashier: Option<String>,
     /// What became of its receipt (in `GET /v1/sales/{id}`; not in the 201, which answers
     /// as soon as the sale is durable, before anything is printed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -280,6 +296,9 @@ pub struct RefundIn {
     pub tender: String,
     /// Why, in words (kept with the refund and in the audit).
     pub reason: String,
+    /// The id of the member of staff at the register (printed on the refund's receipt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cashier: Option<String>,
 }
 
 /// `POST /v1/stock/adjustments` (manager): a stock change that is not a sale.

@@ -37,6 +37,7 @@ pub mod order;
 pub mod payments;
 pub mod ports;
 pub mod price;
+pub mod receipt;
 
 pub use error::{Refusal, RefusalKind};
 
@@ -126,11 +127,15 @@ impl Checkout {
     pub fn attach(self: &Arc<Self>, p: Arc<dyn Peripherals>) {
         let _ = self.peripherals.set(p);
         let weak = Arc::downgrade(self);
-        let store_name = self.cfg.store_name.clone();
+        let for_receipts = weak.clone();
         self.after.spawn(after::Ports {
             devices: Arc::new(move || weak.upgrade().and_then(|c| c.peripherals())),
             events: self.ports.events.clone(),
-            receipt: Arc::new(move |s, copy| receipt(&store_name, s, copy)),
+            receipt: Arc::new(move |s, copy| match for_receipts.upgrade() {
+                Some(c) => c.receipt(s, copy).escpos(),
+                // Shutting down: the job is dropped with the checkout.
+                None => edge_drivers::escpos::Receipt::default(),
+            }),
         });
     }
 
@@ -296,7 +301,7 @@ impl Checkout {
             Some(d) => d.weigh(Duration::from_secs(3)),
             None => Err("no scale configured".into()),
         })?;
-        let sale = price::build_sale(
+        let mut sale = price::build_sale(
             &order,
             self.store.as_ref(),
             &self.cfg,
@@ -305,6 +310,7 @@ impl Checkout {
             &by.role,
             by.approver.as_deref(),
         )?;
+        sale.cashier = by.cashier.clone();
         if let Some(who) = &sale.approved_by {
             let detail = sale
                 .lines
@@ -357,7 +363,8 @@ impl Checkout {
         }
         let now = self.now();
         let done = self.store.refunded(&orig.id)?;
-        let refund = price::build_refund(&orig, &order, &done, &self.cfg, now, &by.request_id, &by.role)?;
+        let mut refund = price::build_refund(&orig, &order, &done, &self.cfg, now, &by.request_id, &by.role)?;
+        refund.cashier = by.cashier.clone();
         let outcome = if refund.tenders.iter().any(|t| matches!(t, Tender::Card { .. })) {
             // What is left to refund is checked again once the terminal is held.
             payments::card_sale(self, refund, key, fp)?
@@ -366,7 +373,10 @@ impl Checkout {
             // what a card refund at the terminal is paying out meanwhile.
             let _held = payments::hold_for_refund(self)?;
             let done = self.store.refunded(&orig.id)?;
-            let refund = price::build_refund(&orig, &order, &done, &self.cfg, now, &by.request_id, &by.role)?;
+            let refund = edge_sync::domain::Sale {
+                cashier: by.cashier.clone(),
+                ..price::build_refund(&orig, &order, &done, &self.cfg, now, &by.request_id, &by.role)?
+            };
             let commit =
                 SaleCommit { sale: refund, idempotency_key: key, fingerprint: fp, remotes: self.cfg.refund_remotes() };
             self.store.commit_sale(commit)?
@@ -476,6 +486,25 @@ impl Checkout {
         (self.ports.wake)();
     }
 
+    /// The receipt of a sale or refund (a copy when `copy`), as printed. A refund's names
+    /// the receipt it refunds, read from the store (its id if that cannot be read).
+    pub fn receipt(&self, sale: &Sale, copy: bool) -> receipt::Doc {
+        let original = sale.refund_of.map(|id| match self.store.sale(&id) {
+            Ok(Some(o)) => (o.receipt_no.unwrap_or_else(|| id.to_string()), o.created_at),
+            _ => (id.to_string(), sale.created_at),
+        });
+        let cx = receipt::Context {
+            store_name: &self.cfg.store_name,
+            setup: &self.cfg.receipt,
+            lane_name: &self.cfg.lane_name,
+            tz: &self.cfg.timezone,
+            original,
+            copy,
+            fiscal: vec![],
+        };
+        receipt::compose(sale, &cx)
+    }
+
     /// A copy of a sale's receipt, asked for by staff (or the customer's own, once, at a kiosk).
     pub fn reprint(&self, sale: &Sale, copy: bool) {
         self.after.submit(after::Job { sale: sale.clone(), drawer: false, print: true, copy, display: false });
@@ -523,24 +552,4 @@ fn committed(o: CommitOutcome, field: &str, what: Conflict) -> Result<Committed<
             })
         }
     }
-}
-
-/// The printed receipt of a sale (its copy marked so).
-pub fn receipt(store_name: &str, sale: &Sale, copy: bool) -> edge_drivers::escpos::Receipt {
-    let lines: Vec<(String, String)> = sale
-        .lines
-        .iter()
-        .map(|l| (l.name.clone(), edge_sync::Money::new(l.gross_minor, sale.currency).to_string()))
-        .collect();
-    let card: Vec<String> = sale
-        .tenders
-        .iter()
-        .filter_map(|t| match t {
-            Tender::Card { card: Some(c), .. } => Some(c.receipt.clone()),
-            _ => None,
-        })
-        .flatten()
-        .collect();
-    let head = if copy { format!("{store_name} - COPY") } else { store_name.to_string() };
-    crate::devices::receipt_of(&head, &lines, &sale.total().to_string(), &sale.id.to_string(), &card)
 }

@@ -92,6 +92,8 @@ pub struct Actor {
     pub role: String,
     pub approver: Option<String>,
     pub request_id: String,
+    /// The member of staff logged in at the register (printed on the receipt as cashier).
+    pub cashier: Option<edge_sync::domain::StaffRef>,
 }
 
 /// The idempotency fingerprint of an order (see the module doc).

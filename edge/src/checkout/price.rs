@@ -345,6 +345,9 @@ pub fn build_sale(
         request_id: request_id.to_string(),
         actor: actor.to_string(),
         approved_by: approver.map(str::to_string),
+        receipt_no: None,
+        lane: Some(cfg.lane_id.clone()),
+        cashier: None,
     })
 }
 
@@ -489,5 +492,8 @@ pub fn build_refund(
         request_id: request_id.to_string(),
         actor: actor.to_string(),
         approved_by: None,
+        receipt_no: None,
+        lane: Some(cfg.lane_id.clone()),
+        cashier: None,
     })
 }

@@ -111,7 +111,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 pub use catalog::SnapshotRecord;
-pub use sled_store::SledStore;
+pub use sled_store::{DEFAULT_LANE, SledStore};
 
 /// The on-disk layout version this build writes. Older ones are migrated on open; newer
 /// ones are refused (a downgraded edged never misreads what a newer one wrote).

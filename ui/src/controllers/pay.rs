@@ -111,6 +111,7 @@ pub fn pay(k: &Rc<Kiosk>, tender: TenderIn) {
         tenders: vec![tender],
         // At a self-serve screen the customer chooses afterwards.
         receipt: self_serve.then_some(false),
+        cashier: k.staff_id.borrow().clone(),
     };
     let total = k.money(&ui, cart.total_minor());
     let p = ui.global::<PayAdapter>();

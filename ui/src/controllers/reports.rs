@@ -53,7 +53,7 @@ pub fn wire(ui: &AppWindow, k: &Rc<Kiosk>) {
                 if m.role != "manager" {
                     return Ok(Err(m.name));
                 }
-                let body = RefundIn { lines: None, tender, reason };
+                let body = RefundIn { lines: None, tender, reason, cashier: None };
                 let headers = [("idempotency-key", key)];
                 let r = api
                     .post_with::<_, SaleOut>(&format!("/v1/sales/{id}/refunds"), &body, Some(&m.token), &headers)

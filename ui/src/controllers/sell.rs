@@ -69,7 +69,7 @@ pub fn refresh_cart(k: &Rc<Kiosk>, ui: &AppWindow) {
         .map(|(i, it)| {
             let quantity = if it.weighed {
                 match it.grams {
-                    Some(g) => format!("{}.{:03} kg", g / 1000, g % 1000),
+                    Some(g) => crate::cart::format_kg(g, &lang),
                     None => "? kg".into(),
                 }
             } else {

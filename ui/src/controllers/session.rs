@@ -35,6 +35,7 @@ pub fn wire(ui: &AppWindow, k: &Rc<Kiosk>) {
                 Ok(who) if who.role == "kiosk" => say(ui, "refused", "not a staff role", true),
                 Ok(who) => {
                     k.api.set_token(Some(who.token));
+                    *k.staff_id.borrow_mut() = Some(who.staff_id.clone());
                     k.token_changed.notify_one();
                     let s = ui.global::<Session>();
                     s.set_staff_name(who.name.into());
@@ -78,6 +79,7 @@ pub fn logout(k: &Rc<Kiosk>, ui: &AppWindow) {
     *k.cart.borrow_mut() = Cart::default();
     *k.checkout.borrow_mut() = None;
     *k.manager_pin.borrow_mut() = None;
+    *k.staff_id.borrow_mut() = None;
     super::sell::refresh_cart(k, ui);
     let s = ui.global::<Session>();
     s.set_staff_name("".into());
