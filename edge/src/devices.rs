@@ -768,8 +768,8 @@ fn scanner_health(s: &mut dyn ScanSource, level: HealthLevel, id: &str) -> Resul
 }
 
 /// Lines for the pole display during a sale.
-pub fn display_lines(last_item: &str, price: &str, total: &str) -> (String, String) {
-    (two_sided(last_item, price), two_sided("TOTAL", total))
+pub fn display_lines(last_item: &str, price: &str, total_word: &str, total: &str) -> (String, String) {
+    (two_sided(last_item, price), two_sided(total_word, total))
 }
 
 #[cfg(test)]

@@ -77,8 +77,8 @@ fn a_sale_prints_its_receipt_and_scans_reach_the_event_stream() {
         let jobs = printer.lock().expect("sim").jobs().to_vec();
         if let Some(j) = jobs.first() {
             assert_eq!(jobs.len(), 1);
-            assert!(j.text.contains("Demo Store") && j.text.contains("TOTAL"), "{}", j.text);
-            assert!(j.text.contains(sale["id"].as_str().expect("id")), "{}", j.text);
+            assert!(j.text.contains("Demo Store") && j.text.contains("SUMME"), "{}", j.text);
+            assert!(j.text.contains(sale["receipt_no"].as_str().expect("receipt number")), "{}", j.text);
             break;
         }
         assert!(Instant::now() < deadline, "no receipt printed");
@@ -274,7 +274,7 @@ fn standalone_simulators_serve_edged_over_a_link_and_tcp() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let stdin = printer.stdin.as_mut().expect("stdin");
     let mut seen = String::new();
-    while !seen.contains("TOTAL") {
+    while !seen.contains("SUMME") {
         assert!(Instant::now() < deadline, "no receipt: {seen}");
         writeln!(stdin, "jobs").expect("jobs");
         stdin.flush().expect("flush");

@@ -136,6 +136,8 @@ pub struct Ports {
     pub devices: DevicesPort,
     pub events: tokio::sync::broadcast::Sender<Event>,
     pub receipt: ReceiptPort,
+    /// The language of what customers read (the pole display's words and numbers).
+    pub lang: edge_api::locale::Lang,
 }
 
 impl AfterCommit {
@@ -263,8 +265,15 @@ fn run(ports: &Ports, book: &Arc<Mutex<Book>>, job: Job) {
     if job.display
         && let Some(l) = job.sale.lines.last()
     {
-        let amount = edge_sync::Money::new(l.gross_minor, job.sale.currency).to_string();
-        let (upper, lower) = crate::devices::display_lines(&l.name, &amount, &job.sale.total().to_string());
+        // The currency by its code: pole displays' character sets rarely have `€`.
+        let (cur, exp) = (job.sale.currency.as_str(), job.sale.currency.exponent());
+        let money = |m: i64| format!("{} {cur}", edge_api::locale::amount(m, exp, ports.lang));
+        let total_word = match ports.lang {
+            edge_api::locale::Lang::En => "TOTAL",
+            edge_api::locale::Lang::De => "SUMME",
+        };
+        let (upper, lower) =
+            crate::devices::display_lines(&l.name, &money(l.gross_minor), total_word, &money(job.sale.total_minor));
         let _ = d.show(&upper, &lower);
     }
 }

@@ -136,6 +136,7 @@ impl Checkout {
                 // Shutting down: the job is dropped with the checkout.
                 None => edge_drivers::escpos::Receipt::default(),
             }),
+            lang: self.cfg.receipt.language,
         });
     }
 
@@ -384,7 +385,7 @@ impl Checkout {
         let c = committed(outcome, "Idempotency-Key", Conflict::Refund)?;
         if let Committed::Created(r) = &c {
             // The refund is durable: nothing after this may turn it into an error.
-            self.after_sale(r, false, Origin::Request);
+            self.after_sale(r, true, Origin::Request);
             let detail = format!("{} {}: {}", r.id, r.total(), r.reason.clone().unwrap_or_default());
             if let Err(e) = self.audit(&by.role, "sale.refund", &sale_id.to_string(), &by.request_id, detail) {
                 tracing::error!(refund_id = %r.id, error = %e.detail, "refund committed, its audit line not written");
@@ -474,8 +475,9 @@ impl Checkout {
         self.after.submit(after::Job {
             sale: sale.clone(),
             drawer: cash,
-            // A refund's receipt is asked for by staff (a copy), not printed by itself.
-            print: print && !refund,
+            // A refund prints its own receipt too: the customer takes it, the store may
+            // keep a copy (`POST /v1/sales/{id}/receipt`).
+            print,
             copy: false,
             display: !refund,
         });
