@@ -120,6 +120,13 @@ pub struct Config {
     pub lane_id: String,
     /// `[lane] name`: how receipts and screens name the lane (`Kasse 1`, `Self-checkout 3`).
     pub lane_name: String,
+    /// `[store] minimum_age`: the age a customer must have reached to buy an
+    /// age-restricted item (default 18).
+    pub minimum_age: u8,
+    /// `[store] age_check`: `required` (the default: a sale with an age-restricted line is
+    /// refused without an answered age check) or `recorded` (the screens stop the sale
+    /// until it is answered; the API records a check when one is sent).
+    pub age_check_required: bool,
 }
 
 /// What the receipt prints beyond the sale: the seller, its tax ids, the paper and the
@@ -397,6 +404,15 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
         Time::midnight()
     });
 
+    let minimum_age = c.integer("store.minimum_age", 18, 1, 99) as u8;
+    let age_check_required = match c.string("store.age_check", Some("required")).as_deref() {
+        Some("required") | None => true,
+        Some("recorded") => false,
+        Some(other) => {
+            c.problem("store.age_check", format!("{other:?} must be \"required\" or \"recorded\""));
+            true
+        }
+    };
     let address = c.lines("store.address");
     let vat_id = c.opt_string("store.vat_id").filter(|v| !v.trim().is_empty());
     if let Some(v) = &vat_id
@@ -824,6 +840,8 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
             receipt,
             lane_id,
             lane_name,
+            minimum_age,
+            age_check_required,
         }),
         _ => Err(c.problems),
     }
@@ -860,6 +878,12 @@ business_day_start = "00:00"
 # What the receipt prints about the seller (a receipt above 250 EUR is a full invoice).
 address = ["Hauptstraße 1", "10115 Berlin"]
 vat_id = "DE123456789"
+# Age-restricted items (wine) are sold from 18. The screens stop such a sale until staff
+# answer the age check, and the sale records who answered and when. `recorded` keeps the
+# API's older contract: a script may post such a sale without a check. A store keeps the
+# default, `required`: the daemon refuses it without one.
+minimum_age = 18
+age_check = "recorded"
 
 # This box's lane in the store: receipt numbers are LANE-SEQUENCE (1-000042).
 [lane]

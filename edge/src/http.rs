@@ -554,8 +554,10 @@ async fn post_sale(
     };
     let mut actor = actor_of(&auth, approver);
     actor.cashier = cashier_of(&app, req.cashier.as_deref())?;
+    let age_check = req.age_check.as_ref().map(|a| age_check_of(&app, a)).transpose()?;
     let co = app.checkout.clone();
-    let order = crate::wire::sale_order(req);
+    let mut order = crate::wire::sale_order(req);
+    order.age_check = age_check;
     let c = tokio::task::spawn_blocking(move || co.sell(order, key, &actor)).await.map_err(ApiError::internal)??;
     Ok(sale_created(c.record(), c.replayed()))
 }
@@ -690,6 +692,70 @@ fn find_sale(app: &App, id: &str) -> ApiResult<edge_sync::domain::Sale> {
     found.ok_or_else(|| {
         ApiError::new(StatusCode::NOT_FOUND, "unknown-sale", "Unknown sale", format!("no sale {id}")).field("id")
     })
+}
+
+/// An age check as the checkout records it: its member of staff found in the config, or
+/// the self-serve screen's request that staff approved. A 422 names what is wrong.
+fn age_check_of(app: &App, a: &edge_api::AgeCheckIn) -> ApiResult<crate::checkout::order::AgeCheckOrder> {
+    use edge_sync::domain::AgeCheckMethod;
+    let bad = |field: &str, detail: String| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad-age-check", "Bad age check", detail)
+            .field(&format!("age_check.{field}"))
+    };
+    let Some(method) = AgeCheckMethod::parse(&a.method) else {
+        return Err(bad("method", format!("{:?}: dob, id_scan or approval", a.method)));
+    };
+    let staff = |m: &crate::staff::StaffMember| edge_sync::domain::StaffRef { id: m.id.clone(), name: m.name.clone() };
+    match method {
+        AgeCheckMethod::Dob | AgeCheckMethod::IdScan => {
+            let Some(id) = a.verified_by.as_deref() else {
+                return Err(bad("verified_by", "who checked: a member of staff's id".into()));
+            };
+            let Some(m) = app.cfg.staff.iter().find(|m| m.id == id) else {
+                return Err(bad("verified_by", format!("{id:?} is not a member of staff in the config")));
+            };
+            let Some(d) = a.born_on_or_before.as_deref() else {
+                return Err(bad("born_on_or_before", "the date asked about, YYYY-MM-DD".into()));
+            };
+            let date: jiff::civil::Date =
+                d.parse().map_err(|_| bad("born_on_or_before", format!("{d:?} is not a date like 2008-12-06")))?;
+            Ok(crate::checkout::order::AgeCheckOrder {
+                method,
+                born_on_or_before: Some(date),
+                verified_by: staff(m),
+                approval: None,
+            })
+        }
+        AgeCheckMethod::Approval => {
+            let Some(id) = a.approval_id else {
+                return Err(bad("approval_id", "the request staff approved (POST /v1/approvals)".into()));
+            };
+            let Some(ap) = app.approvals.get(&id) else {
+                return Err(bad("approval_id", format!("no request {id} (requests expire, and a restart drops them)")));
+            };
+            if ap.kind != crate::staff::ApprovalKind::Age || ap.state != crate::staff::ApprovalState::Approved {
+                return Err(bad(
+                    "approval_id",
+                    format!(
+                        "request {id} is a {} request, {}: not an approved age check",
+                        ap.kind.as_str(),
+                        ap.state.as_str()
+                    ),
+                ));
+            }
+            let by = ap.decided_by.clone().unwrap_or_default();
+            let verified_by = match app.cfg.staff.iter().find(|m| m.name == by) {
+                Some(m) => staff(m),
+                None => edge_sync::domain::StaffRef { id: String::new(), name: by },
+            };
+            Ok(crate::checkout::order::AgeCheckOrder {
+                method,
+                born_on_or_before: None,
+                verified_by,
+                approval: Some(id),
+            })
+        }
+    }
 }
 
 /// The member of staff a body names as cashier (`[staff.ID]`), or a 422 naming the field.
@@ -1758,7 +1824,7 @@ async fn post_void(State(app): State<Arc<App>>, auth: Auth, ApiJson(req): ApiJso
     paths(health, openapi, catalog_items, catalog_barcode, post_sale, get_sale, get_receipt, post_refund, list_sales, post_adjustment, list_adjustments, get_adjustment, sync_status, sync_run, sync_report, list_outbox, get_outbox,
         retry_dead_one, retry_dead_all, devices, device_one, device_health, drawer_open, list_payments, settle_payment, terminal_op, report_x, report_z, events, metrics,
         login, whoami, list_approvals, post_approval, get_approval, decide_approval, categories, scale, reprint, post_void),
-    components(schemas(AdjustmentIn, AdjustmentOut, AdjustmentsPage, RefundIn, RefundLineIn, Problem, Health, StoreHealth, CatalogItem, ItemsPage, SaleIn, SaleLineIn, TenderIn, SaleOut, SaleLineOut, TenderOut,
+    components(schemas(AdjustmentIn, AdjustmentOut, AdjustmentsPage, RefundIn, RefundLineIn, Problem, Health, StoreHealth, CatalogItem, ItemsPage, SaleIn, edge_api::AgeCheckIn, edge_api::AgeCheckOut, SaleLineIn, TenderIn, SaleOut, SaleLineOut, TenderOut,
         SalesPage, SyncStatus, SyncReport, RemoteReconciliation, ReconLocal, ReconDuplicate, ReconRemote, ReconDiffers, RemoteStatus, RetryOut, OutboxEntryOut, OutboxPage, DevicesList, DeviceOut, HealthCheckIn,
         HealthCheckOut, DrawerOut, PaymentOut, PaymentsList, PaymentSettleIn, TerminalOut, ForceOfflineIn, crate::reports::Report,
         crate::reports::Totals, Event, LoginIn, LoginOut, ApprovalIn, ApprovalOut, DecisionIn, ApprovalsList, CategoriesOut,

@@ -19,6 +19,14 @@ pub fn sale_out(s: &Sale) -> SaleOut {
         receipt_no: s.receipt_no.clone(),
         lane: s.lane.clone(),
         cashier: s.cashier.as_ref().map(|c| c.name.clone()),
+        age_check: s.age_check.as_ref().map(|a| edge_api::AgeCheckOut {
+            method: a.method.as_str().into(),
+            born_on_or_before: a.born_on_or_before.to_string(),
+            minimum_age: a.minimum_age,
+            verified_by: a.verified_by.name.clone(),
+            at: a.at.to_string(),
+            approval_id: a.approval,
+        }),
         receipt: None,
         id: s.id,
         status: "completed".into(),
@@ -152,6 +160,8 @@ pub fn sale_order(req: SaleIn) -> SaleOrder {
             .collect(),
         tenders: req.tenders.into_iter().map(|t| OrderTender { kind: t.kind, amount_minor: t.amount_minor }).collect(),
         receipt: req.receipt,
+        // Resolved to a member of staff by the HTTP layer (it knows the staff and requests).
+        age_check: None,
     }
 }
 

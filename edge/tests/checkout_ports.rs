@@ -196,11 +196,15 @@ fn item(sku: &str, price: i64) -> SnapshotRecord {
 fn rig() -> Rig {
     let dir = tempfile::tempdir().expect("tmp");
     let store = SledStore::open(StoreConfig::new(dir.path().join("store"))).expect("store");
-    store.import_catalog(&[item("SKU-A", 250), item("SKU-B", 1000)]).expect("catalog");
+    let mut wine = item("SKU-W", 899);
+    wine.item.age_restricted = true;
+    store.import_catalog(&[item("SKU-A", 250), item("SKU-B", 1000), wine]).expect("catalog");
     let text = edge::config::demo_toml(dir.path(), "127.0.0.1:0", &Default::default())
         + "\n[devices.terminal]\nkind = \"terminal\"\nuri = \"tcp://127.0.0.1:9\"\n";
     // The demo turns the disk guard off (a demo on a full laptop still sells): on here.
     let text = text.replace("min_free_mb = 0\nwarn_free_mb = 0", "min_free_mb = 64\nwarn_free_mb = 512");
+    // A store's default: the daemon refuses an age-restricted sale without an age check.
+    let text = text.replace("age_check = \"recorded\"", "age_check = \"required\"");
     let cfg = edge::config::parse(&text, dir.path()).expect("config");
     assert_eq!(cfg.min_free_bytes, 64 << 20, "the disk guard is on");
     let (tx, events) = tokio::sync::broadcast::channel(1024);
@@ -241,6 +245,7 @@ fn order(lines: Vec<OrderLine>, tender: &str, amount: Option<i64>) -> SaleOrder 
         lines,
         tenders: vec![OrderTender { kind: tender.into(), amount_minor: amount }],
         receipt: None,
+        age_check: None,
     }
 }
 
@@ -448,4 +453,53 @@ fn recovery_settles_an_in_doubt_payment_once_the_terminal_answers() {
     assert_eq!(r.wakes.load(Ordering::SeqCst), wakes + 1, "the recovered sale wakes the engine");
     assert_eq!(edge::checkout::payments::recover(&r.co), 0, "nothing left to do");
     assert_eq!(r.co.store.stats().sales, 1, "never twice");
+}
+
+/// An age-restricted line stops the sale until an age check is answered; the check is
+/// recorded on the sale with who and when; a check that asks about too late a birth date
+/// (a customer under the minimum age) is refused. Nothing is stored for a refused sale.
+#[test]
+fn an_age_restricted_sale_needs_an_answered_age_check_recorded_with_who_and_when() {
+    use edge::checkout::order::AgeCheckOrder;
+    use edge_sync::domain::{AgeCheckMethod, StaffRef};
+    let r = rig();
+    let wine = || order(vec![line("SKU-A", 1), line("SKU-W", 1)], "cash", Some(2000));
+    let sales_before = r.co.store.sales_page(None, 100).expect("page").len();
+    let refused = r.co.sell(wine(), None, &cashier()).expect_err("no age check");
+    assert_eq!((&*refused.slug, refused.field.as_deref()), ("age-check-required", Some("age_check")));
+    assert!(refused.detail.contains("lines[1]") && refused.detail.contains("2008-12-06"), "{}", refused.detail);
+    let anna = StaffRef { id: "anna".into(), name: "Anna".into() };
+    let check = |d: &str| AgeCheckOrder {
+        method: AgeCheckMethod::Dob,
+        born_on_or_before: Some(d.parse().expect("date")),
+        verified_by: anna.clone(),
+        approval: None,
+    };
+    // 2026-12-06 less 17 years: a customer born then is 17.
+    let mut young = wine();
+    young.age_check = Some(check("2009-12-06"));
+    let refused = r.co.sell(young, None, &cashier()).expect_err("too young");
+    assert_eq!(
+        (&*refused.slug, refused.field.as_deref()),
+        ("age-check-too-young", Some("age_check.born_on_or_before"))
+    );
+    assert_eq!(r.co.store.sales_page(None, 100).expect("page").len(), sales_before, "nothing stored");
+
+    let mut ok = wine();
+    ok.age_check = Some(check("2008-12-06"));
+    let Ok(Committed::Created(sale)) = r.co.sell(ok, None, &cashier()) else { panic!("sold") };
+    let a = sale.age_check.clone().expect("recorded");
+    assert_eq!((a.method, a.minimum_age, a.verified_by, a.at), (AgeCheckMethod::Dob, 18, anna, r.clock.now()));
+    assert_eq!(a.born_on_or_before.to_string(), "2008-12-06");
+    let stored = r.co.store.sale(&sale.id).expect("read").expect("stored");
+    assert_eq!(stored.age_check, sale.age_check, "durable with the sale");
+    // The cloud's record carries it too.
+    let doc = serde_json::to_value(edge_sync::cloud::SaleDoc::of(&stored)).expect("json");
+    assert_eq!(doc["age_check"]["verified_by"]["name"], "Anna", "{doc}");
+    // A sale without age-restricted lines records none.
+    let Ok(Committed::Created(plain)) = r.co.sell(order(vec![line("SKU-A", 1)], "cash", Some(500)), None, &cashier())
+    else {
+        panic!("sold")
+    };
+    assert_eq!(plain.age_check, None);
 }

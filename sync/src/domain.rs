@@ -490,6 +490,62 @@ pub struct Sale {
     /// The member of staff logged in at the register that made it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cashier: Option<StaffRef>,
+    /// The age check its age-restricted items passed: how, against which date, by whom, when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub age_check: Option<AgeCheck>,
+}
+
+/// How a customer's age was checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgeCheckMethod {
+    /// Staff asked "born on or before …?" (or read it from an ID shown to them).
+    Dob,
+    /// Staff scanned the customer's ID.
+    IdScan,
+    /// A self-serve screen asked staff, who approved with their PIN.
+    Approval,
+}
+
+impl AgeCheckMethod {
+    pub fn parse(s: &str) -> Option<AgeCheckMethod> {
+        match s {
+            "dob" => Some(AgeCheckMethod::Dob),
+            "id_scan" => Some(AgeCheckMethod::IdScan),
+            "approval" => Some(AgeCheckMethod::Approval),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgeCheckMethod::Dob => "dob",
+            AgeCheckMethod::IdScan => "id_scan",
+            AgeCheckMethod::Approval => "approval",
+        }
+    }
+}
+
+/// An answered age check, recorded on the sale it allowed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgeCheck {
+    pub method: AgeCheckMethod,
+    /// The customer was born on or before this date (the store's minimum age before the
+    /// sale's business date, or earlier).
+    pub born_on_or_before: Date,
+    pub minimum_age: u8,
+    pub verified_by: StaffRef,
+    /// When the sale that carries it was made (UTC).
+    pub at: Timestamp,
+    /// The self-serve screen's request that staff approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Uuid>,
+}
+
+/// The latest birth date of a customer who is `minimum_age` on `day` (29 February → 28th).
+pub fn born_on_or_before(day: Date, minimum_age: u8) -> Date {
+    let year = day.year() - i16::from(minimum_age);
+    Date::new(year, day.month(), day.day()).or_else(|_| Date::new(year, day.month(), day.day() - 1)).unwrap_or(day)
 }
 
 /// A member of staff as a record names them: the config's id and the name people know.

@@ -91,6 +91,7 @@ fn sale(at_ms: i64, n: u64, refund_of: Option<&Sale>) -> Sale {
         receipt_no: None,
         lane: None,
         cashier: None,
+        age_check: None,
     }
 }
 

@@ -150,6 +150,47 @@ fn staff_pins_overrides_voids_and_requests() {
     assert_eq!(decide("4242", "approve"), 403, "a technician does not check ages");
     assert_eq!(decide("1111", "approve"), 200);
     assert_eq!(decide("9999", "refuse"), 409, "answered once");
+
+    // The approved request is the self-serve sale's age check: recorded with who and when.
+    let sell_wine = |token: &str, check: Value| {
+        let body = json!({"lines": [{"sku": wine.sku, "qty": 1}], "tenders": [{"type": "cash", "amount_minor": 100_000}],
+                          "age_check": check});
+        let r = c.post(format!("{}/v1/sales", d.url)).bearer_auth(token).json(&body).send().expect("sale");
+        (r.status().as_u16(), r.json::<Value>().expect("json"))
+    };
+    let (st, v) = sell_wine(&d.tokens.kiosk, json!({"method": "approval", "approval_id": id}));
+    assert_eq!(st, 201, "{v}");
+    let a = &v["age_check"];
+    assert_eq!(
+        (&a["method"], &a["verified_by"], &a["minimum_age"], &a["approval_id"]),
+        (&json!("approval"), &json!("Anna"), &json!(18), &json!(id)),
+        "{v}"
+    );
+    assert!(a["at"].as_str().is_some_and(|t| t.ends_with('Z')) && a["born_on_or_before"].as_str().is_some(), "{v}");
+    // At the register: "born on or before …?" answered by the cashier.
+    let (st, v) = sell_wine(
+        &d.tokens.cashier,
+        json!({"method": "dob", "born_on_or_before": "2000-01-01", "verified_by": "anna"}),
+    );
+    assert_eq!(
+        (st, &v["age_check"]["born_on_or_before"], &v["age_check"]["verified_by"]),
+        (201, &json!("2000-01-01"), &json!("Anna")),
+        "{v}"
+    );
+    // What is wrong in a check is named; nothing is sold.
+    for (check, field) in [
+        (json!({"method": "dob", "born_on_or_before": "2000-01-01", "verified_by": "nobody"}), "age_check.verified_by"),
+        (json!({"method": "dob", "verified_by": "anna"}), "age_check.born_on_or_before"),
+        (
+            json!({"method": "dob", "born_on_or_before": "2020-01-01", "verified_by": "anna"}),
+            "age_check.born_on_or_before",
+        ),
+        (json!({"method": "glance"}), "age_check.method"),
+        (json!({"method": "approval", "approval_id": "01900000-0000-7000-8000-000000000000"}), "age_check.approval_id"),
+    ] {
+        let (st, v) = sell_wine(&d.tokens.cashier, check.clone());
+        assert_eq!((st, v["field"].as_str()), (422, Some(field)), "{check}: {v}");
+    }
     // The kiosk cannot list requests (staff only).
     let st = c.get(format!("{}/v1/approvals", d.url)).bearer_auth(&d.tokens.kiosk).send().expect("list").status();
     assert_eq!(st.as_u16(), 403);

@@ -155,6 +155,44 @@ pub struct SaleIn {
     /// the receipt as cashier. Not part of what makes a retry the same request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cashier: Option<String>,
+    /// Required when a line is age-restricted: how the customer's age was checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub age_check: Option<AgeCheckIn>,
+}
+
+/// An age check answered at a screen: staff asked "born on or before …?" or scanned an ID
+/// (`dob`, `id_scan`: `verified_by` and `born_on_or_before`), or approved a self-serve
+/// screen's request with their PIN (`approval`: `approval_id`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgeCheckIn {
+    /// `dob`, `id_scan` or `approval`.
+    pub method: String,
+    /// `YYYY-MM-DD`: the customer was born on or before it (at most the store's minimum
+    /// age before today).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub born_on_or_before: Option<String>,
+    /// The id of the member of staff who checked (`[staff.ID]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_by: Option<String>,
+    /// The self-serve screen's request (`POST /v1/approvals`, kind `age`) staff approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<Uuid>,
+}
+
+/// The age check a sale's age-restricted items passed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AgeCheckOut {
+    /// `dob`, `id_scan` or `approval`.
+    pub method: String,
+    pub born_on_or_before: String,
+    pub minimum_age: u8,
+    /// The name of the member of staff who checked.
+    pub verified_by: String,
+    /// When (RFC 3339, UTC).
+    pub at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_id: Option<Uuid>,
 }
 
 /// A priced line of a sale.
@@ -253,6 +291,9 @@ pub struct SaleOut {
     /// The name of the member of staff at the register.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cashier: Option<String>,
+    /// The age check its age-restricted items passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub age_check: Option<AgeCheckOut>,
     /// What became of its receipt (in `GET /v1/sales/{id}`; not in the 201, which answers
     /// as soon as the sale is durable, before anything is printed).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -21,6 +21,23 @@ pub struct SaleOrder {
     /// `Some(false)`: no receipt now (the customer may ask for one afterwards).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub receipt: Option<bool>,
+    /// The age check answered for its age-restricted items.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub age_check: Option<AgeCheckOrder>,
+}
+
+/// An age check as answered at a screen, its member of staff already known (the boundary
+/// resolves an id or a self-serve screen's approved request to them).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgeCheckOrder {
+    pub method: edge_sync::domain::AgeCheckMethod,
+    /// The date the customer's birth date was checked against (None: the store's own
+    /// limit, for a check approved by staff at a self-serve screen).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub born_on_or_before: Option<jiff::civil::Date>,
+    pub verified_by: edge_sync::domain::StaffRef,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Uuid>,
 }
 
 /// One line of a sale order, as asked (checked and priced by [`super::price`]).
@@ -163,6 +180,7 @@ mod tests {
             ],
             tenders: vec![OrderTender { kind: "cash".into(), amount_minor: Some(900) }],
             receipt: Some(false),
+            age_check: None,
         };
         assert_eq!(order.fingerprint(), digest(&wire));
         let id = Uuid::nil();

@@ -82,6 +82,8 @@ pub fn build_sale(
     }
 
     let mut lines = Vec::with_capacity(req.lines.len());
+    // The first age-restricted line (its index and name), if any.
+    let mut restricted: Option<(usize, String)> = None;
     for (i, l) in req.lines.iter().enumerate() {
         let f = |name: &str| format!("lines[{i}].{name}");
         if l.sku.is_empty() || l.sku.len() > 64 {
@@ -98,6 +100,9 @@ pub fn build_sale(
                 )
             })?,
         };
+        if item.age_restricted && restricted.is_none() {
+            restricted = Some((i, item.name.clone()));
+        }
         let req_qty = match (item.kind, l.qty, l.weight_g) {
             (ItemKind::Weight, None | Some(1), Some(g)) if g > 0 => LineRequest::Grams(g as u64),
             (ItemKind::Weight, _, Some(g)) if g <= 0 => {
@@ -312,6 +317,7 @@ pub fn build_sale(
             ));
         }
     }
+    let age_check = age_check(req, restricted, cfg, bd, now)?;
     let (net, tax, total, tendered, change) = settle(&lines, &tenders, cfg.currency).map_err(|e| match e {
         TenderError::CardOverpays { .. } => {
             Refusal::unprocessable("card-overpays", "Card over the amount due", "tenders".into(), e.to_string())
@@ -348,7 +354,56 @@ pub fn build_sale(
         receipt_no: None,
         lane: Some(cfg.lane_id.clone()),
         cashier: None,
+        age_check,
     })
+}
+
+/// The age check a sale with an age-restricted line must carry (recorded on the sale), or
+/// the refusal that stops it until one is answered. A sale without such a line records none.
+fn age_check(
+    req: &SaleOrder,
+    restricted: Option<(usize, String)>,
+    cfg: &Config,
+    bd: jiff::civil::Date,
+    now: Timestamp,
+) -> Result<Option<edge_sync::domain::AgeCheck>, Refusal> {
+    let Some((line, name)) = restricted else { return Ok(None) };
+    let cutoff = edge_sync::domain::born_on_or_before(bd, cfg.minimum_age);
+    let Some(a) = &req.age_check else {
+        if !cfg.age_check_required {
+            return Ok(None);
+        }
+        return Err(Refusal::unprocessable(
+            "age-check-required",
+            "Age check required",
+            "age_check".into(),
+            format!(
+                "{name} (lines[{line}]) is sold only to customers of {} or older: ask whether they were born on or \
+                 before {cutoff} (or scan their ID) and send the answer as age_check",
+                cfg.minimum_age
+            ),
+        ));
+    };
+    let asked = a.born_on_or_before.unwrap_or(cutoff);
+    if asked > cutoff {
+        return Err(Refusal::unprocessable(
+            "age-check-too-young",
+            "Age check does not cover the minimum age",
+            "age_check.born_on_or_before".into(),
+            format!(
+                "a customer born on {asked} is under {}: the check must ask for {cutoff} or earlier",
+                cfg.minimum_age
+            ),
+        ));
+    }
+    Ok(Some(edge_sync::domain::AgeCheck {
+        method: a.method,
+        born_on_or_before: asked,
+        minimum_age: cfg.minimum_age,
+        verified_by: a.verified_by.clone(),
+        at: now,
+        approval: a.approval,
+    }))
 }
 
 /// `a * num / den`, rounded half up, for non-negative `a` (pro-rata refunds of a line).
@@ -495,5 +550,6 @@ pub fn build_refund(
         receipt_no: None,
         lane: Some(cfg.lane_id.clone()),
         cashier: None,
+        age_check: None,
     })
 }

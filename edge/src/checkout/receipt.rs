@@ -604,6 +604,7 @@ mod tests {
             receipt_no: Some("1-000042".into()),
             lane: Some("1".into()),
             cashier: Some(StaffRef { id: "anna".into(), name: "Anna".into() }),
+            age_check: None,
         }
     }
 

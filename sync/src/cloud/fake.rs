@@ -790,6 +790,7 @@ mod tests {
             receipt_no: None,
             lane: None,
             cashier: None,
+            age_check: None,
         };
         let entry = crate::domain::OutboxEntry {
             id: Uuid::from_u128(0x0200 + u128::from(n)),

@@ -133,6 +133,17 @@ pub struct SaleDoc {
     pub kind: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refund_of: Option<Uuid>,
+    /// The receipt number printed for people (`LANE-SEQUENCE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt_no: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lane: Option<String>,
+    /// The member of staff at the register (their config id and name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cashier: Option<crate::domain::StaffRef>,
+    /// The age check its age-restricted items passed: method, date asked, who, when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub age_check: Option<crate::domain::AgeCheck>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,6 +193,10 @@ impl SaleDoc {
             change_minor: s.change_minor,
             kind: (s.kind == crate::domain::SaleKind::Refund).then(|| "refund".to_string()),
             refund_of: s.refund_of,
+            receipt_no: s.receipt_no.clone(),
+            lane: s.lane.clone(),
+            cashier: s.cashier.clone(),
+            age_check: s.age_check.clone(),
             lines: s
                 .lines
                 .iter()

@@ -757,6 +757,7 @@ impl Sim {
             receipt_no: None,
             lane: None,
             cashier: None,
+            age_check: None,
         };
         let entries = self.entries_for(RecordKind::Sale, id, &sale.request_id, &REMOTES);
         self.store.commit(sale, entries);

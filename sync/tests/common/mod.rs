@@ -85,6 +85,7 @@ pub fn make_sale(store: &dyn Store, pick: u64, lines: usize) -> Sale {
         receipt_no: None,
         lane: None,
         cashier: None,
+        age_check: None,
     }
 }
 
