@@ -431,13 +431,25 @@ async fn catalog_items(State(app): State<Arc<App>>, _auth: Auth, uri: axum::http
     .await
     .map_err(ApiError::internal)??;
     Ok(Json(ItemsPage {
-        items: entries.into_iter().map(|e| catalog_item(e.item, &e.stock)).collect(),
+        items: {
+            let cutoff = age_cutoff(&app);
+            entries.into_iter().map(|e| catalog_item(e.item, &e.stock, &cutoff)).collect()
+        },
         next_cursor: next,
     }))
 }
 
-fn catalog_item(it: edge_sync::domain::Item, stock: &edge_sync::domain::StockLevel) -> CatalogItem {
+/// The latest birth date of a customer old enough for age-restricted items today (the
+/// store's business date less its minimum age), as the screens ask it.
+fn age_cutoff(app: &App) -> String {
+    let now = app.checkout.now();
+    let today = edge_sync::domain::business_date(now, &app.cfg.timezone, app.cfg.business_day_start);
+    edge_sync::domain::born_on_or_before(today, app.cfg.minimum_age).to_string()
+}
+
+fn catalog_item(it: edge_sync::domain::Item, stock: &edge_sync::domain::StockLevel, cutoff: &str) -> CatalogItem {
     CatalogItem {
+        born_on_or_before: it.age_restricted.then(|| cutoff.to_string()),
         sku: it.sku,
         name: it.name,
         price_minor: it.price_minor,
@@ -480,7 +492,7 @@ async fn catalog_barcode(
         .field("code")
     })?;
     let stock = app.store.stock(&item.sku)?;
-    Ok(Json(catalog_item(item, &stock)))
+    Ok(Json(catalog_item(item, &stock, &age_cutoff(&app))))
 }
 
 /// Who asks the checkout: the token's role, the approving manager, this request's id.

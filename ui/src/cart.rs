@@ -22,6 +22,9 @@ pub struct CartItem {
     pub price_override: Option<i64>,
     pub discount_minor: i64,
     pub age_restricted: bool,
+    /// Age-restricted items: the birth date the customer must be born on or before
+    /// (`YYYY-MM-DD`, from the daemon).
+    pub born_on_or_before: Option<String>,
     /// Lot-tracked items: lot and expiry from a GS1 scan.
     pub lot: Option<(String, String)>,
 }
@@ -38,6 +41,7 @@ impl CartItem {
             price_override: None,
             discount_minor: 0,
             age_restricted: it.age_restricted,
+            born_on_or_before: it.born_on_or_before.clone(),
             lot: None,
         }
     }
@@ -153,6 +157,18 @@ pub fn format_money(minor: i64, currency: &str, lang: &str) -> String {
     locale::money(minor, currency, locale::exponent(currency), lang).replacen('-', "−", 1)
 }
 
+/// A date (`YYYY-MM-DD`) for the screen: `06.12.2008` in German, as given in English.
+pub fn format_date(iso: &str, lang: &str) -> String {
+    let parts: Vec<&str> = iso.split('-').collect();
+    match (parts.as_slice(), Lang::parse(lang).unwrap_or_default()) {
+        ([y, m, d], l) => match (y.parse(), m.parse(), d.parse()) {
+            (Ok(y), Ok(m), Ok(d)) => locale::date(y, m, d, l),
+            _ => iso.to_string(),
+        },
+        _ => iso.to_string(),
+    }
+}
+
 /// A weight for the screen: `0,350 kg` in German, `0.350 kg` in English.
 pub fn format_kg(grams: u32, lang: &str) -> String {
     locale::kg(grams, Lang::parse(lang).unwrap_or_default())
@@ -197,6 +213,7 @@ mod tests {
             price_override: None,
             discount_minor: 0,
             age_restricted: false,
+            born_on_or_before: None,
             lot: None,
         }
     }

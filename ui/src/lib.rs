@@ -70,6 +70,15 @@ pub struct Options {
 }
 
 /// A request for staff the self-serve screen waits on.
+/// How this cart's age check was answered (sent with the sale as `age_check`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgeAnswer {
+    /// Staff at the register: the customer was born on or before this date (`YYYY-MM-DD`).
+    BornOnOrBefore(String),
+    /// Staff approved this self-serve screen's request.
+    Approval(Uuid),
+}
+
 #[derive(Debug, Clone)]
 pub struct AgeCheck {
     pub approval: Uuid,
@@ -92,6 +101,9 @@ pub struct Kiosk {
     pub last_sale: RefCell<Option<Uuid>>,
     /// The member of staff logged in (their config id): the cashier of the sales made.
     pub staff_id: RefCell<Option<String>>,
+    /// The age check answered for this cart: the register's "born on or before" date
+    /// (staff said yes), or the self-serve screen's request that staff approved.
+    pub age_answer: RefCell<Option<AgeAnswer>>,
     pub age_check: RefCell<Option<AgeCheck>>,
     pub idle_since: RefCell<std::time::Instant>,
     /// Wakes the connection loop when the token changes (login, logout).
@@ -175,6 +187,7 @@ pub fn start(opts: Options) -> Result<AppWindow, String> {
         manager_pin: RefCell::new(None),
         last_sale: RefCell::new(None),
         staff_id: RefCell::new(None),
+        age_answer: RefCell::new(None),
         age_check: RefCell::new(None),
         idle_since: RefCell::new(std::time::Instant::now()),
         token_changed: std::sync::Arc::new(tokio::sync::Notify::new()),

@@ -63,5 +63,25 @@ fn age_restricted_item_waits_for_staff() {
         wait_for("the refusal", 10, || ss.get_age_check().is_empty()).await;
         assert_eq!(c.get_count(), 1);
         assert_eq!(s.get_message_code(), "age-refused");
+
+        // Paid: the approved request is the sale's age check, with who approved it.
+        click(&ui, "Pay by card");
+        let p = ui.global::<edge_kiosk::PayAdapter>();
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !matches!(s.get_screen(), edge_kiosk::Screen::Done | edge_kiosk::Screen::Thanks) {
+            assert!(
+                std::time::Instant::now() < until,
+                "not paid: screen {:?}, error {:?}, message {:?} {:?}",
+                s.get_screen(),
+                p.get_error(),
+                s.get_message_code(),
+                s.get_message_arg()
+            );
+            sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let id = ui.global::<edge_kiosk::PayAdapter>().get_sale_id().to_string();
+        let sale = demo.get(&format!("/v1/sales/{id}"), &demo.tokens.cashier);
+        let a = &sale["age_check"];
+        assert_eq!((a["method"].as_str(), a["verified_by"].as_str()), (Some("approval"), Some("Anna")), "{sale}");
     });
 }

@@ -79,6 +79,11 @@ pub struct CatalogItem {
     pub barcodes: Vec<String>,
     pub category: String,
     pub age_restricted: bool,
+    /// Age-restricted items: sold today only to customers born on or before this date
+    /// (`YYYY-MM-DD`, the store's minimum age before its business date): the question the
+    /// screens ask.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub born_on_or_before: Option<String>,
     /// Available for selling (units, or grams for weighed items): last level from the stock
     /// source minus local sales not yet reflected there. Null when no level was ever pulled.
     pub stock: Option<i64>,

@@ -9,7 +9,7 @@ use super::show_error;
 use crate::cart::parse_money;
 use crate::{AppWindow, Kiosk, Mode, PayAdapter, Session, say};
 use crate::{PayState, Screen};
-use edge_api::{SaleIn, SaleOut, TenderIn};
+use edge_api::{AgeCheckIn, SaleIn, SaleOut, TenderIn};
 use slint::ComponentHandle;
 use std::rc::Rc;
 use uuid::Uuid;
@@ -89,6 +89,28 @@ pub fn next_customer(k: &Rc<Kiosk>, ui: &AppWindow) {
     }
 }
 
+/// The cart's answered age check as the sale sends it (None: no age-restricted item, or
+/// not answered by a known member of staff).
+fn age_check(k: &Rc<Kiosk>, cart: &crate::cart::Cart) -> Option<AgeCheckIn> {
+    if !cart.items.iter().any(|i| i.age_restricted) {
+        return None;
+    }
+    match k.age_answer.borrow().clone()? {
+        crate::AgeAnswer::Approval(id) => Some(AgeCheckIn {
+            method: "approval".into(),
+            born_on_or_before: None,
+            verified_by: None,
+            approval_id: Some(id),
+        }),
+        crate::AgeAnswer::BornOnOrBefore(date) => Some(AgeCheckIn {
+            method: "dob".into(),
+            born_on_or_before: Some(date).filter(|d| !d.is_empty()),
+            verified_by: Some(k.staff_id.borrow().clone()?),
+            approval_id: None,
+        }),
+    }
+}
+
 /// Posts the cart as a sale with one tender.
 pub fn pay(k: &Rc<Kiosk>, tender: TenderIn) {
     k.touch();
@@ -112,6 +134,7 @@ pub fn pay(k: &Rc<Kiosk>, tender: TenderIn) {
         // At a self-serve screen the customer chooses afterwards.
         receipt: self_serve.then_some(false),
         cashier: k.staff_id.borrow().clone(),
+        age_check: age_check(k, &cart),
     };
     let total = k.money(&ui, cart.total_minor());
     let p = ui.global::<PayAdapter>();

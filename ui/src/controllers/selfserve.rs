@@ -101,6 +101,7 @@ pub fn decided(k: &Rc<Kiosk>, ui: &AppWindow, a: &ApprovalOut) {
             *k.age_check.borrow_mut() = None;
             ui.global::<SelfServeAdapter>().set_age_check("".into());
             if a.state == "approved" {
+                *k.age_answer.borrow_mut() = Some(crate::AgeAnswer::Approval(a.id));
                 k.cart.borrow_mut().add(check.item);
                 super::sell::refresh_cart(k, ui);
                 say(ui, "age-approved", &a.item_name.clone().unwrap_or_default(), false);

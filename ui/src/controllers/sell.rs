@@ -37,6 +37,8 @@ pub fn wire(ui: &AppWindow, k: &Rc<Kiosk>) {
     c.on_discount(move |i, amount, pin| adjust(&kk, i as usize, Adjust::Discount, amount.to_string(), pin.to_string()));
     let kk = k.clone();
     c.on_void_cart(move |pin, reason| void_cart(&kk, pin.to_string(), reason.to_string()));
+    let kk = k.clone();
+    c.on_age_answer(move |yes| answer_age(&kk, yes));
 
     let cat = ui.global::<CatalogAdapter>();
     let kk = k.clone();
@@ -97,8 +99,44 @@ pub fn refresh_cart(k: &Rc<Kiosk>, ui: &AppWindow) {
     let c = ui.global::<CartAdapter>();
     c.set_total(money(cart.total_minor()).into());
     c.set_count(cart.count() as i32);
-    c.set_has_age_restricted(cart.items.iter().any(|i| i.age_restricted));
+    let restricted = cart.items.iter().find(|i| i.age_restricted);
+    c.set_has_age_restricted(restricted.is_some());
     c.set_lines(ModelRc::new(VecModel::from(lines)));
+    // The age check belongs to the cart: gone with its last age-restricted item. At the
+    // register an unanswered one stops the sale until staff answer it.
+    if restricted.is_none() {
+        *k.age_answer.borrow_mut() = None;
+    }
+    let question = match restricted {
+        Some(it) if k.opts.mode == Mode::Staff && k.age_answer.borrow().is_none() => {
+            let date = it.born_on_or_before.as_deref().map(|d| crate::cart::format_date(d, &lang));
+            Some((it.name.clone(), date.unwrap_or_default()))
+        }
+        _ => None,
+    };
+    let (item, date) = question.unwrap_or_default();
+    c.set_age_item(item.into());
+    c.set_age_question(date.into());
+}
+
+/// Staff answered the register's age check: yes records the date asked; no takes the
+/// age-restricted items out of the cart.
+fn answer_age(k: &Rc<Kiosk>, yes: bool) {
+    k.touch();
+    let date = k.cart.borrow().items.iter().find(|i| i.age_restricted).and_then(|i| i.born_on_or_before.clone());
+    if yes {
+        *k.age_answer.borrow_mut() = date.map(crate::AgeAnswer::BornOnOrBefore);
+        // Without a date from the daemon (an older edged) the answer still unblocks the sale.
+        if k.age_answer.borrow().is_none() {
+            *k.age_answer.borrow_mut() = Some(crate::AgeAnswer::BornOnOrBefore(String::new()));
+        }
+    } else {
+        k.cart.borrow_mut().items.retain(|i| !i.age_restricted);
+    }
+    crate::with(|k, ui| {
+        say(ui, if yes { "age-confirmed" } else { "age-removed" }, "", false);
+        refresh_cart(k, ui)
+    });
 }
 
 /// Finds a code (barcode first, then SKU) and adds the item; `lot` = (lot, expiry) from a
@@ -148,11 +186,8 @@ pub fn add_item(k: &Rc<Kiosk>, ui: &AppWindow, it: &CatalogItem, lot: Option<(St
             return;
         }
     }
-    if k.opts.mode == Mode::Staff && item.age_restricted {
-        say(ui, "check-age", &item.name, false);
-    } else {
-        ui.global::<Session>().set_message_code("".into());
-    }
+    // At the register an age-restricted item brings up the age check (refresh_cart).
+    ui.global::<Session>().set_message_code("".into());
     let weighed = item.weighed;
     let i = k.cart.borrow_mut().add(item);
     refresh_cart(k, ui);
