@@ -712,7 +712,7 @@ fn age_check_of(app: &App, a: &edge_api::AgeCheckIn) -> ApiResult<crate::checkou
     use edge_sync::domain::AgeCheckMethod;
     let bad = |field: &str, detail: String| {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "bad-age-check", "Bad age check", detail)
-            .field(&format!("age_check.{field}"))
+            .field(format!("age_check.{field}"))
     };
     let Some(method) = AgeCheckMethod::parse(&a.method) else {
         return Err(bad("method", format!("{:?}: dob, id_scan or approval", a.method)));

@@ -828,7 +828,7 @@ pub struct StockAdjustment {
 /// What an outbox entry delivers, loaded from the store by its kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
-    Sale(Sale),
+    Sale(Box<Sale>),
     Adjustment(StockAdjustment),
 }
 

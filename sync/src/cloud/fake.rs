@@ -809,7 +809,7 @@ mod tests {
     fn as_records(
         v: &[(crate::domain::OutboxEntry, crate::domain::Sale)],
     ) -> Vec<(crate::domain::OutboxEntry, crate::domain::Record)> {
-        v.iter().map(|(e, s)| (e.clone(), crate::domain::Record::Sale(s.clone()))).collect()
+        v.iter().map(|(e, s)| (e.clone(), crate::domain::Record::Sale(Box::new(s.clone())))).collect()
     }
 
     fn reply(d: Disposition) -> HttpResponse {
@@ -866,8 +866,8 @@ mod tests {
             (e, crate::domain::Record::Adjustment(a))
         };
         let recs = vec![
-            (e1, crate::domain::Record::Sale(sale)),
-            (e2, crate::domain::Record::Sale(refund)),
+            (e1, crate::domain::Record::Sale(Box::new(sale))),
+            (e2, crate::domain::Record::Sale(Box::new(refund))),
             adj(1, &sku, 10),
             adj(2, "NO-SUCH-SKU", 1),
         ];

@@ -91,7 +91,7 @@ impl AdjustmentDoc {
 /// An event's data, read by its type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventData {
-    Sale(SaleDoc),
+    Sale(Box<SaleDoc>),
     Adjustment(AdjustmentDoc),
 }
 
@@ -106,7 +106,7 @@ impl Event {
             })
         }
         match self.kind.as_str() {
-            SALE_COMPLETED => read(&self.data).map(EventData::Sale),
+            SALE_COMPLETED => read(&self.data).map(|d| EventData::Sale(Box::new(d))),
             STOCK_ADJUSTED => read(&self.data).map(EventData::Adjustment),
             other => Err(("type".into(), format!("unknown event type {other:?}"))),
         }

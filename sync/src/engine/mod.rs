@@ -110,7 +110,7 @@ impl<T: Store + ?Sized> OutboxStore for T {
     }
     fn record(&self, entry: &OutboxEntry) -> Result<Option<Record>, StoreError> {
         Ok(match entry.kind {
-            RecordKind::Sale => Store::sale(self, &entry.record_id)?.map(Record::Sale),
+            RecordKind::Sale => Store::sale(self, &entry.record_id)?.map(|s| Record::Sale(Box::new(s))),
             RecordKind::Adjustment => Store::adjustment(self, &entry.record_id)?.map(Record::Adjustment),
         })
     }

@@ -303,7 +303,7 @@ impl OutboxStore for SimStore {
         let st = self.live();
         Ok(match entry.kind {
             RecordKind::Adjustment => st.adjustments.get(&entry.record_id).cloned().map(Record::Adjustment),
-            _ => st.sales.get(&entry.record_id).cloned().map(Record::Sale),
+            _ => st.sales.get(&entry.record_id).cloned().map(|s| Record::Sale(Box::new(s))),
         })
     }
 }
