@@ -174,6 +174,27 @@ pub fn format_kg(grams: u32, lang: &str) -> String {
     locale::kg(grams, Lang::parse(lang).unwrap_or_default())
 }
 
+/// Cash amounts that make sense for a total, after "exact": the next whole unit, then the
+/// next 5, 10, 20, 50 and 100 (71.96 → 72, 75, 80, 100), at most four, each above the total.
+pub fn quick_amounts(total_minor: i64) -> Vec<i64> {
+    let mut out: Vec<i64> = Vec::new();
+    if total_minor <= 0 {
+        return out;
+    }
+    for step in [100, 500, 1000, 2000, 5000, 10_000] {
+        let up = (total_minor + step - 1) / step * step;
+        if up > total_minor && !out.contains(&up) && out.len() < 4 {
+            out.push(up);
+        }
+    }
+    out
+}
+
+/// An amount as staff would type it: `72.00`.
+pub fn plain_amount(minor: i64) -> String {
+    format!("{}.{:02}", minor / 100, minor % 100)
+}
+
 /// Reads an amount typed by staff: `2.50`, `2,50`, `3`, `0.5`. Err names the problem.
 pub fn parse_money(s: &str) -> Result<i64, String> {
     let t = s.trim();
@@ -255,6 +276,15 @@ mod tests {
         assert!(c.has_adjustments());
         let l = &c.sale_lines()[0];
         assert_eq!((l.unit_price_minor, l.discount_minor, l.qty), (Some(800), Some(150), Some(3)));
+    }
+
+    #[test]
+    fn quick_amounts_fit_the_total() {
+        assert_eq!(quick_amounts(7196), [7200, 7500, 8000, 10_000]);
+        assert_eq!(quick_amounts(500), [1000, 2000, 5000, 10_000]);
+        assert_eq!(quick_amounts(1), [100, 500, 1000, 2000]);
+        assert_eq!(quick_amounts(0), [] as [i64; 0]);
+        assert_eq!(plain_amount(7200), "72.00");
     }
 
     #[test]

@@ -33,6 +33,23 @@ pub fn wire(ui: &AppWindow, k: &Rc<Kiosk>) {
         pay(&kk, TenderIn { kind: "cash".into(), amount_minor: Some(amount) });
     });
     let kk = k.clone();
+    p.on_cash_typed(move |typed| {
+        let total = kk.cart.borrow().total_minor();
+        crate::with(|k, ui| {
+            let p = ui.global::<PayAdapter>();
+            match parse_money(typed.trim()) {
+                Ok(m) if m >= total => {
+                    p.set_cash_enough(true);
+                    p.set_cash_change(k.money(ui, m - total).into());
+                }
+                _ => {
+                    p.set_cash_enough(false);
+                    p.set_cash_change("".into());
+                }
+            }
+        });
+    });
+    let kk = k.clone();
     p.on_card(move || pay(&kk, TenderIn { kind: "card".into(), amount_minor: None }));
     let kk = k.clone();
     p.on_abort_card(move || {

@@ -99,6 +99,11 @@ pub fn refresh_cart(k: &Rc<Kiosk>, ui: &AppWindow) {
     let c = ui.global::<CartAdapter>();
     c.set_total(money(cart.total_minor()).into());
     c.set_count(cart.count() as i32);
+    let quick: Vec<crate::QuickAmount> = crate::cart::quick_amounts(cart.total_minor())
+        .into_iter()
+        .map(|m| crate::QuickAmount { label: money(m).into(), value: crate::cart::plain_amount(m).into() })
+        .collect();
+    ui.global::<crate::PayAdapter>().set_quick_amounts(ModelRc::new(VecModel::from(quick)));
     let restricted = cart.items.iter().find(|i| i.age_restricted);
     c.set_has_age_restricted(restricted.is_some());
     c.set_lines(ModelRc::new(VecModel::from(lines)));
