@@ -92,6 +92,9 @@ fn main() {
                 wait_for("the cart", 10, || c.get_count() >= 4).await;
                 ui.global::<edge_kiosk::CatalogAdapter>().invoke_search("cheese".into());
                 demo.scan(&demo_ean(wine));
+                wait_for("the age check", 10, || !c.get_age_question().is_empty()).await;
+                shots.take(&ui, "age-check").await;
+                click(&ui, &first_label(&ui, &["Yes", "Ja"]));
                 wait_for("the wine", 10, || c.get_lines().row_count() >= 4).await;
                 shots.take(&ui, "register").await;
                 click(&ui, &first_label(&ui, &["Price", "Preis"]));
@@ -102,7 +105,10 @@ fn main() {
                 click(&ui, &first_label(&ui, &["Cancel", "Abbrechen"]));
                 click(&ui, &first_label(&ui, &["Pay cash", "Bar zahlen"]));
                 shots.take(&ui, "cash").await;
-                click(&ui, "100");
+                click(&ui, "1");
+                click(&ui, "00");
+                shots.take(&ui, "cash-typed").await;
+                click(&ui, &first_label(&ui, &["Take cash", "Bargeld annehmen", "Bar annehmen"]));
                 wait_for("done", 20, || s.get_screen() == Screen::Done).await;
                 shots.take(&ui, "done").await;
                 s.invoke_go(Screen::Register);

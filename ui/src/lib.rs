@@ -21,6 +21,7 @@ pub mod api;
 pub mod cart;
 pub mod connection;
 pub mod controllers;
+pub mod speech;
 
 use api::{Api, Endpoint};
 use cart::Cart;
@@ -67,6 +68,8 @@ pub struct Options {
     pub font_scale: f32,
     /// Self-serve: back to the attract screen after this long without a touch.
     pub idle_timeout: Duration,
+    /// Speak aloud through espeak-ng (false: speech is recorded, not played; tests).
+    pub speech_aloud: bool,
 }
 
 /// A request for staff the self-serve screen waits on.
@@ -104,6 +107,9 @@ pub struct Kiosk {
     /// The age check answered for this cart: the register's "born on or before" date
     /// (staff said yes), or the self-serve screen's request that staff approved.
     pub age_answer: RefCell<Option<AgeAnswer>>,
+    /// Speech output (self-serve), and when the speech corner was pressed.
+    pub speech: RefCell<speech::Speech>,
+    pub corner_down: RefCell<Option<std::time::Instant>>,
     pub age_check: RefCell<Option<AgeCheck>>,
     pub idle_since: RefCell<std::time::Instant>,
     /// Wakes the connection loop when the token changes (login, logout).
@@ -188,6 +194,15 @@ pub fn start(opts: Options) -> Result<AppWindow, String> {
         last_sale: RefCell::new(None),
         staff_id: RefCell::new(None),
         age_answer: RefCell::new(None),
+        speech: RefCell::new(speech::Speech::new(if opts.speech_aloud && speech::espeak_available() {
+            Box::new(speech::Espeak::default())
+        } else {
+            if opts.speech_aloud {
+                tracing::warn!("espeak-ng is not installed: speech output is silent");
+            }
+            Box::new(speech::Silent)
+        })),
+        corner_down: RefCell::new(None),
         age_check: RefCell::new(None),
         idle_since: RefCell::new(std::time::Instant::now()),
         token_changed: std::sync::Arc::new(tokio::sync::Notify::new()),

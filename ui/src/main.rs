@@ -37,12 +37,15 @@ struct Cli {
     lang: String,
     #[arg(long)]
     high_contrast: bool,
-    /// Text size, 0.8 to 1.6.
+    /// Text size, 0.8 to 2.0.
     #[arg(long, default_value_t = 1.0)]
     font_scale: f32,
     /// Self-serve: seconds without a touch before the attract screen returns.
     #[arg(long, default_value_t = 90)]
     idle_timeout_s: u64,
+    /// Self-serve: speech output is recorded but not played (no sound card).
+    #[arg(long)]
+    silent: bool,
     /// Print the man page (roff) and exit.
     #[arg(long, hide = true)]
     man: bool,
@@ -78,8 +81,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if !(0.8..=1.6).contains(&cli.font_scale) {
-        eprintln!("edge-kiosk: --font-scale {} must be 0.8 to 1.6", cli.font_scale);
+    if !(0.8..=2.0).contains(&cli.font_scale) {
+        eprintln!("edge-kiosk: --font-scale {} must be 0.8 to 2.0", cli.font_scale);
         return ExitCode::from(2);
     }
     let opts = Options {
@@ -90,6 +93,7 @@ fn main() -> ExitCode {
         high_contrast: cli.high_contrast,
         font_scale: cli.font_scale,
         idle_timeout: Duration::from_secs(cli.idle_timeout_s.max(10)),
+        speech_aloud: !cli.silent,
     };
     let ui = match edge_kiosk::start(opts) {
         Ok(ui) => ui,

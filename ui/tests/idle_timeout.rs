@@ -21,6 +21,7 @@ fn idle_screen_returns_to_attract() {
         high_contrast: false,
         font_scale: 1.0,
         idle_timeout: Duration::from_secs(2),
+        speech_aloud: false,
     })
     .expect("kiosk");
     ui.show().expect("show");

@@ -21,6 +21,7 @@ fn a_given_token_logs_the_staff_screen_in() {
         high_contrast: false,
         font_scale: 1.0,
         idle_timeout: Duration::from_secs(90),
+        speech_aloud: false,
     })
     .expect("kiosk");
     ui.show().expect("show");

@@ -163,6 +163,8 @@ pub fn pay(k: &Rc<Kiosk>, tender: TenderIn) {
     ui.global::<Session>().set_message_code("".into());
     if card {
         ui.global::<Session>().set_screen(if self_serve { Screen::Pay } else { Screen::PayCard });
+        // Said before the terminal answers: where to present the card.
+        super::selfserve::speak_now(k, &ui);
     }
     let mut headers = vec![("idempotency-key", id.to_string())];
     if cart.has_adjustments()
@@ -189,6 +191,7 @@ pub fn pay(k: &Rc<Kiosk>, tender: TenderIn) {
                 p.set_change(k.money(ui, sale.change_minor).into());
                 p.set_receipt_printed(!self_serve);
                 ui.global::<Session>().set_screen(if self_serve { Screen::Thanks } else { Screen::Done });
+                super::selfserve::speak_now(k, ui);
             }
             Err(e) => {
                 p.set_state(PayState::Failed);

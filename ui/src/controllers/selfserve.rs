@@ -4,6 +4,7 @@
 use super::show_error;
 use crate::{AppWindow, CatalogAdapter, Kiosk, Mode, PayAdapter, SelfServeAdapter, Session, say};
 use crate::{PayState, Screen};
+use edge_api::locale::Lang;
 use edge_api::{ApprovalIn, ApprovalOut, TenderIn};
 use slint::{ComponentHandle, ModelRc};
 use std::rc::Rc;
@@ -38,6 +39,25 @@ pub fn wire(ui: &AppWindow, k: &Rc<Kiosk>) {
             ui.global::<Session>().set_screen(Screen::Attract);
         });
     });
+    let session = ui.global::<Session>();
+    let kk = k.clone();
+    session.on_toggle_speech(move || {
+        crate::with(|_, ui| toggle_speech(&kk, ui));
+    });
+    let kk = k.clone();
+    session.on_corner_pressed(move |down| {
+        if down {
+            *kk.corner_down.borrow_mut() = Some(std::time::Instant::now());
+            return;
+        }
+        let held = kk.corner_down.borrow_mut().take().map(|t| t.elapsed());
+        crate::with(|_, ui| match held {
+            Some(h) if h >= crate::speech::LONG_PRESS => toggle_speech(&kk, ui),
+            // A tap: say how (on screen; a blind customer holds or presses F2).
+            Some(_) if !kk.speech.borrow().on => say(ui, "hold-speech", "", false),
+            _ => {}
+        });
+    });
     if k.opts.mode == Mode::SelfServe {
         // The idle clock: checked every second.
         let kk = k.clone();
@@ -46,6 +66,63 @@ pub fn wire(ui: &AppWindow, k: &Rc<Kiosk>) {
             crate::with(|_, ui| idle_tick(&kk, ui));
         });
         k.keep(t);
+        // Speech: the screen compared with what was last said.
+        let kk = k.clone();
+        let t = slint::Timer::default();
+        t.start(slint::TimerMode::Repeated, crate::speech::TICK, move || {
+            crate::with(|_, ui| {
+                let lang = Lang::parse(&kk.lang(ui)).unwrap_or_default();
+                kk.speech.borrow_mut().update(lang, snapshot(ui));
+            });
+        });
+        k.keep(t);
+    }
+}
+
+/// Speaks what changed on the screen now, not at the next tick (a screen that may last
+/// less than a tick, such as the card payment's with a fast terminal).
+pub fn speak_now(k: &Rc<Kiosk>, ui: &AppWindow) {
+    if k.opts.mode == Mode::SelfServe {
+        let lang = Lang::parse(&k.lang(ui)).unwrap_or_default();
+        k.speech.borrow_mut().update(lang, snapshot(ui));
+    }
+}
+
+/// Turns speech on or off (F2, or a long press on the corner button).
+pub fn toggle_speech(k: &Rc<Kiosk>, ui: &AppWindow) {
+    k.touch();
+    let lang = Lang::parse(&k.lang(ui)).unwrap_or_default();
+    let mut sp = k.speech.borrow_mut();
+    sp.toggle(lang, &snapshot(ui));
+    ui.global::<Session>().set_speech_on(sp.on);
+}
+
+/// What the screen shows now, as speech sees it.
+pub fn snapshot(ui: &AppWindow) -> crate::speech::Snapshot {
+    use slint::Model;
+    let s = ui.global::<Session>();
+    let c = ui.global::<crate::CartAdapter>();
+    let p = ui.global::<PayAdapter>();
+    let ss = ui.global::<SelfServeAdapter>();
+    let lines = c.get_lines();
+    let last = lines.row_count().checked_sub(1).and_then(|i| lines.row_data(i));
+    crate::speech::Snapshot {
+        screen: match s.get_screen() {
+            Screen::Attract => "attract",
+            Screen::Shop => "shop",
+            Screen::Pay => "pay",
+            Screen::Thanks => "thanks",
+            _ => "staff",
+        }
+        .into(),
+        count: c.get_count(),
+        total: c.get_total().to_string(),
+        last_item: last.map(|l| (l.name.to_string(), l.amount.to_string())),
+        prompt: p.get_prompt().to_string(),
+        pay_error: p.get_error().to_string(),
+        message: ui.get_message_shown().to_string(),
+        age_waiting: (ss.get_age_check() == "waiting").then(|| ss.get_age_item().to_string()),
+        idle_warning: ss.get_idle_warning().then(|| ss.get_idle_seconds_left()),
     }
 }
 
@@ -65,6 +142,7 @@ pub fn reset(k: &Rc<Kiosk>, ui: &AppWindow) {
     s.set_age_check("".into());
     s.set_age_item("".into());
     s.set_help_called(false);
+    s.set_idle_warning(false);
     let c = ui.global::<CatalogAdapter>();
     c.set_category("".into());
     c.set_results(ModelRc::default());
@@ -81,7 +159,17 @@ fn idle_tick(k: &Rc<Kiosk>, ui: &AppWindow) {
         || ui.global::<PayAdapter>().get_state() == PayState::Working;
     let idle = k.idle_since.borrow().elapsed();
     let left = k.opts.idle_timeout.saturating_sub(idle);
-    ui.global::<SelfServeAdapter>().set_idle_seconds_left(left.as_secs() as i32);
+    let ss = ui.global::<SelfServeAdapter>();
+    ss.set_idle_seconds_left(left.as_secs() as i32);
+    // The warning: the last fifth of the idle time (at least 10 s, at most 30 s), with
+    // "I need more time"; said aloud even with speech off (by sight and by sound).
+    let warn_from = (k.opts.idle_timeout / 5).clamp(Duration::from_secs(10), Duration::from_secs(30));
+    let warn = screen != Screen::Attract && screen != Screen::Thanks && !waiting && left <= warn_from;
+    if warn && !ss.get_idle_warning() && !k.speech.borrow().on {
+        let lang = Lang::parse(&k.lang(ui)).unwrap_or_default();
+        k.speech.borrow_mut().announce(lang, &crate::speech::idle_phrase(lang, left.as_secs() as i32));
+    }
+    ss.set_idle_warning(warn);
     if screen != Screen::Attract && !waiting && left.is_zero() {
         tracing::info!(?screen, "idle: back to the attract screen");
         reset(k, ui);

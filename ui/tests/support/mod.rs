@@ -209,6 +209,7 @@ pub fn kiosk(demo: &Demo, mode: edge_kiosk::Mode) -> edge_kiosk::AppWindow {
         high_contrast: false,
         font_scale: 1.0,
         idle_timeout: Duration::from_secs(90),
+        speech_aloud: false,
     })
     .expect("kiosk starts");
     ui.show().expect("show");
