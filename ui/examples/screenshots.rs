@@ -207,6 +207,7 @@ fn main() {
                 shots.take(&ui, "pay").await;
                 p.set_state(PayState::Failed);
                 p.set_error(if lang == "de" { "Karte abgelehnt (05)" } else { "card declined (05)" }.into());
+                p.set_error_kind("declined".into());
                 shots.take(&ui, "pay-failed").await;
                 p.set_state(PayState::Idle);
                 s.set_screen(Screen::Shop);

@@ -184,6 +184,27 @@ fn words(lang: Lang) -> &'static Words {
     }
 }
 
+/// A failed payment in the customer's words (the screen's own), from its kind; "" when
+/// nothing failed.
+pub fn failure(kind: &str, lang: Lang) -> String {
+    match (kind, lang) {
+        ("", _) => "",
+        ("declined", Lang::En) => "Your card was not accepted. Try another card, or call staff for help.",
+        ("declined", Lang::De) => {
+            "Ihre Karte wurde nicht angenommen. Versuchen Sie eine andere Karte oder rufen Sie das Personal."
+        }
+        ("unknown", Lang::En) => {
+            "We could not hear back from the card reader. Touch Try again: you will not be charged twice."
+        }
+        ("unknown", Lang::De) => {
+            "Der Kartenleser hat nicht geantwortet. Tippen Sie auf Erneut versuchen: Sie zahlen nicht doppelt."
+        }
+        (_, Lang::En) => "The payment did not go through. Try again, or call staff for help.",
+        (_, Lang::De) => "Die Zahlung hat nicht geklappt. Versuchen Sie es erneut oder rufen Sie das Personal.",
+    }
+    .to_string()
+}
+
 /// The idle warning's words.
 pub fn idle_phrase(lang: Lang, seconds: i32) -> String {
     format!("{} {seconds}.", words(lang).idle)

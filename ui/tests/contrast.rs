@@ -56,6 +56,7 @@ fn text_borders_and_states_are_legible_in_both_themes() {
         ("on-accent", "accent", 4.5, "labels of primary buttons"),
         ("on-danger", "danger", 4.5, "labels of danger buttons"),
         ("warning-text", "warning-bg", 4.5, "banner text"),
+        ("offline-text", "offline-bg", 4.5, "the offline banner"),
         ("danger", "surface", 4.5, "error text"),
         ("accent", "surface", 4.5, "links and the focus ring on panels"),
         ("accent", "background", 3.0, "the focus ring on the screen"),

@@ -37,7 +37,11 @@ fn offline_banner_when_the_remotes_are_down() {
         assert!(st.get_unsynced() >= 1, "unsynced {}", st.get_unsynced());
         let banner = find(&ui, "Offline banner");
         let text = banner[0].accessible_description().unwrap_or_default().to_string();
-        assert!(text.contains("not synced") && text.contains(&st.get_unsynced().to_string()), "{text}");
+        // Plain words: since when (local time), that sales are safe, how many wait.
+        let since = st.get_offline_since().to_string();
+        assert!(since.len() == 5 && &since[2..3] == ":", "{since:?}");
+        assert!(text.starts_with(&format!("No internet since {since}")), "{text}");
+        assert!(text.contains("kept safe") && text.contains(&format!("{} waiting", st.get_unsynced())), "{text}");
 
         // Healed: the banner goes once the queue drains.
         let healed = reqwest::blocking::Client::new().delete(format!("{cloud}/_fake/faults")).send().expect("heal");

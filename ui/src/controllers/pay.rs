@@ -158,6 +158,7 @@ pub fn pay(k: &Rc<Kiosk>, tender: TenderIn) {
     p.set_total(total.into());
     p.set_prompt("".into());
     p.set_error("".into());
+    p.set_error_kind("".into());
     p.set_state(PayState::Working);
     ui.global::<Session>().set_busy(true);
     ui.global::<Session>().set_message_code("".into());
@@ -196,6 +197,15 @@ pub fn pay(k: &Rc<Kiosk>, tender: TenderIn) {
             Err(e) => {
                 p.set_state(PayState::Failed);
                 p.set_error(e.to_string().into());
+                // What a customer is told: plain words and the next step, never a code.
+                p.set_error_kind(
+                    match e.status() {
+                        Some(402) => "declined",
+                        None | Some(504) => "unknown",
+                        Some(_) => "failed",
+                    }
+                    .into(),
+                );
                 match e.status() {
                     // The outcome is not known (no answer, or the terminal's answer is in
                     // doubt): the same id is kept, so paying again can only return this sale.

@@ -119,7 +119,10 @@ pub fn snapshot(ui: &AppWindow) -> crate::speech::Snapshot {
         total: c.get_total().to_string(),
         last_item: last.map(|l| (l.name.to_string(), l.amount.to_string())),
         prompt: p.get_prompt().to_string(),
-        pay_error: p.get_error().to_string(),
+        pay_error: crate::speech::failure(
+            p.get_error_kind().as_str(),
+            Lang::parse(ui.global::<Session>().get_language().as_str()).unwrap_or_default(),
+        ),
         message: ui.get_message_shown().to_string(),
         age_waiting: (ss.get_age_check() == "waiting").then(|| ss.get_age_item().to_string()),
         idle_warning: ss.get_idle_warning().then(|| ss.get_idle_seconds_left()),

@@ -97,6 +97,8 @@ pub fn apply_sync(_k: &std::rc::Rc<crate::Kiosk>, ui: &crate::AppWindow, remotes
     st.set_offline(offline);
     st.set_unsynced(i32::try_from(unsynced).unwrap_or(i32::MAX));
     st.set_oldest_age(age_text(oldest).into());
+    let since = jiff::Zoned::now().checked_sub(jiff::SignedDuration::from_secs(oldest as i64)).ok();
+    st.set_offline_since(since.map(|z| format!("{:02}:{:02}", z.hour(), z.minute())).unwrap_or_default().into());
 }
 
 /// `45 s`, `12 min`, `3 h 5 min`.
