@@ -795,6 +795,11 @@ async fn get_sale(State(app): State<Arc<App>>, auth: Auth, Path(id): Path<String
     let sale = find_sale(&app, &id)?;
     let mut out = sale_out(&sale);
     out.receipt = Some(crate::wire::receipt_out(app.checkout.after.receipt(&sale.id)));
+    // What is left to refund, line by line (a refund started from the receipt picks from it).
+    let done = app.store.refunded(&sale.id)?;
+    for l in &mut out.lines {
+        l.refunded = done.get(&l.line_no).copied().unwrap_or(0);
+    }
     Ok(Json(out))
 }
 

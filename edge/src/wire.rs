@@ -59,6 +59,7 @@ pub fn sale_out(s: &Sale) -> SaleOut {
                 gross_minor: l.gross_minor,
                 list_price_minor: l.list_price_minor,
                 discount_minor: l.discount_minor,
+                refunded: 0,
                 lot: l.lot.as_ref().map(|x| x.number.clone()),
                 expiry: l.lot.as_ref().map(|x| x.expiry.to_string()),
             })

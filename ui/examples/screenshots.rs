@@ -143,9 +143,21 @@ fn main() {
                 s.invoke_go(Screen::Refunds);
                 wait_for("today's sales", 10, || ui.global::<ReportsAdapter>().get_sales().row_count() > 0).await;
                 shots.take(&ui, "refunds").await;
-                click(&ui, &first_label(&ui, &["Refund to cash", "Bar erstatten"]));
+                // The first receipt, as if its barcode were scanned; one piece of its first line.
+                let r = ui.global::<ReportsAdapter>();
+                r.invoke_find("1-000001".into());
+                wait_for("the receipt opened", 10, || !r.get_open_id().is_empty()).await;
+                r.invoke_choose(0, 1);
+                click(&ui, &first_label(&ui, &["Damaged", "Beschädigt"]));
+                shots.take(&ui, "refund-from-receipt").await;
+                let amount = r.get_refund_amount().to_string();
+                click(
+                    &ui,
+                    &first_label(&ui, &[&format!("Refund {amount} in cash"), &format!("{amount} bar erstatten")]),
+                );
                 shots.take(&ui, "refund-dialog").await;
                 click(&ui, &first_label(&ui, &["Cancel", "Abbrechen"]));
+                r.invoke_close_sale();
                 s.invoke_go(Screen::Reports);
                 ui.global::<ReportsAdapter>().invoke_x_report();
                 wait_for("the X report", 10, || ui.global::<ReportsAdapter>().get_rows().row_count() > 0).await;

@@ -110,6 +110,8 @@ pub struct Kiosk {
     /// Speech output (self-serve), and when the speech corner was pressed.
     pub speech: RefCell<speech::Speech>,
     pub corner_down: RefCell<Option<std::time::Instant>>,
+    /// The sale a refund is being picked from (refunds screen).
+    pub refund: RefCell<Option<controllers::reports::RefundDraft>>,
     pub age_check: RefCell<Option<AgeCheck>>,
     pub idle_since: RefCell<std::time::Instant>,
     /// Wakes the connection loop when the token changes (login, logout).
@@ -203,6 +205,7 @@ pub fn start(opts: Options) -> Result<AppWindow, String> {
             Box::new(speech::Silent)
         })),
         corner_down: RefCell::new(None),
+        refund: RefCell::new(None),
         age_check: RefCell::new(None),
         idle_since: RefCell::new(std::time::Instant::now()),
         token_changed: std::sync::Arc::new(tokio::sync::Notify::new()),

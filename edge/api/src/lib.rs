@@ -228,6 +228,13 @@ pub struct SaleLineOut {
     /// Discount taken off the line (already out of `gross_minor`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub discount_minor: i64,
+    /// Refunded so far (pieces, or grams for weighed items); in `GET /v1/sales/{id}`.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub refunded: u64,
+}
+
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
 }
 
 fn is_zero(v: &i64) -> bool {

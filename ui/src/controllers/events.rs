@@ -19,6 +19,8 @@ pub fn handle(k: &Rc<Kiosk>, ui: &AppWindow, ev: Event) {
                     super::sell::add_code(k, &code, lot);
                 }
                 Mode::SelfServe if screen == Screen::Shop => super::sell::add_code(k, &code, lot),
+                // A receipt's barcode on the refunds screen opens its sale.
+                Mode::Staff if screen == Screen::Refunds => super::reports::find(k, &code),
                 _ => tracing::debug!(?screen, "scan ignored on this screen"),
             }
         }
