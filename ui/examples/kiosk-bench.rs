@@ -99,4 +99,45 @@ fn main() {
         wait_for("reconnecting", 30, || !s.get_connected()).await;
         stats("daemon gone (SIGKILL), reconnecting", touches(&ui, &more).await);
     });
+    speech_latency();
+}
+
+/// Screen change → first speech sample: the speech tick's wait (at most one tick; a card
+/// payment's screen is spoken at once) plus espeak-ng's start to its first sample, for the
+/// words of every self-serve screen in English and German. Target ≤ 300 ms.
+fn speech_latency() {
+    use edge_api::locale::Lang;
+    use edge_kiosk::speech::{Snapshot, TICK, first_sample_latency, utterances};
+    let screens = [
+        Snapshot { screen: "attract".into(), ..Snapshot::default() },
+        Snapshot { screen: "shop".into(), ..Snapshot::default() },
+        Snapshot {
+            screen: "shop".into(),
+            count: 1,
+            total: "€2.57".into(),
+            last_item: Some(("Light Juice".into(), "€2.57".into())),
+            ..Snapshot::default()
+        },
+        Snapshot { screen: "pay".into(), count: 1, total: "€2.57".into(), ..Snapshot::default() },
+        Snapshot { screen: "thanks".into(), ..Snapshot::default() },
+    ];
+    let mut v = Vec::new();
+    for _ in 0..10 {
+        for lang in [Lang::En, Lang::De] {
+            let mut before = Snapshot::default();
+            for s in &screens {
+                for text in utterances(&before, s, lang) {
+                    match first_sample_latency(lang, &text) {
+                        Ok(d) => v.push((d + TICK).as_secs_f64() * 1000.0),
+                        Err(e) => {
+                            println!("speech: {e}");
+                            return;
+                        }
+                    }
+                }
+                before = s.clone();
+            }
+        }
+    }
+    stats("screen change -> first speech sample (incl. a 50 ms tick)", v);
 }

@@ -107,6 +107,34 @@ pub fn synthesize(lang: Lang, text: &str, wav: &std::path::Path) -> Result<(), S
     if st.success() { Ok(()) } else { Err(format!("espeak-ng failed: {st}")) }
 }
 
+/// How long espeak-ng takes from its start to its first audio sample for `text` (its WAV
+/// on stdout: the header, then samples); for the latency benchmark.
+pub fn first_sample_latency(lang: Lang, text: &str) -> Result<Duration, String> {
+    use std::io::Read;
+    let started = std::time::Instant::now();
+    let mut child = Command::new("espeak-ng")
+        .args(["-v", espeak_voice(lang), "-s", "165", "--stdout", "--", text])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("espeak-ng cannot be started: {e}"))?;
+    let mut out = child.stdout.take().ok_or("no stdout")?;
+    let mut got = 0usize;
+    let mut buf = [0u8; 4096];
+    // The 44-byte header, then at least one 16-bit sample.
+    while got < 46 {
+        match out.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let took = started.elapsed();
+    let _ = child.kill();
+    let _ = child.wait();
+    if got < 46 { Err(format!("espeak-ng gave {got} bytes")) } else { Ok(took) }
+}
+
 /// What the self-serve screen shows, as far as speech is concerned.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {

@@ -97,6 +97,9 @@ pub fn refresh_cart(k: &Rc<Kiosk>, ui: &AppWindow) {
         })
         .collect();
     let c = ui.global::<CartAdapter>();
+    if c.get_selected() >= cart.items.len() as i32 {
+        c.set_selected(cart.items.len() as i32 - 1);
+    }
     c.set_total(money(cart.total_minor()).into());
     c.set_count(cart.count() as i32);
     let quick: Vec<crate::QuickAmount> = crate::cart::quick_amounts(cart.total_minor())
@@ -195,6 +198,7 @@ pub fn add_item(k: &Rc<Kiosk>, ui: &AppWindow, it: &CatalogItem, lot: Option<(St
     ui.global::<Session>().set_message_code("".into());
     let weighed = item.weighed;
     let i = k.cart.borrow_mut().add(item);
+    ui.global::<CartAdapter>().set_selected(i as i32);
     refresh_cart(k, ui);
     if weighed {
         weigh(k, i);

@@ -260,3 +260,109 @@ pub fn small_buttons(ui: &impl ElementRoot) -> Vec<String> {
         .map(|e| format!("{:?} {}x{}", e.accessible_label().unwrap_or_default(), e.size().width, e.size().height))
         .collect()
 }
+
+/// Where an element is: x, y, width, height (logical px).
+fn rect(e: &ElementHandle) -> (f32, f32, f32, f32) {
+    let (p, s) = (e.absolute_position(), e.size());
+    (p.x, p.y, s.width, s.height)
+}
+
+fn key(e: &ElementHandle) -> (i64, i64, i64, i64, String) {
+    let (x, y, w, h) = rect(e);
+    let r = |v: f32| (v * 4.0).round() as i64;
+    (r(x), r(y), r(w), r(h), e.accessible_label().map(|l| l.to_string()).unwrap_or_default())
+}
+
+fn inherits(e: &ElementHandle, name: &str) -> bool {
+    e.type_name().is_some_and(|t| t == name) || e.bases().is_some_and(|mut b| b.any(|x| x == name))
+}
+
+fn controls_in(e: &ElementHandle) -> Vec<ElementHandle> {
+    use i_slint_backend_testing::AccessibleRole;
+    e.query_descendants()
+        .match_predicate(|c| {
+            matches!(c.accessible_role(), Some(AccessibleRole::Button | AccessibleRole::Text))
+                && c.is_valid()
+                && c.computed_opacity() > 0.0
+                && c.size().width > 0.0
+                && c.size().height > 0.0
+        })
+        .find_all()
+}
+
+/// The screen's geometry, checked as a person would see it (WCAG 1.4.4/1.4.10 in spirit):
+/// every control and text inside the window; inside its panel or dialog; no two buttons of
+/// the same layer overlapping (a dialog's buttons are one layer, the screen's under its veil
+/// another). Content of a scrolling list is exempt from the containment checks (it is
+/// clipped by its list and reached by scrolling) but its list is not.
+pub fn geometry_violations(ui: &impl ElementRoot) -> Vec<String> {
+    let root = ui.root_element();
+    let win = root.size();
+    let eps = 1.0;
+    let inside = |inner: (f32, f32, f32, f32), outer: (f32, f32, f32, f32)| {
+        inner.0 >= outer.0 - eps
+            && inner.1 >= outer.1 - eps
+            && inner.0 + inner.2 <= outer.0 + outer.2 + eps
+            && inner.1 + inner.3 <= outer.1 + outer.3 + eps
+    };
+    let name = |e: &ElementHandle| {
+        format!(
+            "{} {:?} at {:?}",
+            e.type_name().map(|t| t.to_string()).unwrap_or_default(),
+            e.accessible_label().map(|l| l.to_string()).unwrap_or_default(),
+            rect(e)
+        )
+    };
+    let scrollers: Vec<ElementHandle> = root
+        .query_descendants()
+        .match_predicate(|e| inherits(e, "Flickable") || inherits(e, "ListView") || inherits(e, "ScrollView"))
+        .find_all();
+    let scrolled: std::collections::HashSet<_> = scrollers.iter().flat_map(controls_in).map(|e| key(&e)).collect();
+    let all: Vec<ElementHandle> = controls_in(&root);
+    let fixed: Vec<&ElementHandle> = all.iter().filter(|e| !scrolled.contains(&key(e))).collect();
+    let mut out = Vec::new();
+    for e in &fixed {
+        if !inside(rect(e), (0.0, 0.0, win.width, win.height)) {
+            out.push(format!("{} is outside the window {}x{}", name(e), win.width, win.height));
+        }
+    }
+    for s in &scrollers {
+        if !inside(rect(s), (0.0, 0.0, win.width, win.height)) {
+            out.push(format!("the list {} is outside the window", name(s)));
+        }
+    }
+    // Inside their panel (dialogs' panels included).
+    let panels: Vec<ElementHandle> = root.query_descendants().match_predicate(|e| inherits(e, "Panel")).find_all();
+    for p in &panels {
+        for e in controls_in(p).iter().filter(|e| !scrolled.contains(&key(e))) {
+            if !inside(rect(e), rect(p)) {
+                out.push(format!("{} is outside its panel {}", name(e), name(p)));
+            }
+        }
+    }
+    // No overlapping buttons within a layer: the top dialog's, or the screen's.
+    let modals: Vec<ElementHandle> = root.query_descendants().match_predicate(|e| inherits(e, "Modal")).find_all();
+    let layer: Vec<ElementHandle> = match modals.last() {
+        Some(m) => controls_in(m),
+        None => all.clone(),
+    };
+    let buttons: Vec<&ElementHandle> = layer
+        .iter()
+        .filter(|e| e.accessible_role() == Some(i_slint_backend_testing::AccessibleRole::Button))
+        .filter(|e| !scrolled.contains(&key(e)))
+        .collect();
+    for (i, a) in buttons.iter().enumerate() {
+        for b in &buttons[i + 1..] {
+            let (ra, rb) = (rect(a), rect(b));
+            let w = (ra.0 + ra.2).min(rb.0 + rb.2) - ra.0.max(rb.0);
+            let h = (ra.1 + ra.3).min(rb.1 + rb.3) - ra.1.max(rb.1);
+            // A button inside another (a touch area over a labelled button) is one control.
+            if w > eps && h > eps && !inside(ra, rb) && !inside(rb, ra) {
+                out.push(format!("{} overlaps {}", name(a), name(b)));
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
