@@ -110,6 +110,9 @@ pub struct Kiosk {
     /// Speech output (self-serve), and when the speech corner was pressed.
     pub speech: RefCell<speech::Speech>,
     pub corner_down: RefCell<Option<std::time::Instant>>,
+    /// Self-serve: the item being weighed on the kiosk's scale, and the poll of the scale.
+    pub weighing: RefCell<Option<controllers::selfserve::Weighing>>,
+    pub weigh_timer: RefCell<Option<slint::Timer>>,
     /// The sale a refund is being picked from (refunds screen).
     pub refund: RefCell<Option<controllers::reports::RefundDraft>>,
     pub age_check: RefCell<Option<AgeCheck>>,
@@ -206,6 +209,8 @@ pub fn start(opts: Options) -> Result<AppWindow, String> {
         })),
         corner_down: RefCell::new(None),
         refund: RefCell::new(None),
+        weighing: RefCell::new(None),
+        weigh_timer: RefCell::new(None),
         age_check: RefCell::new(None),
         idle_since: RefCell::new(std::time::Instant::now()),
         token_changed: std::sync::Arc::new(tokio::sync::Notify::new()),

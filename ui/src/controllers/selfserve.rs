@@ -39,6 +39,33 @@ pub fn wire(ui: &AppWindow, k: &Rc<Kiosk>) {
             ui.global::<Session>().set_screen(Screen::Attract);
         });
     });
+    let kk = k.clone();
+    s.on_weigh_tare(move || {
+        kk.touch();
+        if let Some(w) = kk.weighing.borrow_mut().as_mut() {
+            w.tare = Some(w.gross);
+        }
+        crate::with(show_weighing);
+    });
+    let kk = k.clone();
+    s.on_weigh_cancel(move || {
+        kk.touch();
+        crate::with(|k, ui| stop_weighing(k, ui));
+    });
+    let kk = k.clone();
+    s.on_weigh_add(move || {
+        kk.touch();
+        let w = kk.weighing.borrow().clone();
+        let Some((w, net)) = w.and_then(|w| w.net().filter(|_| w.stable).map(|n| (w, n))) else { return };
+        let mut item = w.item;
+        item.grams = Some(net);
+        crate::with(|k, ui| {
+            let i = k.cart.borrow_mut().add(item);
+            ui.global::<crate::CartAdapter>().set_selected(i as i32);
+            stop_weighing(k, ui);
+            super::sell::refresh_cart(k, ui);
+        });
+    });
     let session = ui.global::<Session>();
     let kk = k.clone();
     session.on_toggle_speech(move || {
@@ -129,6 +156,81 @@ pub fn snapshot(ui: &AppWindow) -> crate::speech::Snapshot {
     }
 }
 
+/// An item being weighed at the self-serve screen: the scale's last reading (gross) and the
+/// tare taken when the customer touched Zero.
+#[derive(Debug, Clone)]
+pub struct Weighing {
+    pub item: crate::cart::CartItem,
+    pub tare: Option<i64>,
+    pub gross: i64,
+    pub stable: bool,
+}
+
+impl Weighing {
+    /// The item's own weight (gross less tare), once tared.
+    pub fn net(&self) -> Option<u32> {
+        let t = self.tare?;
+        u32::try_from(self.gross - t).ok().filter(|g| *g > 0)
+    }
+}
+
+/// Opens the weighing panel for a weighed item and reads the scale every 300 ms.
+pub fn start_weighing(k: &Rc<Kiosk>, ui: &AppWindow, item: crate::cart::CartItem) {
+    k.touch();
+    let ss = ui.global::<SelfServeAdapter>();
+    ss.set_weigh_item(item.name.clone().into());
+    ss.set_weigh_per_kg(k.money(ui, item.unit_price_minor).into());
+    // The scale is zero when nothing is on it; Zero takes a bag's weight off.
+    *k.weighing.borrow_mut() = Some(Weighing { item, tare: Some(0), gross: 0, stable: false });
+    show_weighing(k, ui);
+    let kk = k.clone();
+    let t = slint::Timer::default();
+    t.start(slint::TimerMode::Repeated, Duration::from_millis(300), move || read_scale(&kk));
+    *k.weigh_timer.borrow_mut() = Some(t);
+}
+
+fn read_scale(k: &Rc<Kiosk>) {
+    if k.weighing.borrow().is_none() {
+        return;
+    }
+    let api = k.api.clone();
+    k.spawn(async move { api.get::<edge_api::ScaleOut>("/v1/scale").await }, |k, ui, r| {
+        if let Some(w) = k.weighing.borrow_mut().as_mut() {
+            match r {
+                Ok(s) => {
+                    w.gross = s.grams;
+                    w.stable = s.stable;
+                }
+                Err(_) => w.stable = false,
+            }
+        }
+        show_weighing(k, ui);
+    });
+}
+
+fn show_weighing(k: &Rc<Kiosk>, ui: &AppWindow) {
+    let ss = ui.global::<SelfServeAdapter>();
+    let w = k.weighing.borrow();
+    let Some(w) = w.as_ref() else {
+        ss.set_weigh_item("".into());
+        return;
+    };
+    let lang = k.lang(ui);
+    let shown = w.net().unwrap_or(0);
+    ss.set_weigh_tared(w.tare.is_some());
+    ss.set_weigh_stable(w.stable && w.net().is_some());
+    ss.set_weigh_weight(crate::cart::format_kg(shown, &lang).into());
+    let mut priced = w.item.clone();
+    priced.grams = Some(shown);
+    ss.set_weigh_amount(k.money(ui, priced.amount_minor()).into());
+}
+
+fn stop_weighing(k: &Rc<Kiosk>, ui: &AppWindow) {
+    *k.weighing.borrow_mut() = None;
+    *k.weigh_timer.borrow_mut() = None;
+    show_weighing(k, ui);
+}
+
 pub fn start_shopping(k: &Rc<Kiosk>, ui: &AppWindow) {
     k.touch();
     ui.global::<Session>().set_screen(Screen::Shop);
@@ -146,6 +248,9 @@ pub fn reset(k: &Rc<Kiosk>, ui: &AppWindow) {
     s.set_age_item("".into());
     s.set_help_called(false);
     s.set_idle_warning(false);
+    *k.weighing.borrow_mut() = None;
+    *k.weigh_timer.borrow_mut() = None;
+    s.set_weigh_item("".into());
     let c = ui.global::<CatalogAdapter>();
     c.set_category("".into());
     c.set_results(ModelRc::default());

@@ -186,7 +186,7 @@ pub fn add_item(k: &Rc<Kiosk>, ui: &AppWindow, it: &CatalogItem, lot: Option<(St
     }
     if k.opts.mode == Mode::SelfServe {
         if item.weighed {
-            say(ui, "weigh-at-counter", &item.name, true);
+            super::selfserve::start_weighing(k, ui, item);
             return;
         }
         if item.age_restricted {
