@@ -17,6 +17,16 @@ pub fn wire(ui: &AppWindow, k: &Rc<Kiosk>) {
         crate::with(|_, ui| start_shopping(&kk, ui));
     });
     let kk = k.clone();
+    s.on_accessible_start(move || {
+        crate::with(|_, ui| {
+            ui.global::<crate::Theme>().set_font_scale(1.6);
+            if !kk.speech.borrow().on {
+                toggle_speech(&kk, ui);
+            }
+            start_shopping(&kk, ui);
+        });
+    });
+    let kk = k.clone();
     s.on_call_help(move || {
         kk.touch();
         crate::with(|_, ui| ui.global::<SelfServeAdapter>().set_help_called(true));
@@ -50,7 +60,7 @@ pub fn wire(ui: &AppWindow, k: &Rc<Kiosk>) {
     let kk = k.clone();
     s.on_weigh_cancel(move || {
         kk.touch();
-        crate::with(|k, ui| stop_weighing(k, ui));
+        crate::with(stop_weighing);
     });
     let kk = k.clone();
     s.on_weigh_add(move || {
