@@ -167,6 +167,11 @@ fn show_draft(k: &Rc<Kiosk>, ui: &AppWindow) {
             }
             .into(),
             left: RefundDraft::left(l) as i32,
+            left_text: match l.weight_g {
+                Some(_) => crate::cart::format_kg(RefundDraft::left(l), &lang),
+                None => RefundDraft::left(l).to_string(),
+            }
+            .into(),
             chosen: *c as i32,
             weighed: l.weight_g.is_some(),
             amount: k.money(ui, l.gross_minor).into(),
