@@ -53,11 +53,15 @@ async fn touches(ui: &edge_kiosk::AppWindow, label: &str) -> Vec<f64> {
     lat.lock().map(|l| l.clone()).unwrap_or_default()
 }
 
-fn stats(name: &str, mut v: Vec<f64>) {
+fn stats(name: &str, v: Vec<f64>) {
+    stats_of(name, "touches", v)
+}
+
+fn stats_of(name: &str, what: &str, mut v: Vec<f64>) {
     v.sort_by(f64::total_cmp);
     let q = |p: f64| v[((v.len() as f64 - 1.0) * p).round() as usize];
     println!(
-        "{name:<44} touches {:>4}  p50 {:>7.3} ms  p99 {:>7.3} ms  max {:>7.3} ms",
+        "{name:<44} {what} {:>4}  p50 {:>7.3} ms  p99 {:>7.3} ms  max {:>7.3} ms",
         v.len(),
         q(0.5),
         q(0.99),
@@ -139,5 +143,5 @@ fn speech_latency() {
             }
         }
     }
-    stats("screen change -> first speech sample (incl. a 50 ms tick)", v);
+    stats_of("screen change -> first speech sample (+50 ms tick)", "utterances", v);
 }
