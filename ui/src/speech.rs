@@ -154,6 +154,10 @@ pub struct Snapshot {
     pub age_waiting: Option<String>,
     /// Seconds left before an idle basket is dropped, once the warning shows (None before).
     pub idle_warning: Option<i32>,
+    /// What the keys are on: a product and its price, or "Pay by card".
+    pub focused: String,
+    /// The category shown.
+    pub category: String,
 }
 
 /// The words of the speech, per language.
@@ -171,11 +175,13 @@ struct Words {
     age: &'static str,
     idle: &'static str,
     failed: &'static str,
+    enter_add: &'static str,
+    enter_pay: &'static str,
 }
 
 const EN: Words = Words {
     on: "Speech on. Press F2 or hold the bottom left corner to turn it off.",
-    welcome: "Welcome to self-service checkout. Scan your first item, or press Enter to start. Press H for help.",
+    welcome: "Welcome to self-service checkout. Scan your first item, or press Enter to start. Arrow keys move between categories and items, Enter chooses, H calls staff.",
     shop: "Shopping.",
     empty: "Your cart is empty. Scan an item's barcode.",
     items: "items in your cart, total",
@@ -187,11 +193,13 @@ const EN: Words = Words {
     age: "must be checked by staff. Staff are on the way; you can keep scanning.",
     idle: "Are you still there? Touch the screen or press any key for more time. Seconds left:",
     failed: "The payment did not work:",
+    enter_add: "Press Enter to add it.",
+    enter_pay: "Press Enter to pay.",
 };
 
 const DE: Words = Words {
     on: "Sprachausgabe an. F2 drücken oder die linke untere Ecke halten, um sie auszuschalten.",
-    welcome: "Willkommen an der Selbstbedienungskasse. Scannen Sie Ihren ersten Artikel oder drücken Sie Enter. Hilfe mit H.",
+    welcome: "Willkommen an der Selbstbedienungskasse. Scannen Sie Ihren ersten Artikel oder drücken Sie Enter. Pfeiltasten wechseln zwischen Kategorien und Artikeln, Enter wählt, H ruft das Personal.",
     shop: "Einkauf.",
     empty: "Ihr Warenkorb ist leer. Scannen Sie den Strichcode eines Artikels.",
     items: "Artikel im Warenkorb, Summe",
@@ -203,6 +211,8 @@ const DE: Words = Words {
     age: "muss vom Personal geprüft werden. Das Personal kommt; Sie können weiter scannen.",
     idle: "Sind Sie noch da? Berühren Sie den Bildschirm oder drücken Sie eine Taste für mehr Zeit. Noch Sekunden:",
     failed: "Die Zahlung hat nicht geklappt:",
+    enter_add: "Enter drücken, um es hinzuzufügen.",
+    enter_pay: "Enter drücken, um zu zahlen.",
 };
 
 fn words(lang: Lang) -> &'static Words {
@@ -259,6 +269,16 @@ pub fn utterances(before: &Snapshot, now: &Snapshot, lang: Lang) -> Vec<String> 
         && let Some((name, amount)) = &now.last_item
     {
         out.push(format!("{} {name}, {amount}. {} {}.", w.added, w.total, now.total));
+    }
+    if !now.category.is_empty() && now.category != before.category && now.screen == before.screen {
+        out.push(now.category.clone());
+    }
+    if !now.focused.is_empty() && now.focused != before.focused {
+        out.push(if now.focused == "Pay by card" {
+            format!("{} {}. {}", w.pay, now.total, w.enter_pay)
+        } else {
+            format!("{}. {}", now.focused, w.enter_add)
+        });
     }
     if !now.prompt.is_empty() && now.prompt != before.prompt {
         out.push(now.prompt.clone());

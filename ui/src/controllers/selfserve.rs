@@ -17,6 +17,8 @@ pub fn wire(ui: &AppWindow, k: &Rc<Kiosk>) {
         crate::with(|_, ui| start_shopping(&kk, ui));
     });
     let kk = k.clone();
+    s.on_key(move |name| crate::with(|_, ui| key(&kk, ui, name.as_str())).unwrap_or(false));
+    let kk = k.clone();
     s.on_accessible_start(move || {
         crate::with(|_, ui| {
             ui.global::<crate::Theme>().set_font_scale(1.6);
@@ -163,6 +165,111 @@ pub fn snapshot(ui: &AppWindow) -> crate::speech::Snapshot {
         message: ui.get_message_shown().to_string(),
         age_waiting: (ss.get_age_check() == "waiting").then(|| ss.get_age_item().to_string()),
         idle_warning: ss.get_idle_warning().then(|| ss.get_idle_seconds_left()),
+        focused: focused_text(ui),
+        category: {
+            let c = ui.global::<CatalogAdapter>().get_category();
+            if c.is_empty() { String::new() } else { ui.global::<crate::CategoryNames>().invoke_of(c).to_string() }
+        },
+    }
+}
+
+/// A key from a customer who does not use the touch screen (arrows, enter, back, help):
+/// the whole flow works with them. True when the key did something here.
+pub fn key(k: &Rc<Kiosk>, ui: &AppWindow, key: &str) -> bool {
+    use slint::Model;
+    k.touch();
+    let screen = ui.global::<Session>().get_screen();
+    let ss = ui.global::<SelfServeAdapter>();
+    let pay = ui.global::<PayAdapter>();
+    let done = match (screen, key) {
+        (_, "help") if screen != Screen::Attract => {
+            ss.invoke_call_help();
+            true
+        }
+        (Screen::Attract, "enter") => {
+            start_shopping(k, ui);
+            true
+        }
+        (Screen::Shop, _) if k.weighing.borrow().is_some() => match key {
+            "enter" => {
+                ss.invoke_weigh_add();
+                true
+            }
+            "back" => {
+                ss.invoke_weigh_cancel();
+                true
+            }
+            _ => false,
+        },
+        (Screen::Shop, "up" | "down") => {
+            // The products, then "Pay by card" after the last.
+            let n = ui.global::<CatalogAdapter>().get_results().row_count() as i32;
+            let f = ss.get_focus();
+            ss.set_focus(if key == "down" { (f + 1).min(n) } else { (f - 1).max(0) });
+            true
+        }
+        (Screen::Shop, "left" | "right") => {
+            let cat = ui.global::<CatalogAdapter>();
+            let cats = cat.get_categories();
+            let names: Vec<String> = cats.iter().map(|c| c.name.to_string()).collect();
+            if names.is_empty() {
+                return false;
+            }
+            let at = names.iter().position(|n| n.as_str() == cat.get_category().as_str());
+            let next = match (at, key) {
+                (None, _) => 0,
+                (Some(i), "right") => (i + 1) % names.len(),
+                (Some(i), _) => (i + names.len() - 1) % names.len(),
+            };
+            cat.invoke_browse(names[next].clone().into());
+            ss.set_focus(0);
+            true
+        }
+        (Screen::Shop, "enter") => {
+            let results = ui.global::<CatalogAdapter>().get_results();
+            let f = ss.get_focus();
+            if f >= 0 && (f as usize) < results.row_count() {
+                if let Some(item) = results.row_data(f as usize) {
+                    ui.global::<crate::CartAdapter>().invoke_add_sku(item.sku);
+                }
+                true
+            } else if f >= 0 && f as usize == results.row_count() {
+                ss.invoke_pay();
+                true
+            } else {
+                false
+            }
+        }
+        (Screen::Pay, "enter") if pay.get_state() == PayState::Failed => {
+            ss.invoke_pay();
+            true
+        }
+        (Screen::Pay, "back") if pay.get_state() == PayState::Failed => {
+            ui.global::<Session>().invoke_go(Screen::Shop);
+            true
+        }
+        (Screen::Thanks, "enter") => {
+            pay.invoke_next_customer();
+            true
+        }
+        _ => false,
+    };
+    speak_now(k, ui);
+    done
+}
+
+/// What the keys are on, in words (for speech): a product with its price, or "Pay by card".
+fn focused_text(ui: &AppWindow) -> String {
+    use slint::Model;
+    let f = ui.global::<SelfServeAdapter>().get_focus();
+    let results = ui.global::<CatalogAdapter>().get_results();
+    if f < 0 {
+        return String::new();
+    }
+    match results.row_data(f as usize) {
+        Some(item) => format!("{}, {}", item.name, item.price),
+        None if f as usize == results.row_count() => "Pay by card".into(),
+        None => String::new(),
     }
 }
 
@@ -258,6 +365,7 @@ pub fn reset(k: &Rc<Kiosk>, ui: &AppWindow) {
     s.set_age_item("".into());
     s.set_help_called(false);
     s.set_idle_warning(false);
+    s.set_focus(-1);
     *k.weighing.borrow_mut() = None;
     *k.weigh_timer.borrow_mut() = None;
     s.set_weigh_item("".into());
