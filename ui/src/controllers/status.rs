@@ -13,7 +13,7 @@ pub fn wire(ui: &AppWindow, k: &Rc<Kiosk>) {
         let api = kk.api.clone();
         kk.spawn(async move { api.get::<DevicesList>("/v1/devices").await }, |_, ui, r| match r {
             Ok(list) => {
-                let rows: Vec<DeviceRow> = list.devices.into_iter().map(row).collect();
+                let rows: Vec<DeviceRow> = list.devices.into_iter().map(|d| row(ui, d)).collect();
                 ui.global::<StatusAdapter>().set_devices(ModelRc::new(VecModel::from(rows)));
             }
             Err(e) => show_error(ui, &e),
@@ -44,15 +44,19 @@ pub fn wire(ui: &AppWindow, k: &Rc<Kiosk>) {
     });
 }
 
-pub fn row(d: edge_api::DeviceOut) -> DeviceRow {
-    DeviceRow { id: d.id.into(), kind: d.kind.into(), state: d.state.into(), health: d.health.into() }
+/// A device's row, its health in the screen's language (phrase by phrase; a phrase this
+/// screen does not know stays as the daemon wrote it).
+pub fn row(ui: &AppWindow, d: edge_api::DeviceOut) -> DeviceRow {
+    let words = ui.global::<crate::DeviceWords>();
+    let health: Vec<String> = d.health.split(", ").map(|p| words.invoke_of(p.into()).to_string()).collect();
+    DeviceRow { id: d.id.into(), kind: d.kind.into(), state: d.state.into(), health: health.join(", ").into() }
 }
 
 /// A device changed: its row is replaced (or added).
 pub fn update_device(ui: &AppWindow, d: edge_api::DeviceOut) {
     let st = ui.global::<StatusAdapter>();
     let mut rows: Vec<DeviceRow> = st.get_devices().iter().collect();
-    let r = row(d);
+    let r = row(ui, d);
     match rows.iter_mut().find(|x| x.id == r.id) {
         Some(x) => *x = r,
         None => rows.push(r),
