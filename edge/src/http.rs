@@ -830,6 +830,18 @@ struct PageQuery {
     cursor: Option<String>,
 }
 
+/// `GET /v1/sales` filters, to find a sale for a refund without its receipt.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+struct SalesQuery {
+    /// 1 to 500, default 100.
+    limit: Option<usize>,
+    cursor: Option<String>,
+    /// Only sales of this business date (`YYYY-MM-DD`, the store's day).
+    date: Option<String>,
+    /// Only sales whose total is this many minor units.
+    total_minor: Option<i64>,
+}
+
 fn page_limit(l: Option<usize>) -> ApiResult<usize> {
     let limit = l.unwrap_or(100);
     if (1..=500).contains(&limit) {
@@ -845,20 +857,100 @@ fn page_limit(l: Option<usize>) -> ApiResult<usize> {
     }
 }
 
-#[utoipa::path(get, path = "/v1/sales", tag = "sales", params(PageQuery),
+#[utoipa::path(get, path = "/v1/sales", tag = "sales", params(SalesQuery),
     security(("bearer" = [])),
-    responses((status = 200, body = SalesPage), (status = 403, body = Problem)))]
+    responses((status = 200, body = SalesPage), (status = 403, body = Problem), (status = 422, body = Problem)))]
 async fn list_sales(State(app): State<Arc<App>>, auth: Auth, uri: axum::http::Uri) -> ApiResult<Json<SalesPage>> {
     auth.require(&[Role::Cashier, Role::Manager, Role::Tech])?;
-    let q: PageQuery = query(&uri)?;
+    let q: SalesQuery = query(&uri)?;
     let limit = page_limit(q.limit)?;
     let after = q.cursor.as_deref().map(|c| parse_uuid(c, "cursor")).transpose()?;
+    let date = q
+        .date
+        .as_deref()
+        .map(|d| {
+            d.parse::<jiff::civil::Date>().map_err(|_| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "bad-query",
+                    "Bad date",
+                    format!("date {d:?} is not a date (YYYY-MM-DD)"),
+                )
+                .field("date")
+            })
+        })
+        .transpose()?;
     let store = app.store.clone();
-    let sales = tokio::task::spawn_blocking(move || store.sales_page(after.as_ref(), limit))
-        .await
-        .map_err(ApiError::internal)??;
-    let next = if sales.len() == limit { sales.last().map(|s| s.id.to_string()) } else { None };
+    let (sales, next) = if date.is_none() && q.total_minor.is_none() {
+        let sales = tokio::task::spawn_blocking(move || store.sales_page(after.as_ref(), limit))
+            .await
+            .map_err(ApiError::internal)??;
+        let next = if sales.len() == limit { sales.last().map(|s| s.id.to_string()) } else { None };
+        (sales, next)
+    } else {
+        let tz = app.cfg.timezone.clone();
+        let total = q.total_minor;
+        tokio::task::spawn_blocking(move || search_sales(&*store, &tz, after, date, total, limit))
+            .await
+            .map_err(ApiError::internal)??
+    };
     Ok(Json(SalesPage { sales: sales.iter().map(sale_out).collect(), next_cursor: next }))
+}
+
+/// Sales of one business date and / or one total. Ids are UUID v7, so a date's sales lie
+/// between the ids of a day before and two days after its midnight (whatever the day's start
+/// hour); only that span is read. Without a date the whole journal is searched, at most
+/// `SEARCH_SCAN` sales per call (the cursor goes on from where the scan stopped).
+fn search_sales(
+    store: &dyn edge_sync::store::Store,
+    tz: &jiff::tz::TimeZone,
+    after: Option<Uuid>,
+    date: Option<jiff::civil::Date>,
+    total: Option<i64>,
+    limit: usize,
+) -> ApiResult<(Vec<edge_sync::domain::Sale>, Option<String>)> {
+    const SEARCH_SCAN: usize = 20_000;
+    let span = date.and_then(|d| {
+        let from = d.yesterday().ok()?.to_zoned(tz.clone()).ok()?.timestamp();
+        let to = d.checked_add(jiff::Span::new().days(2)).ok()?.to_zoned(tz.clone()).ok()?.timestamp();
+        Some((from, to))
+    });
+    let floor = span.map(|(from, _)| {
+        let ms = from.as_millisecond().max(0) as u128;
+        Uuid::from_u128((ms << 80) | (0x7u128 << 76) | (0x2u128 << 62))
+    });
+    let mut cursor = match (after, floor) {
+        (Some(a), Some(f)) => Some(a.max(f)),
+        (a, f) => a.or(f),
+    };
+    let mut found = Vec::new();
+    let mut scanned = 0usize;
+    loop {
+        let page = store.sales_page(cursor.as_ref(), 500)?;
+        let Some(last) = page.last().map(|s| s.id) else { return Ok((found, None)) };
+        for s in page.iter() {
+            scanned += 1;
+            cursor = Some(s.id);
+            if let Some((_, to)) = span
+                && s.created_at > to
+            {
+                return Ok((found, None));
+            }
+            if date.is_some_and(|d| s.business_date != d) || total.is_some_and(|t| s.total_minor != t) {
+                continue;
+            }
+            found.push(s.clone());
+            if found.len() == limit {
+                return Ok((found, Some(s.id.to_string())));
+            }
+        }
+        if page.len() < 500 {
+            return Ok((found, None));
+        }
+        if scanned >= SEARCH_SCAN {
+            return Ok((found, Some(last.to_string())));
+        }
+    }
 }
 
 #[utoipa::path(get, path = "/v1/sync", tag = "sync", security(("bearer" = [])),

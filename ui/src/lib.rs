@@ -115,6 +115,9 @@ pub struct Kiosk {
     pub weigh_timer: RefCell<Option<slint::Timer>>,
     /// The sale a refund is being picked from (refunds screen).
     pub refund: RefCell<Option<controllers::reports::RefundDraft>>,
+    /// The refunds screen's list: the business day shown (0 = today, -1 = yesterday …)
+    /// and the total looked for, if staff typed one.
+    pub sales_filter: RefCell<(i32, Option<i64>)>,
     pub age_check: RefCell<Option<AgeCheck>>,
     pub idle_since: RefCell<std::time::Instant>,
     /// Wakes the connection loop when the token changes (login, logout).
@@ -209,6 +212,7 @@ pub fn start(opts: Options) -> Result<AppWindow, String> {
         })),
         corner_down: RefCell::new(None),
         refund: RefCell::new(None),
+        sales_filter: RefCell::new((0, None)),
         weighing: RefCell::new(None),
         weigh_timer: RefCell::new(None),
         age_check: RefCell::new(None),

@@ -41,6 +41,30 @@ pub fn wire(ui: &AppWindow, k: &Rc<Kiosk>) {
     let kk = k.clone();
     r.on_load_sales(move || load_sales(&kk));
     let kk = k.clone();
+    r.on_shift_day(move |d| {
+        {
+            let mut f = kk.sales_filter.borrow_mut();
+            // Back as far as a year; never past today.
+            f.0 = (f.0 + d).clamp(-366, 0);
+        }
+        load_sales(&kk);
+    });
+    let kk = k.clone();
+    r.on_filter_amount(move |t| {
+        let t = t.trim();
+        let parsed = if t.is_empty() { Ok(None) } else { crate::cart::parse_money(t).map(Some) };
+        match parsed {
+            Ok(a) => {
+                kk.sales_filter.borrow_mut().1 = a;
+                crate::with(|_, ui| ui.global::<ReportsAdapter>().set_sales_amount_bad(false));
+                load_sales(&kk);
+            }
+            Err(_) => {
+                crate::with(|_, ui| ui.global::<ReportsAdapter>().set_sales_amount_bad(true));
+            }
+        }
+    });
+    let kk = k.clone();
     r.on_find(move |code| find(&kk, code.trim()));
     let kk = k.clone();
     r.on_choose(move |i, d| choose(&kk, i as usize, d));
@@ -257,21 +281,34 @@ fn show_report(k: &Rc<Kiosk>, ui: &AppWindow, v: &Report) {
     r.set_rows(ModelRc::new(VecModel::from(rows)));
 }
 
-/// Today's sales: UUID v7 ids are time-ordered, so the page after the smallest id of
-/// 24 hours ago holds them (at most 10 pages of 100; the newest 40 are shown).
+/// The sales of the business day chosen on the refunds screen (today unless staff went
+/// back), of one total if staff typed one: the daemon searches its journal by date and
+/// total (`GET /v1/sales?date=&total_minor=`); the newest 40 are shown.
 pub fn load_sales(k: &Rc<Kiosk>) {
     let api = k.api.clone();
-    let since_ms = jiff::Timestamp::now().as_millisecond() - 24 * 3600 * 1000;
-    let floor = Uuid::from_u128(((since_ms.max(0) as u128) << 80) | (0x7u128 << 76) | (0x2u128 << 62));
+    let (offset, amount) = *k.sales_filter.borrow();
+    let day =
+        jiff::Zoned::now().date().checked_add(jiff::Span::new().days(offset)).unwrap_or(jiff::Zoned::now().date());
+    crate::with(|k, ui| {
+        let r = ui.global::<ReportsAdapter>();
+        r.set_sales_day(crate::cart::format_date(&day.to_string(), &k.lang(ui)).into());
+        r.set_sales_today(offset == 0);
+    });
+    let mut base = format!("/v1/sales?limit=500&date={day}");
+    if let Some(a) = amount {
+        base.push_str(&format!("&total_minor={a}"));
+    }
     k.spawn(
         async move {
             let mut sales = Vec::new();
-            let mut cursor = Some(floor.to_string());
+            let mut path = base.clone();
             for _ in 0..10 {
-                let Some(c) = cursor.take() else { break };
-                let p = api.get::<SalesPage>(&format!("/v1/sales?limit=100&cursor={c}")).await?;
+                let p = api.get::<SalesPage>(&path).await?;
                 sales.extend(p.sales);
-                cursor = p.next_cursor;
+                match p.next_cursor {
+                    Some(c) => path = format!("{base}&cursor={c}"),
+                    None => break,
+                }
             }
             Ok(sales)
         },
