@@ -205,6 +205,11 @@ fn main() {
                 ui.global::<ReportsAdapter>().invoke_x_report();
                 wait_for("the X report", 10, || ui.global::<ReportsAdapter>().get_rows().row_count() > 0).await;
                 shots.take(&ui, "reports").await;
+                // Z: after the manager's PIN, the day's figures and the question.
+                ui.global::<ReportsAdapter>().invoke_z_report("9999".into());
+                wait_for("the Z question", 10, || ui.global::<ReportsAdapter>().get_z_confirm()).await;
+                shots.take(&ui, "z-confirm").await;
+                ui.global::<ReportsAdapter>().invoke_z_cancelled();
                 s.invoke_go(Screen::Devices);
                 wait_for("the devices", 10, || st.get_devices().row_count() > 0).await;
                 shots.take(&ui, "devices").await;

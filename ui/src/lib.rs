@@ -118,6 +118,9 @@ pub struct Kiosk {
     /// The refunds screen's list: the business day shown (0 = today, -1 = yesterday …)
     /// and the total looked for, if staff typed one.
     pub sales_filter: RefCell<(i32, Option<i64>)>,
+    /// A manager's token between the Z report's PIN and its confirmation (dropped on
+    /// cancel or once used).
+    pub z_token: RefCell<Option<String>>,
     pub age_check: RefCell<Option<AgeCheck>>,
     pub idle_since: RefCell<std::time::Instant>,
     /// Wakes the connection loop when the token changes (login, logout).
@@ -213,6 +216,7 @@ pub fn start(opts: Options) -> Result<AppWindow, String> {
         corner_down: RefCell::new(None),
         refund: RefCell::new(None),
         sales_filter: RefCell::new((0, None)),
+        z_token: RefCell::new(None),
         weighing: RefCell::new(None),
         weigh_timer: RefCell::new(None),
         age_check: RefCell::new(None),

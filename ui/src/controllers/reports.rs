@@ -17,6 +17,8 @@ pub fn wire(ui: &AppWindow, k: &Rc<Kiosk>) {
             Err(e) => show_error(ui, &e),
         });
     });
+    // Z, step 1: the PIN is a manager's; the day's figures (an X report) are shown with
+    // the question. Step 2 closes the day with the manager's token kept from step 1.
     let kk = k.clone();
     r.on_z_report(move |pin| {
         let api = kk.api.clone();
@@ -27,13 +29,38 @@ pub fn wire(ui: &AppWindow, k: &Rc<Kiosk>) {
                 if m.role != "manager" {
                     return Ok(Err(m.name));
                 }
-                let v =
-                    api.post_with::<_, Report>("/v1/reports/z", &serde_json::json!({}), Some(&m.token), &[]).await?;
-                Ok(Ok(v))
+                let x = api.get::<Report>("/v1/reports/x").await?;
+                Ok(Ok((m.token, x)))
             },
-            |k, ui, r: Result<Result<Report, String>, crate::api::ApiError>| match r {
-                Ok(Ok(v)) => show_report(k, ui, &v),
+            |k, ui, r: Result<Result<(String, Report), String>, crate::api::ApiError>| match r {
+                Ok(Ok((token, x))) => {
+                    *k.z_token.borrow_mut() = Some(token);
+                    show_report(k, ui, &x);
+                    let r = ui.global::<ReportsAdapter>();
+                    r.set_z_sales(x.totals.sales.to_string().into());
+                    r.set_z_total(k.money(ui, x.totals.total_minor).into());
+                    r.set_z_cash(k.money(ui, x.totals.cash_in_drawer_minor).into());
+                    r.set_z_confirm(true);
+                }
                 Ok(Err(name)) => say(ui, "not-manager", &name, true),
+                Err(e) => show_error(ui, &e),
+            },
+        );
+    });
+    let kk = k.clone();
+    r.on_z_cancelled(move || {
+        *kk.z_token.borrow_mut() = None;
+        crate::with(|_, ui| ui.global::<ReportsAdapter>().set_z_confirm(false));
+    });
+    let kk = k.clone();
+    r.on_z_confirmed(move || {
+        let Some(token) = kk.z_token.borrow_mut().take() else { return };
+        crate::with(|_, ui| ui.global::<ReportsAdapter>().set_z_confirm(false));
+        let api = kk.api.clone();
+        kk.spawn(
+            async move { api.post_with::<_, Report>("/v1/reports/z", &serde_json::json!({}), Some(&token), &[]).await },
+            |k, ui, r| match r {
+                Ok(v) => show_report(k, ui, &v),
                 Err(e) => show_error(ui, &e),
             },
         );
