@@ -127,6 +127,9 @@ pub struct Config {
     /// refused without an answered age check) or `recorded` (the screens stop the sale
     /// until it is answered; the API records a check when one is sent).
     pub age_check_required: bool,
+    /// `[register] favourites`: SKUs on the register's favourites key, in this order (at
+    /// most 48); `GET /v1/catalog/favourites` serves them.
+    pub favourites: Vec<String>,
 }
 
 /// What the receipt prints beyond the sale: the seller, its tax ids, the paper and the
@@ -446,6 +449,16 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
     let lane_name = c.string("lane.name", Some("")).unwrap_or_default();
     let lane_name = if lane_name.trim().is_empty() { format!("{} {lane_id}", lane_word(language)) } else { lane_name };
     let receipt = ReceiptSetup { address, vat_id, tax_number, language, width, footer };
+    let favourites = c.lines("register.favourites");
+    if favourites.len() > 48 {
+        c.problem(
+            "register.favourites",
+            format!("{} SKUs; at most 48 fit the register's favourites", favourites.len()),
+        );
+    }
+    if let Some(f) = favourites.iter().find(|f| f.trim().is_empty() || f.len() > 64) {
+        c.problem("register.favourites", format!("{f:?} is not a SKU"));
+    }
 
     let data_dir = c.string("data.dir", None).map(|d| base.join(d)).unwrap_or_default();
     let cache_mb = c.integer("data.cache_mb", 16, 4, 4096) as u64;
@@ -842,6 +855,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
             lane_name,
             minimum_age,
             age_check_required,
+            favourites,
         }),
         _ => Err(c.problems),
     }
@@ -889,6 +903,10 @@ age_check = "recorded"
 [lane]
 id = "1"
 name = "Kasse 1"
+
+# The register's favourites key: the items a cashier reaches without a barcode.
+[register]
+favourites = ["SKU-0000008", "SKU-0000018", "SKU-0000028", "SKU-0000001", "SKU-0000002", "SKU-0000003"]
 
 [receipt]
 language = "de"
@@ -1057,6 +1075,20 @@ secret_file = "cloud.key"
             read_secret(c.remotes[&Remote::Cloud].secret_file.as_deref().expect("file")).expect("read"),
             b"s3cret"
         );
+    }
+
+    #[test]
+    fn register_favourites_are_read_in_order_and_checked() {
+        let d = with_secret();
+        let ok = format!("{GOOD}[register]\nfavourites = [\"B-2\", \"A-1\"]\n");
+        assert_eq!(parse(&ok, d.path()).expect("valid").favourites, ["B-2", "A-1"]);
+        let many: Vec<String> = (0..49).map(|i| format!("\"S{i}\"")).collect();
+        let bad = format!("{GOOD}[register]\nfavourites = [{}]\n", many.join(", "));
+        let p = parse(&bad, d.path()).expect_err("49 favourites");
+        assert_eq!(p[0].key, "register.favourites", "{p:?}");
+        assert!(p[0].message.contains("at most 48"), "{p:?}");
+        let p = parse(&format!("{GOOD}[register]\nfavourites = [\"\", 3]\n"), d.path()).expect_err("bad");
+        assert!(p.iter().all(|p| p.key == "register.favourites") && p.len() == 2, "{p:?}");
     }
 
     #[test]

@@ -341,6 +341,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/approvals/{id}", get(get_approval))
         .route("/v1/approvals/{id}/decision", post(decide_approval))
         .route("/v1/catalog/categories", get(categories))
+        .route("/v1/catalog/favourites", get(favourites))
         .route("/v1/scale", get(scale))
         .route("/v1/sales/{id}/receipt", get(get_receipt).post(reprint))
         .route("/v1/voids", post(post_void))
@@ -832,6 +833,7 @@ struct PageQuery {
 
 /// `GET /v1/sales` filters, to find a sale for a refund without its receipt.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct SalesQuery {
     /// 1 to 500, default 100.
     limit: Option<usize>,
@@ -1859,6 +1861,29 @@ async fn categories(State(app): State<Arc<App>>, _auth: Auth) -> ApiResult<Json<
     Ok(Json(CategoriesOut { categories: cats.into_iter().map(|(name, items)| CategoryOut { name, items }).collect() }))
 }
 
+#[utoipa::path(get, path = "/v1/catalog/favourites", tag = "catalog", security(("bearer" = [])),
+    responses((status = 200, body = ItemsPage, description = "The register's favourites (`[register] favourites`), in their order; SKUs not in the catalog are left out")))]
+async fn favourites(State(app): State<Arc<App>>, _auth: Auth) -> ApiResult<Json<ItemsPage>> {
+    let app2 = app.clone();
+    let items = tokio::task::spawn_blocking(move || -> ApiResult<Vec<CatalogItem>> {
+        let cutoff = age_cutoff(&app2);
+        let mut out = Vec::new();
+        for sku in &app2.cfg.favourites {
+            match app2.store.item(sku)? {
+                Some(it) => {
+                    let stock = app2.store.stock(sku)?;
+                    out.push(catalog_item(it, &stock, &cutoff));
+                }
+                None => tracing::debug!(sku, "a favourite is not in the catalog"),
+            }
+        }
+        Ok(out)
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    Ok(Json(ItemsPage { items, next_cursor: None }))
+}
+
 #[utoipa::path(get, path = "/v1/scale", tag = "devices", security(("bearer" = [])),
     responses((status = 200, body = ScaleOut, description = "The scale's reading; stable = false while it moves"),
         (status = 409, body = Problem, description = "No scale")))]
@@ -1932,7 +1957,7 @@ async fn post_void(State(app): State<Arc<App>>, auth: Auth, ApiJson(req): ApiJso
     info(title = "edged local API", version = "1", description = "The store edge daemon's loopback API. Errors are application/problem+json."),
     paths(health, openapi, catalog_items, catalog_barcode, post_sale, get_sale, get_receipt, post_refund, list_sales, post_adjustment, list_adjustments, get_adjustment, sync_status, sync_run, sync_report, list_outbox, get_outbox,
         retry_dead_one, retry_dead_all, devices, device_one, device_health, drawer_open, list_payments, settle_payment, terminal_op, report_x, report_z, events, metrics,
-        login, whoami, list_approvals, post_approval, get_approval, decide_approval, categories, scale, reprint, post_void),
+        login, whoami, list_approvals, post_approval, get_approval, decide_approval, categories, favourites, scale, reprint, post_void),
     components(schemas(AdjustmentIn, AdjustmentOut, AdjustmentsPage, RefundIn, RefundLineIn, Problem, Health, StoreHealth, CatalogItem, ItemsPage, SaleIn, edge_api::AgeCheckIn, edge_api::AgeCheckOut, SaleLineIn, TenderIn, SaleOut, SaleLineOut, TenderOut,
         SalesPage, SyncStatus, SyncReport, RemoteReconciliation, ReconLocal, ReconDuplicate, ReconRemote, ReconDiffers, RemoteStatus, RetryOut, OutboxEntryOut, OutboxPage, DevicesList, DeviceOut, HealthCheckIn,
         HealthCheckOut, DrawerOut, PaymentOut, PaymentsList, PaymentSettleIn, TerminalOut, ForceOfflineIn, crate::reports::Report,

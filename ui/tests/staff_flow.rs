@@ -47,7 +47,8 @@ fn login_scan_cart_cash_done() {
         assert_eq!(c.get_lines().row_count(), 1);
         let line = c.get_lines().row_data(0).expect("line");
         assert_eq!(line.name.as_str(), item.name);
-        assert_eq!(line.quantity.as_str(), "2 ×");
+        let unit = edge_kiosk::cart::format_money(item.price_minor, "EUR", "en");
+        assert_eq!(line.quantity.as_str(), format!("2 × {unit}"), "quantity × unit price");
         // More and fewer.
         click(&ui, &format!("More {}", item.name));
         assert_eq!(c.get_count(), 3);

@@ -47,6 +47,8 @@ pub fn wire(ui: &AppWindow, k: &Rc<Kiosk>) {
     cat.on_browse(move |c| browse(&kk, c.to_string()));
     let kk = k.clone();
     cat.on_load_categories(move || load_categories(&kk));
+    let kk = k.clone();
+    cat.on_favourites(move || favourites(&kk));
 }
 
 fn edit(k: &Rc<Kiosk>, f: impl FnOnce(&mut crate::cart::Cart)) {
@@ -69,15 +71,21 @@ pub fn refresh_cart(k: &Rc<Kiosk>, ui: &AppWindow) {
         .iter()
         .enumerate()
         .map(|(i, it)| {
+            // Quantity × unit price (the price in force after an override), or weight ×
+            // price per kg; the lot below it.
+            let unit = money(it.price_override.unwrap_or(it.unit_price_minor));
             let quantity = if it.weighed {
                 match it.grams {
-                    Some(g) => crate::cart::format_kg(g, &lang),
-                    None => "? kg".into(),
+                    Some(g) => format!("{} × {unit} / kg", crate::cart::format_kg(g, &lang)),
+                    None => format!("? kg × {unit} / kg"),
                 }
             } else {
-                format!("{} ×", it.qty)
+                format!("{} × {unit}", it.qty)
             };
             let mut note = Vec::new();
+            if let Some((lot, expiry)) = &it.lot {
+                note.push(format!("{lot} · {}", crate::cart::format_date(expiry, &lang)));
+            }
             if it.price_override.is_some() {
                 note.push(format!("{} → {}", money(it.unit_price_minor), money(it.price_override.unwrap_or(0))));
             }
@@ -333,12 +341,39 @@ fn cards(items: Vec<CatalogItem>, k: &Kiosk, lang: &str) -> ModelRc<ItemCard> {
     ModelRc::new(VecModel::from(v))
 }
 
+/// The register's favourites, in the store's order.
+fn favourites(k: &Rc<Kiosk>) {
+    k.touch();
+    crate::with(|_, ui| {
+        let c = ui.global::<CatalogAdapter>();
+        c.set_category("".into());
+        c.set_favourites_shown(true);
+        c.set_loading(true);
+    });
+    let api = k.api.clone();
+    k.spawn(async move { api.get::<ItemsPage>("/v1/catalog/favourites").await }, |k, ui, r| {
+        ui.global::<CatalogAdapter>().set_loading(false);
+        match r {
+            Ok(p) => {
+                let lang = k.lang(ui);
+                ui.global::<CatalogAdapter>().set_results(cards(p.items, k, &lang));
+            }
+            Err(e) => show_error(ui, &e),
+        }
+    });
+}
+
 fn search(k: &Rc<Kiosk>, q: String) {
     k.touch();
     if q.is_empty() {
         return;
     }
-    crate::with(|_, ui| ui.global::<CatalogAdapter>().set_loading(true));
+    crate::with(|_, ui| {
+        let c = ui.global::<CatalogAdapter>();
+        c.set_loading(true);
+        c.set_category("".into());
+        c.set_favourites_shown(false);
+    });
     let api = k.api.clone();
     k.spawn(
         async move { api.get::<ItemsPage>(&format!("/v1/catalog/items?q={}&limit=50", encode(&q))).await },
@@ -364,6 +399,7 @@ fn browse(k: &Rc<Kiosk>, category: String) {
     crate::with(|_, ui| {
         let c = ui.global::<CatalogAdapter>();
         c.set_category(category.clone().into());
+        c.set_favourites_shown(false);
         c.set_loading(true);
     });
     let api = k.api.clone();
