@@ -27,7 +27,9 @@ pub enum ApiError {
     /// outcome of a write is unknown and it must be retried with the same id.
     Unreachable(String),
     /// The daemon answered with a problem.
-    Refused { status: u16, title: String, detail: String, field: Option<String> },
+    /// `code` is the problem's kind without its `/problems/` prefix (`card-declined`): the
+    /// screens say it in their language; `detail` is the daemon's own (English) sentence.
+    Refused { status: u16, code: String, title: String, detail: String, field: Option<String> },
 }
 
 impl std::fmt::Display for ApiError {
@@ -163,15 +165,23 @@ impl Api {
             let body: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
             return serde_json::from_slice(body).map_err(|e| ApiError::Refused {
                 status: status.as_u16(),
+                code: "bad-answer".into(),
                 title: "Unexpected answer".into(),
                 detail: format!("the register service answered something this screen does not understand: {e}"),
                 field: None,
             });
         }
         match serde_json::from_slice::<Problem>(&bytes) {
-            Ok(p) => Err(ApiError::Refused { status: p.status, title: p.title, detail: p.detail, field: p.field }),
+            Ok(p) => Err(ApiError::Refused {
+                status: p.status,
+                code: p.kind.rsplit('/').next().unwrap_or_default().to_string(),
+                title: p.title,
+                detail: p.detail,
+                field: p.field,
+            }),
             Err(_) => Err(ApiError::Refused {
                 status: status.as_u16(),
+                code: "bad-answer".into(),
                 title: status.to_string(),
                 detail: format!("the register service answered {status}"),
                 field: None,

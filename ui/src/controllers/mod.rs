@@ -10,12 +10,18 @@ pub mod status;
 
 use crate::api::ApiError;
 use crate::{AppWindow, say};
+use slint::ComponentHandle;
 
 /// Shows why a call failed: the daemon's words, or that it does not answer.
 pub fn show_error(ui: &AppWindow, e: &ApiError) {
     match e {
         ApiError::Unreachable(_) => say(ui, "unreachable", "", true),
-        ApiError::Refused { detail, .. } => say(ui, "refused", detail, true),
+        ApiError::Refused { code, detail, .. } => {
+            // The screen says a refusal it knows in its own language (Session.refusal);
+            // one it does not know, in the daemon's words.
+            ui.global::<crate::Session>().set_refusal(code.as_str().into());
+            say(ui, "refused", detail, true)
+        }
     }
 }
 

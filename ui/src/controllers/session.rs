@@ -19,7 +19,7 @@ pub fn wire(ui: &AppWindow, k: &Rc<Kiosk>) {
                 s.set_role(w.role.into());
                 s.set_screen(Screen::Register);
             }
-            Ok(_) => say(ui, "refused", "the kiosk token cannot open the staff register", true),
+            Ok(_) => say(ui, "kiosk-token", "", true),
             Err(e) => super::show_error(ui, &e),
         });
     }
@@ -32,7 +32,7 @@ pub fn wire(ui: &AppWindow, k: &Rc<Kiosk>) {
         kk.spawn(async move { api.post::<_, LoginOut>("/v1/login", &LoginIn { pin }).await }, |k, ui, r| {
             ui.global::<Session>().set_busy(false);
             match r {
-                Ok(who) if who.role == "kiosk" => say(ui, "refused", "not a staff role", true),
+                Ok(who) if who.role == "kiosk" => say(ui, "not-staff", "", true),
                 Ok(who) => {
                     k.api.set_token(Some(who.token));
                     *k.staff_id.borrow_mut() = Some(who.staff_id.clone());
