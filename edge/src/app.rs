@@ -36,6 +36,8 @@ pub struct App {
     pub cloud_link: Option<edge_sync::cloud::live::CloudLink>,
     /// The store's devices (printer, scanner, scale, pole display).
     pub devices: std::sync::OnceLock<Arc<crate::devices::Devices>>,
+    /// Item pictures kept on disk for the screens (set at start).
+    pub pictures: std::sync::OnceLock<Arc<crate::pictures::Pictures>>,
     /// Lightspeed's tokens, shared by the delivery worker, the pulls and the report.
     pub ls_auth: Option<Arc<edge_sync::lightspeed::connector::LsAuth>>,
     /// The newest NetSuite internal id confirmed (the NetSuite stock pull rebases by it).
@@ -117,6 +119,7 @@ impl App {
             engine,
             cloud_link,
             devices: std::sync::OnceLock::new(),
+            pictures: std::sync::OnceLock::new(),
             ls_auth: None,
             ns_newest: Arc::default(),
             ws_clients: AtomicUsize::new(0),

@@ -334,6 +334,15 @@ pub async fn run(cfg: Config, store: Arc<dyn Store>, announce_dir: &Path) -> Res
     let mut workers = engine.spawn(store, client.clone(), app.stopping.subscribe());
     workers.extend(crate::delivery::spawn_lightspeed_pull(&app, client.clone(), ls_auth));
     workers.extend(crate::delivery::spawn_netsuite_pull(&app, client.clone()));
+    let cloud_url = app.cfg.remotes.get(&edge_sync::domain::Remote::Cloud).and_then(|r| r.url.clone());
+    match crate::pictures::Pictures::open(&app.cfg.data_dir, cloud_url, client.clone()) {
+        Ok(p) => {
+            let p = Arc::new(p);
+            let _ = app.pictures.set(p.clone());
+            workers.push(tokio::spawn(p.run(app.store.clone(), app.stopping.subscribe())));
+        }
+        Err(e) => tracing::warn!(error = %e, "no item pictures: cannot make the pictures folder"),
+    }
     workers.extend(crate::delivery::spawn_cloud_link(&app, client));
     tokio::spawn(crate::delivery::announce_status(app.clone()));
     let api = serde_json::to_vec(&ApiFile { url: url.clone() }).map_err(|e| e.to_string())?;

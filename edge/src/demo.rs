@@ -129,7 +129,12 @@ pub fn seed_catalog(store: &dyn Store, size: u64) -> Result<(), String> {
     let now = Timestamp::now();
     // The whole demo catalog is one snapshot, as a full pull from the catalog source would be.
     let records: Vec<SnapshotRecord> = (0..size)
-        .map(|i| SnapshotRecord { item: demo_item(i), stock_level: Some(demo_stock(i)), stock_at: Some(now) })
+        .map(|i| {
+            // The pictures as the catalog source (the fake cloud) gives them.
+            let mut item = demo_item(i);
+            item.image = Some(edge_sync::demo::demo_picture_path(&item.sku));
+            SnapshotRecord { item, stock_level: Some(demo_stock(i)), stock_at: Some(now) }
+        })
         .collect();
     store.import_catalog(&records).map_err(|e| e.to_string())?;
     drop(records);

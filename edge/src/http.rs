@@ -342,6 +342,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/approvals/{id}/decision", post(decide_approval))
         .route("/v1/catalog/categories", get(categories))
         .route("/v1/catalog/favourites", get(favourites))
+        .route("/v1/catalog/items/{sku}/image", get(item_image))
         .route("/v1/scale", get(scale))
         .route("/v1/sales/{id}/receipt", get(get_receipt).post(reprint))
         .route("/v1/voids", post(post_void))
@@ -434,7 +435,7 @@ async fn catalog_items(State(app): State<Arc<App>>, _auth: Auth, uri: axum::http
     Ok(Json(ItemsPage {
         items: {
             let cutoff = age_cutoff(&app);
-            entries.into_iter().map(|e| catalog_item(e.item, &e.stock, &cutoff)).collect()
+            entries.into_iter().map(|e| catalog_item(&app, e.item, &e.stock, &cutoff)).collect()
         },
         next_cursor: next,
     }))
@@ -448,8 +449,19 @@ fn age_cutoff(app: &App) -> String {
     edge_sync::domain::born_on_or_before(today, app.cfg.minimum_age).to_string()
 }
 
-fn catalog_item(it: edge_sync::domain::Item, stock: &edge_sync::domain::StockLevel, cutoff: &str) -> CatalogItem {
+fn catalog_item(
+    app: &App,
+    it: edge_sync::domain::Item,
+    stock: &edge_sync::domain::StockLevel,
+    cutoff: &str,
+) -> CatalogItem {
+    let pics = app.pictures.get();
     CatalogItem {
+        image: it
+            .image
+            .as_deref()
+            .filter(|u| pics.is_some_and(|p| p.has(u)))
+            .map(|_| format!("/v1/catalog/items/{}/image", crate::http::path_segment(&it.sku))),
         born_on_or_before: it.age_restricted.then(|| cutoff.to_string()),
         sku: it.sku,
         name: it.name,
@@ -493,7 +505,7 @@ async fn catalog_barcode(
         .field("code")
     })?;
     let stock = app.store.stock(&item.sku)?;
-    Ok(Json(catalog_item(item, &stock, &age_cutoff(&app))))
+    Ok(Json(catalog_item(&app, item, &stock, &age_cutoff(&app))))
 }
 
 /// Who asks the checkout: the token's role, the approving manager, this request's id.
@@ -1861,6 +1873,45 @@ async fn categories(State(app): State<Arc<App>>, _auth: Auth) -> ApiResult<Json<
     Ok(Json(CategoriesOut { categories: cats.into_iter().map(|(name, items)| CategoryOut { name, items }).collect() }))
 }
 
+/// A SKU as one path segment (percent-encoded where it must be).
+pub(crate) fn path_segment(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[utoipa::path(get, path = "/v1/catalog/items/{sku}/image", tag = "catalog", params(("sku" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The item's picture as kept on disk (PNG, JPEG, WebP or SVG)", content_type = "image/*"),
+        (status = 404, body = Problem, description = "No such item, no picture, or not fetched yet")))]
+async fn item_image(State(app): State<Arc<App>>, _auth: Auth, Path(sku): Path<String>) -> ApiResult<Response> {
+    let app2 = app.clone();
+    let sku2 = sku.clone();
+    let found = tokio::task::spawn_blocking(move || -> ApiResult<Option<(Vec<u8>, &'static str)>> {
+        let Some(item) = app2.store.item(&sku2)? else { return Ok(None) };
+        Ok(item.image.as_deref().and_then(|u| app2.pictures.get().and_then(|p| p.read(u))))
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    match found {
+        Some((bytes, kind)) => {
+            Ok(([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "private, max-age=3600")], bytes)
+                .into_response())
+        }
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no-picture",
+            "No picture",
+            format!("no picture of {sku:?} is kept (no such item, it has none, or it is not fetched yet)"),
+        )),
+    }
+}
+
 #[utoipa::path(get, path = "/v1/catalog/favourites", tag = "catalog", security(("bearer" = [])),
     responses((status = 200, body = ItemsPage, description = "The register's favourites (`[register] favourites`), in their order; SKUs not in the catalog are left out")))]
 async fn favourites(State(app): State<Arc<App>>, _auth: Auth) -> ApiResult<Json<ItemsPage>> {
@@ -1872,7 +1923,7 @@ async fn favourites(State(app): State<Arc<App>>, _auth: Auth) -> ApiResult<Json<
             match app2.store.item(sku)? {
                 Some(it) => {
                     let stock = app2.store.stock(sku)?;
-                    out.push(catalog_item(it, &stock, &cutoff));
+                    out.push(catalog_item(&app2, it, &stock, &cutoff));
                 }
                 None => tracing::debug!(sku, "a favourite is not in the catalog"),
             }
@@ -1957,7 +2008,7 @@ async fn post_void(State(app): State<Arc<App>>, auth: Auth, ApiJson(req): ApiJso
     info(title = "edged local API", version = "1", description = "The store edge daemon's loopback API. Errors are application/problem+json."),
     paths(health, openapi, catalog_items, catalog_barcode, post_sale, get_sale, get_receipt, post_refund, list_sales, post_adjustment, list_adjustments, get_adjustment, sync_status, sync_run, sync_report, list_outbox, get_outbox,
         retry_dead_one, retry_dead_all, devices, device_one, device_health, drawer_open, list_payments, settle_payment, terminal_op, report_x, report_z, events, metrics,
-        login, whoami, list_approvals, post_approval, get_approval, decide_approval, categories, favourites, scale, reprint, post_void),
+        login, whoami, list_approvals, post_approval, get_approval, decide_approval, categories, favourites, item_image, scale, reprint, post_void),
     components(schemas(AdjustmentIn, AdjustmentOut, AdjustmentsPage, RefundIn, RefundLineIn, Problem, Health, StoreHealth, CatalogItem, ItemsPage, SaleIn, edge_api::AgeCheckIn, edge_api::AgeCheckOut, SaleLineIn, TenderIn, SaleOut, SaleLineOut, TenderOut,
         SalesPage, SyncStatus, SyncReport, RemoteReconciliation, ReconLocal, ReconDuplicate, ReconRemote, ReconDiffers, RemoteStatus, RetryOut, OutboxEntryOut, OutboxPage, DevicesList, DeviceOut, HealthCheckIn,
         HealthCheckOut, DrawerOut, PaymentOut, PaymentsList, PaymentSettleIn, TerminalOut, ForceOfflineIn, crate::reports::Report,

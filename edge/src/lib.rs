@@ -26,6 +26,7 @@ pub mod doctor;
 pub mod fakes;
 pub mod http;
 pub mod metrics;
+pub mod pictures;
 pub mod reconcile;
 pub mod reports;
 pub mod staff;

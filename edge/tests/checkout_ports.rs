@@ -187,6 +187,7 @@ fn item(sku: &str, price: i64) -> SnapshotRecord {
             barcodes: vec![],
             category: "test".into(),
             age_restricted: false,
+            image: None,
         },
         stock_level: Some(100),
         stock_at: None,

@@ -23,6 +23,7 @@ fn item(sku: &str, price: i64, rate_bp: u32, kind: ItemKind) -> SnapshotRecord {
             barcodes: vec![],
             category: "test".into(),
             age_restricted: false,
+            image: None,
         },
         stock_level: Some(100),
         stock_at: None,

@@ -70,6 +70,19 @@ pub struct Item {
     pub category: String,
     #[serde(default)]
     pub age_restricted: bool,
+    /// The item's picture as its source offers it: an `http(s)` URL, or a path on the
+    /// company cloud (`/pictures/…`, from the cloud's catalog). The daemon keeps a copy on
+    /// disk for the screens, so they show it offline too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+}
+
+/// A picture's URL as the catalog may carry it: `http(s)://`, at most 1,000 printable
+/// ASCII characters.
+pub fn valid_image_url(u: &str) -> bool {
+    (u.starts_with("https://") || u.starts_with("http://"))
+        && u.len() <= 1000
+        && u.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// How much of an item a line sells.
@@ -936,6 +949,7 @@ mod tests {
             barcodes: vec![],
             category: String::new(),
             age_restricted: false,
+            image: None,
         }
     }
 

@@ -145,6 +145,29 @@ impl Api {
         Ok(req)
     }
 
+    /// A picture (or any bytes) from the daemon, with its content type.
+    pub async fn get_bytes(&self, path: &str) -> Result<(Vec<u8>, String), ApiError> {
+        let (url, token) = self.url_token()?;
+        let mut req = self.http.get(format!("{url}{path}")).timeout(Duration::from_secs(10));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.map_err(|e| ApiError::Unreachable(e.to_string()))?;
+        let status = resp.status();
+        let kind = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let bytes = resp.bytes().await.map_err(|e| ApiError::Unreachable(e.to_string()))?;
+        if !status.is_success() {
+            return Err(ApiError::Refused {
+                status: status.as_u16(),
+                code: "no-picture".into(),
+                title: status.to_string(),
+                detail: format!("{path} answered {status}"),
+                field: None,
+            });
+        }
+        Ok((bytes.to_vec(), kind))
+    }
+
     async fn send<T: DeserializeOwned>(
         &self,
         req: reqwest::RequestBuilder,

@@ -21,6 +21,7 @@ pub mod api;
 pub mod cart;
 pub mod connection;
 pub mod controllers;
+pub mod pictures;
 pub mod speech;
 
 use api::{Api, Endpoint};
@@ -121,6 +122,8 @@ pub struct Kiosk {
     /// A manager's token between the Z report's PIN and its confirmation (dropped on
     /// cancel or once used).
     pub z_token: RefCell<Option<String>>,
+    /// Item pictures fetched this session, by their path on the daemon.
+    pub pictures: RefCell<std::collections::HashMap<String, slint::Image>>,
     pub age_check: RefCell<Option<AgeCheck>>,
     pub idle_since: RefCell<std::time::Instant>,
     /// Wakes the connection loop when the token changes (login, logout).
@@ -217,6 +220,7 @@ pub fn start(opts: Options) -> Result<AppWindow, String> {
         refund: RefCell::new(None),
         sales_filter: RefCell::new((0, None)),
         z_token: RefCell::new(None),
+        pictures: RefCell::new(std::collections::HashMap::new()),
         weighing: RefCell::new(None),
         weigh_timer: RefCell::new(None),
         age_check: RefCell::new(None),

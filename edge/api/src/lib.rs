@@ -90,6 +90,10 @@ pub struct CatalogItem {
     /// When the stock source last reported this item's level (its clock, UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stock_at: Option<String>,
+    /// The item's picture on this daemon (`/v1/catalog/items/{sku}/image`), once it is
+    /// kept on disk; absent when the item has none or it is not fetched yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 /// `GET /v1/catalog/items`.

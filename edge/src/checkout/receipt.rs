@@ -536,6 +536,7 @@ mod tests {
             barcodes: vec![],
             category: String::new(),
             age_restricted: false,
+            image: None,
         }
     }
 

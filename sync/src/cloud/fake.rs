@@ -212,7 +212,10 @@ impl FakeCloud {
         for i in 0..size {
             let it = crate::demo::demo_item(i);
             self.stock.insert(it.sku.clone(), (crate::demo::demo_stock(i), 0));
-            self.items.insert(it.sku.clone(), ItemDoc::of(&it, 0));
+            // The cloud's pictures: a path on the cloud itself (its CDN, in a real one).
+            let mut doc = ItemDoc::of(&it, 0);
+            doc.image_url = Some(crate::demo::demo_picture_path(&it.sku));
+            self.items.insert(it.sku.clone(), doc);
         }
     }
 
@@ -373,6 +376,20 @@ impl FakeCloud {
         }
         if req.method == Method::Post && path == events_path(&self.cfg.store_id) {
             return self.ingest(now, req);
+        }
+        // Item pictures, public as a CDN's are: the demo items' drawings.
+        if req.method == Method::Get
+            && let Some(sku) = path.strip_prefix("/pictures/").and_then(|p| p.strip_suffix(".svg"))
+        {
+            return Disposition::Reply(match self.items.get(sku).and_then(|_| crate::demo::demo_picture_svg(sku)) {
+                Some(svg) => {
+                    let mut r = HttpResponse { status: 200, headers: vec![], body: svg.into_bytes() };
+                    r.headers.push(("content-type".into(), "image/svg+xml".into()));
+                    r.headers.push(("cache-control".into(), "public, max-age=86400".into()));
+                    r
+                }
+                None => problem(404, "no picture", &format!("no picture at {path}")),
+            });
         }
         let store_base = format!("/v1/stores/{}/", self.cfg.store_id);
         if req.method == Method::Get

@@ -23,6 +23,11 @@ use crate::wire::{HttpRequest, HttpResponse, Method};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+/// A picture's path on the cloud: `/` then at most 500 printable ASCII characters.
+fn valid_cloud_path(u: &str) -> bool {
+    u.starts_with('/') && !u.starts_with("//") && u.len() <= 500 && u.bytes().all(|b| b.is_ascii_graphic())
+}
+
 /// Largest page a pull asks for.
 pub const PAGE_LIMIT: usize = 500;
 
@@ -42,6 +47,9 @@ pub struct ItemDoc {
     pub category: String,
     #[serde(default)]
     pub age_restricted: bool,
+    /// The item's picture: an `http(s)` URL, or a path on the cloud (`/pictures/…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_url: Option<String>,
     #[serde(default)]
     pub seq: u64,
 }
@@ -63,6 +71,7 @@ impl ItemDoc {
             barcodes: i.barcodes.clone(),
             category: i.category.clone(),
             age_restricted: i.age_restricted,
+            image_url: i.image.clone(),
             seq,
         }
     }
@@ -93,6 +102,15 @@ impl ItemDoc {
         {
             return Err(format!("{}: barcode {b:?} is not 1 to 64 letters or digits", self.sku));
         }
+        if let Some(u) =
+            self.image_url.as_deref().filter(|u| !crate::domain::valid_image_url(u) && !valid_cloud_path(u))
+        {
+            return Err(format!(
+                "{}: image_url {:?} is not an http(s) URL",
+                self.sku,
+                u.chars().take(80).collect::<String>()
+            ));
+        }
         Ok(Item {
             sku: self.sku.clone(),
             name: self.name.clone(),
@@ -103,6 +121,7 @@ impl ItemDoc {
             barcodes: self.barcodes.clone(),
             category: self.category.clone(),
             age_restricted: self.age_restricted,
+            image: self.image_url.clone(),
         })
     }
 }
@@ -392,8 +411,19 @@ mod tests {
         let mut bad = ok.clone();
         bad.price_minor = -1;
         assert!(bad.to_item().expect_err("invalid").contains("price_minor"));
-        let mut bad = ok;
+        let mut bad = ok.clone();
         bad.barcodes = vec!["12 34".into()];
         assert!(bad.to_item().expect_err("invalid").contains("barcode"));
+        // A picture: an http(s) URL or a path on the cloud; nothing else.
+        for good in ["https://cdn.example/a.png", "/pictures/SKU-0000001.svg"] {
+            let mut it = ok.clone();
+            it.image_url = Some(good.into());
+            assert_eq!(it.to_item().expect("valid").image.as_deref(), Some(good));
+        }
+        for wrong in ["javascript:alert(1)", "//evil.example/x.png", "pictures/x.png", "/with space.png"] {
+            let mut it = ok.clone();
+            it.image_url = Some(wrong.into());
+            assert!(it.to_item().expect_err(wrong).contains("image_url"), "{wrong}");
+        }
     }
 }

@@ -401,6 +401,25 @@ impl FakeLightspeed {
     }
 
     fn fake_surface(&mut self, req: &HttpRequest, path: &str) -> Option<HttpResponse> {
+        if req.method == Method::Get
+            && let Some(id) = path.strip_prefix("/_fake/images/item-").and_then(|p| p.strip_suffix(".jpg"))
+        {
+            // Lightspeed's image host (Cloudinary) serves a JPEG; the fake serves the demo
+            // item's drawing (SVG) under that name — the daemon goes by the bytes, not the name.
+            let pic = id
+                .parse::<u64>()
+                .ok()
+                .filter(|i| *i >= 1 && *i <= self.cfg.catalog_size)
+                .and_then(|i| crate::demo::demo_picture_svg(&crate::demo::demo_item(i - 1).sku));
+            return Some(match pic {
+                Some(svg) => HttpResponse {
+                    status: 200,
+                    headers: vec![("content-type".into(), "image/svg+xml".into())],
+                    body: svg.into_bytes(),
+                },
+                None => HttpResponse::json(404, &json!({"error": "no such image"})),
+            });
+        }
         if (req.method, path) == (Method::Post, "/_fake/items") {
             // A price changed in Lightspeed itself: {"itemID": n, "price": "2.50"}; the
             // item's timeStamp moves.
@@ -749,7 +768,21 @@ impl FakeLightspeed {
                 r
             }
         };
-        self.page(rows, q, "Item.json", "Item", |id| item_json(*id, edits.get(id).copied()))
+        // The Images relation when asked for (`load_relations=["Images"]`), as Lightspeed
+        // gives it: a baseImageURL and a publicID per picture.
+        let images = q.iter().any(|(k, v)| k == "load_relations" && v.contains("\"Images\""));
+        let base = format!("{}/_fake/images/", self.cfg.base_url);
+        self.page(rows, q, "Item.json", "Item", |id| {
+            let mut it = item_json(*id, edits.get(id).copied());
+            if images && let Some(o) = it.as_object_mut() {
+                o.insert(
+                    "Images".into(),
+                    json!({"Image": {"imageID": id.to_string(), "ordering": "0", "publicID": format!("item-{id}"),
+                                      "baseImageURL": base, "itemID": id.to_string()}}),
+                );
+            }
+            it
+        })
     }
 
     fn list_item_shops(&self, q: &[(String, String)]) -> HttpResponse {

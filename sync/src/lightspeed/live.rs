@@ -147,8 +147,9 @@ impl LsPull {
             .chars()
             .take(200)
             .collect();
+        let image = Self::image(it);
         let item = match local {
-            Some(l) => crate::domain::Item { price_minor: price, name, ..l.clone() },
+            Some(l) => crate::domain::Item { price_minor: price, name, image, ..l.clone() },
             None => {
                 let class = it.get("taxClassID").and_then(|v| v.as_str()).unwrap_or("");
                 let Some(rate) = self.map.tax_classes.get(class).copied() else {
@@ -173,10 +174,26 @@ impl LsPull {
                     barcodes,
                     category: String::new(),
                     age_restricted: false,
+                    image,
                 }
             }
         };
         Ok((local != Some(&item)).then_some(item))
+    }
+
+    /// The Item's first picture (lowest `ordering`) from its `Images` relation: Lightspeed
+    /// gives each Image a `baseImageURL` and a `publicID`, and the picture is
+    /// `baseImageURL` + `publicID` + `.jpg`.
+    fn image(it: &serde_json::Value) -> Option<String> {
+        let images = it.get("Images").map(|p| Self::rows(p, "Image")).unwrap_or_default();
+        let num = |v: Option<&serde_json::Value>| -> i64 {
+            v.and_then(|v| v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))).unwrap_or(i64::MAX)
+        };
+        let first = images.iter().min_by_key(|i| num(i.get("ordering")))?;
+        let base = first.get("baseImageURL").and_then(|v| v.as_str())?;
+        let id = first.get("publicID").and_then(|v| v.as_str()).filter(|p| !p.is_empty())?;
+        let url = format!("{}{id}.jpg", if base.ends_with('/') { base.to_string() } else { format!("{base}/") });
+        crate::domain::valid_image_url(&url).then_some(url)
     }
 
     /// Whether a full Item read has succeeded since the start.
@@ -289,10 +306,10 @@ impl LsPull {
             store.meta_get(META_LS_ITEM_CURSOR).ok().flatten().map(|b| String::from_utf8_lossy(&b).into_owned());
         let mut path = match (&item_cursor, items_too) {
             (Some(c), false) if self.catalog.is_some() => format!(
-                "{acct}/Item.json?sort=timeStamp&limit=100&timeStamp={}",
+                "{acct}/Item.json?sort=timeStamp&limit=100&load_relations=%5B%22Images%22%5D&timeStamp={}",
                 crate::netsuite::tba::pct(&format!(">=,{c}"))
             ),
-            _ => format!("{acct}/Item.json?limit=100"),
+            _ => format!("{acct}/Item.json?limit=100&load_relations=%5B%22Images%22%5D"),
         };
         let read = items_too || (self.catalog.is_some() && item_cursor.is_some());
         let mut newest_item = item_cursor.clone().unwrap_or_default();
@@ -485,4 +502,30 @@ impl LsPull {
 /// The number in a Lightspeed remote id (its saleID).
 fn sale_number(remote_id: &str) -> Option<u64> {
     remote_id.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LsPull;
+    use serde_json::json;
+
+    #[test]
+    fn an_items_picture_is_its_first_image_by_ordering() {
+        let it = json!({"Images": {"Image": [
+            {"ordering": "2", "publicID": "b", "baseImageURL": "https://img.example/upload/"},
+            {"ordering": "1", "publicID": "a", "baseImageURL": "https://img.example/upload"}
+        ]}});
+        assert_eq!(LsPull::image(&it).as_deref(), Some("https://img.example/upload/a.jpg"));
+        // One Image comes as an object, not a list.
+        let one =
+            json!({"Images": {"Image": {"ordering": "0", "publicID": "x", "baseImageURL": "https://i.example/"}}});
+        assert_eq!(LsPull::image(&one).as_deref(), Some("https://i.example/x.jpg"));
+        // None, an empty publicID, or a base that is not a URL: no picture.
+        assert_eq!(LsPull::image(&json!({})), None);
+        assert_eq!(LsPull::image(&json!({"Images": {"Image": {"publicID": "", "baseImageURL": "https://i/"}}})), None);
+        assert_eq!(
+            LsPull::image(&json!({"Images": {"Image": {"publicID": "p", "baseImageURL": "javascript:x"}}})),
+            None
+        );
+    }
 }

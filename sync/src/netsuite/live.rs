@@ -355,6 +355,7 @@ impl NsPull {
             barcodes,
             category: local.map(|l| l.category.clone()).unwrap_or_default(),
             age_restricted: local.is_some_and(|l| l.age_restricted),
+            image: local.and_then(|l| l.image.clone()),
         })
     }
 }

@@ -8,7 +8,7 @@ use crate::{
     say,
 };
 use edge_api::{ApprovalIn, ApprovalOut, CatalogItem, CategoriesOut, ItemsPage, LoginOut, ScaleOut, VoidIn};
-use slint::{ComponentHandle, ModelRc, VecModel};
+use slint::{ComponentHandle, Model, ModelRc, VecModel};
 use std::rc::Rc;
 
 pub fn wire(ui: &AppWindow, k: &Rc<Kiosk>) {
@@ -320,25 +320,62 @@ fn void_cart(k: &Rc<Kiosk>, pin: String, reason: String) {
 }
 
 fn cards(items: Vec<CatalogItem>, k: &Kiosk, lang: &str) -> ModelRc<ItemCard> {
+    let mut wanted: Vec<(String, String)> = Vec::new();
     let v: Vec<ItemCard> = items
         .into_iter()
-        .map(|i| ItemCard {
-            price: if i.kind == "weight" {
-                format!("{} / kg", crate::cart::format_money(i.price_minor, &i.currency, lang))
-            } else {
-                crate::cart::format_money(i.price_minor, &i.currency, lang)
+        .map(|i| {
+            let picture = i.image.as_ref().and_then(|path| {
+                let have = k.pictures.borrow().get(path).cloned();
+                if have.is_none() {
+                    wanted.push((i.sku.clone(), path.clone()));
+                }
+                have
+            });
+            ItemCard {
+                has_picture: picture.is_some(),
+                picture: picture.unwrap_or_default(),
+                price: if i.kind == "weight" {
+                    format!("{} / kg", crate::cart::format_money(i.price_minor, &i.currency, lang))
+                } else {
+                    crate::cart::format_money(i.price_minor, &i.currency, lang)
+                }
+                .into(),
+                in_stock: i.stock.is_none_or(|s| s > 0),
+                sku: i.sku.into(),
+                name: i.name.into(),
+                category: i.category.into(),
+                weighed: i.kind == "weight",
+                age_restricted: i.age_restricted,
             }
-            .into(),
-            in_stock: i.stock.is_none_or(|s| s > 0),
-            sku: i.sku.into(),
-            name: i.name.into(),
-            category: i.category.into(),
-            weighed: i.kind == "weight",
-            age_restricted: i.age_restricted,
         })
         .collect();
-    let _ = k;
+    for (sku, path) in wanted {
+        fetch_picture(k, sku, path);
+    }
     ModelRc::new(VecModel::from(v))
+}
+
+/// Fetches an item's picture from the daemon once, keeps it for the session, and puts it
+/// on the cards shown with that SKU. A picture that cannot be had leaves the category's
+/// drawing in its place.
+fn fetch_picture(k: &Kiosk, sku: String, path: String) {
+    let api = k.api.clone();
+    let p = path.clone();
+    k.spawn(async move { api.get_bytes(&p).await }, move |k, ui, r| {
+        let Ok((bytes, kind)) = r else { return };
+        let Some(img) = crate::pictures::decode(&bytes, &kind) else { return };
+        k.pictures.borrow_mut().insert(path, img.clone());
+        let results = ui.global::<CatalogAdapter>().get_results();
+        for row in 0..results.row_count() {
+            if let Some(mut c) = results.row_data(row)
+                && c.sku == sku.as_str()
+            {
+                c.picture = img.clone();
+                c.has_picture = true;
+                results.set_row_data(row, c);
+            }
+        }
+    });
 }
 
 /// The register's favourites, in the store's order.
