@@ -29,5 +29,19 @@ fn the_devices_panel_speaks_the_screens_language() {
         wait_for("the printer's health in German", 10, || printer().is_some_and(|h| h.contains("Lade"))).await;
         let h = printer().unwrap_or_default();
         assert!(!h.contains("drawer"), "{h}");
+        // A drawer left open: the phrase with its time, in German, in the store's clock.
+        let out: edge_api::DeviceOut = serde_json::from_value(serde_json::json!({
+            "id": "printer", "kind": "printer", "state": "online",
+            "health": "online, drawer open; drawer left open (since 2026-12-07T04:13:07.99Z)"
+        }))
+        .expect("device");
+        let at = "2026-12-07T04:13:07.99Z"
+            .parse::<jiff::Timestamp>()
+            .expect("time")
+            .to_zoned(jiff::tz::TimeZone::system())
+            .strftime("%H:%M")
+            .to_string();
+        let r = edge_kiosk::controllers::status::row(&ui, out);
+        assert_eq!(r.health.as_str(), format!("online, Lade offen; Lade offen gelassen seit {at}"));
     });
 }

@@ -48,8 +48,20 @@ pub fn wire(ui: &AppWindow, k: &Rc<Kiosk>) {
 /// screen does not know stays as the daemon wrote it).
 pub fn row(ui: &AppWindow, d: edge_api::DeviceOut) -> DeviceRow {
     let words = ui.global::<crate::DeviceWords>();
-    let health: Vec<String> = d.health.split(", ").map(|p| words.invoke_of(p.into()).to_string()).collect();
-    DeviceRow { id: d.id.into(), kind: d.kind.into(), state: d.state.into(), health: health.join(", ").into() }
+    let phrase = |p: &str| -> String {
+        // "drawer left open (since 2026-12-07T04:13:07Z)": the time in the store's clock.
+        if let Some(at) = p.strip_prefix("drawer left open (since ").and_then(|r| r.strip_suffix(')')) {
+            let time = at
+                .parse::<jiff::Timestamp>()
+                .map(|t| t.to_zoned(jiff::tz::TimeZone::system()).strftime("%H:%M").to_string())
+                .unwrap_or_else(|_| at.to_string());
+            return words.invoke_left_open(time.into()).to_string();
+        }
+        words.invoke_of(p.into()).to_string()
+    };
+    let health: Vec<String> =
+        d.health.split("; ").map(|part| part.split(", ").map(phrase).collect::<Vec<_>>().join(", ")).collect();
+    DeviceRow { id: d.id.into(), kind: d.kind.into(), state: d.state.into(), health: health.join("; ").into() }
 }
 
 /// A device changed: its row is replaced (or added).

@@ -326,7 +326,22 @@ pub fn geometry_violations(ui: &impl ElementRoot) -> Vec<String> {
             out.push(format!("{} is outside the window {}x{}", name(e), win.width, win.height));
         }
     }
-    for s in &scrollers {
+    // A list inside a scrolling screen is reached by scrolling that screen: only the
+    // outermost scrollers must lie inside the window.
+    let nested: std::collections::HashSet<_> = scrollers
+        .iter()
+        .flat_map(|s| {
+            // (A ListView's own Flickable has the ListView's place: it is not nested.)
+            let own = key(s);
+            s.query_descendants()
+                .match_predicate(|e| inherits(e, "Flickable") || inherits(e, "ListView") || inherits(e, "ScrollView"))
+                .find_all()
+                .into_iter()
+                .map(|e| key(&e))
+                .filter(move |k| *k != own)
+        })
+        .collect();
+    for s in scrollers.iter().filter(|s| !nested.contains(&key(s))) {
         if !inside(rect(s), (0.0, 0.0, win.width, win.height)) {
             out.push(format!("the list {} is outside the window", name(s)));
         }
