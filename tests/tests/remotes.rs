@@ -449,6 +449,19 @@ fn lightspeed_as_the_stock_source_rebases_without_counting_a_sale_twice() {
     let r = http.post(format!("{}/_fake/items", fakes.urls["lightspeed"])).json(&json!({"itemID": 1, "price": "9.99"}));
     assert!(r.send().expect("price").status().is_success());
     wait_for("Lightspeed's price", 10, || price_of(&http, &url, &tokens.kiosk, sku) == 999);
+    // The item's picture from Lightspeed's Images relation, kept by edged and served.
+    let picture = |http: &reqwest::blocking::Client| -> Option<String> {
+        let v: Value =
+            http.get(format!("{url}/v1/catalog/items?q={sku}")).bearer_auth(&tokens.kiosk).send().ok()?.json().ok()?;
+        v["items"][0]["image"].as_str().map(str::to_string)
+    };
+    wait_for("Lightspeed's picture kept", 30, || picture(&http).is_some());
+    let r = http
+        .get(format!("{url}{}", picture(&http).unwrap_or_default()))
+        .bearer_auth(&tokens.kiosk)
+        .send()
+        .expect("pic");
+    assert_eq!(r.status().as_u16(), 200);
     // Stock is Lightspeed's to adjust: the edge refuses and says where.
     let r = http
         .post(format!("{url}/v1/stock/adjustments"))
@@ -514,6 +527,21 @@ fn netsuite_as_the_catalog_source_and_stock_adjustments_reach_it_once() {
     wait_for("NetSuite's level and price", 20, || {
         stock_of(&http, &url, &tokens.kiosk, sku) == 40 && price_of(&http, &url, &tokens.kiosk, sku) == 1234
     });
+    // The item's picture: NetSuite's store display image (a File available without login),
+    // kept by edged and served from its disk.
+    let picture = |http: &reqwest::blocking::Client| -> Option<String> {
+        let v: Value =
+            http.get(format!("{url}/v1/catalog/items?q={sku}")).bearer_auth(&tokens.kiosk).send().ok()?.json().ok()?;
+        v["items"][0]["image"].as_str().map(str::to_string)
+    };
+    wait_for("NetSuite's picture kept", 30, || picture(&http).is_some());
+    let r = http
+        .get(format!("{url}{}", picture(&http).unwrap_or_default()))
+        .bearer_auth(&tokens.kiosk)
+        .send()
+        .expect("pic");
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.headers()["content-type"], "image/svg+xml");
 
     // A sale: subtracted once, also after NetSuite has it and the next pulls read its level.
     let body = json!({"lines": [{"sku": sku, "qty": 3}], "tenders": [{"type": "cash", "amount_minor": 100_000}]});

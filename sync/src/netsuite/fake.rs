@@ -317,6 +317,22 @@ impl FakeNetSuite {
     }
 
     fn fake_surface(&mut self, req: &HttpRequest, path: &str) -> Option<HttpResponse> {
+        // Files "Available Without Login" (the items' pictures), served without a token as
+        // NetSuite serves them; the demo item's drawing (SVG).
+        if req.method == Method::Get && path == "/core/media/media.nl" {
+            let id = req.path.split_once('?').and_then(|(_, q)| {
+                q.split('&').find_map(|kv| kv.strip_prefix("id=")).and_then(|v| v.parse::<u64>().ok())
+            });
+            let item = id.and_then(|f| f.checked_sub(FILE_ID_BASE)).filter(|i| *i >= 1 && *i <= self.cfg.catalog_size);
+            return Some(match item.and_then(|i| crate::demo::demo_picture_svg(&crate::demo::demo_item(i - 1).sku)) {
+                Some(svg) => HttpResponse {
+                    status: 200,
+                    headers: vec![("content-type".into(), "image/svg+xml".into())],
+                    body: svg.into_bytes(),
+                },
+                None => HttpResponse::json(404, &json!({"error": "no such file"})),
+            });
+        }
         // Changes made in NetSuite itself: a count or receipt sets a quantity on hand
         // ({"externalId", "location", "quantityonhand"}); a price list change sets the base
         // price ({"externalId", "price"}). GET /_fake/stock?location=L lists the levels.
@@ -741,12 +757,20 @@ impl FakeNetSuite {
                 })
                 .collect()
         } else if text.contains(" from item ") || text.ends_with(" from item") {
+            // The store display image's File, when the query joins it: a URL relative to the
+            // account's domain, available without login.
+            let files = text.contains("join file on file.id = item.storedisplayimage");
             (1..=self.cfg.catalog_size)
                 .map(|i| {
                     let it = crate::demo::demo_item(i - 1);
-                    json!({"links": [], "id": (ITEM_ID_BASE + i).to_string(), "externalid": it.sku, "itemid": it.sku,
+                    let mut row = json!({"links": [], "id": (ITEM_ID_BASE + i).to_string(), "externalid": it.sku, "itemid": it.sku,
                            "displayname": it.name, "upccode": it.barcodes.first(), "isinactive": "F",
-                           "taxschedule": if it.tax_rate_bp == 1900 { "1" } else { "2" }})
+                           "taxschedule": if it.tax_rate_bp == 1900 { "1" } else { "2" }});
+                    if files && let Some(o) = row.as_object_mut() {
+                        o.insert("imageurl".into(), json!(format!("/core/media/media.nl?id={}&c=FAKE&h=demo", FILE_ID_BASE + i)));
+                        o.insert("imageonline".into(), json!("T"));
+                    }
+                    row
                 })
                 .collect()
         } else {
@@ -770,6 +794,9 @@ impl FakeNetSuite {
         )
     }
 }
+
+/// The fake's File internal ids: the picture of item `i` (1-based) is File `FILE_ID_BASE + i`.
+const FILE_ID_BASE: u64 = 500_000;
 
 /// The whole number after `key` in a query text (`location = 2`, `location = '2'`).
 fn number_after(text: &str, key: &str) -> Option<u64> {

@@ -218,10 +218,34 @@ impl NsPull {
         NsPull { client, base: base.trim_end_matches('/').to_string(), signer, map, currency, newest, timeout }
     }
 
+    /// The items, with the File of each one's store display image (`storedisplayimage`):
+    /// its URL (relative to the account's domain) and whether it is "Available Without
+    /// Login" (`isonline`); a picture that needs a login is not taken.
     pub fn items_query() -> String {
-        "SELECT item.id, item.externalid, item.itemid, item.displayname, item.upccode, item.taxschedule \
-         FROM item WHERE item.isinactive = 'F' ORDER BY item.id"
+        "SELECT item.id, item.externalid, item.itemid, item.displayname, item.upccode, item.taxschedule, \
+         file.url AS imageurl, file.isonline AS imageonline \
+         FROM item LEFT OUTER JOIN file ON file.id = item.storedisplayimage \
+         WHERE item.isinactive = 'F' ORDER BY item.id"
             .into()
+    }
+
+    /// The item's picture from its row: the File's URL made absolute against the account's
+    /// domain (`ACCOUNT.suitetalk.api.netsuite.com` → `ACCOUNT.app.netsuite.com`; any other
+    /// base, as a fake's, is taken as is), when the file is available without login.
+    pub fn image_of(base: &str, row: &Value) -> Option<String> {
+        let url = text(row, "imageurl")?;
+        if text(row, "imageonline").as_deref() != Some("T") {
+            return None;
+        }
+        let abs = if url.starts_with("https://") || url.starts_with("http://") {
+            url
+        } else if url.starts_with('/') {
+            let domain = base.replacen(".suitetalk.api.netsuite.com", ".app.netsuite.com", 1);
+            format!("{}{url}", domain.trim_end_matches('/'))
+        } else {
+            return None;
+        };
+        crate::domain::valid_image_url(&abs).then_some(abs)
     }
 
     pub fn prices_query(&self) -> String {
@@ -355,7 +379,7 @@ impl NsPull {
             barcodes,
             category: local.map(|l| l.category.clone()).unwrap_or_default(),
             age_restricted: local.is_some_and(|l| l.age_restricted),
-            image: local.and_then(|l| l.image.clone()),
+            image: Self::image_of(&self.base, row).or_else(|| local.and_then(|l| l.image.clone())),
         })
     }
 }
@@ -437,5 +461,31 @@ impl NsSigner {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NsPull;
+    use serde_json::json;
+
+    #[test]
+    fn an_items_picture_is_its_public_display_image_on_the_accounts_domain() {
+        let base = "https://1234567.suitetalk.api.netsuite.com";
+        let row = json!({"imageurl": "/core/media/media.nl?id=9&c=1234567&h=ab", "imageonline": "T"});
+        assert_eq!(
+            NsPull::image_of(base, &row).as_deref(),
+            Some("https://1234567.app.netsuite.com/core/media/media.nl?id=9&c=1234567&h=ab")
+        );
+        // A file that needs a login, none, or not a URL: no picture.
+        assert_eq!(NsPull::image_of(base, &json!({"imageurl": "/core/media/x", "imageonline": "F"})), None);
+        assert_eq!(NsPull::image_of(base, &json!({"imageurl": null})), None);
+        assert_eq!(NsPull::image_of(base, &json!({"imageurl": "media.nl", "imageonline": "T"})), None);
+        // Another base (a fake on loopback) is taken as is.
+        let row = json!({"imageurl": "/core/media/media.nl?id=9", "imageonline": "T"});
+        assert_eq!(
+            NsPull::image_of("http://127.0.0.1:9000", &row).as_deref(),
+            Some("http://127.0.0.1:9000/core/media/media.nl?id=9")
+        );
     }
 }
