@@ -119,6 +119,11 @@ pub struct Kiosk {
     /// The refunds screen's list: the business day shown (0 = today, -1 = yesterday …)
     /// and the total looked for, if staff typed one.
     pub sales_filter: RefCell<(i32, Option<i64>)>,
+    /// Counts the refunds screen's list requests: an answer to an older one (a slower
+    /// search overtaken by a newer filter) is dropped.
+    pub sales_gen: std::cell::Cell<u64>,
+    /// The same for the item results (favourites, a category, a search).
+    pub results_gen: std::cell::Cell<u64>,
     /// A manager's token between the Z report's PIN and its confirmation (dropped on
     /// cancel or once used).
     pub z_token: RefCell<Option<String>>,
@@ -219,6 +224,8 @@ pub fn start(opts: Options) -> Result<AppWindow, String> {
         corner_down: RefCell::new(None),
         refund: RefCell::new(None),
         sales_filter: RefCell::new((0, None)),
+        sales_gen: std::cell::Cell::new(0),
+        results_gen: std::cell::Cell::new(0),
         z_token: RefCell::new(None),
         pictures: RefCell::new(std::collections::HashMap::new()),
         weighing: RefCell::new(None),

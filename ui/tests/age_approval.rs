@@ -26,9 +26,13 @@ fn age_restricted_item_waits_for_staff() {
         assert!(exists(&ui, "Age check"));
         let c = ui.global::<CartAdapter>();
         assert_eq!(c.get_count(), 0, "the item waits outside the cart");
-        // The customer cannot pay while waiting.
+        // The customer cannot pay while waiting, but keeps scanning.
         let pay = find(&ui, "Pay by card");
         assert_eq!(pay.first().and_then(|e| e.accessible_enabled()), Some(false));
+        let other = demo_index(|it| !it.age_restricted && it.kind == edge_sync::domain::ItemKind::Unit);
+        demo.scan(&demo_ean(other));
+        wait_for("the next scan in the cart while waiting", 10, || c.get_count() == 1).await;
+        assert_eq!(ss.get_age_check(), "waiting");
 
         // Staff see the request and approve it.
         let pending = demo.get("/v1/approvals", &demo.tokens.cashier);
@@ -44,7 +48,7 @@ fn age_restricted_item_waits_for_staff() {
             .status();
         assert_eq!(status.as_u16(), 200);
         wait_for("the approval", 10, || ss.get_age_check().is_empty()).await;
-        assert_eq!(c.get_count(), 1, "approved: the item is in the cart");
+        assert_eq!(c.get_count(), 2, "approved: the item is in the cart");
         assert_eq!(s.get_message_code(), "age-approved");
 
         // Again, refused this time: the cart keeps one.
@@ -61,7 +65,7 @@ fn age_restricted_item_waits_for_staff() {
             .status();
         assert_eq!(status.as_u16(), 200);
         wait_for("the refusal", 10, || ss.get_age_check().is_empty()).await;
-        assert_eq!(c.get_count(), 1);
+        assert_eq!(c.get_count(), 2);
         assert_eq!(s.get_message_code(), "age-refused");
 
         // Paid: the approved request is the sale's age check, with who approved it.

@@ -321,6 +321,8 @@ pub fn load_sales(k: &Rc<Kiosk>) {
         r.set_sales_day(crate::cart::format_date(&day.to_string(), &k.lang(ui)).into());
         r.set_sales_today(offset == 0);
     });
+    let generation = k.sales_gen.get() + 1;
+    k.sales_gen.set(generation);
     let mut base = format!("/v1/sales?limit=500&date={day}");
     if let Some(a) = amount {
         base.push_str(&format!("&total_minor={a}"));
@@ -339,7 +341,9 @@ pub fn load_sales(k: &Rc<Kiosk>) {
             }
             Ok(sales)
         },
-        |k, ui, r: Result<Vec<SaleOut>, crate::api::ApiError>| match r {
+        move |k, ui, r: Result<Vec<SaleOut>, crate::api::ApiError>| match r {
+            // A newer request (another day or amount) is on its way: this answer is stale.
+            _ if k.sales_gen.get() != generation => {}
             Ok(sales) => {
                 let rows: Vec<SaleRow> = sales
                     .iter()

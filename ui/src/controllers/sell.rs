@@ -378,6 +378,14 @@ fn fetch_picture(k: &Kiosk, sku: String, path: String) {
     });
 }
 
+/// A new request for the item results; answers to older ones are dropped (a slow
+/// category read must not replace the search typed after it).
+fn next_results(k: &Kiosk) -> u64 {
+    let g = k.results_gen.get() + 1;
+    k.results_gen.set(g);
+    g
+}
+
 /// The register's favourites, in the store's order.
 fn favourites(k: &Rc<Kiosk>) {
     k.touch();
@@ -387,8 +395,12 @@ fn favourites(k: &Rc<Kiosk>) {
         c.set_favourites_shown(true);
         c.set_loading(true);
     });
+    let generation = next_results(k);
     let api = k.api.clone();
-    k.spawn(async move { api.get::<ItemsPage>("/v1/catalog/favourites").await }, |k, ui, r| {
+    k.spawn(async move { api.get::<ItemsPage>("/v1/catalog/favourites").await }, move |k, ui, r| {
+        if k.results_gen.get() != generation {
+            return;
+        }
         ui.global::<CatalogAdapter>().set_loading(false);
         match r {
             Ok(p) => {
@@ -411,10 +423,14 @@ fn search(k: &Rc<Kiosk>, q: String) {
         c.set_category("".into());
         c.set_favourites_shown(false);
     });
+    let generation = next_results(k);
     let api = k.api.clone();
     k.spawn(
         async move { api.get::<ItemsPage>(&format!("/v1/catalog/items?q={}&limit=50", encode(&q))).await },
-        |k, ui, r| {
+        move |k, ui, r| {
+            if k.results_gen.get() != generation {
+                return;
+            }
             ui.global::<CatalogAdapter>().set_loading(false);
             match r {
                 Ok(p) => {
@@ -439,6 +455,7 @@ fn browse(k: &Rc<Kiosk>, category: String) {
         c.set_favourites_shown(false);
         c.set_loading(true);
     });
+    let generation = next_results(k);
     let api = k.api.clone();
     k.spawn(
         async move {
@@ -459,7 +476,10 @@ fn browse(k: &Rc<Kiosk>, category: String) {
             items.truncate(40);
             Ok(items)
         },
-        |k, ui, r: Result<Vec<CatalogItem>, crate::api::ApiError>| {
+        move |k, ui, r: Result<Vec<CatalogItem>, crate::api::ApiError>| {
+            if k.results_gen.get() != generation {
+                return;
+            }
             ui.global::<CatalogAdapter>().set_loading(false);
             match r {
                 Ok(items) => {
