@@ -334,7 +334,14 @@ pub async fn run(cfg: Config, store: Arc<dyn Store>, announce_dir: &Path) -> Res
     let mut workers = engine.spawn(store, client.clone(), app.stopping.subscribe());
     workers.extend(crate::delivery::spawn_lightspeed_pull(&app, client.clone(), ls_auth));
     workers.extend(crate::delivery::spawn_netsuite_pull(&app, client.clone()));
-    let cloud_url = app.cfg.remotes.get(&edge_sync::domain::Remote::Cloud).and_then(|r| r.url.clone());
+    // Pictures on the cloud are fetched only when the cloud is live: in shadow mode (and
+    // off) nothing at all is sent to it.
+    let cloud_url = app
+        .cfg
+        .remotes
+        .get(&edge_sync::domain::Remote::Cloud)
+        .filter(|r| r.mode == crate::config::Mode::Live)
+        .and_then(|r| r.url.clone());
     match crate::pictures::Pictures::open(&app.cfg.data_dir, cloud_url, client.clone()) {
         Ok(p) => {
             let p = Arc::new(p);

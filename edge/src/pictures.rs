@@ -5,7 +5,8 @@
 //! against `remotes.cloud.url`). The screens must show pictures while the store is
 //! offline, and must never wait on the internet for one, so the daemon fetches each
 //! picture once, in the background, into `DATA/pictures/`, and serves it from there
-//! (`GET /v1/catalog/items/{sku}/image`).
+//! (`GET /v1/catalog/items/{sku}/image`). Pictures on the cloud are fetched only while the
+//! cloud is live: in shadow mode nothing at all is sent to it.
 //!
 //! - A file is named by the SHA-256 of its URL: a changed URL is a new picture, an
 //!   unchanged one is never fetched twice.

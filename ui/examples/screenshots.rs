@@ -57,7 +57,9 @@ impl Shots {
                     ui.window().set_size(slint::PhysicalSize::new(w, h));
                     theme.set_font_scale(s);
                     theme.set_high_contrast(hc);
-                    sleep(Duration::from_millis(150)).await;
+                    // The geometry is read from the laid-out tree, not from a frame: a short
+                    // pause lets timers and the event loop settle.
+                    sleep(Duration::from_millis(40)).await;
                     let theme_name = if hc { "high contrast" } else { "normal contrast" };
                     let at = format!("{}-{name} at {w}x{h}, text x{s}, {theme_name}", self.prefix);
                     for t in cut_off(ui) {
