@@ -461,7 +461,7 @@ fn catalog_item(
             .image
             .as_deref()
             .filter(|u| pics.is_some_and(|p| p.has(u)))
-            .map(|_| format!("/v1/catalog/items/{}/image", crate::http::path_segment(&it.sku))),
+            .map(|_| format!("/v1/catalog/items/{}/image", edge_sync::netsuite::tba::pct(&it.sku))),
         born_on_or_before: it.age_restricted.then(|| cutoff.to_string()),
         sku: it.sku,
         name: it.name,
@@ -1871,18 +1871,6 @@ async fn categories(State(app): State<Arc<App>>, _auth: Auth) -> ApiResult<Json<
     let app2 = app.clone();
     let cats = tokio::task::spawn_blocking(move || app2.categories()).await.map_err(ApiError::internal)??;
     Ok(Json(CategoriesOut { categories: cats.into_iter().map(|(name, items)| CategoryOut { name, items }).collect() }))
-}
-
-/// A SKU as one path segment (percent-encoded where it must be).
-pub(crate) fn path_segment(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }
 
 #[utoipa::path(get, path = "/v1/catalog/items/{sku}/image", tag = "catalog", params(("sku" = String, Path)),

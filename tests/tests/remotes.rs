@@ -407,6 +407,12 @@ fn item_field(http: &reqwest::blocking::Client, url: &str, token: &str, sku: &st
     v["items"][0][field].as_i64().unwrap_or_else(|| panic!("{field} of {sku}: {v}"))
 }
 
+/// The item's picture path on edged once it is kept (`image` in the catalog).
+fn picture_of(http: &reqwest::blocking::Client, url: &str, token: &str, sku: &str) -> Option<String> {
+    let v: Value = http.get(format!("{url}/v1/catalog/items?q={sku}")).bearer_auth(token).send().ok()?.json().ok()?;
+    v["items"][0]["image"].as_str().map(str::to_string)
+}
+
 /// Lightspeed as the source of stock: ItemShop levels by `timeStamp` rebase the local
 /// stock, a sale Lightspeed has is subtracted once (not again on top of its level), and a
 /// sale made while Lightspeed is away stays subtracted until it arrives.
@@ -450,14 +456,9 @@ fn lightspeed_as_the_stock_source_rebases_without_counting_a_sale_twice() {
     assert!(r.send().expect("price").status().is_success());
     wait_for("Lightspeed's price", 10, || price_of(&http, &url, &tokens.kiosk, sku) == 999);
     // The item's picture from Lightspeed's Images relation, kept by edged and served.
-    let picture = |http: &reqwest::blocking::Client| -> Option<String> {
-        let v: Value =
-            http.get(format!("{url}/v1/catalog/items?q={sku}")).bearer_auth(&tokens.kiosk).send().ok()?.json().ok()?;
-        v["items"][0]["image"].as_str().map(str::to_string)
-    };
-    wait_for("Lightspeed's picture kept", 30, || picture(&http).is_some());
+    wait_for("Lightspeed's picture kept", 30, || picture_of(&http, &url, &tokens.kiosk, sku).is_some());
     let r = http
-        .get(format!("{url}{}", picture(&http).unwrap_or_default()))
+        .get(format!("{url}{}", picture_of(&http, &url, &tokens.kiosk, sku).unwrap_or_default()))
         .bearer_auth(&tokens.kiosk)
         .send()
         .expect("pic");
@@ -529,14 +530,9 @@ fn netsuite_as_the_catalog_source_and_stock_adjustments_reach_it_once() {
     });
     // The item's picture: NetSuite's store display image (a File available without login),
     // kept by edged and served from its disk.
-    let picture = |http: &reqwest::blocking::Client| -> Option<String> {
-        let v: Value =
-            http.get(format!("{url}/v1/catalog/items?q={sku}")).bearer_auth(&tokens.kiosk).send().ok()?.json().ok()?;
-        v["items"][0]["image"].as_str().map(str::to_string)
-    };
-    wait_for("NetSuite's picture kept", 30, || picture(&http).is_some());
+    wait_for("NetSuite's picture kept", 30, || picture_of(&http, &url, &tokens.kiosk, sku).is_some());
     let r = http
-        .get(format!("{url}{}", picture(&http).unwrap_or_default()))
+        .get(format!("{url}{}", picture_of(&http, &url, &tokens.kiosk, sku).unwrap_or_default()))
         .bearer_auth(&tokens.kiosk)
         .send()
         .expect("pic");
