@@ -42,6 +42,8 @@ pub struct App {
     pub ls_auth: Option<Arc<edge_sync::lightspeed::connector::LsAuth>>,
     /// The newest NetSuite internal id confirmed (the NetSuite stock pull rebases by it).
     pub ns_newest: Arc<edge_sync::netsuite::live::NsNewest>,
+    /// The store's bus (`[bus] url`): the other lanes of the store.
+    pub bus: Option<edge_sync::bus::live::Bus>,
     pub ws_clients: AtomicUsize,
     /// Sales, refunds and adjustments: admission, pricing, payments, commit, after-commit.
     pub checkout: Arc<Checkout>,
@@ -122,6 +124,7 @@ impl App {
             pictures: std::sync::OnceLock::new(),
             ls_auth: None,
             ns_newest: Arc::default(),
+            bus: None,
             ws_clients: AtomicUsize::new(0),
             stopping: watch::channel(false).0,
             checkout,
@@ -225,10 +228,14 @@ impl App {
     /// durably in the outbox.
     pub fn remote_statuses(&self, now: Timestamp) -> Vec<RemoteStatus> {
         let counts = self.store.outbox_counts();
+        let bus = self.bus.as_ref().map(|b| (Remote::Bus, Mode::Live, Some(b.view())));
         self.cfg
             .remotes
             .iter()
-            .map(|(name, rc)| {
+            .map(|(name, rc)| (*name, rc.mode, None))
+            .chain(bus)
+            .map(|(name, mode, bus)| {
+                let name = &name;
                 let c = counts.get(name).cloned().unwrap_or_default();
                 let age = c.oldest_waiting.map(|t| (now - t).get_seconds().max(0) as u64);
                 let lag = match age {
@@ -238,14 +245,14 @@ impl App {
                 };
                 let h = self.engine.health(*name, now);
                 let link = if *name == Remote::Cloud { self.cloud_link.as_ref().map(|l| l.health()) } else { None };
-                let state = match (&h, rc.mode) {
+                let state = match (&h, mode) {
                     (_, Mode::Off) => "off",
                     (Some(h), _) => h.state,
                     (None, _) => "unavailable",
                 };
                 RemoteStatus {
                     name: name.to_string(),
-                    mode: rc.mode.as_str().into(),
+                    mode: mode.as_str().into(),
                     state: state.into(),
                     pending: c.pending,
                     in_flight: c.in_flight,
@@ -265,7 +272,7 @@ impl App {
                     last_error: h.as_ref().and_then(|h| h.last_error.clone()),
                     requests: h.as_ref().map_or(0, |h| h.requests_total),
                     throttled: h.as_ref().map_or(0, |h| h.throttled_total),
-                    detail: match (&h, rc.mode) {
+                    detail: match (&h, mode) {
                         (None, Mode::Live | Mode::Shadow) => {
                             Some("no connector for this remote in this build; its records wait in the outbox".into())
                         }
@@ -280,12 +287,14 @@ impl App {
                     },
                     pull_last_success_at: link.as_ref().and_then(|l| l.pull_last_success).map(|t| t.to_string()),
                     pull_error: link.as_ref().and_then(|l| l.pull_last_error.clone()),
-                    stream: link.as_ref().map(|l| {
-                        if l.stream_connected {
-                            format!("connected (last message {})", l.stream_last_id)
-                        } else {
-                            format!("not connected: {}", l.stream_last_error.as_deref().unwrap_or("connecting"))
-                        }
+                    stream: bus.as_ref().map(crate::lanes::stream_line).or_else(|| {
+                        link.as_ref().map(|l| {
+                            if l.stream_connected {
+                                format!("connected (last message {})", l.stream_last_id)
+                            } else {
+                                format!("not connected: {}", l.stream_last_error.as_deref().unwrap_or("connecting"))
+                            }
+                        })
                     }),
                 }
             })

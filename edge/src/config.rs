@@ -130,6 +130,30 @@ pub struct Config {
     /// `[register] favourites`: SKUs on the register's favourites key, in this order (at
     /// most 48); `GET /v1/catalog/favourites` serves them.
     pub favourites: Vec<String>,
+    /// `[bus]`: the store's NATS server the lanes share records through; `None`: this box
+    /// is the store's only lane.
+    pub bus: Option<BusConfig>,
+}
+
+/// `[bus]`: how this lane reaches the store's bus (NATS JetStream) and what it does when
+/// it cannot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BusConfig {
+    /// `url`: `nats://HOST:PORT` or `tls://HOST:PORT`.
+    pub url: String,
+    /// `credentials`: a NATS credentials file (user JWT + nkey seed), 0600; never in the
+    /// config itself.
+    pub credentials: Option<PathBuf>,
+    /// `low_stock`: at or below this many units (shown), a sale claims its units in the
+    /// store's claims bucket before it commits; 0 turns claims off.
+    pub low_stock: i64,
+    /// `offline_refunds`: a refund of another lane's sale while the store's server cannot
+    /// be reached to claim it.
+    pub offline_refunds: edge_sync::bus::OfflineRefunds,
+    /// `lanes`: how many lanes sell from the store's stock; while the server cannot be
+    /// reached, a lane sells low-stock items from its share (the units shown ÷ lanes,
+    /// rounded down, at least its own reservations).
+    pub lanes: u32,
 }
 
 /// What the receipt prints beyond the sale: the seller, its tax ids, the paper and the
@@ -167,6 +191,7 @@ impl Config {
     pub fn adjustment_remotes(&self) -> Vec<Remote> {
         match &self.routing.adjustments {
             Some(l) => self.routed(Some(l)),
+            // takes_adjustments is true of the bus.
             None => self.sale_remotes().into_iter().filter(|r| r.takes_adjustments()).collect(),
         }
     }
@@ -182,11 +207,17 @@ impl Config {
     }
 
     fn routed(&self, list: Option<&Vec<String>>) -> Vec<Remote> {
-        self.remotes
+        let mut out: Vec<Remote> = self
+            .remotes
             .iter()
             .filter(|(n, r)| r.mode != Mode::Off && list.is_none_or(|l| l.iter().any(|x| x == n.as_str())))
             .map(|(n, _)| *n)
-            .collect()
+            .collect();
+        // Every record of a lane goes to the store's bus, whatever the routing.
+        if self.bus.is_some() {
+            out.push(Remote::Bus);
+        }
+        out
     }
 }
 
@@ -459,6 +490,35 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
     if let Some(f) = favourites.iter().find(|f| f.trim().is_empty() || f.len() > 64) {
         c.problem("register.favourites", format!("{f:?} is not a SKU"));
     }
+
+    let bus = match c.opt_string("bus.url").filter(|u| !u.trim().is_empty()) {
+        None => {
+            for k in ["bus.credentials", "bus.low_stock", "bus.offline_refunds", "bus.lanes"] {
+                if c.lookup(k).is_some() {
+                    c.problem(k, "needs bus.url (the store's NATS server)");
+                }
+            }
+            None
+        }
+        Some(url) => {
+            let hostport = url.strip_prefix("nats://").or_else(|| url.strip_prefix("tls://"));
+            match hostport {
+                Some(hp) if hp.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()) => {}
+                _ => c.problem("bus.url", format!("{url:?} must be nats://HOST:PORT or tls://HOST:PORT")),
+            }
+            let credentials = c.opt_string("bus.credentials").filter(|p| !p.is_empty()).map(|p| base.join(p));
+            let low_stock = c.integer("bus.low_stock", 3, 0, 1_000_000);
+            let offline_refunds = match c.string("bus.offline_refunds", Some("allow-and-flag")).as_deref() {
+                Some(v) => edge_sync::bus::OfflineRefunds::parse(v).unwrap_or_else(|| {
+                    c.problem("bus.offline_refunds", format!("{v:?} must be \"allow-and-flag\" or \"refuse\""));
+                    edge_sync::bus::OfflineRefunds::AllowAndFlag
+                }),
+                None => edge_sync::bus::OfflineRefunds::AllowAndFlag,
+            };
+            let lanes = c.integer("bus.lanes", 2, 1, 64) as u32;
+            Some(BusConfig { url, credentials, low_stock, offline_refunds, lanes })
+        }
+    };
 
     let data_dir = c.string("data.dir", None).map(|d| base.join(d)).unwrap_or_default();
     let cache_mb = c.integer("data.cache_mb", 16, 4, 4096) as u64;
@@ -856,6 +916,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
             minimum_age,
             age_check_required,
             favourites,
+            bus,
         }),
         _ => Err(c.problems),
     }
@@ -876,6 +937,34 @@ pub fn load(path: &Path) -> Result<Config, Vec<ConfigProblem>> {
 
 /// The configuration `edged demo` runs with, written to `DIR/config.toml`.
 pub fn demo_toml(data_dir: &Path, listen: &str, urls: &BTreeMap<String, String>) -> String {
+    demo_toml_lane(data_dir, listen, urls, "1", None)
+}
+
+/// The demo configuration of lane `lane`, sharing its records over the store's bus at
+/// `bus` when given (`edged demo --lane ID --bus nats://HOST:PORT`).
+pub fn demo_toml_lane(
+    data_dir: &Path,
+    listen: &str,
+    urls: &BTreeMap<String, String>,
+    lane: &str,
+    bus: Option<&str>,
+) -> String {
+    let bus = match bus {
+        Some(u) => format!(
+            r#"
+# The store's bus: this lane shares its records with the other lanes through the store's
+# NATS server (JetStream). Items at or below `low_stock` units are claimed across lanes
+# before a sale commits; while the server cannot be reached, each lane sells from its
+# share of them and a refund of another lane's sale is allowed up to what this lane knows,
+# and flagged.
+[bus]
+url = {u:?}
+low_stock = 3
+offline_refunds = "allow-and-flag"
+"#
+        ),
+        None => String::new(),
+    };
     let url = |name: &str| match urls.get(name) {
         Some(u) => format!("mode = \"live\"\nurl = {u:?}\n"),
         None => "mode = \"off\"\n".to_string(),
@@ -901,9 +990,9 @@ age_check = "recorded"
 
 # This box's lane in the store: receipt numbers are LANE-SEQUENCE (1-000042).
 [lane]
-id = "1"
-name = "Kasse 1"
-
+id = {lane:?}
+name = "Kasse {lane}"
+{bus}
 # The register's favourites key: the items a cashier reaches without a barcode.
 [register]
 favourites = ["SKU-0000008", "SKU-0000018", "SKU-0000028", "SKU-0000001", "SKU-0000002", "SKU-0000003"]

@@ -314,12 +314,18 @@ pub async fn run(cfg: Config, store: Arc<dyn Store>, announce_dir: &Path) -> Res
     let url = format!("http://{addr}");
     let ls_auth = crate::delivery::lightspeed_auth(&cfg, &store)?;
     let ns_newest = Arc::new(edge_sync::netsuite::live::NsNewest::default());
-    let engine = Arc::new(crate::delivery::build_engine(&cfg, &store, ls_auth.clone(), ns_newest.clone())?);
+    let lanes_bus = match &cfg.bus {
+        Some(b) => Some(crate::lanes::connect(&cfg, b, &store).await?),
+        None => None,
+    };
+    let engine =
+        Arc::new(crate::delivery::build_engine(&cfg, &store, ls_auth.clone(), ns_newest.clone(), lanes_bus.as_ref())?);
     let client = crate::delivery::http_client()?;
     let link = crate::delivery::build_cloud_link(&cfg)?;
     let mut app = App::new(cfg, store.clone(), tokens, engine.clone(), link);
     app.ls_auth = ls_auth.clone();
     app.ns_newest = ns_newest;
+    app.bus = lanes_bus.clone();
     let app = Arc::new(app);
     let specs = app.cfg.devices.clone();
     let bus = app.events.clone();
@@ -332,6 +338,9 @@ pub async fn run(cfg: Config, store: Arc<dyn Store>, announce_dir: &Path) -> Res
     crate::checkout::payments::spawn_recovery(app.checkout.clone());
     spawn_disk_watch(app.clone());
     let mut workers = engine.spawn(store, client.clone(), app.stopping.subscribe());
+    if let Some(b) = &lanes_bus {
+        workers.extend(crate::lanes::spawn(&app, b));
+    }
     workers.extend(crate::delivery::spawn_lightspeed_pull(&app, client.clone(), ls_auth));
     workers.extend(crate::delivery::spawn_netsuite_pull(&app, client.clone()));
     // Pictures on the cloud are fetched only when the cloud is live: in shadow mode (and

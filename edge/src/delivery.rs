@@ -142,8 +142,25 @@ pub fn build_engine(
     store: &Arc<dyn edge_sync::store::Store>,
     ls_auth: Option<Arc<edge_sync::lightspeed::connector::LsAuth>>,
     ns_newest: Arc<edge_sync::netsuite::live::NsNewest>,
+    bus: Option<&edge_sync::bus::live::Bus>,
 ) -> Result<SyncEngine, String> {
     let mut engine = SyncEngine::new();
+    if let Some(bus) = bus {
+        // The store's bus is a remote of the outbox like the others: its own state,
+        // backoff, dead letters and health; its requests are publishes to JetStream.
+        let seed = getrandom::u64().map_err(|e| format!("no random seed for the bus worker: {e}"))?;
+        let policy = Policy {
+            max_batch: 64,
+            max_in_flight: 4,
+            backoff_base_ms: 200,
+            backoff_max_ms: 5_000,
+            breaker_open_ms: 2_000,
+            ..Policy::default()
+        };
+        let connector = Box::new(edge_sync::bus::BusConnector::new(bus.lane()));
+        engine.add_with(Worker::new(Remote::Bus, connector, policy, seed), bus.transport(), Duration::from_secs(5));
+        tracing::info!(lane = bus.lane(), "bus worker configured");
+    }
     for (name, rc) in &cfg.remotes {
         if rc.mode == Mode::Off {
             continue;
@@ -174,6 +191,7 @@ pub fn build_engine(
                         .learning_items(),
                 )
             }
+            Remote::Bus => continue,
             Remote::Netsuite => {
                 use edge_sync::netsuite::connector::NetSuiteConnector;
                 let map = cfg.netsuite.clone().ok_or("mappings.netsuite: required when remotes.netsuite is not off")?;

@@ -74,6 +74,8 @@ pub fn prepare(
     data_dir: Option<PathBuf>,
     listen: &str,
     urls: &BTreeMap<String, String>,
+    lane: &str,
+    bus: Option<&str>,
 ) -> Result<(Config, PathBuf), String> {
     let dir = match data_dir {
         Some(d) => {
@@ -88,7 +90,7 @@ pub fn prepare(
     };
     let dir = std::fs::canonicalize(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     write_demo_secret(&dir)?;
-    let text = config::demo_toml(&dir, listen, urls);
+    let text = config::demo_toml_lane(&dir, listen, urls, lane, bus);
     crate::tokens::write_public(&dir.join("config.toml"), text.as_bytes())
         .map_err(|e| format!("cannot write {}/config.toml: {e}", dir.display()))?;
     let cfg = config::parse(&text, &dir).map_err(|p| {

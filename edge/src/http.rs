@@ -320,6 +320,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/stock/adjustments", get(list_adjustments).post(post_adjustment))
         .route("/v1/stock/adjustments/{id}", get(get_adjustment))
         .route("/v1/sync", get(sync_status))
+        .route("/v1/lanes", get(get_lanes))
         .route("/v1/sync/run", post(sync_run))
         .route("/v1/sync/report", get(sync_report))
         .route("/v1/outbox", get(list_outbox))
@@ -702,7 +703,7 @@ fn parse_uuid(s: &str, field: &str) -> ApiResult<Uuid> {
 /// A sale by its id or by its receipt number (`1-000042`, as printed and in the barcode).
 fn find_sale(app: &App, id: &str) -> ApiResult<edge_sync::domain::Sale> {
     let found = if let Ok(uuid) = Uuid::parse_str(id) {
-        app.store.sale(&uuid)?
+        app.store.lane_sale(&uuid)?
     } else if edge_sync::domain::receipt_seq(id).is_some() {
         app.store.sale_by_receipt(id)?
     } else {
@@ -965,6 +966,16 @@ fn search_sales(
             return Ok((found, Some(last.to_string())));
         }
     }
+}
+
+#[utoipa::path(get, path = "/v1/lanes", tag = "sync", security(("bearer" = [])),
+    responses((status = 200, body = edge_api::LanesOut, description = "Every lane of the store this lane has seen, its lag, what it has not published, the bus's health, and the flags across lanes"),
+        (status = 403, body = Problem)))]
+async fn get_lanes(State(app): State<Arc<App>>, auth: Auth) -> ApiResult<Json<edge_api::LanesOut>> {
+    auth.require(&[Role::Cashier, Role::Manager, Role::Tech])?;
+    let app2 = app.clone();
+    let v = tokio::task::spawn_blocking(move || crate::lanes::view(&app2)).await.map_err(ApiError::internal)?;
+    v.map(Json).map_err(ApiError::internal)
 }
 
 #[utoipa::path(get, path = "/v1/sync", tag = "sync", security(("bearer" = [])),
@@ -1473,14 +1484,44 @@ async fn terminal_op(
     }
 }
 
-#[utoipa::path(get, path = "/v1/reports/x", tag = "reports", security(("bearer" = [])),
+/// `GET /v1/reports/x?scope=lane|store`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+struct ReportQuery {
+    /// `lane` (the default: this lane's totals) or `store` (every lane's, from the bus).
+    scope: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/reports/x", tag = "reports", security(("bearer" = [])), params(ReportQuery),
     responses((status = 200, body = crate::reports::Report), (status = 403, body = Problem)))]
-async fn report_x(State(app): State<Arc<App>>, auth: Auth) -> ApiResult<Json<crate::reports::Report>> {
+async fn report_x(
+    State(app): State<Arc<App>>,
+    auth: Auth,
+    Query(q): Query<ReportQuery>,
+) -> ApiResult<Json<crate::reports::Report>> {
     auth.require(&[Role::Cashier, Role::Manager, Role::Tech])?;
+    let store_wide = match q.scope.as_deref() {
+        None | Some("lane") => false,
+        Some("store") => true,
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "bad-scope",
+                "Bad scope",
+                format!("{other:?} must be \"lane\" (this lane's totals) or \"store\" (every lane's)"),
+            )
+            .field("scope"));
+        }
+    };
     let app2 = app.clone();
-    let r = tokio::task::spawn_blocking(move || crate::reports::x_report(&app2.checkout))
-        .await
-        .map_err(ApiError::internal)?;
+    let r = tokio::task::spawn_blocking(move || {
+        if store_wide {
+            crate::reports::store_x_report(&app2.checkout)
+        } else {
+            crate::reports::x_report(&app2.checkout)
+        }
+    })
+    .await
+    .map_err(ApiError::internal)?;
     r.map(Json).map_err(ApiError::internal)
 }
 
@@ -1994,14 +2035,14 @@ async fn post_void(State(app): State<Arc<App>>, auth: Auth, ApiJson(req): ApiJso
 #[derive(OpenApi)]
 #[openapi(
     info(title = "edged local API", version = "1", description = "The store edge daemon's loopback API. Errors are application/problem+json."),
-    paths(health, openapi, catalog_items, catalog_barcode, post_sale, get_sale, get_receipt, post_refund, list_sales, post_adjustment, list_adjustments, get_adjustment, sync_status, sync_run, sync_report, list_outbox, get_outbox,
+    paths(health, openapi, catalog_items, catalog_barcode, post_sale, get_sale, get_receipt, post_refund, list_sales, post_adjustment, list_adjustments, get_adjustment, sync_status, get_lanes, sync_run, sync_report, list_outbox, get_outbox,
         retry_dead_one, retry_dead_all, devices, device_one, device_health, drawer_open, list_payments, settle_payment, terminal_op, report_x, report_z, events, metrics,
         login, whoami, list_approvals, post_approval, get_approval, decide_approval, categories, favourites, item_image, scale, reprint, post_void),
     components(schemas(AdjustmentIn, AdjustmentOut, AdjustmentsPage, RefundIn, RefundLineIn, Problem, Health, StoreHealth, CatalogItem, ItemsPage, SaleIn, edge_api::AgeCheckIn, edge_api::AgeCheckOut, SaleLineIn, TenderIn, SaleOut, SaleLineOut, TenderOut,
         SalesPage, SyncStatus, SyncReport, RemoteReconciliation, ReconLocal, ReconDuplicate, ReconRemote, ReconDiffers, RemoteStatus, RetryOut, OutboxEntryOut, OutboxPage, DevicesList, DeviceOut, HealthCheckIn,
         HealthCheckOut, DrawerOut, PaymentOut, PaymentsList, PaymentSettleIn, TerminalOut, ForceOfflineIn, crate::reports::Report,
         crate::reports::Totals, Event, LoginIn, LoginOut, ApprovalIn, ApprovalOut, DecisionIn, ApprovalsList, CategoriesOut,
-        CategoryOut, ScaleOut, VoidIn, WhoAmI)),
+        CategoryOut, ScaleOut, VoidIn, WhoAmI, edge_api::LanesOut, edge_api::LaneOut, edge_api::LaneFlagOut, edge_api::LaneTotals)),
     modifiers(&SecurityAddon)
 )]
 pub struct ApiDoc;

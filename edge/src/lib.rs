@@ -25,6 +25,7 @@ pub mod devices;
 pub mod doctor;
 pub mod fakes;
 pub mod http;
+pub mod lanes;
 pub mod metrics;
 pub mod pictures;
 pub mod reconcile;

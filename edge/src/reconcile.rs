@@ -117,8 +117,8 @@ pub async fn report(app: &Arc<App>, date: Date) -> Result<Vec<RemoteReport>, Str
         let remote = match name {
             Remote::Lightspeed => lightspeed_records(app, &client, date).await,
             Remote::Netsuite => netsuite_records(app, &client, date).await,
-            // The cloud keeps an event log, not a book of record: nothing to reconcile.
-            Remote::Cloud => continue,
+            // The cloud keeps an event log, not a book of record; the bus is the store's own.
+            Remote::Cloud | Remote::Bus => continue,
         };
         out.push(match remote {
             Ok(r) => reconcile(name.as_str(), &local, &r),

@@ -75,6 +75,8 @@ pub fn x_report(app: &Checkout) -> Result<Report, String> {
         terminal: None,
         terminal_receipt: Vec::new(),
         made_at: Timestamp::now().to_string(),
+        lanes: Vec::new(),
+        store_totals: None,
     };
     let mut after = z.last_sale;
     loop {
@@ -113,5 +115,54 @@ pub fn z_report(app: &Checkout) -> Result<Report, String> {
     let v = serde_json::to_vec(&z).map_err(|e| e.to_string())?;
     app.store.meta_set(META_LAST_Z, &v).map_err(|e| e.to_string())?;
     app.store.sync().map_err(|e| e.to_string())?;
+    if app.cfg.bus.is_some() {
+        // The other lanes' store-wide X starts this lane's part after this Z.
+        let note = edge_sync::bus::LaneMessage::Z {
+            lane: app.cfg.lane_id.clone(),
+            number: z.number,
+            last_sale: z.last_sale,
+            at: Timestamp::now(),
+        };
+        app.store.queue_lane_note(&note).map_err(|e| e.to_string())?;
+    }
+    Ok(r)
+}
+
+fn sum(into: &mut Totals, t: &Totals) {
+    into.sales += t.sales;
+    into.refunds += t.refunds;
+    into.refunds_minor += t.refunds_minor;
+    into.total_minor += t.total_minor;
+    into.tax_minor += t.tax_minor;
+    into.cash_minor += t.cash_minor;
+    into.card_minor += t.card_minor;
+    into.card_offline_minor += t.card_offline_minor;
+    into.change_minor += t.change_minor;
+    into.cash_in_drawer_minor += t.cash_in_drawer_minor;
+}
+
+/// The X report of the whole store: this lane's, then every other lane's since its own
+/// last Z (as far as the bus has brought its sales here), and the store's total.
+pub fn store_x_report(app: &Checkout) -> Result<Report, String> {
+    let mut r = x_report(app)?;
+    let mut total = r.totals.clone();
+    r.lanes.push(edge_api::LaneTotals { lane: app.cfg.lane_id.clone(), number: r.number, totals: r.totals.clone() });
+    for seen in app.store.lanes_seen().map_err(|e| e.to_string())? {
+        let mut t = Totals::default();
+        let mut after = seen.z_last_sale;
+        loop {
+            let page = app.store.lane_sales_page(&seen.lane, after.as_ref(), 1000).map_err(|e| e.to_string())?;
+            for s in &page {
+                add(&mut t, s);
+            }
+            match page.last() {
+                Some(s) if page.len() == 1000 => after = Some(s.id),
+                _ => break,
+            }
+        }
+        sum(&mut total, &t);
+        r.lanes.push(edge_api::LaneTotals { lane: seen.lane, number: seen.z_number + 1, totals: t });
+    }
+    r.store_totals = Some(total);
     Ok(r)
 }

@@ -865,9 +865,13 @@ pub enum Remote {
     Lightspeed,
     /// NetSuite, the ERP.
     Netsuite,
+    /// The store bus (NATS JetStream): the other lanes of the store. Not a remote of the
+    /// `[remotes]` table or of routing: a lane with `[bus] url` publishes every record.
+    Bus,
 }
 
 impl Remote {
+    /// The remotes of `[remotes]` and routing (the bus is the store's own).
     pub const ALL: [Remote; 3] = [Remote::Cloud, Remote::Lightspeed, Remote::Netsuite];
 
     pub fn as_str(self) -> &'static str {
@@ -875,6 +879,7 @@ impl Remote {
             Remote::Cloud => "cloud",
             Remote::Lightspeed => "lightspeed",
             Remote::Netsuite => "netsuite",
+            Remote::Bus => "bus",
         }
     }
 
@@ -882,14 +887,14 @@ impl Remote {
     /// the stock itself).
     pub fn takes_adjustments(self) -> bool {
         match self {
-            Remote::Cloud | Remote::Netsuite => true,
+            Remote::Cloud | Remote::Netsuite | Remote::Bus => true,
             Remote::Lightspeed => false,
         }
     }
 
     /// The remote a name means, or `None` for a name that is not one.
     pub fn parse(name: &str) -> Option<Remote> {
-        Remote::ALL.into_iter().find(|r| r.as_str() == name)
+        Remote::ALL.into_iter().chain([Remote::Bus]).find(|r| r.as_str() == name)
     }
 }
 

@@ -2,6 +2,7 @@
 //! outbox, the sync engine and its connectors (each with its fake). Only this crate talks
 //! to remote services and only its `store` module opens sled.
 
+pub mod bus;
 pub mod cloud;
 pub mod demo;
 pub mod domain;

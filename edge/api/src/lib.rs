@@ -924,4 +924,69 @@ pub struct Report {
     #[serde(default)]
     pub terminal_receipt: Vec<String>,
     pub made_at: String,
+    /// A lane of a store with a bus (`scope=store`): each lane's totals since its own last
+    /// Z, this lane first, then the store's total.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lanes: Vec<LaneTotals>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_totals: Option<Totals>,
+}
+
+/// One lane's part of a store-wide X report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LaneTotals {
+    pub lane: String,
+    /// The number its next Z will have.
+    pub number: u64,
+    pub totals: Totals,
+}
+
+/// `GET /v1/lanes`: the store's lanes as this lane sees them.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LanesOut {
+    /// This lane.
+    pub lane: String,
+    /// `off` (no `[bus]`), or the bus's URL.
+    pub bus_url: Option<String>,
+    /// `connected`, `connecting`, `down`, or `off`.
+    pub bus: String,
+    pub bus_error: Option<String>,
+    /// Another box configured with this lane's id.
+    pub conflict: Option<String>,
+    pub lanes: Vec<LaneOut>,
+    /// Over-refunds found across lanes, refunds allowed and units sold while the store's
+    /// server could not be reached.
+    pub flags: Vec<LaneFlagOut>,
+}
+
+/// One lane of the store.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct LaneOut {
+    pub lane: String,
+    pub name: Option<String>,
+    /// This box.
+    pub this: bool,
+    /// `up` (heartbeat in the last 15 s), `gone`, or `unknown` (seen only through its records).
+    pub state: String,
+    pub last_heartbeat_at: Option<String>,
+    /// Its records not yet on the store stream.
+    pub unpublished: Option<u64>,
+    /// Stream messages it has not applied yet.
+    pub lag: Option<u64>,
+    /// Its records this lane holds (other lanes), and the newest one's time.
+    pub records_here: u64,
+    pub last_record_at: Option<String>,
+    pub last_z: Option<u64>,
+}
+
+/// Something across lanes that staff must see.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LaneFlagOut {
+    pub id: Uuid,
+    pub at: String,
+    /// `over-refund`, `offline-refund`, `oversell`.
+    pub kind: String,
+    pub lane: String,
+    pub record_id: Uuid,
+    pub detail: String,
 }

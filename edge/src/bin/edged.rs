@@ -52,6 +52,12 @@ enum Cmd {
         /// A real or external device in place of a simulator: KIND=URI (repeatable).
         #[arg(long = "device", value_name = "KIND=URI")]
         devices: Vec<String>,
+        /// This daemon's lane in the store (1 to 4 letters or digits; receipt numbers' prefix).
+        #[arg(long, default_value = "1")]
+        lane: String,
+        /// The store's NATS server (JetStream on) the lanes share records through.
+        #[arg(long, value_name = "nats://HOST:PORT")]
+        bus: Option<String>,
     },
 }
 
@@ -110,7 +116,7 @@ fn main() -> ExitCode {
             }
             start(cfg, dir, None)
         }
-        Cmd::Demo { data_dir, listen, fakes, catalog_size, no_ui, devices, min_free_mb } => {
+        Cmd::Demo { data_dir, listen, fakes, catalog_size, no_ui, devices, min_free_mb, lane, bus } => {
             daemon::init_logging(config::LogFormat::Text, "info");
             let mut given = Vec::new();
             for d in &devices {
@@ -145,7 +151,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let (cfg, dir) = match edge::demo::prepare(data_dir, &listen, &urls)
+            let (cfg, dir) = match edge::demo::prepare(data_dir, &listen, &urls, &lane, bus.as_deref())
                 .and_then(|(c, d)| edge::demo::demo_devices(&given, &d).map(|specs| (c, d, specs)))
             {
                 Ok((mut c, d, specs)) => {

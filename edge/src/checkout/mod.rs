@@ -348,7 +348,7 @@ impl Checkout {
         let _permit = self.admit("refund")?;
         let orig = self
             .store
-            .sale(&sale_id)?
+            .lane_sale(&sale_id)?
             .ok_or_else(|| Refusal::not_found("unknown-sale", "Unknown sale", "id", format!("no sale {sale_id}")))?;
         let fp = (sale_id, &order).fingerprint();
         // A repeated request answers from what the first one stored: the refund it made
@@ -491,7 +491,7 @@ impl Checkout {
     /// The receipt of a sale or refund (a copy when `copy`), as printed. A refund's names
     /// the receipt it refunds, read from the store (its id if that cannot be read).
     pub fn receipt(&self, sale: &Sale, copy: bool) -> receipt::Doc {
-        let original = sale.refund_of.map(|id| match self.store.sale(&id) {
+        let original = sale.refund_of.map(|id| match self.store.lane_sale(&id) {
             Ok(Some(o)) => (o.receipt_no.unwrap_or_else(|| id.to_string()), o.created_at),
             _ => (id.to_string(), sale.created_at),
         });

@@ -459,7 +459,7 @@ pub fn hold_for_refund(co: &Checkout) -> Result<Held<'_>, Refusal> {
 /// no other refund of the sale can commit in between).
 fn refund_still_fits(co: &Checkout, refund: &Sale) -> Result<(), Refusal> {
     let Some(orig_id) = refund.refund_of else { return Ok(()) };
-    let orig = co.store.sale(&orig_id)?.ok_or_else(|| Refusal::unavailable(format!("sale {orig_id} is gone")))?;
+    let orig = co.store.lane_sale(&orig_id)?.ok_or_else(|| Refusal::unavailable(format!("sale {orig_id} is gone")))?;
     let done = co.store.refunded(&orig_id)?;
     for l in &refund.lines {
         let sold = orig.lines.iter().find(|o| o.line_no == l.line_no).map_or(0, |o| u64::from(o.quantity.amount()));

@@ -35,11 +35,23 @@ impl Clock for SystemClock {
     }
 }
 
+/// How a remote's requests travel when they are not HTTP: the store bus publishes a batch
+/// to NATS JetStream and makes the stream's acks into a reply (see `bus::live`).
+pub trait Transport: Send + Sync {
+    fn exchange<'a>(
+        &'a self,
+        req: &'a HttpRequest,
+        timeout: Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<HttpResponse, TransportError>> + Send + 'a>>;
+}
+
 /// One remote as the daemon sees it.
 pub struct RemoteHandle {
     pub name: Remote,
     pub base_url: String,
     pub timeout: Duration,
+    /// Not HTTP: the requests go through this.
+    transport: Option<Arc<dyn Transport>>,
     worker: Arc<Mutex<Worker>>,
     /// Last health seen, for readers that must not wait while the worker is busy with the
     /// store (an fdatasync can take long on a sick disk).
@@ -66,11 +78,22 @@ impl SyncEngine {
                 name,
                 base_url: base_url.trim_end_matches('/').to_string(),
                 timeout,
+                transport: None,
                 worker: Arc::new(Mutex::new(worker)),
                 last_health: Arc::new(Mutex::new(None)),
                 wake: Arc::new(Notify::new()),
             },
         );
+    }
+
+    /// A remote whose requests go through `transport` rather than HTTP (the store bus).
+    pub fn add_with(&mut self, worker: Worker, transport: Arc<dyn Transport>, timeout: Duration) {
+        let name = worker.remote();
+        self.add(worker, "", timeout);
+        if let Some(h) = self.remotes.get_mut(&name) {
+            h.base_url = format!("{name}:");
+            h.transport = Some(transport);
+        }
     }
 
     pub fn names(&self) -> Vec<Remote> {
@@ -127,6 +150,7 @@ impl SyncEngine {
                     wake: r.wake.clone(),
                     store: store.clone(),
                     client: client.clone(),
+                    transport: r.transport.clone(),
                     timeout: r.timeout,
                 };
                 tokio::spawn(task.run(shutdown.clone()))
@@ -142,6 +166,7 @@ struct Task {
     wake: Arc<Notify>,
     store: Arc<dyn Store>,
     client: reqwest::Client,
+    transport: Option<Arc<dyn Transport>>,
     timeout: Duration,
 }
 
@@ -181,7 +206,13 @@ impl Task {
             }
             let deadline = match self.poll().await {
                 Ok(Poll::Send(b)) => {
-                    inflight.push(send(self.client.clone(), self.base_url.clone(), b, self.timeout));
+                    inflight.push(send(
+                        self.client.clone(),
+                        self.transport.clone(),
+                        self.base_url.clone(),
+                        b,
+                        self.timeout,
+                    ));
                     continue;
                 }
                 Ok(Poll::WaitUntil(t)) => {
@@ -215,8 +246,17 @@ impl Task {
     }
 }
 
-async fn send(client: reqwest::Client, base: String, b: Batch, timeout: Duration) -> Reply {
-    (b.seq, exchange(&client, &base, &b.request, timeout).await)
+async fn send(
+    client: reqwest::Client,
+    transport: Option<Arc<dyn Transport>>,
+    base: String,
+    b: Batch,
+    timeout: Duration,
+) -> Reply {
+    match transport {
+        Some(t) => (b.seq, t.exchange(&b.request, timeout).await),
+        None => (b.seq, exchange(&client, &base, &b.request, timeout).await),
+    }
 }
 
 /// One HTTP exchange, with the error classified by whether the remote may have acted.

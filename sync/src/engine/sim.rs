@@ -399,6 +399,8 @@ fn source_number(source: Remote, remote_id: &str) -> Option<u64> {
     match source {
         Remote::Cloud => crate::cloud::pull::event_number(remote_id),
         Remote::Netsuite | Remote::Lightspeed => remote_id.parse().ok(),
+        // The bus is never a stock source.
+        Remote::Bus => None,
     }
 }
 
@@ -599,7 +601,7 @@ fn worker(name: Remote, seed: u64, vault: &TokenVault) -> (Worker, Shared) {
                 .with_newest(newest),
             )
         }
-        Remote::Cloud => Box::new(CloudConnector::new(STORE_ID, CLOUD_SECRET)),
+        Remote::Cloud | Remote::Bus => Box::new(CloudConnector::new(STORE_ID, CLOUD_SECRET)),
     };
     (Worker::new(name, connector, policy(), seed), shared)
 }
@@ -649,7 +651,7 @@ impl Sim {
                         cfg.catalog_size = SIM_ITEMS;
                         SimFake::NetSuite(Box::new(FakeNetSuite::new(cfg, fake_seed)))
                     }
-                    Remote::Cloud => {
+                    Remote::Cloud | Remote::Bus => {
                         let mut cfg = FakeConfig::new(STORE_ID, CLOUD_SECRET);
                         cfg.bucket_capacity = 50.0;
                         cfg.refill_per_s = 5.0;
@@ -1007,7 +1009,7 @@ impl Sim {
                     return Some(wait);
                 }
             },
-            Remote::Cloud => {
+            Remote::Cloud | Remote::Bus => {
                 let cursor = self.store.live().stock_cursor;
                 self.pull.puller.request_from(crate::cloud::pull::Feed::Stock, cursor, now)
             }
@@ -1053,7 +1055,7 @@ impl Sim {
         let outcome = match source {
             Remote::Netsuite => self.on_ns_reply(reply),
             Remote::Lightspeed => self.on_ls_reply(reply),
-            Remote::Cloud => self.on_cloud_reply(reply),
+            Remote::Cloud | Remote::Bus => self.on_cloud_reply(reply),
         };
         match outcome {
             Ok(Some(levels)) => {

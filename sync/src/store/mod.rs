@@ -14,6 +14,7 @@
 //! | `stock_deltas` | SKU, `0x00`, sale id, line no (4 bytes BE) | [`StockDelta`] (JSON) |
 //! | `audit` | record id (16 bytes, UUID v7) | [`AuditRecord`] (JSON) |
 //! | `adjustments` | adjustment id (16 bytes, UUID v7) | [`StockAdjustment`] (JSON) |
+//! | `lanes` | `s`/`a` + record id: another lane's sale / adjustment; `l` + lane + `0x00` + id: per-lane index; `c` + record id + remote: its confirmation; `x` + lane: [`LaneSeen`]; `n` + note id: a note for the bus; `f` + flag id: [`LaneFlag`] | JSON |
 //!
 //! Beside the trees, `journal/` holds the commit journal ([`journal`]) and `catalog/` the
 //! catalog snapshot ([`catalog`]): the last full catalog as read-only files. The `items`,
@@ -280,6 +281,47 @@ pub struct CatalogEntry {
     pub stock: StockLevel,
 }
 
+/// What applying a batch of the other lanes' messages did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LaneApplied {
+    pub applied: u64,
+    /// Records applied before (a redelivery, or a re-publish past the stream's window).
+    pub duplicates: u64,
+    /// Refunds that took more of a sale than it had (flagged, see [`Store::lane_flags`]).
+    pub flagged: u64,
+}
+
+/// Another lane as this lane's replica knows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LaneSeen {
+    pub lane: String,
+    /// Records of it applied here.
+    pub records: u64,
+    /// The stream sequence of the last one.
+    pub last_seq: u64,
+    pub last_at: Option<Timestamp>,
+    /// Its last Z report: number, and the last sale it covered.
+    #[serde(default)]
+    pub z_number: u64,
+    #[serde(default)]
+    pub z_last_sale: Option<Uuid>,
+}
+
+/// Something across lanes staff must see: an over-refund found on the stream, a refund
+/// allowed or a unit sold while the store's server could not be reached.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LaneFlag {
+    pub id: Uuid,
+    pub at: Timestamp,
+    /// `over-refund`, `offline-refund`, `oversell`.
+    pub kind: String,
+    /// The lane the record was made at.
+    pub lane: String,
+    /// The record (refund or sale) concerned.
+    pub record_id: Uuid,
+    pub detail: String,
+}
+
 /// Figures about the store for metrics and the field tech.
 #[derive(Debug, Clone, Default)]
 pub struct StoreStats {
@@ -415,6 +457,33 @@ pub trait Store: Send + Sync {
     fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>>;
     fn meta_set(&self, key: &str, value: &[u8]) -> Result<()>;
     fn format_version(&self) -> u32;
+
+    // --- the other lanes of the store (see `crate::bus`) ---
+    /// Applies messages of other lanes (stream sequence, message) to the replica: each once
+    /// (a redelivered record is counted as a duplicate), under the commit lock, and durable
+    /// when this returns (the caller acks them only then).
+    fn apply_lane_messages(&self, msgs: &[(u64, crate::bus::LaneMessage)]) -> Result<LaneApplied>;
+    /// A sale or refund of this lane or, once the bus brought it, of another lane.
+    fn lane_sale(&self, id: &Uuid) -> Result<Option<Sale>>;
+    /// Another lane's sales in id (= time) order after `after`.
+    fn lane_sales_page(&self, lane: &str, after: Option<&Uuid>, limit: usize) -> Result<Vec<Sale>>;
+    /// Every other lane the bus brought records of, with its last Z.
+    fn lanes_seen(&self) -> Result<Vec<LaneSeen>>;
+    /// Refunds of another lane's sale the bus found to exceed what was sold (two lanes
+    /// refunded the same line while apart), newest last.
+    fn lane_flags(&self) -> Result<Vec<LaneFlag>>;
+    /// Records a flag of this lane (an oversell or a refund allowed while the store's
+    /// server could not be reached); durable at the next sync.
+    fn put_lane_flag(&self, flag: &LaneFlag) -> Result<()>;
+    /// Confirmations by `remote` become notes for the bus (in the same write as the
+    /// confirmation), made as lane `lane`; `None` stops it.
+    fn set_note_feed(&self, feed: Option<(Remote, String)>);
+    /// Queues a note for the bus (a Z report); durable when this returns.
+    fn queue_lane_note(&self, msg: &crate::bus::LaneMessage) -> Result<Uuid>;
+    /// Notes not yet acknowledged by the stream, oldest first.
+    fn lane_notes(&self, limit: usize) -> Result<Vec<(Uuid, crate::bus::LaneMessage)>>;
+    /// Forgets notes the stream acknowledged.
+    fn drop_lane_notes(&self, ids: &[Uuid]) -> Result<()>;
 
     // --- durability ---
     /// Makes every earlier write durable in the store itself (a checkpoint; fatal on error).

@@ -96,6 +96,10 @@ pub struct SledStore {
     payments: Tree,
     payments_open: Tree,
     adjustments: Tree,
+    /// The other lanes' records and the bus's notes (see `Store::apply_lane_messages`).
+    lanes: Tree,
+    /// Confirmations by this remote become bus notes of this lane.
+    note_feed: std::sync::RwLock<Option<(Remote, String)>>,
     db_file: File,
     journal: Journal,
     /// The last full catalog (read-only files); the items, barcodes and stock trees overlay it.
@@ -230,6 +234,40 @@ fn delta_key(sku: &str, sale: &Uuid, line_no: u32) -> Vec<u8> {
     k
 }
 
+/// A key of the `lanes` tree: one tag byte, then the rest.
+fn lane_key(tag: u8, rest: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(rest.len() + 1);
+    k.push(tag);
+    k.extend_from_slice(rest);
+    k
+}
+
+/// The per-lane index key of another lane's sale.
+fn lane_index_key(lane: &str, id: &Uuid) -> Vec<u8> {
+    let mut k = Vec::with_capacity(lane.len() + 18);
+    k.push(b'l');
+    k.extend_from_slice(lane.as_bytes());
+    k.push(0);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// Another lane's sale in the replica, with where it came from.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct LaneSaleRec {
+    lane: String,
+    seq: u64,
+    sale: Box<Sale>,
+}
+
+/// Another lane's stock adjustment in the replica.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct LaneAdjustmentRec {
+    lane: String,
+    seq: u64,
+    adjustment: StockAdjustment,
+}
+
 fn uuid_of(bytes: &[u8]) -> Option<Uuid> {
     Uuid::from_slice(bytes).ok()
 }
@@ -285,6 +323,7 @@ impl SledStore {
         let payments = tree("payments")?;
         let payments_open = tree("payments_open")?;
         let adjustments = tree("adjustments")?;
+        let lanes = tree("lanes")?;
 
         let found = match meta.get(META_FORMAT).map_err(io)? {
             Some(v) => {
@@ -371,6 +410,8 @@ impl SledStore {
             payments,
             payments_open,
             adjustments,
+            lanes,
+            note_feed: std::sync::RwLock::new(None),
             db_file,
             journal,
             snapshot: std::sync::RwLock::new(snapshot),
@@ -507,9 +548,9 @@ impl SledStore {
         if moves.is_empty() {
             return Ok(Vec::new());
         }
-        let res = self
-            .outbox
-            .transaction(|t| {
+        let feed = self.note_feed.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let res = (&self.outbox, &self.lanes)
+            .transaction(|(t, lanes)| {
                 let mut out = Vec::with_capacity(moves.len());
                 for m in moves {
                     let key = outbox_key(m.remote, &m.id);
@@ -528,6 +569,19 @@ impl SledStore {
                     e.state = m.next.clone();
                     e.updated_at = at;
                     t.insert(key.as_slice(), tx_enc(&e)?)?;
+                    // The stock source's confirmation, for the other lanes' stock (keyed by
+                    // the entry: a replay of this move writes the same note).
+                    if let (Some((remote, lane)), OutboxState::Confirmed { remote_id }) = (&feed, &e.state)
+                        && *remote == m.remote
+                    {
+                        let note = crate::bus::LaneMessage::Confirmed {
+                            lane: lane.clone(),
+                            record_id: e.record_id,
+                            remote: *remote,
+                            remote_id: remote_id.clone(),
+                        };
+                        lanes.insert(lane_key(b'n', e.id.as_bytes()), tx_enc(&note)?)?;
+                    }
                     out.push(Ok(e));
                 }
                 Ok(out)
@@ -542,6 +596,180 @@ impl SledStore {
             }
         }
         Ok(res)
+    }
+
+    /// A record of the replica by tag and id.
+    fn lane_record<T: DeserializeOwned>(&self, tag: u8, id: &Uuid) -> Result<Option<T>> {
+        self.get_json(&self.lanes, &lane_key(tag, id.as_bytes()), || format!("replica record {id}"))
+    }
+
+    /// One message of another lane, in one sled transaction. The caller holds the commit
+    /// lock. Returns (applied, flagged): false when it was applied before.
+    fn apply_lane_message(&self, seq: u64, msg: &crate::bus::LaneMessage) -> Result<(bool, bool)> {
+        use crate::bus::LaneMessage;
+        let lane = msg.lane().to_string();
+        let at = match msg {
+            LaneMessage::Sale { sale, .. } => sale.created_at,
+            LaneMessage::Adjustment { adjustment, .. } => adjustment.created_at,
+            LaneMessage::Z { at, .. } => *at,
+            LaneMessage::Confirmed { .. } => Timestamp::now(),
+        };
+        // What the message adds: (key, value) in `lanes`, stock deltas, per-SKU sums.
+        let (rec_key, rec_val, index_key, deltas, refund): (
+            Vec<u8>,
+            Vec<u8>,
+            Option<Vec<u8>>,
+            Vec<StockDelta>,
+            Option<(Uuid, Vec<(u32, String, u64)>)>,
+        ) = match msg {
+            LaneMessage::Sale { sale, .. } => {
+                let rec = LaneSaleRec { lane: lane.clone(), seq, sale: sale.clone() };
+                let deltas = sale
+                    .lines
+                    .iter()
+                    .map(|l| StockDelta {
+                        sku: l.sku.clone(),
+                        sale_id: sale.id,
+                        line_no: l.line_no,
+                        delta: sale.stock_delta(l),
+                        at: sale.created_at,
+                    })
+                    .collect();
+                let refund = match (sale.kind, sale.refund_of) {
+                    (crate::domain::SaleKind::Refund, Some(o)) => Some((
+                        o,
+                        sale.lines.iter().map(|l| (l.line_no, l.sku.clone(), u64::from(l.quantity.amount()))).collect(),
+                    )),
+                    _ => None,
+                };
+                (
+                    lane_key(b's', sale.id.as_bytes()),
+                    to_json(&rec)?,
+                    Some(lane_index_key(&lane, &sale.id)),
+                    deltas,
+                    refund,
+                )
+            }
+            LaneMessage::Adjustment { adjustment: a, .. } => {
+                let rec = LaneAdjustmentRec { lane: lane.clone(), seq, adjustment: a.clone() };
+                let d = StockDelta { sku: a.sku.clone(), sale_id: a.id, line_no: 0, delta: a.delta, at: a.created_at };
+                (lane_key(b'a', a.id.as_bytes()), to_json(&rec)?, None, vec![d], None)
+            }
+            LaneMessage::Confirmed { record_id, remote, remote_id, .. } => {
+                (lane_key(b'c', &by_record_key(record_id, *remote)), remote_id.as_bytes().to_vec(), None, vec![], None)
+            }
+            LaneMessage::Z { .. } => (lane_key(b'z', lane.as_bytes()), to_json(msg)?, None, vec![], None),
+        };
+        let receipt = match msg {
+            LaneMessage::Sale { sale, .. } => sale.receipt_no.clone().map(|no| (no, sale.id)),
+            _ => None,
+        };
+        // The original of a refund, read before the transaction (own sales or the replica).
+        let orig: Option<Sale> = match &refund {
+            Some((o, _)) => match self.sale(o)? {
+                Some(s) => Some(s),
+                None => self.lane_record::<LaneSaleRec>(b's', o)?.map(|r| *r.sale),
+            },
+            None => None,
+        };
+        let mut per_sku: BTreeMap<&str, i64> = BTreeMap::new();
+        for d in &deltas {
+            *per_sku.entry(d.sku.as_str()).or_default() += d.delta;
+        }
+        let deltas_json: Vec<(Vec<u8>, Vec<u8>)> = deltas
+            .iter()
+            .map(|d| Ok((delta_key(&d.sku, &d.sale_id, d.line_no), to_json(d)?)))
+            .collect::<Result<_>>()?;
+        let is_z = matches!(msg, LaneMessage::Z { .. });
+        let is_confirm = matches!(msg, LaneMessage::Confirmed { .. });
+        let flag_id = new_id();
+        let out = (&self.lanes, &self.idem, &self.deltas, &self.stock)
+            .transaction(|(lanes, idem, deltas_t, stock)| {
+                let seen_key = lane_key(b'x', lane.as_bytes());
+                let mut seen: crate::store::LaneSeen = match lanes.get(&seen_key)? {
+                    Some(v) => tx_json("lane seen", &v)?,
+                    None => crate::store::LaneSeen { lane: lane.clone(), ..Default::default() },
+                };
+                if is_z {
+                    // A Z is kept only if newer than the one held.
+                    let LaneMessage::Z { number, last_sale, .. } = msg else { return Ok((false, false)) };
+                    if *number <= seen.z_number {
+                        return Ok((false, false));
+                    }
+                    seen.z_number = *number;
+                    seen.z_last_sale = *last_sale;
+                } else if !is_confirm && lanes.get(&rec_key)?.is_some() {
+                    return Ok((false, false));
+                }
+                lanes.insert(rec_key.as_slice(), rec_val.as_slice())?;
+                if let Some(k) = &index_key {
+                    lanes.insert(k.as_slice(), &[] as &[u8])?;
+                }
+                if let Some((no, id)) = &receipt {
+                    idem.insert(format!("{RECEIPT_PREFIX}{no}").as_bytes(), id.as_bytes())?;
+                }
+                for (k, v) in &deltas_json {
+                    deltas_t.insert(k.as_slice(), v.as_slice())?;
+                }
+                for (sku, d) in &per_sku {
+                    let mut cur: StockLevel = match stock.get(sku.as_bytes())? {
+                        Some(v) => tx_json("stock", &v)?,
+                        None => StockLevel::default(),
+                    };
+                    cur.unreflected = cur.unreflected.saturating_add(*d);
+                    stock.insert(sku.as_bytes(), tx_enc(&cur)?)?;
+                }
+                let mut flagged = false;
+                if let Some((orig_id, lines)) = &refund {
+                    let rkey = format!("refunded:{orig_id}");
+                    let mut done: Refunded = match idem.get(rkey.as_bytes())? {
+                        Some(v) => tx_json("refunded quantities", &v)?,
+                        None => Refunded::new(),
+                    };
+                    let mut over = Vec::new();
+                    for (line_no, sku, qty) in lines {
+                        let so_far = done.entry(*line_no).or_default();
+                        *so_far += qty;
+                        let sold = orig
+                            .as_ref()
+                            .and_then(|o| o.lines.iter().find(|l| l.line_no == *line_no && l.sku == *sku))
+                            .map(|l| u64::from(l.quantity.amount()));
+                        if let Some(sold) = sold
+                            && *so_far > sold
+                        {
+                            over.push(format!("line {line_no} ({sku}): {so_far} refunded of {sold} sold"));
+                        }
+                    }
+                    idem.insert(rkey.as_bytes(), tx_enc(&done)?)?;
+                    if !over.is_empty() {
+                        let LaneMessage::Sale { sale, .. } = msg else { return Ok((false, false)) };
+                        let flag = crate::store::LaneFlag {
+                            id: flag_id,
+                            at: sale.created_at,
+                            kind: "over-refund".into(),
+                            lane: lane.clone(),
+                            record_id: sale.id,
+                            detail: format!("refund of sale {orig_id} at lane {lane}: {}", over.join("; ")),
+                        };
+                        lanes.insert(lane_key(b'f', flag_id.as_bytes()), tx_enc(&flag)?)?;
+                        flagged = true;
+                    }
+                }
+                seen.records += u64::from(!is_z);
+                seen.last_seq = seen.last_seq.max(seq);
+                if seen.last_at.is_none_or(|t| t < at) {
+                    seen.last_at = Some(at);
+                }
+                lanes.insert(seen_key.as_slice(), tx_enc(&seen)?)?;
+                Ok((true, flagged))
+            })
+            .map_err(tx_err)?;
+        Ok(out)
+    }
+
+    /// Checkpoint (sled flush + fdatasync) under the commit lock, for the replica.
+    fn lanes_durable(&self) -> Result<()> {
+        self.checkpoint()
     }
 
     /// Everything applied to sled so far becomes durable in sled itself.
@@ -595,6 +823,14 @@ impl SledStore {
             *per_sku.entry(l.sku.as_str()).or_default() += sale.stock_delta(l);
         }
         let audit_json = to_json(&rec.audit)?;
+        // A refund of another lane's sale: its original is in the replica. Read here, under
+        // the commit lock that replica writes also take, so the decision is the same on replay.
+        let lane_orig: Option<Sale> = match (sale.kind, sale.refund_of) {
+            (crate::domain::SaleKind::Refund, Some(o)) if !self.sales.contains_key(o.as_bytes()).map_err(io)? => {
+                self.lane_record::<LaneSaleRec>(b's', &o)?.map(|r| *r.sale)
+            }
+            _ => None,
+        };
         let trees =
             (&self.sales, &self.idem, &self.outbox, &self.outbox_by_record, &self.stock, &self.deltas, &self.audit);
         trees
@@ -617,10 +853,13 @@ impl SledStore {
                         let Some(orig_id) = sale.refund_of else {
                             return Ok(TxOut::OverRefund(sale.id, "a refund without the sale it refunds".into()));
                         };
-                        let Some(v) = sales.get(orig_id.as_bytes())? else {
-                            return Ok(TxOut::OverRefund(orig_id, format!("sale {orig_id} does not exist")));
+                        let orig: Sale = match (sales.get(orig_id.as_bytes())?, &lane_orig) {
+                            (Some(v), _) => tx_json("sale", &v)?,
+                            (None, Some(o)) => o.clone(),
+                            (None, None) => {
+                                return Ok(TxOut::OverRefund(orig_id, format!("sale {orig_id} does not exist")));
+                            }
                         };
-                        let orig: Sale = tx_json("sale", &v)?;
                         let rkey = format!("refunded:{orig_id}");
                         let mut done: Refunded = match idem.get(rkey.as_bytes())? {
                             Some(v) => tx_json("refunded quantities", &v)?,
@@ -729,7 +968,9 @@ impl SledStore {
         number: &dyn Fn(&str) -> Option<u64>,
     ) -> Result<Option<u64>> {
         let Some(id) = self.outbox_by_record.get(by_record_key(&d.sale_id, source)).map_err(io)? else {
-            return Ok(None);
+            // Another lane's record: its lane published the confirmation on the bus.
+            let key = lane_key(b'c', &by_record_key(&d.sale_id, source));
+            return Ok(self.lanes.get(key).map_err(io)?.and_then(|v| number(&String::from_utf8_lossy(&v))));
         };
         let Some(id) = uuid_of(&id) else { return Ok(None) };
         let entry: Option<OutboxEntry> =
@@ -1614,7 +1855,7 @@ impl Store for SledStore {
             what: format!("receipt number {receipt_no}"),
             detail: format!("its sale id is not a UUID: {e}"),
         })?;
-        self.sale(&id)
+        self.lane_sale(&id)
     }
 
     fn sale_for_key(&self, key: &str) -> Result<Option<(Uuid, String)>> {
@@ -1702,6 +1943,114 @@ impl Store for SledStore {
 
     fn format_version(&self) -> u32 {
         self.format_version
+    }
+
+    fn apply_lane_messages(&self, msgs: &[(u64, crate::bus::LaneMessage)]) -> Result<crate::store::LaneApplied> {
+        if let Some(e) = self.journal.failure() {
+            return Err(StoreError::Fatal(e));
+        }
+        let mut out = crate::store::LaneApplied::default();
+        // Under the commit lock until durable: a refund of one of these sales, committed
+        // here, is journaled only after the sale it refunds is durable in the replica.
+        let _order = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
+        for (seq, m) in msgs {
+            let (applied, flagged) = self.apply_lane_message(*seq, m).map_err(|e| self.fatal_io(e))?;
+            if applied {
+                out.applied += 1;
+            } else {
+                out.duplicates += 1;
+            }
+            out.flagged += u64::from(flagged);
+        }
+        if out.applied > 0 {
+            self.lanes_durable()?;
+        }
+        Ok(out)
+    }
+
+    fn lane_sale(&self, id: &Uuid) -> Result<Option<Sale>> {
+        match self.sale(id)? {
+            Some(s) => Ok(Some(s)),
+            None => Ok(self.lane_record::<LaneSaleRec>(b's', id)?.map(|r| *r.sale)),
+        }
+    }
+
+    fn lane_sales_page(&self, lane: &str, after: Option<&Uuid>, limit: usize) -> Result<Vec<Sale>> {
+        let start = match after {
+            Some(a) => {
+                let mut k = lane_index_key(lane, a);
+                k.push(0);
+                k
+            }
+            None => lane_index_key(lane, &Uuid::nil()),
+        };
+        let mut prefix = vec![b'l'];
+        prefix.extend_from_slice(lane.as_bytes());
+        prefix.push(0);
+        let mut out = Vec::new();
+        for kv in self.lanes.range(start..) {
+            let (k, _) = kv.map_err(io)?;
+            if !k.starts_with(&prefix) || out.len() >= limit {
+                break;
+            }
+            let Some(id) = uuid_of(&k[prefix.len()..]) else { continue };
+            if let Some(r) = self.lane_record::<LaneSaleRec>(b's', &id)? {
+                out.push(*r.sale);
+            }
+        }
+        Ok(out)
+    }
+
+    fn lanes_seen(&self) -> Result<Vec<crate::store::LaneSeen>> {
+        let mut out = Vec::new();
+        for kv in self.lanes.scan_prefix([b'x']) {
+            let (_, v) = kv.map_err(io)?;
+            out.push(from_json(|| "a lane seen".to_string(), &v)?);
+        }
+        Ok(out)
+    }
+
+    fn lane_flags(&self) -> Result<Vec<crate::store::LaneFlag>> {
+        let mut out = Vec::new();
+        for kv in self.lanes.scan_prefix([b'f']) {
+            let (_, v) = kv.map_err(io)?;
+            out.push(from_json(|| "a lane flag".to_string(), &v)?);
+        }
+        Ok(out)
+    }
+
+    fn put_lane_flag(&self, flag: &crate::store::LaneFlag) -> Result<()> {
+        self.lanes.insert(lane_key(b'f', flag.id.as_bytes()), to_json(flag)?).map_err(io)?;
+        Ok(())
+    }
+
+    fn set_note_feed(&self, feed: Option<(Remote, String)>) {
+        *self.note_feed.write().unwrap_or_else(|p| p.into_inner()) = feed;
+    }
+
+    fn queue_lane_note(&self, msg: &crate::bus::LaneMessage) -> Result<Uuid> {
+        let id = new_id();
+        self.lanes.insert(lane_key(b'n', id.as_bytes()), to_json(msg)?).map_err(io)?;
+        self.sync()?;
+        Ok(id)
+    }
+
+    fn lane_notes(&self, limit: usize) -> Result<Vec<(Uuid, crate::bus::LaneMessage)>> {
+        let mut out = Vec::new();
+        for kv in self.lanes.scan_prefix([b'n']).take(limit) {
+            let (k, v) = kv.map_err(io)?;
+            let Some(id) = uuid_of(&k[1..]) else { continue };
+            out.push((id, from_json(|| format!("bus note {id}"), &v)?));
+        }
+        Ok(out)
+    }
+
+    fn drop_lane_notes(&self, ids: &[Uuid]) -> Result<()> {
+        let mut b = sled::Batch::default();
+        for id in ids {
+            b.remove(lane_key(b'n', id.as_bytes()));
+        }
+        self.lanes.apply_batch(b).map_err(io)
     }
 
     fn sync(&self) -> Result<()> {
