@@ -339,6 +339,8 @@ pub async fn run(cfg: Config, store: Arc<dyn Store>, announce_dir: &Path) -> Res
     spawn_disk_watch(app.clone());
     let mut workers = engine.spawn(store, client.clone(), app.stopping.subscribe());
     if let Some(b) = &lanes_bus {
+        let claims = crate::lanes::BusClaims::new(b.clone(), app.store.clone(), tokio::runtime::Handle::current());
+        let _ = app.checkout.lanes.set(Arc::new(claims));
         workers.extend(crate::lanes::spawn(&app, b));
     }
     workers.extend(crate::delivery::spawn_lightspeed_pull(&app, client.clone(), ls_auth));

@@ -1626,6 +1626,9 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     let now = Timestamp::now();
     let sync: Vec<(String, edge_sync::engine::Health)> =
         app.engine.names().into_iter().filter_map(|n| app.engine.health(n, now).map(|h| (n.to_string(), h))).collect();
+    if let Some(b) = &app.bus {
+        app.metrics.set_bus(&b.view());
+    }
     let body = app.metrics.render(app.store.as_ref(), &sync, now);
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body).into_response()
 }

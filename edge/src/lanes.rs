@@ -147,3 +147,55 @@ pub fn view(app: &App) -> Result<LanesOut, String> {
             .collect(),
     })
 }
+
+/// The checkout's claims across lanes, through the bus (blocking: called from the
+/// checkout's blocking threads, never from the runtime's own).
+pub struct BusClaims {
+    bus: Bus,
+    store: Arc<dyn Store>,
+    rt: tokio::runtime::Handle,
+}
+
+impl BusClaims {
+    pub fn new(bus: Bus, store: Arc<dyn Store>, rt: tokio::runtime::Handle) -> BusClaims {
+        BusClaims { bus, store, rt }
+    }
+}
+
+fn outcome(c: edge_sync::bus::live::Claim) -> crate::checkout::ports::ClaimOutcome {
+    use crate::checkout::ports::ClaimOutcome;
+    match c {
+        edge_sync::bus::live::Claim::Granted => ClaimOutcome::Granted,
+        edge_sync::bus::live::Claim::Refused(w) => ClaimOutcome::Refused(w),
+        edge_sync::bus::live::Claim::Unreachable(w) => ClaimOutcome::Unreachable(w),
+    }
+}
+
+impl crate::checkout::ports::LaneClaims for BusClaims {
+    fn claim_stock(
+        &self,
+        sku: &str,
+        qty: i64,
+        available: i64,
+        sale: uuid::Uuid,
+    ) -> crate::checkout::ports::ClaimOutcome {
+        let store = self.store.clone();
+        // A claim on a sale this lane holds (its own or applied from the bus) is counted
+        // in what it shows already.
+        let known = move |id: &uuid::Uuid| store.lane_sale(id).ok().flatten().is_some();
+        outcome(self.rt.block_on(self.bus.claim_stock(sku, qty, available, sale, &known)))
+    }
+
+    fn claim_refund(
+        &self,
+        orig: uuid::Uuid,
+        refund: uuid::Uuid,
+        lines: &[(u32, u64, u64, u64)],
+    ) -> crate::checkout::ports::ClaimOutcome {
+        outcome(self.rt.block_on(self.bus.claim_refund(orig, refund, lines)))
+    }
+
+    fn lanes(&self) -> u32 {
+        self.bus.lanes_known()
+    }
+}

@@ -27,6 +27,13 @@
 //! | `edged_offline_payments_pending` | gauge | | offline card payments waiting to be forwarded |
 //! | `edged_offline_payments_pending_minor` | gauge | | their total, minor units |
 //! | `edged_ws_clients` | gauge | | open `/v1/events` connections |
+//! | `edged_bus_connected` | gauge | | 1 while the store's bus (`[bus]`) is connected and followed |
+//! | `edged_bus_lag_messages` | gauge | | store stream messages this lane has not applied yet |
+//! | `edged_bus_applied_total` | counter | | other lanes' messages applied to the replica |
+//! | `edged_bus_bad_messages_total` | counter | | store stream messages that could not be read (skipped) |
+//! | `edged_bus_lanes_up` | gauge | | lanes with a heartbeat in the last 15 s (this one included) |
+//! | `edged_lanes_refused_total` | counter | | sales and refunds refused by a claim across lanes (or the offline share) |
+//! | `edged_lanes_flags_total` | counter | | refunds allowed while the store's server could not be reached |
 //! | `edged_uptime_seconds` | gauge | | since start |
 
 use edge_sync::store::Store;
@@ -105,6 +112,13 @@ pub struct Metrics {
     offline_pending: Gauge,
     offline_pending_minor: Gauge,
     uptime: Gauge,
+    bus_connected: Gauge,
+    bus_lag: Gauge,
+    bus_applied: Counter,
+    bus_bad: Counter,
+    bus_lanes_up: Gauge,
+    pub lanes_refused: Counter,
+    pub lanes_flagged: Counter,
     started: Instant,
 }
 
@@ -193,6 +207,20 @@ impl Metrics {
         );
         let uptime = Gauge::default();
         registry.register("uptime_seconds", "Seconds since start", uptime.clone());
+        let bus_connected = Gauge::default();
+        registry.register("bus_connected", "1 while the store's bus is connected and followed", bus_connected.clone());
+        let bus_lag = Gauge::default();
+        registry.register("bus_lag_messages", "Store stream messages not applied yet", bus_lag.clone());
+        let bus_applied = Counter::default();
+        registry.register("bus_applied", "Other lanes' messages applied to the replica", bus_applied.clone());
+        let bus_bad = Counter::default();
+        registry.register("bus_bad_messages", "Store stream messages that could not be read", bus_bad.clone());
+        let bus_lanes_up = Gauge::default();
+        registry.register("bus_lanes_up", "Lanes with a heartbeat in the last 15 s", bus_lanes_up.clone());
+        let lanes_refused = Counter::default();
+        registry.register("lanes_refused", "Sales and refunds refused by a claim across lanes", lanes_refused.clone());
+        let lanes_flagged = Counter::default();
+        registry.register("lanes_flags", "Refunds allowed without the store's server", lanes_flagged.clone());
         Metrics {
             registry,
             http_requests,
@@ -221,8 +249,33 @@ impl Metrics {
             offline_pending,
             offline_pending_minor,
             uptime,
+            bus_connected,
+            bus_lag,
+            bus_applied,
+            bus_bad,
+            bus_lanes_up,
+            lanes_refused,
+            lanes_flagged,
             started: Instant::now(),
         }
+    }
+
+    /// The store bus as this lane sees it (before [`Metrics::render`]).
+    pub fn set_bus(&self, v: &edge_sync::bus::live::BusView) {
+        let add = |c: &Counter, total: u64| {
+            let cur = c.get();
+            if total > cur {
+                c.inc_by(total - cur);
+            }
+        };
+        self.bus_connected.set(i64::from(v.connected && v.ready));
+        self.bus_lag.set(i64::try_from(v.me.lag).unwrap_or(i64::MAX));
+        add(&self.bus_applied, v.me.applied);
+        add(&self.bus_bad, v.me.bad_messages);
+        let now = jiff::Timestamp::now().as_millisecond();
+        let stale = edge_sync::bus::live::LANE_STALE.as_millis() as i64;
+        let up = v.lanes.values().filter(|l| l.at.is_some_and(|t| now - t.as_millisecond() < stale)).count();
+        self.bus_lanes_up.set(i64::try_from(up).unwrap_or(i64::MAX));
     }
 
     /// Reads the store's figures and renders everything.

@@ -33,6 +33,7 @@
 pub mod adjust;
 pub mod after;
 pub mod error;
+pub mod lanes;
 pub mod order;
 pub mod payments;
 pub mod ports;
@@ -100,6 +101,8 @@ pub struct Checkout {
     /// Free bytes on the data disk as last measured (u64::MAX until measured), and when.
     disk_free: AtomicU64,
     disk_at: Mutex<Option<Instant>>,
+    /// Claims across the store's lanes (set when `[bus]` is configured).
+    pub lanes: OnceLock<Arc<dyn ports::LaneClaims>>,
 }
 
 /// A permit to commit: shutdown waits until every permit is dropped.
@@ -120,6 +123,7 @@ impl Checkout {
             gate: Arc::new(RwLock::new(())),
             disk_free: AtomicU64::new(u64::MAX),
             disk_at: Mutex::new(None),
+            lanes: OnceLock::new(),
         }
     }
 
@@ -327,6 +331,7 @@ impl Checkout {
                 .join("; ");
             self.audit(who, "sale.price_approved", &sale.id.to_string(), &by.request_id, detail)?;
         }
+        lanes::claim_low_stock(self, &sale)?;
         let outcome = if sale.tenders.iter().any(|t| matches!(t, Tender::Card { .. })) {
             // The terminal is asked only after the payment intent is stored (payments.rs).
             payments::card_sale(self, sale, key, fp)?
@@ -366,6 +371,8 @@ impl Checkout {
         let done = self.store.refunded(&orig.id)?;
         let mut refund = price::build_refund(&orig, &order, &done, &self.cfg, now, &by.request_id, &by.role)?;
         refund.cashier = by.cashier.clone();
+        // Another lane may be refunding the same sale: the amount is claimed store-wide.
+        let offline_flag = lanes::claim_refund(self, &orig, &refund, &done)?;
         let outcome = if refund.tenders.iter().any(|t| matches!(t, Tender::Card { .. })) {
             // What is left to refund is checked again once the terminal is held.
             payments::card_sale(self, refund, key, fp)?
@@ -383,6 +390,9 @@ impl Checkout {
             self.store.commit_sale(commit)?
         };
         let c = committed(outcome, "Idempotency-Key", Conflict::Refund)?;
+        if let (Committed::Created(r), Some(why)) = (&c, offline_flag) {
+            lanes::flag_offline_refund(self, r, &orig, &why);
+        }
         if let Committed::Created(r) = &c {
             // The refund is durable: nothing after this may turn it into an error.
             self.after_sale(r, true, Origin::Request);

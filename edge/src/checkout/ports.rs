@@ -94,3 +94,24 @@ pub struct Ports {
     pub wake: Wake,
     pub disk_free: DiskFree,
 }
+
+/// What the other lanes of the store may hold against a sale or a refund (`[bus]`): claims
+/// through the store's server before the commit. Blocking.
+pub trait LaneClaims: Send + Sync {
+    /// Claims `qty` of a SKU's last units for `sale`; `available` is what this lane shows.
+    fn claim_stock(&self, sku: &str, qty: i64, available: i64, sale: uuid::Uuid) -> ClaimOutcome;
+    /// Claims the lines of `refund` of sale `orig`: (line, qty, sold, refunded here).
+    fn claim_refund(&self, orig: uuid::Uuid, refund: uuid::Uuid, lines: &[(u32, u64, u64, u64)]) -> ClaimOutcome;
+    /// Lanes that share the store's stock (at least 1): the offline escrow divides by them.
+    fn lanes(&self) -> u32;
+}
+
+/// A claim's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    Granted,
+    /// Taken already; the reason says by whom and what is left.
+    Refused(String),
+    /// The store's server cannot be reached: the offline rules decide.
+    Unreachable(String),
+}

@@ -97,6 +97,7 @@ pub struct Bus {
     setup: BusSetup,
     view: Arc<Mutex<BusView>>,
     notes: Arc<Notify>,
+    claims_kv: Arc<Mutex<Option<jetstream::kv::Store>>>,
 }
 
 fn err_text(e: &dyn std::fmt::Display) -> String {
@@ -129,7 +130,14 @@ impl Bus {
             },
             ..Default::default()
         };
-        Ok(Bus { client, js, setup, view: Arc::new(Mutex::new(view)), notes: Arc::new(Notify::new()) })
+        Ok(Bus {
+            client,
+            js,
+            setup,
+            view: Arc::new(Mutex::new(view)),
+            notes: Arc::new(Notify::new()),
+            claims_kv: Arc::new(Mutex::new(None)),
+        })
     }
 
     pub fn lane(&self) -> &str {
@@ -535,6 +543,203 @@ impl Bus {
         self.view.lock().unwrap_or_else(|p| p.into_inner()).lanes = lanes;
         Ok(())
     }
+}
+
+/// What the store's claims bucket answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Claimed: no other lane can take these units (or refund this much) now.
+    Granted,
+    /// Taken already; the reason names by whom and how much is left.
+    Refused(String),
+    /// The store's server did not answer in time: the lane's offline rule decides.
+    Unreachable(String),
+}
+
+/// One lane's claim on a SKU's last units (in the claims bucket under `stock.<SKU>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockClaim {
+    pub sale: Uuid,
+    pub lane: String,
+    pub qty: i64,
+    pub at: Timestamp,
+}
+
+/// The claims on a SKU's last units.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockClaims {
+    pub claims: Vec<StockClaim>,
+}
+
+/// What has been refunded of a sale, across lanes (under `refund.<sale id>`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundClaims {
+    /// Line number → units (or grams) refunded.
+    pub lines: BTreeMap<u32, u64>,
+    /// The refunds that claimed (a retried refund claims once).
+    pub refunds: Vec<Uuid>,
+}
+
+/// A claim older than this is dropped from its SKU's list: by then its sale is on every
+/// lane that is following the stream.
+pub const CLAIM_KEEP: Duration = Duration::from_secs(600);
+
+/// The decision of a stock claim, as a value: the units this lane may take given what it
+/// shows (`available`, which counts every sale it knows of) and the others' claims on sales
+/// it does not know yet. `Ok` holds the new list.
+pub fn decide_stock(
+    cur: &StockClaims,
+    lane: &str,
+    sku: &str,
+    sale: Uuid,
+    qty: i64,
+    available: i64,
+    now: Timestamp,
+    known: &dyn Fn(&Uuid) -> bool,
+) -> Result<StockClaims, String> {
+    if cur.claims.iter().any(|c| c.sale == sale) {
+        return Ok(cur.clone());
+    }
+    let keep_ms = CLAIM_KEEP.as_millis() as i64;
+    let mut next: Vec<StockClaim> =
+        cur.claims.iter().filter(|c| now.as_millisecond() - c.at.as_millisecond() < keep_ms).cloned().collect();
+    let elsewhere: i64 = next.iter().filter(|c| !known(&c.sale)).map(|c| c.qty).sum();
+    let left = available - elsewhere;
+    if qty > left {
+        return Err(format!(
+            "{sku}: {} left in the store ({available} shown here, {elsewhere} being sold at other lanes); {qty} wanted",
+            left.max(0)
+        ));
+    }
+    next.push(StockClaim { sale, lane: lane.to_string(), qty, at: now });
+    Ok(StockClaims { claims: next })
+}
+
+/// The decision of a refund claim: each line's refunded total (the bucket's or this lane's,
+/// whichever knows more) plus this refund must stay within what was sold.
+pub fn decide_refund(cur: &RefundClaims, refund: Uuid, lines: &[(u32, u64, u64, u64)]) -> Result<RefundClaims, String> {
+    if cur.refunds.contains(&refund) {
+        return Ok(cur.clone());
+    }
+    let mut next = cur.clone();
+    for (line_no, qty, sold, here) in lines {
+        let done = next.lines.get(line_no).copied().unwrap_or(0).max(*here);
+        if done + qty > *sold {
+            return Err(format!(
+                "line {line_no}: {done} of {sold} refunded already (at this or another lane); {qty} more cannot be"
+            ));
+        }
+        next.lines.insert(*line_no, done + qty);
+    }
+    next.refunds.push(refund);
+    Ok(next)
+}
+
+impl Bus {
+    async fn claims(&self) -> Result<jetstream::kv::Store, String> {
+        if let Some(kv) = self.claims_kv.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Ok(kv);
+        }
+        let kv = self.bucket(CLAIMS_BUCKET, 1, 64 * 1024 * 1024).await?;
+        *self.claims_kv.lock().unwrap_or_else(|p| p.into_inner()) = Some(kv.clone());
+        Ok(kv)
+    }
+
+    /// Compare-and-swap on one key of the claims bucket: `decide` makes the new value from
+    /// the current one (default when absent) or refuses; a lost race reads again.
+    async fn cas<T, F>(&self, key: &str, decide: F, budget: Duration) -> Claim
+    where
+        T: Default + Serialize + serde::de::DeserializeOwned,
+        F: Fn(&T) -> Result<T, String>,
+    {
+        if !self.connected() {
+            return Claim::Unreachable("the store's NATS server is not connected".into());
+        }
+        enum Fail {
+            Refused(String),
+            Failed(String),
+        }
+        let work = async {
+            let kv = self.claims().await.map_err(Fail::Failed)?;
+            for _ in 0..16 {
+                let entry = kv.entry(key).await.map_err(|e| Fail::Failed(format!("claims {key}: {e}")))?;
+                let (cur, rev) = match &entry {
+                    Some(e) if e.operation == jetstream::kv::Operation::Put => (
+                        serde_json::from_slice::<T>(&e.value)
+                            .map_err(|err| Fail::Failed(format!("claims {key}: unreadable value: {err}")))?,
+                        Some(e.revision),
+                    ),
+                    Some(e) => (T::default(), Some(e.revision)),
+                    None => (T::default(), None),
+                };
+                let next = decide(&cur).map_err(Fail::Refused)?;
+                let bytes = serde_json::to_vec(&next).map_err(|e| Fail::Failed(e.to_string()))?;
+                let res = match rev {
+                    Some(r) => kv.update(key, bytes.into(), r).await.map(|_| ()).map_err(|e| e.to_string()),
+                    None => kv.create(key, bytes.into()).await.map(|_| ()).map_err(|e| e.to_string()),
+                };
+                // Another lane wrote first: read again.
+                if res.is_ok() {
+                    return Ok(());
+                }
+            }
+            Err(Fail::Failed(format!("claims {key}: too many lanes at once")))
+        };
+        match tokio::time::timeout(budget, work).await {
+            Ok(Ok(())) => Claim::Granted,
+            Ok(Err(Fail::Refused(why))) => Claim::Refused(why),
+            Ok(Err(Fail::Failed(e))) => Claim::Unreachable(e),
+            Err(_) => Claim::Unreachable(format!("the store's server did not answer within {} ms", budget.as_millis())),
+        }
+    }
+
+    /// Claims `qty` of a SKU's last units for `sale`.
+    pub async fn claim_stock(
+        &self,
+        sku: &str,
+        qty: i64,
+        available: i64,
+        sale: Uuid,
+        known: &(dyn Fn(&Uuid) -> bool + Sync),
+    ) -> Claim {
+        let lane = self.setup.lane.clone();
+        let now = Timestamp::now();
+        let key = format!("stock.{}", claim_key(sku));
+        self.cas::<StockClaims, _>(
+            &key,
+            |cur| decide_stock(cur, &lane, sku, sale, qty, available, now, known),
+            Duration::from_millis(800),
+        )
+        .await
+    }
+
+    /// Claims the lines of `refund` on sale `orig`: (line, qty, sold, refunded here).
+    pub async fn claim_refund(&self, orig: Uuid, refund: Uuid, lines: &[(u32, u64, u64, u64)]) -> Claim {
+        let key = format!("refund.{orig}");
+        self.cas::<RefundClaims, _>(&key, |cur| decide_refund(cur, refund, lines), Duration::from_millis(800)).await
+    }
+
+    /// Lanes with a heartbeat in the last day (the escrow divides by them), at least 1.
+    pub fn lanes_known(&self) -> u32 {
+        let v = self.view.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Timestamp::now().as_millisecond();
+        let n = v.lanes.values().filter(|l| l.at.is_some_and(|t| now - t.as_millisecond() < 86_400_000)).count();
+        u32::try_from(n).unwrap_or(u32::MAX).max(1)
+    }
+}
+
+/// A SKU as a key token of the claims bucket (NATS keys take `[-/_=.a-zA-Z0-9]`; anything
+/// else is written as `=HH`).
+pub fn claim_key(sku: &str) -> String {
+    let mut out = String::with_capacity(sku.len());
+    for b in sku.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("={b:02X}"));
+        }
+    }
+    out
 }
 
 /// The engine's bus worker publishes through this.

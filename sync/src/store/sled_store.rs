@@ -711,6 +711,7 @@ impl SledStore {
                 for (k, v) in &deltas_json {
                     deltas_t.insert(k.as_slice(), v.as_slice())?;
                 }
+                let mut flagged = false;
                 for (sku, d) in &per_sku {
                     let mut cur: StockLevel = match stock.get(sku.as_bytes())? {
                         Some(v) => tx_json("stock", &v)?,
@@ -718,8 +719,27 @@ impl SledStore {
                     };
                     cur.unreflected = cur.unreflected.saturating_add(*d);
                     stock.insert(sku.as_bytes(), tx_enc(&cur)?)?;
+                    // Sold below zero: two lanes sold the same last units while apart.
+                    if *d < 0
+                        && let (Some(avail), LaneMessage::Sale { sale, .. }) = (cur.available(), msg)
+                        && avail < 0
+                    {
+                        let id = new_id();
+                        let flag = crate::store::LaneFlag {
+                            id,
+                            at: sale.created_at,
+                            kind: "oversell".into(),
+                            lane: lane.clone(),
+                            record_id: sale.id,
+                            detail: format!(
+                                "{sku}: sale {} at lane {lane} leaves {avail} in stock: sold at more than one lane while apart",
+                                sale.id
+                            ),
+                        };
+                        lanes.insert(lane_key(b'f', id.as_bytes()), tx_enc(&flag)?)?;
+                        flagged = true;
+                    }
                 }
-                let mut flagged = false;
                 if let Some((orig_id, lines)) = &refund {
                     let rkey = format!("refunded:{orig_id}");
                     let mut done: Refunded = match idem.get(rkey.as_bytes())? {
