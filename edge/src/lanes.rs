@@ -181,9 +181,11 @@ impl crate::checkout::ports::LaneClaims for BusClaims {
     ) -> crate::checkout::ports::ClaimOutcome {
         let store = self.store.clone();
         // A claim on a sale this lane holds (its own or applied from the bus) is counted
-        // in what it shows already.
+        // in what it shows already; what it shows is read again after the claims.
         let known = move |id: &uuid::Uuid| store.lane_sale(id).ok().flatten().is_some();
-        outcome(self.rt.block_on(self.bus.claim_stock(sku, qty, available, sale, &known)))
+        let store = self.store.clone();
+        let shown = move || store.stock(sku).ok().and_then(|l| l.available()).unwrap_or(available);
+        outcome(self.rt.block_on(self.bus.claim_stock(sku, qty, &shown, sale, &known)))
     }
 
     fn claim_refund(

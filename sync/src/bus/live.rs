@@ -587,13 +587,17 @@ pub const CLAIM_KEEP: Duration = Duration::from_secs(600);
 /// The decision of a stock claim, as a value: the units this lane may take given what it
 /// shows (`available`, which counts every sale it knows of) and the others' claims on sales
 /// it does not know yet. `Ok` holds the new list.
+///
+/// Which claims are known is asked before what is shown: a sale the bus brings in between
+/// is then counted twice (a refusal to try again), never not at all (an oversell).
+#[allow(clippy::too_many_arguments)]
 pub fn decide_stock(
     cur: &StockClaims,
     lane: &str,
     sku: &str,
     sale: Uuid,
     qty: i64,
-    available: i64,
+    available: &dyn Fn() -> i64,
     now: Timestamp,
     known: &dyn Fn(&Uuid) -> bool,
 ) -> Result<StockClaims, String> {
@@ -604,6 +608,7 @@ pub fn decide_stock(
     let mut next: Vec<StockClaim> =
         cur.claims.iter().filter(|c| now.as_millisecond() - c.at.as_millisecond() < keep_ms).cloned().collect();
     let elsewhere: i64 = next.iter().filter(|c| !known(&c.sale)).map(|c| c.qty).sum();
+    let available = available();
     let left = available - elsewhere;
     if qty > left {
         return Err(format!(
@@ -698,7 +703,7 @@ impl Bus {
         &self,
         sku: &str,
         qty: i64,
-        available: i64,
+        available: &(dyn Fn() -> i64 + Sync),
         sale: Uuid,
         known: &(dyn Fn(&Uuid) -> bool + Sync),
     ) -> Claim {

@@ -680,6 +680,9 @@ impl SledStore {
             .iter()
             .map(|d| Ok((delta_key(&d.sku, &d.sale_id, d.line_no), to_json(d)?)))
             .collect::<Result<_>>()?;
+        // Shown stock before this message (the snapshot's level where the overlay has none).
+        let shown_before: BTreeMap<&str, Option<i64>> =
+            per_sku.keys().map(|sku| Ok((*sku, self.stock(sku)?.available()))).collect::<Result<_>>()?;
         let is_z = matches!(msg, LaneMessage::Z { .. });
         let is_confirm = matches!(msg, LaneMessage::Confirmed { .. });
         let flag_id = new_id();
@@ -721,9 +724,10 @@ impl SledStore {
                     stock.insert(sku.as_bytes(), tx_enc(&cur)?)?;
                     // Sold below zero: two lanes sold the same last units while apart.
                     if *d < 0
-                        && let (Some(avail), LaneMessage::Sale { sale, .. }) = (cur.available(), msg)
-                        && avail < 0
+                        && let (Some(Some(before)), LaneMessage::Sale { sale, .. }) = (shown_before.get(sku), msg)
+                        && before + d < 0
                     {
+                        let avail = before + d;
                         let id = new_id();
                         let flag = crate::store::LaneFlag {
                             id,
