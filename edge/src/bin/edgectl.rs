@@ -106,6 +106,10 @@ enum Cmd {
         #[command(subcommand)]
         cmd: Option<SyncCmd>,
     },
+    /// The store's lanes (`[bus]`): every lane seen, its heartbeat, its lag, what it has
+    /// not published yet, the bus's health, and the flags across lanes (over-refunds,
+    /// offline refunds, oversells). Exit 1 when the bus is down or a lane id is claimed twice.
+    Lanes,
     /// Sales.
     Sales {
         #[command(subcommand)]
@@ -844,6 +848,60 @@ fn run(cli: &Cli) -> Result<ExitCode, ClientError> {
                 print_sync_report(&rep);
             }
             Ok(if clean { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Cmd::Lanes => {
+            let c = client(cli)?;
+            let v: edge_api::LanesOut = c.get("/v1/lanes")?;
+            if cli.json {
+                print_json(&v);
+            } else {
+                println!(
+                    "lane {} — bus {}{}",
+                    v.lane,
+                    v.bus,
+                    v.bus_url.as_ref().map(|u| format!(" ({u})")).unwrap_or_default()
+                );
+                if let Some(e) = &v.bus_error {
+                    println!("bus error: {e}");
+                }
+                if let Some(c) = &v.conflict {
+                    println!("CONFLICT: {c}");
+                }
+                let mut t =
+                    table(&["lane", "name", "state", "heartbeat", "unpublished", "lag", "records here", "last record", "last Z"]);
+                let dash = || "-".to_string();
+                for l in &v.lanes {
+                    t.add_row(vec![
+                        if l.this { format!("{} (this)", l.lane) } else { l.lane.clone() },
+                        l.name.clone().unwrap_or_else(dash),
+                        l.state.clone(),
+                        l.last_heartbeat_at.clone().unwrap_or_else(dash),
+                        l.unpublished.map(|n| n.to_string()).unwrap_or_else(dash),
+                        l.lag.map(|n| n.to_string()).unwrap_or_else(dash),
+                        if l.this { dash() } else { l.records_here.to_string() },
+                        l.last_record_at.clone().unwrap_or_else(dash),
+                        l.last_z.map(|n| n.to_string()).unwrap_or_else(dash),
+                    ]);
+                }
+                println!("{t}");
+                if v.flags.is_empty() {
+                    println!("no flags across lanes");
+                } else {
+                    let mut t = table(&["at", "kind", "lane", "record", "detail"]);
+                    for f in &v.flags {
+                        t.add_row(vec![
+                            f.at.clone(),
+                            f.kind.clone(),
+                            f.lane.clone(),
+                            f.record_id.to_string(),
+                            f.detail.clone(),
+                        ]);
+                    }
+                    println!("{t}");
+                }
+            }
+            let bad = v.conflict.is_some() || matches!(v.bus.as_str(), "down" | "connecting");
+            Ok(if bad { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
         Cmd::Sync { cmd } => {
             let c = client(cli)?;
