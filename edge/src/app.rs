@@ -287,7 +287,7 @@ impl App {
                     },
                     pull_last_success_at: link.as_ref().and_then(|l| l.pull_last_success).map(|t| t.to_string()),
                     pull_error: link.as_ref().and_then(|l| l.pull_last_error.clone()),
-                    stream: bus.as_ref().map(crate::lanes::stream_line).or_else(|| {
+                    stream: bus.as_ref().map(edge_sync::bus::live::BusView::line).or_else(|| {
                         link.as_ref().map(|l| {
                             if l.stream_connected {
                                 format!("connected (last message {})", l.stream_last_id)

@@ -1258,6 +1258,34 @@ levle = "debug"
     }
 
     #[test]
+    fn the_bus_is_checked_and_every_record_goes_to_it() {
+        let d = tempfile::tempdir().expect("tempdir");
+        crate::demo::write_demo_secret(d.path()).expect("secret");
+        let urls = BTreeMap::from([("cloud".to_string(), "http://127.0.0.1:1".to_string())]);
+        let c = parse(&demo_toml_lane(d.path(), "127.0.0.1:0", &urls, "2", Some("nats://127.0.0.1:4222")), d.path())
+            .expect("valid");
+        assert_eq!(c.lane_id, "2");
+        let bus = c.bus.clone().expect("bus");
+        assert_eq!((bus.url.as_str(), bus.low_stock, bus.lanes), ("nats://127.0.0.1:4222", 3, 2));
+        assert_eq!(c.sale_remotes(), vec![Remote::Cloud, Remote::Bus]);
+        assert_eq!(c.refund_remotes(), vec![Remote::Cloud, Remote::Bus]);
+        assert_eq!(c.adjustment_remotes(), vec![Remote::Cloud, Remote::Bus]);
+        let base = demo_toml(d.path(), "127.0.0.1:0", &urls);
+        for (bad, key) in [
+            ("[bus]\nurl = \"http://x:1\"\n", "bus.url"),
+            ("[bus]\nurl = \"nats://host\"\n", "bus.url"),
+            ("[bus]\nurl = \"nats://h:1\"\noffline_refunds = \"maybe\"\n", "bus.offline_refunds"),
+            ("[bus]\nurl = \"nats://h:1\"\nlow_stock = -1\n", "bus.low_stock"),
+            ("[bus]\nurl = \"nats://h:1\"\nlanes = 0\n", "bus.lanes"),
+            ("[bus]\nurl = \"nats://h:1\"\nspeed = 3\n", "bus.speed"),
+            ("[bus]\nlow_stock = 2\n", "bus.low_stock"),
+        ] {
+            let p = parse(&format!("{base}\n{bad}"), d.path()).expect_err(bad);
+            assert!(p.iter().any(|p| p.key == key), "{bad}: {p:?}");
+        }
+    }
+
+    #[test]
     fn routing_and_mappings_are_checked_and_a_double_count_is_warned() {
         let d = tempfile::tempdir().expect("tempdir");
         crate::demo::write_demo_secret(d.path()).expect("secret");

@@ -1168,11 +1168,26 @@ async fn sync_report(
             error: r.error,
         })
         .collect();
+    let lane_flags = app
+        .store
+        .lane_flags()?
+        .into_iter()
+        .filter(|f| f.at >= from && f.at < to)
+        .map(|f| edge_api::LaneFlagOut {
+            id: f.id,
+            at: f.at.to_string(),
+            kind: f.kind,
+            lane: f.lane,
+            record_id: f.record_id,
+            detail: f.detail,
+        })
+        .collect();
     Ok(Json(SyncReport {
         date: date.to_string(),
         store_id: app.cfg.store_id.clone(),
         window_utc: vec![from.to_string(), to.to_string()],
         remotes,
+        lane_flags,
     }))
 }
 
@@ -1486,6 +1501,7 @@ async fn terminal_op(
 
 /// `GET /v1/reports/x?scope=lane|store`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ReportQuery {
     /// `lane` (the default: this lane's totals) or `store` (every lane's, from the bus).
     scope: Option<String>,

@@ -6,7 +6,7 @@
 use crate::app::App;
 use crate::config::{BusConfig, Config};
 use edge_api::{Event, LaneFlagOut, LaneOut, LanesOut};
-use edge_sync::bus::live::{Bus, BusSetup, BusView, LANE_STALE};
+use edge_sync::bus::live::{Bus, BusSetup, LANE_STALE};
 use edge_sync::store::Store;
 use jiff::Timestamp;
 use std::sync::Arc;
@@ -60,17 +60,6 @@ pub fn spawn(app: &Arc<App>, bus: &Bus) -> Vec<tokio::task::JoinHandle<()>> {
     bus.spawn(app.store.clone(), on_applied, app.stopping.subscribe())
 }
 
-/// The bus in one line, for `/v1/sync`'s `stream` field.
-pub fn stream_line(v: &BusView) -> String {
-    match (v.connected, v.ready, &v.last_error) {
-        (true, true, _) => format!("connected, {} applied, lag {}", v.me.applied, v.me.lag),
-        (true, false, Some(e)) => format!("connected, not following: {e}"),
-        (true, false, None) => "connected, setting up".into(),
-        (false, _, Some(e)) => format!("not connected: {e}"),
-        (false, _, None) => "not connected".into(),
-    }
-}
-
 /// Every lane seen: from the lanes' bucket (heartbeats) and from the records held here.
 pub fn view(app: &App) -> Result<LanesOut, String> {
     let now = Timestamp::now();
@@ -93,6 +82,7 @@ pub fn view(app: &App) -> Result<LanesOut, String> {
                     .map_or(0, |c| c.pending + c.in_flight + c.unknown),
             ),
             lag: v.as_ref().map(|v| v.me.lag),
+            last_heartbeat_at: v.as_ref().and_then(|v| v.me.at).map(|t| t.to_string()),
             ..Default::default()
         },
     );

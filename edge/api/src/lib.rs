@@ -469,6 +469,10 @@ pub struct SyncReport {
     /// The day's window in UTC: from, to (exclusive).
     pub window_utc: Vec<String>,
     pub remotes: Vec<RemoteReconciliation>,
+    /// Across the store's lanes that day: over-refunds, refunds allowed and units sold while
+    /// the store's server could not be reached (`[bus]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lane_flags: Vec<LaneFlagOut>,
 }
 
 /// A day at one remote, in Jepsen's categories.

@@ -1,6 +1,6 @@
 //! edge-bench: benchmarks of the durable core that print figures (never assert).
 //!
-//! `edge-bench commit|concurrency|catalog|lookup|drain|drain-lightspeed|drain-netsuite|devices|all [--dir DIR] [--items N] [--idle-secs S] [--scans N]`
+//! `edge-bench commit|concurrency|catalog|lookup|drain|drain-lightspeed|drain-netsuite|devices|lanes|all [--dir DIR] [--items N] [--idle-secs S] [--scans N]`
 //! Run it from a release build (`scripts/bench`); it starts the `edged` found next to it.
 
 use clap::{Parser, ValueEnum};
@@ -32,6 +32,9 @@ enum Which {
     /// Devices: idle CPU with every simulated device attached, and scan -> `scan` event on
     /// the WebSocket through a pty.
     Devices,
+    /// Lanes over a real nats-server: commit at lane 1 -> visible at lane 2; four lanes
+    /// selling with and without the bus; a lane catching up after 10,000 records.
+    Lanes,
     All,
 }
 
@@ -79,6 +82,15 @@ struct Args {
     /// Lightspeed cost rules for its drain: current or legacy.
     #[arg(long, default_value = "current")]
     lightspeed_rules: String,
+    /// Sales for the lanes' visibility measurement.
+    #[arg(long, default_value_t = 1000)]
+    lane_sales: usize,
+    /// Seconds of four lanes selling (lanes benchmark), with and without the bus.
+    #[arg(long, default_value_t = 60)]
+    lane_secs: u64,
+    /// Records made while a lane is away (lanes benchmark).
+    #[arg(long, default_value_t = 10_000)]
+    catch_up: usize,
     /// Time the fake NetSuite takes per request, ms (its drain; real REST calls take hundreds).
     #[arg(long, default_value_t = 300)]
     netsuite_processing_ms: u64,
@@ -196,6 +208,180 @@ fn queue_sales(c: &reqwest::blocking::Client, e: &Edged, n: usize) {
             });
         }
     });
+}
+
+/// A cash sale of one unit of a unit-priced item, rotating over the catalog's first 2,000.
+fn lane_sale_body(i: usize) -> serde_json::Value {
+    let mut n = (i % 2000) as u64;
+    while demo_item(n).kind != ItemKind::Unit {
+        n = (n + 1) % 2000;
+    }
+    json!({"lines": [{"sku": demo_item(n).sku, "qty": 1}], "tenders": [{"type": "cash", "amount_minor": 10_000_000}]})
+}
+
+fn lane_sell(c: &reqwest::blocking::Client, e: &Edged, i: usize) -> SaleOut {
+    let r = c
+        .post(format!("{}/v1/sales", e.url))
+        .bearer_auth(&e.tokens.cashier)
+        .json(&lane_sale_body(i))
+        .send()
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 201, "sale refused: {:?}", r.text());
+    r.json().expect("sale")
+}
+
+fn bench_lanes(base: &Path, args: &Args) {
+    let dir = base.join("lanes");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let mut file = edge::fakes::start_in_background(edge::fakes::FakesOptions::default()).expect("fakes");
+    file.lightspeed = None;
+    file.netsuite = None;
+    let fakes_json = dir.join("fakes.json");
+    std::fs::write(&fakes_json, serde_json::to_vec(&file).expect("json")).expect("write fakes.json");
+    let fakes = fakes_json.to_string_lossy().into_owned();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let mut nats = Command::new("nats-server")
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(dir.join("bus"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nats-server (Debian package nats-server)");
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let bus = format!("nats://127.0.0.1:{port}");
+    let lane = |tag: &str, id: &str, bus: Option<&str>| {
+        let mut extra = vec!["--fakes", fakes.as_str(), "--lane", id];
+        if let Some(b) = bus {
+            extra.extend(["--bus", b]);
+        }
+        Edged::start_with(&dir.join(format!("{tag}-{id}")), 2000, &extra)
+    };
+    let c = http();
+
+    // 1. Commit at lane 1 -> the sale (and its stock, same replica write) at lane 2.
+    let l1 = lane("vis", "1", Some(&bus));
+    let l2 = lane("vis", "2", Some(&bus));
+    for i in 0..50 {
+        lane_sell(&c, &l1, i);
+    }
+    let mut lat = Vec::with_capacity(args.lane_sales);
+    for i in 0..args.lane_sales {
+        let s = lane_sell(&c, &l1, 100 + i);
+        let t0 = Instant::now();
+        loop {
+            let r = c.get(format!("{}/v1/sales/{}", l2.url, s.id)).bearer_auth(&l2.tokens.tech).send().expect("get");
+            if r.status().as_u16() == 200 {
+                break;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(30), "sale {} never reached lane 2", s.id);
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        lat.push(t0.elapsed());
+    }
+    lat.sort();
+    println!(
+        "lanes: commit at lane 1 (its 201) -> visible at lane 2 (sale by id; its stock is in the same write), {} sales: p50 {} p99 {} max {}",
+        lat.len(),
+        ms(pct(&lat, 0.5)),
+        ms(pct(&lat, 0.99)),
+        ms(*lat.last().unwrap_or(&Duration::ZERO))
+    );
+    let _ = std::io::stdout().flush();
+
+    // 3. Lane 2 away while lane 1 and lane 3 make the records of a busy hour; time from its
+    //    restart (READY) until it holds every one of them.
+    l2.stop();
+    let l3 = lane("vis", "3", Some(&bus));
+    let n = args.catch_up;
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for w in 0..4 {
+            let (c, e) = (&c, if w % 2 == 0 { &l1 } else { &l3 });
+            s.spawn(move || {
+                for i in (w..n).step_by(4) {
+                    lane_sell(c, e, 10_000 + i);
+                }
+            });
+        }
+    });
+    println!("lanes: {n} sales made at lanes 1 and 3 in {:.1} s while lane 2 was away", t.elapsed().as_secs_f64());
+    let count = |e: &Edged, lane: &str| -> u64 {
+        let v: serde_json::Value =
+            c.get(format!("{}/v1/lanes", e.url)).bearer_auth(&e.tokens.tech).send().expect("lanes").json().expect("j");
+        v["lanes"]
+            .as_array()
+            .and_then(|a| a.iter().find(|l| l["lane"] == lane))
+            .and_then(|l| l["records_here"].as_u64())
+            .unwrap_or(0)
+    };
+    let want = (count(&l3, "1"), {
+        // Lane 3's own sales: what lane 1 holds of it.
+        count(&l1, "3")
+    });
+    let t0 = Instant::now();
+    let l2 = lane("vis", "2", Some(&bus));
+    let ready = t0.elapsed();
+    loop {
+        if count(&l2, "1") >= want.0 && count(&l2, "3") >= want.1 {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(600), "lane 2 did not catch up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!(
+        "lanes: lane 2 back after {n} records: caught up {:.1} s after its start ({:.1} s of it to READY); it holds {} of lane 1 and {} of lane 3",
+        t0.elapsed().as_secs_f64(),
+        ready.as_secs_f64(),
+        want.0,
+        want.1
+    );
+    let _ = std::io::stdout().flush();
+    for e in [l1, l2, l3] {
+        e.stop();
+    }
+
+    // 2. Four lanes selling at once, each from one client, with the bus and without.
+    for (tag, b) in [("bus", Some(bus.as_str())), ("alone", None)] {
+        let lanes: Vec<Edged> = ["1", "2", "3", "4"].iter().map(|id| lane(tag, id, b)).collect();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let counts: Vec<usize> = std::thread::scope(|s| {
+            let hs: Vec<_> = lanes
+                .iter()
+                .enumerate()
+                .map(|(w, e)| {
+                    let (c, stop) = (&c, &stop);
+                    s.spawn(move || {
+                        let mut n = 0;
+                        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            lane_sell(c, e, w * 1_000_000 + n);
+                            n += 1;
+                        }
+                        n
+                    })
+                })
+                .collect();
+            std::thread::sleep(Duration::from_secs(args.lane_secs));
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            hs.into_iter().map(|h| h.join().expect("client")).collect()
+        });
+        let per: Vec<String> = counts.iter().map(|n| format!("{:.1}", *n as f64 / args.lane_secs as f64)).collect();
+        let total: usize = counts.iter().sum();
+        println!(
+            "lanes: 4 lanes {} for {} s: {:.1} sales/s per lane on average ({} per lane)",
+            if b.is_some() { "with the bus" } else { "without the bus" },
+            args.lane_secs,
+            total as f64 / 4.0 / args.lane_secs as f64,
+            per.join(" / ")
+        );
+        let _ = std::io::stdout().flush();
+        for e in lanes {
+            e.stop();
+        }
+    }
+    let _ = nats.kill();
+    let _ = nats.wait();
 }
 
 fn bench_drain(base: &Path, args: &Args) {
@@ -820,6 +1006,9 @@ fn main() {
     }
     if all || args.which == Which::Devices {
         bench_devices(&base, &args);
+    }
+    if args.which == Which::Lanes {
+        bench_lanes(&base, &args);
     }
     if args.which == Which::Lookup {
         let mut sc = StoreConfig::new(base.join("catalog").join("store"));

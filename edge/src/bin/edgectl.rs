@@ -867,8 +867,17 @@ fn run(cli: &Cli) -> Result<ExitCode, ClientError> {
                 if let Some(c) = &v.conflict {
                     println!("CONFLICT: {c}");
                 }
-                let mut t =
-                    table(&["lane", "name", "state", "heartbeat", "unpublished", "lag", "records here", "last record", "last Z"]);
+                let mut t = table(&[
+                    "lane",
+                    "name",
+                    "state",
+                    "heartbeat",
+                    "unpublished",
+                    "lag",
+                    "records here",
+                    "last record",
+                    "last Z",
+                ]);
                 let dash = || "-".to_string();
                 for l in &v.lanes {
                     t.add_row(vec![
@@ -1142,6 +1151,15 @@ fn print_sync_report(rep: &edge_api::SyncReport) {
     );
     if rep.remotes.is_empty() {
         println!("no system of record is configured (remotes.lightspeed / remotes.netsuite are off)");
+    }
+    if !rep.lane_flags.is_empty() {
+        println!();
+        println!("across lanes — {} flag(s) for staff to check", rep.lane_flags.len());
+        let mut t = table(&["at", "kind", "lane", "record", "detail"]);
+        for f in &rep.lane_flags {
+            t.add_row(vec![f.at.clone(), f.kind.clone(), f.lane.clone(), f.record_id.to_string(), f.detail.clone()]);
+        }
+        println!("{t}");
     }
     for r in &rep.remotes {
         println!();

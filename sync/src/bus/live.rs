@@ -89,6 +89,19 @@ pub struct BusView {
     pub apply_ms: std::collections::VecDeque<f64>,
 }
 
+impl BusView {
+    /// The bus in one line (`/v1/sync`'s `stream` field of the remote `bus`).
+    pub fn line(&self) -> String {
+        match (self.connected, self.ready, &self.last_error) {
+            (true, true, _) => format!("connected, {} applied, lag {}", self.me.applied, self.me.lag),
+            (true, false, Some(e)) => format!("connected, not following: {e}"),
+            (true, false, None) => "connected, setting up".into(),
+            (false, _, Some(e)) => format!("not connected: {e}"),
+            (false, _, None) => "not connected".into(),
+        }
+    }
+}
+
 /// The bus of this lane: its connection and what it last saw.
 #[derive(Clone)]
 pub struct Bus {
