@@ -252,6 +252,10 @@ fn lane_index_key(lane: &str, id: &Uuid) -> Vec<u8> {
     k
 }
 
+/// What one message of another lane writes: its key and value in `lanes`, its per-lane
+/// index key, its stock deltas, and (a refund) the sale and the lines it refunds.
+type LaneWrite = (Vec<u8>, Vec<u8>, Option<Vec<u8>>, Vec<StockDelta>, Option<(Uuid, Vec<(u32, String, u64)>)>);
+
 /// Another lane's sale in the replica, with where it came from.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct LaneSaleRec {
@@ -615,13 +619,7 @@ impl SledStore {
             LaneMessage::Confirmed { .. } => Timestamp::now(),
         };
         // What the message adds: (key, value) in `lanes`, stock deltas, per-SKU sums.
-        let (rec_key, rec_val, index_key, deltas, refund): (
-            Vec<u8>,
-            Vec<u8>,
-            Option<Vec<u8>>,
-            Vec<StockDelta>,
-            Option<(Uuid, Vec<(u32, String, u64)>)>,
-        ) = match msg {
+        let (rec_key, rec_val, index_key, deltas, refund): LaneWrite = match msg {
             LaneMessage::Sale { sale, .. } => {
                 let rec = LaneSaleRec { lane: lane.clone(), seq, sale: sale.clone() };
                 let deltas = sale
