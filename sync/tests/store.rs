@@ -729,3 +729,60 @@ fn receipt_numbers_are_sequential_findable_and_survive_a_crash_image() {
     };
     assert_eq!(n.receipt_no.as_deref(), Some("K2-000004"), "the sequence goes on after the replay");
 }
+
+/// Another lane's records in the replica: applied once (a redelivery is a duplicate), found
+/// by id and receipt number but not in this lane's own sales or outbox, their stock
+/// subtracted, refundable here (the refund's over-refund check reads the replica), still
+/// there after a reopen; another lane's refund of a sale of ours raises what is refunded.
+#[test]
+fn other_lanes_records_are_applied_once_and_refundable_here() {
+    use edge_sync::bus::LaneMessage;
+    let dir = tempfile::tempdir().expect("tmp");
+    {
+        let store = open(dir.path());
+        seed(&store, 40);
+        let mut theirs = make_sale(&store, 1, 1);
+        theirs.lane = Some("2".into());
+        theirs.receipt_no = Some("2-000007".into());
+        let sku = theirs.lines[0].sku.clone();
+        let qty = i64::from(theirs.lines[0].quantity.amount());
+        let before = store.stock(&sku).expect("stock").unreflected;
+        let msg = LaneMessage::Sale { lane: "2".into(), sale: Box::new(theirs.clone()) };
+        let a = store.apply_lane_messages(&[(5, msg.clone())]).expect("apply");
+        assert_eq!((a.applied, a.duplicates), (1, 0));
+        let a = store.apply_lane_messages(&[(5, msg)]).expect("again");
+        assert_eq!((a.applied, a.duplicates), (0, 1), "a redelivery is applied once");
+        assert_eq!(store.stock(&sku).expect("stock").unreflected, before - qty);
+        assert!(store.sale(&theirs.id).expect("own").is_none(), "not this lane's sale");
+        assert_eq!(store.lane_sale(&theirs.id).expect("replica").map(|s| s.id), Some(theirs.id));
+        assert_eq!(store.sale_by_receipt("2-000007").expect("receipt").map(|s| s.id), Some(theirs.id));
+        assert!(store.sales_page(None, 100).expect("page").is_empty(), "not in this lane's X");
+        assert!(store.outbox_entries_of(&theirs.id).expect("outbox").is_empty());
+        let seen = store.lanes_seen().expect("seen");
+        assert_eq!((seen.len(), seen[0].lane.as_str(), seen[0].records, seen[0].last_seq), (1, "2", 1, 5));
+        // Refunded here: the store checks it against the replica's sale.
+        let mut refund = make_sale(&store, 1, 1);
+        refund.kind = edge_sync::domain::SaleKind::Refund;
+        refund.refund_of = Some(theirs.id);
+        refund.lines = theirs.lines.clone();
+        let out = store.commit_sale(commit_of(refund.clone(), None, "r1")).expect("refund");
+        assert!(matches!(out, CommitOutcome::Created(_)), "{out:?}");
+        let mut again = refund.clone();
+        again.id = new_id();
+        let out = store.commit_sale(commit_of(again, None, "r2")).expect("over");
+        assert!(matches!(out, CommitOutcome::Conflict { .. }), "an over-refund: {out:?}");
+        // Our own sale, refunded at lane 3: what is left shrinks here too.
+        let ours = make_sale(&store, 2, 1);
+        store.commit_sale(commit_of(ours.clone(), None, "o")).expect("ours");
+        let mut r3 = refund.clone();
+        r3.id = new_id();
+        r3.refund_of = Some(ours.id);
+        r3.lines = ours.lines.clone();
+        r3.lane = Some("3".into());
+        store.apply_lane_messages(&[(9, LaneMessage::Sale { lane: "3".into(), sale: Box::new(r3) })]).expect("r3");
+        let done = store.refunded(&ours.id).expect("refunded");
+        assert_eq!(done.get(&1).copied(), Some(u64::from(ours.lines[0].quantity.amount())));
+    }
+    let store = open(dir.path());
+    assert_eq!(store.lanes_seen().expect("seen").len(), 2, "the replica survives a reopen");
+}

@@ -122,6 +122,29 @@ impl LaneMessage {
     }
 }
 
+/// [`LaneMessage`] externally tagged, for reading with the failing field's path.
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Tagged {
+    Sale { lane: String, sale: Box<Sale> },
+    Adjustment { lane: String, adjustment: StockAdjustment },
+    Confirmed { lane: String, record_id: Uuid, remote: Remote, remote_id: String },
+    Z { lane: String, number: u64, last_sale: Option<Uuid>, at: Timestamp },
+}
+
+impl From<Tagged> for LaneMessage {
+    fn from(t: Tagged) -> LaneMessage {
+        match t {
+            Tagged::Sale { lane, sale } => LaneMessage::Sale { lane, sale },
+            Tagged::Adjustment { lane, adjustment } => LaneMessage::Adjustment { lane, adjustment },
+            Tagged::Confirmed { lane, record_id, remote, remote_id } => {
+                LaneMessage::Confirmed { lane, record_id, remote, remote_id }
+            }
+            Tagged::Z { lane, number, last_sale, at } => LaneMessage::Z { lane, number, last_sale, at },
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct EnvelopeOut<'a> {
     v: u32,
@@ -145,10 +168,20 @@ pub fn decode(bytes: &[u8]) -> Result<LaneMessage, String> {
         Some(n) => return Err(format!("bus message version {n} is not known here (this edged reads {VERSION})")),
         None => return Err("bus message has no version field \"v\"".into()),
     }
-    let msg: LaneMessage = serde_path_to_error::deserialize(v).map_err(|e| {
+    // Read through the externally tagged mirror so that a bad field is named by its path
+    // (an internally tagged enum loses the path).
+    let kind = v.get("kind").and_then(serde_json::Value::as_str).ok_or("bus message has no \"kind\"")?.to_string();
+    let mut body = v;
+    if let Some(o) = body.as_object_mut() {
+        o.remove("v");
+        o.remove("kind");
+    }
+    let ext = serde_json::json!({ kind.clone(): body });
+    let msg: Tagged = serde_path_to_error::deserialize(ext).map_err(|e| {
         let path = e.path().to_string();
         format!("bus message field {path}: {}", e.inner())
     })?;
+    let msg = LaneMessage::from(msg);
     if !crate::domain::valid_lane(msg.lane()) {
         return Err(format!("bus message names lane {:?}, which is not a lane id", msg.lane()));
     }
@@ -306,6 +339,7 @@ mod tests {
         assert_eq!(decode(&bytes).expect("decode"), msg);
         assert!(decode(b"{").expect_err("not json").contains("not JSON"));
         assert!(decode(br#"{"kind":"z"}"#).expect_err("no v").contains("no version"));
+        assert!(decode(br#"{"v":1}"#).expect_err("no kind").contains("kind"));
         assert!(decode(br#"{"v":2,"kind":"z"}"#).expect_err("v2").contains("version 2"));
         let e = decode(br#"{"v":1,"kind":"z","lane":"1","number":"x"}"#).expect_err("bad field");
         assert!(e.contains("number"), "{e}");

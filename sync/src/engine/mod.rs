@@ -54,6 +54,7 @@
 
 pub mod run;
 pub mod sim;
+pub mod sim_lanes;
 
 use crate::domain::{OutboxEntry, OutboxState, Record, RecordKind, Remote, id_time};
 use crate::store::{OutboxMove, Store, StoreError};

@@ -467,7 +467,7 @@ struct Sim {
     step: u64,
 }
 
-fn now_ts(ms: i64) -> Timestamp {
+pub(crate) fn now_ts(ms: i64) -> Timestamp {
     Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
@@ -606,13 +606,13 @@ fn worker(name: Remote, seed: u64, vault: &TokenVault) -> (Worker, Shared) {
     (Worker::new(name, connector, policy(), seed), shared)
 }
 
-fn sim_item(n: u64) -> Item {
+pub(crate) fn sim_item(n: u64) -> Item {
     let mut it = crate::demo::demo_item(n % 40);
     it.kind = ItemKind::Unit;
     it
 }
 
-fn new_uuid(rng: &mut Jitter, ms: i64) -> Uuid {
+pub(crate) fn new_uuid(rng: &mut Jitter, ms: i64) -> Uuid {
     let mut rand = [0u8; 10];
     for b in rand.iter_mut() {
         *b = rng.next_u64() as u8;
