@@ -213,7 +213,7 @@ fn queue_sales(c: &reqwest::blocking::Client, e: &Edged, n: usize) {
 /// A cash sale of one unit of a unit-priced item, rotating over the catalog's first 2,000.
 fn lane_sale_body(i: usize) -> serde_json::Value {
     let mut n = (i % 2000) as u64;
-    while demo_item(n).kind != ItemKind::Unit {
+    while demo_item(n).kind != ItemKind::Unit || edge_sync::demo::demo_stock(n) < 50 {
         n = (n + 1) % 2000;
     }
     json!({"lines": [{"sku": demo_item(n).sku, "qty": 1}], "tenders": [{"type": "cash", "amount_minor": 10_000_000}]})
@@ -239,18 +239,21 @@ fn bench_lanes(base: &Path, args: &Args) {
     let fakes_json = dir.join("fakes.json");
     std::fs::write(&fakes_json, serde_json::to_vec(&file).expect("json")).expect("write fakes.json");
     let fakes = fakes_json.to_string_lossy().into_owned();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let mut nats = Command::new("nats-server")
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-        .arg(dir.join("bus"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nats-server (Debian package nats-server)");
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let bus = format!("nats://127.0.0.1:{port}");
+    let spawn_nats = |name: &str| -> (Child, String) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let child = Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(dir.join(name))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server (Debian package nats-server)");
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        (child, format!("nats://127.0.0.1:{port}"))
+    };
+    let (mut nats, bus) = spawn_nats("bus");
     let lane = |tag: &str, id: &str, bus: Option<&str>| {
         let mut extra = vec!["--fakes", fakes.as_str(), "--lane", id];
         if let Some(b) = bus {
@@ -342,7 +345,11 @@ fn bench_lanes(base: &Path, args: &Args) {
         e.stop();
     }
 
-    // 2. Four lanes selling at once, each from one client, with the bus and without.
+    // 2. Four lanes selling at once, each from one client, with the bus (a fresh store's
+    //    server) and without.
+    let _ = nats.kill();
+    let _ = nats.wait();
+    let (mut nats, bus) = spawn_nats("bus-4");
     for (tag, b) in [("bus", Some(bus.as_str())), ("alone", None)] {
         let lanes: Vec<Edged> = ["1", "2", "3", "4"].iter().map(|id| lane(tag, id, b)).collect();
         let stop = std::sync::atomic::AtomicBool::new(false);

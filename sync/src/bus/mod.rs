@@ -17,7 +17,8 @@
 //! * **Following is a durable consumer.** Each lane reads the whole stream (`lanes.>`) with
 //!   its own durable pull consumer (`lane-<id>`), applies the other lanes' messages to a
 //!   local replica (`Store::apply_lane_messages`: one sled write per message under the
-//!   commit lock, then a checkpoint) and acks only after the replica is durable. A crash
+//!   commit lock, journaled in the commit journal and fdatasynced with the sales' group commit)
+//!   and acks only after the replica is durable. A crash
 //!   before the ack means a redelivery, which the replica recognises by id.
 //!
 //! # Subjects and messages

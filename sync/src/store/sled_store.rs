@@ -181,10 +181,19 @@ struct PaymentRecord {
     payment: Payment,
 }
 
+/// Another lane's message applied to the replica, journaled like a commit (so the replica
+/// is durable by the group commit's fdatasync, not by a checkpoint per batch).
+#[derive(Debug, Serialize, serde::Deserialize)]
+struct LaneRecord {
+    lane_message: crate::bus::LaneMessage,
+    stream_seq: u64,
+}
+
 /// One commit-journal record.
 #[derive(Debug, serde::Deserialize)]
 #[serde(untagged)]
 enum JournalRecord {
+    Lane(Box<LaneRecord>),
     Payment(Box<PaymentRecord>),
     Moves(MovesRecord),
     Commit(Box<CommitRecord>),
@@ -466,6 +475,11 @@ impl SledStore {
                     self.apply_payment(&p.payment)?;
                     applied += 1;
                 }
+                // Applied once by id: a message already in sled is skipped.
+                JournalRecord::Lane(l) => match self.apply_lane_message(l.stream_seq, &l.lane_message)? {
+                    (true, _) => applied += 1,
+                    (false, _) => present += 1,
+                },
             }
         }
         tracing::info!(applied, already_present = present, "commit journal replayed");
@@ -787,11 +801,6 @@ impl SledStore {
             })
             .map_err(tx_err)?;
         Ok(out)
-    }
-
-    /// Checkpoint (sled flush + fdatasync) under the commit lock, for the replica.
-    fn lanes_durable(&self) -> Result<()> {
-        self.checkpoint()
     }
 
     /// Everything applied to sled so far becomes durable in sled itself.
@@ -1972,20 +1981,27 @@ impl Store for SledStore {
             return Err(StoreError::Fatal(e));
         }
         let mut out = crate::store::LaneApplied::default();
-        // Under the commit lock until durable: a refund of one of these sales, committed
-        // here, is journaled only after the sale it refunds is durable in the replica.
-        let _order = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
-        for (seq, m) in msgs {
-            let (applied, flagged) = self.apply_lane_message(*seq, m).map_err(|e| self.fatal_io(e))?;
-            if applied {
-                out.applied += 1;
-            } else {
-                out.duplicates += 1;
+        // Under the commit lock, each applied message is also appended to the commit journal:
+        // a refund of one of these sales, committed here, is journaled after it, so a
+        // replay decides it as the live commit did.
+        let mut rotated = false;
+        {
+            let _order = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
+            for (seq, m) in msgs {
+                let (applied, flagged) = self.apply_lane_message(*seq, m).map_err(|e| self.fatal_io(e))?;
+                if applied {
+                    out.applied += 1;
+                    let rec = to_json(&LaneRecord { lane_message: m.clone(), stream_seq: *seq })?;
+                    rotated |= self.append_or_die(&rec)?;
+                } else {
+                    out.duplicates += 1;
+                }
+                out.flagged += u64::from(flagged);
             }
-            out.flagged += u64::from(flagged);
         }
         if out.applied > 0 {
-            self.lanes_durable()?;
+            // The group commit's fdatasync covers them (with the sales committed meanwhile).
+            self.sync_appended(rotated)?;
         }
         Ok(out)
     }
