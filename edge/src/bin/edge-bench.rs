@@ -219,26 +219,20 @@ fn lane_sale_body(i: usize) -> serde_json::Value {
     json!({"lines": [{"sku": demo_item(n).sku, "qty": 1}], "tenders": [{"type": "cash", "amount_minor": 10_000_000}]})
 }
 
+/// `POST /v1/sales` of [`lane_sale_body`] at a lane.
+fn lane_post(c: &reqwest::blocking::Client, e: &Edged, i: usize) -> reqwest::blocking::Response {
+    c.post(format!("{}/v1/sales", e.url)).bearer_auth(&e.tokens.cashier).json(&lane_sale_body(i)).send().expect("post")
+}
+
 fn lane_sell(c: &reqwest::blocking::Client, e: &Edged, i: usize) -> SaleOut {
-    let r = c
-        .post(format!("{}/v1/sales", e.url))
-        .bearer_auth(&e.tokens.cashier)
-        .json(&lane_sale_body(i))
-        .send()
-        .expect("post");
+    let r = lane_post(c, e, i);
     assert_eq!(r.status().as_u16(), 201, "sale refused: {:?}", r.text());
     r.json().expect("sale")
 }
 
 /// A sale that may be refused (an item sold out across the lanes): whether it was made.
 fn lane_try_sell(c: &reqwest::blocking::Client, e: &Edged, i: usize) -> bool {
-    let r = c
-        .post(format!("{}/v1/sales", e.url))
-        .bearer_auth(&e.tokens.cashier)
-        .json(&lane_sale_body(i))
-        .send()
-        .expect("post");
-    r.status().as_u16() == 201
+    lane_post(c, e, i).status().as_u16() == 201
 }
 
 fn bench_lanes(base: &Path, args: &Args) {

@@ -616,6 +616,16 @@ impl SledStore {
         Ok(res)
     }
 
+    /// Every record of the replica under one tag.
+    fn lane_records<T: DeserializeOwned>(&self, tag: u8, what: &str) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        for kv in self.lanes.scan_prefix([tag]) {
+            let (_, v) = kv.map_err(io)?;
+            out.push(from_json(|| what.to_string(), &v)?);
+        }
+        Ok(out)
+    }
+
     /// A record of the replica by tag and id.
     fn lane_record<T: DeserializeOwned>(&self, tag: u8, id: &Uuid) -> Result<Option<T>> {
         self.get_json(&self.lanes, &lane_key(tag, id.as_bytes()), || format!("replica record {id}"))
@@ -2040,21 +2050,11 @@ impl Store for SledStore {
     }
 
     fn lanes_seen(&self) -> Result<Vec<crate::store::LaneSeen>> {
-        let mut out = Vec::new();
-        for kv in self.lanes.scan_prefix([b'x']) {
-            let (_, v) = kv.map_err(io)?;
-            out.push(from_json(|| "a lane seen".to_string(), &v)?);
-        }
-        Ok(out)
+        self.lane_records(b'x', "a lane seen")
     }
 
     fn lane_flags(&self) -> Result<Vec<crate::store::LaneFlag>> {
-        let mut out = Vec::new();
-        for kv in self.lanes.scan_prefix([b'f']) {
-            let (_, v) = kv.map_err(io)?;
-            out.push(from_json(|| "a lane flag".to_string(), &v)?);
-        }
-        Ok(out)
+        self.lane_records(b'f', "a lane flag")
     }
 
     fn put_lane_flag(&self, flag: &crate::store::LaneFlag) -> Result<()> {
