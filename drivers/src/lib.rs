@@ -23,4 +23,6 @@ pub mod toledo;
 pub mod transport;
 pub mod uri;
 pub mod usb;
+pub mod adyen;
+pub mod payment;
 pub mod zvt;

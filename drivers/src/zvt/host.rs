@@ -12,42 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// What the terminal says during a command.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// An intermediate status, in words (for the screens: "Insert card", "Enter PIN" …).
-    Prompt { code: u8, text: String },
-    /// Status information (result, amount, trace and receipt numbers, masked PAN …).
-    Status(StatusInfo),
-    /// A line of the terminal's receipt.
-    PrintLine(String),
-}
-
-/// How a command ended.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Outcome {
-    /// Completed with result 0 (for a payment: approved).
-    pub approved: bool,
-    /// The result / error code (0 = success).
-    pub code: u8,
-    /// The code in words.
-    pub text: String,
-    /// The last status information, if any came.
-    pub info: Option<StatusInfo>,
-    /// The terminal's receipt lines.
-    pub receipt: Vec<String>,
-}
-
-/// A command that did not end cleanly.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{error}{}", if *.in_doubt { " (the terminal may have acted: ask it before trying again)" } else { "" })]
-pub struct Failure {
-    pub error: ZvtError,
-    /// True once the terminal accepted the command: its outcome is unknown here.
-    pub in_doubt: bool,
-    /// What was heard before the failure.
-    pub partial: Box<Outcome>,
-}
+pub use crate::payment::{Event, Failure, Outcome};
 
 /// Timeouts of one terminal.
 #[derive(Debug, Clone, Copy)]
@@ -111,7 +76,7 @@ impl Terminal {
     fn amount(&self, minor: i64) -> Result<Vec<u8>, Failure> {
         if !(1..=999_999_999_999).contains(&minor) {
             return Err(Failure {
-                error: ZvtError::Malformed(format!("amount {minor} is not 1 to 999999999999 minor units")),
+                error: crate::payment::TerminalError::Zvt(ZvtError::Malformed(format!("amount {minor} is not 1 to 999999999999 minor units"))),
                 in_doubt: false,
                 partial: Box::default(),
             });
@@ -186,8 +151,11 @@ impl Terminal {
     /// Sends a command and follows the flow to its end.
     pub fn run(&mut self, cmd: Apdu, on: &mut dyn FnMut(Event)) -> Result<Outcome, Failure> {
         let name = command_name(&cmd);
-        let fail =
-            |error: ZvtError, in_doubt: bool, partial: Outcome| Failure { error, in_doubt, partial: Box::new(partial) };
+        let fail = |error: ZvtError, in_doubt: bool, partial: Outcome| Failure {
+            error: error.into(),
+            in_doubt,
+            partial: Box::new(partial),
+        };
         self.abort.store(false, Ordering::SeqCst);
         if let Err(e) = self.link.send(&cmd) {
             self.lifecycle.stats.communication_error();

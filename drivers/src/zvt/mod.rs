@@ -305,6 +305,11 @@ pub struct StatusInfo {
     pub date: Option<String>,
     pub time: Option<String>,
     pub text: Option<String>,
+    /// The terminal's own reference of the transaction, for a reversal or a referenced
+    /// refund (Adyen: `POITransactionID`; ZVT uses the receipt number instead).
+    pub reference: Option<String>,
+    /// Approved offline by the terminal (store-and-forward).
+    pub offline: bool,
 }
 
 fn text_of(v: &[u8]) -> String {
