@@ -13,16 +13,16 @@
 //! - [`zvt`]: ZVT payment terminals: APDUs, TCP and serial framing, host side, simulator;
 //! - [`sim`]: simulators served in-process for `edged demo`.
 
+pub mod adyen;
 pub mod discover;
 pub mod display;
 pub mod escpos;
 pub mod model;
+pub mod payment;
 pub mod scanner;
 pub mod sim;
 pub mod toledo;
 pub mod transport;
 pub mod uri;
 pub mod usb;
-pub mod adyen;
-pub mod payment;
 pub mod zvt;

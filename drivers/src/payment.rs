@@ -91,4 +91,3 @@ pub struct Failure {
     /// What was heard before the failure.
     pub partial: Box<Outcome>,
 }
-

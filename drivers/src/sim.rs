@@ -148,6 +148,54 @@ pub fn run_terminal(at: Endpoint, journal: std::path::PathBuf, processing: Durat
     serve_until_terminated()
 }
 
+/// The Adyen terminal simulator, standalone: HTTPS on `addr` with the demo key, its CA
+/// and journal beside `journal`; steered by lines on stdin like the ZVT one.
+pub fn run_adyen(addr: &str, poi_id: &str, journal: std::path::PathBuf, processing: Duration) -> Result<(), String> {
+    use crate::adyen::sim::{DEMO_KEY_ID, DEMO_KEY_VERSION, DEMO_PASSPHRASE, Rule};
+    use std::io::{BufRead, Write};
+    let key = crate::adyen::crypto::Key::derive(DEMO_KEY_ID, DEMO_KEY_VERSION, DEMO_PASSPHRASE.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let dir = journal.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new(".")).to_path_buf();
+    let run = crate::adyen::sim::start(addr, poi_id, key, &dir, journal)?;
+    run.sim.lock().unwrap_or_else(|e| e.into_inner()).processing = processing;
+    tracing::info!(addr = %run.addr, poi_id, ca = %run.ca_path.display(), "simulated Adyen terminal listening");
+    println!("READY adyen://{}", run.addr);
+    let _ = std::io::stdout().flush();
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        let mut w = line.split_whitespace();
+        let (cmd, arg) = (w.next().unwrap_or(""), w.next());
+        let mut p = run.sim.lock().unwrap_or_else(|e| e.into_inner());
+        let said = match (cmd, arg) {
+            ("next", Some(r)) => Rule::parse(r).map(|r| p.rules.push_back(r)),
+            ("default", Some(r)) => Rule::parse(r).map(|r| p.default_rule = r),
+            ("offline", a) => {
+                p.offline = a == Some("on");
+                Ok(())
+            }
+            ("processing", Some(ms)) => ms
+                .parse()
+                .map(|ms| p.processing = Duration::from_millis(ms))
+                .map_err(|_| format!("{ms:?} is not milliseconds")),
+            ("journal", _) => {
+                for e in p.journal() {
+                    println!("{e:?}");
+                }
+                println!("net charged {}", p.net_charged());
+                Ok(())
+            }
+            ("", _) => Ok(()),
+            _ => Err("next RULE | default RULE | offline on|off | processing MS | journal".into()),
+        };
+        match said {
+            Ok(()) => println!("ok"),
+            Err(e) => println!("? {e}"),
+        }
+        let _ = std::io::stdout().flush();
+    }
+    serve_until_terminated()
+}
+
 /// A simulator whose stdin closed (started in a script with `&`, or by a service manager)
 /// keeps serving its device until SIGTERM ends the process.
 fn serve_until_terminated() -> ! {

@@ -172,6 +172,9 @@ pub fn open_for(uri: &DeviceUri, timeout: Duration, usb: crate::usb::Want) -> Re
     match uri {
         DeviceUri::Serial { path, settings } => Ok(Box::new(SerialLink::open(path, settings)?)),
         DeviceUri::Tcp { host, port } => Ok(Box::new(TcpLink::connect(host, *port, timeout)?)),
+        DeviceUri::Adyen { .. } => Err(LinkError::Unsupported(
+            "an Adyen terminal is spoken to over HTTPS (crate::adyen::host), not a raw link".into(),
+        )),
         DeviceUri::Usb { vendor, product, serial } => {
             let link = crate::usb::UsbLink::open(*vendor, *product, serial.as_deref(), usb)
                 .map_err(|e| LinkError::Open { uri: uri.to_string(), why: e.to_string() })?;

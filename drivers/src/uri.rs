@@ -5,6 +5,7 @@
 //!   `timeout_ms` (inter-character / read timeout, default 50).
 //! * `tcp://host:port` — a network device (a printer on 9100, a terminal on 20007).
 //! * `usb://vvvv:pppp[/serial]` — vendor and product id in hex, optional serial number.
+//! * `adyen://host:port` — an Adyen terminal's local Terminal API (HTTPS, port 8443).
 //!
 //! Parsing never panics; every error names the part that is wrong.
 
@@ -43,9 +44,24 @@ impl Default for SerialSettings {
 /// Where a device is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeviceUri {
-    Serial { path: String, settings: SerialSettings },
-    Tcp { host: String, port: u16 },
-    Usb { vendor: u16, product: u16, serial: Option<String> },
+    Serial {
+        path: String,
+        settings: SerialSettings,
+    },
+    Tcp {
+        host: String,
+        port: u16,
+    },
+    Usb {
+        vendor: u16,
+        product: u16,
+        serial: Option<String>,
+    },
+    /// An Adyen terminal (Terminal API over HTTPS, `https://host:port/nexo`).
+    Adyen {
+        host: String,
+        port: u16,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,7 +76,8 @@ const BAUDS: [u32; 12] = [1200, 2400, 4800, 9600, 14400, 19200, 38400, 57600, 11
 impl DeviceUri {
     pub fn parse(s: &str) -> Result<DeviceUri, UriError> {
         let err = |why: String| UriError { uri: s.to_string(), why };
-        let (scheme, rest) = s.split_once("://").ok_or_else(|| err("expected serial://, tcp:// or usb://".into()))?;
+        let (scheme, rest) =
+            s.split_once("://").ok_or_else(|| err("expected serial://, tcp://, usb:// or adyen://".into()))?;
         match scheme {
             "serial" => {
                 let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
@@ -117,8 +134,9 @@ impl DeviceUri {
                 }
                 Ok(DeviceUri::Serial { path: path.to_string(), settings: st })
             }
-            "tcp" => {
-                let (host, port) = rest.rsplit_once(':').ok_or_else(|| err("expected tcp://host:port".into()))?;
+            "tcp" | "adyen" => {
+                let (host, port) =
+                    rest.rsplit_once(':').ok_or_else(|| err(format!("expected {scheme}://host:port")))?;
                 // An IPv6 address comes in brackets; a name or IPv4 address has none.
                 let host = match host.strip_prefix('[') {
                     Some(v6) => match v6.strip_suffix(']') {
@@ -140,7 +158,11 @@ impl DeviceUri {
                     .ok()
                     .filter(|p| *p > 0)
                     .ok_or_else(|| err(format!("port {port:?} is not 1 to 65535")))?;
-                Ok(DeviceUri::Tcp { host: host.to_string(), port })
+                Ok(if scheme == "adyen" {
+                    DeviceUri::Adyen { host: host.to_string(), port }
+                } else {
+                    DeviceUri::Tcp { host: host.to_string(), port }
+                })
             }
             "usb" => {
                 let (ids, serial) = match rest.split_once('/') {
@@ -158,7 +180,7 @@ impl DeviceUri {
                 };
                 Ok(DeviceUri::Usb { vendor: hex(v, "vendor")?, product: hex(p, "product")?, serial })
             }
-            other => Err(err(format!("unknown scheme {other:?}; use serial, tcp or usb"))),
+            other => Err(err(format!("unknown scheme {other:?}; use serial, tcp, usb or adyen"))),
         }
     }
 }
@@ -183,6 +205,8 @@ impl fmt::Display for DeviceUri {
             }
             DeviceUri::Tcp { host, port } if host.contains(':') => write!(f, "tcp://[{host}]:{port}"),
             DeviceUri::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
+            DeviceUri::Adyen { host, port } if host.contains(':') => write!(f, "adyen://[{host}]:{port}"),
+            DeviceUri::Adyen { host, port } => write!(f, "adyen://{host}:{port}"),
             DeviceUri::Usb { vendor, product, serial: Some(s) } => write!(f, "usb://{vendor:04x}:{product:04x}/{s}"),
             DeviceUri::Usb { vendor, product, serial: None } => write!(f, "usb://{vendor:04x}:{product:04x}"),
         }

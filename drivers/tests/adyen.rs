@@ -47,15 +47,49 @@ fn adyens_known_answer_decrypts_to_an_approved_payment() {
 #[test]
 fn encrypt_then_decrypt_round_trips_every_request() {
     let k = key();
-    let h = |c| Header { category: c, request: true, service_id: "ABC123DEF0".into(), sale_id: "till-1".into(), poi_id: "V400m-324688179".into() };
+    let h = |c| Header {
+        category: c,
+        request: true,
+        service_id: "ABC123DEF0".into(),
+        sale_id: "till-1".into(),
+        poi_id: "V400m-324688179".into(),
+    };
     let reqs = vec![
-        Request::Payment { transaction_id: "T1".into(), timestamp: "2026-12-07T10:00:00.000Z".into(), currency: "EUR".into(), amount_minor: 2570, refund: false },
-        Request::Payment { transaction_id: "T2".into(), timestamp: "2026-12-07T10:00:00.000Z".into(), currency: "JPY".into(), amount_minor: 900, refund: true },
-        Request::TransactionStatus { reference: MessageRef { category: Category::Payment, service_id: "S1".into(), sale_id: "till-1".into() } },
-        Request::Abort { reference: MessageRef { category: Category::Payment, service_id: "S1".into(), sale_id: "till-1".into() }, reason: "MerchantAbort".into() },
-        Request::Reversal { original: PoiTransaction { transaction_id: "X.1".into(), timestamp: "2026-12-07T10:00:00.000Z".into() }, reason: "MerchantCancel".into(), amount_minor: Some(1999), currency: "EUR".into() },
+        Request::Payment {
+            transaction_id: "T1".into(),
+            timestamp: "2026-12-07T10:00:00.000Z".into(),
+            currency: "EUR".into(),
+            amount_minor: 2570,
+            refund: false,
+        },
+        Request::Payment {
+            transaction_id: "T2".into(),
+            timestamp: "2026-12-07T10:00:00.000Z".into(),
+            currency: "JPY".into(),
+            amount_minor: 900,
+            refund: true,
+        },
+        Request::TransactionStatus {
+            reference: MessageRef { category: Category::Payment, service_id: "S1".into(), sale_id: "till-1".into() },
+        },
+        Request::Abort {
+            reference: MessageRef { category: Category::Payment, service_id: "S1".into(), sale_id: "till-1".into() },
+            reason: "MerchantAbort".into(),
+        },
+        Request::Reversal {
+            original: PoiTransaction { transaction_id: "X.1".into(), timestamp: "2026-12-07T10:00:00.000Z".into() },
+            reason: "MerchantCancel".into(),
+            amount_minor: Some(1999),
+            currency: "EUR".into(),
+        },
         Request::Diagnosis { host: true },
-        Request::Login { date_time: "2026-12-07T10:00:00.000Z".into(), manufacturer: "edge".into(), application: "edged".into(), version: "0.1.0".into(), language: "en".into() },
+        Request::Login {
+            date_time: "2026-12-07T10:00:00.000Z".into(),
+            manufacturer: "edge".into(),
+            application: "edged".into(),
+            version: "0.1.0".into(),
+            language: "en".into(),
+        },
         Request::Reconciliation,
     ];
     for r in reqs {
@@ -108,7 +142,10 @@ fn tampering_is_refused_by_name() {
     let wrong = Key::derive("CryptoKeyIdentifier12345", 1, b"another passphrase").expect("key");
     let r = json::open(&kat(), &wrong, false);
     assert!(matches!(r, Err(JsonError::Crypto(CryptoError::Hmac | CryptoError::Padding))), "{r:?}");
-    let t: SecurityTrailer = serde_json::from_value(serde_json::json!({"AdyenCryptoVersion": 1, "KeyIdentifier": "k", "KeyVersion": 1, "Nonce": "", "Hmac": ""})).expect("trailer");
+    let t: SecurityTrailer = serde_json::from_value(
+        serde_json::json!({"AdyenCryptoVersion": 1, "KeyIdentifier": "k", "KeyVersion": 1, "Nonce": "", "Hmac": ""}),
+    )
+    .expect("trailer");
     assert_eq!(t.key_identifier, "k");
 }
 

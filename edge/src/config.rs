@@ -364,6 +364,106 @@ impl<'a> Checker<'a> {
 }
 
 /// The word for a lane a receipt prints when `[lane] name` is not set.
+/// An Adyen terminal's settings: `poi_id`, `key_identifier`, `key_version`,
+/// `passphrase_file` (a 0600 file; the passphrase is never in the config or the logs),
+/// `root_cert` (PEM of the root its certificate chains to) and `sale_id` (default
+/// `STORE-edged`). Each missing or wrong key is named.
+fn adyen_spec(
+    c: &mut Checker,
+    id: &str,
+    base: &Path,
+    currency: Option<edge_sync::money::Currency>,
+    store_id: &str,
+) -> Option<crate::devices::AdyenSpec> {
+    let k = |name: &str| format!("devices.{id}.{name}");
+    let poi_id = c.string(&k("poi_id"), None);
+    if poi_id.is_none() {
+        c.problem(&k("poi_id"), "is required for an adyen:// terminal (its POIID, e.g. V400m-324688179)");
+    }
+    if let Some(p) = &poi_id
+        && let Err(e) = edge_drivers::adyen::tls::server_name(p)
+    {
+        c.problem(&k("poi_id"), e);
+    }
+    let key_id = c.string(&k("key_identifier"), None);
+    if key_id.is_none() {
+        c.problem(
+            &k("key_identifier"),
+            "is required for an adyen:// terminal (the key's identifier set on the terminal)",
+        );
+    }
+    let version = c.integer(&k("key_version"), 0, 0, i64::from(u32::MAX));
+    if version == 0 {
+        c.problem(&k("key_version"), "is required for an adyen:// terminal (1 or more, as set on the terminal)");
+    }
+    let sale_id =
+        c.string(&k("sale_id"), Some("")).filter(|s| !s.is_empty()).unwrap_or_else(|| format!("{store_id}-edged"));
+    let passphrase = match c.string(&k("passphrase_file"), None) {
+        None => {
+            c.problem(
+                &k("passphrase_file"),
+                "is required for an adyen:// terminal (a 0600 file holding the passphrase)",
+            );
+            None
+        }
+        Some(f) => {
+            let path = base.join(f);
+            match secret_mode(&path).and_then(|()| read_secret(&path)) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    c.problem(&k("passphrase_file"), e);
+                    None
+                }
+            }
+        }
+    };
+    let root = match c.string(&k("root_cert"), None) {
+        None => {
+            c.problem(&k("root_cert"), "is required for an adyen:// terminal (PEM of the terminal's root certificate)");
+            None
+        }
+        Some(f) => {
+            let path = base.join(f);
+            match std::fs::read(&path) {
+                Ok(pem) => match edge_drivers::adyen::tls::client_config(&pem) {
+                    Ok(_) => Some(pem),
+                    Err(e) => {
+                        c.problem(&k("root_cert"), format!("{}: {e}", path.display()));
+                        None
+                    }
+                },
+                Err(e) => {
+                    c.problem(&k("root_cert"), format!("{}: {e}", path.display()));
+                    None
+                }
+            }
+        }
+    };
+    let currency = currency.map(|c| c.to_string());
+    let (poi_id, key_id, passphrase, root_pem, currency) = (poi_id?, key_id?, passphrase?, root?, currency?);
+    match edge_drivers::adyen::crypto::Key::derive(&key_id, version as u32, &passphrase) {
+        Ok(key) => Some(crate::devices::AdyenSpec { poi_id, sale_id, currency, key, root_pem }),
+        Err(e) => {
+            c.problem(&k("passphrase_file"), e.to_string());
+            None
+        }
+    }
+}
+
+/// A secret file may be read by its owner only.
+fn secret_mode(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let m = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if m.permissions().mode() & 0o077 != 0 {
+        return Err(format!(
+            "{} is readable by others (mode {:o}); it holds a secret: chmod 600",
+            path.display(),
+            m.permissions().mode() & 0o777
+        ));
+    }
+    Ok(())
+}
+
 fn lane_word(lang: edge_api::locale::Lang) -> &'static str {
     match lang {
         edge_api::locale::Lang::En => "Till",
@@ -708,12 +808,16 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
                         std::time::Duration::from_secs(
                             c.integer(&format!("devices.{id}.reply_timeout_s"), 180, 1, 600) as u64,
                         );
-                    match currency.and_then(crate::devices::iso_numeric) {
-                        Some(n) => spec.currency = n,
-                        None => c.problem(
-                            &kind_key,
-                            "the store's currency has no ISO 4217 number known to the terminal driver",
-                        ),
+                    if let edge_drivers::uri::DeviceUri::Adyen { .. } = spec.uri {
+                        spec.adyen = adyen_spec(&mut c, id, base, currency, &store_id);
+                    } else {
+                        match currency.and_then(crate::devices::iso_numeric) {
+                            Some(n) => spec.currency = n,
+                            None => c.problem(
+                                &kind_key,
+                                "the store's currency has no ISO 4217 number known to the terminal driver",
+                            ),
+                        }
                     }
                 }
                 devices.push(spec);

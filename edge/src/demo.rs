@@ -21,9 +21,13 @@ pub fn parse_device(arg: &str) -> Result<(String, String), String> {
     if !DEVICE_KINDS.contains(&kind) {
         return Err(format!("--device {arg:?}: unknown kind {kind:?}; one of {}", DEVICE_KINDS.join(", ")));
     }
-    let ok = ["tcp://", "serial://", "usb://"].iter().any(|s| uri.starts_with(s) && uri.len() > s.len());
+    let ok = ["tcp://", "serial://", "usb://"].iter().any(|s| uri.starts_with(s) && uri.len() > s.len())
+        || (kind == "terminal" && uri.starts_with("adyen://") && uri.len() > 8);
     if !ok {
-        return Err(format!("--device {arg:?}: URI must be tcp://HOST:PORT, serial:///dev/… or usb://VID:PID"));
+        return Err(format!(
+            "--device {arg:?}: URI must be tcp://HOST:PORT, serial:///dev/… or usb://VID:PID (a terminal may be \
+             adyen://HOST:PORT)"
+        ));
     }
     Ok((kind.to_string(), uri.to_string()))
 }
@@ -151,14 +155,43 @@ pub fn seed_catalog(store: &dyn Store, size: u64) -> Result<(), String> {
 /// other kind (see `edge_drivers::sim`), the terminal's journal kept in the data dir. The
 /// drawer is driven through the printer.
 pub fn demo_devices(given: &[(String, String)], data_dir: &Path) -> Result<Vec<crate::devices::DeviceSpec>, String> {
+    let adyen = DemoAdyen {
+        root: PathBuf::from("adyen-ca.pem"),
+        poi_id: edge_drivers::adyen::sim::DEMO_POI_ID.into(),
+        currency: "EUR".into(),
+    };
+    demo_devices_with(given, data_dir, &adyen)
+}
+
+/// An Adyen terminal in the demo (`--device terminal=adyen://HOST:PORT`): the root its
+/// certificate chains to, its POIID, and the store's currency. The key is Adyen's
+/// published test key (CONTRACT.md), its passphrase written to a 0600 file in the data
+/// dir as a store's would be.
+pub struct DemoAdyen {
+    pub root: PathBuf,
+    pub poi_id: String,
+    pub currency: String,
+}
+
+/// [`demo_devices`] with the Adyen terminal's settings.
+pub fn demo_devices_with(
+    given: &[(String, String)],
+    data_dir: &Path,
+    adyen: &DemoAdyen,
+) -> Result<Vec<crate::devices::DeviceSpec>, String> {
     use crate::devices::{DeviceSpec, Kind};
     use edge_drivers::uri::DeviceUri;
     let mut specs = Vec::new();
     for (kind, uri) in given {
         match Kind::parse(kind) {
             Some(k) => {
-                let uri = DeviceUri::parse(uri).map_err(|e| format!("--device {kind}={uri}: {e}"))?;
-                specs.push(DeviceSpec::new(kind, k, uri));
+                let parsed = DeviceUri::parse(uri).map_err(|e| format!("--device {kind}={uri}: {e}"))?;
+                let mut spec = DeviceSpec::new(kind, k, parsed);
+                if k == Kind::Terminal && matches!(spec.uri, DeviceUri::Adyen { .. }) {
+                    spec.adyen = Some(demo_adyen(adyen, data_dir).map_err(|e| format!("--device {kind}={uri}: {e}"))?);
+                    spec.reply_timeout = std::time::Duration::from_secs(20);
+                }
+                specs.push(spec);
             }
             // A scanner that sends HID POS reports over a link that is not USB (a simulator).
             None if kind == "scanner-hid" => {
@@ -187,6 +220,42 @@ pub fn demo_devices(given: &[(String, String)], data_dir: &Path) -> Result<Vec<c
         specs.push(DeviceSpec::new(kind, k, uri));
     }
     Ok(specs)
+}
+
+fn demo_adyen(a: &DemoAdyen, data_dir: &Path) -> Result<crate::devices::AdyenSpec, String> {
+    use edge_drivers::adyen::sim::{DEMO_KEY_ID, DEMO_KEY_VERSION, DEMO_PASSPHRASE};
+    let root_pem = std::fs::read(&a.root).map_err(|e| {
+        format!(
+            "the terminal's root certificate {}: {e} (start `edge-lab sim terminal --protocol adyen` in this directory, \
+             or give --terminal-root)",
+            a.root.display()
+        )
+    })?;
+    // The passphrase as a store keeps it: a 0600 file, read back through the same check.
+    let file = data_dir.join("adyen-passphrase");
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&file)
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        f.write_all(DEMO_PASSPHRASE.as_bytes()).map_err(|e| format!("{}: {e}", file.display()))?;
+    }
+    let passphrase = crate::config::read_secret(&file)?;
+    let key = edge_drivers::adyen::crypto::Key::derive(DEMO_KEY_ID, DEMO_KEY_VERSION, &passphrase)
+        .map_err(|e| e.to_string())?;
+    edge_drivers::adyen::tls::client_config(&root_pem)?;
+    Ok(crate::devices::AdyenSpec {
+        poi_id: a.poi_id.clone(),
+        sale_id: "demo-edged".into(),
+        currency: a.currency.clone(),
+        key,
+        root_pem,
+    })
 }
 
 /// Starts the staff screen (`edge-kiosk --data-dir DIR --mode staff`, found beside this

@@ -5,15 +5,16 @@
 //! through `device.status` and `scan` events.
 
 use edge_api::{DeviceOut, Event};
+use edge_drivers::adyen::host::Terminal as AdyenTerminal;
 use edge_drivers::display::{Dialect, PoleDisplay, two_sided};
 use edge_drivers::escpos::{JobOutcome, Printer, Receipt};
 use edge_drivers::model::HealthLevel;
+use edge_drivers::payment::{Event as TerminalEvent, Failure, Family, Outcome, TerminalError};
 use edge_drivers::scanner::{HidScanner, ScanSource, SerialScanner};
 use edge_drivers::toledo::{Scale, WeighError, Weight};
 use edge_drivers::transport;
 use edge_drivers::uri::DeviceUri;
-use edge_drivers::zvt::ZvtError;
-use edge_drivers::zvt::host::{Event as ZvtEvent, Failure, Framing, Outcome, Terminal};
+use edge_drivers::zvt::host::{Framing, Terminal};
 use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex};
@@ -76,9 +77,31 @@ pub struct DeviceSpec {
     pub password: u32,
     pub currency: u16,
     pub reply_timeout: Duration,
+    /// Adyen terminals (`adyen://`): who the terminal is and the shared key.
+    pub adyen: Option<AdyenSpec>,
+}
+
+/// What the POS needs to speak to an Adyen terminal (from the config and its secret file).
+#[derive(Debug, Clone)]
+pub struct AdyenSpec {
+    /// The terminal's POIID (its certificate names it).
+    pub poi_id: String,
+    /// This POS's SaleID.
+    pub sale_id: String,
+    /// ISO 4217 alphabetic code of the store's currency.
+    pub currency: String,
+    /// The derived key (identifier and version shown, never the passphrase).
+    pub key: edge_drivers::adyen::crypto::Key,
+    /// PEM of the root the terminal's certificate must chain to.
+    pub root_pem: Vec<u8>,
 }
 
 impl DeviceSpec {
+    /// The terminal family this spec drives.
+    pub fn family(&self) -> Family {
+        if matches!(self.uri, DeviceUri::Adyen { .. }) { Family::Adyen } else { Family::Zvt }
+    }
+
     /// A device with the usual framing for its link: CD5220 displays, HID POS over USB.
     pub fn new(id: &str, kind: Kind, uri: DeviceUri) -> DeviceSpec {
         let hid = kind == Kind::Scanner && matches!(uri, DeviceUri::Usb { .. });
@@ -91,6 +114,7 @@ impl DeviceSpec {
             password: 0,
             currency: 978,
             reply_timeout: Duration::from_secs(180),
+            adyen: None,
         }
     }
 }
@@ -109,20 +133,37 @@ enum Command {
     Terminal { op: TerminalOp, events: TerminalEvents, reply: Sender<Result<Outcome, Failure>> },
 }
 
-/// What to ask the payment terminal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What to ask the payment terminal. The payment's id names it to a terminal that is asked
+/// about payments by reference (Adyen: its ServiceID).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TerminalOp {
-    Authorise(i64),
-    Refund(i64),
-    Reverse(u32),
+    Authorise {
+        amount: i64,
+        payment: uuid::Uuid,
+    },
+    /// `original`: the terminal's reference of the payment refunded (a referenced refund
+    /// where the family has one; ZVT refunds the card presented).
+    Refund {
+        amount: i64,
+        payment: uuid::Uuid,
+        original: Option<String>,
+    },
+    /// A payment taken back: ZVT by its receipt number, Adyen by its reference.
+    Reverse {
+        receipt_no: Option<u32>,
+        reference: Option<String>,
+    },
+    /// ZVT: the last transaction, repeated.
     RepeatReceipt,
+    /// Adyen: what became of this payment (TransactionStatus by its ServiceID).
+    TransactionStatus(uuid::Uuid),
     Status,
     Diagnosis,
     EndOfDay,
 }
 
 /// Where the terminal's prompts and status go while it works.
-pub type TerminalEvents = Box<dyn FnMut(ZvtEvent) + Send>;
+pub type TerminalEvents = Box<dyn FnMut(TerminalEvent) + Send>;
 
 /// The ISO 4217 number of a currency, as ZVT sends it.
 pub fn iso_numeric(c: edge_sync::money::Currency) -> Option<u16> {
@@ -145,7 +186,7 @@ pub fn iso_numeric(c: edge_sync::money::Currency) -> Option<u16> {
 
 /// How a terminal command failed before it could run.
 pub fn not_run(why: String) -> Failure {
-    Failure { error: ZvtError::Link(why), in_doubt: false, partial: Box::default() }
+    Failure { error: TerminalError::Link(why), in_doubt: false, partial: Box::default() }
 }
 
 /// Where a device stands.
@@ -329,6 +370,11 @@ impl Devices {
         self.first(Kind::Terminal).map(|s| s.spec.id.clone())
     }
 
+    /// The first payment terminal's family (ZVT when none is configured).
+    pub fn terminal_family(&self) -> Family {
+        self.first(Kind::Terminal).map_or(Family::Zvt, |s| s.spec.family())
+    }
+
     /// Whether the terminal last said it cannot reach its host.
     pub fn terminal_offline(&self) -> bool {
         self.first(Kind::Terminal).is_some_and(|s| s.offline.load(std::sync::atomic::Ordering::SeqCst))
@@ -344,7 +390,7 @@ impl Devices {
             Ok(r) => r,
             // The command may be running: the caller must treat it as in doubt.
             Err(_) => Err(Failure {
-                error: ZvtError::Timeout(wait.as_millis() as u64),
+                error: TerminalError::Timeout(wait.as_millis() as u64),
                 in_doubt: true,
                 partial: Box::default(),
             }),
@@ -403,9 +449,33 @@ enum Driver {
     Scale(Scale),
     Display(PoleDisplay),
     Terminal(Box<Terminal>),
+    Adyen(Box<AdyenTerminal>),
 }
 
 fn connect(spec: &DeviceSpec) -> Result<Driver, String> {
+    if let (Kind::Terminal, DeviceUri::Adyen { host, port }) = (spec.kind, &spec.uri) {
+        let a = spec.adyen.as_ref().ok_or("an adyen:// terminal needs its POIID, key and root certificate")?;
+        let host = if host.contains(':') { format!("[{host}]") } else { host.clone() };
+        let settings = edge_drivers::adyen::host::Settings {
+            addr: format!("{host}:{port}"),
+            poi_id: a.poi_id.clone(),
+            sale_id: a.sale_id.clone(),
+            currency: a.currency.clone(),
+            connect_timeout: Duration::from_secs(3),
+            reply_timeout: spec.reply_timeout,
+            admin_timeout: Duration::from_secs(15),
+        };
+        let mut t = AdyenTerminal::new(&spec.id, settings, a.key.clone(), &a.root_pem).map_err(|e| e.to_string())?;
+        t.lifecycle.open().map_err(|e| e.to_string())?;
+        t.lifecycle.claim("edged").map_err(|e| e.to_string())?;
+        t.lifecycle.enable().map_err(|e| e.to_string())?;
+        // Login: the terminal learns who the sale system is; it proves the key and the TLS.
+        let o = t.login().map_err(|e| format!("login: {e}"))?;
+        if !o.approved {
+            return Err(format!("login refused: {}", o.text));
+        }
+        return Ok(Driver::Adyen(Box::new(t)));
+    }
     let want = if spec.hid { edge_drivers::usb::Want::InterruptIn } else { edge_drivers::usb::Want::Bulk };
     let link = transport::open_for(&spec.uri, Duration::from_secs(2), want).map_err(|e| e.to_string())?;
     let ready = |l: &mut edge_drivers::model::Lifecycle| -> Result<(), String> {
@@ -433,7 +503,9 @@ fn connect(spec: &DeviceSpec) -> Result<Driver, String> {
             let framing = match spec.uri {
                 DeviceUri::Serial { .. } => Framing::Serial,
                 DeviceUri::Tcp { .. } => Framing::Plain,
-                DeviceUri::Usb { .. } => return Err("ZVT terminals are driven over serial or TCP, not USB".into()),
+                DeviceUri::Usb { .. } | DeviceUri::Adyen { .. } => {
+                    return Err("ZVT terminals are driven over serial or TCP".into());
+                }
             };
             let mut t = Terminal::new(&spec.id, link, framing, spec.password, spec.currency);
             t.timeouts.idle = spec.reply_timeout;
@@ -514,6 +586,57 @@ fn fail(c: Command, id: &str, state: &str) {
     }
 }
 
+impl Driver {
+    /// Runs a terminal command on either family (None: not a terminal). Each family does
+    /// what the op means for it; what it cannot do is refused, nothing sent.
+    fn terminal_op(&mut self, op: &TerminalOp, on: &mut dyn FnMut(TerminalEvent)) -> Option<Result<Outcome, Failure>> {
+        let no = |why: &str| Err(not_run(why.to_string()));
+        Some(match self {
+            Driver::Terminal(t) => match op {
+                TerminalOp::Authorise { amount, .. } => t.authorise(*amount, on),
+                TerminalOp::Refund { amount, .. } => t.refund(*amount, on),
+                TerminalOp::Reverse { receipt_no: Some(n), .. } => t.reverse(*n, on),
+                TerminalOp::Reverse { receipt_no: None, .. } => no("a ZVT reversal needs the receipt number"),
+                TerminalOp::RepeatReceipt => t.repeat_receipt(on),
+                TerminalOp::TransactionStatus(_) => no("ZVT has no transaction status by reference"),
+                TerminalOp::Status => t.status_enquiry(on),
+                TerminalOp::Diagnosis => t.diagnosis(on),
+                TerminalOp::EndOfDay => t.end_of_day(on),
+            },
+            Driver::Adyen(t) => match op {
+                TerminalOp::Authorise { amount, payment } => t.authorise(*amount, payment.as_u128(), on),
+                TerminalOp::Refund { amount, payment, original } => {
+                    t.refund(*amount, payment.as_u128(), original.as_deref(), on)
+                }
+                TerminalOp::Reverse { reference: Some(r), .. } => t.reverse(r),
+                TerminalOp::Reverse { reference: None, .. } => no("an Adyen reversal needs the terminal's reference"),
+                TerminalOp::RepeatReceipt => no("the Adyen Terminal API has no repeat receipt; ask by reference"),
+                TerminalOp::TransactionStatus(p) => t.transaction_status(p.as_u128()),
+                TerminalOp::Status => t.status(),
+                TerminalOp::Diagnosis => t.diagnosis(),
+                TerminalOp::EndOfDay => t.end_of_day(),
+            },
+            _ => return None,
+        })
+    }
+
+    fn set_abort(&mut self, flag: Arc<std::sync::atomic::AtomicBool>) {
+        match self {
+            Driver::Terminal(t) => t.abort = flag,
+            Driver::Adyen(t) => t.abort = flag,
+            _ => {}
+        }
+    }
+
+    fn terminal_stats(&self) -> BTreeMap<String, String> {
+        match self {
+            Driver::Terminal(t) => t.lifecycle.stats.report(),
+            Driver::Adyen(t) => t.lifecycle.stats.report(),
+            _ => BTreeMap::new(),
+        }
+    }
+}
+
 /// The terminal's state in words from a status information text, and whether it is offline.
 fn terminal_health(o: &Outcome) -> (String, bool) {
     let text = o.info.as_ref().and_then(|i| i.text.clone()).unwrap_or_else(|| "ready".into());
@@ -564,7 +687,7 @@ fn serve(slot: &Slot, rx: &Receiver<Command>, emit: &Emit, driver: &mut Driver) 
     let poll = match driver {
         Driver::Scanner(_) => Duration::ZERO,
         // ZVT: a status enquiry about once a minute lets the terminal run its timed jobs.
-        Driver::Terminal(_) => Duration::from_secs(60),
+        Driver::Terminal(_) | Driver::Adyen(_) => Duration::from_secs(60),
         _ => Duration::from_secs(5),
     };
     let mut drawer_open_since = None;
@@ -607,6 +730,9 @@ fn serve(slot: &Slot, rx: &Receiver<Command>, emit: &Emit, driver: &mut Driver) 
             Driver::Terminal(t) if first => {
                 set(slot, emit, DeviceState::Online, "registered".into(), t.lifecycle.stats.report())
             }
+            Driver::Adyen(t) if first => {
+                set(slot, emit, DeviceState::Online, "logged in".into(), t.lifecycle.stats.report())
+            }
             _ => {}
         }
         first = false;
@@ -619,12 +745,12 @@ fn serve(slot: &Slot, rx: &Receiver<Command>, emit: &Emit, driver: &mut Driver) 
                         Err(e) => return Some(e),
                     }
                 }
-                if let Driver::Terminal(t) = driver {
-                    match t.status_enquiry(&mut |_| {}) {
+                if let Some(r) = driver.terminal_op(&TerminalOp::Status, &mut |_| {}) {
+                    match r {
                         Ok(o) => {
                             let (h, off) = terminal_health(&o);
                             slot.offline.store(off, std::sync::atomic::Ordering::SeqCst);
-                            set(slot, emit, DeviceState::Online, h, t.lifecycle.stats.report());
+                            set(slot, emit, DeviceState::Online, h, driver.terminal_stats());
                         }
                         Err(e) => return Some(e.to_string()),
                     }
@@ -682,27 +808,19 @@ fn serve(slot: &Slot, rx: &Receiver<Command>, emit: &Emit, driver: &mut Driver) 
                     return Some("the scale stopped answering".into());
                 }
             }
-            (Command::Terminal { op, mut events, reply }, Driver::Terminal(t)) => {
-                t.abort = slot.abort.clone();
+            (Command::Terminal { op, mut events, reply }, d @ (Driver::Terminal(_) | Driver::Adyen(_))) => {
+                d.set_abort(slot.abort.clone());
                 let on = &mut *events;
-                let r = match op {
-                    TerminalOp::Authorise(a) => t.authorise(a, on),
-                    TerminalOp::Refund(a) => t.refund(a, on),
-                    TerminalOp::Reverse(n) => t.reverse(n, on),
-                    TerminalOp::RepeatReceipt => t.repeat_receipt(on),
-                    TerminalOp::Status => t.status_enquiry(on),
-                    TerminalOp::Diagnosis => t.diagnosis(on),
-                    TerminalOp::EndOfDay => t.end_of_day(on),
-                };
+                let r = d.terminal_op(&op, on).unwrap_or_else(|| Err(not_run("not a payment terminal".into())));
                 slot.abort.store(false, std::sync::atomic::Ordering::SeqCst);
-                let broken = matches!(&r, Err(f) if matches!(f.error, ZvtError::Link(_)));
+                let broken = matches!(&r, Err(f) if f.error.is_link());
                 if let Ok(o) = &r {
                     let (h, off) = terminal_health(o);
                     if op == TerminalOp::Status || off {
                         slot.offline.store(off, std::sync::atomic::Ordering::SeqCst);
                     }
                     if op == TerminalOp::Status {
-                        set(slot, emit, DeviceState::Online, h, t.lifecycle.stats.report());
+                        set(slot, emit, DeviceState::Online, h, d.terminal_stats());
                     }
                 }
                 let _ = reply.send(r);
@@ -716,13 +834,17 @@ fn serve(slot: &Slot, rx: &Receiver<Command>, emit: &Emit, driver: &mut Driver) 
                     Driver::Scale(s) => s.check_health(level).map_err(|e| e.to_string()),
                     Driver::Display(d) => d.check_health(level).map_err(|e| e.to_string()),
                     Driver::Scanner(s) => scanner_health(s.as_mut(), level, &id),
-                    Driver::Terminal(t) => match level {
-                        HealthLevel::Internal => {
-                            t.status_enquiry(&mut |_| {}).map(|o| format!("Internal HCheck: {}", terminal_health(&o).0))
-                        }
-                        _ => t.diagnosis(&mut |_| {}).map(|o| {
-                            format!("External HCheck: diagnosis {}", if o.approved { "passed" } else { &o.text })
-                        }),
+                    t @ (Driver::Terminal(_) | Driver::Adyen(_)) => match level {
+                        HealthLevel::Internal => t
+                            .terminal_op(&TerminalOp::Status, &mut |_| {})
+                            .unwrap_or_else(|| Err(not_run("not a terminal".into())))
+                            .map(|o| format!("Internal HCheck: {}", terminal_health(&o).0)),
+                        _ => t
+                            .terminal_op(&TerminalOp::Diagnosis, &mut |_| {})
+                            .unwrap_or_else(|| Err(not_run("not a terminal".into())))
+                            .map(|o| {
+                                format!("External HCheck: diagnosis {}", if o.approved { "passed" } else { &o.text })
+                            }),
                     }
                     .map_err(|e| e.to_string()),
                 };

@@ -175,6 +175,14 @@ pub fn run(config_path: &Path) -> Vec<Check> {
                 }
                 Err(e) => check(&format!("device {}", d.id), "fail", e.to_string()),
             },
+            DeviceUri::Adyen { host, port } => check(
+                &format!("device {}", d.id),
+                "ok",
+                format!(
+                    "Adyen terminal at https://{host}:{port}/nexo{} (`edgectl terminal status` asks it)",
+                    d.adyen.as_ref().map(|a| format!(", POIID {}, key {:?}", a.poi_id, a.key)).unwrap_or_default()
+                ),
+            ),
             DeviceUri::Tcp { host, port } => check(
                 &format!("device {}", d.id),
                 "ok",

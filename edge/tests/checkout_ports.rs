@@ -14,7 +14,7 @@ use edge::checkout::{Checkout, Committed, RefusalKind};
 use edge::devices::{DrawerDone, PrintDone, TerminalEvents, TerminalOp};
 use edge_api::Event;
 use edge_drivers::escpos::Receipt;
-use edge_drivers::zvt::host::{Failure, Outcome};
+use edge_drivers::payment::{Failure, Outcome};
 use edge_drivers::zvt::{StatusInfo, ZvtError};
 use edge_sync::domain::{Item, ItemKind, PaymentState, SaleKind, Tender};
 use edge_sync::money::Currency;
@@ -78,11 +78,11 @@ fn info(e: &Entry) -> StatusInfo {
 }
 
 fn outcome(approved: bool, code: u8, text: &str, info: Option<StatusInfo>) -> Outcome {
-    Outcome { approved, code, text: text.into(), info, receipt: vec!["CARD RECEIPT".into()] }
+    Outcome { approved, code, text: text.into(), info, receipt: vec!["CARD RECEIPT".into()], ..Outcome::default() }
 }
 
 fn lost(in_doubt: bool) -> Failure {
-    Failure { error: ZvtError::Timeout(1000), in_doubt, partial: Box::default() }
+    Failure { error: ZvtError::Timeout(1000).into(), in_doubt, partial: Box::default() }
 }
 
 impl FakeTerminal {
@@ -114,7 +114,8 @@ impl Peripherals for Fakes {
                 Some(e) => Ok(outcome(true, 0, "repeat", Some(info(e)))),
                 None => Ok(outcome(false, 0x83, "function not possible", None)),
             },
-            TerminalOp::Authorise(amount) | TerminalOp::Refund(amount) => {
+            TerminalOp::TransactionStatus(_) => Err(lost(false)),
+            TerminalOp::Authorise { amount, .. } | TerminalOp::Refund { amount, .. } => {
                 match t.next.pop_front().unwrap_or(Next::Approve) {
                     Next::Approve => {
                         let e = t.book(0, amount, false);
@@ -136,7 +137,7 @@ impl Peripherals for Fakes {
                     }
                 }
             }
-            TerminalOp::Reverse(_) => {
+            TerminalOp::Reverse { .. } => {
                 let amount = t.journal.last().map_or(0, |e| e.amount);
                 let e = t.book(0, amount, true);
                 Ok(outcome(true, 0, "reversed", Some(info(&e))))

@@ -352,6 +352,10 @@ pub struct CardResult {
     /// The terminal's receipt lines.
     #[serde(default)]
     pub receipt: Vec<String>,
+    /// The terminal's own reference of the transaction, where its family reverses and
+    /// refunds by reference (Adyen: `POITransactionID` and its time stamp).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
 }
 
 /// What a card payment is for.

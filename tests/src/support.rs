@@ -133,6 +133,8 @@ pub struct Terminal {
     proc: Steered,
     pub uri: String,
     pub journal: PathBuf,
+    /// Adyen: the simulator's CA (the daemon's `--terminal-root`).
+    pub root: Option<PathBuf>,
 }
 
 /// One line of the terminal's journal.
@@ -143,9 +145,33 @@ pub struct Charge {
     pub amount: i64,
     pub result: u8,
     pub reversed: bool,
+    /// Adyen: the terminal's transaction reference (what a card tender stores).
+    pub reference: Option<String>,
 }
 
 impl Terminal {
+    /// The Adyen simulator (`edge-lab sim terminal --protocol adyen`), HTTPS on loopback.
+    pub fn start_adyen(dir: &Path, processing_ms: u64) -> Terminal {
+        let journal = dir.join("adyen-journal.json");
+        let mut cmd = Command::new(bin("edge-lab"));
+        cmd.args(["sim", "terminal", "--protocol", "adyen", "--tcp", "127.0.0.1:0"])
+            .args(["--processing-ms", &processing_ms.to_string()])
+            .arg("--journal")
+            .arg(&journal);
+        let (proc, uri) = Steered::spawn(cmd, "edge-lab sim terminal --protocol adyen");
+        Terminal { proc, uri, journal, root: Some(dir.join("adyen-ca.pem")) }
+    }
+
+    /// The daemon's arguments for this terminal.
+    pub fn args(&self) -> Vec<String> {
+        let mut a = vec!["--device".to_string(), format!("terminal={}", self.uri)];
+        if let Some(r) = &self.root {
+            a.push("--terminal-root".into());
+            a.push(r.display().to_string());
+        }
+        a
+    }
+
     pub fn start(dir: &Path, processing_ms: u64) -> Terminal {
         let journal = dir.join("terminal-journal.tsv");
         let mut cmd = Command::new(bin("edge-lab"));
@@ -153,7 +179,7 @@ impl Terminal {
             .arg("--journal")
             .arg(&journal);
         let (proc, uri) = Steered::spawn(cmd, "edge-lab sim terminal");
-        Terminal { proc, uri, journal }
+        Terminal { proc, uri, journal, root: None }
     }
 
     pub fn say(&mut self, line: &str) {
@@ -162,6 +188,24 @@ impl Terminal {
     }
 
     pub fn journal(&self) -> Vec<Charge> {
+        if self.root.is_some() {
+            let text = std::fs::read_to_string(&self.journal).unwrap_or_default();
+            let entries: Vec<edge_drivers::adyen::sim::Entry> = serde_json::from_str(&text).unwrap_or_default();
+            return entries
+                .into_iter()
+                .map(|e| Charge {
+                    kind: e.kind.clone(),
+                    receipt: 0,
+                    amount: e.amount_minor,
+                    result: match e.state {
+                        edge_drivers::adyen::sim::State::Approved => 0,
+                        _ => 1,
+                    },
+                    reversed: e.reversed,
+                    reference: Some(format!("{} {}", e.transaction_id, e.timestamp)),
+                })
+                .collect();
+        }
         std::fs::read_to_string(&self.journal)
             .unwrap_or_default()
             .lines()
@@ -174,6 +218,7 @@ impl Terminal {
                     amount: f[3].parse().expect("amount"),
                     result: f[4].parse().expect("result"),
                     reversed: f[5] == "1",
+                    reference: None,
                 }
             })
             .collect()
@@ -629,9 +674,18 @@ impl CardRun {
         let journal = term.map(Terminal::journal).unwrap_or_default();
         b.stored = sales.len();
         let mut matched: BTreeSet<usize> = BTreeSet::new();
-        let charge_of = |p: &Payment, r: u32| {
+        let charge_of = |p: &Payment| {
             let kind = if p.kind == PaymentKind::Refund { "refund" } else { "payment" };
-            journal.iter().position(|c| c.kind == kind && c.receipt == r && c.result == 0 && !c.reversed)
+            let card = p.card.as_ref()?;
+            match &card.reference {
+                // Adyen: by the terminal's transaction reference.
+                Some(r) => journal
+                    .iter()
+                    .position(|c| c.kind == kind && c.reference.as_ref() == Some(r) && c.result == 0 && !c.reversed),
+                None => journal
+                    .iter()
+                    .position(|c| Some(c.receipt) == card.receipt_no && c.kind == kind && c.result == 0 && !c.reversed),
+            }
         };
         let mut recorded = BTreeSet::new();
         for p in &payments {
@@ -648,8 +702,9 @@ impl CardRun {
                     if !has_sale {
                         b.sale_without_charge.push(format!("{what}: recorded, its sale is missing"));
                     }
-                    let receipt = p.card.as_ref().and_then(|c| c.receipt_no);
-                    match receipt.and_then(|r| charge_of(p, r)) {
+                    let receipt =
+                        p.card.as_ref().and_then(|c| c.receipt_no.map(|r| r.to_string()).or(c.reference.clone()));
+                    match charge_of(p) {
                         Some(i) if journal[i].amount == p.amount_minor && matched.insert(i) => {}
                         Some(i) => b.sale_without_charge.push(format!(
                             "{what}: receipt {receipt:?} is {:?} (matched twice or another amount)",
@@ -699,8 +754,7 @@ impl CardRun {
                     b.sale_without_charge.push(format!("sale {}: its card payment {payment_id} is not recorded", s.id));
                 }
                 let complete = card.as_ref().is_some_and(|c| {
-                    c.receipt_no.is_some()
-                        && c.trace.is_some()
+                    (c.reference.is_some() || (c.receipt_no.is_some() && c.trace.is_some()))
                         && c.pan_masked.is_some()
                         && c.card_name.is_some()
                         && c.auth_code.is_some()

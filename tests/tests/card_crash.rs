@@ -11,7 +11,15 @@
 //! tender carries the terminal's data (receipt number, trace, masked PAN, card name, auth
 //! code), also when recovery completed the sale; nothing left open.
 //!
-//! `EDGE_PAY_CYCLES` (default 24) and `EDGE_PAY_SEED` (replay) steer it.
+//! The same run drives an Adyen terminal (`edge-lab sim terminal --protocol adyen`, HTTPS
+//! on loopback, issue 18): in-doubt payments are settled by TransactionStatus naming their
+//! ServiceID instead of the ZVT baseline, and charges are matched by the terminal's
+//! transaction reference.
+//!
+//! `EDGE_PAY_CYCLES` (default 24) and `EDGE_PAY_SEED` (replay) steer it;
+//! `EDGE_ADYEN_CYCLES` (default 147) steers the Adyen run, where six cycles in seven are
+//! staged kills (21 at each of the six stages) and the seventh a kill at a random instant
+//! (the tills get answers and make refunds in those).
 
 use edge_tests::support::{CardRun, Daemon, Rng, Terminal, env_u64, seed};
 use std::sync::Arc;
@@ -29,13 +37,24 @@ const STAGES: [&str; 6] = [
 
 #[test]
 fn card_payments_from_several_tills_survive_sigkill_at_any_instant() {
-    let cycles = env_u64("EDGE_PAY_CYCLES", 24);
-    let seed = seed("EDGE_PAY_SEED");
-    eprintln!("card crash test: {cycles} cycles, EDGE_PAY_SEED={seed}");
     let dir = tempfile::tempdir().expect("tmp");
     // A card read, PIN and host round trip of 40 ms: kills land in every phase.
     let term = Terminal::start(dir.path(), 40);
-    let device = format!("terminal={}", term.uri);
+    crash_run(&dir, &term, env_u64("EDGE_PAY_CYCLES", 24), false, "card crash test");
+}
+
+#[test]
+fn adyen_card_payments_survive_sigkill_at_every_stage() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let term = Terminal::start_adyen(dir.path(), 40);
+    crash_run(&dir, &term, env_u64("EDGE_ADYEN_CYCLES", 147), true, "Adyen card crash test");
+}
+
+fn crash_run(dir: &tempfile::TempDir, term: &Terminal, cycles: u64, mostly_staged: bool, what: &str) {
+    let seed = seed("EDGE_PAY_SEED");
+    eprintln!("{what}: {cycles} cycles, EDGE_PAY_SEED={seed}");
+    let args = term.args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let data = dir.path().join("edged");
     let log = dir.path().join("edged.log");
     let run = CardRun::new(3, 100);
@@ -43,9 +62,13 @@ fn card_payments_from_several_tills_survive_sigkill_at_any_instant() {
     let started = Instant::now();
     for cycle in 0..cycles {
         // Even cycles: killed at a stage of a payment; odd ones: at a random instant.
-        let stage = (cycle % 2 == 0).then(|| STAGES[(cycle / 2) as usize % STAGES.len()]);
+        let stage = if mostly_staged {
+            (cycle % 7 != 6).then(|| STAGES[(cycle - cycle / 7) as usize % STAGES.len()])
+        } else {
+            (cycle % 2 == 0).then(|| STAGES[(cycle / 2) as usize % STAGES.len()])
+        };
         let env: Vec<(&str, &str)> = stage.map(|s| vec![("EDGED_CRASH_AT", s)]).unwrap_or_default();
-        let Some(mut d) = Daemon::try_start(&data, &log, 100, &["--device", &device], &env) else {
+        let Some(mut d) = Daemon::try_start(&data, &log, 100, &args, &env) else {
             // Recovery reached the crash point before READY: that was this cycle's kill.
             continue;
         };
@@ -74,9 +97,9 @@ fn card_payments_from_several_tills_survive_sigkill_at_any_instant() {
             t.join().expect("till");
         }
     }
-    let mut d = Daemon::start_env(&data, &log, 100, &["--device", &device], &[]);
-    let books = run.books(&mut d, Some(&term), cycles);
-    eprintln!("{} in {:.0} s", books.summary("card crash test"), started.elapsed().as_secs_f64());
+    let mut d = Daemon::start_env(&data, &log, 100, &args, &[]);
+    let books = run.books(&mut d, Some(term), cycles);
+    eprintln!("{} in {:.0} s", books.summary(what), started.elapsed().as_secs_f64());
     assert!(books.sales > 0 && books.refunds > 0, "the tills made card sales and refunds: {}", books.summary("run"));
-    books.assert_clean("card crash test");
+    books.assert_clean(what);
 }

@@ -297,7 +297,13 @@ impl Terminal {
         self.pay(minor, payment_id, false, on)
     }
 
-    fn pay(&mut self, minor: i64, payment_id: u128, refund: bool, on: &mut dyn FnMut(Event)) -> Result<Outcome, Failure> {
+    fn pay(
+        &mut self,
+        minor: i64,
+        payment_id: u128,
+        refund: bool,
+        on: &mut dyn FnMut(Event),
+    ) -> Result<Outcome, Failure> {
         if minor <= 0 {
             return Err(fail(AdyenError::Config(format!("amount {minor} is not more than zero")), false));
         }
@@ -353,7 +359,12 @@ impl Terminal {
             fail(AdyenError::Config(format!("{reference:?} is not a terminal transaction reference")), false)
         })?;
         let h = self.header(Category::Reversal, fresh_service_id());
-        let r = Request::Reversal { original: o, reason: "MerchantCancel".into(), amount_minor: None, currency: self.s.currency.clone() };
+        let r = Request::Reversal {
+            original: o,
+            reason: "MerchantCancel".into(),
+            amount_minor: None,
+            currency: self.s.currency.clone(),
+        };
         let wait = self.s.admin_timeout;
         match self.exchange(&h, &r, wait, &mut || {})? {
             Some(Response::Reversal(p)) => {
@@ -426,7 +437,9 @@ impl Terminal {
                     },
                     (_, _) => {
                         return Err(fail(
-                            AdyenError::Mismatch(format!("TransactionStatus of {sid} answered {cond:?} without the payment")),
+                            AdyenError::Mismatch(format!(
+                                "TransactionStatus of {sid} answered {cond:?} without the payment"
+                            )),
                             false,
                         ));
                     }
@@ -564,4 +577,3 @@ impl std::fmt::Debug for Terminal {
         write!(f, "Adyen terminal {} at {} ({:?})", self.s.poi_id, self.s.addr, self.key)
     }
 }
-

@@ -120,10 +120,14 @@ fn read_header(m: &At, request: bool) -> Result<Header, JsonError> {
     let mut p = String::new();
     let h = m.obj("MessageHeader", &mut p)?;
     let cat = h.str("MessageCategory")?;
-    let category = Category::parse(cat).ok_or_else(|| field(&h.p("MessageCategory"), format!("{cat:?} is not known")))?;
+    let category =
+        Category::parse(cat).ok_or_else(|| field(&h.p("MessageCategory"), format!("{cat:?} is not known")))?;
     let t = h.str("MessageType")?;
     if t != if request { "Request" } else { "Response" } {
-        return Err(field(&h.p("MessageType"), format!("{t:?} where a {} was expected", if request { "Request" } else { "Response" })));
+        return Err(field(
+            &h.p("MessageType"),
+            format!("{t:?} where a {} was expected", if request { "Request" } else { "Response" }),
+        ));
     }
     let service_id = h.str("ServiceID")?.to_string();
     if service_id.is_empty() || service_id.chars().count() > 10 {
@@ -145,7 +149,8 @@ fn msg_ref_json(r: &MessageRef) -> Value {
 fn read_msg_ref(o: &At) -> Result<MessageRef, JsonError> {
     let cat = o.str("MessageCategory")?;
     Ok(MessageRef {
-        category: Category::parse(cat).ok_or_else(|| field(&o.p("MessageCategory"), format!("{cat:?} is not known")))?,
+        category: Category::parse(cat)
+            .ok_or_else(|| field(&o.p("MessageCategory"), format!("{cat:?} is not known")))?,
         service_id: o.str("ServiceID")?.to_string(),
         sale_id: o.str("SaleID")?.to_string(),
     })
@@ -169,7 +174,9 @@ pub fn request_json(h: &Header, r: &Request) -> Value {
             b
         }
         Request::TransactionStatus { reference } => json!({"MessageReference": msg_ref_json(reference)}),
-        Request::Abort { reference, reason } => json!({"MessageReference": msg_ref_json(reference), "AbortReason": reason}),
+        Request::Abort { reference, reason } => {
+            json!({"MessageReference": msg_ref_json(reference), "AbortReason": reason})
+        }
         Request::Reversal { original, reason, amount_minor, currency } => {
             let mut b = json!({
                 "OriginalPOITransaction": {"POITransactionID": {"TransactionID": original.transaction_id, "TimeStamp": original.timestamp}},
@@ -401,7 +408,10 @@ fn read_receipts(b: &At) -> Result<Vec<Receipt>, JsonError> {
                 });
             }
         }
-        out.push(Receipt { qualifier: r.opt_str("DocumentQualifier")?.unwrap_or("CustomerReceipt").to_string(), lines });
+        out.push(Receipt {
+            qualifier: r.opt_str("DocumentQualifier")?.unwrap_or("CustomerReceipt").to_string(),
+            lines,
+        });
     }
     Ok(out)
 }

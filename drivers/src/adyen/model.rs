@@ -91,13 +91,37 @@ impl PoiTransaction {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     /// A payment, or an unreferenced refund (`PaymentType` Refund).
-    Payment { transaction_id: String, timestamp: String, currency: String, amount_minor: i64, refund: bool },
-    TransactionStatus { reference: MessageRef },
-    Abort { reference: MessageRef, reason: String },
+    Payment {
+        transaction_id: String,
+        timestamp: String,
+        currency: String,
+        amount_minor: i64,
+        refund: bool,
+    },
+    TransactionStatus {
+        reference: MessageRef,
+    },
+    Abort {
+        reference: MessageRef,
+        reason: String,
+    },
     /// A reversal (no amount: the whole payment) or a referenced refund (an amount).
-    Reversal { original: PoiTransaction, reason: String, amount_minor: Option<i64>, currency: String },
-    Diagnosis { host: bool },
-    Login { date_time: String, manufacturer: String, application: String, version: String, language: String },
+    Reversal {
+        original: PoiTransaction,
+        reason: String,
+        amount_minor: Option<i64>,
+        currency: String,
+    },
+    Diagnosis {
+        host: bool,
+    },
+    Login {
+        date_time: String,
+        manufacturer: String,
+        application: String,
+        version: String,
+        language: String,
+    },
     /// The end of the day: the terminal forwards what it stored offline and closes its
     /// totals.
     Reconciliation,
@@ -177,13 +201,28 @@ pub enum Response {
     Payment(PaymentResult),
     /// Success with the original answer repeated, or Failure with `InProgress` /
     /// `NotFound` (nothing of that ServiceID).
-    TransactionStatus { outcome: Outcome, reference: Option<MessageRef>, repeated: Option<Box<PaymentResult>> },
+    TransactionStatus {
+        outcome: Outcome,
+        reference: Option<MessageRef>,
+        repeated: Option<Box<PaymentResult>>,
+    },
     Reversal(PaymentResult),
     /// GlobalStatus (`OK`, `Busy`, `Maintenance`, `Unreachable`) and whether the
     /// acquirer host is reachable.
-    Diagnosis { outcome: Outcome, global_status: String, host_reachable: Option<bool> },
-    Login { outcome: Outcome, poi_serial: Option<String> },
-    Reconciliation { outcome: Outcome, transactions: u32, forwarded: u32 },
+    Diagnosis {
+        outcome: Outcome,
+        global_status: String,
+        host_reachable: Option<bool>,
+    },
+    Login {
+        outcome: Outcome,
+        poi_serial: Option<String>,
+    },
+    Reconciliation {
+        outcome: Outcome,
+        transactions: u32,
+        forwarded: u32,
+    },
 }
 
 impl Response {

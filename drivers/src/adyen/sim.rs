@@ -32,6 +32,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The demo terminal's POIID.
+pub const DEMO_POI_ID: &str = "V400m-324688179";
+/// Adyen's published test key (its Java, .NET and Node libraries' tests use it): the demo's.
+pub const DEMO_KEY_ID: &str = "CryptoKeyIdentifier12345";
+pub const DEMO_KEY_VERSION: u32 = 1;
+pub const DEMO_PASSPHRASE: &str = "p@ssw0rd123456";
+
 /// What the terminal does with the next payment or refund.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rule {
@@ -248,7 +255,10 @@ impl AdyenSim {
         PaymentResult {
             outcome: Outcome { success: approved, error_condition: condition.map(str::to_string), additional },
             sale_transaction_id: Some(e.service_id.clone()),
-            poi_transaction: Some(PoiTransaction { transaction_id: e.transaction_id.clone(), timestamp: e.timestamp.clone() }),
+            poi_transaction: Some(PoiTransaction {
+                transaction_id: e.transaction_id.clone(),
+                timestamp: e.timestamp.clone(),
+            }),
             amount_minor: Some(e.amount_minor),
             currency: Some(e.currency.clone()),
             masked_pan: approved.then(|| "541333 **** 0010".to_string()),
@@ -270,7 +280,13 @@ pub struct Running {
 }
 
 /// Listens on `addr` (HTTPS) with the CA kept in `state_dir`, journal in `journal`.
-pub fn start(addr: &str, poi_id: &str, key: Key, state_dir: &std::path::Path, journal: PathBuf) -> Result<Running, String> {
+pub fn start(
+    addr: &str,
+    poi_id: &str,
+    key: Key,
+    state_dir: &std::path::Path,
+    journal: PathBuf,
+) -> Result<Running, String> {
     let ca = super::tls::SimCa::load_or_make(state_dir)?;
     let tls = ca.server_config(poi_id)?;
     let sim = Arc::new(Mutex::new(AdyenSim::open(poi_id, key, journal)?));
@@ -371,7 +387,9 @@ fn handle(sim: &Mutex<AdyenSim>, raw: &[u8], s: &mut Tls) -> Option<Vec<u8>> {
         Request::Reversal { original, amount_minor: Some(a), currency, .. } => {
             pay(sim, &h, currency, a, true, Some(original), s).and_then(|p| answer(Response::Reversal(p)))
         }
-        Request::Reversal { original, amount_minor: None, .. } => answer(Response::Reversal(reverse(sim, &h, &original))),
+        Request::Reversal { original, amount_minor: None, .. } => {
+            answer(Response::Reversal(reverse(sim, &h, &original)))
+        }
         Request::TransactionStatus { reference } => {
             let g = lock(sim);
             let cat = reference.category;
@@ -411,7 +429,9 @@ fn handle(sim: &Mutex<AdyenSim>, raw: &[u8], s: &mut Tls) -> Option<Vec<u8>> {
             drop(g);
             answer(resp)
         }
-        Request::Login { .. } => answer(Response::Login { outcome: Outcome::ok(), poi_serial: Some(format!("{poi}-SIM")) }),
+        Request::Login { .. } => {
+            answer(Response::Login { outcome: Outcome::ok(), poi_serial: Some(format!("{poi}-SIM")) })
+        }
         Request::Reconciliation => {
             let mut g = lock(sim);
             if g.offline {
@@ -612,6 +632,6 @@ mod tests {
     fn timestamps_are_rfc3339_utc() {
         assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(1_557_325_515, 12), "2019-05-08T14:25:15.012Z");
-        assert_eq!(rfc3339(1_796_601_600, 999), "2026-12-08T00:00:00.999Z");
+        assert_eq!(rfc3339(1_796_601_600, 999), "2026-12-07T00:00:00.999Z");
     }
 }

@@ -76,7 +76,9 @@ impl Terminal {
     fn amount(&self, minor: i64) -> Result<Vec<u8>, Failure> {
         if !(1..=999_999_999_999).contains(&minor) {
             return Err(Failure {
-                error: crate::payment::TerminalError::Zvt(ZvtError::Malformed(format!("amount {minor} is not 1 to 999999999999 minor units"))),
+                error: crate::payment::TerminalError::Zvt(ZvtError::Malformed(format!(
+                    "amount {minor} is not 1 to 999999999999 minor units"
+                ))),
                 in_doubt: false,
                 partial: Box::default(),
             });

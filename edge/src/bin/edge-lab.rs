@@ -28,9 +28,17 @@ enum Cmd {
         /// Make a pty and symlink its device end here, e.g. /tmp/scale.
         #[arg(long)]
         link: Option<PathBuf>,
-        /// Terminal only: the journal file (kept across runs; default ./terminal-journal.tsv).
+        /// Terminal only: the journal file (kept across runs; default ./terminal-journal.tsv,
+        /// or ./adyen-journal.json for Adyen).
         #[arg(long)]
         journal: Option<PathBuf>,
+        /// Terminal only: zvt (the default) or adyen (the local Terminal API over HTTPS; its
+        /// CA is kept as adyen-ca.pem beside the journal).
+        #[arg(long, default_value = "zvt")]
+        protocol: String,
+        /// Adyen only: the terminal's POIID.
+        #[arg(long, default_value = edge_drivers::adyen::sim::DEMO_POI_ID)]
+        poi_id: String,
         /// Terminal only: milliseconds from the card prompt to the decision (card read, PIN,
         /// host); 0 decides at once.
         #[arg(long, default_value_t = 0)]
@@ -90,7 +98,30 @@ fn main() -> ExitCode {
     edge::daemon::init_logging(edge::config::LogFormat::Text, "info");
     match cli.cmd {
         Cmd::Man => edge::print_man(<Cli as clap::CommandFactory>::command()),
-        Cmd::Sim { kind, tcp, link, hid, journal, processing_ms } => {
+        Cmd::Sim { kind, tcp, link, hid, journal, processing_ms, protocol, poi_id } => {
+            if kind == "terminal" && protocol == "adyen" {
+                let Some(tcp) = tcp else {
+                    eprintln!("edge-lab sim terminal --protocol adyen: give --tcp ADDR (it speaks HTTPS)");
+                    return ExitCode::from(2);
+                };
+                let journal = journal.unwrap_or_else(|| PathBuf::from("adyen-journal.json"));
+                return match edge_drivers::sim::run_adyen(
+                    &tcp,
+                    &poi_id,
+                    journal,
+                    std::time::Duration::from_millis(processing_ms),
+                ) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("edge-lab sim: {e}");
+                        ExitCode::from(2)
+                    }
+                };
+            }
+            if protocol != "zvt" {
+                eprintln!("edge-lab sim: --protocol is zvt or adyen, and only for the terminal");
+                return ExitCode::from(2);
+            }
             let kind = match (kind.as_str(), hid) {
                 ("scanner", true) => "scanner-hid".to_string(),
                 (_, true) => {

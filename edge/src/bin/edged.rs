@@ -58,6 +58,14 @@ enum Cmd {
         /// The store's NATS server (JetStream on) the lanes share records through.
         #[arg(long, value_name = "nats://HOST:PORT")]
         bus: Option<String>,
+        /// With `--device terminal=adyen://…`: the root certificate the terminal's must chain
+        /// to (default: adyen-ca.pem in the current directory, where `edge-lab sim terminal
+        /// --protocol adyen` keeps its CA).
+        #[arg(long, value_name = "PEM", default_value = "adyen-ca.pem")]
+        terminal_root: PathBuf,
+        /// With `--device terminal=adyen://…`: the terminal's POIID.
+        #[arg(long, default_value = edge_drivers::adyen::sim::DEMO_POI_ID)]
+        terminal_poi: String,
     },
 }
 
@@ -116,7 +124,19 @@ fn main() -> ExitCode {
             }
             start(cfg, dir, None)
         }
-        Cmd::Demo { data_dir, listen, fakes, catalog_size, no_ui, devices, min_free_mb, lane, bus } => {
+        Cmd::Demo {
+            data_dir,
+            listen,
+            fakes,
+            catalog_size,
+            no_ui,
+            devices,
+            min_free_mb,
+            lane,
+            bus,
+            terminal_root,
+            terminal_poi,
+        } => {
             daemon::init_logging(config::LogFormat::Text, "info");
             let mut given = Vec::new();
             for d in &devices {
@@ -151,20 +171,26 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let (cfg, dir) = match edge::demo::prepare(data_dir, &listen, &urls, &lane, bus.as_deref())
-                .and_then(|(c, d)| edge::demo::demo_devices(&given, &d).map(|specs| (c, d, specs)))
-            {
-                Ok((mut c, d, specs)) => {
-                    c.devices = specs;
-                    c.min_free_bytes = min_free_mb << 20;
-                    c.warn_free_bytes = (2 * min_free_mb) << 20;
-                    (c, d)
-                }
-                Err(e) => {
-                    eprintln!("edged demo: {e}");
-                    return ExitCode::from(2);
-                }
-            };
+            let (cfg, dir) =
+                match edge::demo::prepare(data_dir, &listen, &urls, &lane, bus.as_deref()).and_then(|(c, d)| {
+                    let adyen = edge::demo::DemoAdyen {
+                        root: terminal_root,
+                        poi_id: terminal_poi,
+                        currency: c.currency.to_string(),
+                    };
+                    edge::demo::demo_devices_with(&given, &d, &adyen).map(|specs| (c, d, specs))
+                }) {
+                    Ok((mut c, d, specs)) => {
+                        c.devices = specs;
+                        c.min_free_bytes = min_free_mb << 20;
+                        c.warn_free_bytes = (2 * min_free_mb) << 20;
+                        (c, d)
+                    }
+                    Err(e) => {
+                        eprintln!("edged demo: {e}");
+                        return ExitCode::from(2);
+                    }
+                };
             eprintln!("edged demo: data dir {}", dir.display());
             let kiosk = if no_ui { None } else { edge::demo::spawn_kiosk(&dir) };
             if fakes.is_none() {

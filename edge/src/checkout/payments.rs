@@ -56,7 +56,7 @@ use super::{Checkout, Origin};
 pub use crate::config::OfflinePolicy;
 use crate::devices::TerminalOp;
 use edge_api::Event;
-use edge_drivers::zvt::host::Outcome;
+use edge_drivers::payment::{Family, Lookup, Outcome};
 use edge_sync::domain::{CardResult, Payment, PaymentKind, PaymentState, Sale, Tender, new_id};
 use edge_sync::store::{CommitOutcome, SaleCommit};
 use jiff::Timestamp;
@@ -278,9 +278,78 @@ fn read_last(co: &Checkout, _held: &Held) -> Result<(LastTransaction, Option<Out
     }
 }
 
+/// Did the terminal charge `p`? Decided from its answer to a TransactionStatus naming
+/// `p`'s own ServiceID (the Adyen family): no baseline is needed, the lookup is by
+/// reference. `asked_after` is how long after the intent the terminal was asked: a
+/// "not found" within [`NOT_FOUND_GRACE`] of the intent may be a request still on its way
+/// (a crash just after sending), so it is asked again later.
+pub fn judge_status(p: &Payment, o: &Outcome, asked_after: Duration) -> Verdict {
+    match o.lookup {
+        Lookup::Found if o.approved => {
+            let amount = o.info.as_ref().and_then(|i| i.amount_minor);
+            if amount == Some(p.amount_minor) {
+                Verdict::Charged
+            } else {
+                Verdict::Unprovable(format!(
+                    "the terminal's answer for this payment is for {}, not {}",
+                    amount.map_or("an unknown amount".to_string(), |a| a.to_string()),
+                    p.amount_minor
+                ))
+            }
+        }
+        Lookup::Found => Verdict::NotCharged(format!("the terminal's answer for this payment: {}", o.text)),
+        Lookup::NotFound if asked_after < NOT_FOUND_GRACE => {
+            Verdict::Unprovable(format!("the terminal has no such payment yet ({}); asked again shortly", o.text))
+        }
+        Lookup::NotFound => Verdict::NotCharged(o.text.clone()),
+        Lookup::InProgress => Verdict::Unprovable(o.text.clone()),
+        Lookup::NotAsked => Verdict::Unprovable("the terminal did not answer the status lookup".into()),
+    }
+}
+
+/// How long after a payment's intent a terminal's "no such payment" is believed.
+pub const NOT_FOUND_GRACE: Duration = Duration::from_secs(2);
+
+/// The evidence of one payment, by its family: the verdict and the terminal's answer
+/// (whose card data completes a sale found charged). `Err`: the terminal cannot be asked.
+fn evidence(co: &Checkout, p: &Payment, held: &Held) -> Result<(Verdict, Option<Outcome>), String> {
+    let devices = co.peripherals().ok_or("the devices are not started")?;
+    if devices.terminal_family() == Family::Adyen {
+        let ask = || {
+            devices
+                .terminal(TerminalOp::TransactionStatus(p.id), Box::new(|_| {}), Duration::from_secs(40))
+                .map_err(|f| f.to_string())
+        };
+        let since = || {
+            let ms = co.now().as_millisecond().saturating_sub(p.created_at.as_millisecond());
+            Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+        };
+        let mut o = ask()?;
+        // "Not found" so soon after the intent: wait out the grace, then ask once more.
+        if o.lookup == Lookup::NotFound && since() < NOT_FOUND_GRACE {
+            std::thread::sleep(NOT_FOUND_GRACE.saturating_sub(since()) + Duration::from_millis(50));
+            o = ask()?;
+        }
+        return Ok((judge_status(p, &o, since()), Some(o)));
+    }
+    let (last, answer) = read_last(co, held)?;
+    Ok((judge(p, &last), answer))
+}
+
+/// The terminal's reference of the card payment a refund refunds (a referenced refund),
+/// where the family refunds by reference.
+fn original_reference(co: &Checkout, refund: &Sale) -> Option<String> {
+    let orig = refund.refund_of?;
+    let sale = co.store.sale(&orig).ok().flatten().or_else(|| co.store.lane_sale(&orig).ok().flatten())?;
+    sale.tenders.iter().find_map(|t| match t {
+        Tender::Card { card: Some(c), .. } => c.reference.clone(),
+        _ => None,
+    })
+}
+
 fn card_of(o: &Outcome) -> CardResult {
     let i = o.info.clone().unwrap_or_default();
-    let offline = i.text.as_deref().is_some_and(|t| t.to_ascii_uppercase().contains("OFFLINE"));
+    let offline = i.offline || i.text.as_deref().is_some_and(|t| t.to_ascii_uppercase().contains("OFFLINE"));
     CardResult {
         pan_masked: i.pan_masked,
         card_name: i.card_name,
@@ -290,6 +359,7 @@ fn card_of(o: &Outcome) -> CardResult {
         terminal_id: i.terminal_id,
         offline,
         receipt: o.receipt.iter().filter(|l| l.as_str() != "** COPY **").cloned().collect(),
+        reference: i.reference,
     }
 }
 
@@ -371,14 +441,13 @@ fn alert(co: &Checkout, text: String) {
 /// charged → approved and its sale committed; not charged → failed; not provable → left in
 /// doubt (staff told when it first becomes so). Returns the verdict.
 fn settle(co: &Checkout, p: &mut Payment, held: &Held, origin: Origin) -> Result<Verdict, Refusal> {
-    let (last, answer) = match read_last(co, held) {
+    let (verdict, answer) = match evidence(co, p, held) {
         Ok(x) => x,
         Err(why) => {
             tracing::info!(payment_id = %p.id, %why, "in-doubt payment not settled yet: the terminal cannot be asked");
             return Ok(Verdict::Unprovable(format!("the terminal cannot be asked now ({why})")));
         }
     };
-    let verdict = judge(p, &last);
     match &verdict {
         Verdict::Charged => {
             let card = answer.as_ref().map(card_of).unwrap_or_default();
@@ -546,22 +615,25 @@ pub fn card_sale(co: &Checkout, sale: Sale, key: Option<String>, fp: String) -> 
         check_offline(&co.cfg.offline, &book, amount_minor, co.now())
             .map_err(|why| Refusal::payment("offline-refused", "Card not accepted offline", why))?;
     }
-    // The baseline: the terminal's own last receipt, read while this payment holds it.
-    let receipt_before = match read_last(co, &held) {
-        Ok((LastTransaction::Nothing, _)) => None,
-        Ok((LastTransaction::Receipt { receipt_no: Some(r), .. }, _)) => Some(r),
-        Ok((LastTransaction::Receipt { receipt_no: None, .. }, _)) => {
-            return Err(Refusal::unavailable(
-                "the payment terminal's last receipt carries no number, so a lost answer could not be settled; \
+    // The baseline: the terminal's own last receipt, read while this payment holds it
+    // (ZVT). A terminal asked by reference (Adyen) needs none.
+    let family = devices.terminal_family();
+    let receipt_before =
+        match if family == Family::Adyen { Ok((LastTransaction::Nothing, None)) } else { read_last(co, &held) } {
+            Ok((LastTransaction::Nothing, _)) => None,
+            Ok((LastTransaction::Receipt { receipt_no: Some(r), .. }, _)) => Some(r),
+            Ok((LastTransaction::Receipt { receipt_no: None, .. }, _)) => {
+                return Err(Refusal::unavailable(
+                    "the payment terminal's last receipt carries no number, so a lost answer could not be settled; \
                  nothing was charged — take cash",
-            ));
-        }
-        Err(why) => {
-            return Err(Refusal::unavailable(format!(
-                "the payment terminal cannot tell its last receipt ({why}); nothing was charged — take cash"
-            )));
-        }
-    };
+                ));
+            }
+            Err(why) => {
+                return Err(Refusal::unavailable(format!(
+                    "the payment terminal cannot tell its last receipt ({why}); nothing was charged — take cash"
+                )));
+            }
+        };
     let now = co.now();
     let mut p = Payment {
         id: payment_id,
@@ -591,10 +663,15 @@ pub fn card_sale(co: &Checkout, sale: Sale, key: Option<String>, fp: String) -> 
     let bus = co.ports.events.clone();
     let pid = p.id;
     let mut prompted = false;
+    let op = if refund {
+        TerminalOp::Refund { amount: amount_minor, payment: p.id, original: original_reference(co, &sale) }
+    } else {
+        TerminalOp::Authorise { amount: amount_minor, payment: p.id }
+    };
     let r = devices.terminal(
-        if refund { TerminalOp::Refund(amount_minor) } else { TerminalOp::Authorise(amount_minor) },
+        op,
         Box::new(move |e| {
-            if let edge_drivers::zvt::host::Event::Prompt { text, .. } = e {
+            if let edge_drivers::payment::Event::Prompt { text, .. } = e {
                 if !prompted {
                     prompted = true;
                     crash_point("payment.prompt");
@@ -740,7 +817,9 @@ fn reverse(co: &Checkout, p: &mut Payment, why: String, _held: &Held) -> Result<
         }
         return Ok(());
     }
-    let Some(receipt) = p.card.as_ref().and_then(|c| c.receipt_no) else {
+    let receipt = p.card.as_ref().and_then(|c| c.receipt_no);
+    let reference = p.card.as_ref().and_then(|c| c.reference.clone());
+    if receipt.is_none() && reference.is_none() {
         advance(co, p, PaymentState::ReversalFailed, Some(format!("{why}; no receipt number to reverse")))?;
         alert(
             co,
@@ -750,10 +829,11 @@ fn reverse(co: &Checkout, p: &mut Payment, why: String, _held: &Held) -> Result<
             ),
         );
         return Ok(());
-    };
+    }
     let devices = co.peripherals();
     let r = devices.ok_or_else(|| "no devices".to_string()).and_then(|d| {
-        d.terminal(TerminalOp::Reverse(receipt), Box::new(|_| {}), Duration::from_secs(60)).map_err(|f| f.to_string())
+        d.terminal(TerminalOp::Reverse { receipt_no: receipt, reference }, Box::new(|_| {}), Duration::from_secs(60))
+            .map_err(|f| f.to_string())
     });
     match r {
         Ok(o) if o.approved || o.code == 0xB4 => {

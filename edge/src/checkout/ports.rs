@@ -6,7 +6,7 @@
 
 use crate::devices::{Devices, DrawerDone, PrintDone, TerminalEvents, TerminalOp};
 use edge_drivers::escpos::Receipt;
-use edge_drivers::zvt::host::{Failure, Outcome};
+use edge_drivers::payment::{Failure, Family, Outcome};
 use jiff::Timestamp;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +20,10 @@ pub trait Peripherals: Send + Sync {
     fn terminal_id(&self) -> Option<String>;
     /// Whether the terminal last said it cannot reach its host.
     fn terminal_offline(&self) -> bool;
+    /// How the terminal settles a payment whose answer was lost (ZVT unless told).
+    fn terminal_family(&self) -> Family {
+        Family::Zvt
+    }
     /// Runs a command on the payment terminal, waiting at most `wait` for its end.
     fn terminal(&self, op: TerminalOp, events: TerminalEvents, wait: Duration) -> Result<Outcome, Failure>;
     /// Whether a receipt printer is configured.
@@ -41,6 +45,9 @@ impl Peripherals for Devices {
     }
     fn terminal_offline(&self) -> bool {
         Devices::terminal_offline(self)
+    }
+    fn terminal_family(&self) -> Family {
+        Devices::terminal_family(self)
     }
     fn terminal(&self, op: TerminalOp, events: TerminalEvents, wait: Duration) -> Result<Outcome, Failure> {
         Devices::terminal(self, op, events, wait)

@@ -716,6 +716,7 @@ mod tests {
                     terminal_id: Some("52500038".into()),
                     offline: false,
                     receipt: vec!["KUNDENBELEG".into(), "Zahlung erfolgt".into()],
+                    reference: None,
                 }),
             }]
         });
