@@ -78,6 +78,7 @@ pub fn sale_out(s: &Sale) -> SaleOut {
                     payment_id: None,
                     offline: false,
                     card_receipt: Vec::new(),
+                    terminal_reference: None,
                 },
                 Tender::Card { amount_minor, payment_id, card, .. } => {
                     let c = card.clone().unwrap_or_default();
@@ -91,6 +92,7 @@ pub fn sale_out(s: &Sale) -> SaleOut {
                         payment_id: Some(payment_id.to_string()),
                         offline: c.offline,
                         card_receipt: c.receipt,
+                        terminal_reference: c.reference,
                     }
                 }
             })

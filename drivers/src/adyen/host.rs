@@ -484,11 +484,22 @@ impl Terminal {
         let h = self.header(Category::Reconciliation, fresh_service_id());
         let wait = self.s.admin_timeout;
         match self.exchange(&h, &Request::Reconciliation, wait, &mut || {})? {
-            Some(Response::Reconciliation { outcome, transactions, forwarded }) => Ok(plain(
-                &outcome,
-                &self.s.poi_id,
-                format!("END OF DAY: {transactions} TRANSACTIONS, {forwarded} FORWARDED"),
-            )),
+            Some(Response::Reconciliation { outcome, transactions, forwarded }) => {
+                let text = format!("END OF DAY: {transactions} TRANSACTIONS, {forwarded} FORWARDED");
+                let mut o = plain(&outcome, &self.s.poi_id, text.clone());
+                if o.approved {
+                    if let Some(i) = o.info.as_mut() {
+                        i.text = Some(text);
+                    }
+                    o.receipt = vec![
+                        "END OF DAY".into(),
+                        format!("POIID {}", self.s.poi_id),
+                        format!("TRANSACTIONS {transactions}"),
+                        format!("{forwarded} FORWARDED (stored offline)"),
+                    ];
+                }
+                Ok(o)
+            }
             other => Err(unexpected(other)),
         }
     }

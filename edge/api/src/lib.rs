@@ -269,6 +269,10 @@ pub struct TenderOut {
     /// Card: the terminal's receipt lines, for the printed receipt.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub card_receipt: Vec<String>,
+    /// Card: the terminal's own reference of the transaction where its family has one
+    /// (Adyen: the POITransactionID and its time stamp), for a reversal or a refund.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminal_reference: Option<String>,
 }
 
 /// A sale (`201` of `POST /v1/sales`, `GET /v1/sales/{id}`).
