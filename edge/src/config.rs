@@ -1432,4 +1432,51 @@ levle = "debug"
             assert!(keys.contains(&k.to_string()), "{k} in {keys:?}");
         }
     }
+
+    #[test]
+    fn an_adyen_terminal_needs_each_key_and_a_private_passphrase() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().expect("tmp");
+        crate::demo::write_demo_secret(d.path()).expect("secret");
+        let urls: BTreeMap<String, String> =
+            REMOTE_NAMES.iter().map(|n| (n.to_string(), "http://127.0.0.1:1".to_string())).collect();
+        let base = demo_toml(d.path(), "127.0.0.1:0", &urls);
+        // Nothing but the URI: each missing key is named.
+        let bare = format!("{base}\n[devices.till_terminal]\nkind = \"terminal\"\nuri = \"adyen://10.0.0.7:8443\"\n");
+        let keys: Vec<String> = parse(&bare, d.path()).expect_err("incomplete").into_iter().map(|p| p.key).collect();
+        for k in ["poi_id", "key_identifier", "key_version", "passphrase_file", "root_cert"] {
+            assert!(keys.contains(&format!("devices.till_terminal.{k}")), "{k} in {keys:?}");
+        }
+        // A passphrase file others can read is refused; a root that is not PEM too.
+        let ca = edge_drivers::adyen::tls::SimCa::load_or_make(d.path()).expect("ca");
+        std::fs::write(d.path().join("adyen.pass"), "p@ssw0rd123456\n").expect("write");
+        std::fs::set_permissions(d.path().join("adyen.pass"), std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        std::fs::write(d.path().join("not.pem"), "hello").expect("write");
+        let full = |root: &str| {
+            format!(
+                "{base}\n[devices.till_terminal]\nkind = \"terminal\"\nuri = \"adyen://10.0.0.7:8443\"\n\
+                 poi_id = \"V400m-324688179\"\nkey_identifier = \"CryptoKeyIdentifier12345\"\nkey_version = 1\n\
+                 passphrase_file = \"adyen.pass\"\nroot_cert = \"{root}\"\n"
+            )
+        };
+        let p = parse(&full("not.pem"), d.path()).expect_err("readable passphrase, no PEM");
+        assert!(
+            p.iter().any(|p| p.key == "devices.till_terminal.passphrase_file" && p.message.contains("chmod 600")),
+            "{p:?}"
+        );
+        assert!(p.iter().any(|p| p.key == "devices.till_terminal.root_cert"), "{p:?}");
+        std::fs::set_permissions(d.path().join("adyen.pass"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let c = parse(&full(&ca.ca_path.display().to_string()), d.path()).expect("valid");
+        let t = c.devices.iter().find(|s| s.id == "till_terminal").expect("terminal");
+        let a = t.adyen.as_ref().expect("adyen settings");
+        assert_eq!((a.poi_id.as_str(), a.currency.as_str()), ("V400m-324688179", "EUR"));
+        assert_eq!(a.key.identifier, "CryptoKeyIdentifier12345");
+        let shown = format!("{t:?}");
+        assert!(!shown.contains("p@ssw0rd"), "the passphrase is never shown: {shown}");
+        // ZVT keys stay ZVT's: an Adyen key on a ZVT terminal is unknown.
+        let zvt =
+            format!("{base}\n[devices.t2]\nkind = \"terminal\"\nuri = \"tcp://10.0.0.8:20007\"\npoi_id = \"x\"\n");
+        let p = parse(&zvt, d.path()).expect_err("unknown key");
+        assert!(p.iter().any(|p| p.key == "devices.t2.poi_id"), "{p:?}");
+    }
 }
