@@ -41,6 +41,7 @@ impl TerminalError {
 
 /// What the terminal says during a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant, reason = "a few events per payment, each passed on at once")]
 pub enum Event {
     /// An intermediate status, in words (for the screens: "Insert card", "Enter PIN" …).
     Prompt { code: u8, text: String },

@@ -17,8 +17,8 @@
 //! transaction reference.
 //!
 //! `EDGE_PAY_CYCLES` (default 24) and `EDGE_PAY_SEED` (replay) steer it;
-//! `EDGE_ADYEN_CYCLES` (default 147) steers the Adyen run, where six cycles in seven are
-//! staged kills (21 at each of the six stages) and the seventh a kill at a random instant
+//! `EDGE_ADYEN_CYCLES` (default 140) steers the Adyen run, where six cycles in seven are
+//! staged kills (20 at each of the six stages) and the seventh a kill at a random instant
 //! (the tills get answers and make refunds in those).
 
 use edge_tests::support::{CardRun, Daemon, Rng, Terminal, env_u64, seed};
@@ -47,7 +47,7 @@ fn card_payments_from_several_tills_survive_sigkill_at_any_instant() {
 fn adyen_card_payments_survive_sigkill_at_every_stage() {
     let dir = tempfile::tempdir().expect("tmp");
     let term = Terminal::start_adyen(dir.path(), 40);
-    crash_run(&dir, &term, env_u64("EDGE_ADYEN_CYCLES", 147), true, "Adyen card crash test");
+    crash_run(&dir, &term, env_u64("EDGE_ADYEN_CYCLES", 140), true, "Adyen card crash test");
 }
 
 fn crash_run(dir: &tempfile::TempDir, term: &Terminal, cycles: u64, mostly_staged: bool, what: &str) {

@@ -97,7 +97,7 @@ impl Terminal {
         let name = tls::server_name(&s.poi_id).map_err(AdyenError::Config)?;
         let mut lifecycle = Lifecycle::new(id);
         lifecycle.stats.set("DeviceCategory", "PaymentTerminal (Adyen Terminal API)");
-        lifecycle.stats.set("Interface", &format!("https://{}/nexo ({})", s.addr, s.poi_id));
+        lifecycle.stats.set("Interface", format!("https://{}/nexo ({})", s.addr, s.poi_id));
         Ok(Terminal { s, key, tls, name, lifecycle, abort: Arc::new(AtomicBool::new(false)), errors: 0 })
     }
 

@@ -1,6 +1,6 @@
 //! edge-bench: benchmarks of the durable core that print figures (never assert).
 //!
-//! `edge-bench commit|concurrency|catalog|lookup|drain|drain-lightspeed|drain-netsuite|devices|lanes|all [--dir DIR] [--items N] [--idle-secs S] [--scans N]`
+//! `edge-bench commit|concurrency|catalog|lookup|drain|drain-lightspeed|drain-netsuite|devices|lanes|card|all [--dir DIR] [--items N] [--idle-secs S] [--scans N]`
 //! Run it from a release build (`scripts/bench`); it starts the `edged` found next to it.
 
 use clap::{Parser, ValueEnum};
@@ -35,6 +35,9 @@ enum Which {
     /// Lanes over a real nats-server: commit at lane 1 -> visible at lane 2; four lanes
     /// selling with and without the bus; a lane catching up after 10,000 records.
     Lanes,
+    /// Card sales through the terminal simulators (ZVT and Adyen, each its own process):
+    /// POST /v1/sales -> 201 minus the simulator's configured processing time.
+    Card,
     All,
 }
 
@@ -91,6 +94,12 @@ struct Args {
     /// Records made while a lane is away (lanes benchmark).
     #[arg(long, default_value_t = 10_000)]
     catch_up: usize,
+    /// Card sales per terminal family (card benchmark).
+    #[arg(long, default_value_t = 200)]
+    card_sales: usize,
+    /// The terminal simulators' processing time (card read, PIN, host), ms (card benchmark).
+    #[arg(long, default_value_t = 100)]
+    card_processing_ms: u64,
     /// Time the fake NetSuite takes per request, ms (its drain; real REST calls take hundreds).
     #[arg(long, default_value_t = 300)]
     netsuite_processing_ms: u64,
@@ -655,6 +664,73 @@ fn bench_devices(base: &Path, args: &Args) {
     e.stop();
 }
 
+/// Card sales through each terminal family's simulator (its own process, as are the fakes):
+/// what the host side costs beyond the terminal's own processing time.
+fn bench_card(base: &Path, args: &Args) {
+    println!("== card sales through the terminal simulators ==");
+    let processing = Duration::from_millis(args.card_processing_ms);
+    for family in ["zvt", "adyen"] {
+        let file = edge::fakes::start_in_background(edge::fakes::FakesOptions::default()).expect("fakes");
+        let dir = base.join(format!("card-{family}"));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let fakes_json = dir.join("fakes.json");
+        std::fs::write(&fakes_json, serde_json::to_vec(&file).expect("json")).expect("write fakes.json");
+        let exe = std::env::current_exe().expect("exe").with_file_name("edge-lab");
+        let mut child = Command::new(&exe)
+            .args(["sim", "terminal", "--protocol", family, "--tcp", "127.0.0.1:0"])
+            .args(["--processing-ms", &args.card_processing_ms.to_string(), "--journal"])
+            .arg(dir.join(if family == "zvt" { "journal.tsv" } else { "adyen-journal.json" }))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", exe.display()));
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("READY");
+        let uri = line.trim().strip_prefix("READY ").expect("READY line").to_string();
+        let device = format!("terminal={uri}");
+        let root = dir.join("adyen-ca.pem").display().to_string();
+        let fakes = fakes_json.display().to_string();
+        let mut extra = vec!["--fakes", fakes.as_str(), "--device", device.as_str()];
+        if family == "adyen" {
+            extra.extend(["--terminal-root", root.as_str()]);
+        }
+        let e = Edged::start_with(&dir.join("edged"), 2000, &extra);
+        let c = http();
+        let card = |i: usize| {
+            let t = Instant::now();
+            let r = c
+                .post(format!("{}/v1/sales", e.url))
+                .bearer_auth(&e.tokens.cashier)
+                .json(&json!({"lines": [{"sku": "SKU-0000002", "qty": 1 + i % 3}], "tenders": [{"type": "card"}]}))
+                .send()
+                .expect("post");
+            assert_eq!(r.status().as_u16(), 201, "card sale refused: {:?}", r.text());
+            t.elapsed()
+        };
+        for i in 0..5 {
+            card(i);
+        }
+        let (t0, _) = e.cpu_and_rss();
+        let mut lat: Vec<Duration> = (0..args.card_sales).map(|i| card(i + 5).saturating_sub(processing)).collect();
+        let (t1, rss) = e.cpu_and_rss();
+        lat.sort();
+        println!(
+            "{family}: {} card sales, POST -> 201 minus the terminal's {} ms: p50 {} p99 {} max {}; edged CPU {:.2} ms per sale, RSS {:.1} MB",
+            lat.len(),
+            args.card_processing_ms,
+            ms(pct(&lat, 0.5)),
+            ms(pct(&lat, 0.99)),
+            ms(*lat.last().unwrap_or(&Duration::ZERO)),
+            (t1 - t0) as f64 * 10.0 / lat.len() as f64,
+            rss as f64 / 1024.0
+        );
+        e.stop();
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
 fn raw_fdatasync(dir: &Path, n: usize) -> Vec<Duration> {
     let path = dir.join("fsync-probe.bin");
     let f = std::fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path).expect("probe");
@@ -1031,6 +1107,9 @@ fn main() {
     }
     if args.which == Which::Lanes {
         bench_lanes(&base, &args);
+    }
+    if all || args.which == Which::Card {
+        bench_card(&base, &args);
     }
     if args.which == Which::Lookup {
         let mut sc = StoreConfig::new(base.join("catalog").join("store"));
