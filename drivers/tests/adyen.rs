@@ -38,7 +38,7 @@ fn adyens_known_answer_decrypts_to_an_approved_payment() {
     let customer = p.receipts.iter().find(|r| r.qualifier == "CustomerReceipt").expect("customer receipt");
     assert!(customer.lines.contains(&"Auth. code: 123456".to_string()), "{:?}", customer.lines);
     assert!(customer.lines.contains(&"TOTAL: €\u{a0}1.00".to_string()), "{:?}", customer.lines);
-    let o = edge_drivers::adyen::host::payment_outcome(&p, "P400Plus-275039202");
+    let o = edge_drivers::adyen::host::payment_outcome(&p, "P400Plus-275039202", Some(100));
     assert!(o.approved);
     let info = o.info.expect("card data");
     assert_eq!(info.reference.as_deref(), Some("4r7i001557325515012.8815573255107661 2019-05-08T14:25:15.000Z"));
@@ -234,8 +234,20 @@ fn every_request_over_real_https_on_loopback() {
     let r = t.refund(700, pid(4), None, &mut |_| {}).expect("unreferenced refund");
     assert!(r.approved);
     let o2 = t.authorise(999, pid(5), &mut |_| {}).expect("payment");
-    let rv = t.reverse(&o2.info.and_then(|i| i.reference).expect("ref")).expect("reversal");
+    let reference = o2.info.and_then(|i| i.reference).expect("ref");
+    let rv = t.reverse(&reference, pid(5)).expect("reversal");
     assert!(rv.approved, "{rv:?}");
+    // Asked again (its answer lost, or a retry): the same reversal is found, none sent.
+    let again = t.reverse(&reference, pid(5)).expect("reversal found");
+    assert!(again.approved && again.lookup == Lookup::Found, "{again:?}");
+    assert_eq!(l.run.sim.lock().expect("sim").journal().iter().filter(|e| e.kind == "reversal").count(), 1);
+    // A partial approval is not this payment's approval, though the card was charged.
+    l.run.sim.lock().expect("sim").rules.push_back(Rule::Partial(1500));
+    let part = t.authorise(2000, pid(8), &mut |_| {}).expect("partial");
+    assert!(!part.approved && part.info.as_ref().and_then(|i| i.result) == Some(0), "{part:?}");
+    assert!(part.text.contains("partial"), "{}", part.text);
+    let rv = t.reverse(&part.info.and_then(|i| i.reference).expect("ref"), pid(8)).expect("reversal");
+    assert!(rv.approved);
     // Declined with its reason.
     l.run.sim.lock().expect("sim").rules.push_back(Rule::Decline("NOT_ENOUGH_BALANCE".into()));
     let d = t.authorise(5000, pid(6), &mut |_| {}).expect("declined");
@@ -250,7 +262,7 @@ fn every_request_over_real_https_on_loopback() {
     let eod = t.end_of_day().expect("end of day");
     assert!(eod.approved && eod.text.contains("1 FORWARDED"), "{}", eod.text);
     let g = l.run.sim.lock().expect("sim");
-    assert_eq!(g.net_charged(), 2570 - 1000 - 700 + 1200);
+    assert_eq!(g.net_charged(), 2570 - 1000 - 700 + 1200, "{:#?}", g.journal());
     // ServiceIDs: one per payment.
     let ids: std::collections::BTreeSet<_> = g.journal().iter().map(|e| e.service_id.clone()).collect();
     assert_eq!(ids.len(), g.journal().len());

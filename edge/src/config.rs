@@ -425,7 +425,7 @@ fn adyen_spec(
         Some(f) => {
             let path = base.join(f);
             match std::fs::read(&path) {
-                Ok(pem) => match edge_drivers::adyen::tls::client_config(&pem) {
+                Ok(pem) => match edge_drivers::adyen::tls::roots(&pem) {
                     Ok(_) => Some(pem),
                     Err(e) => {
                         c.problem(&k("root_cert"), format!("{}: {e}", path.display()));

@@ -244,11 +244,14 @@ fn demo_adyen(a: &DemoAdyen, data_dir: &Path) -> Result<crate::devices::AdyenSpe
             .open(&file)
             .map_err(|e| format!("{}: {e}", file.display()))?;
         f.write_all(DEMO_PASSPHRASE.as_bytes()).map_err(|e| format!("{}: {e}", file.display()))?;
+        // A file kept from an earlier run keeps its mode on open: make it the owner's.
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(|e| format!("{}: {e}", file.display()))?;
     }
     let passphrase = crate::config::read_secret(&file)?;
     let key = edge_drivers::adyen::crypto::Key::derive(DEMO_KEY_ID, DEMO_KEY_VERSION, &passphrase)
         .map_err(|e| e.to_string())?;
-    edge_drivers::adyen::tls::client_config(&root_pem)?;
+    edge_drivers::adyen::tls::client_config(&root_pem, &a.poi_id)?;
     Ok(crate::devices::AdyenSpec {
         poi_id: a.poi_id.clone(),
         sale_id: "demo-edged".into(),

@@ -148,10 +148,12 @@ pub enum TerminalOp {
         payment: uuid::Uuid,
         original: Option<String>,
     },
-    /// A payment taken back: ZVT by its receipt number, Adyen by its reference.
+    /// A payment taken back: ZVT by its receipt number, Adyen by its reference (and the
+    /// payment's id, which names the reversal).
     Reverse {
         receipt_no: Option<u32>,
         reference: Option<String>,
+        payment: uuid::Uuid,
     },
     /// ZVT: the last transaction, repeated.
     RepeatReceipt,
@@ -373,6 +375,12 @@ impl Devices {
     /// The first payment terminal's family (ZVT when none is configured).
     pub fn terminal_family(&self) -> Family {
         self.first(Kind::Terminal).map_or(Family::Zvt, |s| s.spec.family())
+    }
+
+    /// Who the first payment terminal is, where its family asks by reference (Adyen).
+    pub fn terminal_identity(&self) -> Option<String> {
+        let s = self.first(Kind::Terminal)?;
+        s.spec.adyen.as_ref().map(|a| format!("adyen {} {}", a.poi_id, a.sale_id))
     }
 
     /// Whether the terminal last said it cannot reach its host.
@@ -608,7 +616,7 @@ impl Driver {
                 TerminalOp::Refund { amount, payment, original } => {
                     t.refund(*amount, payment.as_u128(), original.as_deref(), on)
                 }
-                TerminalOp::Reverse { reference: Some(r), .. } => t.reverse(r),
+                TerminalOp::Reverse { reference: Some(r), payment, .. } => t.reverse(r, payment.as_u128()),
                 TerminalOp::Reverse { reference: None, .. } => no("an Adyen reversal needs the terminal's reference"),
                 TerminalOp::RepeatReceipt => no("the Adyen Terminal API has no repeat receipt; ask by reference"),
                 TerminalOp::TransactionStatus(p) => t.transaction_status(p.as_u128()),

@@ -445,6 +445,11 @@ pub struct Payment {
     /// Offline payment sent on to the host (the terminal's end-of-day).
     #[serde(default)]
     pub forwarded: bool,
+    /// Which terminal the intent was sent to, where the family asks by reference (Adyen:
+    /// `adyen POIID SALEID`): a payment is only ever settled by the terminal it was sent
+    /// to. None for ZVT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminal_identity: Option<String>,
     pub request_id: String,
     pub actor: String,
 }

@@ -15,7 +15,7 @@
 
 use super::crypto::Key;
 use super::model::{self, Category, Header, MessageRef, PoiTransaction, Request, Response};
-use super::{AdyenError, fresh_service_id, http, json, service_id_for, tls};
+use super::{AdyenError, fresh_service_id, http, json, reversal_service_id_for, service_id_for, tls};
 use crate::model::Lifecycle;
 use crate::payment::{Event, Failure, Lookup, Outcome, StatusInfo};
 use std::io::Read;
@@ -93,7 +93,7 @@ impl<F: FnMut()> Read for Patient<'_, F> {
 impl Terminal {
     /// A terminal at `s.addr`, trusted through `root_pem`, spoken to with `key`.
     pub fn new(id: &str, s: Settings, key: Key, root_pem: &[u8]) -> Result<Terminal, AdyenError> {
-        let tls = tls::client_config(root_pem).map_err(AdyenError::Config)?;
+        let tls = tls::client_config(root_pem, &s.poi_id).map_err(AdyenError::Config)?;
         let name = tls::server_name(&s.poi_id).map_err(AdyenError::Config)?;
         let mut lifecycle = Lifecycle::new(id);
         lifecycle.stats.set("DeviceCategory", "PaymentTerminal (Adyen Terminal API)");
@@ -212,8 +212,8 @@ impl Terminal {
         if status != 200 {
             self.errors += 1;
             let text = String::from_utf8_lossy(&bytes).chars().take(200).collect::<String>();
-            // The terminal read the request and refused it at the HTTP level.
-            return Err(fail(AdyenError::Http { status, text: if text.is_empty() { reason } else { text } }, false));
+            // The terminal read the whole request: what it did with it is not known here.
+            return Err(fail(AdyenError::Http { status, text: if text.is_empty() { reason } else { text } }, true));
         }
         if bytes.iter().all(u8::is_ascii_whitespace) || bytes == b"ok" {
             // An Abort is answered with an empty 200.
@@ -320,7 +320,7 @@ impl Terminal {
         let wait = self.s.reply_timeout;
         let mut prompt = || on(Event::Prompt { code: 0, text: "Follow the instructions on the card terminal".into() });
         match self.exchange(&h, &r, wait, &mut prompt)? {
-            Some(Response::Payment(p)) => Ok(payment_outcome(&p, &self.s.poi_id)),
+            Some(Response::Payment(p)) => Ok(payment_outcome(&p, &self.s.poi_id, Some(minor))),
             other => Err(unexpected(other)),
         }
     }
@@ -346,19 +346,31 @@ impl Terminal {
                 };
                 let wait = self.s.reply_timeout;
                 match self.exchange(&h, &r, wait, &mut || {})? {
-                    Some(Response::Reversal(p)) => Ok(payment_outcome(&p, &self.s.poi_id)),
+                    Some(Response::Reversal(p)) => Ok(payment_outcome(&p, &self.s.poi_id, Some(minor))),
                     other => Err(unexpected(other)),
                 }
             }
         }
     }
 
-    /// Reverses (cancels) a payment by its terminal reference.
-    pub fn reverse(&mut self, reference: &str) -> Result<Outcome, Failure> {
+    /// Reverses (cancels) the payment with this intent id, by its terminal reference. The
+    /// reversal's ServiceID is made from the payment's id ([`reversal_service_id_for`]):
+    /// a reversal already taken (its answer lost, or a retry) is found by TransactionStatus
+    /// first and never sent twice.
+    pub fn reverse(&mut self, reference: &str, payment_id: u128) -> Result<Outcome, Failure> {
         let o = PoiTransaction::from_ref(reference).ok_or_else(|| {
             fail(AdyenError::Config(format!("{reference:?} is not a terminal transaction reference")), false)
         })?;
-        let h = self.header(Category::Reversal, fresh_service_id());
+        let sid = reversal_service_id_for(payment_id);
+        let earlier = self.status_of(&sid, Category::Reversal)?;
+        match earlier.lookup {
+            Lookup::Found => return Ok(earlier),
+            Lookup::InProgress => {
+                return Err(fail(AdyenError::Mismatch(format!("reversal {sid} is still in progress")), true));
+            }
+            Lookup::NotFound | Lookup::NotAsked => {}
+        }
+        let h = self.header(Category::Reversal, sid);
         let r = Request::Reversal {
             original: o,
             reason: "MerchantCancel".into(),
@@ -367,14 +379,7 @@ impl Terminal {
         };
         let wait = self.s.admin_timeout;
         match self.exchange(&h, &r, wait, &mut || {})? {
-            Some(Response::Reversal(p)) => {
-                let mut out = payment_outcome(&p, &self.s.poi_id);
-                // Already reversed: what was asked for is true.
-                if !out.approved && p.outcome.get("refusalReason").is_some_and(|r| r.contains("already")) {
-                    out.code = 0xB4;
-                }
-                Ok(out)
-            }
+            Some(Response::Reversal(p)) => Ok(payment_outcome(&p, &self.s.poi_id, None)),
             other => Err(unexpected(other)),
         }
     }
@@ -384,27 +389,33 @@ impl Terminal {
     /// The answer's [`Outcome::lookup`] says found, not found or in progress.
     pub fn transaction_status(&mut self, payment_id: u128) -> Result<Outcome, Failure> {
         let sid = service_id_for(payment_id);
-        let mut aborted = false;
-        loop {
-            let mut last = None;
+        let ask = |t: &mut Terminal| -> Result<(Outcome, Category), Failure> {
+            let mut last = (Outcome::default(), Category::Payment);
+            // A payment or an unreferenced refund is a Payment; a referenced refund a Reversal.
             for category in [Category::Payment, Category::Reversal] {
-                let o = self.status_of(&sid, category)?;
-                match o.lookup {
-                    Lookup::NotFound => last = Some(o),
-                    _ => {
-                        last = Some(o);
-                        break;
-                    }
+                let o = t.status_of(&sid, category)?;
+                let done = o.lookup != Lookup::NotFound;
+                last = (o, category);
+                if done {
+                    break;
                 }
             }
-            let o = last.unwrap_or_default();
-            if o.lookup == Lookup::InProgress && !aborted {
-                aborted = true;
-                self.send_abort(&sid, Category::Payment, "MerchantAbort").map_err(|e| fail(e, false))?;
-                std::thread::sleep(Duration::from_millis(200));
-                continue;
-            }
+            Ok(last)
+        };
+        let (o, category) = ask(self)?;
+        if o.lookup != Lookup::InProgress {
             return Ok(o);
+        }
+        // Still running at the terminal (a customer who walked away, a terminal that lost
+        // us): stop it, then ask until it has ended, for a bounded time.
+        self.send_abort(&sid, category, "MerchantAbort").map_err(|e| fail(e, true))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            std::thread::sleep(Duration::from_millis(250));
+            let (o, _) = ask(self)?;
+            if o.lookup != Lookup::InProgress || Instant::now() >= deadline {
+                return Ok(o);
+            }
         }
     }
 
@@ -415,11 +426,39 @@ impl Terminal {
         };
         let wait = self.s.admin_timeout;
         match self.exchange(&h, &r, wait, &mut || {})? {
-            Some(Response::TransactionStatus { outcome, repeated, .. }) => {
+            Some(Response::TransactionStatus { outcome, repeated, reference }) => {
                 let cond = outcome.error_condition.clone().unwrap_or_default();
+                // The answer must be about what was asked: another transaction's answer
+                // (a terminal repeating its last one) proves nothing about this one.
+                if let Some(r) = &reference
+                    && (r.service_id != sid || r.sale_id != self.s.sale_id || r.category != category)
+                {
+                    return Err(fail(
+                        AdyenError::Mismatch(format!(
+                            "TransactionStatus of {} {sid} answered about {} {} of {}",
+                            category.name(),
+                            r.category.name(),
+                            r.service_id,
+                            r.sale_id
+                        )),
+                        false,
+                    ));
+                }
+                if let Some(p) = &repeated
+                    && category == Category::Payment
+                    && p.sale_transaction_id.as_deref().is_some_and(|t| t != sid)
+                {
+                    return Err(fail(
+                        AdyenError::Mismatch(format!(
+                            "TransactionStatus of {sid} repeated the answer to transaction {:?}",
+                            p.sale_transaction_id
+                        )),
+                        false,
+                    ));
+                }
                 Ok(match (outcome.success, repeated) {
                     (true, Some(p)) => {
-                        let mut o = payment_outcome(&p, &self.s.poi_id);
+                        let mut o = payment_outcome(&p, &self.s.poi_id, None);
                         o.lookup = Lookup::Found;
                         o
                     }
@@ -547,9 +586,16 @@ fn failure_text(o: &model::Outcome) -> String {
 
 /// A payment's answer as the checkout reads it: approval, card data (masked), the
 /// terminal's reference for a reversal, offline, and the customer's receipt lines.
-pub fn payment_outcome(p: &model::PaymentResult, poi: &str) -> Outcome {
+///
+/// `approved` only when the terminal took exactly what was asked (`asked`, when known):
+/// a partial approval or another amount is not this payment's approval. `info.result` is
+/// 0 whenever the terminal charged anything, so such an answer is settled as "charged,
+/// not as asked" (in doubt, for a manager), never as "not charged".
+pub fn payment_outcome(p: &model::PaymentResult, poi: &str, asked: Option<i64>) -> Outcome {
     let offline = p.outcome.get("offline") == Some("true");
-    let approved = p.outcome.success;
+    let charged = p.outcome.success;
+    let as_asked = !p.outcome.partial && asked.is_none_or(|a| p.amount_minor.is_none_or(|got| got == a));
+    let approved = charged && as_asked;
     let mut receipt: Vec<String> = p
         .receipts
         .iter()
@@ -558,16 +604,22 @@ pub fn payment_outcome(p: &model::PaymentResult, poi: &str) -> Outcome {
         .map(|r| r.lines.clone())
         .unwrap_or_default();
     receipt.retain(|l| !l.trim().is_empty());
+    let text = match (charged, as_asked) {
+        (true, true) if offline => "approved offline (store-and-forward)".to_string(),
+        (true, true) => "approved".to_string(),
+        (true, false) => format!(
+            "approved for {} instead of {} (a partial approval): not this payment",
+            p.amount_minor.map_or("an unknown amount".into(), |a| a.to_string()),
+            asked.map_or("the amount asked".into(), |a| a.to_string())
+        ),
+        (false, _) => failure_text(&p.outcome),
+    };
     Outcome {
         approved,
         code: if approved { 0 } else { 0xFF },
-        text: if approved {
-            if offline { "approved offline (store-and-forward)".into() } else { "approved".into() }
-        } else {
-            failure_text(&p.outcome)
-        },
+        text,
         info: Some(StatusInfo {
-            result: Some(if approved { 0 } else { 0xFF }),
+            result: Some(if charged { 0 } else { 0xFF }),
             amount_minor: p.amount_minor,
             terminal_id: Some(poi.to_string()),
             pan_masked: p.masked_pan.clone().or_else(|| p.outcome.get("cardSummary").map(|l| format!("**** {l}"))),

@@ -342,7 +342,11 @@ pub fn form_decode(s: &str) -> Vec<(String, String)> {
 }
 
 fn outcome_json(o: &Outcome) -> Value {
-    let mut v = json!({"Result": if o.success { "Success" } else { "Failure" }});
+    let mut v = json!({"Result": match (o.success, o.partial) {
+        (true, true) => "Partial",
+        (true, false) => "Success",
+        (false, _) => "Failure",
+    }});
     if let Some(c) = &o.error_condition {
         v["ErrorCondition"] = json!(c);
     }
@@ -355,13 +359,15 @@ fn outcome_json(o: &Outcome) -> Value {
 fn read_outcome(b: &At) -> Result<Outcome, JsonError> {
     let mut p = String::new();
     let r = b.obj("Response", &mut p)?;
-    let success = match r.str("Result")? {
-        "Success" | "Partial" => true,
-        "Failure" => false,
+    let (success, partial) = match r.str("Result")? {
+        "Success" => (true, false),
+        "Partial" => (true, true),
+        "Failure" => (false, false),
         other => return Err(field(&r.p("Result"), format!("{other:?} is not Success, Partial or Failure"))),
     };
     Ok(Outcome {
         success,
+        partial,
         error_condition: r.opt_str("ErrorCondition")?.map(str::to_string),
         additional: r.opt_str("AdditionalResponse")?.map(form_decode).unwrap_or_default(),
     })
@@ -476,7 +482,8 @@ fn read_payment_result(b: &At, reversal: bool, currency: &str) -> Result<Payment
         if let Some(r) = b.opt_obj("PaymentResult", &mut p5)? {
             let (mut a1, mut a2, mut a3, mut a4) = (String::new(), String::new(), String::new(), String::new());
             if let Some(ar) = r.opt_obj("AmountsResp", &mut a1)? {
-                let cur = ar.opt_str("Currency")?.unwrap_or("EUR").to_string();
+                // No currency named: the one asked for.
+                let cur = ar.opt_str("Currency")?.unwrap_or(currency).to_string();
                 if let Some(a) = ar.opt_num("AuthorizedAmount")? {
                     out.amount_minor = Some(to_minor(a, &cur, &ar.p("AuthorizedAmount"))?);
                 }

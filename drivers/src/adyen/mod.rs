@@ -82,7 +82,8 @@ fn base36(mut v: u64, width: usize) -> String {
 }
 
 /// A ServiceID (at most 10 characters, unique per POS within a period) from a UUID v7:
-/// six base-36 digits of its second (a cycle of 25 days) and four of its random bits. A
+/// six base-36 digits of its second (they repeat after 69 years) and four of its random
+/// bits (1.68 million: two payments in the same second share one once in that many). A
 /// payment's ServiceID is its id's, so the stored intent names it before the first byte
 /// and an in-doubt payment is asked about by it after any crash.
 pub fn service_id_for(id: u128) -> String {
@@ -90,6 +91,12 @@ pub fn service_id_for(id: u128) -> String {
     let secs = (ms / 1000) % 36u64.pow(6);
     let rand = ((id & ((1u128 << 62) - 1)) % 36u128.pow(4)) as u64;
     format!("{}{}", base36(secs, 6), base36(rand, 4))
+}
+
+/// The ServiceID of the reversal of the payment with this id: the payment's own second
+/// and other random digits, so a reversal whose answer was lost is asked about by it.
+pub fn reversal_service_id_for(id: u128) -> String {
+    service_id_for(id ^ 0x2545_F491_4F6C_DD1D)
 }
 
 /// A fresh ServiceID for a request that no intent names (status, diagnosis, abort …):

@@ -145,7 +145,10 @@ impl Request {
 /// decoded here into pairs) and a text.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Outcome {
+    /// `Success` (or `Partial`: see [`Outcome::partial`]).
     pub success: bool,
+    /// `Partial`: the terminal took part of the amount asked (a partial approval).
+    pub partial: bool,
     /// `Aborted`, `Busy`, `Cancel`, `InProgress`, `NotFound`, `Refusal`, `MessageFormat`,
     /// `UnavailableService`, … (nexo's ErrorCondition).
     pub error_condition: Option<String>,
@@ -159,6 +162,7 @@ impl Outcome {
     pub fn failure(condition: &str, additional: &[(&str, &str)]) -> Outcome {
         Outcome {
             success: false,
+            partial: false,
             error_condition: Some(condition.to_string()),
             additional: additional.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         }

@@ -5,8 +5,9 @@
 //! * **Outcomes** per call ([`AdyenSim::next`], first in first used) or by the default
 //!   rule ([`Rule`]): approve, decline with a refusal reason, timeout (takes the payment,
 //!   waits for a card that never comes, answers only once aborted or after its own
-//!   customer timeout), hang (accepts the connection and never reads the request: the
-//!   payment never starts), approve-then-drop (charges, journals, closes without a word).
+//!   customer timeout), hang (takes the request and never answers: the payment never
+//!   starts), approve-then-drop (charges, journals, closes without a word), partial
+//!   (approves less than asked, `Result` `Partial`).
 //! * **Journal**: every payment, refund and reversal with its ServiceID, state and the
 //!   terminal's transaction id, rewritten atomically (write, fsync, rename) on each change
 //!   so it outlives restarts; a payment that was running when the simulator stopped is
@@ -47,10 +48,13 @@ pub enum Rule {
     Timeout,
     Hang,
     ApproveThenDrop,
+    /// Approve this many minor units (less than asked: a partial approval).
+    Partial(i64),
 }
 
 impl Rule {
-    /// `approve`, `decline[:REASON]`, `timeout`, `hang`, `approve-then-drop`.
+    /// `approve`, `decline[:REASON]`, `timeout`, `hang`, `approve-then-drop`,
+    /// `partial:AMOUNT`.
     pub fn parse(s: &str) -> Result<Rule, String> {
         let (name, arg) = s.split_once(':').unwrap_or((s, ""));
         Ok(match name {
@@ -59,7 +63,14 @@ impl Rule {
             "timeout" => Rule::Timeout,
             "hang" => Rule::Hang,
             "approve-then-drop" => Rule::ApproveThenDrop,
-            other => return Err(format!("{other:?}: approve, decline[:REASON], timeout, hang or approve-then-drop")),
+            "partial" => Rule::Partial(
+                arg.parse().ok().filter(|a| *a > 0).ok_or_else(|| format!("partial:{arg:?}: give minor units"))?,
+            ),
+            other => {
+                return Err(format!(
+                    "{other:?}: approve, decline[:REASON], timeout, hang, approve-then-drop or partial:AMOUNT"
+                ));
+            }
         })
     }
 }
@@ -97,6 +108,9 @@ pub struct Entry {
     pub original: Option<String>,
     pub refunded_minor: i64,
     pub auth_code: Option<String>,
+    /// What the sale system asked (more than `amount_minor` after a partial approval).
+    #[serde(default)]
+    pub asked_minor: i64,
 }
 
 /// The simulated terminal's state.
@@ -253,7 +267,12 @@ impl AdyenSim {
             l
         };
         PaymentResult {
-            outcome: Outcome { success: approved, error_condition: condition.map(str::to_string), additional },
+            outcome: Outcome {
+                success: approved,
+                partial: approved && e.amount_minor < e.asked_minor,
+                error_condition: condition.map(str::to_string),
+                additional,
+            },
             sale_transaction_id: Some(e.service_id.clone()),
             poi_transaction: Some(PoiTransaction {
                 transaction_id: e.transaction_id.clone(),
@@ -415,7 +434,15 @@ fn handle(sim: &Mutex<AdyenSim>, raw: &[u8], s: &mut Tls) -> Option<Vec<u8>> {
             answer(resp)
         }
         Request::Abort { reference, .. } => {
-            lock(sim).aborts.insert(reference.service_id);
+            // Only a transaction of this sale system that is running can be aborted; an
+            // abort of anything else changes nothing (and is answered the same).
+            let mut g = lock(sim);
+            let running = g
+                .find(&reference.service_id, &reference.sale_id, reference.category)
+                .is_some_and(|i| g.journal[i].state == State::InProgress);
+            if running {
+                g.aborts.insert(reference.service_id);
+            }
             Some(Vec::new())
         }
         Request::Diagnosis { .. } => {
@@ -522,6 +549,7 @@ fn pay(
             original: original.as_ref().map(PoiTransaction::to_ref),
             refunded_minor: 0,
             auth_code: None,
+            asked_minor: amount_minor,
         });
         g.persist();
         (rule, g.processing, g.card_wait, g.journal.len() - 1)
@@ -556,6 +584,11 @@ fn pay(
         (Rule::Decline(why), false) => {
             e.state = State::Declined;
             e.reason = Some(why.clone());
+        }
+        (Rule::Partial(part), false) => {
+            e.state = State::Approved;
+            e.amount_minor = (*part).min(e.amount_minor);
+            e.auth_code = Some(format!("{:06}", (seq * 7919) % 1_000_000));
         }
         (Rule::Approve | Rule::Hang | Rule::ApproveThenDrop, false) => {
             e.state = State::Approved;
@@ -618,6 +651,7 @@ fn reverse(sim: &Mutex<AdyenSim>, h: &Header, o: &PoiTransaction) -> PaymentResu
         original: Some(o.to_ref()),
         refunded_minor: 0,
         auth_code: None,
+        asked_minor: orig.amount_minor,
     });
     g.persist();
     let last = g.journal[g.journal.len() - 1].clone();

@@ -284,16 +284,19 @@ fn read_last(co: &Checkout, _held: &Held) -> Result<(LastTransaction, Option<Out
 /// "not found" within [`NOT_FOUND_GRACE`] of the intent may be a request still on its way
 /// (a crash just after sending), so it is asked again later.
 pub fn judge_status(p: &Payment, o: &Outcome, asked_after: Duration) -> Verdict {
+    // The terminal charged something for this payment (approved, or approved in part).
+    let charged = o.info.as_ref().is_some_and(|i| i.result == Some(0));
     match o.lookup {
-        Lookup::Found if o.approved => {
+        Lookup::Found if charged => {
             let amount = o.info.as_ref().and_then(|i| i.amount_minor);
-            if amount == Some(p.amount_minor) {
+            if o.approved && amount == Some(p.amount_minor) {
                 Verdict::Charged
             } else {
                 Verdict::Unprovable(format!(
-                    "the terminal's answer for this payment is for {}, not {}",
+                    "the terminal charged {} for this payment of {} ({})",
                     amount.map_or("an unknown amount".to_string(), |a| a.to_string()),
-                    p.amount_minor
+                    p.amount_minor,
+                    o.text
                 ))
             }
         }
@@ -308,16 +311,33 @@ pub fn judge_status(p: &Payment, o: &Outcome, asked_after: Duration) -> Verdict 
 }
 
 /// How long after a payment's intent a terminal's "no such payment" is believed.
-pub const NOT_FOUND_GRACE: Duration = Duration::from_secs(2);
+/// A request written just before a crash can still be on its way (a LAN retransmits a lost
+/// segment after 200 ms, then 400, 800 …): three seconds cover four retransmissions.
+pub const NOT_FOUND_GRACE: Duration = Duration::from_secs(3);
 
 /// The evidence of one payment, by its family: the verdict and the terminal's answer
 /// (whose card data completes a sale found charged). `Err`: the terminal cannot be asked.
 fn evidence(co: &Checkout, p: &Payment, held: &Held) -> Result<(Verdict, Option<Outcome>), String> {
     let devices = co.peripherals().ok_or("the devices are not started")?;
+    // Only the terminal the intent went to can prove anything about it: a terminal of
+    // another family, or another Adyen terminal or sale system, would answer "not found".
+    let now_is = devices.terminal_identity();
+    if p.terminal_identity != now_is {
+        return Ok((
+            Verdict::Unprovable(format!(
+                "it was sent to {}, and the terminal configured now is {}; check that terminal's journal and settle \
+                 it by hand",
+                p.terminal_identity.as_deref().unwrap_or("a ZVT terminal"),
+                now_is.as_deref().unwrap_or("a ZVT terminal")
+            )),
+            None,
+        ));
+    }
     if devices.terminal_family() == Family::Adyen {
+        // Up to four status lookups, an abort and ten seconds of waiting for it to end.
         let ask = || {
             devices
-                .terminal(TerminalOp::TransactionStatus(p.id), Box::new(|_| {}), Duration::from_secs(40))
+                .terminal(TerminalOp::TransactionStatus(p.id), Box::new(|_| {}), Duration::from_secs(120))
                 .map_err(|f| f.to_string())
         };
         let since = || {
@@ -618,6 +638,7 @@ pub fn card_sale(co: &Checkout, sale: Sale, key: Option<String>, fp: String) -> 
     // The baseline: the terminal's own last receipt, read while this payment holds it
     // (ZVT). A terminal asked by reference (Adyen) needs none.
     let family = devices.terminal_family();
+    let terminal_identity = devices.terminal_identity();
     let receipt_before =
         match if family == Family::Adyen { Ok((LastTransaction::Nothing, None)) } else { read_last(co, &held) } {
             Ok((LastTransaction::Nothing, _)) => None,
@@ -647,7 +668,8 @@ pub fn card_sale(co: &Checkout, sale: Sale, key: Option<String>, fp: String) -> 
         updated_at: now,
         rev: 0,
         receipt_before,
-        baseline_from_terminal: true,
+        // Adyen asks by reference: no baseline, so a ZVT terminal could never "prove" it.
+        baseline_from_terminal: family == Family::Zvt,
         fingerprint: Some(fp.clone()),
         card: None,
         reason: None,
@@ -655,6 +677,7 @@ pub fn card_sale(co: &Checkout, sale: Sale, key: Option<String>, fp: String) -> 
         sale: Some(Box::new(sale.clone())),
         offline,
         forwarded: false,
+        terminal_identity,
         request_id: sale.request_id.clone(),
         actor: sale.actor.clone(),
     };
@@ -832,8 +855,12 @@ fn reverse(co: &Checkout, p: &mut Payment, why: String, _held: &Held) -> Result<
     }
     let devices = co.peripherals();
     let r = devices.ok_or_else(|| "no devices".to_string()).and_then(|d| {
-        d.terminal(TerminalOp::Reverse { receipt_no: receipt, reference }, Box::new(|_| {}), Duration::from_secs(60))
-            .map_err(|f| f.to_string())
+        d.terminal(
+            TerminalOp::Reverse { receipt_no: receipt, reference, payment: p.id },
+            Box::new(|_| {}),
+            Duration::from_secs(60),
+        )
+        .map_err(|f| f.to_string())
     });
     match r {
         Ok(o) if o.approved || o.code == 0xB4 => {
@@ -1047,9 +1074,35 @@ mod tests {
             sale: None,
             offline: false,
             forwarded: false,
+            terminal_identity: None,
             request_id: String::new(),
             actor: String::new(),
         }
+    }
+
+    #[test]
+    fn an_adyen_status_answer_settles_only_what_it_proves() {
+        use edge_drivers::payment::{Lookup, Outcome, StatusInfo};
+        let p = payment(None, 2570);
+        let found = |approved: bool, result: u8, amount: i64| Outcome {
+            approved,
+            lookup: Lookup::Found,
+            text: "t".into(),
+            info: Some(StatusInfo { result: Some(result), amount_minor: Some(amount), ..StatusInfo::default() }),
+            ..Outcome::default()
+        };
+        let late = NOT_FOUND_GRACE + Duration::from_secs(1);
+        assert_eq!(judge_status(&p, &found(true, 0, 2570), late), Verdict::Charged);
+        // A partial approval, or another amount: charged, but not as this payment.
+        assert!(matches!(judge_status(&p, &found(false, 0, 1000), late), Verdict::Unprovable(_)));
+        assert!(matches!(judge_status(&p, &found(true, 0, 9999), late), Verdict::Unprovable(_)));
+        assert!(matches!(judge_status(&p, &found(false, 0xFF, 2570), late), Verdict::NotCharged(_)));
+        let none = Outcome { lookup: Lookup::NotFound, text: "no such".into(), ..Outcome::default() };
+        assert!(matches!(judge_status(&p, &none, late), Verdict::NotCharged(_)));
+        assert!(matches!(judge_status(&p, &none, Duration::from_millis(500)), Verdict::Unprovable(_)), "too soon");
+        let running = Outcome { lookup: Lookup::InProgress, ..Outcome::default() };
+        assert!(matches!(judge_status(&p, &running, late), Verdict::Unprovable(_)));
+        assert!(matches!(judge_status(&p, &Outcome::default(), late), Verdict::Unprovable(_)));
     }
 
     fn last(receipt: u32, result: u8, amount: i64) -> LastTransaction {

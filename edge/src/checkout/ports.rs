@@ -24,6 +24,10 @@ pub trait Peripherals: Send + Sync {
     fn terminal_family(&self) -> Family {
         Family::Zvt
     }
+    /// Who the terminal is, where its family settles by reference (None for ZVT).
+    fn terminal_identity(&self) -> Option<String> {
+        None
+    }
     /// Runs a command on the payment terminal, waiting at most `wait` for its end.
     fn terminal(&self, op: TerminalOp, events: TerminalEvents, wait: Duration) -> Result<Outcome, Failure>;
     /// Whether a receipt printer is configured.
@@ -48,6 +52,9 @@ impl Peripherals for Devices {
     }
     fn terminal_family(&self) -> Family {
         Devices::terminal_family(self)
+    }
+    fn terminal_identity(&self) -> Option<String> {
+        Devices::terminal_identity(self)
     }
     fn terminal(&self, op: TerminalOp, events: TerminalEvents, wait: Duration) -> Result<Outcome, Failure> {
         Devices::terminal(self, op, events, wait)
