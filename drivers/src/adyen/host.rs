@@ -493,8 +493,15 @@ impl Terminal {
         self.diagnose(true)
     }
 
+    /// Diagnosis for a field tech: the terminal's words on itself and its acquirer host.
     pub fn diagnosis(&mut self) -> Result<Outcome, Failure> {
-        self.diagnose(true)
+        let mut o = self.diagnose(true)?;
+        let state = o.info.as_ref().and_then(|i| i.text.clone()).unwrap_or_default();
+        o.text = format!(
+            "terminal {} at {} answers over TLS 1.2 with key {:?} version {}: {state}",
+            self.s.poi_id, self.s.addr, self.key.identifier, self.key.version
+        );
+        Ok(o)
     }
 
     fn diagnose(&mut self, host: bool) -> Result<Outcome, Failure> {
