@@ -367,13 +367,14 @@ impl<'a> Checker<'a> {
 /// An Adyen terminal's settings: `poi_id`, `key_identifier`, `key_version`,
 /// `passphrase_file` (a 0600 file; the passphrase is never in the config or the logs),
 /// `root_cert` (PEM of the root its certificate chains to) and `sale_id` (default
-/// `STORE-edged`). Each missing or wrong key is named.
+/// `STORE-lane-LANE`: one per POS, as ServiceIDs are unique per sale system). Each missing
+/// or wrong key is named.
 fn adyen_spec(
     c: &mut Checker,
     id: &str,
     base: &Path,
     currency: Option<edge_sync::money::Currency>,
-    store_id: &str,
+    default_sale_id: &str,
 ) -> Option<crate::devices::AdyenSpec> {
     let k = |name: &str| format!("devices.{id}.{name}");
     let poi_id = c.string(&k("poi_id"), None);
@@ -397,7 +398,7 @@ fn adyen_spec(
         c.problem(&k("key_version"), "is required for an adyen:// terminal (1 or more, as set on the terminal)");
     }
     let sale_id =
-        c.string(&k("sale_id"), Some("")).filter(|s| !s.is_empty()).unwrap_or_else(|| format!("{store_id}-edged"));
+        c.string(&k("sale_id"), Some("")).filter(|s| !s.is_empty()).unwrap_or_else(|| default_sale_id.to_string());
     let passphrase = match c.string(&k("passphrase_file"), None) {
         None => {
             c.problem(
@@ -809,7 +810,7 @@ pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
                             c.integer(&format!("devices.{id}.reply_timeout_s"), 180, 1, 600) as u64,
                         );
                     if let edge_drivers::uri::DeviceUri::Adyen { .. } = spec.uri {
-                        spec.adyen = adyen_spec(&mut c, id, base, currency, &store_id);
+                        spec.adyen = adyen_spec(&mut c, id, base, currency, &format!("{store_id}-lane-{lane_id}"));
                     } else {
                         match currency.and_then(crate::devices::iso_numeric) {
                             Some(n) => spec.currency = n,
@@ -1470,6 +1471,7 @@ levle = "debug"
         let t = c.devices.iter().find(|s| s.id == "till_terminal").expect("terminal");
         let a = t.adyen.as_ref().expect("adyen settings");
         assert_eq!((a.poi_id.as_str(), a.currency.as_str()), ("V400m-324688179", "EUR"));
+        assert!(a.sale_id.ends_with("-lane-1"), "one SaleID per lane: {}", a.sale_id);
         assert_eq!(a.key.identifier, "CryptoKeyIdentifier12345");
         let shown = format!("{t:?}");
         assert!(!shown.contains("p@ssw0rd"), "the passphrase is never shown: {shown}");

@@ -171,3 +171,63 @@ fn a_wrong_adyen_root_is_refused_before_any_payment() {
     assert!(devices.to_string().contains("TLS handshake failed"), "{devices}");
     assert!(journal(&term).is_empty());
 }
+
+/// A payment sent to an Adyen terminal is settled only by that terminal: with a ZVT
+/// terminal in its place after a crash it stays in doubt (a ZVT journal knows nothing of
+/// it), and once the Adyen terminal is back it is settled by its ServiceID.
+#[test]
+fn a_payment_is_settled_only_by_the_terminal_it_went_to() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let adyen_dir = dir.path().join("adyen");
+    let zvt_dir = dir.path().join("zvt");
+    std::fs::create_dir_all(&adyen_dir).expect("dir");
+    std::fs::create_dir_all(&zvt_dir).expect("dir");
+    let adyen = Terminal::start_adyen(&adyen_dir, 0);
+    let zvt = Terminal::start(&zvt_dir, 0);
+    let args = adyen.args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let data = dir.path().join("edged");
+    let log = dir.path().join("edged.log");
+    // Killed once the intent is stored, before a byte reaches the terminal.
+    let mut d = Daemon::try_start(&data, &log, 100, &args, &[("EDGED_CRASH_AT", "payment.intent")]).expect("edged");
+    let _ = d
+        .http()
+        .post(format!("{}/v1/sales", d.url))
+        .bearer_auth(&d.tokens.cashier)
+        .header("Idempotency-Key", "moved-1")
+        .json(&json!({"lines": [{"sku": "SKU-0000001", "qty": 1}], "tenders": [{"type": "card"}]}))
+        .timeout(Duration::from_secs(10))
+        .send();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while d.child.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    d.kill9();
+    // A ZVT terminal in its place: the payment is not settled by it.
+    let zvt_device = format!("terminal={}", zvt.uri);
+    let mut d = Daemon::start_env(&data, &log, 100, &["--device", &zvt_device], &[]);
+    std::thread::sleep(Duration::from_secs(2));
+    let open = d.unsettled_payments();
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0]["state"], "in_doubt", "{open:?}");
+    assert!(open[0]["reason"].as_str().unwrap_or("").contains("adyen V400m-324688179"), "{open:?}");
+    assert_eq!(d.term(), Some(0));
+    // The Adyen terminal back: it never saw the payment, so it was not charged.
+    let mut d = Daemon::start_env(&data, &log, 100, &args, &[]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !d.unsettled_payments().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "settled once the Adyen terminal is back");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let list: Value = d
+        .http()
+        .get(format!("{}/v1/payments?limit=10", d.url))
+        .bearer_auth(&d.tokens.manager)
+        .send()
+        .expect("payments")
+        .json()
+        .expect("json");
+    assert_eq!(list["payments"][0]["state"], "failed", "{list}");
+    assert!(journal(&adyen).is_empty());
+    assert_eq!(d.term(), Some(0));
+}
