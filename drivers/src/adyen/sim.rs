@@ -113,6 +113,38 @@ pub struct Entry {
     pub asked_minor: i64,
 }
 
+impl Entry {
+    /// A transaction just taken from `h`: in progress, the terminal's id and time given.
+    fn new(
+        kind: &str,
+        h: &Header,
+        category: Category,
+        amount_minor: i64,
+        currency: String,
+        id: (String, String),
+    ) -> Entry {
+        Entry {
+            kind: kind.into(),
+            service_id: h.service_id.clone(),
+            sale_id: h.sale_id.clone(),
+            category: category.name().into(),
+            amount_minor,
+            currency,
+            state: State::InProgress,
+            reason: None,
+            transaction_id: id.0,
+            timestamp: id.1,
+            offline: false,
+            forwarded: false,
+            reversed: false,
+            original: None,
+            refunded_minor: 0,
+            auth_code: None,
+            asked_minor: amount_minor,
+        }
+    }
+}
+
 /// The simulated terminal's state.
 pub struct AdyenSim {
     pub poi_id: String,
@@ -532,25 +564,10 @@ fn pay(
             return None;
         }
         let (transaction_id, timestamp) = g.next_transaction_id();
-        g.journal.push(Entry {
-            kind: if refund { "refund".into() } else { "payment".into() },
-            service_id: h.service_id.clone(),
-            sale_id: h.sale_id.clone(),
-            category: category.name().into(),
-            amount_minor,
-            currency,
-            state: State::InProgress,
-            reason: None,
-            transaction_id,
-            timestamp,
-            offline: false,
-            forwarded: false,
-            reversed: false,
-            original: original.as_ref().map(PoiTransaction::to_ref),
-            refunded_minor: 0,
-            auth_code: None,
-            asked_minor: amount_minor,
-        });
+        let kind = if refund { "refund" } else { "payment" };
+        let mut e = Entry::new(kind, h, category, amount_minor, currency, (transaction_id, timestamp));
+        e.original = original.as_ref().map(PoiTransaction::to_ref);
+        g.journal.push(e);
         g.persist();
         (rule, g.processing, g.card_wait, g.journal.len() - 1)
     };
@@ -634,25 +651,11 @@ fn reverse(sim: &Mutex<AdyenSim>, h: &Header, o: &PoiTransaction) -> PaymentResu
     g.journal[i].reversed = true;
     let orig = g.journal[i].clone();
     let (transaction_id, timestamp) = g.next_transaction_id();
-    g.journal.push(Entry {
-        kind: "reversal".into(),
-        service_id: h.service_id.clone(),
-        sale_id: h.sale_id.clone(),
-        category: Category::Reversal.name().into(),
-        amount_minor: orig.amount_minor,
-        currency: orig.currency.clone(),
-        state: State::Approved,
-        reason: None,
-        transaction_id,
-        timestamp,
-        offline: false,
-        forwarded: false,
-        reversed: false,
-        original: Some(o.to_ref()),
-        refunded_minor: 0,
-        auth_code: None,
-        asked_minor: orig.amount_minor,
-    });
+    let mut e =
+        Entry::new("reversal", h, Category::Reversal, orig.amount_minor, orig.currency, (transaction_id, timestamp));
+    e.state = State::Approved;
+    e.original = Some(o.to_ref());
+    g.journal.push(e);
     g.persist();
     let last = g.journal[g.journal.len() - 1].clone();
     g.result_of(&last)

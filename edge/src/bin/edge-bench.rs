@@ -675,20 +675,19 @@ fn bench_card(base: &Path, args: &Args) {
         std::fs::create_dir_all(&dir).expect("dir");
         let fakes_json = dir.join("fakes.json");
         std::fs::write(&fakes_json, serde_json::to_vec(&file).expect("json")).expect("write fakes.json");
-        let exe = std::env::current_exe().expect("exe").with_file_name("edge-lab");
-        let mut child = Command::new(&exe)
-            .args(["sim", "terminal", "--protocol", family, "--tcp", "127.0.0.1:0"])
-            .args(["--processing-ms", &args.card_processing_ms.to_string(), "--journal"])
-            .arg(dir.join(if family == "zvt" { "journal.tsv" } else { "adyen-journal.json" }))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", exe.display()));
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("READY");
-        let uri = line.trim().strip_prefix("READY ").expect("READY line").to_string();
-        let device = format!("terminal={uri}");
+        let journal = dir.join(if family == "zvt" { "journal.tsv" } else { "adyen-journal.json" });
+        let processing_ms = args.card_processing_ms.to_string();
+        let journal = journal.display().to_string();
+        let sim = SimDevice::start_with(&[
+            "terminal",
+            "--protocol",
+            family,
+            "--processing-ms",
+            &processing_ms,
+            "--journal",
+            &journal,
+        ]);
+        let device = format!("terminal={}", sim.uri);
         let root = dir.join("adyen-ca.pem").display().to_string();
         let fakes = fakes_json.display().to_string();
         let mut extra = vec!["--fakes", fakes.as_str(), "--device", device.as_str()];
@@ -726,8 +725,7 @@ fn bench_card(base: &Path, args: &Args) {
             rss as f64 / 1024.0
         );
         e.stop();
-        let _ = child.kill();
-        let _ = child.wait();
+        drop(sim);
     }
 }
 
@@ -757,9 +755,16 @@ struct SimDevice {
 
 impl SimDevice {
     fn start(kind: &str) -> SimDevice {
+        SimDevice::start_with(&[kind])
+    }
+
+    /// `edge-lab sim ARGS… --tcp 127.0.0.1:0` (the kind first).
+    fn start_with(sim_args: &[&str]) -> SimDevice {
         let exe = std::env::current_exe().expect("exe").with_file_name("edge-lab");
         let mut child = Command::new(&exe)
-            .args(["sim", kind, "--tcp", "127.0.0.1:0"])
+            .arg("sim")
+            .args(sim_args)
+            .args(["--tcp", "127.0.0.1:0"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
