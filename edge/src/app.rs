@@ -42,6 +42,8 @@ pub struct App {
     pub ls_auth: Option<Arc<edge_sync::lightspeed::connector::LsAuth>>,
     /// The newest NetSuite internal id confirmed (the NetSuite stock pull rebases by it).
     pub ns_newest: Arc<edge_sync::netsuite::live::NsNewest>,
+    /// The Shopify shop's cost pacer, shared by the delivery worker, the pulls and the report.
+    pub shop: Arc<edge_sync::shopify::connector::Shop>,
     /// The store's bus (`[bus] url`): the other lanes of the store.
     pub bus: Option<edge_sync::bus::live::Bus>,
     pub ws_clients: AtomicUsize,
@@ -124,6 +126,7 @@ impl App {
             pictures: std::sync::OnceLock::new(),
             ls_auth: None,
             ns_newest: Arc::default(),
+            shop: edge_sync::shopify::connector::Shop::new(),
             bus: None,
             ws_clients: AtomicUsize::new(0),
             stopping: watch::channel(false).0,

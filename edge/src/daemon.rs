@@ -318,13 +318,21 @@ pub async fn run(cfg: Config, store: Arc<dyn Store>, announce_dir: &Path) -> Res
         Some(b) => Some(crate::lanes::connect(&cfg, b, &store).await?),
         None => None,
     };
-    let engine =
-        Arc::new(crate::delivery::build_engine(&cfg, &store, ls_auth.clone(), ns_newest.clone(), lanes_bus.as_ref())?);
+    let shop = edge_sync::shopify::connector::Shop::new();
+    let engine = Arc::new(crate::delivery::build_engine(
+        &cfg,
+        &store,
+        ls_auth.clone(),
+        ns_newest.clone(),
+        &shop,
+        lanes_bus.as_ref(),
+    )?);
     let client = crate::delivery::http_client()?;
     let link = crate::delivery::build_cloud_link(&cfg)?;
     let mut app = App::new(cfg, store.clone(), tokens, engine.clone(), link);
     app.ls_auth = ls_auth.clone();
     app.ns_newest = ns_newest;
+    app.shop = shop;
     app.bus = lanes_bus.clone();
     let app = Arc::new(app);
     let specs = app.cfg.devices.clone();
@@ -345,6 +353,7 @@ pub async fn run(cfg: Config, store: Arc<dyn Store>, announce_dir: &Path) -> Res
     }
     workers.extend(crate::delivery::spawn_lightspeed_pull(&app, client.clone(), ls_auth));
     workers.extend(crate::delivery::spawn_netsuite_pull(&app, client.clone()));
+    workers.extend(crate::delivery::spawn_shopify_pull(&app, client.clone()));
     // Pictures on the cloud are fetched only when the cloud is live: in shadow mode (and
     // off) nothing at all is sent to it.
     let cloud_url = app

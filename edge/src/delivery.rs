@@ -83,6 +83,18 @@ pub fn netsuite_auth(
     Ok(edge_sync::netsuite::live::NsSigner::new(auth))
 }
 
+/// Shopify's Admin API access token (`remotes.shopify.secret_file`, owner-only).
+pub fn shopify_token(rc: &crate::config::RemoteConfig) -> Result<String, String> {
+    let f = rc.secret_file.as_ref().ok_or("remotes.shopify.secret_file: required when the mode is not \"off\"")?;
+    crate::config::secret_mode(f).map_err(|e| format!("remotes.shopify.secret_file: {e}"))?;
+    let raw = read_secret(f).map_err(|e| format!("remotes.shopify.secret_file: {e}"))?;
+    let t = String::from_utf8(raw).map_err(|_| "remotes.shopify.secret_file: the token is not text".to_string())?;
+    if !t.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("remotes.shopify.secret_file: the token has spaces or control characters".into());
+    }
+    Ok(t)
+}
+
 /// Store meta key of Lightspeed's token pair.
 pub const META_LS_TOKENS: &str = "lightspeed.tokens";
 const META_LS_BOOTSTRAP: &str = "lightspeed.bootstrap_sha256";
@@ -142,6 +154,7 @@ pub fn build_engine(
     store: &Arc<dyn edge_sync::store::Store>,
     ls_auth: Option<Arc<edge_sync::lightspeed::connector::LsAuth>>,
     ns_newest: Arc<edge_sync::netsuite::live::NsNewest>,
+    shop: &Arc<edge_sync::shopify::connector::Shop>,
     bus: Option<&edge_sync::bus::live::Bus>,
 ) -> Result<SyncEngine, String> {
     let mut engine = SyncEngine::new();
@@ -192,6 +205,22 @@ pub fn build_engine(
                 )
             }
             Remote::Bus => continue,
+            Remote::Shopify => {
+                use edge_sync::shopify::connector::{ShopifyConnector, VariantResolver};
+                let map = cfg.shopify.clone().ok_or("mappings.shopify: required when remotes.shopify is not off")?;
+                let token = shopify_token(rc)?;
+                let st = store.clone();
+                let variants: VariantResolver = Arc::new(move |sku: &str| {
+                    let v = st.meta_get(&edge_sync::mapping::shopify_variant_key(sku)).ok()??;
+                    let v = String::from_utf8_lossy(&v).into_owned();
+                    let (a, b) = v.split_once(' ')?;
+                    Some((a.to_string(), b.to_string()))
+                });
+                // One request at a time: the shop's bucket is the limit, not the latency.
+                max_in_flight = max_in_flight.min(2);
+                let keeps_stock = cfg.catalog == Some(Remote::Shopify);
+                Box::new(ShopifyConnector::new(map, shop.clone(), &token, variants, keeps_stock).learning_variants())
+            }
             Remote::Netsuite => {
                 use edge_sync::netsuite::connector::NetSuiteConnector;
                 let map = cfg.netsuite.clone().ok_or("mappings.netsuite: required when remotes.netsuite is not off")?;
@@ -486,6 +515,64 @@ pub fn spawn_netsuite_pull(app: &Arc<App>, client: reqwest::Client) -> Vec<tokio
                     "NetSuite pull done"
                 ),
                 Err(e) => tracing::warn!(error = %e, "NetSuite pull failed; trying again later"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(rc.pull_interval_s)) => {}
+                _ = stopping.changed() => return,
+            }
+        }
+    })]
+}
+
+/// Shopify's pulls (see `edge_sync::shopify::pull`): variants (the SKU ↔ variant identity
+/// the connector needs) by a bulk read at start and hourly, by cursor in between; when
+/// Shopify is the catalog's source, prices and levels too. Shares the shop's pacer with the
+/// delivery worker.
+pub fn spawn_shopify_pull(app: &Arc<App>, client: reqwest::Client) -> Vec<tokio::task::JoinHandle<()>> {
+    let Some(map) = app.cfg.shopify.clone() else { return Vec::new() };
+    let Some(rc) = app.cfg.remotes.get(&Remote::Shopify).filter(|r| r.mode != Mode::Off).cloned() else {
+        return Vec::new();
+    };
+    let Some(base) = rc.url.clone() else { return Vec::new() };
+    let token = match shopify_token(&rc) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "Shopify pull not started");
+            return Vec::new();
+        }
+    };
+    let app = app.clone();
+    let catalog = app.cfg.catalog == Some(Remote::Shopify);
+    vec![tokio::spawn(async move {
+        let mut stopping = app.stopping.subscribe();
+        let mut pull = edge_sync::shopify::pull::ShopifyPull::new(
+            client,
+            &base,
+            &token,
+            app.shop.clone(),
+            map,
+            Duration::from_millis(rc.timeout_ms),
+        );
+        if catalog {
+            pull = pull.with_catalog(app.cfg.currency);
+        }
+        let mut full_read: Option<std::time::Instant> = None;
+        loop {
+            let full = full_read.is_none_or(|t| t.elapsed() >= ITEM_PULL_EVERY);
+            match pull.round(&app.store, full).await {
+                Ok(n) => {
+                    if n.bulk {
+                        full_read = Some(std::time::Instant::now());
+                    }
+                    tracing::debug!(
+                        variants = n.variants,
+                        changed = n.items_changed,
+                        levels = n.levels,
+                        bulk = n.bulk,
+                        "Shopify pull done"
+                    )
+                }
+                Err(e) => tracing::warn!(error = %e, "Shopify pull failed; trying again later"),
             }
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_secs(rc.pull_interval_s)) => {}

@@ -32,14 +32,17 @@ pub fn parse_device(arg: &str) -> Result<(String, String), String> {
     Ok((kind.to_string(), uri.to_string()))
 }
 
-/// The remotes named by an `edge-lab fakes` file (`{"cloud": url, "lightspeed": url, "netsuite": url}`;
+/// The remotes named by an `edge-lab fakes` file (`{"cloud": url, "lightspeed": url, "netsuite": url,
+/// "shopify": url}`;
 /// a remote without a fake yet may be absent).
 pub fn read_fakes(path: &Path) -> Result<BTreeMap<String, String>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("--fakes {}: {e}", path.display()))?;
     let f: crate::fakes::FakesFile =
         serde_json::from_str(&text).map_err(|e| format!("--fakes {}: not a fakes file: {e}", path.display()))?;
     let mut out = BTreeMap::new();
-    for (name, url) in [("cloud", f.cloud), ("lightspeed", f.lightspeed), ("netsuite", f.netsuite)] {
+    for (name, url) in
+        [("cloud", f.cloud), ("lightspeed", f.lightspeed), ("netsuite", f.netsuite), ("shopify", f.shopify)]
+    {
         let Some(url) = url else { continue };
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(format!("--fakes {}: {name}: {url:?} is not an http URL", path.display()));
@@ -69,7 +72,9 @@ pub fn write_demo_secret(dir: &Path) -> Result<(), String> {
     let t = edge_sync::netsuite::fake::demo_tba();
     let ns = serde_json::json!({"tba": {"consumer_key": t.consumer_key, "consumer_secret": t.consumer_secret,
                                         "token": t.token, "token_secret": t.token_secret}});
-    write("netsuite.json", ns.to_string().as_bytes())
+    write("netsuite.json", ns.to_string().as_bytes())?;
+    // The fake shop's Admin API access token (CONTRACT).
+    write("shopify.token", format!("{}\n", edge_sync::shopify::fake::DEMO_TOKEN).as_bytes())
 }
 
 /// Makes the data directory (a fresh temporary one unless given) and the demo config that

@@ -1,7 +1,7 @@
 //! The fake remotes over real HTTP (`edge-lab fakes`, and embedded in `edged demo`).
 //!
-//! The behaviour lives in `edge_sync::cloud::fake`, `edge_sync::lightspeed::fake` and
-//! `edge_sync::netsuite::fake` (state machines shared with the simulation); this module
+//! The behaviour lives in `edge_sync::cloud::fake`, `edge_sync::lightspeed::fake`,
+//! `edge_sync::netsuite::fake` and `edge_sync::shopify::fake` (state machines shared with the simulation); this module
 //! only puts them on sockets, one listener each. Two faults need the socket itself:
 //! `down` drops every connection (new ones at accept, open ones at their next request),
 //! and a reply lost after commit drops the connection after the fake has kept the batch,
@@ -17,6 +17,7 @@ use axum::serve::{IncomingStream, Listener};
 use edge_sync::cloud::fake::{Disposition, FakeCloud, FakeConfig};
 use edge_sync::lightspeed::fake::{FakeLightspeed, LsFakeConfig};
 use edge_sync::netsuite::fake::{FakeNetSuite, NsFakeConfig};
+use edge_sync::shopify::fake::{FakeShopify, ShopifyFakeConfig};
 use edge_sync::wire::{HttpRequest, Method};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -38,6 +39,8 @@ pub struct FakesFile {
     pub lightspeed: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub netsuite: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shopify: Option<String>,
 }
 
 /// Limits of the fakes.
@@ -64,6 +67,12 @@ pub struct FakesOptions {
     pub ns_processing_ms: u64,
     /// NetSuite M2M: client id, certificate id, public key.
     pub ns_m2m: Option<(String, String, Vec<u8>)>,
+    /// Shopify's bucket: size and restore rate (points, points a second).
+    pub shopify_bucket: (f64, f64),
+    /// Shopify's restore-rate multiplier (drains measured in seconds).
+    pub shopify_speed: u32,
+    /// A Shopify development store (5 orders a minute).
+    pub shopify_dev_store: bool,
 }
 
 impl Default for FakesOptions {
@@ -82,6 +91,9 @@ impl Default for FakesOptions {
             ns_concurrency: 5,
             ns_processing_ms: 5,
             ns_m2m: None,
+            shopify_bucket: (2000.0, 100.0),
+            shopify_speed: 1,
+            shopify_dev_store: false,
         }
     }
 }
@@ -322,6 +334,18 @@ impl Served for FakeLightspeed {
     }
 }
 
+impl Served for FakeShopify {
+    fn serve(&mut self, now: Timestamp, req: &HttpRequest, _concurrent: usize) -> Disposition {
+        self.handle(now, req)
+    }
+    fn down(&self) -> bool {
+        self.faults().down
+    }
+    fn latency_ms(&self) -> u64 {
+        self.faults().latency_ms
+    }
+}
+
 impl Served for FakeNetSuite {
     fn serve(&mut self, now: Timestamp, req: &HttpRequest, concurrent: usize) -> Disposition {
         self.handle(now, req, concurrent)
@@ -445,9 +469,10 @@ pub struct Fakes {
     pub cloud: Arc<Mutex<FakeCloud>>,
     pub lightspeed: Arc<Mutex<FakeLightspeed>>,
     pub netsuite: Arc<Mutex<FakeNetSuite>>,
+    pub shopify: Arc<Mutex<FakeShopify>>,
 }
 
-/// Binds and serves the fakes (cloud, Lightspeed, NetSuite) on the current runtime; returns
+/// Binds and serves the fakes (cloud, Lightspeed, NetSuite, Shopify) on the current runtime; returns
 /// at once.
 pub async fn start(opts: &FakesOptions) -> io::Result<Fakes> {
     let mut cfg = FakeConfig::new(&opts.store_id, &opts.cloud_secret);
@@ -503,11 +528,23 @@ pub async fn start(opts: &FakesOptions) -> io::Result<Fakes> {
     })
     .await?;
     tracing::info!(url = %ns_url, "fake NetSuite listening");
+    let o = opts.clone();
+    let (sh_url, shopify) = serve_fake(&opts.host, 0, move |u| {
+        let mut c = ShopifyFakeConfig::demo(u);
+        c.catalog_size = o.catalog_size;
+        (c.max, c.restore) = o.shopify_bucket;
+        c.speed = o.shopify_speed;
+        c.dev_store = o.shopify_dev_store;
+        FakeShopify::new(c, seed ^ 0x5348)
+    })
+    .await?;
+    tracing::info!(url = %sh_url, "fake Shopify listening");
     Ok(Fakes {
-        file: FakesFile { cloud: Some(url), lightspeed: Some(ls_url), netsuite: Some(ns_url) },
+        file: FakesFile { cloud: Some(url), lightspeed: Some(ls_url), netsuite: Some(ns_url), shopify: Some(sh_url) },
         cloud,
         lightspeed,
         netsuite,
+        shopify,
     })
 }
 

@@ -6,7 +6,10 @@
 //! The day is the store's business day: from `business_day_start` in the store's time zone
 //! to the same time the next day. Lightspeed is read by `completeTime` over that window
 //! (UTC) and our `referenceNumberSource`; NetSuite by SuiteQL over `tranDate` (a plain date,
-//! the business date we sent). The cloud has no list endpoint in its contract and is not
+//! the business date we sent). Shopify by its orders' `processedAt` over the window, those
+//! carrying our tag, matched by `sourceIdentifier`: its orders are our sales (a refund is
+//! recorded on its sale's order, not as an order of its own, so refunds are left out of
+//! Shopify's lines). The cloud has no list endpoint in its contract and is not
 //! reconciled here (its per-event idempotency answers duplicates itself).
 
 use crate::app::App;
@@ -42,6 +45,9 @@ pub fn local_day(app: &App, date: Date, remote: Remote) -> Result<Vec<LocalRecor
         after = Some(last.id);
         for s in &page {
             if s.business_date != date || s.status != edge_sync::domain::SaleStatus::Completed {
+                continue;
+            }
+            if remote == Remote::Shopify && s.kind == edge_sync::domain::SaleKind::Refund {
                 continue;
             }
             let sign = if s.kind == edge_sync::domain::SaleKind::Refund { -1 } else { 1 };
@@ -102,11 +108,39 @@ async fn netsuite_records(app: &Arc<App>, client: &reqwest::Client, date: Date) 
     edge_sync::report::netsuite_day(client, &base, &mut signer, &date.to_string(), timeout).await
 }
 
+async fn shopify_records(app: &Arc<App>, client: &reqwest::Client, date: Date) -> Result<Vec<RemoteRecord>, String> {
+    let rc = app.cfg.remotes.get(&Remote::Shopify).ok_or("remotes.shopify is missing")?;
+    let map = app.cfg.shopify.clone().ok_or("mappings.shopify is missing")?;
+    let base = rc.url.clone().ok_or("remotes.shopify.url is missing")?;
+    let token = crate::delivery::shopify_token(rc)?;
+    let (start, end) = window(app, date)?;
+    let tag = map.tag.clone();
+    let pull = edge_sync::shopify::pull::ShopifyPull::new(
+        client.clone(),
+        &base,
+        &token,
+        app.shop.clone(),
+        map,
+        Duration::from_millis(rc.timeout_ms),
+    )
+    .with_catalog(app.cfg.currency);
+    let orders = pull.orders_between(start, end).await?;
+    Ok(orders
+        .into_iter()
+        .filter(|o| o.tags.iter().any(|t| *t == tag))
+        .map(|o| RemoteRecord {
+            reference: o.source_identifier.unwrap_or_default(),
+            remote_id: o.id,
+            total_minor: o.total_minor.unwrap_or(0),
+        })
+        .collect())
+}
+
 /// The report of `date` for every configured system of record.
 pub async fn report(app: &Arc<App>, date: Date) -> Result<Vec<RemoteReport>, String> {
     let client = crate::delivery::http_client()?;
     let mut out = Vec::new();
-    for name in [Remote::Lightspeed, Remote::Netsuite] {
+    for name in [Remote::Lightspeed, Remote::Netsuite, Remote::Shopify] {
         if app.cfg.remotes.get(&name).is_none_or(|r| r.mode == Mode::Off) {
             continue;
         }
@@ -117,6 +151,7 @@ pub async fn report(app: &Arc<App>, date: Date) -> Result<Vec<RemoteReport>, Str
         let remote = match name {
             Remote::Lightspeed => lightspeed_records(app, &client, date).await,
             Remote::Netsuite => netsuite_records(app, &client, date).await,
+            Remote::Shopify => shopify_records(app, &client, date).await,
             // The cloud keeps an event log, not a book of record; the bus is the store's own.
             Remote::Cloud | Remote::Bus => continue,
         };

@@ -878,6 +878,8 @@ pub enum Remote {
     Lightspeed,
     /// NetSuite, the ERP.
     Netsuite,
+    /// Shopify (Admin GraphQL): the online shop's orders, refunds and stock.
+    Shopify,
     /// The store bus (NATS JetStream): the other lanes of the store. Not a remote of the
     /// `[remotes]` table or of routing: a lane with `[bus] url` publishes every record.
     Bus,
@@ -885,13 +887,14 @@ pub enum Remote {
 
 impl Remote {
     /// The remotes of `[remotes]` and routing (the bus is the store's own).
-    pub const ALL: [Remote; 3] = [Remote::Cloud, Remote::Lightspeed, Remote::Netsuite];
+    pub const ALL: [Remote; 4] = [Remote::Cloud, Remote::Lightspeed, Remote::Netsuite, Remote::Shopify];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Remote::Cloud => "cloud",
             Remote::Lightspeed => "lightspeed",
             Remote::Netsuite => "netsuite",
+            Remote::Shopify => "shopify",
             Remote::Bus => "bus",
         }
     }
@@ -900,7 +903,7 @@ impl Remote {
     /// the stock itself).
     pub fn takes_adjustments(self) -> bool {
         match self {
-            Remote::Cloud | Remote::Netsuite | Remote::Bus => true,
+            Remote::Cloud | Remote::Netsuite | Remote::Shopify | Remote::Bus => true,
             Remote::Lightspeed => false,
         }
     }
@@ -920,7 +923,7 @@ impl std::fmt::Display for Remote {
 impl std::str::FromStr for Remote {
     type Err = String;
     fn from_str(s: &str) -> Result<Remote, String> {
-        Remote::parse(s).ok_or_else(|| format!("{s:?} is not a remote (cloud, lightspeed or netsuite)"))
+        Remote::parse(s).ok_or_else(|| format!("{s:?} is not a remote (cloud, lightspeed, netsuite or shopify)"))
     }
 }
 

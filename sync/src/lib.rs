@@ -12,6 +12,7 @@ pub mod mapping;
 pub mod money;
 pub mod netsuite;
 pub mod report;
+pub mod shopify;
 pub mod stock;
 pub mod store;
 pub mod tls;

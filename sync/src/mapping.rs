@@ -121,6 +121,167 @@ fn five() -> u32 {
     5
 }
 
+/// `[mappings.shopify]`: the shop's ids at Shopify. Variants and inventory items are
+/// learned from the variant pull (the variant whose `sku` is the SKU; kept in the store's
+/// meta under [`shopify_variant_key`]); the tables pin them ahead of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShopifyMap {
+    /// The store's location (`gid://shopify/Location/…`): its stock, its orders' fulfilment.
+    pub location_id: String,
+    /// Tender kind (`cash`, `card`) → the transaction's `gateway`.
+    #[serde(default)]
+    pub gateways: BTreeMap<String, String>,
+    /// Tax rate in basis points (`"1900"`) → the tax line's title (`"MwSt 19 %"`).
+    #[serde(default)]
+    pub tax_lines: BTreeMap<String, String>,
+    /// SKU → `gid://shopify/ProductVariant/…`, ahead of what the pull learned.
+    #[serde(default)]
+    pub variants: BTreeMap<String, String>,
+    /// SKU → `gid://shopify/InventoryItem/…` (stock adjustments), ahead of the pull.
+    #[serde(default)]
+    pub inventory_items: BTreeMap<String, String>,
+    /// A tag on every order we create (with `sourceIdentifier` = the sale id).
+    #[serde(default = "default_source")]
+    pub tag: String,
+    /// Seconds an order of unknown outcome waits before it is looked up by
+    /// `sourceIdentifier` (a request on its way must land, and Shopify's search must see it).
+    #[serde(default = "unknown_wait")]
+    pub unknown_wait_s: u64,
+    /// Our adjustment reason → Shopify's inventory reason, over the defaults.
+    #[serde(default)]
+    pub reasons: BTreeMap<String, String>,
+    /// With `routing.catalog = "shopify"`: the tax rate (basis points) of a variant the
+    /// store does not have yet (Shopify's variants carry no rate: it is the region's).
+    #[serde(default)]
+    pub new_item_tax_bp: Option<u32>,
+}
+
+/// Shopify's inventory adjustment reasons we may send.
+pub const SHOPIFY_REASONS: [&str; 10] = [
+    "correction",
+    "cycle_count_available",
+    "damaged",
+    "movement_created",
+    "other",
+    "promotion",
+    "quality_control",
+    "received",
+    "restock",
+    "shrinkage",
+];
+
+impl ShopifyMap {
+    /// The demo shop of the fake (CONTRACT): location 1, gateways `cash` and `card`, the
+    /// demo's two tax rates; variants learned from the pull.
+    pub fn demo() -> ShopifyMap {
+        ShopifyMap {
+            location_id: "gid://shopify/Location/1".into(),
+            gateways: BTreeMap::from([("cash".into(), "cash".into()), ("card".into(), "edge-terminal".into())]),
+            tax_lines: BTreeMap::from([("1900".into(), "MwSt 19 %".into()), ("700".into(), "MwSt 7 %".into())]),
+            variants: BTreeMap::new(),
+            inventory_items: BTreeMap::new(),
+            tag: default_source(),
+            unknown_wait_s: unknown_wait(),
+            reasons: BTreeMap::new(),
+            new_item_tax_bp: Some(1900),
+        }
+    }
+
+    /// Shopify's reason for ours.
+    pub fn reason(&self, r: crate::domain::AdjustReason) -> String {
+        use crate::domain::AdjustReason as R;
+        if let Some(x) = self.reasons.get(r.as_str()) {
+            return x.clone();
+        }
+        match r {
+            R::Count => "cycle_count_available",
+            R::Damaged => "damaged",
+            R::Theft => "shrinkage",
+            R::Received => "received",
+            R::ReturnedToVendor => "other",
+            R::Correction => "correction",
+        }
+        .into()
+    }
+
+    /// Problems: (key, what).
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if !self.location_id.starts_with("gid://shopify/Location/")
+            || crate::shopify::gql::gid_number(&self.location_id).is_none()
+        {
+            out.push(("mappings.shopify.location_id".into(), "must be a location's gid://shopify/Location/N".into()));
+        }
+        for k in self.gateways.keys() {
+            if !TENDER_KINDS.contains(&k.as_str()) {
+                out.push((format!("mappings.shopify.gateways.{k}"), "unknown tender kind; known: cash, card".into()));
+            }
+        }
+        for k in TENDER_KINDS {
+            if !self.gateways.contains_key(k) {
+                out.push((
+                    format!("mappings.shopify.gateways.{k}"),
+                    "missing: sales paid this way will wait as dead letters".into(),
+                ));
+            }
+        }
+        for (k, v) in &self.tax_lines {
+            if k.parse::<u32>().map_or(true, |bp| bp > 10_000) {
+                out.push((
+                    format!("mappings.shopify.tax_lines.{k}"),
+                    "keys are tax rates in basis points (\"1900\")".into(),
+                ));
+            }
+            if v.trim().is_empty() {
+                out.push((format!("mappings.shopify.tax_lines.{k}"), "the tax line's title must not be empty".into()));
+            }
+        }
+        for (sku, v) in &self.variants {
+            if !v.starts_with("gid://shopify/ProductVariant/") {
+                out.push((
+                    format!("mappings.shopify.variants.\"{sku}\""),
+                    "must be gid://shopify/ProductVariant/N".into(),
+                ));
+            }
+        }
+        for (sku, v) in &self.inventory_items {
+            if !v.starts_with("gid://shopify/InventoryItem/") {
+                out.push((
+                    format!("mappings.shopify.inventory_items.\"{sku}\""),
+                    "must be gid://shopify/InventoryItem/N".into(),
+                ));
+            }
+        }
+        for (k, v) in &self.reasons {
+            if !["count", "damaged", "theft", "received", "returned_to_vendor", "correction"].contains(&k.as_str()) {
+                out.push((format!("mappings.shopify.reasons.{k}"), "not one of our adjustment reasons".into()));
+            }
+            if !SHOPIFY_REASONS.contains(&v.as_str()) {
+                out.push((
+                    format!("mappings.shopify.reasons.{k}"),
+                    format!("{v:?} is not a Shopify inventory reason; known: {}", SHOPIFY_REASONS.join(", ")),
+                ));
+            }
+        }
+        if self.tag.is_empty() || self.tag.len() > 40 || self.tag.contains(',') {
+            out.push(("mappings.shopify.tag".into(), "must be 1–40 characters without a comma".into()));
+        }
+        if !(1..=3600).contains(&self.unknown_wait_s) {
+            out.push(("mappings.shopify.unknown_wait_s".into(), "must be 1–3600 seconds".into()));
+        }
+        if self.new_item_tax_bp.is_some_and(|bp| bp > 10_000) {
+            out.push(("mappings.shopify.new_item_tax_bp".into(), "a rate in basis points, 0–10000".into()));
+        }
+        out
+    }
+}
+
+/// Store meta key of a learned Shopify variant: `VARIANT_GID INVENTORY_ITEM_GID`.
+pub fn shopify_variant_key(sku: &str) -> String {
+    format!("shopify.variant.{sku}")
+}
+
 /// How NetSuite items are named.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -146,21 +307,23 @@ pub struct Routing {
     /// Remotes that receive refunds (default: as `sales`).
     #[serde(default)]
     pub refunds: Option<Vec<String>>,
-    /// The source of catalog, prices and stock: `cloud`, `lightspeed`, `netsuite` or `none`.
+    /// The source of catalog, prices and stock: `cloud`, `lightspeed`, `netsuite`, `shopify`
+    /// or `none`.
     #[serde(default = "default_catalog")]
     pub catalog: String,
     /// Integrations outside this daemon that forward records between remotes, as
-    /// `"lightspeed->netsuite"`: used to warn of sales counted twice.
+    /// `"lightspeed->netsuite"` or `"shopify->netsuite"` (a Shopify–NetSuite connector):
+    /// used to warn of sales counted twice.
     #[serde(default)]
     pub forwarders: Vec<String>,
     /// Remotes that receive stock adjustments (default: every remote of `sales` that takes
-    /// them: the cloud and NetSuite; Lightspeed does not).
+    /// them: the cloud, NetSuite and Shopify; Lightspeed does not).
     #[serde(default)]
     pub adjustments: Option<Vec<String>>,
 }
 
 /// Remotes that take stock adjustments from the edge.
-pub const TAKES_ADJUSTMENTS: [&str; 2] = ["cloud", "netsuite"];
+pub const TAKES_ADJUSTMENTS: [&str; 3] = ["cloud", "netsuite", "shopify"];
 
 fn default_catalog() -> String {
     "cloud".into()

@@ -922,3 +922,339 @@ fn netsuite_inventory_adjustment_is_upserted_by_external_id_and_moves_stock_once
         e.state
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Shopify (Admin GraphQL 2026-04) against its fake.
+
+use edge_sync::mapping::ShopifyMap;
+use edge_sync::shopify::connector::{Shop, ShopifyConnector};
+use edge_sync::shopify::fake::{DEMO_TOKEN, FakeShopify, ShopifyFakeConfig};
+
+/// The demo shop with the first 40 demo SKUs pinned to the fake's variants.
+fn shopify_map() -> ShopifyMap {
+    let mut m = ShopifyMap { unknown_wait_s: 10, ..ShopifyMap::demo() };
+    for i in 0..40 {
+        let sku = edge_sync::demo::demo_item(i).sku;
+        m.variants.insert(sku.clone(), format!("gid://shopify/ProductVariant/{}", i + 1));
+        m.inventory_items.insert(sku, format!("gid://shopify/InventoryItem/{}", i + 1));
+    }
+    m
+}
+
+fn shopify_fake(f: impl FnOnce(&mut ShopifyFakeConfig)) -> FakeShopify {
+    let mut c = ShopifyFakeConfig::demo(BASE);
+    c.catalog_size = 250;
+    f(&mut c);
+    FakeShopify::new(c, 11)
+}
+
+fn shopify_worker(map: ShopifyMap, shop: &Arc<Shop>, keeps_stock: bool) -> Worker {
+    Worker::new(
+        Remote::Shopify,
+        Box::new(ShopifyConnector::new(map, shop.clone(), DEMO_TOKEN, Arc::new(|_| None), keeps_stock)),
+        policy(),
+        3,
+    )
+}
+
+fn gql_of(r: &HttpRequest) -> (String, Value) {
+    let v: Value = serde_json::from_slice(&r.body).expect("json body");
+    (v["query"].as_str().expect("query").to_string(), v["variables"].clone())
+}
+
+fn shopify_post(fake: &mut FakeShopify, at: i64, query: &str, variables: Value) -> Value {
+    let req = HttpRequest {
+        method: Method::Post,
+        path: edge_sync::shopify::graphql_path(),
+        headers: vec![("X-Shopify-Access-Token".into(), DEMO_TOKEN.into())],
+        body: edge_sync::shopify::gql::body(query, variables),
+    };
+    match fake.handle(ts(at), &req) {
+        Disposition::Reply(r) => serde_json::from_slice(&r.body).expect("json answer"),
+        _ => panic!("no answer"),
+    }
+}
+
+#[test]
+fn shopify_order_carries_our_id_and_an_unknown_outcome_is_looked_up_before_any_repost() {
+    let mut fake = shopify_fake(|_| {});
+    let store = SimStore::default();
+    let shop = Shop::new();
+    let mut w = shopify_worker(shopify_map(), &shop, true);
+    let mut s = sale(T0, 1, None);
+    s.lane = Some("2".into());
+    let level_before = fake.available(2).expect("variant 2");
+    commit(&store, Remote::Shopify, s.clone());
+    fake.set_faults(Faults { lose_reply_after_commit_rate: 1.0, ..Faults::healed() });
+    let (t, sent) = drive(&mut w, &store, T0, T0 + 1_000, |t, r| fake.handle(t, r));
+    assert_eq!(states(&store), vec![OutboxState::Unknown]);
+    // What went: orderCreate at the pinned version with the token, our id, tag, lines by
+    // variant with tax lines, the cash kept (handed over less change), the location.
+    let (q, vars) = gql_of(&sent[0].0);
+    assert_eq!(sent[0].0.path, "/admin/api/2026-04/graphql.json");
+    assert!(sent[0].0.headers.iter().any(|(k, v)| k == "X-Shopify-Access-Token" && v == DEMO_TOKEN));
+    assert!(q.starts_with("mutation OrderCreate"), "{q}");
+    let o = &vars["order"];
+    assert_eq!(o["sourceIdentifier"], json!(s.id.to_string()));
+    assert_eq!(o["tags"], json!(["edge", "lane-2"]));
+    assert_eq!(
+        o["lineItems"][0]["variantId"].as_str().map(|v| v.starts_with("gid://shopify/ProductVariant/")),
+        Some(true)
+    );
+    assert_eq!(o["lineItems"][0]["taxLines"][0]["title"].as_str().map(|t| t.starts_with("MwSt")), Some(true));
+    assert_eq!(o["transactions"][0]["gateway"], json!("cash"));
+    assert_eq!(
+        o["transactions"][0]["amountSet"]["shopMoney"]["amount"],
+        json!(edge_sync::shopify::decimal(s.total_minor, Currency::EUR))
+    );
+    assert_eq!(o["fulfillment"]["locationId"], json!("gid://shopify/Location/1"));
+    assert_eq!(vars["options"]["inventoryBehaviour"], json!("DECREMENT_IGNORING_POLICY"));
+    assert_eq!(fake.by_source()[&s.id.to_string()].len(), 1, "kept though the answer was lost");
+    assert!(
+        fake.available(2).expect("level") < level_before || fake.available(1) != Some(edge_sync::demo::demo_stock(0))
+    );
+
+    fake.set_faults(Faults::healed());
+    let (t, sent) = drive(&mut w, &store, t, t + 60_000, |t, r| fake.handle(t, r));
+    assert_eq!(confirmed(&store), 1);
+    assert_eq!(fake.by_source()[&s.id.to_string()].len(), 1, "kept once");
+    let (q, vars) = gql_of(&sent[0].0);
+    assert!(q.starts_with("query OrderBySource"), "a look-up, not a second orderCreate: {q}");
+    assert_eq!(vars["q"], json!(format!("source_identifier:'{}'", s.id)));
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].0.body.len() > 10 && t > T0 + 10_000, "the look-up waited unknown_wait_s");
+    let OutboxState::Confirmed { remote_id } = &states(&store)[0] else { panic!("confirmed") };
+    assert!(remote_id.starts_with(&fake.by_source()[&s.id.to_string()][0]), "{remote_id}");
+
+    // Not there after an unknown outcome (a 503 before anything was kept): posted once.
+    let s2 = sale(T0 + 100_000, 2, None);
+    commit(&store, Remote::Shopify, s2.clone());
+    fake.set_faults(Faults { error_rate: 1.0, error_status: 503, ..Faults::healed() });
+    let (t, _) = drive(&mut w, &store, T0 + 100_000, T0 + 100_100, |t, r| fake.handle(t, r));
+    fake.set_faults(Faults::healed());
+    w.nudge(ts(t));
+    let (_, sent) = drive(&mut w, &store, t, t + 60_000, |t, r| fake.handle(t, r));
+    let ops: Vec<String> =
+        sent.iter().map(|(r, _)| gql_of(r).0.split_whitespace().take(2).collect::<Vec<_>>().join(" ")).collect();
+    assert_eq!(ops, vec!["query OrderBySource($q:", "mutation OrderCreate($order:"], "{ops:?}");
+    assert_eq!(fake.by_source()[&s2.id.to_string()].len(), 1);
+}
+
+#[test]
+fn shopify_refund_is_idempotent_by_its_key_and_a_reused_key_with_other_input_is_refused() {
+    let mut fake = shopify_fake(|_| {});
+    let store = SimStore::default();
+    let shop = Shop::new();
+    let mut w = shopify_worker(shopify_map(), &shop, false);
+    let s = sale(T0, 3, None);
+    commit(&store, Remote::Shopify, s.clone());
+    let (t, _) = drive(&mut w, &store, T0, T0 + 5_000, |t, r| fake.handle(t, r));
+    assert_eq!(confirmed(&store), 1);
+    let r = sale(T0 + 10_000, 3, Some(&s));
+    commit(&store, Remote::Shopify, r.clone());
+    // The order is read (its line items), then the refund's answer is lost after commit.
+    fake.set_faults(Faults { lose_reply_after_commit_rate: 1.0, ..Faults::healed() });
+    let (t, sent) = drive(&mut w, &store, t.max(T0 + 10_000), T0 + 11_000, |t, r| fake.handle(t, r));
+    let ops: Vec<String> =
+        sent.iter().map(|(r, _)| gql_of(r).0.split_whitespace().nth(1).unwrap_or("").to_string()).collect();
+    assert_eq!(ops, vec!["OrderForRefund($q:", "RefundCreate($input:"], "{ops:?}");
+    let (q, vars) = gql_of(&sent[1].0);
+    assert!(q.contains("@idempotent(key: $key)"), "{q}");
+    assert_eq!(vars["key"], json!(r.id.to_string()));
+    assert_eq!(vars["input"]["refundLineItems"][0]["restockType"], json!("NO_RESTOCK"));
+    assert_eq!(fake.refunds().len(), 1);
+    fake.set_faults(Faults::healed());
+    let (_, sent) = drive(&mut w, &store, t, t + 60_000, |t, r| fake.handle(t, r));
+    assert!(
+        sent.iter().all(|(r, _)| gql_of(r).0.contains("RefundCreate")),
+        "sent again with its key, no look-up needed"
+    );
+    assert_eq!(confirmed(&store), 2);
+    assert_eq!(fake.refunds().len(), 1, "one refund for two requests");
+    assert_eq!(fake.stats().idempotent_replays, 1);
+    assert_eq!(fake.refunds()[0].idempotency_key, r.id.to_string());
+    // The same key with another input is an error, not a second refund.
+    let (q, mut vars) = gql_of(&sent[0].0);
+    vars["input"]["note"] = json!("something else");
+    let a = shopify_post(&mut fake, T0 + 200_000, &q, vars);
+    assert_eq!(a["errors"][0]["extensions"]["code"], json!("IDEMPOTENCY_KEY_PARAMETER_MISMATCH"), "{a}");
+    assert_eq!(fake.refunds().len(), 1);
+    // Without the directive (required from 2026-04): refused by name.
+    let bare = q.replace(" @idempotent(key: $key)", "");
+    let a = shopify_post(&mut fake, T0 + 200_000, &bare, gql_of(&sent[0].0).1);
+    assert!(a["errors"][0]["message"].as_str().is_some_and(|m| m.contains("@idempotent")), "{a}");
+}
+
+#[test]
+fn shopify_stock_adjustment_sends_an_explicit_null_compare_and_a_stale_compare_is_named() {
+    use edge_sync::domain::{AdjustReason, StockAdjustment};
+    let mut fake = shopify_fake(|_| {});
+    let store = SimStore::default();
+    let shop = Shop::new();
+    let mut w = shopify_worker(shopify_map(), &shop, true);
+    let sku = edge_sync::demo::demo_item(4).sku;
+    let before = fake.available(5).expect("level");
+    let a = StockAdjustment {
+        id: edge_sync::domain::new_id(),
+        store_id: "store-001".into(),
+        sku: sku.clone(),
+        delta: -2,
+        by_weight: false,
+        reason: AdjustReason::Damaged,
+        note: String::new(),
+        created_at: ts(T0),
+        business_date: jiff::civil::date(2026, 12, 2),
+        request_id: "t".into(),
+        actor: "manager".into(),
+    };
+    let e = OutboxEntry {
+        id: edge_sync::domain::new_id(),
+        remote: Remote::Shopify,
+        kind: RecordKind::Adjustment,
+        record_id: a.id,
+        state: OutboxState::Pending,
+        attempts: 0,
+        created_at: ts(T0),
+        updated_at: ts(T0),
+        request_id: "t".into(),
+    };
+    store.commit_adjustment(a.clone(), vec![e]);
+    fake.set_faults(Faults { lose_reply_after_commit_rate: 1.0, ..Faults::healed() });
+    let (t, sent) = drive(&mut w, &store, T0, T0 + 1_000, |t, r| fake.handle(t, r));
+    let (q, vars) = gql_of(&sent[0].0);
+    assert!(q.contains("inventoryAdjustQuantities(input: $input) @idempotent(key: $key)"), "{q}");
+    let change = &vars["input"]["changes"][0];
+    assert!(change.get("changeFromQuantity").is_some_and(Value::is_null), "explicitly null: {change}");
+    assert_eq!(vars["input"]["reason"], json!("damaged"));
+    assert_eq!(vars["input"]["name"], json!("available"));
+    fake.set_faults(Faults::healed());
+    drive(&mut w, &store, t, t + 60_000, |t, r| fake.handle(t, r));
+    assert_eq!(confirmed(&store), 1);
+    assert_eq!(fake.adjustments().len(), 1);
+    assert_eq!(fake.available(5), Some(before - 2), "adjusted once for two requests");
+
+    // A compare that went stale: refused with the field named (the reason a dead letter gets).
+    let conn = ShopifyConnector::new(shopify_map(), shop.clone(), DEMO_TOKEN, Arc::new(|_| None), true);
+    let b = StockAdjustment { id: edge_sync::domain::new_id(), delta: 5, ..a.clone() };
+    let vars = conn.adjust_body(&b, Some(before)).expect("body");
+    let ans = shopify_post(&mut fake, T0 + 100_000, edge_sync::shopify::connector::INVENTORY_ADJUST, vars);
+    let errs = edge_sync::shopify::gql::user_errors(&ans["data"]["inventoryAdjustQuantities"]);
+    assert_eq!(errs.len(), 1, "{ans}");
+    assert!(
+        errs[0].starts_with("input.changes.0.changeFromQuantity:") && errs[0].contains("CHANGE_FROM_QUANTITY_STALE"),
+        "{errs:?}"
+    );
+    assert_eq!(fake.stats().stale_compares, 1);
+    // The current quantity compares true.
+    let vars = conn.adjust_body(&b, Some(before - 2)).expect("body");
+    let ans = shopify_post(&mut fake, T0 + 100_000, edge_sync::shopify::connector::INVENTORY_ADJUST, vars);
+    assert!(ans["data"]["inventoryAdjustQuantities"]["inventoryAdjustmentGroup"]["id"].is_string(), "{ans}");
+    assert_eq!(fake.available(5), Some(before + 3));
+    // Without changeFromQuantity at all (required from 2026-04): a userError naming it.
+    let mut vars = conn.adjust_body(&StockAdjustment { id: edge_sync::domain::new_id(), ..b }, None).expect("body");
+    vars["input"]["changes"][0].as_object_mut().expect("change").remove("changeFromQuantity");
+    let ans = shopify_post(&mut fake, T0 + 100_000, edge_sync::shopify::connector::INVENTORY_ADJUST, vars);
+    let errs = edge_sync::shopify::gql::user_errors(&ans["data"]["inventoryAdjustQuantities"]);
+    assert!(errs.first().is_some_and(|e| e.contains("changeFromQuantity") && e.contains("2026-04")), "{errs:?}");
+}
+
+#[test]
+fn shopify_throttling_at_an_empty_bucket_is_waited_out_and_the_paced_burst_is_never_throttled() {
+    for status_429 in [false, true] {
+        let mut fake = shopify_fake(|c| c.throttle_429 = status_429);
+        let store = SimStore::default();
+        let shop = Shop::new();
+        let mut w = shopify_worker(shopify_map(), &shop, false);
+        for i in 0..5 {
+            commit(&store, Remote::Shopify, sale(T0 + i, 10 + i as u64, None));
+        }
+        // The bucket at zero when the first request comes (the pacer cannot know it).
+        fake.drain_bucket(ts(T0));
+        let (_, sent) = drive(&mut w, &store, T0, T0 + 60_000, |t, r| fake.handle(t, r));
+        assert_eq!(confirmed(&store), 5, "429: {status_429}");
+        assert_eq!(fake.stats().throttled, 1, "one throttle, then the pacer waited (429: {status_429}): {sent:?}");
+        assert_eq!(fake.orders().len(), 5, "nothing done twice");
+        assert_eq!(sent.iter().filter(|(_, st)| *st == if status_429 { 429 } else { 200 }).count() >= 1, true);
+    }
+    // A burst of 250 orders from a full bucket: 2,000 points at 10 each, then 100/s.
+    let mut fake = shopify_fake(|_| {});
+    let store = SimStore::default();
+    let shop = Shop::new();
+    let mut w = shopify_worker(shopify_map(), &shop, false);
+    for i in 0..250 {
+        commit(&store, Remote::Shopify, sale(T0 + i, 100 + i as u64, None));
+    }
+    let (t, _) = drive(&mut w, &store, T0, T0 + 600_000, |t, r| fake.handle(t, r));
+    assert_eq!(confirmed(&store), 250);
+    assert_eq!(fake.stats().throttled, 0, "the pacer kept every request inside the bucket");
+    // 2,500 points: 2,000 at once, 500 more at 100/s: about 5 s, not much more.
+    assert!(t - T0 < 12_000, "took {} ms", t - T0);
+}
+
+#[test]
+fn shopify_user_errors_and_a_missing_mapping_become_dead_letters_naming_the_field_then_replay_once() {
+    let mut fake = shopify_fake(|_| {});
+    let store = SimStore::default();
+    let shop = Shop::new();
+    // A SKU without a variant: not sent, the reason names the key.
+    let s = sale(T0, 5, None);
+    let sku = s.lines[0].sku.clone();
+    let mut map = shopify_map();
+    map.variants.remove(&sku);
+    let mut w = shopify_worker(map, &shop, false);
+    commit(&store, Remote::Shopify, s.clone());
+    drive(&mut w, &store, T0, T0 + 10_000, |t, r| fake.handle(t, r));
+    match &states(&store)[0] {
+        OutboxState::Rejected { reason } => {
+            assert!(reason.contains(&format!("mappings.shopify.variants.\"{sku}\"")), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(fake.stats().requests, 0, "nothing sent for it");
+    // The mapping added, the dead letter replayed: delivered once.
+    let mut w = shopify_worker(shopify_map(), &shop, false);
+    assert_eq!(store.replay_rejected(ts(T0 + 20_000)), 1);
+    drive(&mut w, &store, T0 + 20_000, T0 + 40_000, |t, r| fake.handle(t, r));
+    assert_eq!(confirmed(&store), 1);
+    assert_eq!(fake.by_source()[&s.id.to_string()].len(), 1);
+
+    // Shopify's userErrors: the field path is in the dead letter.
+    let mut map = shopify_map();
+    map.variants.insert(sku.clone(), "gid://shopify/ProductVariant/999999".into());
+    let store = SimStore::default();
+    let mut w = shopify_worker(map, &shop, false);
+    let s = sale(T0 + 50_000, 5, None);
+    commit(&store, Remote::Shopify, s.clone());
+    drive(&mut w, &store, T0 + 50_000, T0 + 60_000, |t, r| fake.handle(t, r));
+    match &states(&store)[0] {
+        OutboxState::Rejected { reason } => {
+            assert!(reason.contains("order.lineItems.0.variantId: Variant not found (NOT_FOUND)"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!fake.by_source().contains_key(&s.id.to_string()));
+    // An unknown field or root is refused loudly by the fake, naming it.
+    let a = shopify_post(&mut fake, T0, "query { orders(first: 1) { nodes { id price } } }", json!({}));
+    assert!(a["errors"][0]["message"].as_str().is_some_and(|m| m.contains("Field 'price' doesn't exist")), "{a}");
+    let a = shopify_post(&mut fake, T0, "query { draftOrders(first: 1) { nodes { id } } }", json!({}));
+    assert!(a["errors"][0]["message"].as_str().is_some_and(|m| m.contains("draftOrders")), "{a}");
+    assert!(a["extensions"]["cost"]["throttleStatus"]["maximumAvailable"].as_f64() == Some(2000.0), "{a}");
+}
+
+#[test]
+fn shopify_development_store_takes_five_orders_a_minute() {
+    let mut fake = shopify_fake(|c| c.dev_store = true);
+    let store = SimStore::default();
+    let shop = Shop::new();
+    let mut w = shopify_worker(shopify_map(), &shop, false);
+    for i in 0..7 {
+        commit(&store, Remote::Shopify, sale(T0 + i, 200 + i as u64, None));
+    }
+    let (_, sent) = drive(&mut w, &store, T0, T0 + 10_000, |t, r| fake.handle(t, r));
+    assert_eq!(confirmed(&store), 5, "five in the first minute");
+    assert!(sent.iter().any(|(_, st)| *st == 429));
+    let (_, _) = drive(&mut w, &store, T0 + 10_000, T0 + 180_000, |t, r| fake.handle(t, r));
+    assert_eq!(confirmed(&store), 7, "the rest after the minute (Retry-After)");
+    assert_eq!(fake.orders().len(), 7);
+    assert_eq!(fake.stats().dev_store_limited, 1);
+}

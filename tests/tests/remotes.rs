@@ -160,6 +160,21 @@ fn edgectl(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
     (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
 }
 
+/// Per edge record id, how many records the fake Shopify keeps: orders by
+/// `sourceIdentifier`, refunds and stock adjustments by their idempotency key.
+fn shopify_kept(http: &reqwest::blocking::Client, f: &Fakes) -> BTreeMap<String, u32> {
+    let v: Value = http.get(format!("{}/_fake/records", f.urls["shopify"])).send().expect("sh").json().expect("json");
+    let mut m = BTreeMap::new();
+    for (list, key) in
+        [("orders", "sourceIdentifier"), ("refunds", "idempotencyKey"), ("adjustments", "idempotencyKey")]
+    {
+        for r in v[list].as_array().expect("list") {
+            *m.entry(r[key].as_str().unwrap_or("").to_string()).or_default() += 1;
+        }
+    }
+    m
+}
+
 /// Per edge sale id, how many records each fake keeps.
 fn kept(http: &reqwest::blocking::Client, f: &Fakes) -> (BTreeMap<String, u32>, BTreeMap<String, u32>) {
     let ls: Value =
@@ -177,7 +192,7 @@ fn kept(http: &reqwest::blocking::Client, f: &Fakes) -> (BTreeMap<String, u32>, 
 }
 
 #[test]
-fn sales_and_refunds_reach_lightspeed_and_netsuite_once_through_kills_and_faults() {
+fn sales_and_refunds_reach_lightspeed_netsuite_and_shopify_once_through_kills_and_faults() {
     let seed: u64 = std::env::var("EDGE_SYNC_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(7)
     });
@@ -196,7 +211,8 @@ fn sales_and_refunds_reach_lightspeed_and_netsuite_once_through_kills_and_faults
     let mut adjusted: Vec<edge_api::AdjustmentOut> = Vec::new();
     let mut n = 0u64;
     for cycle in 0..cycles {
-        for (name, url) in [("lightspeed", &fakes.urls["lightspeed"]), ("netsuite", &fakes.urls["netsuite"])] {
+        for name in ["lightspeed", "netsuite", "shopify"] {
+            let url = &fakes.urls[name];
             let f = match rng.below(7) {
                 0 => json!({"down": true}),
                 1 => json!({"error_rate": 0.5, "error_status": 503}),
@@ -240,19 +256,21 @@ fn sales_and_refunds_reach_lightspeed_and_netsuite_once_through_kills_and_faults
     let (code, out) = edgectl(&dir, &["sync", "run"]);
     assert_eq!(code, Some(0), "{out}");
     // Entries of unknown outcome wait unknown_wait_s (15 s in the demo) before the look-up.
-    for remote in ["lightspeed", "netsuite"] {
+    for remote in ["lightspeed", "netsuite", "shopify"] {
         wait_for(&format!("{remote} settled"), 120, || settled(&status(&http, &d.url, &d.tokens.tech, remote)));
         let s = status(&http, &d.url, &d.tokens.tech, remote);
         assert_eq!((s.rejected, s.dead), (0, 0), "{remote}: dead letters after healing: {s:?}");
     }
     let (ls, ns) = kept(&http, &fakes);
+    let sh = shopify_kept(&http, &fakes);
     let ids: BTreeSet<String> = acked.iter().map(|s| s.id.to_string()).collect();
     let adj_ids: BTreeSet<String> = adjusted.iter().map(|a| a.id.clone()).collect();
     for id in &adj_ids {
         assert_eq!(ns.get(id).copied().unwrap_or(0), 1, "netsuite keeps adjustment {id} {:?} times", ns.get(id));
         assert!(!ls.contains_key(id), "an adjustment went to Lightspeed");
+        assert_eq!(sh.get(id).copied().unwrap_or(0), 1, "shopify keeps adjustment {id} {:?} times", sh.get(id));
     }
-    for (name, m) in [("lightspeed", &ls), ("netsuite", &ns)] {
+    for (name, m) in [("lightspeed", &ls), ("netsuite", &ns), ("shopify", &sh)] {
         for id in &ids {
             assert_eq!(m.get(id).copied().unwrap_or(0), 1, "{name} keeps sale {id} {:?} times", m.get(id));
         }
@@ -287,11 +305,14 @@ fn sales_and_refunds_reach_lightspeed_and_netsuite_once_through_kills_and_faults
         http.get(format!("{}/_fake/records", fakes.urls["lightspeed"])).send().expect("g").json().expect("j");
     let ns_stats: Value =
         http.get(format!("{}/_fake/records", fakes.urls["netsuite"])).send().expect("g").json().expect("j");
+    let sh_stats: Value =
+        http.get(format!("{}/_fake/records", fakes.urls["shopify"])).send().expect("g").json().expect("j");
     eprintln!(
-        "remotes system test: {} acknowledged (incl. refunds); lightspeed {}; netsuite {}",
+        "remotes system test: {} acknowledged (incl. refunds); lightspeed {}; netsuite {}; shopify {}",
         acked.len(),
         ls_stats["stats"],
-        ns_stats["stats"]
+        ns_stats["stats"],
+        sh_stats["stats"]
     );
 }
 

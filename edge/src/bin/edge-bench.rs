@@ -29,6 +29,7 @@ enum Which {
     DrainLightspeed,
     /// Drain against the fake NetSuite's concurrency limit.
     DrainNetsuite,
+    DrainShopify,
     /// Devices: idle CPU with every simulated device attached, and scan -> `scan` event on
     /// the WebSocket through a pty.
     Devices,
@@ -82,6 +83,10 @@ struct Args {
     /// Lightspeed's drip-rate multiplier for its drain (its bucket and costs stay real).
     #[arg(long, default_value_t = 25)]
     lightspeed_speed: u32,
+    /// Shopify's restore-rate multiplier for its drain (its bucket and query costs stay
+    /// the Standard plan's: 2,000 points, 100 a second).
+    #[arg(long, default_value_t = 10)]
+    shopify_speed: u32,
     /// Lightspeed cost rules for its drain: current or legacy.
     #[arg(long, default_value = "current")]
     lightspeed_rules: String,
@@ -250,6 +255,7 @@ fn bench_lanes(base: &Path, args: &Args) {
     let mut file = edge::fakes::start_in_background(edge::fakes::FakesOptions::default()).expect("fakes");
     file.lightspeed = None;
     file.netsuite = None;
+    file.shopify = None;
     let fakes_json = dir.join("fakes.json");
     std::fs::write(&fakes_json, serde_json::to_vec(&file).expect("json")).expect("write fakes.json");
     let fakes = fakes_json.to_string_lossy().into_owned();
@@ -493,21 +499,28 @@ fn bench_remote_drain(base: &Path, args: &Args, remote: &str) {
         ls_speed: args.lightspeed_speed,
         ls_rules: rules,
         ns_processing_ms: args.netsuite_processing_ms,
+        shopify_speed: args.shopify_speed,
         ..edge::fakes::FakesOptions::default()
     };
+    let (sh_max, sh_restore) = edge::fakes::FakesOptions::default().shopify_bucket;
     let (size, drip) = edge_sync::lightspeed::bucket::limits(rules, opts.ls_registers);
     let ns_limit = opts.ns_concurrency;
     let mut file = edge::fakes::start_in_background(opts).expect("fakes");
     let url = match remote {
         "lightspeed" => file.lightspeed.clone(),
+        "shopify" => file.shopify.clone(),
         _ => file.netsuite.clone(),
     }
     .expect("remote url");
     // Only the remote under test (and the cloud, which the demo needs for its catalog).
-    if remote == "lightspeed" {
-        file.netsuite = None;
-    } else {
+    if remote != "lightspeed" {
         file.lightspeed = None;
+    }
+    if remote != "netsuite" {
+        file.netsuite = None;
+    }
+    if remote != "shopify" {
+        file.shopify = None;
     }
     let fakes_json = dir.join("fakes.json");
     std::fs::write(&fakes_json, serde_json::to_vec(&file).expect("json")).expect("write fakes.json");
@@ -547,7 +560,22 @@ fn bench_remote_drain(base: &Path, args: &Args, remote: &str) {
     let after = records();
     let secs = elapsed.as_secs_f64();
     let d = |k: &str| after["stats"][k].as_i64().unwrap_or(0) - before["stats"][k].as_i64().unwrap_or(0);
-    if remote == "lightspeed" {
+    if remote == "shopify" {
+        // The bucket was full when the outage ended (it refills while nobody asks).
+        let restore = sh_restore * f64::from(args.shopify_speed.max(1));
+        let ceiling = sh_max + restore * secs;
+        let served = d("served_cost") as f64;
+        println!(
+            "drain shopify (Standard plan: bucket {sh_max:.0} points, {sh_restore:.0}/s x {}): {n} sales in {secs:.2} s = {:.1} orders/s; \
+             served {served:.0} points of a ceiling of {ceiling:.0} (bucket + restore x t): achieved / ceiling = {:.3}; \
+             throttled requests: {}; requests {}",
+            args.shopify_speed,
+            n as f64 / secs,
+            served / ceiling,
+            d("throttled"),
+            d("requests"),
+        );
+    } else if remote == "lightspeed" {
         let speed = f64::from(args.lightspeed_speed.max(1));
         let drip_s = drip as f64 / 1000.0 * speed;
         let ceiling = size as f64 / 1000.0 + drip_s * secs;
@@ -1106,6 +1134,9 @@ fn main() {
     }
     if all || args.which == Which::DrainNetsuite {
         bench_remote_drain(&base, &args, "netsuite");
+    }
+    if all || args.which == Which::DrainShopify {
+        bench_remote_drain(&base, &args, "shopify");
     }
     if all || args.which == Which::Devices {
         bench_devices(&base, &args);

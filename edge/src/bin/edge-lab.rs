@@ -74,6 +74,12 @@ enum Cmd {
         /// NetSuite concurrent request limit.
         #[arg(long, default_value_t = 5)]
         netsuite_concurrency: u32,
+        /// Shopify restore-rate multiplier (its Standard-plan bucket: 2,000 points, 100 a second).
+        #[arg(long, default_value_t = 1)]
+        shopify_speed: u32,
+        /// The fake Shopify is a development store: 5 orders a minute.
+        #[arg(long)]
+        shopify_dev_store: bool,
         /// Cloud event bucket size (events).
         #[arg(long, default_value_t = 1000.0)]
         cloud_bucket: f64,
@@ -164,6 +170,8 @@ fn main() -> ExitCode {
             lightspeed_registers,
             lightspeed_speed,
             netsuite_concurrency,
+            shopify_speed,
+            shopify_dev_store,
             cloud_bucket,
             cloud_refill_per_s,
             catalog_size,
@@ -218,6 +226,12 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
             opts.ns_concurrency = netsuite_concurrency as usize;
+            if !(1..=10_000).contains(&shopify_speed) {
+                eprintln!("edge-lab fakes: --shopify-speed must be 1–10000");
+                return ExitCode::from(2);
+            }
+            opts.shopify_speed = shopify_speed;
+            opts.shopify_dev_store = shopify_dev_store;
             if let Some(f) = cloud_secret_file {
                 match edge::config::read_secret(&f) {
                     Ok(s) => opts.cloud_secret = s,

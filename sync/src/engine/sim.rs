@@ -60,9 +60,9 @@ use uuid::Uuid;
 use super::Jitter;
 
 /// Three remotes with their own fakes, faults and workers: every sale goes to all.
-const REMOTES: [Remote; 3] = Remote::ALL;
+const REMOTES: [Remote; 4] = Remote::ALL;
 /// The remotes that take stock adjustments (Lightspeed keeps absolute levels: none).
-const TAKES_ADJUSTMENTS: [Remote; 2] = [Remote::Cloud, Remote::Netsuite];
+const TAKES_ADJUSTMENTS: [Remote; 3] = [Remote::Cloud, Remote::Netsuite, Remote::Shopify];
 const CLOUD_SECRET: &[u8] = b"demo-cloud-secret";
 const SIM_BASE: &str = "http://sim.invalid";
 /// Items the simulated sales draw from (`sim_item`).
@@ -219,6 +219,20 @@ impl SimStore {
 
     pub fn entries(&self) -> Vec<OutboxEntry> {
         self.live().entries.values().cloned().collect()
+    }
+
+    /// An operator's replay of refused records (after a mapping was added).
+    pub fn replay_rejected(&self, at: Timestamp) -> usize {
+        let mut st = self.live();
+        let mut n = 0;
+        for e in st.entries.values_mut() {
+            if matches!(e.state, OutboxState::Rejected { .. }) {
+                e.state = OutboxState::Pending;
+                e.updated_at = at;
+                n += 1;
+            }
+        }
+        n
     }
 
     /// An operator's dead-letter replay (`edgectl queue dead retry`).
@@ -399,6 +413,7 @@ fn source_number(source: Remote, remote_id: &str) -> Option<u64> {
     match source {
         Remote::Cloud => crate::cloud::pull::event_number(remote_id),
         Remote::Netsuite | Remote::Lightspeed => remote_id.parse().ok(),
+        Remote::Shopify => crate::shopify::confirmation_number(remote_id),
         // The bus is never a stock source.
         Remote::Bus => None,
     }
@@ -488,6 +503,7 @@ enum SimFake {
     Cloud(Box<FakeCloud>),
     Lightspeed(Box<FakeLightspeed>),
     NetSuite(Box<FakeNetSuite>),
+    Shopify(Box<crate::shopify::fake::FakeShopify>),
 }
 
 /// One record a remote keeps: the entry id when the remote keys by it (the cloud), the
@@ -504,6 +520,7 @@ impl SimFake {
             SimFake::Cloud(f) => f.handle(now, req),
             SimFake::Lightspeed(f) => f.handle(now, req),
             SimFake::NetSuite(f) => f.handle(now, req, 1),
+            SimFake::Shopify(f) => f.handle(now, req),
         }
     }
     fn faults(&self) -> &Faults {
@@ -511,6 +528,7 @@ impl SimFake {
             SimFake::Cloud(f) => f.faults(),
             SimFake::Lightspeed(f) => f.faults(),
             SimFake::NetSuite(f) => f.faults(),
+            SimFake::Shopify(f) => f.faults(),
         }
     }
     fn set_faults(&mut self, x: Faults) {
@@ -518,6 +536,7 @@ impl SimFake {
             SimFake::Cloud(f) => f.set_faults(x),
             SimFake::Lightspeed(f) => f.set_faults(x),
             SimFake::NetSuite(f) => f.set_faults(x),
+            SimFake::Shopify(f) => f.set_faults(x),
         }
     }
     fn kept(&self) -> Vec<Kept> {
@@ -545,6 +564,15 @@ impl SimFake {
                     remote_id: r.id.to_string(),
                 })
                 .collect(),
+            // Orders by sourceIdentifier, adjustments by their idempotency key.
+            SimFake::Shopify(f) => f
+                .orders()
+                .values()
+                .map(|o| (o.source_identifier.as_str(), o.id.clone()))
+                .chain(f.adjustments().iter().map(|a| (a.idempotency_key.as_str(), a.id.clone())))
+                .chain(f.refunds().iter().map(|r| (r.idempotency_key.as_str(), r.id.clone())))
+                .map(|(rec, id)| Kept { entry: None, record: Uuid::parse_str(rec).unwrap_or_default(), remote_id: id })
+                .collect(),
         }
     }
 }
@@ -552,6 +580,18 @@ impl SimFake {
 fn ls_map() -> LightspeedMap {
     // unknown_wait_s (20 s) is longer than the slowest simulated request takes to land (7 s).
     LightspeedMap { unknown_wait_s: 20, ..LightspeedMap::demo(SIM_ITEMS) }
+}
+
+/// The demo shop with the simulation's items pinned to the fake's variants
+/// (`demo_item(i)` is variant and inventory item i + 1). unknown_wait_s as Lightspeed's.
+fn shopify_map() -> crate::mapping::ShopifyMap {
+    let mut m = crate::mapping::ShopifyMap { unknown_wait_s: 20, ..crate::mapping::ShopifyMap::demo() };
+    for i in 0..SIM_ITEMS {
+        let sku = crate::demo::demo_item(i).sku;
+        m.variants.insert(sku.clone(), format!("gid://shopify/ProductVariant/{}", i + 1));
+        m.inventory_items.insert(sku, format!("gid://shopify/InventoryItem/{}", i + 1));
+    }
+    m
 }
 
 fn ns_map() -> NetSuiteMap {
@@ -600,6 +640,16 @@ fn worker(name: Remote, seed: u64, vault: &TokenVault) -> (Worker, Shared) {
                 )
                 .with_newest(newest),
             )
+        }
+        Remote::Shopify => {
+            let map = shopify_map();
+            Box::new(crate::shopify::connector::ShopifyConnector::new(
+                map,
+                crate::shopify::connector::Shop::new(),
+                crate::shopify::fake::DEMO_TOKEN,
+                std::sync::Arc::new(|_| None),
+                false,
+            ))
         }
         Remote::Cloud | Remote::Bus => Box::new(CloudConnector::new(STORE_ID, CLOUD_SECRET)),
     };
@@ -650,6 +700,14 @@ impl Sim {
                         let mut cfg = NsFakeConfig::demo(SIM_BASE);
                         cfg.catalog_size = SIM_ITEMS;
                         SimFake::NetSuite(Box::new(FakeNetSuite::new(cfg, fake_seed)))
+                    }
+                    Remote::Shopify => {
+                        let mut cfg = crate::shopify::fake::ShopifyFakeConfig::demo(SIM_BASE);
+                        cfg.catalog_size = SIM_ITEMS;
+                        // A Standard plan's bucket, restored at real speed: bursts of sales
+                        // after an outage meet it, and the pacer must keep them out of
+                        // "Throttled".
+                        SimFake::Shopify(Box::new(crate::shopify::fake::FakeShopify::new(cfg, fake_seed)))
                     }
                     Remote::Cloud | Remote::Bus => {
                         let mut cfg = FakeConfig::new(STORE_ID, CLOUD_SECRET);
@@ -703,6 +761,9 @@ impl Sim {
     }
 
     fn log(&mut self, s: String) {
+        if std::env::var("SIM_DEBUG").is_ok() && s.starts_with("shopify") {
+            eprintln!("t+{}ms {s}", self.now_ms - START_MS);
+        }
         if self.trace.len() >= 200 {
             self.trace.remove(0);
         }
@@ -1009,7 +1070,7 @@ impl Sim {
                     return Some(wait);
                 }
             },
-            Remote::Cloud | Remote::Bus => {
+            Remote::Cloud | Remote::Bus | Remote::Shopify => {
                 let cursor = self.store.live().stock_cursor;
                 self.pull.puller.request_from(crate::cloud::pull::Feed::Stock, cursor, now)
             }
@@ -1055,7 +1116,8 @@ impl Sim {
         let outcome = match source {
             Remote::Netsuite => self.on_ns_reply(reply),
             Remote::Lightspeed => self.on_ls_reply(reply),
-            Remote::Cloud | Remote::Bus => self.on_cloud_reply(reply),
+            // Shopify is not a stock source of the simulation (its pull is tested over HTTP).
+            Remote::Cloud | Remote::Bus | Remote::Shopify => self.on_cloud_reply(reply),
         };
         match outcome {
             Ok(Some(levels)) => {
@@ -1375,6 +1437,10 @@ impl Sim {
                 let map = ls_map();
                 f.qoh(*map.items.get(sku)?, map.shop_id)
             }
+            SimFake::Shopify(f) => {
+                let v = shopify_map().variants.get(sku).and_then(|g| crate::shopify::gql::gid_number(g))?;
+                f.available(v)
+            }
         }
     }
 
@@ -1481,7 +1547,7 @@ impl Sim {
             for e in &mine {
                 match &e.state {
                     OutboxState::Confirmed { remote_id } => match remote_ids.get(&e.record_id) {
-                        Some(k) if k == remote_id => {}
+                        Some(k) if k == crate::shopify::gid_of(remote_id) => {}
                         Some(k) => {
                             return Err(format!("entry {} confirmed as {remote_id}, {} says {k}", e.id, rm.name));
                         }
