@@ -33,8 +33,12 @@ impl Drop for Fakes {
 }
 
 fn start_fakes(dir: &Path, extra: &[&str]) -> Fakes {
+    // 100 items unless the test asks for another size.
+    let size: &[&str] = if extra.contains(&"--catalog-size") { &[] } else { &["--catalog-size", "100"] };
     let mut child = Command::new(edge_lab())
-        .args(["fakes", "--catalog-size", "100", "--data-dir"])
+        .arg("fakes")
+        .args(size)
+        .arg("--data-dir")
         .arg(dir)
         .args(extra)
         .stdout(Stdio::piped())
@@ -507,6 +511,114 @@ fn lightspeed_as_the_stock_source_rebases_without_counting_a_sale_twice() {
     wait_for("lightspeed has both", 60, || status(&http, &url, &tokens.tech, "lightspeed").confirmed == 2);
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(stock_of(&http, &url, &tokens.kiosk, sku), start - 5, "after the second pull");
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    child.wait().expect("wait");
+}
+
+/// Shopify as the source of catalog, prices and stock: the variants are read whole by a
+/// bulk operation (JSONL), then by cursor since the newest `updatedAt` (pages of 100); the
+/// location's levels by cursor rebase the local stock; a sale Shopify decremented is
+/// subtracted once; a stock adjustment reaches it once by its idempotency key.
+#[test]
+fn shopify_as_the_catalog_source_reads_by_bulk_and_cursor_and_rebases_without_counting_twice() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let fakes = start_fakes(&tmp.path().join("fakes"), &["--shopify-speed", "10", "--catalog-size", "250"]);
+    let dir = tmp.path().join("edge");
+    let (mut child, url, tokens) = run_edited(&dir, &fakes, |text| {
+        let text = text.replace("[routing]\ncatalog = \"cloud\"", "[routing]\ncatalog = \"shopify\"").replace(
+            "secret_file = \"secrets/shopify.token\"\ntimeout_ms = 5000\npull_interval_s = 30",
+            "secret_file = \"secrets/shopify.token\"\ntimeout_ms = 5000\npull_interval_s = 1",
+        );
+        assert!(
+            text.contains("catalog = \"shopify\"")
+                && text.contains("shopify.token\"\ntimeout_ms = 5000\npull_interval_s = 1"),
+            "{text}"
+        );
+        text
+    });
+    let sh = fakes.urls["shopify"].clone();
+    let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
+    let records =
+        || -> Value { http.get(format!("{sh}/_fake/records")).send().expect("records").json().expect("json") };
+    let sku = "SKU-0000001";
+    // The first read is a bulk operation.
+    wait_for("the bulk read", 30, || records()["stats"]["bulk_operations"].as_u64().unwrap_or(0) >= 1);
+    let r = http.post(format!("{sh}/_fake/stock")).json(&json!({"sku": sku, "available": 40})).send().expect("stock");
+    assert!(r.status().is_success());
+    wait_for("Shopify's level", 15, || stock_of(&http, &url, &tokens.kiosk, sku) == 40);
+    // One bulk read per start (the demo's, then this run's); after it, the cursor.
+    let bulks = records()["stats"]["bulk_operations"].clone();
+    let sell = |qty: u64| {
+        let body = json!({"lines": [{"sku": sku, "qty": qty}], "tenders": [{"type": "cash", "amount_minor": 100_000}]});
+        let r = http.post(format!("{url}/v1/sales")).bearer_auth(&tokens.cashier).json(&body).send().expect("sale");
+        assert_eq!(r.status().as_u16(), 201);
+    };
+    sell(3);
+    assert_eq!(stock_of(&http, &url, &tokens.kiosk, sku), 37);
+    wait_for("shopify has the sale", 30, || status(&http, &url, &tokens.tech, "shopify").confirmed == 1);
+    let order = records()["orders"][0].clone();
+    assert_eq!(order["inventory_behaviour"], json!("DECREMENT_IGNORING_POLICY"), "{order}");
+    // Pulls every second: the level now includes the sale; shown stock stays 37.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(stock_of(&http, &url, &tokens.kiosk, sku), 37, "the sale counted twice?");
+    // Prices edited in Shopify: 150 variants, read by cursor (two pages of 100).
+    for i in 1..=150 {
+        let r = http
+            .post(format!("{sh}/_fake/price"))
+            .json(&json!({"sku": format!("SKU-{i:07}"), "price": format!("{}.99", 10 + i % 7)}))
+            .send()
+            .expect("price");
+        assert!(r.status().is_success());
+    }
+    wait_for("the 150th price", 20, || {
+        price_of(&http, &url, &tokens.kiosk, "SKU-0000150") == (10 + 150 % 7) * 100 + 99
+    });
+    assert_eq!(price_of(&http, &url, &tokens.kiosk, sku), 1199);
+    assert_eq!(records()["stats"]["bulk_operations"], bulks, "no bulk read since: the cursor");
+    // A stock adjustment goes to Shopify once, and its level then includes it once.
+    let r = http
+        .post(format!("{url}/v1/stock/adjustments"))
+        .bearer_auth(&tokens.manager)
+        .json(&json!({"sku": sku, "delta": 5, "reason": "received"}))
+        .send()
+        .expect("adjustment");
+    assert_eq!(r.status().as_u16(), 201, "{:?}", r.text());
+    assert_eq!(stock_of(&http, &url, &tokens.kiosk, sku), 42);
+    wait_for("shopify has the adjustment", 30, || status(&http, &url, &tokens.tech, "shopify").confirmed == 2);
+    let adj = records()["adjustments"][0].clone();
+    assert_eq!((adj["reason"].as_str(), adj["changes"][0][1].as_i64()), (Some("received"), Some(5)), "{adj}");
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(stock_of(&http, &url, &tokens.kiosk, sku), 42, "the adjustment counted twice?");
+    // Shopify away: a sale stays subtracted from the last level; when it arrives and the
+    // next pull reads it, still once.
+    let r = http.post(format!("{sh}/_fake/faults")).json(&json!({"down": true})).send();
+    assert!(r.expect("faults").status().is_success());
+    sell(2);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(stock_of(&http, &url, &tokens.kiosk, sku), 40);
+    http.delete(format!("{sh}/_fake/faults")).send().expect("heal");
+    let (code, out) = edgectl(&dir, &["sync", "run"]);
+    assert_eq!(code, Some(0), "{out}");
+    wait_for("shopify has both sales", 60, || status(&http, &url, &tokens.tech, "shopify").confirmed == 3);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(stock_of(&http, &url, &tokens.kiosk, sku), 40, "after the next pull");
+    assert_eq!(records()["stats"]["throttled"], json!(0));
+    // The day's report: Shopify's orders by sourceIdentifier, clean.
+    let (code, out) = edgectl(&dir, &["--json", "sync", "report"]);
+    assert_eq!(code, Some(0), "{out}");
+    let rep: Value = serde_json::from_str(&out).expect("json");
+    let r = rep["remotes"]
+        .as_array()
+        .expect("remotes")
+        .iter()
+        .find(|r| r["remote"] == "shopify")
+        .cloned()
+        .expect("shopify");
+    assert_eq!(
+        (r["clean"].as_bool(), r["local_count"].as_u64(), r["remote_count"].as_u64()),
+        (Some(true), Some(2), Some(2)),
+        "{r}"
+    );
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
     child.wait().expect("wait");
 }
