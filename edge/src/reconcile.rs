@@ -127,7 +127,7 @@ async fn shopify_records(app: &Arc<App>, client: &reqwest::Client, date: Date) -
     let orders = pull.orders_between(start, end).await?;
     Ok(orders
         .into_iter()
-        .filter(|o| o.tags.iter().any(|t| *t == tag))
+        .filter(|o| o.tags.contains(&tag))
         .map(|o| RemoteRecord {
             reference: o.source_identifier.unwrap_or_default(),
             remote_id: o.id,

@@ -1174,7 +1174,7 @@ fn shopify_throttling_at_an_empty_bucket_is_waited_out_and_the_paced_burst_is_ne
         assert_eq!(confirmed(&store), 5, "429: {status_429}");
         assert_eq!(fake.stats().throttled, 1, "one throttle, then the pacer waited (429: {status_429}): {sent:?}");
         assert_eq!(fake.orders().len(), 5, "nothing done twice");
-        assert_eq!(sent.iter().filter(|(_, st)| *st == if status_429 { 429 } else { 200 }).count() >= 1, true);
+        assert!(sent.iter().any(|(_, st)| *st == if status_429 { 429 } else { 200 }));
     }
     // A burst of 250 orders from a full bucket: 2,000 points at 10 each, then 100/s.
     let mut fake = shopify_fake(|_| {});

@@ -761,9 +761,6 @@ impl Sim {
     }
 
     fn log(&mut self, s: String) {
-        if std::env::var("SIM_DEBUG").is_ok() && s.starts_with("shopify") {
-            eprintln!("t+{}ms {s}", self.now_ms - START_MS);
-        }
         if self.trace.len() >= 200 {
             self.trace.remove(0);
         }

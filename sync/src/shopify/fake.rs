@@ -71,7 +71,7 @@ impl ShopifyFakeConfig {
         ShopifyFakeConfig {
             base_url: base_url.trim_end_matches('/').to_string(),
             token: DEMO_TOKEN.into(),
-            currency: Currency::parse("EUR").unwrap_or_else(|_| unreachable_currency()),
+            currency: Currency::EUR,
             location: 1,
             catalog_size: 2000,
             max: 2000.0,
@@ -81,11 +81,6 @@ impl ShopifyFakeConfig {
             throttle_429: false,
         }
     }
-}
-
-fn unreachable_currency() -> Currency {
-    // "EUR" always parses; this keeps the constructor free of a panic path.
-    Currency::parse("XXX").unwrap_or_else(|_| std::process::abort())
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use std::path::Path;
 
-pub const REMOTES: [Remote; 3] = Remote::ALL;
+pub const REMOTES: [Remote; 4] = Remote::ALL;
 
 pub fn open(dir: &Path) -> SledStore {
     let mut cfg = StoreConfig::new(dir);
