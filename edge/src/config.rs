@@ -1390,7 +1390,7 @@ levle = "debug"
         let urls: BTreeMap<String, String> =
             REMOTE_NAMES.iter().map(|n| (n.to_string(), "http://127.0.0.1:1".to_string())).collect();
         let c = parse(&demo_toml(d.path(), "127.0.0.1:0", &urls), d.path()).expect("valid");
-        assert_eq!(c.sale_remotes().len(), 3);
+        assert_eq!(c.sale_remotes().len(), 4);
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
         assert_eq!(c.lightspeed.as_ref().map(|m| m.shop_id), Some(1));
         // A remote the fakes do not name is off.
@@ -1447,10 +1447,22 @@ levle = "debug"
         assert_eq!(c.sale_remotes(), vec![Remote::Cloud, Remote::Lightspeed]);
         assert_eq!(c.refund_remotes(), vec![Remote::Cloud, Remote::Lightspeed]);
         // Bad names, an unknown mapping field, a missing mapping: each named by key.
+        // A Shopify–NetSuite connector forwarding Shopify's orders: a double count at NetSuite.
+        let fw = base.replace("[routing]\n", "[routing]\nforwarders = [\"shopify->netsuite\"]\n");
+        let c = parse(&fw, d.path()).expect("valid");
+        assert!(c.warnings.iter().any(|w| w.message.contains("counted twice at netsuite")), "{:?}", c.warnings);
+        let sh = base.replace("catalog = \"cloud\"", "catalog = \"shopify\"");
+        let c = parse(&sh, d.path()).expect("Shopify can be the catalog's source");
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert_eq!(c.catalog, Some(Remote::Shopify));
+        let no_map =
+            sh.replace("[mappings.shopify]\nlocation_id = \"gid://shopify/Location/1\"\n", "[mappings.shopify]\n");
+        let p = parse(&no_map, d.path()).expect_err("the location is required");
+        assert!(p.iter().any(|p| p.key.starts_with("mappings.shopify")), "{p:?}");
         let ns = base.replace("catalog = \"cloud\"", "catalog = \"netsuite\"");
         let c = parse(&ns, d.path()).expect("NetSuite can be the catalog's source");
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
-        assert_eq!(c.adjustment_remotes(), vec![Remote::Cloud, Remote::Netsuite]);
+        assert_eq!(c.adjustment_remotes(), vec![Remote::Cloud, Remote::Netsuite, Remote::Shopify]);
         assert_eq!(c.adjustments_refused(), None);
         let ls = base.replace("catalog = \"cloud\"", "catalog = \"lightspeed\"");
         assert!(parse(&ls, d.path()).expect("valid").adjustments_refused().is_some());
