@@ -232,8 +232,13 @@ fn a_cash_sale_is_priced_durable_replayable_and_visible_everywhere() {
         tries += 1;
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
-    assert_eq!(sync.remotes.len(), 3);
-    for r in &sync.remotes {
+    // Every remote is listed; the three this test's fakes serve are live (Shopify is off).
+    assert_eq!(sync.remotes.len(), 4);
+    assert_eq!(
+        sync.remotes.iter().filter(|r| r.mode == "off").map(|r| r.name.as_str()).collect::<Vec<_>>(),
+        ["shopify"]
+    );
+    for r in sync.remotes.iter().filter(|r| r.mode != "off") {
         assert_eq!((r.mode.as_str(), r.state.as_str(), r.pending, r.confirmed), ("live", "connected", 0, 2), "{r:?}");
         assert!(r.last_success_at.is_some());
     }
@@ -598,7 +603,12 @@ fn edged_run_serves_from_a_config_file_and_stops_on_sigterm() {
     let modes: Vec<(String, String)> = sync.remotes.iter().map(|r| (r.name.clone(), r.mode.clone())).collect();
     assert_eq!(
         modes,
-        vec![("cloud".into(), "shadow".into()), ("lightspeed".into(), "off".into()), ("netsuite".into(), "off".into())]
+        vec![
+            ("cloud".into(), "shadow".into()),
+            ("lightspeed".into(), "off".into()),
+            ("netsuite".into(), "off".into()),
+            ("shopify".into(), "off".into())
+        ]
     );
     assert_eq!(sync.remotes[0].state, "shadow");
     std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
