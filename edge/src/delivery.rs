@@ -216,7 +216,7 @@ pub fn build_engine(
                     let (a, b) = v.split_once(' ')?;
                     Some((a.to_string(), b.to_string()))
                 });
-                // One request at a time: the shop's bucket is the limit, not the latency.
+                // Two requests at most: the shop's bucket is the limit, not the latency.
                 max_in_flight = max_in_flight.min(2);
                 let keeps_stock = cfg.catalog == Some(Remote::Shopify);
                 Box::new(ShopifyConnector::new(map, shop.clone(), &token, variants, keeps_stock).learning_variants())

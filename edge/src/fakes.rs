@@ -322,29 +322,24 @@ trait Served: Send + 'static {
     fn latency_ms(&self) -> u64;
 }
 
-impl Served for FakeLightspeed {
-    fn serve(&mut self, now: Timestamp, req: &HttpRequest, _concurrent: usize) -> Disposition {
-        self.handle(now, req)
-    }
-    fn down(&self) -> bool {
-        self.faults().down
-    }
-    fn latency_ms(&self) -> u64 {
-        self.faults().latency_ms
-    }
+/// Fakes whose answers do not depend on how many requests are in flight.
+macro_rules! served_one_at_a_time {
+    ($($fake:ty),*) => {$(
+        impl Served for $fake {
+            fn serve(&mut self, now: Timestamp, req: &HttpRequest, _concurrent: usize) -> Disposition {
+                self.handle(now, req)
+            }
+            fn down(&self) -> bool {
+                self.faults().down
+            }
+            fn latency_ms(&self) -> u64 {
+                self.faults().latency_ms
+            }
+        }
+    )*};
 }
 
-impl Served for FakeShopify {
-    fn serve(&mut self, now: Timestamp, req: &HttpRequest, _concurrent: usize) -> Disposition {
-        self.handle(now, req)
-    }
-    fn down(&self) -> bool {
-        self.faults().down
-    }
-    fn latency_ms(&self) -> u64 {
-        self.faults().latency_ms
-    }
-}
+served_one_at_a_time!(FakeLightspeed, FakeShopify);
 
 impl Served for FakeNetSuite {
     fn serve(&mut self, now: Timestamp, req: &HttpRequest, concurrent: usize) -> Disposition {

@@ -122,8 +122,7 @@ async fn shopify_records(app: &Arc<App>, client: &reqwest::Client, date: Date) -
         app.shop.clone(),
         map,
         Duration::from_millis(rc.timeout_ms),
-    )
-    .with_catalog(app.cfg.currency);
+    );
     let orders = pull.orders_between(start, end).await?;
     Ok(orders
         .into_iter()

@@ -213,19 +213,7 @@ impl ShopifyMap {
         {
             out.push(("mappings.shopify.location_id".into(), "must be a location's gid://shopify/Location/N".into()));
         }
-        for k in self.gateways.keys() {
-            if !TENDER_KINDS.contains(&k.as_str()) {
-                out.push((format!("mappings.shopify.gateways.{k}"), "unknown tender kind; known: cash, card".into()));
-            }
-        }
-        for k in TENDER_KINDS {
-            if !self.gateways.contains_key(k) {
-                out.push((
-                    format!("mappings.shopify.gateways.{k}"),
-                    "missing: sales paid this way will wait as dead letters".into(),
-                ));
-            }
-        }
+        out.extend(tender_problems("mappings.shopify.gateways", self.gateways.keys()));
         for (k, v) in &self.tax_lines {
             if k.parse::<u32>().map_or(true, |bp| bp > 10_000) {
                 out.push((
@@ -446,6 +434,24 @@ pub fn tender_kind(t: &crate::domain::Tender) -> &'static str {
     }
 }
 
+/// Problems of a table keyed by tender kind (`PREFIX.KIND`): a kind we do not have, and a
+/// kind missing (its sales would wait as dead letters: a warning).
+fn tender_problems<'a>(prefix: &str, kinds: impl Iterator<Item = &'a String>) -> Vec<(String, String)> {
+    let kinds: Vec<&String> = kinds.collect();
+    let mut out = Vec::new();
+    for k in &kinds {
+        if !TENDER_KINDS.contains(&k.as_str()) {
+            out.push((format!("{prefix}.{k}"), "unknown tender kind; known: cash, card".into()));
+        }
+    }
+    for k in TENDER_KINDS {
+        if !kinds.iter().any(|x| x.as_str() == k) {
+            out.push((format!("{prefix}.{k}"), "missing: sales paid this way will wait as dead letters".into()));
+        }
+    }
+    out
+}
+
 /// The reason of a record that cannot go because a mapping key is missing.
 pub fn missing(key: &str, what: &str) -> String {
     format!("mapping missing: {key} ({what}); add it to the config, then replay the dead letter")
@@ -469,19 +475,7 @@ impl LightspeedMap {
         if self.reference_source.is_empty() || self.reference_source.len() > 255 {
             out.push(("mappings.lightspeed.reference_source".into(), "must be 1–255 characters".into()));
         }
-        for k in self.tenders.keys() {
-            if !TENDER_KINDS.contains(&k.as_str()) {
-                out.push((format!("mappings.lightspeed.tenders.{k}"), "unknown tender kind; known: cash, card".into()));
-            }
-        }
-        for k in TENDER_KINDS {
-            if !self.tenders.contains_key(k) {
-                out.push((
-                    format!("mappings.lightspeed.tenders.{k}"),
-                    "missing: sales paid this way will wait as dead letters".into(),
-                ));
-            }
-        }
+        out.extend(tender_problems("mappings.lightspeed.tenders", self.tenders.keys()));
         out
     }
 }
@@ -514,19 +508,7 @@ impl NetSuiteMap {
         if !(1..=1000).contains(&self.concurrency) {
             out.push(("mappings.netsuite.concurrency".into(), "must be 1–1000".into()));
         }
-        for k in self.tenders.keys() {
-            if !TENDER_KINDS.contains(&k.as_str()) {
-                out.push((format!("mappings.netsuite.tenders.{k}"), "unknown tender kind; known: cash, card".into()));
-            }
-        }
-        for k in TENDER_KINDS {
-            if !self.tenders.contains_key(k) {
-                out.push((
-                    format!("mappings.netsuite.tenders.{k}"),
-                    "missing: sales paid this way will wait as dead letters".into(),
-                ));
-            }
-        }
+        out.extend(tender_problems("mappings.netsuite.tenders", self.tenders.keys()));
         if self.adjustment_account.as_deref().is_some_and(str::is_empty) {
             out.push(("mappings.netsuite.adjustment_account".into(), "must be an internal id".into()));
         }

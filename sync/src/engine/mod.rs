@@ -134,6 +134,18 @@ pub enum RecordResult {
     Absent(String),
 }
 
+/// When an entry of unknown outcome may be looked up at a remote without idempotency keys
+/// (Lightspeed, Shopify's orders): `quarantine_ms` after it became unknown, so a request
+/// still on its way lands first. `None` for an entry whose outcome is known.
+pub fn quarantined_until(e: &OutboxEntry, quarantine_ms: i64) -> Option<Timestamp> {
+    match e.state {
+        OutboxState::Unknown | OutboxState::InFlight { .. } => {
+            Timestamp::from_millisecond(e.updated_at.as_millisecond().saturating_add(quarantine_ms)).ok()
+        }
+        _ => None,
+    }
+}
+
 /// A connector's own reading of a reply the engine would otherwise judge by its status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {

@@ -490,12 +490,7 @@ impl Connector for LightspeedConnector {
     }
 
     fn not_before(&self, e: &OutboxEntry) -> Option<Timestamp> {
-        match e.state {
-            OutboxState::Unknown | OutboxState::InFlight { .. } => {
-                Timestamp::from_millisecond(e.updated_at.as_millisecond().saturating_add(self.quarantine_ms)).ok()
-            }
-            _ => None,
-        }
+        crate::engine::quarantined_until(e, self.quarantine_ms)
     }
 
     fn on_auth_refused(&mut self, _now: Timestamp) {

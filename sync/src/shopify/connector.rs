@@ -28,9 +28,7 @@
 
 use super::gql::{self, Answer};
 use super::throttle::Pacer;
-use crate::domain::{
-    AdjustReason, OutboxEntry, OutboxState, Quantity, Record, Sale, SaleKind, StockAdjustment, TaxMode, Tender,
-};
+use crate::domain::{OutboxEntry, OutboxState, Quantity, Record, Sale, SaleKind, StockAdjustment, TaxMode, Tender};
 use crate::engine::{Connector, RecordResult, Verdict};
 use crate::mapping::{ShopifyMap, missing, tender_kind};
 use crate::wire::{HttpRequest, HttpResponse, Method};
@@ -325,7 +323,7 @@ impl ShopifyConnector {
                 _ => 1,
             };
             let mut left = want;
-            for (id, sku, qty) in order.lines.iter().filter(|x| x.1 == l.sku) {
+            for (id, _, qty) in order.lines.iter().filter(|x| x.1 == l.sku) {
                 let used = taken.entry(id.clone()).or_default();
                 let n = left.min(qty - *used);
                 if n > 0 {
@@ -337,7 +335,6 @@ impl ShopifyConnector {
                         item["locationId"] = json!(self.map.location_id);
                     }
                     items.push(item);
-                    let _ = sku;
                 }
             }
             if left > 0 {
@@ -381,7 +378,6 @@ impl ShopifyConnector {
             ));
         };
         let reason = self.map.reason(a.reason);
-        let _: AdjustReason = a.reason;
         Ok(json!({"input": {
             "reason": reason,
             "name": "available",
@@ -422,15 +418,27 @@ impl ShopifyConnector {
     /// What a GraphQL answer says of one record.
     fn judge(&mut self, sent: Sent, a: &Answer, now: Timestamp) -> RecordResult {
         let confirmed = |gid: &str| RecordResult::Confirmed(super::remote_id(gid, now.as_millisecond()));
-        let payload = |field: &str| a.data.get(field).cloned().unwrap_or(Value::Null);
-        let refused = |what: &str, errs: Vec<String>| {
-            RecordResult::Refused(format!("Shopify refused the {what}: {}", errs.join("; ")))
+        // A mutation's payload: its userErrors (a refusal naming the field), or the id of
+        // what it made.
+        let made = |field: &str, id: &str, what: &str| {
+            let p = a.data.get(field).unwrap_or(&Value::Null);
+            let errs = gql::user_errors(p);
+            if !errs.is_empty() {
+                return RecordResult::Refused(format!("Shopify refused the {what}: {}", errs.join("; ")));
+            }
+            match p.pointer(id).and_then(Value::as_str) {
+                Some(gid) => confirmed(gid),
+                None => RecordResult::Retry(format!("Shopify's {field} answer has neither {id} nor userErrors")),
+            }
         };
+        let nodes = || a.data.pointer("/orders/nodes").and_then(Value::as_array).cloned().unwrap_or_default();
         match sent {
+            Sent::Create => made("orderCreate", "/order/id", "order"),
+            Sent::Refund => made("refundCreate", "/refund/id", "refund"),
+            Sent::Adjust => made("inventoryAdjustQuantities", "/inventoryAdjustmentGroup/id", "stock adjustment"),
             Sent::Lookup => {
-                let nodes = a.data.pointer("/orders/nodes").and_then(Value::as_array).cloned().unwrap_or_default();
                 // The oldest of ours (a second copy would be a duplicate the report shows).
-                match nodes
+                match nodes()
                     .iter()
                     .filter_map(|n| n.get("id").and_then(Value::as_str))
                     .min_by_key(|g| gql::gid_number(g).unwrap_or(u64::MAX))
@@ -439,25 +447,13 @@ impl ShopifyConnector {
                     None => RecordResult::Absent("not at Shopify after an unknown outcome: posting it".into()),
                 }
             }
-            Sent::Create => {
-                let p = payload("orderCreate");
-                let errs = gql::user_errors(&p);
-                if !errs.is_empty() {
-                    return refused("order", errs);
-                }
-                match p.pointer("/order/id").and_then(Value::as_str) {
-                    Some(gid) => confirmed(gid),
-                    None => {
-                        RecordResult::Retry("Shopify's orderCreate answer has neither an order nor userErrors".into())
-                    }
-                }
-            }
             Sent::Original(orig) => {
-                let nodes = a.data.pointer("/orders/nodes").and_then(Value::as_array).cloned().unwrap_or_default();
-                let Some(n) = nodes.first() else {
+                let Some(n) = nodes().into_iter().next() else {
                     return RecordResult::Retry(format!("the sale it refunds ({orig}) is not at Shopify yet"));
                 };
-                let id = n.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+                let Some(id) = n.get("id").and_then(Value::as_str).map(str::to_string) else {
+                    return RecordResult::Retry("Shopify's order has no id".into());
+                };
                 let lines = n
                     .pointer("/lineItems/nodes")
                     .and_then(Value::as_array)
@@ -473,37 +469,8 @@ impl ShopifyConnector {
                             .collect()
                     })
                     .unwrap_or_default();
-                if id.is_empty() {
-                    return RecordResult::Retry("Shopify's order has no id".into());
-                }
                 self.originals.insert(orig, OrderLines { id, lines });
                 RecordResult::NotSent(format!("read the order of {orig}"))
-            }
-            Sent::Refund => {
-                let p = payload("refundCreate");
-                let errs = gql::user_errors(&p);
-                if !errs.is_empty() {
-                    return refused("refund", errs);
-                }
-                match p.pointer("/refund/id").and_then(Value::as_str) {
-                    Some(gid) => confirmed(gid),
-                    None => {
-                        RecordResult::Retry("Shopify's refundCreate answer has neither a refund nor userErrors".into())
-                    }
-                }
-            }
-            Sent::Adjust => {
-                let p = payload("inventoryAdjustQuantities");
-                let errs = gql::user_errors(&p);
-                if !errs.is_empty() {
-                    return refused("stock adjustment", errs);
-                }
-                match p.pointer("/inventoryAdjustmentGroup/id").and_then(Value::as_str) {
-                    Some(gid) => confirmed(gid),
-                    None => RecordResult::Retry(
-                        "Shopify's inventoryAdjustQuantities answer has neither a group nor userErrors".into(),
-                    ),
-                }
             }
         }
     }
@@ -571,12 +538,7 @@ impl Connector for ShopifyConnector {
     }
 
     fn not_before(&self, e: &OutboxEntry) -> Option<Timestamp> {
-        match e.state {
-            OutboxState::Unknown | OutboxState::InFlight { .. } => {
-                Timestamp::from_millisecond(e.updated_at.as_millisecond().saturating_add(self.quarantine_ms)).ok()
-            }
-            _ => None,
-        }
+        crate::engine::quarantined_until(e, self.quarantine_ms)
     }
 
     fn observe(&mut self, reply: &HttpResponse, now: Timestamp) {

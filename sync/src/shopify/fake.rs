@@ -790,7 +790,6 @@ impl FakeShopify {
             return (json!({"refund": null, "userErrors": errs}), false);
         }
         let rid = self.id();
-        let loc = self.cfg.location;
         if let Some(o) = self.orders.get_mut(&on) {
             o.refunded_minor += amount;
             for (id, q, restock) in &lines {
@@ -804,7 +803,6 @@ impl FakeShopify {
                 }
             }
         }
-        let _ = loc;
         let r = FakeRefund {
             id: gid("Refund", rid),
             order_id: gid("Order", on),

@@ -330,7 +330,7 @@ impl ShopifyPull {
         Ok(out)
     }
 
-    /// The shop's orders processed in `[from, to)` (the report's business day), in `currency`.
+    /// The shop's orders processed in `[from, to)` (the report's business day).
     pub async fn orders_between(&self, from: Timestamp, to: Timestamp) -> Result<Vec<ShopOrder>, String> {
         let q = format!("processed_at:>='{from}' processed_at:<'{to}'");
         let rows = self.pages(ORDERS_PAGE, json!({"q": q, "after": null}), "/orders").await?;
@@ -342,10 +342,15 @@ impl ShopifyPull {
                     name: o.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
                     source_identifier: o.get("sourceIdentifier").and_then(Value::as_str).map(str::to_string),
                     processed_at: o.get("processedAt").and_then(Value::as_str).and_then(|t| t.parse().ok()),
+                    // In the currency the answer names (the shop's).
                     total_minor: o
                         .pointer("/totalPriceSet/shopMoney/amount")
                         .and_then(Value::as_str)
-                        .zip(self.catalog.or(Some(crate::money::Currency::EUR)))
+                        .zip(
+                            o.pointer("/totalPriceSet/shopMoney/currencyCode")
+                                .and_then(Value::as_str)
+                                .and_then(|c| crate::money::Currency::parse(c).ok()),
+                        )
                         .and_then(|(a, c)| super::parse_decimal(a, c)),
                     tags: o
                         .get("tags")
