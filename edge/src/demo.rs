@@ -39,15 +39,11 @@ pub fn read_fakes(path: &Path) -> Result<BTreeMap<String, String>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("--fakes {}: {e}", path.display()))?;
     let f: crate::fakes::FakesFile =
         serde_json::from_str(&text).map_err(|e| format!("--fakes {}: not a fakes file: {e}", path.display()))?;
-    let mut out = BTreeMap::new();
-    for (name, url) in
-        [("cloud", f.cloud), ("lightspeed", f.lightspeed), ("netsuite", f.netsuite), ("shopify", f.shopify)]
-    {
-        let Some(url) = url else { continue };
+    let out = f.urls();
+    for (name, url) in &out {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(format!("--fakes {}: {name}: {url:?} is not an http URL", path.display()));
         }
-        out.insert(name.to_string(), url);
     }
     if out.is_empty() {
         return Err(format!("--fakes {}: names no remote", path.display()));
@@ -115,7 +111,7 @@ pub fn offline_config(dir: &Path) -> Result<Config, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
     write_demo_secret(dir)?;
     let urls: BTreeMap<String, String> =
-        ["cloud", "lightspeed", "netsuite"].iter().map(|n| (n.to_string(), "http://127.0.0.1:9".to_string())).collect();
+        config::REMOTE_NAMES.iter().map(|n| (n.to_string(), "http://127.0.0.1:9".to_string())).collect();
     config::parse(&config::demo_toml(dir, "127.0.0.1:0", &urls), dir).map_err(|p| {
         let lines: Vec<String> = p.iter().map(ToString::to_string).collect();
         lines.join("; ")

@@ -43,6 +43,21 @@ pub struct FakesFile {
     pub shopify: Option<String>,
 }
 
+impl FakesFile {
+    /// The remotes it names, by name (`cloud`, `lightspeed`, `netsuite`, `shopify`).
+    pub fn urls(&self) -> std::collections::BTreeMap<String, String> {
+        [
+            ("cloud", &self.cloud),
+            ("lightspeed", &self.lightspeed),
+            ("netsuite", &self.netsuite),
+            ("shopify", &self.shopify),
+        ]
+        .into_iter()
+        .filter_map(|(n, u)| Some((n.to_string(), u.clone()?)))
+        .collect()
+    }
+}
+
 /// Limits of the fakes.
 #[derive(Debug, Clone)]
 pub struct FakesOptions {

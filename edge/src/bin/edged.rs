@@ -154,15 +154,7 @@ fn main() -> ExitCode {
                     catalog_size,
                     ..edge::fakes::FakesOptions::default()
                 })
-                .map(|f| {
-                    let mut m = std::collections::BTreeMap::new();
-                    for (name, u) in [("cloud", f.cloud), ("lightspeed", f.lightspeed), ("netsuite", f.netsuite)] {
-                        if let Some(u) = u {
-                            m.insert(name.to_string(), u);
-                        }
-                    }
-                    m
-                }),
+                .map(|f| f.urls()),
             };
             let urls = match urls {
                 Ok(u) => u,
