@@ -29,6 +29,7 @@ enum Which {
     DrainLightspeed,
     /// Drain against the fake NetSuite's concurrency limit.
     DrainNetsuite,
+    /// Drain against the fake Shopify's cost-based leaky bucket (Standard plan, the restore sped up): achieved / ceiling and throttled requests.
     DrainShopify,
     /// Devices: idle CPU with every simulated device attached, and scan -> `scan` event on
     /// the WebSocket through a pty.
