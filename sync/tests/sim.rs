@@ -1,7 +1,8 @@
 //! The sync engine's deterministic simulation (see `edge_sync::engine::sim`).
 //!
-//! `SIM_SEEDS` (default 1000; each seed runs three remotes) seeds from `SIM_SEED_BASE`
-//! (default 0) run in CI;
+//! `SIM_SEEDS` (default 1000; each seed runs four remotes) seeds from `SIM_SEED_BASE`
+//! (default 0) run in CI, split over four tests (the seed's place in the list modulo 4) so
+//! that the test runner can spread them over the cores: together they run every seed once.
 //! `SIM_SEED=n` replays one seed; `scripts/sim-soak` runs many more.
 
 use edge_sync::engine::sim::{SimParams, run};
@@ -10,9 +11,32 @@ fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
 }
 
+/// How many tests share the seeds.
+const PARTS: usize = 4;
+
 #[test]
-fn every_acknowledged_sale_reaches_every_remote_exactly_once() {
-    let seeds: Vec<u64> = match env_u64("SIM_SEED") {
+fn every_acknowledged_sale_reaches_every_remote_exactly_once_part_1_of_4() {
+    seeds_reach_every_remote_exactly_once(0);
+}
+
+#[test]
+fn every_acknowledged_sale_reaches_every_remote_exactly_once_part_2_of_4() {
+    seeds_reach_every_remote_exactly_once(1);
+}
+
+#[test]
+fn every_acknowledged_sale_reaches_every_remote_exactly_once_part_3_of_4() {
+    seeds_reach_every_remote_exactly_once(2);
+}
+
+#[test]
+fn every_acknowledged_sale_reaches_every_remote_exactly_once_part_4_of_4() {
+    seeds_reach_every_remote_exactly_once(3);
+}
+
+/// The seeds at places `part`, `part + PARTS`, … of the list: each seed in exactly one part.
+fn seeds_reach_every_remote_exactly_once(part: usize) {
+    let all: Vec<u64> = match env_u64("SIM_SEED") {
         Some(s) => vec![s],
         None => {
             let base = env_u64("SIM_SEED_BASE").unwrap_or(0);
@@ -20,6 +44,7 @@ fn every_acknowledged_sale_reaches_every_remote_exactly_once() {
             (base..base + n).collect()
         }
     };
+    let seeds: Vec<u64> = all.into_iter().skip(part).step_by(PARTS).collect();
     let started = std::time::Instant::now();
     let (mut pulls, mut levels) = (0u64, 0u64);
     let (mut sales, mut adjustments, mut crashes, mut lost, mut throttled, mut requests, mut replayed, mut virt) =
@@ -42,9 +67,10 @@ fn every_acknowledged_sale_reaches_every_remote_exactly_once() {
         }
     }
     println!(
-        "{} seeds in {:.1} s: {sales} sales, {adjustments} adjustments, {requests} requests, {crashes} crashes, {lost} lost replies, \
+        "part {} of {PARTS}: {} seeds in {:.1} s: {sales} sales, {adjustments} adjustments, {requests} requests, {crashes} crashes, {lost} lost replies, \
          {throttled} 429s, {replayed} dead letters replayed, {pulls} stock pages pulled ({levels} levels rebased), \
          {:.1} virtual hours",
+        part + 1,
         seeds.len(),
         started.elapsed().as_secs_f64(),
         virt as f64 / 3_600_000.0
