@@ -43,5 +43,11 @@ fn the_devices_panel_speaks_the_screens_language() {
             .to_string();
         let r = edge_kiosk::controllers::status::row(&ui, out);
         assert_eq!(r.health.as_str(), format!("online, Lade offen; Lade offen gelassen seit {at}"));
+        // A terminal ready without words of its own (our word, not the terminal's) in German too.
+        let out: edge_api::DeviceOut = serde_json::from_value(serde_json::json!({
+            "id": "terminal", "kind": "terminal", "state": "online", "health": "ready"
+        }))
+        .expect("device");
+        assert_eq!(edge_kiosk::controllers::status::row(&ui, out).health.as_str(), "bereit");
     });
 }
